@@ -1,0 +1,638 @@
+"""Benchmark berth against dockerd through the real docker CLI.
+
+Run it through ``bench/run`` (which does the set-up first).  For each engine the
+harness starts a private daemon under a fresh ``/tmp/berth-bench.*`` directory
+(its own socket, data root, exec root and pidfile), imports the offline busybox
+rootfs as ``busybox:latest`` with ``docker import``, times every scenario with the
+``docker`` client, then stops the daemon by its PID, unmounts whatever is left
+under the temporary directory and removes it.
+
+To add a scenario, append a :class:`Scenario` to ``SCENARIOS``: ``argv`` is what
+follows ``docker`` on the command line; ``setup``/``cleanup`` run once around the
+measured loop and ``after_each`` after every run (none of them is timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+IMAGE = "busybox:latest"
+
+
+@dataclass
+class Scenario:
+    name: str
+    argv: list[str]
+    setup: list[list[str]] = field(default_factory=list)
+    after_each: list[list[str]] = field(default_factory=list)
+    cleanup: list[list[str]] = field(default_factory=list)
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("run-rm-true", ["run", "--rm", "busybox", "true"]),
+    # More go here, e.g.:
+    # Scenario(
+    #     "exec-true",
+    #     ["exec", "bench-exec", "true"],
+    #     setup=[["run", "-d", "--name", "bench-exec", "busybox", "sleep", "3600"]],
+    #     cleanup=[["rm", "-f", "bench-exec"]],
+    # ),
+    # Scenario(
+    #     "create-rm",
+    #     ["create", "--name", "bench-create", "busybox", "true"],
+    #     after_each=[["rm", "bench-create"]],
+    # ),
+]
+
+
+# --------------------------------------------------------------------------- util
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 2.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
+
+
+def ping(sock_path: str) -> bool:
+    conn = _UnixHTTPConnection(sock_path)
+    try:
+        conn.request("GET", "/_ping")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def tail(path: Path, n: int = 25) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+def _unescape_mountinfo(s: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounts_under(base: Path) -> list[str]:
+    prefix = str(base).rstrip("/") + "/"
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = _unescape_mountinfo(line.split()[4])
+            if mp.startswith(prefix) or mp == str(base):
+                out.append(mp)
+    return out
+
+
+def unmount_all_under(base: Path) -> list[str]:
+    """Unmount everything below base, deepest first.  Returns what is left."""
+    for _ in range(5):
+        left = mounts_under(base)
+        if not left:
+            return []
+        for mp in sorted(set(left), key=len, reverse=True):
+            r = subprocess.run(["umount", mp], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+    return mounts_under(base)
+
+
+def processes_of(base: Path, sids: set[int]) -> list[int]:
+    """PIDs (not ours) whose session is one of `sids` or whose command line
+    mentions the temporary directory `base`: the daemons we started and what
+    they left behind (containerd, shims)."""
+    me = os.getpid()
+    needle = str(base).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        sid = int(fields[3])
+        if fields[0] == "Z":
+            continue
+        if sid in sids or needle in cmdline:
+            found.append(pid)
+    return found
+
+
+def terminate(pids: list[int], grace: float) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if pid_alive(pid):
+            log(f"pid {pid} ignored SIGTERM; sending SIGKILL")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# ------------------------------------------------------------------------ engines
+
+
+class Engine:
+    """A private daemon serving the Engine API on its own socket."""
+
+    name = "engine"
+    start_timeout = 30.0
+
+    def __init__(self, workdir: Path, docker: str, docker_config: Path) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True)
+        self.sock = self.dir / "engine.sock"
+        self.pidfile = self.dir / "engine.pid"
+        self.data_root = self.dir / "data"
+        self.exec_root = self.dir / "exec"
+        self.logfile = self.dir / "daemon.log"
+        self.docker = docker
+        self.docker_config = docker_config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.note = ""
+
+    # subclasses
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def rejected_flag(self) -> bool:
+        """Called when the daemon exited at start-up; may drop an optional flag
+        and return True to have the start retried."""
+        return False
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env["DOCKER_HOST"] = self.host
+        env["DOCKER_CONFIG"] = str(self.docker_config)
+        env["DOCKER_CLI_HINTS"] = "false"
+        return env
+
+    def start(self) -> None:
+        while True:
+            self.data_root.mkdir(exist_ok=True)
+            self.exec_root.mkdir(exist_ok=True)
+            cmd = self.command()
+            log(f"starting {self.name}: {' '.join(cmd)}")
+            with open(self.logfile, "ab") as logf:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=self.dir,
+                )
+            deadline = time.monotonic() + self.start_timeout
+            while time.monotonic() < deadline:
+                if ping(str(self.sock)):
+                    return
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                if self.rejected_flag():
+                    continue
+                raise BenchError(
+                    f"{self.name} exited with status {rc} during start-up; log:\n"
+                    + tail(self.logfile)
+                )
+            raise BenchError(
+                f"{self.name} did not answer GET /_ping on {self.sock} within "
+                f"{self.start_timeout:.0f}s; log:\n" + tail(self.logfile)
+            )
+
+    def stop(self) -> None:
+        sids: set[int] = set()
+        if self.proc is not None:
+            sids.add(self.proc.pid)  # start_new_session: sid == pid
+            terminate([self.proc.pid], grace=20)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+        left = processes_of(self.dir, sids)
+        if left:
+            log(f"{self.name}: stopping leftover processes {left}")
+            terminate(left, grace=10)
+
+    def docker_cmd(self, argv: list[str], *, check: bool = True, timeout: float = 300) -> str:
+        r = subprocess.run(
+            [self.docker, *argv],
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and r.returncode != 0:
+            raise BenchError(
+                f"`docker {' '.join(argv)}` against {self.name} failed "
+                f"(exit {r.returncode}):\n{(r.stderr or r.stdout).strip()}"
+            )
+        return r.stdout
+
+    def server_version(self) -> str:
+        try:
+            out = self.docker_cmd(
+                ["version", "--format", "{{.Server.Version}}"], check=False, timeout=30
+            ).strip()
+        except subprocess.TimeoutExpired:
+            out = ""
+        return out or "?"
+
+
+class Berthd(Engine):
+    name = "berth"
+
+    def __init__(
+        self, workdir: Path, docker: str, docker_config: Path, bridge: str, extra: list[str]
+    ) -> None:
+        super().__init__(workdir, docker, docker_config)
+        self.bridge = bridge
+        self.extra = extra
+
+    def command(self) -> list[str]:
+        berthd = str(VENV_BIN / "berthd")
+        cmd = [
+            berthd,
+            "-H", self.host,
+            "--data-root", str(self.data_root),
+            "--exec-root", str(self.exec_root),
+            "--pidfile", str(self.pidfile),
+        ]  # fmt: skip
+        if self.bridge:
+            cmd.append(f"--bridge={self.bridge}")
+        return cmd + self.extra
+
+    def rejected_flag(self) -> bool:
+        text = tail(self.logfile, 10)
+        if (
+            self.bridge
+            and "--bridge" in text
+            and re.search(r"unrecognized argument|unknown (flag|option)|no such option", text)
+        ):
+            log("berthd does not know --bridge; retrying without it")
+            self.note = f"berthd without --bridge={self.bridge} (flag not supported)"
+            self.bridge = ""
+            return True
+        return False
+
+
+class Dockerd(Engine):
+    name = "dockerd"
+
+    def __init__(self, workdir: Path, docker: str, docker_config: Path, dockerd: str) -> None:
+        super().__init__(workdir, docker, docker_config)
+        self.dockerd = dockerd
+        self.config_file = self.dir / "daemon.json"
+        self.config_file.write_text("{}\n")
+
+    def command(self) -> list[str]:
+        return [
+            self.dockerd,
+            "--config-file", str(self.config_file),
+            "--data-root", str(self.data_root),
+            "--exec-root", str(self.exec_root),
+            "-H", self.host,
+            "--pidfile", str(self.pidfile),
+            "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-forward=false",
+            "--ip-masq=false",
+        ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Result:
+    times_ms: list[float] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and bool(self.times_ms)
+
+    def stats(self) -> tuple[float, float, float]:
+        t = self.times_ms
+        return statistics.median(t), min(t), max(t)
+
+
+def measure(engine: Engine, sc: Scenario, runs: int, warmup: int) -> Result:
+    res = Result()
+    env = engine.env()
+    try:
+        for argv in sc.setup:
+            engine.docker_cmd(argv)
+        for i in range(warmup + runs):
+            t0 = time.perf_counter()
+            r = subprocess.run(
+                [engine.docker, *sc.argv],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=300,
+            )
+            elapsed = (time.perf_counter() - t0) * 1000.0
+            if r.returncode != 0:
+                res.error = f"exit {r.returncode}: {r.stderr.strip()[-500:]}"
+                break
+            if i >= warmup:
+                res.times_ms.append(elapsed)
+            for argv in sc.after_each:
+                engine.docker_cmd(argv)
+    except (BenchError, subprocess.TimeoutExpired) as exc:
+        res.error = str(exc)
+    finally:
+        for argv in sc.cleanup:
+            try:
+                engine.docker_cmd(argv, check=False)
+            except subprocess.TimeoutExpired:
+                pass
+    return res
+
+
+def run_engine(
+    engine: Engine, rootfs: Path, scenarios: list[Scenario], runs: int, warmup: int
+) -> tuple[dict[str, Result], str]:
+    results: dict[str, Result] = {}
+    try:
+        engine.start()
+        version = engine.server_version()
+        log(f"{engine.name} {version} is up; importing {IMAGE}")
+        engine.docker_cmd(["import", "--change", 'CMD ["sh"]', str(rootfs), IMAGE])
+        for sc in scenarios:
+            log(f"{engine.name}: {sc.name}: {warmup} warm-up + {runs} runs")
+            res = measure(engine, sc, runs, warmup)
+            if res.error:
+                log(f"{engine.name}: {sc.name}: FAILED: {res.error}")
+            results[sc.name] = res
+    except BenchError as exc:
+        log(f"{engine.name}: {exc}")
+        for sc in scenarios:
+            results.setdefault(sc.name, Result(error=str(exc)))
+        version = "?"
+    finally:
+        engine.stop()
+    return results, version
+
+
+# ------------------------------------------------------------------------- report
+
+
+def fmt_stats(res: Result | None) -> list[str]:
+    if res is None:
+        return ["-", "-", "-"]
+    if not res.ok:
+        return ["FAILED", "", ""]
+    return [f"{v:.1f}" for v in res.stats()]
+
+
+def print_table(
+    scenarios: list[Scenario],
+    berth: dict[str, Result],
+    docker: dict[str, Result] | None,
+) -> None:
+    header = ["scenario", "berth median", "min", "max"]
+    if docker is not None:
+        header += ["dockerd median", "min", "max", "berth/dockerd"]
+    rows = [header]
+    for sc in scenarios:
+        b = berth.get(sc.name)
+        row = [sc.name, *fmt_stats(b)]
+        if docker is not None:
+            d = docker.get(sc.name)
+            row += fmt_stats(d)
+            if b is not None and d is not None and b.ok and d.ok:
+                row.append(f"{b.stats()[0] / d.stats()[0]:.2f}x")
+            else:
+                row.append("-")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
+        ]
+        return "  ".join(cells).rstrip()
+
+    print(line(rows[0]))
+    print("  ".join("-" * w for w in widths))
+    for r in rows[1:]:
+        print(line(r))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Time docker CLI scenarios against a private berthd and a private dockerd.",
+    )
+    ap.add_argument("--runs", type=int, default=20, help="measured runs per scenario (20)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (2)")
+    ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
+    ap.add_argument(
+        "--scenario", action="append", default=[], metavar="NAME",
+        help="run only this scenario (repeatable); see --list",
+    )  # fmt: skip
+    ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    ap.add_argument("--docker", default=shutil.which("docker"), help="docker CLI to use")
+    ap.add_argument("--dockerd", default=shutil.which("dockerd"), help="dockerd to compare with")
+    ap.add_argument(
+        "--berthd-bridge", default="none", metavar="VALUE",
+        help="pass --bridge=VALUE to berthd, like dockerd's --bridge=none (default: none; "
+        "'' to pass nothing); dropped if berthd does not know the flag",
+    )  # fmt: skip
+    ap.add_argument(
+        "--berthd-arg", action="append", default=[], metavar="ARG",
+        help="extra argument for berthd (repeatable), e.g. --berthd-arg=--debug",
+    )  # fmt: skip
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    args = ap.parse_args(argv)
+
+    if args.list:
+        for sc in SCENARIOS:
+            print(f"{sc.name}\tdocker {' '.join(sc.argv)}")
+        return 0
+    scenarios = SCENARIOS
+    if args.scenario:
+        known = {sc.name for sc in SCENARIOS}
+        unknown = [n for n in args.scenario if n not in known]
+        if unknown:
+            ap.error(f"unknown scenario(s): {', '.join(unknown)} (see --list)")
+        scenarios = [sc for sc in SCENARIOS if sc.name in args.scenario]
+    if args.runs < 1 or args.warmup < 0:
+        ap.error("--runs must be >= 1 and --warmup >= 0")
+    if not args.docker:
+        ap.error("no docker CLI on PATH (the benchmark drives the real docker client)")
+    if os.geteuid() != 0:
+        ap.error("run as root: the daemons create namespaces, mounts and cgroups")
+    if not (VENV_BIN / "berthd").exists():
+        ap.error(f"{VENV_BIN / 'berthd'} missing: run scripts/setup first")
+
+    # SIGTERM/SIGHUP -> normal exit, so that the finally-block cleans up.
+    def _bye(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _bye)
+    signal.signal(signal.SIGHUP, _bye)
+
+    tmp = Path(tempfile.mkdtemp(prefix="berth-bench.", dir="/tmp"))
+    engines: list[Engine] = []
+    try:
+        docker_config = tmp / "docker-config"
+        docker_config.mkdir()
+        rootfs = tmp / "busybox-rootfs.tar"
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "make-busybox-rootfs"), str(rootfs)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        client = subprocess.run(
+            [args.docker, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent"},
+        ).stdout.strip() or "?"  # fmt: skip
+
+        berth_engine = Berthd(
+            tmp / "berthd", args.docker, docker_config, args.berthd_bridge, args.berthd_arg
+        )
+        engines.append(berth_engine)
+        berth_res, berth_ver = run_engine(berth_engine, rootfs, scenarios, args.runs, args.warmup)
+
+        docker_res: dict[str, Result] | None = None
+        docker_ver = ""
+        docker_note = ""
+        if args.no_dockerd:
+            docker_note = "dockerd skipped (--no-dockerd)"
+        elif not args.dockerd:
+            docker_note = "dockerd not installed: apt-get install docker.io to compare"
+        else:
+            d = Dockerd(tmp / "dockerd", args.docker, docker_config, dockerd=args.dockerd)
+            engines.append(d)
+            docker_res, docker_ver = run_engine(d, rootfs, scenarios, args.runs, args.warmup)
+
+        print()
+        print(
+            f"docker CLI {client}; berthd {berth_ver}"
+            + (f"; dockerd {docker_ver}" if docker_res is not None else "")
+            + f"; {args.runs} runs + {args.warmup} warm-up; times in ms (wall clock of the CLI)"
+        )
+        if berth_engine.note:
+            print(f"note: {berth_engine.note}")
+        print_table(scenarios, berth_res, docker_res)
+        if docker_note:
+            print(docker_note)
+
+        if args.json:
+            out = {
+                "runs": args.runs,
+                "warmup": args.warmup,
+                "docker_cli": client,
+                "engines": {"berth": berth_ver, **({"dockerd": docker_ver} if docker_res else {})},
+                "scenarios": {
+                    sc.name: {
+                        "argv": ["docker", *sc.argv],
+                        **{
+                            name: {"times_ms": r.times_ms, "error": r.error}
+                            for name, res in (("berth", berth_res), ("dockerd", docker_res or {}))
+                            if (r := res.get(sc.name)) is not None
+                        },
+                    }
+                    for sc in scenarios
+                },
+            }
+            Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+        all_res = list(berth_res.values()) + list((docker_res or {}).values())
+        return 0 if all(r.ok for r in all_res) else 1
+    finally:
+        for e in engines:
+            e.stop()  # idempotent; covers an interrupt in the middle of a run
+        left = unmount_all_under(tmp)
+        if left:
+            log(f"could not unmount {left}; leaving {tmp} in place")
+        elif args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

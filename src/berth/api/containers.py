@@ -1,0 +1,634 @@
+"""`/containers/…`: Docker's container routes, translated to and from ContainerManager.
+
+Only this module knows Docker's JSON for containers: `parse_create` reads the create
+body into typed records, `render_inspect` and `render_summary` write them back out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from berth.api import hijack
+from berth.api.server import Routes, json_body, json_response, query_bool, query_int
+from berth.containers.manager import ContainerManager
+from berth.containers.model import Container, HostConfig, LogConfig, RestartPolicy, RunConfig, Status
+from berth.errors import InvalidParameter, NotFound
+from berth.logs import jsonfile
+from berth.stdstream import STDERR, STDOUT, encode_frame
+
+routes = Routes()
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _mgr(request: web.Request) -> ContainerManager:
+    return request.app["ctx"].containers
+
+
+# -- parsing the create body -----------------------------------------------------------
+
+def _opt(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    value = doc.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = {str: "string", int: "number", bool: "bool", list: "array", dict: "object"}
+        want = names.get(kind, "value") if isinstance(kind, type) else "value"
+        raise InvalidParameter(f"json: cannot unmarshal {type(value).__name__} into Go struct field .{key} of type {want}")
+    return value
+
+
+def _strings(doc: dict[str, Any], key: str) -> list[str] | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]  # Docker accepts a string for Cmd/Entrypoint (strslice)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"json: cannot unmarshal {key}: it must be an array of strings")
+    return list(value)
+
+
+def _str_map(doc: dict[str, Any], key: str) -> dict[str, str]:
+    value = _opt(doc, key, dict, {})
+    if not all(isinstance(v, str) for v in value.values()):
+        raise InvalidParameter(f"json: cannot unmarshal {key}: values must be strings")
+    return dict(value)
+
+
+def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
+    image = _opt(body, "Image", str, "")
+    if not image:
+        raise InvalidParameter("config cannot be empty in order to create a container" if not body
+                               else "no image specified")
+    env = _strings(body, "Env") or []
+    for e in env:
+        if e.startswith("="):
+            raise InvalidParameter(f"invalid environment variable: {e}")
+    stop_timeout = _opt(body, "StopTimeout", int, None)
+    config = RunConfig(
+        image=image,
+        cmd=_strings(body, "Cmd"),
+        entrypoint=_strings(body, "Entrypoint"),
+        env=env,
+        working_dir=_opt(body, "WorkingDir", str, ""),
+        user=_opt(body, "User", str, ""),
+        hostname=_opt(body, "Hostname", str, ""),
+        domainname=_opt(body, "Domainname", str, ""),
+        tty=_opt(body, "Tty", bool, False),
+        open_stdin=_opt(body, "OpenStdin", bool, False),
+        stdin_once=_opt(body, "StdinOnce", bool, False),
+        attach_stdin=_opt(body, "AttachStdin", bool, False),
+        attach_stdout=_opt(body, "AttachStdout", bool, False),
+        attach_stderr=_opt(body, "AttachStderr", bool, False),
+        labels=_str_map(body, "Labels"),
+        stop_signal=_opt(body, "StopSignal", str, ""),
+        stop_timeout=stop_timeout,
+        exposed_ports=sorted(_opt(body, "ExposedPorts", dict, {})),
+        volumes=sorted(_opt(body, "Volumes", dict, {})),
+    )
+    if len(config.hostname) > 63:
+        raise InvalidParameter("invalid hostname format: hostname is longer than 63 characters")
+    hc = _opt(body, "HostConfig", dict, {})
+    rp = _opt(hc, "RestartPolicy", dict, {})
+    lc = _opt(hc, "LogConfig", dict, {})
+    console = _opt(hc, "ConsoleSize", list, [0, 0])
+    host = HostConfig(
+        auto_remove=_opt(hc, "AutoRemove", bool, False),
+        network_mode=_opt(hc, "NetworkMode", str, "") or "bridge",
+        restart_policy=RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0)),
+        log_config=LogConfig(_opt(lc, "Type", str, "") or "json-file", _str_map(lc, "Config")),
+        binds=_strings(hc, "Binds") or [],
+        privileged=_opt(hc, "Privileged", bool, False),
+        readonly_rootfs=_opt(hc, "ReadonlyRootfs", bool, False),
+        init=_opt(hc, "Init", bool, None),
+        console_size=(int(console[0] or 0), int(console[1] or 0)) if len(console) == 2 else (0, 0),
+        extra_hosts=_strings(hc, "ExtraHosts") or [],
+        dns=_strings(hc, "Dns") or [],
+        runtime=_opt(hc, "Runtime", str, "") or "berth",
+    )
+    if host.binds:
+        raise InvalidParameter("bind mounts and volumes are not supported by berth yet")
+    if host.network_mode not in ("bridge", "default", "none", "host"):
+        raise NotFound(f"network {host.network_mode} not found")
+    if host.runtime not in ("berth", "runc"):
+        raise InvalidParameter(f"unknown or invalid runtime name: {host.runtime}")
+    return config, host
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+def _state_doc(c: Container) -> dict[str, Any]:
+    s = c.state
+    return {
+        "Status": s.status.value,
+        "Running": s.status in (Status.RUNNING, Status.PAUSED),
+        "Paused": s.status == Status.PAUSED,
+        "Restarting": s.status == Status.RESTARTING,
+        "OOMKilled": s.oom_killed,
+        "Dead": s.status == Status.DEAD,
+        "Pid": s.pid if s.running else 0,
+        "ExitCode": s.exit_code,
+        "Error": s.error,
+        "StartedAt": s.started_at,
+        "FinishedAt": s.finished_at,
+    }
+
+
+def _config_doc(c: Container) -> dict[str, Any]:
+    cfg = c.config
+    doc: dict[str, Any] = {
+        "Hostname": cfg.hostname,
+        "Domainname": cfg.domainname,
+        "User": cfg.user,
+        "AttachStdin": cfg.attach_stdin,
+        "AttachStdout": cfg.attach_stdout,
+        "AttachStderr": cfg.attach_stderr,
+        "Tty": cfg.tty,
+        "OpenStdin": cfg.open_stdin,
+        "StdinOnce": cfg.stdin_once,
+        "Env": cfg.env,
+        "Cmd": cfg.cmd,
+        "Image": cfg.image,
+        "Volumes": {v: {} for v in cfg.volumes} or None,
+        "WorkingDir": cfg.working_dir,
+        "Entrypoint": cfg.entrypoint,
+        "OnBuild": None,
+        "Labels": cfg.labels,
+    }
+    if cfg.exposed_ports:
+        doc["ExposedPorts"] = {p: {} for p in cfg.exposed_ports}
+    if cfg.stop_signal:
+        doc["StopSignal"] = cfg.stop_signal
+    if cfg.stop_timeout is not None:
+        doc["StopTimeout"] = cfg.stop_timeout
+    return doc
+
+
+def _host_config_doc(c: Container) -> dict[str, Any]:
+    h = c.host_config
+    return {
+        "Binds": h.binds or None,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": h.log_config.type, "Config": h.log_config.config},
+        "NetworkMode": h.network_mode,
+        "PortBindings": {},
+        "RestartPolicy": {"Name": h.restart_policy.name, "MaximumRetryCount": h.restart_policy.maximum_retry_count},
+        "AutoRemove": h.auto_remove,
+        "VolumeDriver": "",
+        "VolumesFrom": None,
+        "ConsoleSize": list(h.console_size),
+        "CapAdd": None,
+        "CapDrop": None,
+        "CgroupnsMode": "private",
+        "Dns": h.dns,
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "ExtraHosts": h.extra_hosts or None,
+        "GroupAdd": None,
+        "IpcMode": "private",
+        "Cgroup": "",
+        "Links": None,
+        "OomScoreAdj": 0,
+        "PidMode": "",
+        "Privileged": h.privileged,
+        "PublishAllPorts": False,
+        "ReadonlyRootfs": h.readonly_rootfs,
+        "SecurityOpt": None,
+        "UTSMode": "",
+        "UsernsMode": "",
+        "ShmSize": 67108864,
+        "Runtime": h.runtime,
+        "Isolation": "",
+        "CpuShares": 0,
+        "Memory": 0,
+        "NanoCpus": 0,
+        "CgroupParent": "",
+        "BlkioWeight": 0,
+        "CpuPeriod": 0,
+        "CpuQuota": 0,
+        "CpusetCpus": "",
+        "CpusetMems": "",
+        "Devices": [],
+        "MemoryReservation": 0,
+        "MemorySwap": 0,
+        "PidsLimit": None,
+        "Ulimits": [],
+        "Init": h.init,
+        "MaskedPaths": [],
+        "ReadonlyPaths": [],
+    }
+
+
+def _network_settings(c: Container) -> dict[str, Any]:
+    return {
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "Ports": {},
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": "",
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "MacAddress": "",
+        "Networks": {},
+    }
+
+
+def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
+    merged = f"{mgr.layers.root}/containers/{c.id}"
+    return {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": _state_doc(c),
+        "Image": c.image_id,
+        "ResolvConfPath": c.resolv_conf_path,
+        "HostnamePath": c.hostname_path,
+        "HostsPath": c.hosts_path,
+        "LogPath": c.log_path,
+        "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
+        "Driver": c.driver,
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": _host_config_doc(c),
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "MergedDir": f"{merged}/merged", "UpperDir": f"{merged}/upper", "WorkDir": f"{merged}/work"}},
+        "Mounts": [],
+        "Config": _config_doc(c),
+        "NetworkSettings": _network_settings(c),
+    }
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's go-units HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def _epoch(stamp: str) -> float:
+    if not stamp or stamp.startswith("0001-"):
+        return 0.0
+    return jsonfile.parse_time(stamp) / 1e9
+
+
+def status_text(c: Container) -> str:
+    s = c.state
+    now = time.time()
+    if s.status == Status.RUNNING:
+        return f"Up {human_duration(now - _epoch(s.started_at))}"
+    if s.status == Status.PAUSED:
+        return f"Up {human_duration(now - _epoch(s.started_at))} (Paused)"
+    if s.status == Status.RESTARTING:
+        return f"Restarting ({s.exit_code}) {human_duration(now - _epoch(s.finished_at))} ago"
+    if s.status == Status.REMOVING:
+        return "Removal In Progress"
+    if s.status == Status.DEAD:
+        return "Dead"
+    if s.status == Status.EXITED or _epoch(s.finished_at):
+        return f"Exited ({s.exit_code}) {human_duration(now - _epoch(s.finished_at))} ago"
+    return "Created"
+
+
+def render_summary(c: Container) -> dict[str, Any]:
+    command = " ".join([c.path, *c.args])
+    return {
+        "Id": c.id,
+        "Names": ["/" + c.name],
+        "Image": c.config.image,
+        "ImageID": c.image_id,
+        "Command": command,
+        "Created": int(_epoch(c.created)),
+        "Ports": [],
+        "Labels": c.config.labels,
+        "State": c.state.status.value,
+        "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.host_config.network_mode},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    }
+
+
+def _filters(request: web.Request) -> dict[str, list[str]]:
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filter: {raw}") from None
+    if not isinstance(doc, dict):
+        raise InvalidParameter(f"invalid filter: {raw}")
+    out: dict[str, list[str]] = {}
+    for k, v in doc.items():
+        out[k] = list(v) if isinstance(v, list) else [key for key, on in v.items() if on] if isinstance(v, dict) else [str(v)]
+    return out
+
+
+def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key == "status" and c.state.status.value not in values:
+            return False
+        if key == "name" and not any(v.lstrip("/") in c.name for v in values):
+            return False
+        if key == "id" and not any(c.id.startswith(v) for v in values):
+            return False
+        if key == "exited" and not (c.state.status == Status.EXITED and str(c.state.exit_code) in values):
+            return False
+        if key == "label":
+            for v in values:
+                k, sep, want = v.partition("=")
+                if k not in c.config.labels or (sep and c.config.labels[k] != want):
+                    return False
+        if key == "ancestor" and not any(v in (c.config.image, c.image_id) or c.image_id.startswith("sha256:" + v)
+                                         for v in values):
+            return False
+        if key not in ("status", "name", "id", "exited", "label", "ancestor", "before", "since"):
+            raise InvalidParameter(f"invalid filter '{key}'")
+    return True
+
+
+# -- routes --------------------------------------------------------------------------------
+
+@routes.post("/containers/create")
+async def create(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    config, host = parse_create(body)
+    c = _mgr(request).create(request.query.get("name") or None, config, host)
+    return json_response({"Id": c.id, "Warnings": []}, 201)
+
+
+@routes.get("/containers/json")
+async def list_containers(request: web.Request) -> web.Response:
+    show_all = query_bool(request, "all")
+    limit = query_int(request, "limit", -1) or -1
+    filters = _filters(request)
+    out = []
+    for c in _mgr(request).list():
+        if not show_all and not c.state.running and "status" not in filters and "exited" not in filters:
+            continue
+        if _matches(c, filters):
+            out.append(render_summary(c))
+    if limit > 0:
+        out = out[:limit]
+    return json_response(out)
+
+
+@routes.get("/containers/{id}/json")
+async def inspect(request: web.Request) -> web.Response:
+    mgr = _mgr(request)
+    c = mgr.get(request.match_info["id"])
+    doc = render_inspect(c, mgr)
+    if query_bool(request, "size"):
+        doc["SizeRw"] = mgr.layers.rw_size(c.id)
+        doc["SizeRootFs"] = doc["SizeRw"] + mgr.images.resolve(c.image_id).size
+    return json_response(doc)
+
+
+@routes.post("/containers/{id}/start")
+async def start(request: web.Request) -> web.Response:
+    await _mgr(request).start(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/stop")
+async def stop(request: web.Request) -> web.Response:
+    timeout = query_int(request, "t", None)
+    await _mgr(request).stop(request.match_info["id"], timeout, request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/restart")
+async def restart(request: web.Request) -> web.Response:
+    await _mgr(request).restart(request.match_info["id"], query_int(request, "t", None))
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/kill")
+async def kill(request: web.Request) -> web.Response:
+    await _mgr(request).kill(request.match_info["id"], request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/wait")
+async def wait(request: web.Request) -> web.StreamResponse:
+    mgr = _mgr(request)
+    cid = mgr.get(request.match_info["id"]).id
+    condition = request.query.get("condition") or "not-running"
+    waiter = asyncio.ensure_future(mgr.wait(cid, condition))
+    # The status goes out at once, so the client knows the wait is in place; the body
+    # follows when the condition is met (as dockerd does).
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    try:
+        if not waiter.done():
+            await response.prepare(request)
+        code = await waiter
+    except BaseException:
+        waiter.cancel()
+        raise
+    body = json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
+    if not response.prepared:
+        return json_response({"StatusCode": code, "Error": None})
+    await response.write(body)
+    await response.write_eof()
+    return response
+
+
+@routes.delete("/containers/{id}")
+async def remove(request: web.Request) -> web.Response:
+    await _mgr(request).remove(request.match_info["id"], force=query_bool(request, "force"))
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/rename")
+async def rename(request: web.Request) -> web.Response:
+    _mgr(request).rename(request.match_info["id"], request.query.get("name", ""))
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/resize")
+async def resize(request: web.Request) -> web.Response:
+    h = query_int(request, "h", 0) or 0
+    w = query_int(request, "w", 0) or 0
+    await _mgr(request).resize(request.match_info["id"], h, w)
+    return web.Response(status=200)
+
+
+@routes.post("/containers/{id}/attach")
+async def attach(request: web.Request) -> web.StreamResponse:
+    mgr = _mgr(request)
+    c = mgr.get(request.match_info["id"])
+    want_stdin = query_bool(request, "stdin")
+    want_stdout = query_bool(request, "stdout")
+    want_stderr = query_bool(request, "stderr")
+    with_logs = query_bool(request, "logs")
+    stream = query_bool(request, "stream")
+    tty = c.config.tty
+    reader, writer, response = await hijack.hijack(request, hijack.RAW if tty else hijack.MULTIPLEXED)
+    try:
+        if with_logs and c.log_path:
+            for entry, _ in jsonfile.read_entries(c.log_path):
+                kind = STDOUT if entry.stream == "stdout" else STDERR
+                if (kind == STDOUT and want_stdout) or (kind == STDERR and want_stderr):
+                    writer.write(entry.data if tty else encode_frame(kind, entry.data))
+            await writer.drain()
+        if stream:
+            # A client that half-closes (no stdin) is still listening: wait for the
+            # start, or for the container's removal, which ends the wait with None.
+            streams = await mgr.attach(c.id, want_stdin, want_stdout, want_stderr)
+            if streams is not None:
+                await _proxy(reader, writer, *streams)
+    except (ConnectionError, OSError):
+        pass
+    return await hijack.finish(request, writer)
+
+
+async def _proxy(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
+                 shim_r: asyncio.StreamReader, shim_w: asyncio.StreamWriter) -> None:
+    """Copy stdin to the shim and output to the client until the output ends."""
+
+    async def upstream() -> None:
+        try:
+            while True:
+                data = await client_r.read(65536)
+                if not data:
+                    break
+                shim_w.write(data)
+                await shim_w.drain()
+            if shim_w.can_write_eof():
+                shim_w.write_eof()
+        except (ConnectionError, OSError):
+            pass
+
+    up = asyncio.ensure_future(upstream())
+    try:
+        while True:
+            data = await shim_r.read(65536)
+            if not data:
+                break
+            client_w.write(data)
+            await client_w.drain()
+    finally:
+        up.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await up
+        shim_w.close()
+
+
+@routes.get("/containers/{id}/logs")
+async def logs(request: web.Request) -> web.StreamResponse:
+    mgr = _mgr(request)
+    c = mgr.get(request.match_info["id"])
+    want_stdout = query_bool(request, "stdout")
+    want_stderr = query_bool(request, "stderr")
+    if not (want_stdout or want_stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    if not c.log_path:
+        raise InvalidParameter('configured logging driver does not support reading')
+    follow = query_bool(request, "follow")
+    timestamps = query_bool(request, "timestamps")
+    tail_text = request.query.get("tail", "all")
+    tail = None
+    if tail_text not in ("", "all"):
+        try:
+            tail = int(tail_text)
+        except ValueError:
+            tail = None
+    since = _parse_stamp(request.query.get("since"))
+    until = _parse_stamp(request.query.get("until"))
+    tty = c.config.tty
+    response = web.StreamResponse(status=200, headers={
+        "Content-Type": hijack.RAW if tty else hijack.MULTIPLEXED})
+    await response.prepare(request)
+
+    def render(entry: jsonfile.Entry) -> bytes | None:
+        kind = STDOUT if entry.stream == "stdout" else STDERR
+        if (kind == STDOUT and not want_stdout) or (kind == STDERR and not want_stderr):
+            return None
+        ns = jsonfile.parse_time(entry.time)
+        if since and ns <= since:
+            return None
+        if until and ns > until:
+            return None
+        data = entry.data
+        if timestamps:
+            data = entry.time.encode() + b" " + data
+        return data if tty else encode_frame(kind, data)
+
+    entries = list(jsonfile.read_entries(c.log_path))
+    offset = entries[-1][1] if entries else 0
+    chosen = entries if tail is None else (entries[-tail:] if tail > 0 else [])
+    out = [b for e, _ in chosen if (b := render(e)) is not None]
+    if out:
+        await response.write(b"".join(out))
+    if follow and c.state.running:
+        live = mgr.live.get(c.id)
+        while True:
+            exited = live is None or live.exited.is_set() or not c.state.running
+            chunk = []
+            for entry, pos in jsonfile.read_entries(c.log_path, offset):
+                offset = pos
+                if (b := render(entry)) is not None:
+                    chunk.append(b)
+            if chunk:
+                await response.write(b"".join(chunk))
+            if exited:
+                break
+            if until and time.time_ns() > until:
+                break
+            with contextlib.suppress(TimeoutError):
+                assert live is not None
+                await asyncio.wait_for(live.exited.wait(), 0.1)
+    await response.write_eof()
+    return response
+
+
+def _parse_stamp(text: str | None) -> int:
+    """`since`/`until`: unix seconds with optional fraction, as the docker CLI sends."""
+    if not text:
+        return 0
+    try:
+        secs, _, frac = text.partition(".")
+        return int(secs) * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
+    except ValueError:
+        raise InvalidParameter(f"invalid value for since/until: {text}") from None

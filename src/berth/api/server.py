@@ -1,0 +1,158 @@
+"""The Engine API's HTTP server: routing with version prefixes, negotiation, errors.
+
+Every route is served both unversioned and under `/v1.NN/`. Requests from API
+versions outside [MIN_API_VERSION, API_VERSION] are refused with 400, as dockerd does.
+BerthErrors become `{"message": ...}` with their status; anything else is a 500 whose
+traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from berth import API_VERSION, MIN_API_VERSION
+from berth.errors import BerthError, InvalidParameter
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_VERSION_RE = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+
+
+def _vtuple(v: str) -> tuple[int, int]:
+    major, _, minor = v.partition(".")
+    return int(major), int(minor or 0)
+
+
+def json_response(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(doc).encode() + b"\n", status=status,
+                        content_type="application/json")
+
+
+def error_response(message: str, status: int) -> web.Response:
+    return json_response({"message": message}, status)
+
+
+def api_version(request: web.Request) -> tuple[int, int]:
+    return request.get("api_version", _vtuple(API_VERSION))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BerthError as e:
+        if e.status == 304:
+            return web.Response(status=304)
+        return error_response(str(e), e.status)
+    except web.HTTPException as e:
+        if e.status in (404, 405):
+            msg = "page not found" if e.status == 404 else f"method {request.method} not allowed"
+            return error_response(msg, e.status)
+        raise
+    except (ConnectionResetError, BrokenPipeError):
+        raise
+    except Exception as e:  # a bug: log it whole, tell the client one line
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(f"internal error: {type(e).__name__}: {e}", 500)
+
+
+def _version_middleware() -> Any:
+    maximum = _vtuple(API_VERSION)
+    minimum = _vtuple(MIN_API_VERSION)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        m = _VERSION_RE.match(request.path)
+        if m:
+            version = (int(m.group(1)), int(m.group(2)))
+            text = f"{version[0]}.{version[1]}"
+            if version > maximum:
+                return error_response(f"client version {text} is too new. Maximum supported API version is {API_VERSION}", 400)
+            if version < minimum:
+                return error_response(f"client version {text} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version", 400)
+            request["api_version"] = version
+        response = await handler(request)
+        if not response.prepared:
+            response.headers["Api-Version"] = API_VERSION
+            response.headers["Server"] = server_header()
+            response.headers["Ostype"] = "linux"
+        return response
+
+    return middleware
+
+
+def server_header() -> str:
+    from berth import __version__
+
+    return f"Docker/{__version__} (linux) berth/{__version__}"
+
+
+class Routes:
+    """Collects routes; each is registered with and without the version prefix."""
+
+    def __init__(self) -> None:
+        self.table: list[tuple[str, str, Handler]] = []
+
+    def add(self, method: str, path: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.table.append((method, path, handler))
+            return handler
+
+        return register
+
+    get = lambda self, path: self.add("GET", path)  # noqa: E731
+    post = lambda self, path: self.add("POST", path)  # noqa: E731
+    delete = lambda self, path: self.add("DELETE", path)  # noqa: E731
+    head = lambda self, path: self.add("HEAD", path)  # noqa: E731
+    put = lambda self, path: self.add("PUT", path)  # noqa: E731
+
+
+def make_app(routes: list[Routes], context: Any) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware, _version_middleware()],
+                          client_max_size=0, handler_args={"max_field_size": 65536})
+    app["ctx"] = context
+    for group in routes:
+        for method, path, handler in group.table:
+            app.router.add_route(method, path, handler)
+            app.router.add_route(method, r"/{api_version:v[0-9]+\.[0-9]+}" + path, handler)
+    return app
+
+
+# -- request helpers ----------------------------------------------------------------------
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    return value.lower() not in ("", "0", "false", "no")
+
+
+def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+
+
+async def json_body(request: web.Request, required: bool = True) -> dict[str, Any]:
+    data = await request.read()
+    if not data.strip():
+        if required:
+            raise InvalidParameter("invalid JSON: the request body is empty")
+        return {}
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise InvalidParameter(f"invalid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidParameter("invalid JSON: the request body must be an object")
+    return doc

@@ -1,0 +1,132 @@
+"""`/_ping`, `/version`, `/info`: what the daemon is and what it holds."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+from aiohttp import web
+
+from berth import API_VERSION, MIN_API_VERSION, __version__
+from berth.api.server import Routes, json_response, server_header
+from berth.containers.model import Status
+from berth.images.store import ARCH, now_rfc3339
+
+routes = Routes()
+
+
+def _ping_headers() -> dict[str, str]:
+    return {"Api-Version": API_VERSION, "Ostype": "linux", "Server": server_header(),
+            "Builder-Version": "1", "Docker-Experimental": "false", "Cache-Control": "no-cache, no-store, must-revalidate",
+            "Pragma": "no-cache"}
+
+
+@routes.get("/_ping")
+async def ping(request: web.Request) -> web.Response:
+    return web.Response(text="OK", headers=_ping_headers(), content_type="text/plain")
+
+
+@routes.head("/_ping")
+async def ping_head(request: web.Request) -> web.Response:
+    return web.Response(headers=_ping_headers(), content_type="text/plain")
+
+
+def _kernel() -> str:
+    return platform.release()
+
+
+@routes.get("/version")
+async def version(request: web.Request) -> web.Response:
+    components: list[dict[str, Any]] = [{"Name": "Engine", "Version": __version__, "Details": {
+        "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Arch": ARCH, "Os": "linux",
+        "KernelVersion": _kernel(), "GitCommit": "", "GoVersion": f"python{platform.python_version()}",
+        "BuildTime": "", "Experimental": "false"}}]
+    return json_response({
+        "Platform": {"Name": "berth"},
+        "Components": components,
+        "Version": __version__,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": f"python{platform.python_version()}",
+        "Os": "linux",
+        "Arch": ARCH,
+        "KernelVersion": _kernel(),
+        "BuildTime": "",
+    })
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _cgroup_version() -> str:
+    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+
+@routes.get("/info")
+async def info(request: web.Request) -> web.Response:
+    ctx = request.app["ctx"]
+    containers = list(ctx.containers.containers.values())
+    running = sum(1 for c in containers if c.state.status == Status.RUNNING)
+    paused = sum(1 for c in containers if c.state.status == Status.PAUSED)
+    mem = 0
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        pass
+    return json_response({
+        "ID": ctx.daemon_id,
+        "Containers": len(containers),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": len(containers) - running - paused,
+        "Images": len(ctx.images.list()),
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                    "Authorization": None, "Log": ["json-file", "none"]},
+        "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+        "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+        "Debug": ctx.config.debug,
+        "NFd": len(os.listdir("/proc/self/fd")),
+        "OomKillDisable": False,
+        "NGoroutines": 0,
+        "SystemTime": now_rfc3339(),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": _cgroup_version(),
+        "NEventsListener": 0,
+        "KernelVersion": _kernel(),
+        "OperatingSystem": _os_name(),
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": platform.machine(),
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "NCPU": os.cpu_count() or 1,
+        "MemTotal": mem,
+        "DockerRootDir": ctx.config.data_root,
+        "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+        "Name": platform.node(),
+        "Labels": [],
+        "ExperimentalBuild": False,
+        "ServerVersion": __version__,
+        "Runtimes": {"berth": {"path": "berth-runtime"}},
+        "DefaultRuntime": "berth",
+        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
+                  "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": ctx.config.live_restore,
+        "Isolation": "",
+        "InitBinary": "",
+        "SecurityOptions": [],
+        "Warnings": None,
+    })

@@ -1,0 +1,589 @@
+"""Containers: creating them, the lifecycle state machine, and their records.
+
+created --start--> running --(exit)--> exited --start--> running ...
+   any state --remove--> gone   (running only with force: killed first)
+
+A start mounts the root, writes the bundle, and has a shim create the container; the
+attach streams that were waiting are connected before the shim lets the process
+exec, so no output is lost. One monitor task per running container waits for the
+exit, records it, unmounts, and removes the container when asked to (`--rm`).
+Records are saved to SQLite at every transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal as signals
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from berth.containers.model import Container, HostConfig, RunConfig, State, Status
+from berth.containers.names import random_name
+from berth.containers.users import resolve_user
+from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
+from berth.images.store import ImageStore, now_rfc3339
+from berth.layers.store import LayerStore
+from berth.runtime import shimclient, spec
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int:
+    if value in (None, ""):
+        return default
+    text = str(value).upper()
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signals.NSIG:
+            return num
+    else:
+        name = text if text.startswith("SIG") else "SIG" + text
+        try:
+            return int(signals.Signals[name])
+        except KeyError:
+            pass
+    raise InvalidParameter(f"Invalid signal: {value}")
+
+
+@dataclass
+class Attachment:
+    """An attach request waiting for the container to start."""
+
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    ready: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass
+class Live:
+    """What berthd holds in memory about a container beyond its record."""
+
+    pending_attaches: list[Attachment] = field(default_factory=list)
+    exit_waiters: list[asyncio.Future[int]] = field(default_factory=list)
+    remove_waiters: list[asyncio.Future[int]] = field(default_factory=list)
+    monitor: asyncio.Task[None] | None = None
+    shim_proc: asyncio.subprocess.Process | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ContainerManager:
+    def __init__(self, data_root: str, exec_root: str, db: sqlite3.Connection,
+                 images: ImageStore, layers: LayerStore) -> None:
+        self.data_root = os.path.join(data_root, "containers")
+        self.exec_root = os.path.join(exec_root, "containers")
+        self.db = db
+        self.images = images
+        self.layers = layers
+        self.containers: dict[str, Container] = {}
+        self.live: dict[str, Live] = {}
+        self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
+        self._tasks: set[asyncio.Task[None]] = set()
+        os.makedirs(self.data_root, mode=0o710, exist_ok=True)
+        os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
+
+    # -- records ------------------------------------------------------------------------
+
+    def _save(self, c: Container) -> None:
+        self.db.execute("INSERT OR REPLACE INTO containers VALUES (?,?,?)",
+                        (c.id, c.name, json.dumps(c.to_doc())))
+
+    def load(self) -> None:
+        for cid, doc in self.db.execute("SELECT id, doc FROM containers"):
+            try:
+                c = Container.from_doc(json.loads(doc))
+            except (ValueError, TypeError, KeyError) as e:
+                log.error("container %s has an unreadable record (%s); skipping it", cid[:12], e)
+                continue
+            self.containers[c.id] = c
+            self.live[c.id] = Live()
+
+    async def restore(self) -> None:
+        """After a restart: re-adopt containers whose shims still run, close out the rest."""
+        for c in list(self.containers.values()):
+            if not c.state.running:
+                continue
+            state_dir = os.path.join(self.exec_root, c.id)
+            try:
+                doc = await shimclient.call(state_dir, {"op": "state"})
+            except (shimclient.ShimError, OSError):
+                doc = None
+            if doc is not None:
+                # its shim still runs (the container may have exited meanwhile): the
+                # monitor learns the exit from it either way
+                log.info("container %s has its shim still running; watching it again", c.id[:12])
+                self._watch(c)
+                continue
+            exit_doc = _read_exit_file(state_dir) or {}
+            code = exit_doc.get("exit_code")
+            log.warning("container %s lost its shim while berthd was away; recording it as exited", c.id[:12])
+            c.state = State(status=Status.EXITED, exit_code=255 if code is None else int(code),
+                            started_at=c.state.started_at,
+                            finished_at=exit_doc.get("finished_at") or now_rfc3339())
+            self._save(c)
+            self.layers.unmount(c.id)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+    def get(self, ref: str) -> Container:
+        """By full ID, name (with or without "/"), or unique ID prefix."""
+        if not ref:
+            raise NotFound("No such container: ")
+        c = self.containers.get(ref)
+        if c:
+            return c
+        name = ref.lstrip("/")
+        for c in self.containers.values():
+            if c.name == name:
+                return c
+        matches = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple containers found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def list(self) -> list[Container]:
+        return sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
+
+    def images_in_use(self) -> dict[str, tuple[str, bool]]:
+        used: dict[str, tuple[str, bool]] = {}
+        for c in self.containers.values():
+            if c.image_id not in used or c.state.running:
+                used[c.image_id] = (c.id, c.state.running)
+        return used
+
+    # -- create ---------------------------------------------------------------------------
+
+    def _check_name(self, name: str) -> str:
+        if not NAME_RE.match(name):
+            raise InvalidParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = name.lstrip("/")
+        for other in self.containers.values():
+            if other.name == name:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{other.id}". You have to remove (or rename) that container to be able '
+                               "to reuse that name.")
+        return name
+
+    def create(self, name: str | None, config: RunConfig, host: HostConfig) -> Container:
+        if name:
+            name = self._check_name(name)
+        else:
+            taken = {c.name for c in self.containers.values()}
+            name = random_name(taken)
+        image = self.images.resolve(config.image)
+        defaults = image.config.config
+        if config.cmd is None and config.entrypoint is None:
+            config.cmd = defaults.cmd
+        if config.entrypoint is None:
+            config.entrypoint = defaults.entrypoint
+        elif config.entrypoint == [""] or config.entrypoint == []:
+            config.entrypoint = None
+        argv = (config.entrypoint or []) + (config.cmd or [])
+        if not argv:
+            raise InvalidParameter("no command specified")
+        env = _merge_env(defaults.env, config.env)
+        if not any(e.startswith("PATH=") for e in env):
+            env.insert(0, DEFAULT_PATH)
+        config.env = env
+        config.working_dir = config.working_dir or defaults.working_dir
+        if config.working_dir and not config.working_dir.startswith("/"):
+            raise InvalidParameter(f"the working directory '{config.working_dir}' is invalid, it needs to be an absolute path")
+        config.user = config.user or defaults.user
+        config.labels = {**defaults.labels, **config.labels}
+        config.stop_signal = config.stop_signal or defaults.stop_signal
+        config.exposed_ports = sorted(set(config.exposed_ports) | set(defaults.exposed_ports))
+        config.volumes = sorted(set(config.volumes) | set(defaults.volumes))
+        if config.stop_signal:
+            parse_signal(config.stop_signal)
+        if host.restart_policy.name not in ("", "no", "always", "unless-stopped", "on-failure"):
+            raise InvalidParameter(f"invalid restart policy '{host.restart_policy.name}'")
+        if host.auto_remove and host.restart_policy.name not in ("", "no"):
+            raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        if host.log_config.type not in ("json-file", "none"):
+            raise InvalidParameter(f'failed to create logger: logger: no log driver named \'{host.log_config.type}\' is registered')
+        cid = secrets.token_hex(32)
+        config.hostname = config.hostname or cid[:12]
+        if config.cmd is not None and config.entrypoint is None:
+            path, args = config.cmd[0], config.cmd[1:]
+        else:
+            path, args = argv[0], argv[1:]
+        c = Container(id=cid, name=name, created=now_rfc3339(), image_id=image.id, config=config,
+                      host_config=host, path=path, args=args)
+        cdir = os.path.join(self.data_root, cid)
+        try:
+            os.makedirs(cdir, mode=0o710)
+            c.log_path = os.path.join(cdir, f"{cid}-json.log") if host.log_config.type == "json-file" else ""
+            c.hostname_path = os.path.join(cdir, "hostname")
+            c.hosts_path = os.path.join(cdir, "hosts")
+            c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
+            self.layers.create_rw(cid)
+            self._save(c)
+        except BaseException:
+            shutil.rmtree(cdir, ignore_errors=True)
+            self.layers.remove_rw(cid)
+            self.db.execute("DELETE FROM containers WHERE id=?", (cid,))
+            raise
+        self.containers[cid] = c
+        self.live[cid] = Live()
+        self.on_event("create", c, {})
+        return c
+
+    # -- start --------------------------------------------------------------------------------
+
+    async def start(self, ref: str) -> None:
+        c = self.get(ref)
+        live = self.live[c.id]
+        async with live.lock:
+            if c.state.status in (Status.RUNNING, Status.PAUSED):
+                raise NotModified("container already started")
+            if c.state.status == Status.REMOVING:
+                raise Conflict(f"container {c.id[:12]} is marked for removal and cannot be started")
+            try:
+                await self._start(c, live)
+            except BaseException as e:
+                self.layers.unmount(c.id)
+                shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
+                message = str(e)
+                if isinstance(e, shimclient.ShimError):
+                    message = f"failed to create task for container: OCI runtime create failed: {e}"
+                    code = 127 if ("executable file not found" in message or "no such file or directory" in message) else (
+                        126 if "permission denied" in message else 128)
+                    c.state.exit_code = code
+                    e = InvalidParameter(message) if code in (126, 127) else SystemError_(message)
+                c.state.error = message
+                self._save(c)
+                for a in live.pending_attaches:
+                    if not a.ready.done():
+                        a.ready.set_result(None)
+                live.pending_attaches.clear()
+                if c.host_config.auto_remove:
+                    await self._remove(c)
+                if isinstance(e, BerthError):
+                    raise e from None
+                raise
+
+    async def _start(self, c: Container, live: Live) -> None:
+        image = self.images.resolve(c.image_id)
+        root = self.layers.mount(c.id, image.chain_ids)
+        user = resolve_user(root, c.config.user)
+        env = list(c.config.env)
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={user.home}")
+        if c.config.tty and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
+        if not any(e.startswith("HOSTNAME=") for e in env):
+            env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={c.config.hostname}")
+        _write_etc_files(c)
+        state_dir = os.path.join(self.exec_root, c.id)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(state_dir, "exit.json"))
+        config = spec.build_config(spec.BundleRequest(
+            root=root, args=[c.path, *c.args], env=env, cwd=c.config.working_dir or "/",
+            uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
+            hostname=c.config.hostname, terminal=c.config.tty, console_size=c.host_config.console_size,
+            readonly_root=c.host_config.readonly_rootfs,
+            files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
+                   "/etc/hosts": c.hosts_path},
+        ))
+        spec.write_bundle(state_dir, config)
+        proc, pid = await shimclient.spawn(shimclient.ShimOptions(
+            container_id=c.id, bundle=state_dir, state_dir=state_dir, log_path=c.log_path,
+            stdin=c.config.open_stdin, stdin_once=c.config.stdin_once))
+        live.shim_proc = proc
+        for a in live.pending_attaches:
+            try:
+                streams = await shimclient.attach(state_dir, a.stdin, a.stdout, a.stderr)
+            except shimclient.ShimError:
+                streams = None
+            if not a.ready.done():
+                a.ready.set_result(streams)
+            elif streams:
+                streams[1].close()
+        live.pending_attaches.clear()
+        try:
+            await shimclient.call(state_dir, {"op": "start"})
+        except shimclient.ShimError:
+            with contextlib.suppress(shimclient.ShimError):
+                await shimclient.call(state_dir, {"op": "kill", "signal": 9})
+            raise
+        c.state = State(status=Status.RUNNING, pid=pid, started_at=now_rfc3339())
+        live.exited.clear()
+        self._save(c)
+        self.on_event("start", c, {})
+        self._watch(c)
+
+    def _watch(self, c: Container) -> None:
+        live = self.live[c.id]
+        live.monitor = asyncio.create_task(self._monitor(c, live))
+
+    async def _monitor(self, c: Container, live: Live) -> None:
+        state_dir = os.path.join(self.exec_root, c.id)
+        doc: dict[str, object] = {}
+        while True:
+            try:
+                doc = await shimclient.call(state_dir, {"op": "wait"})
+                break
+            except shimclient.ShimError:
+                doc = dict(_read_exit_file(state_dir) or {})
+                if doc or not os.path.exists(shimclient.socket_path(state_dir)):
+                    break
+                await asyncio.sleep(0.5)
+        code = doc.get("exit_code")
+        exit_code = 255 if code is None else int(code)  # type: ignore[call-overload]
+        async with live.lock:
+            c.state = State(status=Status.EXITED, exit_code=exit_code, started_at=c.state.started_at,
+                            finished_at=str(doc.get("finished_at") or now_rfc3339()))
+            self._save(c)
+            with contextlib.suppress(shimclient.ShimError):
+                await shimclient.call(state_dir, {"op": "delete"})
+            if live.shim_proc is not None:
+                await live.shim_proc.wait()
+                live.shim_proc = None
+            self.layers.unmount(c.id)
+            shutil.rmtree(state_dir, ignore_errors=True)
+            live.monitor = None
+            live.exited.set()
+            self.on_event("die", c, {"exitCode": str(exit_code)})
+            for f in live.exit_waiters:
+                if not f.done():
+                    f.set_result(exit_code)
+            live.exit_waiters.clear()
+        if c.host_config.auto_remove and c.id in self.containers:
+            try:
+                await self.remove(c.id, force=True)
+            except BerthError as e:
+                log.warning("auto-remove of %s failed: %s", c.id[:12], e)
+
+    # -- signals, stop, wait --------------------------------------------------------------
+
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        c = self.get(ref)
+        num = parse_signal(sig)
+        if not c.state.running:
+            raise Conflict(f"cannot kill container: {ref}: container {c.id} is not running")
+        try:
+            await shimclient.call(os.path.join(self.exec_root, c.id), {"op": "kill", "signal": num})
+        except shimclient.ShimError as e:
+            raise SystemError_(f"cannot kill container: {ref}: {e}") from None
+        self.on_event("kill", c, {"signal": str(num)})
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise NotModified("container already stopped")
+        live = self.live[c.id]
+        num = parse_signal(sig or c.config.stop_signal or "SIGTERM")
+        if timeout is None:
+            timeout = c.config.stop_timeout if c.config.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
+        state_dir = os.path.join(self.exec_root, c.id)
+        with contextlib.suppress(shimclient.ShimError):
+            await shimclient.call(state_dir, {"op": "kill", "signal": num})
+        if timeout < 0:
+            await live.exited.wait()
+        else:
+            try:
+                await asyncio.wait_for(live.exited.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(shimclient.ShimError):
+                    await shimclient.call(state_dir, {"op": "kill", "signal": signals.SIGKILL})
+                await live.exited.wait()
+        self.on_event("stop", c, {})
+
+    async def wait(self, ref: str, condition: str = "not-running") -> int:
+        c = self.get(ref)
+        live = self.live[c.id]
+        loop = asyncio.get_running_loop()
+        if condition == "removed":
+            fut: asyncio.Future[int] = loop.create_future()
+            live.remove_waiters.append(fut)
+            return await fut
+        if condition == "not-running" and not c.state.running:
+            return c.state.exit_code
+        if condition not in ("not-running", "next-exit"):
+            raise InvalidParameter(f"invalid condition: \"{condition}\"")
+        fut = loop.create_future()
+        live.exit_waiters.append(fut)
+        return await fut
+
+    async def restart(self, ref: str, timeout: int | None = None) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            await self.stop(c.id, timeout)
+        await self.start(c.id)
+
+    # -- remove, rename ------------------------------------------------------------------
+
+    async def remove(self, ref: str, force: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            if not force:
+                raise Conflict(f'cannot remove container "/{c.name}": container is running: '
+                               "stop the container before removing or force remove")
+            with contextlib.suppress(shimclient.ShimError):
+                await shimclient.call(os.path.join(self.exec_root, c.id), {"op": "kill", "signal": signals.SIGKILL})
+            await self.live[c.id].exited.wait()
+        if c.id not in self.containers:
+            return
+        await self._remove(c)
+
+    async def _remove(self, c: Container) -> None:
+        if c.id not in self.containers:
+            return
+        live = self.live[c.id]
+        c.state.status = Status.REMOVING
+        self.layers.remove_rw(c.id)
+        shutil.rmtree(os.path.join(self.data_root, c.id), ignore_errors=True)
+        shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
+        self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
+        del self.containers[c.id]
+        del self.live[c.id]
+        self.on_event("destroy", c, {})
+        for a in live.pending_attaches:
+            if not a.ready.done():
+                a.ready.set_result(None)
+        for f in live.exit_waiters + live.remove_waiters:
+            if not f.done():
+                f.set_result(c.state.exit_code)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        name = self._check_name(new_name)
+        old = c.name
+        c.name = name
+        try:
+            self._save(c)
+        except sqlite3.IntegrityError:
+            c.name = old
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use') from None
+        self.on_event("rename", c, {"oldName": "/" + old})
+
+    # -- attach -----------------------------------------------------------------------------
+
+    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool
+                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Streams to the container's stdio; None when it is not (or no longer) running."""
+        c = self.get(ref)
+        live = self.live[c.id]
+        async with live.lock:
+            if c.state.status == Status.RUNNING:
+                try:
+                    return await shimclient.attach(os.path.join(self.exec_root, c.id), stdin, stdout, stderr)
+                except shimclient.ShimError:
+                    return None
+            if c.state.status == Status.CREATED or c.state.status == Status.EXITED:
+                a = Attachment(stdin, stdout, stderr)
+                live.pending_attaches.append(a)
+                fut = a.ready
+            else:
+                return None
+        return await fut
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"cannot resize container {c.id[:12]}: container is not running")
+        with contextlib.suppress(shimclient.ShimError):
+            await shimclient.call(os.path.join(self.exec_root, c.id),
+                                  {"op": "resize", "height": height, "width": width})
+
+    def detach_pending(self, ref: str, attachment_future: Awaitable[object]) -> None:
+        """Forget an attach whose client went away before the start."""
+        with contextlib.suppress(NotFound):
+            c = self.get(ref)
+            live = self.live[c.id]
+            live.pending_attaches = [a for a in live.pending_attaches if a.ready is not attachment_future]
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def shutdown(self, live_restore: bool) -> None:
+        """Without live-restore, stop every running container, as dockerd does."""
+        running = [c for c in self.containers.values() if c.state.running]
+        if not live_restore and running:
+            await asyncio.gather(*(self._stop_quietly(c) for c in running))
+        for live in self.live.values():
+            if live.monitor is not None:
+                live.monitor.cancel()
+
+    async def _stop_quietly(self, c: Container) -> None:
+        try:
+            await asyncio.wait_for(self.stop(c.id), DEFAULT_STOP_TIMEOUT + 5)
+        except (BerthError, TimeoutError) as e:
+            log.warning("stopping %s at shutdown: %s", c.id[:12], e)
+
+
+def _merge_env(base: list[str], override: list[str]) -> list[str]:
+    out: dict[str, str] = {}
+    for e in base + override:
+        key, sep, value = e.partition("=")
+        out[key] = e if sep else key
+    return list(out.values())
+
+
+def _read_exit_file(state_dir: str) -> dict[str, object] | None:
+    try:
+        with open(os.path.join(state_dir, "exit.json")) as f:
+            doc = json.load(f)
+            return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_etc_files(c: Container) -> None:
+    hostname = c.config.hostname
+    fqdn = f"{hostname}.{c.config.domainname}" if c.config.domainname else hostname
+    _atomic_write(c.hostname_path, hostname + "\n")
+    hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+             "fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+    for entry in c.host_config.extra_hosts:
+        name, _, ip = entry.partition(":")
+        hosts += f"{ip}\t{name}\n"
+    if c.host_config.network_mode != "host":
+        hosts += f"127.0.1.1\t{fqdn}\n" if fqdn != hostname else ""
+    _atomic_write(c.hosts_path, hosts)
+    _atomic_write(c.resolv_conf_path, _resolv_conf(c.host_config.dns))
+
+
+def _resolv_conf(dns: list[str]) -> str:
+    """The host's resolv.conf without loopback servers (they can't be reached from inside)."""
+    lines: list[str] = []
+    servers = list(dns)
+    try:
+        with open("/etc/resolv.conf") as f:
+            for line in f:
+                words = line.split()
+                if words[:1] == ["nameserver"] and len(words) > 1:
+                    if not dns and not words[1].startswith("127.") and words[1] != "::1":
+                        servers.append(words[1])
+                elif words[:1] in (["search"], ["options"]):
+                    lines.append(line.strip())
+    except OSError:
+        pass
+    if not servers:
+        servers = ["8.8.8.8", "8.8.4.4"]
+    return "".join(f"nameserver {s}\n" for s in servers) + "".join(line + "\n" for line in lines)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{time.monotonic_ns()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)

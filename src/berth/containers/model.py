@@ -1,0 +1,141 @@
+"""The container record: what a user asked for, and the state it is in.
+
+Records are dataclasses; `to_doc`/`from_doc` give the JSON the store keeps. The API
+layer renders Docker's JSON from them; nothing here knows Docker's field names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+@dataclass
+class RunConfig:
+    """What runs in the container (Docker's `Config`)."""
+
+    image: str
+    cmd: list[str] | None = None
+    entrypoint: list[str] | None = None
+    env: list[str] = field(default_factory=list)
+    working_dir: str = ""
+    user: str = ""
+    hostname: str = ""
+    domainname: str = ""
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    stop_signal: str = ""
+    stop_timeout: int | None = None
+    exposed_ports: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestartPolicy:
+    name: str = "no"
+    maximum_retry_count: int = 0
+
+
+@dataclass
+class LogConfig:
+    type: str = "json-file"
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class HostConfig:
+    """How the host runs it (Docker's `HostConfig`)."""
+
+    auto_remove: bool = False
+    network_mode: str = "bridge"
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    log_config: LogConfig = field(default_factory=LogConfig)
+    binds: list[str] = field(default_factory=list)
+    privileged: bool = False
+    readonly_rootfs: bool = False
+    init: bool | None = None
+    console_size: tuple[int, int] = (0, 0)
+    extra_hosts: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    runtime: str = "berth"
+
+
+@dataclass
+class State:
+    status: Status = Status.CREATED
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: str = "0001-01-01T00:00:00Z"
+    finished_at: str = "0001-01-01T00:00:00Z"
+
+    @property
+    def running(self) -> bool:
+        return self.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
+
+
+@dataclass
+class Container:
+    id: str
+    name: str  # without the leading "/"
+    created: str
+    image_id: str
+    config: RunConfig
+    host_config: HostConfig
+    path: str = ""
+    args: list[str] = field(default_factory=list)
+    state: State = field(default_factory=State)
+    restart_count: int = 0
+    driver: str = "overlay2"
+    log_path: str = ""
+    resolv_conf_path: str = ""
+    hostname_path: str = ""
+    hosts_path: str = ""
+
+    def to_doc(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Container:
+        return _build(cls, doc)
+
+
+def _build(kind: Any, value: Any) -> Any:
+    """Rebuild nested dataclasses (and enums) from `dataclasses.asdict` output."""
+    if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+        hints = typing.get_type_hints(kind)
+        known = {f.name for f in dataclasses.fields(kind)}
+        return kind(**{k: _build(hints[k], v) for k, v in value.items() if k in known})
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind(value)
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(kind):
+            if arg is type(None):
+                if value is None:
+                    return None
+                continue
+            return _build(arg, value)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    return value

@@ -1,0 +1,93 @@
+"""berthd's configuration: dockerd's flags, and daemon.json merged under them.
+
+As with dockerd, a setting given both as a flag and in the file is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+
+from berth import __version__
+
+DEFAULT_SOCKET = "unix:///run/berth/berth.sock"
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class DaemonConfig:
+    hosts: list[str] = field(default_factory=lambda: [DEFAULT_SOCKET])
+    data_root: str = "/var/lib/berth"
+    exec_root: str = "/run/berth"
+    pidfile: str = "/run/berth/berthd.pid"
+    log_level: str = "info"
+    debug: bool = False
+    live_restore: bool = False
+    config_file: str = "/etc/berth/daemon.json"
+
+
+_FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
+              "log-level": "log_level", "debug": "debug", "live-restore": "live_restore"}
+
+
+def parse_args(argv: list[str] | None) -> DaemonConfig:
+    p = argparse.ArgumentParser(prog="berthd", description="berth's container engine daemon (dockerd's flags)")
+    p.add_argument("-H", "--host", action="append", dest="hosts", metavar="HOST",
+                   help="daemon socket(s) to listen on: unix:///path or tcp://addr:port (repeatable)")
+    p.add_argument("--data-root", help="root of persistent state (default /var/lib/berth)")
+    p.add_argument("--exec-root", help="root of runtime state (default /run/berth)")
+    p.add_argument("-p", "--pidfile", help="path of the daemon's PID file (default /run/berth/berthd.pid)")
+    p.add_argument("--config-file", help="daemon.json (default /etc/berth/daemon.json)")
+    p.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
+    p.add_argument("-D", "--debug", action="store_true", default=None, help="debug mode")
+    p.add_argument("--live-restore", action="store_true", default=None, help="keep containers running while berthd is down")
+    p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
+    args = p.parse_args(argv)
+    config = DaemonConfig()
+    explicit_file = args.config_file is not None
+    config.config_file = args.config_file or config.config_file
+    from_file = _load_file(config.config_file, required=explicit_file)
+    flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
+             "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
+             "live_restore": args.live_restore}
+    for key, attr in _FILE_KEYS.items():
+        if key in from_file:
+            if flags[attr] is not None:
+                raise ConfigError(f"the following directives are specified both as a flag and in the "
+                                  f"configuration file: {key}: (from flag: {flags[attr]}, from file: {from_file[key]})")
+            setattr(config, attr, from_file[key])
+    for attr, value in flags.items():
+        if value is not None:
+            setattr(config, attr, value)
+    if args.exec_root and not args.pidfile and "pidfile" not in from_file:
+        config.pidfile = os.path.join(config.exec_root, "berthd.pid")
+    if config.debug:
+        config.log_level = "debug"
+    config.data_root = os.path.abspath(config.data_root)
+    config.exec_root = os.path.abspath(config.exec_root)
+    return config
+
+
+def _load_file(path: str, required: bool) -> dict[str, object]:
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"unable to configure the daemon: open {path}: no such file or directory") from None
+        return {}
+    except ValueError as e:
+        raise ConfigError(f"unable to configure the daemon with file {path}: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"unable to configure the daemon with file {path}: not a JSON object")
+    unknown = set(doc) - set(_FILE_KEYS) - {"runtimes", "default-runtime", "log-driver", "log-opts",
+                                              "storage-driver", "bip", "dns", "registry-mirrors",
+                                              "insecure-registries", "features", "iptables"}
+    if unknown:
+        raise ConfigError(f"the following directives don't match any configuration option: {', '.join(sorted(unknown))}")
+    return doc

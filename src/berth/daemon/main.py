@@ -1,0 +1,163 @@
+"""berthd: start-up, the listeners, and an orderly shutdown.
+
+Start-up order: parse flags and daemon.json; take the data root's lock (a second
+berthd on the same data root refuses to start); open the metadata database and
+reconcile disk with it; restore containers; listen; write the PID file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import secrets
+import signal
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from berth.daemon.config import ConfigError, DaemonConfig, parse_args
+
+log = logging.getLogger("berthd")
+
+
+@dataclass
+class Context:
+    """What the API handlers reach: the stores and the configuration."""
+
+    config: DaemonConfig
+    images: object
+    containers: object
+    daemon_id: str
+
+
+def _lock_data_root(config: DaemonConfig) -> int:
+    os.makedirs(config.data_root, mode=0o711, exist_ok=True)
+    fd = os.open(os.path.join(config.data_root, "berthd.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = ""
+        try:
+            other = os.read(fd, 32).decode().strip()
+        except OSError:
+            pass
+        raise ConfigError(f"another berthd (pid {other or '?'}) is already using the data root "
+                          f"{config.data_root}; stop it or pass a different --data-root") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _daemon_id(data_root: str) -> str:
+    path = os.path.join(data_root, "engine-id")
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        value = secrets.token_hex(16)
+        with open(path + ".tmp", "w") as f:
+            f.write(value)
+        os.rename(path + ".tmp", path)
+        return value
+
+
+async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
+    if host.startswith("unix://"):
+        path = host[len("unix://"):]
+        os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)
+        site: web.BaseSite = web.UnixSite(runner, path)
+        await site.start()
+        os.chmod(path, 0o660)
+        return site
+    if host.startswith("tcp://"):
+        addr = host[len("tcp://"):]
+        h, _, p = addr.rpartition(":")
+        site = web.TCPSite(runner, h.strip("[]") or "127.0.0.1", int(p or 2375))
+        await site.start()
+        if h not in ("127.0.0.1", "localhost", "[::1]"):
+            log.warning("listening on %s without TLS: anyone who can reach it controls this host", host)
+        return site
+    raise ConfigError(f"invalid daemon host {host!r}: use unix:///path or tcp://addr:port")
+
+
+async def run(config: DaemonConfig) -> None:
+    from berth.api import containers as containers_api
+    from berth.api import images as images_api
+    from berth.api import system as system_api
+    from berth.api.server import make_app
+    from berth.containers.manager import ContainerManager
+    from berth.images.store import ImageStore
+    from berth.layers.store import LayerStore
+    from berth.metadata import open_db
+
+    lock_fd = _lock_data_root(config)
+    os.makedirs(config.exec_root, mode=0o700, exist_ok=True)
+    db = open_db(os.path.join(config.data_root, "berth.db"))
+    layers = LayerStore(config.data_root, db)
+    layers.reconcile()
+    images = ImageStore(db, layers)
+    containers = ContainerManager(config.data_root, config.exec_root, db, images, layers)
+    containers.load()
+    await containers.restore()
+    ctx = Context(config, images, containers, _daemon_id(config.data_root))
+    app = make_app([system_api.routes, containers_api.routes, images_api.routes], ctx)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    for host in config.hosts:
+        await _listen(runner, host)
+    os.makedirs(os.path.dirname(config.pidfile) or ".", exist_ok=True)
+    with open(config.pidfile + ".tmp", "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.rename(config.pidfile + ".tmp", config.pidfile)
+    log.info("berthd listening on %s (data root %s)", ", ".join(config.hosts), config.data_root)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await containers.shutdown(config.live_restore)
+    await runner.cleanup()
+    for host in config.hosts:
+        if host.startswith("unix://"):
+            try:
+                os.unlink(host[len("unix://"):])
+            except OSError:
+                pass
+    try:
+        os.unlink(config.pidfile)
+    except OSError:
+        pass
+    db.close()
+    os.close(lock_fd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        config = parse_args(argv)
+    except ConfigError as e:
+        print(f"berthd: {e}", file=sys.stderr)
+        sys.exit(1)
+    level = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+             "error": logging.ERROR, "fatal": logging.CRITICAL}[config.log_level]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        print("berthd: must run as root (it creates namespaces, mounts and cgroups)", file=sys.stderr)
+        sys.exit(1)
+    try:
+        asyncio.run(run(config))
+    except ConfigError as e:
+        print(f"berthd: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Image records: the OCI image config, typed.
+
+The image ID is the sha256 of the config document's bytes, so the bytes are kept as
+they were written; `ImageConfig` is the typed view of them. `to_oci`/`from_oci`
+translate between Python names and the document's JSON names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunConfig:
+    """The `config` section of an image: defaults for containers made from it."""
+
+    user: str = ""
+    env: list[str] = field(default_factory=list)
+    cmd: list[str] | None = None
+    entrypoint: list[str] | None = None
+    working_dir: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    exposed_ports: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    stop_signal: str = ""
+    on_build: list[str] = field(default_factory=list)
+
+    def to_oci(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.user:
+            doc["User"] = self.user
+        if self.exposed_ports:
+            doc["ExposedPorts"] = {p: {} for p in self.exposed_ports}
+        if self.env:
+            doc["Env"] = list(self.env)
+        if self.entrypoint is not None:
+            doc["Entrypoint"] = list(self.entrypoint)
+        if self.cmd is not None:
+            doc["Cmd"] = list(self.cmd)
+        if self.volumes:
+            doc["Volumes"] = {v: {} for v in self.volumes}
+        if self.working_dir:
+            doc["WorkingDir"] = self.working_dir
+        if self.labels:
+            doc["Labels"] = dict(self.labels)
+        if self.stop_signal:
+            doc["StopSignal"] = self.stop_signal
+        if self.on_build:
+            doc["OnBuild"] = list(self.on_build)
+        return doc
+
+    @classmethod
+    def from_oci(cls, doc: dict[str, Any] | None) -> RunConfig:
+        doc = doc or {}
+        return cls(
+            user=doc.get("User") or "",
+            env=list(doc.get("Env") or []),
+            cmd=list(doc["Cmd"]) if doc.get("Cmd") is not None else None,
+            entrypoint=list(doc["Entrypoint"]) if doc.get("Entrypoint") is not None else None,
+            working_dir=doc.get("WorkingDir") or "",
+            labels=dict(doc.get("Labels") or {}),
+            exposed_ports=sorted(doc.get("ExposedPorts") or {}),
+            volumes=sorted(doc.get("Volumes") or {}),
+            stop_signal=doc.get("StopSignal") or "",
+            on_build=list(doc.get("OnBuild") or []),
+        )
+
+
+@dataclass
+class History:
+    created: str
+    created_by: str = ""
+    comment: str = ""
+    empty_layer: bool = False
+
+
+@dataclass
+class ImageConfig:
+    """The whole image config document (OCI image-spec `config.json`)."""
+
+    created: str
+    architecture: str
+    os: str
+    config: RunConfig
+    diff_ids: list[str]
+    history: list[History] = field(default_factory=list)
+    author: str = ""
+    comment: str = ""
+    docker_version: str = ""
+
+    def to_bytes(self) -> bytes:
+        doc: dict[str, Any] = {"architecture": self.architecture}
+        if self.author:
+            doc["author"] = self.author
+        if self.comment:
+            doc["comment"] = self.comment
+        doc["config"] = self.config.to_oci()
+        doc["created"] = self.created
+        if self.docker_version:
+            doc["docker_version"] = self.docker_version
+        hist = []
+        for h in self.history:
+            entry: dict[str, Any] = {"created": h.created}
+            if h.created_by:
+                entry["created_by"] = h.created_by
+            if h.comment:
+                entry["comment"] = h.comment
+            if h.empty_layer:
+                entry["empty_layer"] = True
+            hist.append(entry)
+        doc["history"] = hist
+        doc["os"] = self.os
+        doc["rootfs"] = {"type": "layers", "diff_ids": list(self.diff_ids)}
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ImageConfig:
+        doc = json.loads(data)
+        return cls(
+            created=doc.get("created") or "",
+            architecture=doc.get("architecture") or "",
+            os=doc.get("os") or "linux",
+            config=RunConfig.from_oci(doc.get("config")),
+            diff_ids=list((doc.get("rootfs") or {}).get("diff_ids") or []),
+            history=[History(h.get("created", ""), h.get("created_by", ""), h.get("comment", ""),
+                             bool(h.get("empty_layer"))) for h in doc.get("history") or []],
+            author=doc.get("author") or "",
+            comment=doc.get("comment") or "",
+            docker_version=doc.get("docker_version") or "",
+        )
+
+
+@dataclass
+class Image:
+    id: str  # sha256:<hex of the config bytes>
+    config: ImageConfig
+    size: int
+    repo_tags: list[str] = field(default_factory=list)
+    chain_ids: list[str] = field(default_factory=list)

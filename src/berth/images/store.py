@@ -1,0 +1,254 @@
+"""The image store: image configs, tags, and which layers each image stands on.
+
+Configs and tags live in SQLite (their bytes kept exactly, since the image ID is
+their digest); layers are the LayerStore's. Names are stored normalized
+(`docker.io/library/busybox:latest`) and shown in their familiar form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+
+from berth.errors import Conflict, InvalidParameter, NotFound
+from berth.images import reference
+from berth.images.model import History, Image, ImageConfig, RunConfig
+from berth.layers.store import LayerStore, chain_id_of
+from berth.logs.jsonfile import format_time
+
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def now_rfc3339() -> str:
+    return format_time(time.time_ns())
+
+
+class ImageStore:
+    def __init__(self, db: sqlite3.Connection, layers: LayerStore) -> None:
+        self.db = db
+        self.layers = layers
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _load(self, image_id: str) -> Image | None:
+        row = self.db.execute("SELECT config, size FROM images WHERE id=?", (image_id,)).fetchone()
+        if row is None:
+            return None
+        config = ImageConfig.from_bytes(row[0])
+        tags = [reference.parse(r[0]).familiar() for r in
+                self.db.execute("SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,))]
+        chain: list[str] = []
+        parent = None
+        for diff_id in config.diff_ids:
+            parent = chain_id_of(parent, diff_id)
+            chain.append(parent)
+        return Image(image_id, config, row[1], tags, chain)
+
+    def config_bytes(self, image_id: str) -> bytes:
+        row = self.db.execute("SELECT config FROM images WHERE id=?", (image_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        return bytes(row[0])
+
+    def list(self) -> list[Image]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM images ORDER BY created DESC")]
+        return [img for i in ids if (img := self._load(i)) is not None]
+
+    def resolve(self, name: str) -> Image:
+        """Find an image by reference, full ID or unique ID prefix; NotFound otherwise."""
+        img = self.lookup(name)
+        if img is None:
+            raise NotFound(f"No such image: {name}")
+        return img
+
+    def lookup(self, name: str) -> Image | None:
+        if not name:
+            return None
+        hexpart = name.removeprefix("sha256:")
+        if all(c in "0123456789abcdef" for c in hexpart) and len(hexpart) >= 1:
+            if len(hexpart) == 64:
+                img = self._load("sha256:" + hexpart)
+                if img:
+                    return img
+            elif name.startswith("sha256:") or len(hexpart) >= 1:
+                rows = self.db.execute("SELECT id FROM images WHERE id LIKE ?",
+                                       (f"sha256:{hexpart}%",)).fetchall()
+                if len(rows) == 1 and (name.startswith("sha256:") or not self._tag_exists(name)):
+                    return self._load(rows[0][0])
+        try:
+            ref = reference.parse(name)
+        except InvalidParameter:
+            return None
+        row = self.db.execute("SELECT image_id FROM tags WHERE name=?", (str(ref),)).fetchone()
+        return self._load(row[0]) if row else None
+
+    def _tag_exists(self, name: str) -> bool:
+        try:
+            ref = reference.parse(name)
+        except InvalidParameter:
+            return False
+        return self.db.execute("SELECT 1 FROM tags WHERE name=?", (str(ref),)).fetchone() is not None
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add(self, config: ImageConfig, size: int) -> str:
+        data = config.to_bytes()
+        image_id = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?)",
+                        (image_id, data, config.created, size))
+        return image_id
+
+    def tag(self, image_id: str, name: str) -> None:
+        ref = reference.parse(name)
+        if ref.digest:
+            raise InvalidParameter(f"refusing to create a tag with a digest reference: {name}")
+        self.db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (str(ref), image_id))
+
+    async def import_rootfs(self, chunks: AsyncIterator[bytes], repo_tag: str | None,
+                            changes: list[str], message: str) -> str:
+        """`docker import`: one layer from a rootfs tar, a config from `changes`."""
+        if repo_tag:
+            reference.parse(repo_tag)  # refuse a bad name before reading the archive
+        run_config = apply_changes(RunConfig(), changes)
+        layer = await self.layers.apply(chunks, None)
+        created = now_rfc3339()
+        config = ImageConfig(
+            created=created, architecture=ARCH, os="linux", config=run_config,
+            diff_ids=[layer.diff_id], comment=message or "",
+            history=[History(created=created, created_by="", comment=message or "Imported from -")],
+        )
+        image_id = self.add(config, layer.size)
+        if repo_tag:
+            self.tag(image_id, repo_tag)
+        return image_id
+
+    def untag(self, name: str) -> str:
+        ref = reference.parse(name)
+        cur = self.db.execute("DELETE FROM tags WHERE name=?", (str(ref),))
+        if cur.rowcount == 0:
+            raise NotFound(f"No such image: {name}")
+        return ref.familiar()
+
+    def remove(self, name: str, force: bool, used_by: dict[str, tuple[str, bool]]) -> list[dict[str, str]]:
+        """`docker rmi`: untag, and delete the image once no tag or container holds it.
+
+        `used_by` maps image IDs to (a container ID that uses it, whether it runs).
+        """
+        img = self.resolve(name)
+        results: list[dict[str, str]] = []
+        by_id = name.removeprefix("sha256:") and img.id.removeprefix("sha256:").startswith(
+            name.removeprefix("sha256:")) and not self._tag_exists(name)
+        if not by_id:
+            if img.id in used_by and len(img.repo_tags) == 1 and not force:
+                raise Conflict(f"conflict: unable to remove repository reference \"{name}\" "
+                               f"(must force) - container {used_by[img.id][0][:12]} is using its "
+                               f"referenced image {img.id.removeprefix('sha256:')[:12]}")
+            untagged = self.untag(name)
+            results.append({"Untagged": untagged})
+            if len(img.repo_tags) > 1:
+                return results
+        else:
+            if len(img.repo_tags) > 1 and not force:
+                raise Conflict(f"conflict: unable to delete {img.id.removeprefix('sha256:')[:12]} "
+                               "(must be forced) - image is referenced in multiple repositories")
+            if img.id in used_by:
+                cid, running = used_by[img.id]
+                short = img.id.removeprefix("sha256:")[:12]
+                if running:
+                    raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - "
+                                   f"image is being used by running container {cid[:12]}")
+                if not force:
+                    raise Conflict(f"conflict: unable to delete {short} (must be forced) - "
+                                   f"image is being used by stopped container {cid[:12]}")
+            for tag in img.repo_tags:
+                results.append({"Untagged": self.untag(tag)})
+        if img.id in used_by:
+            return results  # a container still stands on it: Docker leaves it, untagged
+        self.db.execute("DELETE FROM tags WHERE image_id=?", (img.id,))
+        self.db.execute("DELETE FROM images WHERE id=?", (img.id,))
+        results.append({"Deleted": img.id})
+        self._collect_layers(img.chain_ids)
+        return results
+
+    def _collect_layers(self, chain_ids: list[str]) -> None:
+        """Remove layers no remaining image stands on."""
+        in_use: set[str] = set()
+        for (data,) in self.db.execute("SELECT config FROM images"):
+            parent = None
+            for diff_id in json.loads(data).get("rootfs", {}).get("diff_ids", []):
+                parent = chain_id_of(parent, diff_id)
+                in_use.add(parent)
+        for chain_id in reversed(chain_ids):
+            if chain_id not in in_use:
+                self.layers.remove(chain_id)
+
+
+_CHANGE_KEYS = {"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "ONBUILD", "USER", "VOLUME", "WORKDIR", "LABEL", "STOPSIGNAL"}
+
+
+def _json_or_shell(arg: str) -> list[str]:
+    if arg.startswith("["):
+        try:
+            value = json.loads(arg)
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return value
+        except ValueError:
+            pass
+    return ["/bin/sh", "-c", arg]
+
+
+def _pairs(arg: str, key: str) -> list[tuple[str, str]]:
+    import shlex
+
+    words = shlex.split(arg)
+    if len(words) >= 1 and "=" not in words[0]:
+        name, _, value = arg.partition(" ")
+        return [(name, value.strip())]
+    out = []
+    for w in words:
+        if "=" not in w:
+            raise InvalidParameter(f"{key} names can not be blank or contain only '=': {arg}")
+        k, v = w.split("=", 1)
+        out.append((k, v))
+    return out
+
+
+def apply_changes(config: RunConfig, changes: list[str]) -> RunConfig:
+    """Apply Dockerfile-style `--change` instructions to an image's run config."""
+    for change in changes:
+        change = change.strip()
+        if not change:
+            continue
+        keyword, _, arg = change.partition(" ")
+        keyword = keyword.upper()
+        arg = arg.strip()
+        if keyword not in _CHANGE_KEYS:
+            raise InvalidParameter(f"{keyword} is not a valid change command")
+        if keyword == "CMD":
+            config.cmd = _json_or_shell(arg)
+        elif keyword == "ENTRYPOINT":
+            config.entrypoint = _json_or_shell(arg)
+        elif keyword == "ENV":
+            for k, v in _pairs(arg, "ENV"):
+                config.env = [e for e in config.env if e.split("=", 1)[0] != k] + [f"{k}={v}"]
+        elif keyword == "LABEL":
+            for k, v in _pairs(arg, "LABEL"):
+                config.labels[k] = v
+        elif keyword == "EXPOSE":
+            for p in arg.split():
+                config.exposed_ports.append(p if "/" in p else p + "/tcp")
+        elif keyword == "VOLUME":
+            config.volumes.extend(_json_or_shell(arg) if arg.startswith("[") else arg.split())
+        elif keyword == "USER":
+            config.user = arg
+        elif keyword == "WORKDIR":
+            config.working_dir = arg
+        elif keyword == "STOPSIGNAL":
+            config.stop_signal = arg
+        elif keyword == "ONBUILD":
+            config.on_build.append(arg)
+    return config

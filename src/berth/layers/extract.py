@@ -1,0 +1,141 @@
+"""Apply one layer tar to a directory, safely; run as its own process by layers.store.
+
+`python -m berth.layers.extract DEST` reads a tar (plain, gzip, bzip2 or xz) on stdin,
+chroots into DEST and extracts it there, so no name, symlink or hard link in the
+archive can reach outside DEST: inside the chroot "/" *is* DEST. It prints one JSON
+line: {"diff_id": "sha256:…", "size": N} (the digest of the uncompressed tar), or
+{"error": "…"} and exits 1. OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) become
+overlayfs whiteouts (a 0/0 character device, the trusted.overlay.opaque xattr).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import stat
+import sys
+import tarfile
+from typing import IO
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+class _Hashing:
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+
+class _Peek:
+    def __init__(self, raw: IO[bytes], head: bytes) -> None:
+        self.raw = raw
+        self.head = head
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n < 0:
+                data, self.head = self.head + self.raw.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            if len(data) < n:
+                data += self.raw.read(n - len(data))
+            return data
+        return self.raw.read(n)
+
+
+def decompressed(raw: IO[bytes]) -> IO[bytes]:
+    head = raw.read(6)
+    src = _Peek(raw, head)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(src, "rb")  # type: ignore[arg-type]
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(src, "rb")  # type: ignore[arg-type]
+    return src  # type: ignore[return-value]
+
+
+def _clean(name: str) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    return "/" + "/".join(parts)
+
+
+def apply(stream: IO[bytes]) -> None:
+    """Extract into the current root (the caller has chrooted)."""
+    with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+        for member in tar:
+            path = _clean(member.name)
+            base = os.path.basename(path)
+            parent = os.path.dirname(path)
+            if base == OPAQUE:
+                os.makedirs(parent, exist_ok=True)
+                os.setxattr(parent, "trusted.overlay.opaque", b"y")
+                continue
+            if base.startswith(WHITEOUT):
+                target = os.path.join(parent, base[len(WHITEOUT):])
+                os.makedirs(parent, exist_ok=True)
+                _remove(target)
+                os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+                continue
+            if path == "/":
+                continue
+            member.name = path
+            if member.islnk():
+                member.linkname = _clean(member.linkname)
+            existing = _lstat(path)
+            if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
+                _remove(path)
+            tar.extract(member, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _remove(path: str) -> None:
+    st = _lstat(path)
+    if st is None:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def main() -> None:
+    dest = sys.argv[1]
+    try:
+        os.chroot(dest)
+        os.chdir("/")
+        os.umask(0)
+        stream = _Hashing(decompressed(sys.stdin.buffer))
+        apply(stream)  # type: ignore[arg-type]
+        while stream.read(1 << 20):
+            pass  # the tar's end padding counts in its digest
+    except (tarfile.TarError, OSError, EOFError, ValueError, lzma.LZMAError) as e:
+        print(json.dumps({"error": f"invalid tar archive: {e}"}), flush=True)
+        sys.exit(1)
+    print(json.dumps({"diff_id": "sha256:" + stream.hash.hexdigest(), "size": stream.size}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Layers on disk and the overlay mounts that make a container's root from them.
+
+Layout under the data root:
+  overlay/layers/<chain-id hex>/diff      one extracted layer, never changed again
+  overlay/containers/<id>/{upper,work,merged}   a container's writable layer and mount
+  overlay/tmp/                             extractions under way (cleared at start)
+A layer directory is renamed into place only when complete, then recorded in SQLite;
+at start-up, directories the database does not know are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from berth.errors import InvalidParameter, SystemError_
+from berth.runtime import linux
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    size: int
+
+
+def chain_id_of(parent: str | None, diff_id: str) -> str:
+    if parent is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
+class LayerStore:
+    def __init__(self, root: str, db: sqlite3.Connection) -> None:
+        self.root = os.path.join(root, "overlay")
+        self.db = db
+        for sub in ("layers", "containers", "tmp"):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+
+    def reconcile(self) -> None:
+        shutil.rmtree(os.path.join(self.root, "tmp"), ignore_errors=True)
+        os.makedirs(os.path.join(self.root, "tmp"), exist_ok=True)
+        known = {row[0].split(":", 1)[1] for row in self.db.execute("SELECT chain_id FROM layers")}
+        for name in os.listdir(os.path.join(self.root, "layers")):
+            if name not in known:
+                log.warning("removing layer directory %s that the database does not know", name)
+                shutil.rmtree(os.path.join(self.root, "layers", name), ignore_errors=True)
+
+    def _dir(self, chain_id: str) -> str:
+        return os.path.join(self.root, "layers", chain_id.split(":", 1)[1])
+
+    def get(self, chain_id: str) -> Layer | None:
+        row = self.db.execute("SELECT chain_id, diff_id, parent, size FROM layers WHERE chain_id=?",
+                              (chain_id,)).fetchone()
+        return Layer(*row) if row else None
+
+    async def apply(self, chunks: AsyncIterator[bytes], parent: str | None) -> Layer:
+        """Extract a (possibly compressed) layer tar on top of nothing; returns its record."""
+        tmp = tempfile.mkdtemp(dir=os.path.join(self.root, "tmp"))
+        diff = os.path.join(tmp, "diff")
+        os.mkdir(diff, 0o755)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-S", "-m", "berth.layers.extract", diff,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(__file__)))},
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            async for chunk in chunks:
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except BaseException:
+            proc.kill()
+            await proc.wait()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        out = await proc.stdout.read()
+        await proc.wait()
+        try:
+            result = json.loads(out.splitlines()[-1])
+        except (ValueError, IndexError):
+            result = {"error": "the layer could not be extracted"}
+        if "error" in result:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise InvalidParameter(result["error"])
+        diff_id = result["diff_id"]
+        chain_id = chain_id_of(parent, diff_id)
+        existing = self.get(chain_id)
+        if existing:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return existing
+        await asyncio.to_thread(_sync_tree, diff)
+        os.rename(tmp, self._dir(chain_id))
+        layer = Layer(chain_id, diff_id, parent, int(result["size"]))
+        self.db.execute("INSERT OR IGNORE INTO layers VALUES (?,?,?,?)",
+                        (layer.chain_id, layer.diff_id, layer.parent, layer.size))
+        return layer
+
+    def remove(self, chain_id: str) -> None:
+        self.db.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+        shutil.rmtree(self._dir(chain_id), ignore_errors=True)
+
+    # -- container layers ---------------------------------------------------------------
+
+    def _container_dir(self, container_id: str) -> str:
+        return os.path.join(self.root, "containers", container_id)
+
+    def create_rw(self, container_id: str) -> None:
+        d = self._container_dir(container_id)
+        for sub in ("upper", "work", "merged"):
+            os.makedirs(os.path.join(d, sub), mode=0o755, exist_ok=True)
+
+    def mount(self, container_id: str, chain_ids: list[str]) -> str:
+        """Mount the container's root (top layer first) and return its path."""
+        d = self._container_dir(container_id)
+        merged = os.path.join(d, "merged")
+        if os.path.ismount(merged):
+            return merged
+        lowers = ":".join(os.path.join(self._dir(c), "diff") for c in reversed(chain_ids))
+        if not lowers:
+            empty = os.path.join(d, "empty")
+            os.makedirs(empty, exist_ok=True)
+            lowers = empty
+        opts = f"lowerdir={lowers},upperdir={d}/upper,workdir={d}/work"
+        try:
+            linux.mount("overlay", merged, "overlay", 0, opts)
+        except OSError as e:
+            raise SystemError_(f"cannot mount the root of container {container_id[:12]}: {e}") from None
+        return merged
+
+    def unmount(self, container_id: str) -> None:
+        merged = os.path.join(self._container_dir(container_id), "merged")
+        if os.path.ismount(merged):
+            linux.umount(merged, linux.MNT_DETACH)
+
+    def remove_rw(self, container_id: str) -> None:
+        self.unmount(container_id)
+        shutil.rmtree(self._container_dir(container_id), ignore_errors=True)
+
+    def rw_size(self, container_id: str) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(os.path.join(self._container_dir(container_id), "upper")):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+        return total
+
+
+def _sync_tree(path: str) -> None:
+    """fsync the extracted files' filesystem before the rename makes the layer visible."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        linux.syncfs(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,175 @@
+"""The OCI runtime-spec bundle, read into typed records.
+
+`load_bundle(dir)` parses `config.json` into `Spec`; errors name the field that was
+wrong. Only the parts berth's runtime acts on are modelled; unknown fields are
+ignored, as runc ignores them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth.runtime import linux
+
+NAMESPACE_FLAGS = {
+    "pid": linux.CLONE_NEWPID,
+    "network": linux.CLONE_NEWNET,
+    "mount": linux.CLONE_NEWNS,
+    "ipc": linux.CLONE_NEWIPC,
+    "uts": linux.CLONE_NEWUTS,
+    "user": linux.CLONE_NEWUSER,
+    "cgroup": linux.CLONE_NEWCGROUP,
+}
+
+
+class SpecError(ValueError):
+    """config.json is malformed; the message names the field."""
+
+
+@dataclass
+class User:
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    umask: int | None = None
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = "/"
+    user: User = field(default_factory=User)
+    terminal: bool = False
+    no_new_privileges: bool = False
+    console_height: int = 0
+    console_width: int = 0
+
+
+@dataclass
+class Mount:
+    destination: str
+    type: str | None = None
+    source: str | None = None
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Namespace:
+    type: str
+    path: str | None = None
+
+
+@dataclass
+class Device:
+    path: str
+    type: str
+    major: int
+    minor: int
+    file_mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass
+class Spec:
+    root_path: str
+    root_readonly: bool
+    process: Process
+    hostname: str | None = None
+    mounts: list[Mount] = field(default_factory=list)
+    namespaces: list[Namespace] = field(default_factory=list)
+    masked_paths: list[str] = field(default_factory=list)
+    readonly_paths: list[str] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
+    sysctl: dict[str, str] = field(default_factory=dict)
+
+
+def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise SpecError(f"config.json: {where}{key} must be a {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def parse_spec(doc: Any, bundle: str) -> Spec:
+    if not isinstance(doc, dict):
+        raise SpecError("config.json: the document must be an object")
+    root = _get(doc, "root", dict, "")
+    if not root or not root.get("path"):
+        raise SpecError("config.json: root.path is required")
+    root_path = root["path"]
+    if not os.path.isabs(root_path):
+        root_path = os.path.join(bundle, root_path)
+    proc = _get(doc, "process", dict, "")
+    if not proc:
+        raise SpecError("config.json: process is required")
+    args = _get(proc, "args", list, "process.")
+    if not args or not all(isinstance(a, str) for a in args):
+        raise SpecError("config.json: process.args must be a non-empty list of strings")
+    user = _get(proc, "user", dict, "process.", {})
+    console = _get(proc, "consoleSize", dict, "process.", {})
+    process = Process(
+        args=args,
+        env=[e for e in _get(proc, "env", list, "process.", []) if isinstance(e, str)],
+        cwd=_get(proc, "cwd", str, "process.", "/"),
+        user=User(
+            uid=_get(user, "uid", int, "process.user.", 0),
+            gid=_get(user, "gid", int, "process.user.", 0),
+            additional_gids=_get(user, "additionalGids", list, "process.user.", []),
+            umask=_get(user, "umask", int, "process.user.", None),
+        ),
+        terminal=_get(proc, "terminal", bool, "process.", False),
+        no_new_privileges=_get(proc, "noNewPrivileges", bool, "process.", False),
+        console_height=_get(console, "height", int, "process.consoleSize.", 0),
+        console_width=_get(console, "width", int, "process.consoleSize.", 0),
+    )
+    if not os.path.isabs(process.cwd):
+        raise SpecError("config.json: process.cwd must be an absolute path")
+    mounts = []
+    for i, m in enumerate(_get(doc, "mounts", list, "", [])):
+        if not isinstance(m, dict) or not isinstance(m.get("destination"), str):
+            raise SpecError(f"config.json: mounts[{i}].destination is required")
+        mounts.append(Mount(m["destination"], m.get("type"), m.get("source"), list(m.get("options") or [])))
+    lin = _get(doc, "linux", dict, "", {})
+    namespaces = []
+    for i, ns in enumerate(_get(lin, "namespaces", list, "linux.", [])):
+        if not isinstance(ns, dict) or ns.get("type") not in NAMESPACE_FLAGS:
+            raise SpecError(f"config.json: linux.namespaces[{i}].type is not a known namespace")
+        namespaces.append(Namespace(ns["type"], ns.get("path") or None))
+    devices = []
+    for i, d in enumerate(_get(lin, "devices", list, "linux.", [])):
+        try:
+            devices.append(Device(d["path"], d.get("type", "c"), int(d["major"]), int(d["minor"]),
+                                  int(d.get("fileMode", 0o666)), int(d.get("uid", 0)), int(d.get("gid", 0))))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpecError(f"config.json: linux.devices[{i}] is malformed ({e})") from None
+    return Spec(
+        root_path=root_path,
+        root_readonly=bool(root.get("readonly", False)),
+        process=process,
+        hostname=_get(doc, "hostname", str, "", None),
+        mounts=mounts,
+        namespaces=namespaces,
+        masked_paths=list(_get(lin, "maskedPaths", list, "linux.", [])),
+        readonly_paths=list(_get(lin, "readonlyPaths", list, "linux.", [])),
+        devices=devices,
+        sysctl=dict(_get(lin, "sysctl", dict, "linux.", {})),
+    )
+
+
+def load_bundle(bundle: str) -> Spec:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise SpecError(f"bundle {bundle}: no config.json") from None
+    except ValueError as e:
+        raise SpecError(f"config.json does not parse: {e}") from None
+    return parse_spec(doc, bundle)

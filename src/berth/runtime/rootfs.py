@@ -1,0 +1,193 @@
+"""The container's filesystem view: mounts from the spec, /dev, pivot_root, masked paths.
+
+Runs inside the container's new mount namespace, before the user's process starts.
+Every path taken from the spec or the image is resolved with `secure_join`, so a
+symlink in the image cannot point a mount outside the container's root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections import deque
+
+from berth.runtime import linux
+from berth.runtime.oci import Device, Mount, Spec
+
+_FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
+    # option: (clear?, flag)
+    "ro": (False, linux.MS_RDONLY), "rw": (True, linux.MS_RDONLY),
+    "nosuid": (False, linux.MS_NOSUID), "suid": (True, linux.MS_NOSUID),
+    "nodev": (False, linux.MS_NODEV), "dev": (True, linux.MS_NODEV),
+    "noexec": (False, linux.MS_NOEXEC), "exec": (True, linux.MS_NOEXEC),
+    "sync": (False, linux.MS_SYNCHRONOUS), "async": (True, linux.MS_SYNCHRONOUS),
+    "dirsync": (False, linux.MS_DIRSYNC),
+    "remount": (False, linux.MS_REMOUNT),
+    "mand": (False, linux.MS_MANDLOCK), "nomand": (True, linux.MS_MANDLOCK),
+    "noatime": (False, linux.MS_NOATIME), "atime": (True, linux.MS_NOATIME),
+    "nodiratime": (False, linux.MS_NODIRATIME), "diratime": (True, linux.MS_NODIRATIME),
+    "relatime": (False, linux.MS_RELATIME), "norelatime": (True, linux.MS_RELATIME),
+    "strictatime": (False, linux.MS_STRICTATIME), "nostrictatime": (True, linux.MS_STRICTATIME),
+    "bind": (False, linux.MS_BIND), "rbind": (False, linux.MS_BIND | linux.MS_REC),
+    "nosymfollow": (False, linux.MS_NOSYMFOLLOW),
+}
+_PROPAGATION = {
+    "private": linux.MS_PRIVATE, "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+    "shared": linux.MS_SHARED, "rshared": linux.MS_SHARED | linux.MS_REC,
+    "slave": linux.MS_SLAVE, "rslave": linux.MS_SLAVE | linux.MS_REC,
+    "unbindable": linux.MS_UNBINDABLE, "runbindable": linux.MS_UNBINDABLE | linux.MS_REC,
+}
+
+DEFAULT_DEVICES = [
+    Device("/dev/null", "c", 1, 3), Device("/dev/zero", "c", 1, 5), Device("/dev/full", "c", 1, 7),
+    Device("/dev/random", "c", 1, 8), Device("/dev/urandom", "c", 1, 9), Device("/dev/tty", "c", 5, 0),
+]
+_DEV_SYMLINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                 ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+                 ("pts/ptmx", "/dev/ptmx")]
+
+
+def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
+    """Split OCI mount options into (flags, propagation flags, data string)."""
+    flags = 0
+    propagation = 0
+    data = []
+    for opt in options:
+        if opt in _FLAG_OPTIONS:
+            clear, flag = _FLAG_OPTIONS[opt]
+            flags = flags & ~flag if clear else flags | flag
+        elif opt in _PROPAGATION:
+            propagation |= _PROPAGATION[opt]
+        else:
+            data.append(opt)
+    return flags, propagation, ",".join(data)
+
+
+def secure_join(root: str, unsafe: str) -> str:
+    """Resolve `unsafe` inside `root` as if root were "/": symlinks cannot leave it."""
+    parts = deque(p for p in unsafe.split("/"))
+    current = ""
+    followed = 0
+    while parts:
+        part = parts.popleft()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = os.path.dirname(current) if current else ""
+            continue
+        candidate = f"{current}/{part}"
+        try:
+            st = os.lstat(root + candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            current = candidate
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            followed += 1
+            if followed > 255:
+                raise OSError(errno.ELOOP, f"too many symlinks under {unsafe}")
+            target = os.readlink(root + candidate)
+            if target.startswith("/"):
+                current = ""
+            parts.extendleft(reversed(target.split("/")))
+            continue
+        current = candidate
+    return root + current if current else root
+
+
+def _make_mountpoint(target: str, source_is_dir: bool) -> None:
+    if os.path.lexists(target):
+        return
+    if source_is_dir:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+def _mount_one(root: str, m: Mount) -> None:
+    target = secure_join(root, m.destination)
+    flags, propagation, data = parse_mount_options(m.options)
+    is_bind = bool(flags & linux.MS_BIND) or m.type == "bind"
+    if is_bind:
+        flags |= linux.MS_BIND
+        source = m.source or ""
+        _make_mountpoint(target, os.path.isdir(source))
+        linux.mount(source, target, None, flags & (linux.MS_BIND | linux.MS_REC))
+        # A bind mount ignores other flags until it is remounted with them.
+        extra = flags & ~(linux.MS_BIND | linux.MS_REC)
+        if extra:
+            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | extra)
+    else:
+        _make_mountpoint(target, True)
+        linux.mount(m.source or m.type, target, m.type, flags, data or None)
+    if propagation:
+        linux.mount(None, target, None, propagation)
+
+
+def _make_devices(root: str, devices: list[Device]) -> None:
+    old = os.umask(0)
+    try:
+        for dev in devices:
+            target = secure_join(root, dev.path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.lexists(target):
+                os.unlink(target)
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}.get(dev.type)
+            if kind is None:
+                raise OSError(errno.EINVAL, f"device {dev.path}: unknown type {dev.type!r}")
+            os.mknod(target, kind | (dev.file_mode & 0o7777), os.makedev(dev.major, dev.minor))
+            os.chown(target, dev.uid, dev.gid)
+    finally:
+        os.umask(old)
+    for src, dst in _DEV_SYMLINKS:
+        link = secure_join(root, dst)
+        if not os.path.lexists(link):
+            os.symlink(src, link)
+
+
+def prepare_rootfs(spec: Spec) -> None:
+    """Mount everything the spec asks for under the root, then make it "/"."""
+    root = os.path.realpath(spec.root_path)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    linux.mount(root, root, None, linux.MS_BIND | linux.MS_REC)
+    dev_is_tmpfs = False
+    for m in spec.mounts:
+        _mount_one(root, m)
+        if m.destination.rstrip("/") == "/dev" and m.type == "tmpfs":
+            dev_is_tmpfs = True
+    if dev_is_tmpfs:
+        seen = {d.path for d in spec.devices}
+        _make_devices(root, [d for d in DEFAULT_DEVICES if d.path not in seen] + spec.devices)
+    os.chdir(root)
+    linux.pivot_root(".", ".")
+    linux.umount(".", linux.MNT_DETACH)
+    os.chdir("/")
+    for path in spec.masked_paths:
+        _mask(path)
+    for path in spec.readonly_paths:
+        _make_readonly(path)
+    if spec.root_readonly:
+        linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+
+
+def _mask(path: str) -> None:
+    try:
+        if os.path.isdir(path):
+            linux.mount("tmpfs", path, "tmpfs", linux.MS_RDONLY)
+        else:
+            linux.mount("/dev/null", path, None, linux.MS_BIND)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+
+
+def _make_readonly(path: str) -> None:
+    try:
+        linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, path, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_REC)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise

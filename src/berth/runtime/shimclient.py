@@ -1,0 +1,91 @@
+"""berthd's side of the shim protocol (see berth.runtime.shim): start, talk, attach."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from berth.errors import SystemError_
+
+_PYTHONPATH = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class ShimError(Exception):
+    pass
+
+
+@dataclass
+class ShimOptions:
+    container_id: str
+    bundle: str
+    state_dir: str
+    log_path: str
+    stdin: bool
+    stdin_once: bool
+
+
+async def spawn(opts: ShimOptions) -> tuple[asyncio.subprocess.Process, int]:
+    """Start a shim; it creates the container. Returns (process, init pid) or ShimError."""
+    args = [sys.executable, "-S", "-m", "berth.runtime.shim", "--id", opts.container_id,
+            "--bundle", opts.bundle, "--state-dir", opts.state_dir, "--log", opts.log_path]
+    if opts.stdin:
+        args.append("--stdin")
+    if opts.stdin_once:
+        args.append("--stdin-once")
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=None, start_new_session=True, env={"PYTHONPATH": _PYTHONPATH, "PATH": os.environ.get("PATH", "")},
+    )
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        await proc.wait()
+        raise SystemError_(f"the shim for {opts.container_id[:12]} exited without a word") from None
+    if "error" in doc:
+        await proc.wait()
+        raise ShimError(doc["error"])
+    return proc, int(doc["pid"])
+
+
+def socket_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "shim.sock")
+
+
+async def _open(state_dir: str, doc: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        reader, writer = await asyncio.open_unix_connection(socket_path(state_dir), limit=1 << 20)
+    except OSError as e:
+        raise ShimError(f"the container's shim does not answer: {e}") from None
+    writer.write(json.dumps(doc).encode() + b"\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def call(state_dir: str, doc: dict[str, Any]) -> dict[str, Any]:
+    reader, writer = await _open(state_dir, doc)
+    try:
+        line = await reader.readline()
+    finally:
+        writer.close()
+    if not line:
+        raise ShimError("the container's shim closed the connection")
+    result = json.loads(line)
+    if "error" in result:
+        raise ShimError(result["error"])
+    return result
+
+
+async def attach(state_dir: str, stdin: bool, stdout: bool, stderr: bool
+                 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await _open(state_dir, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr})
+    line = await reader.readline()
+    if not line.startswith(b'{"ok"'):
+        writer.close()
+        raise ShimError("the container's shim refused to attach")
+    return reader, writer
