@@ -17,7 +17,14 @@ from aiohttp import web
 from berth.api import hijack
 from berth.api.server import Routes, json_body, json_response, query_bool, query_int
 from berth.containers.manager import ContainerManager
-from berth.containers.model import Container, HostConfig, LogConfig, RestartPolicy, RunConfig, Status
+from berth.containers.model import (
+    Container,
+    HostConfig,
+    LogConfig,
+    RestartPolicy,
+    RunConfig,
+    Status,
+)
 from berth.errors import InvalidParameter, NotFound
 from berth.logs import jsonfile
 from berth.stdstream import STDERR, STDOUT, encode_frame
@@ -404,7 +411,7 @@ async def list_containers(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", -1) or -1
     filters = _filters(request)
     out = []
-    for c in _mgr(request).list():
+    for c in _mgr(request).all():
         if not show_all and not c.state.running and "status" not in filters and "exited" not in filters:
             continue
         if _matches(c, filters):

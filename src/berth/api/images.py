@@ -84,7 +84,7 @@ def render_inspect(img: Image) -> dict[str, Any]:
 
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
-    images = _store(request).list()
+    images = _store(request).all()
     filters = json.loads(request.query.get("filters") or "{}")
     refs = filters.get("reference") or []
     if isinstance(refs, dict):

@@ -89,7 +89,7 @@ async def info(request: web.Request) -> web.Response:
         "ContainersRunning": running,
         "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running - paused,
-        "Images": len(ctx.images.list()),
+        "Images": len(ctx.images.all()),
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],

@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from berth.containers.model import Container, HostConfig, RunConfig, State, Status
 from berth.containers.names import random_name
@@ -129,7 +130,7 @@ class ContainerManager:
                 log.info("container %s has its shim still running; watching it again", c.id[:12])
                 self._watch(c)
                 continue
-            exit_doc = _read_exit_file(state_dir) or {}
+            exit_doc: dict[str, Any] = _read_exit_file(state_dir) or {}
             code = exit_doc.get("exit_code")
             log.warning("container %s lost its shim while berthd was away; recording it as exited", c.id[:12])
             c.state = State(status=Status.EXITED, exit_code=255 if code is None else int(code),
@@ -157,7 +158,7 @@ class ContainerManager:
             raise InvalidParameter(f"multiple containers found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
-    def list(self) -> list[Container]:
+    def all(self) -> list[Container]:
         return sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
 
     def images_in_use(self) -> dict[str, tuple[str, bool]]:
@@ -335,7 +336,7 @@ class ContainerManager:
 
     async def _monitor(self, c: Container, live: Live) -> None:
         state_dir = os.path.join(self.exec_root, c.id)
-        doc: dict[str, object] = {}
+        doc: dict[str, Any] = {}
         while True:
             try:
                 doc = await shimclient.call(state_dir, {"op": "wait"})
@@ -346,7 +347,7 @@ class ContainerManager:
                     break
                 await asyncio.sleep(0.5)
         code = doc.get("exit_code")
-        exit_code = 255 if code is None else int(code)  # type: ignore[call-overload]
+        exit_code = 255 if code is None else int(code)
         async with live.lock:
             c.state = State(status=Status.EXITED, exit_code=exit_code, started_at=c.state.started_at,
                             finished_at=str(doc.get("finished_at") or now_rfc3339()))
@@ -538,7 +539,7 @@ def _merge_env(base: list[str], override: list[str]) -> list[str]:
     return list(out.values())
 
 
-def _read_exit_file(state_dir: str) -> dict[str, object] | None:
+def _read_exit_file(state_dir: str) -> dict[str, Any] | None:
     try:
         with open(os.path.join(state_dir, "exit.json")) as f:
             doc = json.load(f)

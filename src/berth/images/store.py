@@ -42,7 +42,7 @@ class ImageStore:
         tags = [reference.parse(r[0]).familiar() for r in
                 self.db.execute("SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,))]
         chain: list[str] = []
-        parent = None
+        parent: str | None = None
         for diff_id in config.diff_ids:
             parent = chain_id_of(parent, diff_id)
             chain.append(parent)
@@ -54,7 +54,7 @@ class ImageStore:
             raise NotFound(f"No such image: {image_id}")
         return bytes(row[0])
 
-    def list(self) -> list[Image]:
+    def all(self) -> list[Image]:
         ids = [r[0] for r in self.db.execute("SELECT id FROM images ORDER BY created DESC")]
         return [img for i in ids if (img := self._load(i)) is not None]
 
@@ -178,7 +178,7 @@ class ImageStore:
         """Remove layers no remaining image stands on."""
         in_use: set[str] = set()
         for (data,) in self.db.execute("SELECT config FROM images"):
-            parent = None
+            parent: str | None = None
             for diff_id in json.loads(data).get("rootfs", {}).get("diff_ids", []):
                 parent = chain_id_of(parent, diff_id)
                 in_use.add(parent)

@@ -61,9 +61,9 @@ def decompressed(raw: IO[bytes]) -> IO[bytes]:
     head = raw.read(6)
     src = _Peek(raw, head)
     if head.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[call-overload]
     if head.startswith(b"BZh"):
-        return bz2.BZ2File(src, "rb")  # type: ignore[arg-type]
+        return bz2.BZ2File(src, "rb")  # type: ignore[call-overload]
     if head.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(src, "rb")  # type: ignore[arg-type]
     return src  # type: ignore[return-value]

@@ -202,7 +202,10 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket) -> None:
                 pass
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         os.closerange(3, 65536)
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.env)
+        env = {}
+        for entry in proc.env:
+            key, _, value = entry.partition("=")
+            env[key] = value
         os.execve(path, proc.args, env)
     except CreateError as e:
         _try_send(chan, f"unable to start container process: {e}")
