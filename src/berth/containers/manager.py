@@ -88,6 +88,8 @@ class ContainerManager:
                  images: ImageStore, layers: LayerStore) -> None:
         self.data_root = os.path.join(data_root, "containers")
         self.exec_root = os.path.join(exec_root, "containers")
+        # shim sockets get short paths: AF_UNIX paths are limited to 107 bytes
+        self.socket_dir = os.path.join(exec_root, "s")
         self.db = db
         self.images = images
         self.layers = layers
@@ -97,6 +99,10 @@ class ContainerManager:
         self._tasks: set[asyncio.Task[None]] = set()
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
+        os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
+
+    def _sock(self, cid: str) -> str:
+        return os.path.join(self.socket_dir, cid[:24] + ".sock")
 
     # -- records ------------------------------------------------------------------------
 
@@ -121,7 +127,7 @@ class ContainerManager:
                 continue
             state_dir = os.path.join(self.exec_root, c.id)
             try:
-                doc = await shimclient.call(state_dir, {"op": "state"})
+                doc = await shimclient.call(self._sock(c.id), {"op": "state"})
             except (shimclient.ShimError, OSError):
                 doc = None
             if doc is not None:
@@ -139,6 +145,8 @@ class ContainerManager:
             self._save(c)
             self.layers.unmount(c.id)
             shutil.rmtree(state_dir, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._sock(c.id))
 
     def get(self, ref: str) -> Container:
         """By full ID, name (with or without "/"), or unique ID prefix."""
@@ -305,12 +313,13 @@ class ContainerManager:
         ))
         spec.write_bundle(state_dir, config)
         proc, pid = await shimclient.spawn(shimclient.ShimOptions(
-            container_id=c.id, bundle=state_dir, state_dir=state_dir, log_path=c.log_path,
+            container_id=c.id, bundle=state_dir, state_dir=state_dir, socket=self._sock(c.id),
+            log_path=c.log_path,
             stdin=c.config.open_stdin, stdin_once=c.config.stdin_once))
         live.shim_proc = proc
         for a in live.pending_attaches:
             try:
-                streams = await shimclient.attach(state_dir, a.stdin, a.stdout, a.stderr)
+                streams = await shimclient.attach(self._sock(c.id), a.stdin, a.stdout, a.stderr)
             except shimclient.ShimError:
                 streams = None
             if not a.ready.done():
@@ -319,10 +328,10 @@ class ContainerManager:
                 streams[1].close()
         live.pending_attaches.clear()
         try:
-            await shimclient.call(state_dir, {"op": "start"})
+            await shimclient.call(self._sock(c.id), {"op": "start"})
         except shimclient.ShimError:
             with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(state_dir, {"op": "kill", "signal": 9})
+                await shimclient.call(self._sock(c.id), {"op": "kill", "signal": 9})
             raise
         c.state = State(status=Status.RUNNING, pid=pid, started_at=now_rfc3339())
         live.exited.clear()
@@ -339,11 +348,11 @@ class ContainerManager:
         doc: dict[str, Any] = {}
         while True:
             try:
-                doc = await shimclient.call(state_dir, {"op": "wait"})
+                doc = await shimclient.call(self._sock(c.id), {"op": "wait"})
                 break
             except shimclient.ShimError:
                 doc = dict(_read_exit_file(state_dir) or {})
-                if doc or not os.path.exists(shimclient.socket_path(state_dir)):
+                if doc or not os.path.exists(self._sock(c.id)):
                     break
                 await asyncio.sleep(0.5)
         code = doc.get("exit_code")
@@ -353,7 +362,7 @@ class ContainerManager:
                             finished_at=str(doc.get("finished_at") or now_rfc3339()))
             self._save(c)
             with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(state_dir, {"op": "delete"})
+                await shimclient.call(self._sock(c.id), {"op": "delete"})
             if live.shim_proc is not None:
                 await live.shim_proc.wait()
                 live.shim_proc = None
@@ -380,7 +389,7 @@ class ContainerManager:
         if not c.state.running:
             raise Conflict(f"cannot kill container: {ref}: container {c.id} is not running")
         try:
-            await shimclient.call(os.path.join(self.exec_root, c.id), {"op": "kill", "signal": num})
+            await shimclient.call(self._sock(c.id), {"op": "kill", "signal": num})
         except shimclient.ShimError as e:
             raise SystemError_(f"cannot kill container: {ref}: {e}") from None
         self.on_event("kill", c, {"signal": str(num)})
@@ -393,9 +402,9 @@ class ContainerManager:
         num = parse_signal(sig or c.config.stop_signal or "SIGTERM")
         if timeout is None:
             timeout = c.config.stop_timeout if c.config.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
-        state_dir = os.path.join(self.exec_root, c.id)
+        sock = self._sock(c.id)
         with contextlib.suppress(shimclient.ShimError):
-            await shimclient.call(state_dir, {"op": "kill", "signal": num})
+            await shimclient.call(sock, {"op": "kill", "signal": num})
         if timeout < 0:
             await live.exited.wait()
         else:
@@ -403,7 +412,7 @@ class ContainerManager:
                 await asyncio.wait_for(live.exited.wait(), timeout)
             except TimeoutError:
                 with contextlib.suppress(shimclient.ShimError):
-                    await shimclient.call(state_dir, {"op": "kill", "signal": signals.SIGKILL})
+                    await shimclient.call(sock, {"op": "kill", "signal": signals.SIGKILL})
                 await live.exited.wait()
         self.on_event("stop", c, {})
 
@@ -438,7 +447,7 @@ class ContainerManager:
                 raise Conflict(f'cannot remove container "/{c.name}": container is running: '
                                "stop the container before removing or force remove")
             with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(os.path.join(self.exec_root, c.id), {"op": "kill", "signal": signals.SIGKILL})
+                await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
             await self.live[c.id].exited.wait()
         if c.id not in self.containers:
             return
@@ -452,6 +461,8 @@ class ContainerManager:
         self.layers.remove_rw(c.id)
         shutil.rmtree(os.path.join(self.data_root, c.id), ignore_errors=True)
         shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._sock(c.id))
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         del self.containers[c.id]
         del self.live[c.id]
@@ -487,7 +498,7 @@ class ContainerManager:
         async with live.lock:
             if c.state.status == Status.RUNNING:
                 try:
-                    return await shimclient.attach(os.path.join(self.exec_root, c.id), stdin, stdout, stderr)
+                    return await shimclient.attach(self._sock(c.id), stdin, stdout, stderr)
                 except shimclient.ShimError:
                     return None
             if c.state.status == Status.CREATED or c.state.status == Status.EXITED:
@@ -503,8 +514,7 @@ class ContainerManager:
         if not c.state.running:
             raise Conflict(f"cannot resize container {c.id[:12]}: container is not running")
         with contextlib.suppress(shimclient.ShimError):
-            await shimclient.call(os.path.join(self.exec_root, c.id),
-                                  {"op": "resize", "height": height, "width": width})
+            await shimclient.call(self._sock(c.id), {"op": "resize", "height": height, "width": width})
 
     def detach_pending(self, ref: str, attachment_future: Awaitable[object]) -> None:
         """Forget an attach whose client went away before the start."""

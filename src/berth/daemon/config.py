@@ -28,11 +28,13 @@ class DaemonConfig:
     log_level: str = "info"
     debug: bool = False
     live_restore: bool = False
+    bridge: str = ""  # "none": no default bridge network (networking lands with issue 6)
     config_file: str = "/etc/berth/daemon.json"
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
-              "log-level": "log_level", "debug": "debug", "live-restore": "live_restore"}
+              "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
+              "bridge": "bridge"}
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -46,6 +48,7 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     p.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("-D", "--debug", action="store_true", default=None, help="debug mode")
     p.add_argument("--live-restore", action="store_true", default=None, help="keep containers running while berthd is down")
+    p.add_argument("-b", "--bridge", help='attach containers to a network bridge ("none" to disable)')
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -54,7 +57,7 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     from_file = _load_file(config.config_file, required=explicit_file)
     flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
-             "live_restore": args.live_restore}
+             "live_restore": args.live_restore, "bridge": args.bridge}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:

@@ -468,14 +468,15 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="berth-shim")
     p.add_argument("--id", required=True)
     p.add_argument("--bundle", required=True)
-    p.add_argument("--state-dir", required=True, help="where the socket and exit.json live")
+    p.add_argument("--state-dir", required=True, help="where exit.json is written")
+    p.add_argument("--socket", required=True, help="the UNIX socket to serve berthd on")
     p.add_argument("--log", default="", help="json-file log path ('' for none)")
     p.add_argument("--stdin", action="store_true", help="keep the container's stdin open")
     p.add_argument("--stdin-once", action="store_true", help="close stdin when the attached client does")
     args = p.parse_args(argv)
     shim = Shim(args)
     out = sys.stdout
-    sock_path = os.path.join(args.state_dir, "shim.sock")
+    sock_path = args.socket
     try:
         if os.path.lexists(sock_path):
             os.unlink(sock_path)

@@ -23,6 +23,7 @@ class ShimOptions:
     container_id: str
     bundle: str
     state_dir: str
+    socket: str
     log_path: str
     stdin: bool
     stdin_once: bool
@@ -31,7 +32,8 @@ class ShimOptions:
 async def spawn(opts: ShimOptions) -> tuple[asyncio.subprocess.Process, int]:
     """Start a shim; it creates the container. Returns (process, init pid) or ShimError."""
     args = [sys.executable, "-S", "-m", "berth.runtime.shim", "--id", opts.container_id,
-            "--bundle", opts.bundle, "--state-dir", opts.state_dir, "--log", opts.log_path]
+            "--bundle", opts.bundle, "--state-dir", opts.state_dir, "--socket", opts.socket,
+            "--log", opts.log_path]
     if opts.stdin:
         args.append("--stdin")
     if opts.stdin_once:
@@ -53,13 +55,9 @@ async def spawn(opts: ShimOptions) -> tuple[asyncio.subprocess.Process, int]:
     return proc, int(doc["pid"])
 
 
-def socket_path(state_dir: str) -> str:
-    return os.path.join(state_dir, "shim.sock")
-
-
-async def _open(state_dir: str, doc: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _open(sock: str, doc: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
-        reader, writer = await asyncio.open_unix_connection(socket_path(state_dir), limit=1 << 20)
+        reader, writer = await asyncio.open_unix_connection(sock, limit=1 << 20)
     except OSError as e:
         raise ShimError(f"the container's shim does not answer: {e}") from None
     writer.write(json.dumps(doc).encode() + b"\n")
@@ -67,8 +65,9 @@ async def _open(state_dir: str, doc: dict[str, Any]) -> tuple[asyncio.StreamRead
     return reader, writer
 
 
-async def call(state_dir: str, doc: dict[str, Any]) -> dict[str, Any]:
-    reader, writer = await _open(state_dir, doc)
+async def call(sock: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """One request to the shim listening on `sock`, one answer."""
+    reader, writer = await _open(sock, doc)
     try:
         line = await reader.readline()
     finally:
@@ -81,9 +80,9 @@ async def call(state_dir: str, doc: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def attach(state_dir: str, stdin: bool, stdout: bool, stderr: bool
+async def attach(sock: str, stdin: bool, stdout: bool, stderr: bool
                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await _open(state_dir, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr})
+    reader, writer = await _open(sock, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr})
     line = await reader.readline()
     if not line.startswith(b'{"ok"'):
         writer.close()

@@ -1,0 +1,83 @@
+"""What every berth command gets: the API client, the output streams, errors.
+
+``CliExit`` carries the message and exit code a command ends with; ``main``
+prints the message (if any) to stderr and exits with the code, as the docker
+CLI does with its ``StatusError``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from berth.cli.client import Client, choose_host
+
+
+class CliExit(Exception):
+    """End the command: print ``message`` (if not empty) to stderr, exit ``status``."""
+
+    def __init__(self, message: str = "", status: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class CliContext:
+    def __init__(self, hosts: list[str] | None = None, debug: bool = False) -> None:
+        self._hosts = hosts
+        self._client: Client | None = None
+        self.debug = debug
+
+    @property
+    def host(self) -> str:
+        return choose_host(self._hosts)
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.host)
+        return self._client
+
+    # -- output
+    @staticmethod
+    def out(text: str = "", end: str = "\n") -> None:
+        sys.stdout.write(text + end)
+
+    @staticmethod
+    def err(text: str = "", end: str = "\n") -> None:
+        sys.stdout.flush()
+        sys.stderr.write(text + end)
+        sys.stderr.flush()
+
+    @staticmethod
+    def write_bytes(data: bytes) -> None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    @staticmethod
+    def stdin_is_tty() -> bool:
+        try:
+            return os.isatty(0)
+        except OSError:
+            return False
+
+    @staticmethod
+    def stdout_is_tty() -> bool:
+        try:
+            return os.isatty(1)
+        except OSError:
+            return False
+
+
+def joined_errors(errors: list[str], status: int = 1) -> CliExit:
+    """errors.Join as docker prints it: one message per line."""
+    return CliExit("\n".join(errors), status)
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

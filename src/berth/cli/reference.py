@@ -1,0 +1,124 @@
+"""Image references as the docker CLI reads and prints them.
+
+``busybox`` is ``docker.io/library/busybox``; its familiar form drops the
+default registry and the ``library/`` namespace again.  Mirrors the parts of
+distribution/reference the CLI uses (ParseNormalizedNamed, FamiliarString,
+TagNameOnly).  Pure code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_DOMAIN = "docker.io"
+LEGACY_DOMAIN = "index.docker.io"
+OFFICIAL_PREFIX = "library/"
+
+
+class ReferenceError(ValueError):
+    """The reference does not parse; the message is distribution/reference's."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    domain: str
+    path: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.domain}/{self.path}"
+
+    @property
+    def familiar_name(self) -> str:
+        if self.domain == DEFAULT_DOMAIN:
+            path = self.path
+            if path.startswith(OFFICIAL_PREFIX) and "/" not in path[len(OFFICIAL_PREFIX) :]:
+                return path[len(OFFICIAL_PREFIX) :]
+            return path
+        return self.name
+
+    def familiar_string(self) -> str:
+        text = self.familiar_name
+        if self.tag:
+            text += ":" + self.tag
+        if self.digest:
+            text += "@" + self.digest
+        return text
+
+    def with_default_tag(self) -> Reference:
+        """TagNameOnly: add ``latest`` when there is neither tag nor digest."""
+        if self.tag or self.digest:
+            return self
+        return Reference(self.domain, self.path, "latest", "")
+
+
+def _valid_tag(tag: str) -> bool:
+    if not tag or len(tag) > 128:
+        return False
+    if not (tag[0].isascii() and (tag[0].isalnum() or tag[0] == "_")):
+        return False
+    return all(c.isascii() and (c.isalnum() or c in "_.-") for c in tag)
+
+
+def _valid_component(comp: str) -> bool:
+    if not comp:
+        return False
+    if not (comp[0].isalnum() and comp[-1].isalnum()):
+        return False
+    for c in comp:
+        if not (c.isascii() and ((c.isalnum() and not c.isupper()) or c in "._-")):
+            return False
+    return True
+
+
+def parse_normalized(text: str) -> Reference:
+    """ParseNormalizedNamed: accept ``name[:tag][@digest]`` and fill in docker.io/library."""
+    if not text:
+        raise ReferenceError("invalid reference format")
+    remainder = text
+    digest = ""
+    if "@" in remainder:
+        remainder, digest = remainder.split("@", 1)
+        algo, _, hexpart = digest.partition(":")
+        if not algo or not hexpart:
+            raise ReferenceError("invalid reference format")
+    tag = ""
+    slash = remainder.rfind("/")
+    colon = remainder.rfind(":")
+    if colon > slash:
+        remainder, tag = remainder[:colon], remainder[colon + 1 :]
+        if not _valid_tag(tag):
+            raise ReferenceError("invalid reference format")
+    first, sep, rest = remainder.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        domain, path = first, rest
+    else:
+        domain, path = DEFAULT_DOMAIN, remainder
+    if domain == LEGACY_DOMAIN:
+        domain = DEFAULT_DOMAIN
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = OFFICIAL_PREFIX + path
+    if path.lower() != path:
+        raise ReferenceError(f"invalid reference format: repository name ({path}) must be lowercase")
+    if not all(_valid_component(c) for c in path.split("/")):
+        raise ReferenceError("invalid reference format")
+    return Reference(domain, path, tag, digest)
+
+
+def familiar_string(text: str) -> str:
+    """The short form of a reference, or ``text`` unchanged if it does not parse."""
+    try:
+        return parse_normalized(text).familiar_string()
+    except ReferenceError:
+        return text
+
+
+def split_repo_tag(text: str) -> tuple[str, str]:
+    """Split ``repo[:tag]`` at the tag colon (not a registry port colon)."""
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        return text[:colon], text[colon + 1 :]
+    return text, ""
