@@ -53,9 +53,10 @@ def resolve_user(root: str, spec: str, extra_groups: list[str] | None = None) ->
 
     if group:
         gid = group_id(group)
-    additional = []
+    # As Docker: the primary group always leads the supplementary list.
+    additional = [gid]
     if entry is not None and not group:
-        additional = [int(e[2]) for e in groups
-                      if len(e) >= 4 and entry[0] in e[3].split(",") and int(e[2]) != gid]
+        additional += [int(e[2]) for e in groups
+                       if len(e) >= 4 and entry[0] in e[3].split(",") and int(e[2]) != gid]
     additional += [group_id(g) for g in extra_groups or []]
     return ResolvedUser(uid, gid, home or "/", additional)
