@@ -8,6 +8,10 @@ The steps, in the order they run:
      command exists, reports "ready" (with the pty master, for a terminal) and blocks;
   4. `start()` releases it: it drops to the spec's user and execs the command.
 All messages travel on one SOCK_SEQPACKET pair, so each is one datagram of JSON.
+
+The start gate is that channel when the caller stays (the shim), or, as with runc's
+`create`/`start` split across two commands, a FIFO: the init opens it for writing and
+blocks until `start_fifo()` opens it for reading.
 """
 
 from __future__ import annotations
@@ -43,13 +47,13 @@ class Created:
     channel: socket.socket
 
 
-def create(spec: Spec, stdio: Stdio) -> Created:
+def create(spec: Spec, stdio: Stdio, fifo: str | None = None) -> Created:
     """Run steps 1 to 3; returns once the init is ready and waiting for start()."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:
         parent.close()
-        _setup_process(spec, stdio, child)  # never returns
+        _setup_process(spec, stdio, child, fifo)  # never returns
     child.close()
     init_pid = 0
     ready = False
@@ -96,7 +100,30 @@ def _send(chan: socket.socket, doc: dict[str, object], fds: list[int] | None = N
         chan.send(data)
 
 
-def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket) -> None:
+def start_fifo(path: str, timeout: float = 10.0) -> None:
+    """Release an init that waits on its FIFO (runc's `start`)."""
+    import errno
+    import select
+    import time
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            select.select([fd], [], [], 0.05)
+            try:
+                if os.read(fd, 1):
+                    return
+            except OSError as e:
+                if e.errno != errno.EAGAIN:
+                    raise
+        raise CreateError("the container's init did not answer the start")
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> None:
     try:
         try:
             flags = 0
@@ -117,7 +144,7 @@ def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket) -> None:
             os._exit(1)
         pid = os.fork()
         if pid == 0:
-            _init(spec, stdio, chan)
+            _init(spec, stdio, chan, fifo)
         _send(chan, {"pid": pid})
         os._exit(0)
     except BaseException:
@@ -139,11 +166,13 @@ def _lookup(cmd: str, env: list[str]) -> str:
     raise CreateError(f'exec: "{cmd}": executable file not found in $PATH')
 
 
-def _init(spec: Spec, stdio: Stdio, chan: socket.socket) -> None:
+def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> None:
     """The container's pid 1 until it execs; never returns."""
     try:
         proc = spec.process
         os.setsid()
+        # held by path: after pivot_root the FIFO is reached through /proc/self/fd
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
         if not proc.terminal:
             if stdio.stdin is not None:
                 os.dup2(stdio.stdin, 0)
@@ -184,9 +213,16 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket) -> None:
         _send(chan, {"ready": True}, fds)
         for fd in fds:
             os.close(fd)
-        if chan.recv(16) != b"start":
-            os._exit(1)
-        chan.close()
+        if fifo_fd >= 0:
+            chan.close()
+            gate = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            os.write(gate, b"0")
+            os.close(gate)
+            os.close(fifo_fd)
+        else:
+            if chan.recv(16) != b"start":
+                os._exit(1)
+            chan.close()
         user = proc.user
         os.setgroups(user.additional_gids)
         os.setgid(user.gid)
