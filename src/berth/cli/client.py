@@ -19,7 +19,6 @@ import os
 import socket
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -58,11 +57,13 @@ class APIError(ClientError):
 # Pure protocol pieces
 
 
-@dataclass
 class ResponseHead:
-    status: int
-    reason: str
-    headers: dict[str, str] = field(default_factory=dict)
+    """Status line and headers (names lower-cased) of an HTTP response."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers or {}
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)

@@ -12,7 +12,6 @@ worded and laid out as docker's, with the program name in place of
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 PROG = "berth"
@@ -157,21 +156,34 @@ def parse_filter(text: str) -> tuple[str, str]:
 # Flags
 
 
-@dataclass
 class Flag:
     """One flag.  ``kind`` is pflag's type name as shown in help (bool, string,
     int, list, duration …); ``convert`` turns one textual value into a Python
     value; ``repeat`` flags collect every value into a list."""
 
-    name: str
-    shorthand: str
-    kind: str
-    usage: str
-    default: Any = None
-    convert: Callable[[str], Any] | None = None
-    repeat: bool = False
-    hidden: bool = False
-    default_text: str | None = None  # what help prints as "(default …)"
+    __slots__ = ("name", "shorthand", "kind", "usage", "default", "convert", "repeat", "hidden", "default_text")
+
+    def __init__(
+        self,
+        name: str,
+        shorthand: str,
+        kind: str,
+        usage: str,
+        default: Any = None,
+        convert: Callable[[str], Any] | None = None,
+        repeat: bool = False,
+        hidden: bool = False,
+        default_text: str | None = None,
+    ) -> None:
+        self.name = name
+        self.shorthand = shorthand
+        self.kind = kind
+        self.usage = usage
+        self.default = default
+        self.convert = convert
+        self.repeat = repeat
+        self.hidden = hidden
+        self.default_text = default_text  # what help prints as "(default …)"
 
     @property
     def display_name(self) -> str:
@@ -321,13 +333,13 @@ def _wrap(i: int, w: int, s: str) -> str:
     return r
 
 
-@dataclass
 class ParsedFlags:
-    """The outcome of parsing: values by flag name, and which were given."""
+    """The outcome of parsing: values by flag name, which were given, positionals."""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    changed: set[str] = field(default_factory=set)
-    args: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.changed: set[str] = set()
+        self.args: list[str] = []
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -422,24 +434,37 @@ def parse_flags(flagset: FlagSet, argv: Sequence[str], interspersed: bool = True
 Runner = Callable[[Any, ParsedFlags], int | None]
 
 
-@dataclass
 class Command:
     """A command or a management command (one with subcommands)."""
 
-    name: str
-    use: str = ""
-    short: str = ""
-    run: Runner | None = None
-    aliases: list[str] = field(default_factory=list)
-    aliases_text: str = ""
-    args: tuple[str, int, int] = ("any", 0, 0)  # (kind, min, max)
-    interspersed: bool = True
-    flags: FlagSet = field(default_factory=FlagSet)
-    subcommands: list[Command] = field(default_factory=list)
-    parent: Command | None = None
-    category: str = ""  # "top" (with order), "management", "swarm", ""
-    order: int = 0
-    hidden: bool = False
+    def __init__(
+        self,
+        name: str,
+        use: str = "",
+        short: str = "",
+        run: Runner | None = None,
+        aliases: list[str] | None = None,
+        aliases_text: str = "",
+        args: tuple[str, int, int] = ("any", 0, 0),
+        interspersed: bool = True,
+        category: str = "",
+        order: int = 0,
+        hidden: bool = False,
+    ) -> None:
+        self.name = name
+        self.use = use
+        self.short = short
+        self.run = run
+        self.aliases = aliases or []
+        self.aliases_text = aliases_text
+        self.args = args  # (kind, min, max); kind: any, none, min, max, exact, range
+        self.interspersed = interspersed
+        self.flags = FlagSet()
+        self.subcommands: list[Command] = []
+        self.parent: Command | None = None
+        self.category = category  # "top" (with order), "management", "swarm", ""
+        self.order = order
+        self.hidden = hidden
 
     def add(self, *commands: Command) -> None:
         for cmd in commands:

@@ -8,8 +8,6 @@ TagNameOnly).  Pure code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
 OFFICIAL_PREFIX = "library/"
@@ -19,12 +17,30 @@ class ReferenceError(ValueError):
     """The reference does not parse; the message is distribution/reference's."""
 
 
-@dataclass(frozen=True)
 class Reference:
-    domain: str
-    path: str
-    tag: str = ""
-    digest: str = ""
+    """A parsed image reference: registry domain, repository path, tag, digest."""
+
+    __slots__ = ("domain", "path", "tag", "digest")
+
+    def __init__(self, domain: str, path: str, tag: str = "", digest: str = "") -> None:
+        self.domain = domain
+        self.path = path
+        self.tag = tag
+        self.digest = digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and (self.domain, self.path, self.tag, self.digest) == (
+            other.domain,
+            other.path,
+            other.tag,
+            other.digest,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.domain, self.path, self.tag, self.digest))
+
+    def __repr__(self) -> str:
+        return f"Reference({self.domain!r}, {self.path!r}, {self.tag!r}, {self.digest!r})"
 
     @property
     def name(self) -> str:

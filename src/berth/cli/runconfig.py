@@ -10,7 +10,6 @@ validation messages the docker CLI gives.  Pure apart from reading the
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from berth.cli.flags import FlagSet, ParsedFlags, parse_int, parse_ram_bytes
@@ -175,18 +174,27 @@ def add_container_flags(flags: FlagSet, run: bool) -> None:
         flags.add("sig-proxy", "", "bool", "Proxy received signals to the process", True, default_text="true")
 
 
-@dataclass
 class CreateRequest:
     """What ``POST /containers/create`` needs, plus the client-side options."""
 
-    body: dict[str, Any]
-    name: str = ""
-    platform: str = ""
-    pull: str = "missing"
-    quiet: bool = False
-    cidfile: str = ""
-    auto_remove: bool = False
-    warnings: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        body: dict[str, Any],
+        name: str = "",
+        platform: str = "",
+        pull: str = "missing",
+        quiet: bool = False,
+        cidfile: str = "",
+        auto_remove: bool = False,
+    ) -> None:
+        self.body = body
+        self.name = name
+        self.platform = platform
+        self.pull = pull
+        self.quiet = quiet
+        self.cidfile = cidfile
+        self.auto_remove = auto_remove
+        self.warnings: list[str] = []
 
     @property
     def config(self) -> dict[str, Any]:

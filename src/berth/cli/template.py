@@ -32,7 +32,6 @@ Data model (what a Go value is here):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -59,9 +58,14 @@ NO_VALUE = _NoValue()
 
 
 class GoStruct(dict[str, Any]):
-    """A JSON object that stands for a Go struct (fields in declaration order)."""
+    """A JSON object that stands for a Go struct (fields in declaration order).
+
+    ``aliases`` maps Go field names to JSON keys where they differ
+    (``APIVersion`` is ``ApiVersion`` on the wire).
+    """
 
     type_name = "struct"
+    aliases: dict[str, str] = {}
 
 
 class NilList(list[Any]):
@@ -82,13 +86,15 @@ class _LoopControl(Exception):
 # Lexer
 
 
-@dataclass(frozen=True)
 class _Token:
-    kind: str  # text, left, right, space, ident, field, variable, dot, string,
-    # rawstring, char, number, bool, nil, pipe, lparen, rparen, declare, assign,
-    # comma, keyword, comment, eof
-    value: str
-    pos: int
+    """A lexical item.  ``kind`` is one of: text, left, right, space, ident,
+    field, variable, dot, string, rawstring, char, number, bool, nil, pipe,
+    lparen, rparen, declare, assign, comma, keyword, eof."""
+
+    __slots__ = ("kind", "value", "pos")
+
+    def __init__(self, kind: str, value: str, pos: int) -> None:
+        self.kind, self.value, self.pos = kind, value, pos
 
 
 _KEYWORDS = {
@@ -371,65 +377,81 @@ def _unquote(lit: str) -> str:
 # Parse tree
 
 
-@dataclass
 class _Node:
-    pos: int
+    """A parse-tree node; ``pos`` is its byte offset, for error messages."""
+
+    __slots__ = ("pos",)
+
+    def __init__(self, pos: int) -> None:
+        self.pos = pos
 
 
-@dataclass
 class _Text(_Node):
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, pos: int, text: str) -> None:
+        self.pos, self.text = pos, text
 
 
-@dataclass
 class _Field(_Node):
-    idents: list[str]
+    __slots__ = ("idents",)
+
+    def __init__(self, pos: int, idents: list[str]) -> None:
+        self.pos, self.idents = pos, idents
 
     def __str__(self) -> str:
         return "".join("." + i for i in self.idents)
 
 
-@dataclass
 class _Variable(_Node):
-    idents: list[str]  # first is "$name"
+    __slots__ = ("idents",)
+
+    def __init__(self, pos: int, idents: list[str]) -> None:
+        self.pos, self.idents = pos, idents  # first is "$name"
 
     def __str__(self) -> str:
         return ".".join(self.idents)
 
 
-@dataclass
 class _Dot(_Node):
+    __slots__ = ()
+
     def __str__(self) -> str:
         return "."
 
 
-@dataclass
 class _Nil(_Node):
+    __slots__ = ()
+
     def __str__(self) -> str:
         return "nil"
 
 
-@dataclass
 class _Literal(_Node):
-    value: Any
-    text: str
+    __slots__ = ("value", "text")
+
+    def __init__(self, pos: int, value: Any, text: str) -> None:
+        self.pos, self.value, self.text = pos, value, text
 
     def __str__(self) -> str:
         return self.text
 
 
-@dataclass
 class _Identifier(_Node):
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, pos: int, name: str) -> None:
+        self.pos, self.name = pos, name
 
     def __str__(self) -> str:
         return self.name
 
 
-@dataclass
 class _Chain(_Node):
-    node: _Node
-    fields: list[str]
+    __slots__ = ("node", "fields")
+
+    def __init__(self, pos: int, node: _Node, fields: list[str]) -> None:
+        self.pos, self.node, self.fields = pos, node, fields
 
     def __str__(self) -> str:
         inner = str(self.node)
@@ -438,9 +460,11 @@ class _Chain(_Node):
         return inner + "".join("." + f for f in self.fields)
 
 
-@dataclass
 class _Command(_Node):
-    args: list[_Node]
+    __slots__ = ("args",)
+
+    def __init__(self, pos: int, args: list[_Node]) -> None:
+        self.pos, self.args = pos, args
 
     def __str__(self) -> str:
         parts = []
@@ -452,11 +476,11 @@ class _Command(_Node):
         return " ".join(parts)
 
 
-@dataclass
 class _Pipe(_Node):
-    decl: list[str]
-    is_assign: bool
-    cmds: list[_Command]
+    __slots__ = ("decl", "is_assign", "cmds")
+
+    def __init__(self, pos: int, decl: list[str], is_assign: bool, cmds: list[_Command]) -> None:
+        self.pos, self.decl, self.is_assign, self.cmds = pos, decl, is_assign, cmds
 
     def __str__(self) -> str:
         s = ""
@@ -465,28 +489,35 @@ class _Pipe(_Node):
         return s + " | ".join(str(c) for c in self.cmds)
 
 
-@dataclass
 class _Action(_Node):
-    pipe: _Pipe
+    __slots__ = ("pipe",)
+
+    def __init__(self, pos: int, pipe: _Pipe) -> None:
+        self.pos, self.pipe = pos, pipe
 
 
-@dataclass
 class _Branch(_Node):
-    kind: str  # if, with, range
-    pipe: _Pipe
-    body: list[_Node]
-    else_body: list[_Node] | None
+    __slots__ = ("kind", "pipe", "body", "else_body")
+
+    def __init__(
+        self, pos: int, kind: str, pipe: _Pipe, body: list[_Node], else_body: list[_Node] | None
+    ) -> None:
+        self.pos, self.kind, self.pipe = pos, kind, pipe  # kind: if, with, range
+        self.body, self.else_body = body, else_body
 
 
-@dataclass
 class _Loop(_Node):
-    kind: str  # break, continue
+    __slots__ = ("kind",)
+
+    def __init__(self, pos: int, kind: str) -> None:
+        self.pos, self.kind = pos, kind  # break, continue
 
 
-@dataclass
 class _Template(_Node):
-    name: str
-    pipe: _Pipe | None
+    __slots__ = ("name", "pipe")
+
+    def __init__(self, pos: int, name: str, pipe: _Pipe | None) -> None:
+        self.pos, self.name, self.pipe = pos, name, pipe
 
 
 class _Parser:
@@ -1336,14 +1367,16 @@ HEADER_FUNCS: dict[str, _Func] = {
 # Execution
 
 
-@dataclass
 class _State:
-    tmpl: Template
-    funcs: dict[str, _Func]
-    out: list[str]
-    vars: list[tuple[str, Any]] = field(default_factory=list)
-    node: _Node | None = None
-    depth: int = 0
+    """Execution state: output, variable stack, the node being evaluated."""
+
+    def __init__(self, tmpl: Template, funcs: dict[str, _Func], out: list[str], variables: list[tuple[str, Any]]) -> None:
+        self.tmpl = tmpl
+        self.funcs = funcs
+        self.out = out
+        self.vars = variables
+        self.node: _Node | None = None
+        self.depth = 0
 
     def error(self, msg: str, node: _Node | None = None) -> TemplateError:
         node = node or self.node
@@ -1394,7 +1427,7 @@ class Template:
     def execute(self, data: Any, partial: list[str] | None = None) -> str:
         """Render with ``data`` as dot. On error, ``partial`` receives the output so far."""
         out: list[str] = [] if partial is None else partial
-        state = _State(self, self.funcs, out, vars=[("$", data)])
+        state = _State(self, self.funcs, out, [("$", data)])
         self._walk_list(state, data, self.root)
         return "".join(out)
 
@@ -1592,11 +1625,14 @@ class Template:
         if receiver is None:
             raise state.error(f"nil pointer evaluating interface {{}}.{name}", node)
         if isinstance(receiver, GoStruct):
+            if name not in receiver and name in receiver.aliases:
+                name = receiver.aliases[name]
             if name in receiver:
                 if has_args:
                     raise state.error(f"{name} has arguments but cannot be invoked as function", node)
                 return receiver[name]
-            if self.missingkey == "error" and receiver.type_name == "struct":
+            if receiver.type_name == "struct":
+                # docker falls back to the raw JSON with missingkey=error
                 raise state.error(f'map has no entry for key "{name}"', node)
             raise state.error(f"can't evaluate field {name} in type {receiver.type_name}", node)
         if isinstance(receiver, dict):

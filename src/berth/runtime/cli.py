@@ -100,8 +100,8 @@ def cmd_start(root: str, args: argparse.Namespace) -> int:
     record = st.load(root, args.id)
     current = st.status(root, record)
     if current != "created":
-        raise RuntimeCliError(f"cannot start a container that has stopped" if current == "stopped"
-                              else f"cannot start an already running container")
+        raise RuntimeCliError("cannot start a container that has stopped" if current == "stopped"
+                              else "cannot start an already running container")
     process.start_fifo(os.path.join(st.container_dir(root, args.id), "exec.fifo"))
     return 0
 
