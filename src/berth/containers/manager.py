@@ -96,7 +96,7 @@ class ContainerManager:
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.launcher = shimclient.Launcher(exec_root)
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
         os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
@@ -312,7 +312,7 @@ class ContainerManager:
                    "/etc/hosts": c.hosts_path},
         ))
         spec.write_bundle(state_dir, config)
-        proc, pid = await shimclient.spawn(shimclient.ShimOptions(
+        proc, pid = await self.launcher.spawn(shimclient.ShimOptions(
             container_id=c.id, bundle=state_dir, state_dir=state_dir, socket=self._sock(c.id),
             log_path=c.log_path,
             stdin=c.config.open_stdin, stdin_once=c.config.stdin_once))
@@ -533,6 +533,7 @@ class ContainerManager:
         for live in self.live.values():
             if live.monitor is not None:
                 live.monitor.cancel()
+        await self.launcher.stop()
 
     async def _stop_quietly(self, c: Container) -> None:
         try:

@@ -103,6 +103,7 @@ async def run(config: DaemonConfig) -> None:
     images = ImageStore(db, layers)
     containers = ContainerManager(config.data_root, config.exec_root, db, images, layers)
     containers.load()
+    await containers.launcher.start_zygote()
     await containers.restore()
     ctx = Context(config, images, containers, _daemon_id(config.data_root))
     app = make_app([system_api.routes, containers_api.routes, images_api.routes], ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -29,30 +30,78 @@ class ShimOptions:
     stdin_once: bool
 
 
-async def spawn(opts: ShimOptions) -> tuple[asyncio.subprocess.Process, int]:
-    """Start a shim; it creates the container. Returns (process, init pid) or ShimError."""
-    args = [sys.executable, "-S", "-m", "berth.runtime.shim", "--id", opts.container_id,
-            "--bundle", opts.bundle, "--state-dir", opts.state_dir, "--socket", opts.socket,
-            "--log", opts.log_path]
+def _shim_argv(opts: ShimOptions) -> list[str]:
+    args = ["--id", opts.container_id, "--bundle", opts.bundle, "--state-dir", opts.state_dir,
+            "--socket", opts.socket, "--log", opts.log_path]
     if opts.stdin:
         args.append("--stdin")
     if opts.stdin_once:
         args.append("--stdin-once")
-    proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=None, start_new_session=True, env={"PYTHONPATH": _PYTHONPATH, "PATH": os.environ.get("PATH", "")},
-    )
-    assert proc.stdout is not None
-    line = await proc.stdout.readline()
+    return args
+
+
+def _ready(line: bytes, opts: ShimOptions) -> int:
     try:
         doc = json.loads(line)
     except ValueError:
-        await proc.wait()
         raise SystemError_(f"the shim for {opts.container_id[:12]} exited without a word") from None
     if "error" in doc:
-        await proc.wait()
         raise ShimError(doc["error"])
-    return proc, int(doc["pid"])
+    return int(doc["pid"])
+
+
+class Launcher:
+    """Starts shims: through the zygote when it runs, else as a new process."""
+
+    def __init__(self, exec_root: str) -> None:
+        self.socket = os.path.join(exec_root, "zygote.sock")
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start_zygote(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-S", "-m", "berth.runtime.zygote", self.socket,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True,
+            env={"PYTHONPATH": _PYTHONPATH, "PATH": os.environ.get("PATH", "")})
+        assert self.proc.stdout is not None
+        if await self.proc.stdout.readline() != b"ready\n":
+            await self.proc.wait()
+            self.proc = None
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+        self.proc = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket)
+
+    async def spawn(self, opts: ShimOptions) -> tuple[asyncio.subprocess.Process | None, int]:
+        """Start a shim; it creates the container. Returns (process if ours, init pid)."""
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                reader, writer = await asyncio.open_unix_connection(self.socket)
+            except OSError:
+                pass
+            else:
+                try:
+                    writer.write(json.dumps(_shim_argv(opts)).encode() + b"\n")
+                    await writer.drain()
+                    line = await reader.readline()
+                finally:
+                    writer.close()
+                return None, _ready(line, opts)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-S", "-m", "berth.runtime.shim", *_shim_argv(opts),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=None, start_new_session=True, env={"PYTHONPATH": _PYTHONPATH, "PATH": os.environ.get("PATH", "")},
+        )
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        try:
+            return proc, _ready(line, opts)
+        except BaseException:
+            await proc.wait()
+            raise
 
 
 async def _open(sock: str, doc: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
