@@ -1,0 +1,404 @@
+"""The OCI `linux.resources` section, read into typed records.
+
+`parse_resources(doc)` turns the JSON object into `Resources`; every error names the
+field, as in "linux.resources.memory.limit: must be an integer". The records say what
+the bundle asked for, in OCI's units and with OCI's meanings; turning them into cgroup
+files is the business of the back ends (`v1`, `v2`), not of this module.
+
+Conventions, as runc reads the same document:
+- A field that is absent, null, or 0 where 0 means "not set" in runc (memory limits,
+  cpu shares/quota/period, blkio weights) is `None`: leave the kernel's value alone.
+- -1 means "unlimited" for memory.limit, memory.swap, memory.reservation, cpu.quota
+  and pids.limit (pids.limit 0 is unlimited too, as in Docker's API).
+- memory.swap is the memory+swap total (runc's and Docker's meaning), not swap alone.
+- memory.kernel and memory.kernelTCP are ignored (the kernel dropped them);
+  hugepageLimits are ignored. Both are listed in `Resources.ignored`, and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from berth.errors import InvalidParameter
+
+log = logging.getLogger(__name__)
+
+UNLIMITED = -1
+
+# A container given less than this cannot even start its init; Docker's daemon refuses
+# it too ("Minimum memory limit allowed is 6MB"). The kernel itself accepts any value.
+MIN_MEMORY_LIMIT = 6 * 1024 * 1024
+
+_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+class ResourceError(InvalidParameter):
+    """linux.resources asks for something invalid; the message starts with the field."""
+
+
+@dataclass(frozen=True)
+class MemoryResources:
+    limit: int | None = None  # bytes, or UNLIMITED
+    reservation: int | None = None  # soft limit, bytes, or UNLIMITED
+    swap: int | None = None  # memory+swap total in bytes, or UNLIMITED
+    swappiness: int | None = None  # 0..100
+    disable_oom_killer: bool | None = None
+
+
+@dataclass(frozen=True)
+class CPUResources:
+    shares: int | None = None  # 2..262144
+    quota: int | None = None  # microseconds per period, or UNLIMITED
+    period: int | None = None  # microseconds
+    realtime_runtime: int | None = None  # microseconds
+    realtime_period: int | None = None  # microseconds
+    cpus: str | None = None  # "0-2,4"
+    mems: str | None = None  # "0"
+    idle: int | None = None  # 0 or 1
+
+
+@dataclass(frozen=True)
+class PidsResources:
+    limit: int  # maximum number of tasks; UNLIMITED (or 0) for no limit
+
+
+@dataclass(frozen=True)
+class WeightDevice:
+    major: int
+    minor: int
+    weight: int | None = None
+    leaf_weight: int | None = None
+
+
+@dataclass(frozen=True)
+class ThrottleDevice:
+    major: int
+    minor: int
+    rate: int  # bytes or operations per second; 0 removes the limit
+
+
+@dataclass(frozen=True)
+class BlockIOResources:
+    weight: int | None = None  # 10..1000
+    leaf_weight: int | None = None  # 10..1000 (cgroup v1 only)
+    weight_device: tuple[WeightDevice, ...] = ()
+    throttle_read_bps_device: tuple[ThrottleDevice, ...] = ()
+    throttle_write_bps_device: tuple[ThrottleDevice, ...] = ()
+    throttle_read_iops_device: tuple[ThrottleDevice, ...] = ()
+    throttle_write_iops_device: tuple[ThrottleDevice, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeviceRule:
+    """One entry of linux.resources.devices; None for major/minor is the wildcard."""
+
+    allow: bool
+    type: str = "a"  # "a" (all), "c" (char) or "b" (block)
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+    def line(self) -> str:
+        """The rule as cgroup v1's devices.allow/devices.deny read it: "c 1:3 rwm"."""
+        major = "*" if self.major is None else str(self.major)
+        minor = "*" if self.minor is None else str(self.minor)
+        return f"{self.type} {major}:{minor} {self.access}"
+
+    @property
+    def matches_everything(self) -> bool:
+        return self.type == "a" and self.major is None and self.minor is None
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: MemoryResources | None = None
+    cpu: CPUResources | None = None
+    pids: PidsResources | None = None
+    block_io: BlockIOResources | None = None
+    devices: tuple[DeviceRule, ...] | None = None  # None: leave the device rules alone
+    ignored: tuple[str, ...] = ()  # fields present in the document that berth does not apply
+
+
+# The device set Docker and runc grant every container (moby's oci.DefaultSpec,
+# runc's specconv.AllowedDevices), used to recognise "the usual rules" on cgroup v2.
+DEFAULT_ALLOWED_DEVICES = frozenset(
+    {
+        DeviceRule(True, "c", None, None, "m"),
+        DeviceRule(True, "b", None, None, "m"),
+        DeviceRule(True, "c", 1, 3, "rwm"),  # /dev/null
+        DeviceRule(True, "c", 1, 5, "rwm"),  # /dev/zero
+        DeviceRule(True, "c", 1, 7, "rwm"),  # /dev/full
+        DeviceRule(True, "c", 1, 8, "rwm"),  # /dev/random
+        DeviceRule(True, "c", 1, 9, "rwm"),  # /dev/urandom
+        DeviceRule(True, "c", 5, 0, "rwm"),  # /dev/tty
+        DeviceRule(True, "c", 5, 1, "rwm"),  # /dev/console
+        DeviceRule(True, "c", 5, 2, "rwm"),  # /dev/ptmx
+        DeviceRule(True, "c", 136, None, "rwm"),  # /dev/pts/*
+        DeviceRule(True, "c", 10, 200, "rwm"),  # /dev/net/tun
+        DeviceRule(True, "c", 10, 229, "rwm"),  # /dev/fuse
+    }
+)
+
+
+def is_default_device_policy(rules: tuple[DeviceRule, ...]) -> bool:
+    """True when the rules ask for nothing beyond "allow everything" or the usual set.
+
+    Rules are read in order, as the kernel would apply them: an allow or deny of
+    everything resets the policy, a specific rule adds or removes an exception.
+    The result is "default" if it ends as allow-all with no exceptions (a privileged
+    container), or as deny-all with exceptions that are all in DEFAULT_ALLOWED_DEVICES.
+    """
+    allow_all = True
+    exceptions: set[DeviceRule] = set()
+    for rule in rules:
+        if rule.matches_everything:
+            allow_all = rule.allow
+            exceptions.clear()
+        elif rule.allow == allow_all:
+            exceptions.discard(DeviceRule(not rule.allow, rule.type, rule.major, rule.minor, rule.access))
+        else:
+            exceptions.add(rule)
+    if allow_all:
+        return not exceptions
+    return exceptions <= DEFAULT_ALLOWED_DEVICES
+
+
+def check_kernel_limits(resources: Resources) -> None:
+    """Refuse values the kernel would accept but no container can live with."""
+    mem = resources.memory
+    if mem is not None and mem.limit is not None and 0 < mem.limit < MIN_MEMORY_LIMIT:
+        raise ResourceError(
+            f"linux.resources.memory.limit: {mem.limit} bytes is below the minimum memory "
+            f"limit of {MIN_MEMORY_LIMIT} bytes (6 MiB)"
+        )
+
+
+# Parsing.
+
+_PREFIX = "linux.resources"
+
+
+def parse_resources(doc: Any) -> Resources:
+    """Read the `linux.resources` object of config.json (None: no resources)."""
+    if doc is None:
+        return Resources()
+    section = _object(doc, _PREFIX)
+    ignored: list[str] = []
+    memory = cpu = pids = block_io = None
+    devices: tuple[DeviceRule, ...] | None = None
+    if section.get("memory") is not None:
+        memory = _parse_memory(_object(section["memory"], f"{_PREFIX}.memory"), ignored)
+    if section.get("cpu") is not None:
+        cpu = _parse_cpu(_object(section["cpu"], f"{_PREFIX}.cpu"))
+    if section.get("pids") is not None:
+        pids = _parse_pids(_object(section["pids"], f"{_PREFIX}.pids"))
+    if section.get("blockIO") is not None:
+        block_io = _parse_block_io(_object(section["blockIO"], f"{_PREFIX}.blockIO"))
+    if section.get("devices") is not None:
+        devices = tuple(
+            _parse_device_rule(_object(item, f"{_PREFIX}.devices[{i}]"), f"{_PREFIX}.devices[{i}]")
+            for i, item in enumerate(_array(section["devices"], f"{_PREFIX}.devices"))
+        )
+    if section.get("hugepageLimits"):
+        _array(section["hugepageLimits"], f"{_PREFIX}.hugepageLimits")
+        ignored.append(f"{_PREFIX}.hugepageLimits")
+    for field_name in ignored:
+        log.warning("%s is not supported by berth and is ignored", field_name)
+    return Resources(memory, cpu, pids, block_io, devices, tuple(ignored))
+
+
+def _parse_memory(doc: dict[str, Any], ignored: list[str]) -> MemoryResources:
+    where = f"{_PREFIX}.memory"
+    limit = _limit(doc, "limit", where)
+    reservation = _limit(doc, "reservation", where)
+    swap = _limit(doc, "swap", where)
+    swappiness = _integer(doc, "swappiness", where)
+    if swappiness is not None and swappiness < 0:
+        swappiness = None  # Docker's "not set"
+    if swappiness is not None and swappiness > 100:
+        raise ResourceError(f"{where}.swappiness: must be between 0 and 100, not {swappiness}")
+    if swap is not None and swap != UNLIMITED:
+        if limit is None or limit == UNLIMITED:
+            raise ResourceError(f"{where}.swap: a memory+swap limit needs a memory.limit too")
+        if swap < limit:
+            raise ResourceError(
+                f"{where}.swap: the memory+swap total ({swap}) must not be below "
+                f"memory.limit ({limit})"
+            )
+    for name in ("kernel", "kernelTCP"):
+        if _integer(doc, name, where):
+            ignored.append(f"{where}.{name}")
+    return MemoryResources(
+        limit=limit,
+        reservation=reservation,
+        swap=swap,
+        swappiness=swappiness,
+        disable_oom_killer=_boolean(doc, "disableOOMKiller", where),
+    )
+
+
+def _parse_cpu(doc: dict[str, Any]) -> CPUResources:
+    where = f"{_PREFIX}.cpu"
+    shares = _integer(doc, "shares", where) or None
+    if shares is not None and not 2 <= shares <= 262144:
+        raise ResourceError(f"{where}.shares: must be between 2 and 262144, not {shares}")
+    quota = _integer(doc, "quota", where) or None
+    if quota is not None and quota != UNLIMITED and quota < 1000:
+        raise ResourceError(f"{where}.quota: must be -1 (unlimited) or at least 1000 microseconds, not {quota}")
+    period = _integer(doc, "period", where) or None
+    if period is not None and not 1000 <= period <= 1_000_000:
+        raise ResourceError(f"{where}.period: must be between 1000 and 1000000 microseconds, not {period}")
+    rt_runtime = _integer(doc, "realtimeRuntime", where) or None
+    if rt_runtime is not None and rt_runtime < UNLIMITED:
+        raise ResourceError(f"{where}.realtimeRuntime: must be -1 or a number of microseconds, not {rt_runtime}")
+    rt_period = _integer(doc, "realtimePeriod", where) or None
+    if rt_period is not None and rt_period < 1:
+        raise ResourceError(f"{where}.realtimePeriod: must be a positive number of microseconds")
+    idle = _integer(doc, "idle", where)
+    if idle is not None and idle not in (0, 1):
+        raise ResourceError(f"{where}.idle: must be 0 or 1, not {idle}")
+    return CPUResources(
+        shares=shares,
+        quota=quota,
+        period=period,
+        realtime_runtime=rt_runtime,
+        realtime_period=rt_period,
+        cpus=_cpu_list(doc, "cpus", where),
+        mems=_cpu_list(doc, "mems", where),
+        idle=idle,
+    )
+
+
+def _parse_pids(doc: dict[str, Any]) -> PidsResources:
+    where = f"{_PREFIX}.pids"
+    limit = _integer(doc, "limit", where)
+    if limit is None:
+        raise ResourceError(f"{where}.limit: is required")
+    return PidsResources(limit=UNLIMITED if limit <= 0 else limit)
+
+
+def _parse_block_io(doc: dict[str, Any]) -> BlockIOResources:
+    where = f"{_PREFIX}.blockIO"
+    weight_devices = []
+    for i, item in enumerate(_array(doc.get("weightDevice") or [], f"{where}.weightDevice")):
+        at = f"{where}.weightDevice[{i}]"
+        entry = _object(item, at)
+        major, minor = _device_numbers(entry, at)
+        weight_devices.append(
+            WeightDevice(major, minor, _weight(entry, "weight", at), _weight(entry, "leafWeight", at))
+        )
+    throttles: dict[str, tuple[ThrottleDevice, ...]] = {}
+    for name in ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+        entries = []
+        for i, item in enumerate(_array(doc.get(name) or [], f"{where}.{name}")):
+            at = f"{where}.{name}[{i}]"
+            entry = _object(item, at)
+            major, minor = _device_numbers(entry, at)
+            rate = _integer(entry, "rate", at)
+            if rate is None or rate < 0:
+                raise ResourceError(f"{at}.rate: must be a non-negative integer")
+            entries.append(ThrottleDevice(major, minor, rate))
+        throttles[name] = tuple(entries)
+    return BlockIOResources(
+        weight=_weight(doc, "weight", where),
+        leaf_weight=_weight(doc, "leafWeight", where),
+        weight_device=tuple(weight_devices),
+        throttle_read_bps_device=throttles["throttleReadBpsDevice"],
+        throttle_write_bps_device=throttles["throttleWriteBpsDevice"],
+        throttle_read_iops_device=throttles["throttleReadIOPSDevice"],
+        throttle_write_iops_device=throttles["throttleWriteIOPSDevice"],
+    )
+
+
+def _parse_device_rule(doc: dict[str, Any], where: str) -> DeviceRule:
+    allow = _boolean(doc, "allow", where)
+    if allow is None:
+        raise ResourceError(f"{where}.allow: is required")
+    kind = _string(doc, "type", where) or "a"
+    if kind not in ("a", "b", "c"):
+        raise ResourceError(f"{where}.type: must be 'a', 'b' or 'c', not {kind!r}")
+    access = _string(doc, "access", where) or "rwm"
+    if not set(access) <= set("rwm"):
+        raise ResourceError(f"{where}.access: must be letters from 'rwm', not {access!r}")
+    numbers = []
+    for name in ("major", "minor"):
+        value = _integer(doc, name, where)
+        if value is not None and value < UNLIMITED:
+            raise ResourceError(f"{where}.{name}: must be -1 (any) or a device number, not {value}")
+        numbers.append(None if value is None or value == UNLIMITED else value)
+    return DeviceRule(allow, kind, numbers[0], numbers[1], "".join(c for c in "rwm" if c in access))
+
+
+# Typed getters: each error names the full path of the field.
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ResourceError(f"{where}: must be an object")
+    return value
+
+
+def _array(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ResourceError(f"{where}: must be an array")
+    return value
+
+
+def _integer(doc: dict[str, Any], name: str, where: str) -> int | None:
+    value = doc.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ResourceError(f"{where}.{name}: must be an integer")
+    return value
+
+
+def _boolean(doc: dict[str, Any], name: str, where: str) -> bool | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ResourceError(f"{where}.{name}: must be true or false")
+    return value
+
+
+def _string(doc: dict[str, Any], name: str, where: str) -> str | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ResourceError(f"{where}.{name}: must be a string")
+    return value
+
+
+def _limit(doc: dict[str, Any], name: str, where: str) -> int | None:
+    """A byte count where 0 means "not set" and -1 means "unlimited"."""
+    value = _integer(doc, name, where)
+    if value is not None and value < UNLIMITED:
+        raise ResourceError(f"{where}.{name}: must be -1 (unlimited) or a number of bytes, not {value}")
+    return value or None
+
+
+def _weight(doc: dict[str, Any], name: str, where: str) -> int | None:
+    value = _integer(doc, name, where) or None
+    if value is not None and not 10 <= value <= 1000:
+        raise ResourceError(f"{where}.{name}: must be between 10 and 1000, not {value}")
+    return value
+
+
+def _cpu_list(doc: dict[str, Any], name: str, where: str) -> str | None:
+    value = _string(doc, name, where)
+    if not value:
+        return None
+    if not _CPU_LIST.match(value):
+        raise ResourceError(f"{where}.{name}: {value!r} is not a list like '0-3,5'")
+    return value
+
+
+def _device_numbers(doc: dict[str, Any], where: str) -> tuple[int, int]:
+    major = _integer(doc, "major", where)
+    minor = _integer(doc, "minor", where)
+    if major is None or major < 0:
+        raise ResourceError(f"{where}.major: must be a device number")
+    if minor is None or minor < 0:
+        raise ResourceError(f"{where}.minor: must be a device number")
+    return major, minor
