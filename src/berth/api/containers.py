@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from typing import Any
 
@@ -118,14 +119,95 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         extra_hosts=_strings(hc, "ExtraHosts") or [],
         dns=_strings(hc, "Dns") or [],
         runtime=_opt(hc, "Runtime", str, "") or "berth",
+        memory=_opt(hc, "Memory", int, 0),
+        memory_swap=_opt(hc, "MemorySwap", int, 0),
+        memory_reservation=_opt(hc, "MemoryReservation", int, 0),
+        memory_swappiness=_opt(hc, "MemorySwappiness", int, None),
+        oom_kill_disable=_opt(hc, "OomKillDisable", bool, False),
+        nano_cpus=_opt(hc, "NanoCpus", int, 0),
+        cpu_shares=_opt(hc, "CpuShares", int, 0),
+        cpu_period=_opt(hc, "CpuPeriod", int, 0),
+        cpu_quota=_opt(hc, "CpuQuota", int, 0),
+        cpuset_cpus=_opt(hc, "CpusetCpus", str, ""),
+        cpuset_mems=_opt(hc, "CpusetMems", str, ""),
+        pids_limit=_opt(hc, "PidsLimit", int, None),
+        blkio_weight=_opt(hc, "BlkioWeight", int, 0),
+        cap_add=_strings(hc, "CapAdd") or [],
+        cap_drop=_strings(hc, "CapDrop") or [],
+        security_opt=_strings(hc, "SecurityOpt") or [],
+        group_add=_strings(hc, "GroupAdd") or [],
+        devices=[_device_text(d) for d in _opt(hc, "Devices", list, [])],
+        ulimits=[_ulimit(u) for u in _opt(hc, "Ulimits", list, [])],
+        sysctls=_str_map(hc, "Sysctls"),
+        tmpfs=_str_map(hc, "Tmpfs"),
+        shm_size=_opt(hc, "ShmSize", int, 0),
+        oom_score_adj=_opt(hc, "OomScoreAdj", int, 0),
     )
+    _validate_host(host)
+    return config, host
+
+
+def _device_text(d: Any) -> str:
+    if not isinstance(d, dict) or not isinstance(d.get("PathOnHost"), str):
+        raise InvalidParameter("json: cannot unmarshal HostConfig.Devices: each entry needs PathOnHost")
+    return f"{d['PathOnHost']}:{d.get('PathInContainer') or d['PathOnHost']}:{d.get('CgroupPermissions') or 'rwm'}"
+
+
+def _ulimit(u: Any) -> tuple[str, int, int]:
+    if not isinstance(u, dict) or not isinstance(u.get("Name"), str):
+        raise InvalidParameter("json: cannot unmarshal HostConfig.Ulimits: each entry needs Name")
+    from berth.runtime.rlimits import DOCKER_ULIMIT_NAMES
+
+    if u["Name"] not in DOCKER_ULIMIT_NAMES:
+        raise InvalidParameter(f"invalid ulimit type: {u['Name']}")
+    soft, hard = u.get("Soft", 0), u.get("Hard", 0)
+    if not isinstance(soft, int) or not isinstance(hard, int):
+        raise InvalidParameter(f"invalid ulimit {u['Name']}: Soft and Hard must be integers")
+    if soft > hard and hard != -1:
+        raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    return (u["Name"], soft, hard)
+
+
+MIN_MEMORY = 6 * 1024 * 1024
+
+
+def _validate_host(host: HostConfig) -> None:
+    """Refuse what Docker's daemon refuses at create, with its messages."""
     if host.binds:
         raise InvalidParameter("bind mounts and volumes are not supported by berth yet")
     if host.network_mode not in ("bridge", "default", "none", "host"):
         raise NotFound(f"network {host.network_mode} not found")
-    if host.runtime not in ("berth", "runc"):
+    if host.runtime not in ("berth", "runc", "crun"):
         raise InvalidParameter(f"unknown or invalid runtime name: {host.runtime}")
-    return config, host
+    if host.memory and host.memory < MIN_MEMORY:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    if host.memory_swap > 0 and host.memory and host.memory_swap < host.memory:
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+    if host.memory_swap and not host.memory:
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
+    if host.nano_cpus and (host.cpu_quota or host.cpu_period):
+        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    ncpu = os.cpu_count() or 1
+    if host.nano_cpus < 0 or host.nano_cpus > ncpu * 1_000_000_000:
+        raise InvalidParameter(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
+    if host.cpu_shares < 0:
+        raise InvalidParameter("invalid CPU shares: must be a positive number")
+    if host.blkio_weight and not 10 <= host.blkio_weight <= 1000:
+        raise InvalidParameter("Range of blkio weight is from 10 to 1000")
+    if host.oom_score_adj < -1000 or host.oom_score_adj > 1000:
+        raise InvalidParameter(f"Invalid value {host.oom_score_adj}, range for oom score adj is [-1000, 1000]")
+    if host.shm_size < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
+    from berth.runtime import capabilities
+
+    capabilities.normalize_docker_caps(host.cap_add)  # InvalidParameter for an unknown name
+    capabilities.normalize_docker_caps(host.cap_drop)
+    for opt in host.security_opt:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key not in ("seccomp", "no-new-privileges", "apparmor", "label", "systempaths", "mask", "unmask"):
+            raise InvalidParameter(f"invalid --security-opt: {opt!r}")
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -190,42 +272,48 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "VolumeDriver": "",
         "VolumesFrom": None,
         "ConsoleSize": list(h.console_size),
-        "CapAdd": None,
-        "CapDrop": None,
+        "CapAdd": h.cap_add or None,
+        "CapDrop": h.cap_drop or None,
         "CgroupnsMode": "private",
         "Dns": h.dns,
         "DnsOptions": [],
         "DnsSearch": [],
         "ExtraHosts": h.extra_hosts or None,
-        "GroupAdd": None,
+        "GroupAdd": h.group_add or None,
         "IpcMode": "private",
         "Cgroup": "",
         "Links": None,
-        "OomScoreAdj": 0,
+        "OomScoreAdj": h.oom_score_adj,
         "PidMode": "",
         "Privileged": h.privileged,
         "PublishAllPorts": False,
         "ReadonlyRootfs": h.readonly_rootfs,
-        "SecurityOpt": None,
+        "SecurityOpt": [o if not o.startswith("seccomp=") or o == "seccomp=unconfined" else "seccomp=<profile>"
+                        for o in h.security_opt] or None,
         "UTSMode": "",
         "UsernsMode": "",
-        "ShmSize": 67108864,
+        "ShmSize": h.shm_size or 67108864,
         "Runtime": h.runtime,
         "Isolation": "",
-        "CpuShares": 0,
-        "Memory": 0,
-        "NanoCpus": 0,
+        "CpuShares": h.cpu_shares,
+        "Memory": h.memory,
+        "NanoCpus": h.nano_cpus,
         "CgroupParent": "",
-        "BlkioWeight": 0,
-        "CpuPeriod": 0,
-        "CpuQuota": 0,
-        "CpusetCpus": "",
-        "CpusetMems": "",
-        "Devices": [],
-        "MemoryReservation": 0,
-        "MemorySwap": 0,
-        "PidsLimit": None,
-        "Ulimits": [],
+        "BlkioWeight": h.blkio_weight,
+        "CpuPeriod": h.cpu_period,
+        "CpuQuota": h.cpu_quota,
+        "CpusetCpus": h.cpuset_cpus,
+        "CpusetMems": h.cpuset_mems,
+        "Devices": [dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), d.split(":"), strict=False))
+                    for d in h.devices],
+        "MemoryReservation": h.memory_reservation,
+        "MemorySwap": h.memory_swap,
+        "MemorySwappiness": h.memory_swappiness,
+        "OomKillDisable": h.oom_kill_disable,
+        "PidsLimit": h.pids_limit,
+        "Ulimits": [{"Name": n, "Soft": s, "Hard": hd} for n, s, hd in h.ulimits],
+        "Sysctls": h.sysctls or None,
+        "Tmpfs": h.tmpfs or None,
         "Init": h.init,
         "MaskedPaths": [],
         "ReadonlyPaths": [],
@@ -639,3 +727,79 @@ def _parse_stamp(text: str | None) -> int:
         return int(secs) * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
     except ValueError:
         raise InvalidParameter(f"invalid value for since/until: {text}") from None
+
+
+@routes.post("/containers/{id}/pause")
+async def pause(request: web.Request) -> web.Response:
+    await _mgr(request).pause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/unpause")
+async def unpause(request: web.Request) -> web.Response:
+    await _mgr(request).unpause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+_UPDATE_FIELDS = {
+    "Memory": ("memory", int), "MemorySwap": ("memory_swap", int), "MemoryReservation": ("memory_reservation", int),
+    "NanoCpus": ("nano_cpus", int), "CpuShares": ("cpu_shares", int), "CpuPeriod": ("cpu_period", int),
+    "CpuQuota": ("cpu_quota", int), "CpusetCpus": ("cpuset_cpus", str), "CpusetMems": ("cpuset_mems", str),
+    "PidsLimit": ("pids_limit", int), "BlkioWeight": ("blkio_weight", int),
+}
+
+
+@routes.post("/containers/{id}/update")
+async def update(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    mgr = _mgr(request)
+    c = mgr.get(request.match_info["id"])
+    changes: dict[str, Any] = {}
+    for key, (attr, kind) in _UPDATE_FIELDS.items():
+        value = _opt(body, key, kind, None)
+        if value is not None and (value != 0 or key in ("PidsLimit",)):
+            changes[attr] = value
+    rp = _opt(body, "RestartPolicy", dict, None)
+    if rp is not None and rp.get("Name") is not None:
+        changes["restart_policy"] = RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0))
+    import dataclasses
+
+    _validate_host(dataclasses.replace(c.host_config, **changes))
+    warnings = await mgr.update(c.id, changes)
+    return json_response({"Warnings": warnings})
+
+
+@routes.get("/containers/{id}/top")
+async def top(request: web.Request) -> web.Response:
+    pids = await _mgr(request).top(request.match_info["id"])
+    return json_response(process_table(pids))
+
+
+def process_table(pids: list[int]) -> dict[str, Any]:
+    """`docker top`'s default columns (ps -ef) for these host pids."""
+    import pwd
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    boot = time.time() - float(open("/proc/uptime").read().split()[0])
+    rows = []
+    for pid in sorted(pids):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        comm = stat[stat.find(b"(") + 1:stat.rfind(b")")].decode(errors="replace")
+        ppid = int(fields[1])
+        cpu_secs = (int(fields[11]) + int(fields[12])) // ticks
+        started = boot + int(fields[19]) / ticks
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        rows.append([user, str(pid), str(ppid), "0", time.strftime("%H:%M", time.localtime(started)), "?",
+                     time.strftime("%H:%M:%S", time.gmtime(cpu_secs)), cmdline or f"[{comm}]"])
+    return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}

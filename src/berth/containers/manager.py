@@ -33,7 +33,7 @@ from berth.containers.users import resolve_user
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
 from berth.images.store import ImageStore, now_rfc3339
 from berth.layers.store import LayerStore
-from berth.runtime import shimclient, spec
+from berth.runtime import rlimits, shimclient, spec
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,15 @@ class ContainerManager:
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
         os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
+
+    def runtime_path(self, name: str) -> str:
+        """'' for berth's own runtime inside the shim; else the OCI runtime binary."""
+        if name in ("", "berth"):
+            return ""
+        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+        if path is None:
+            raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+        return path
 
     def _sock(self, cid: str) -> str:
         return os.path.join(self.socket_dir, cid[:24] + ".sock")
@@ -290,7 +299,8 @@ class ContainerManager:
     async def _start(self, c: Container, live: Live) -> None:
         image = self.images.resolve(c.image_id)
         root = self.layers.mount(c.id, image.chain_ids)
-        user = resolve_user(root, c.config.user)
+        h = c.host_config
+        user = resolve_user(root, c.config.user, h.group_add)
         env = list(c.config.env)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home}")
@@ -303,18 +313,26 @@ class ContainerManager:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, "exit.json"))
-        config = spec.build_config(spec.BundleRequest(
-            root=root, args=[c.path, *c.args], env=env, cwd=c.config.working_dir or "/",
-            uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
-            hostname=c.config.hostname, terminal=c.config.tty, console_size=c.host_config.console_size,
-            readonly_root=c.host_config.readonly_rootfs,
-            files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
-                   "/etc/hosts": c.hosts_path},
-        ))
+        try:
+            config = spec.build_config(spec.BundleRequest(
+                root=root, args=[c.path, *c.args], env=env, cwd=c.config.working_dir or "/",
+                uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
+                hostname=c.config.hostname, terminal=c.config.tty, console_size=h.console_size,
+                files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
+                       "/etc/hosts": c.hosts_path},
+                cgroups_path=f"/berth/{c.id}",
+                limits=limits_of(h),
+                security=security_of(h),
+                rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],
+                sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size,
+                oom_score_adj=h.oom_score_adj, init=_init_binary() if h.init else "",
+            ))
+        except (spec.SpecBuildError, rlimits.UlimitError) as e:
+            raise InvalidParameter(str(e)) from None
         spec.write_bundle(state_dir, config)
         proc, pid = await self.launcher.spawn(shimclient.ShimOptions(
             container_id=c.id, bundle=state_dir, state_dir=state_dir, socket=self._sock(c.id),
-            log_path=c.log_path,
+            log_path=c.log_path, runtime=self.runtime_path(h.runtime),
             stdin=c.config.open_stdin, stdin_once=c.config.stdin_once))
         live.shim_proc = proc
         for a in live.pending_attaches:
@@ -359,7 +377,8 @@ class ContainerManager:
         exit_code = 255 if code is None else int(code)
         async with live.lock:
             c.state = State(status=Status.EXITED, exit_code=exit_code, started_at=c.state.started_at,
-                            finished_at=str(doc.get("finished_at") or now_rfc3339()))
+                            finished_at=str(doc.get("finished_at") or now_rfc3339()),
+                            oom_killed=bool(doc.get("oom_killed")))
             self._save(c)
             with contextlib.suppress(shimclient.ShimError):
                 await shimclient.call(self._sock(c.id), {"op": "delete"})
@@ -370,6 +389,8 @@ class ContainerManager:
             shutil.rmtree(state_dir, ignore_errors=True)
             live.monitor = None
             live.exited.set()
+            if c.state.oom_killed:
+                self.on_event("oom", c, {})
             self.on_event("die", c, {"exitCode": str(exit_code)})
             for f in live.exit_waiters:
                 if not f.done():
@@ -437,6 +458,55 @@ class ContainerManager:
         if c.state.running:
             await self.stop(c.id, timeout)
         await self.start(c.id)
+
+    # -- pause, update, top ----------------------------------------------------------------
+
+    async def _shim_op(self, c: Container, doc: dict[str, Any], what: str) -> dict[str, Any]:
+        try:
+            return await shimclient.call(self._sock(c.id), doc)
+        except shimclient.ShimError as e:
+            raise SystemError_(f"Cannot {what} container {c.id[:12]}: {e}") from None
+
+    async def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        if c.state.status == Status.PAUSED:
+            raise Conflict(f"Container {c.id} is already paused")
+        if c.state.status != Status.RUNNING:
+            raise Conflict(f"Container {c.id} is not running")
+        await self._shim_op(c, {"op": "pause"}, "pause")
+        c.state.status = Status.PAUSED
+        self._save(c)
+        self.on_event("pause", c, {})
+
+    async def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        if c.state.status != Status.PAUSED:
+            raise Conflict(f"Container {c.id} is not paused")
+        await self._shim_op(c, {"op": "resume"}, "unpause")
+        c.state.status = Status.RUNNING
+        self._save(c)
+        self.on_event("unpause", c, {})
+
+    async def update(self, ref: str, changes: dict[str, Any]) -> list[str]:
+        """Change resource limits, on the record and, when it runs, on the container."""
+        c = self.get(ref)
+        h = c.host_config
+        for key, value in changes.items():
+            setattr(h, key, value)
+        if c.state.running:
+            resources = limits_of(h).to_oci()
+            resources.pop("devices", None)
+            await self._shim_op(c, {"op": "update", "resources": resources}, "update")
+        self._save(c)
+        self.on_event("update", c, {})
+        return []
+
+    async def top(self, ref: str) -> list[int]:
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        doc = await self._shim_op(c, {"op": "pids"}, "list processes of")
+        return [int(p) for p in doc.get("pids", [])]
 
     # -- remove, rename ------------------------------------------------------------------
 
@@ -540,6 +610,38 @@ class ContainerManager:
             await asyncio.wait_for(self.stop(c.id), DEFAULT_STOP_TIMEOUT + 5)
         except (BerthError, TimeoutError) as e:
             log.warning("stopping %s at shutdown: %s", c.id[:12], e)
+
+
+def limits_of(h: HostConfig) -> spec.Limits:
+    return spec.Limits(
+        memory=h.memory, memory_swap=h.memory_swap, memory_reservation=h.memory_reservation,
+        memory_swappiness=h.memory_swappiness, oom_kill_disable=h.oom_kill_disable,
+        nano_cpus=h.nano_cpus, cpu_shares=h.cpu_shares, cpu_period=h.cpu_period, cpu_quota=h.cpu_quota,
+        cpuset_cpus=h.cpuset_cpus, cpuset_mems=h.cpuset_mems, pids_limit=h.pids_limit,
+        blkio_weight=h.blkio_weight)
+
+
+def security_of(h: HostConfig) -> spec.Security:
+    sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
+                        readonly_root=h.readonly_rootfs)
+    for opt in h.security_opt:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "seccomp":
+            sec.seccomp = value
+        elif key == "no-new-privileges":
+            sec.no_new_privileges = value.lower() in ("", "true", "1")
+        elif key == "systempaths" and value == "unconfined":
+            sec.masked_paths, sec.readonly_paths = [], []
+    return sec
+
+
+def _init_binary() -> str:
+    for path in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/bin/tini"):
+        if os.path.exists(path):
+            return path
+    raise InvalidParameter("docker-init binary not found: install Debian's tini package for --init")
 
 
 def _merge_env(base: list[str], override: list[str]) -> list[str]:

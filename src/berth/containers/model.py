@@ -77,6 +77,31 @@ class HostConfig:
     extra_hosts: list[str] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
     runtime: str = "berth"
+    # resources
+    memory: int = 0
+    memory_swap: int = 0
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None
+    blkio_weight: int = 0
+    # security and the process's environment
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    group_add: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # "host:container:perms"
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    shm_size: int = 0
+    oom_score_adj: int = 0
 
 
 @dataclass

@@ -38,6 +38,17 @@ class User:
 
 
 @dataclass
+class Hook:
+    path: str
+    args: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    timeout: int | None = None
+
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+@dataclass
 class Process:
     args: list[str]
     env: list[str] = field(default_factory=list)
@@ -47,6 +58,10 @@ class Process:
     no_new_privileges: bool = False
     console_height: int = 0
     console_width: int = 0
+    capabilities: Any = None  # capabilities.CapabilitySets
+    rlimits: list[Any] = field(default_factory=list)  # rlimits.Rlimit
+    oom_score_adj: int | None = None
+    apparmor_profile: str = ""
 
 
 @dataclass
@@ -86,6 +101,15 @@ class Spec:
     readonly_paths: list[str] = field(default_factory=list)
     devices: list[Device] = field(default_factory=list)
     sysctl: dict[str, str] = field(default_factory=dict)
+    seccomp: dict[str, Any] | None = None  # compiled in the init, so errors stop the start
+    resources: Any = None  # cgroups.resources.Resources
+    cgroups_path: str = ""
+    id_mappings: Any = None  # userns.IdMappings
+    hooks: dict[str, list[Hook]] = field(default_factory=dict)
+    root_propagation: str = ""
+
+    def namespace(self, kind: str) -> Namespace | None:
+        return next((ns for ns in self.namespaces if ns.type == kind), None)
 
 
 def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
@@ -97,7 +121,32 @@ def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: st
     return value
 
 
+def _parse_hooks(doc: Any) -> dict[str, list[Hook]]:
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise SpecError("config.json: hooks must be an object")
+    out: dict[str, list[Hook]] = {}
+    for kind in HOOK_KINDS:
+        entries = doc.get(kind) or []
+        if not isinstance(entries, list):
+            raise SpecError(f"config.json: hooks.{kind} must be an array")
+        for i, h in enumerate(entries):
+            where = f"config.json: hooks.{kind}[{i}]"
+            if not isinstance(h, dict) or not isinstance(h.get("path"), str) or not os.path.isabs(h["path"]):
+                raise SpecError(f"{where}.path must be an absolute path")
+            timeout = h.get("timeout")
+            if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
+                raise SpecError(f"{where}.timeout must be a positive integer")
+            out.setdefault(kind, []).append(Hook(h["path"], list(h.get("args") or [h["path"]]),
+                                                 list(h.get("env") or []), timeout))
+    return out
+
+
 def parse_spec(doc: Any, bundle: str) -> Spec:
+    from berth.runtime import capabilities, rlimits, userns
+    from berth.runtime.cgroups.resources import parse_resources
+
     if not isinstance(doc, dict):
         raise SpecError("config.json: the document must be an object")
     root = _get(doc, "root", dict, "")
@@ -128,6 +177,10 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
         no_new_privileges=_get(proc, "noNewPrivileges", bool, "process.", False),
         console_height=_get(console, "height", int, "process.consoleSize.", 0),
         console_width=_get(console, "width", int, "process.consoleSize.", 0),
+        capabilities=capabilities.parse_capabilities(proc.get("capabilities")),
+        rlimits=rlimits.parse_rlimits(proc.get("rlimits")),
+        oom_score_adj=_get(proc, "oomScoreAdj", int, "process.", None),
+        apparmor_profile=_get(proc, "apparmorProfile", str, "process.", ""),
     )
     if not os.path.isabs(process.cwd):
         raise SpecError("config.json: process.cwd must be an absolute path")
@@ -149,6 +202,11 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
                                   int(d.get("fileMode", 0o666)), int(d.get("uid", 0)), int(d.get("gid", 0))))
         except (KeyError, TypeError, ValueError) as e:
             raise SpecError(f"config.json: linux.devices[{i}] is malformed ({e})") from None
+    seccomp = _get(lin, "seccomp", dict, "linux.", None)
+    has_userns = any(ns.type == "user" for ns in namespaces)
+    id_mappings = userns.parse_mappings(lin, user_namespace=has_userns)
+    if any(ns.type == "user" and not ns.path for ns in namespaces):
+        userns.check_new_namespace(id_mappings)
     return Spec(
         root_path=root_path,
         root_readonly=bool(root.get("readonly", False)),
@@ -160,6 +218,12 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
         readonly_paths=list(_get(lin, "readonlyPaths", list, "linux.", [])),
         devices=devices,
         sysctl=dict(_get(lin, "sysctl", dict, "linux.", {})),
+        seccomp=seccomp,
+        resources=parse_resources(lin.get("resources")),
+        cgroups_path=_get(lin, "cgroupsPath", str, "linux.", ""),
+        id_mappings=id_mappings,
+        hooks=_parse_hooks(doc.get("hooks")),
+        root_propagation=_get(lin, "rootfsPropagation", str, "linux.", ""),
     )
 
 

@@ -1,12 +1,19 @@
 """Creating a container's first process from a parsed spec, as runc's create/start do.
 
 The steps, in the order they run:
-  1. the caller (the shim) forks a child, "the setup process";
-  2. the setup process joins or unshares the namespaces, then forks the init, which is
-     pid 1 of the new pid namespace, reports the init's host pid and exits;
-  3. the init builds the root filesystem, sets hostname and loopback, checks that the
-     command exists, reports "ready" (with the pty master, for a terminal) and blocks;
-  4. `start()` releases it: it drops to the spec's user and execs the command.
+  1. the caller (the shim, or `berth-runtime create`) forks "the setup process";
+  2. the setup process enters a new user namespace first if asked (the caller writes
+     its id maps), joins or unshares the other namespaces, and forks the init, pid 1 of
+     the new pid namespace; it reports the init's host pid and exits;
+  3. the caller puts the init in its cgroup (limits applied before anything runs in
+     it) and runs the prestart/createRuntime hooks, then lets the init go on;
+  4. the init builds the root filesystem (createContainer hooks run before pivot_root),
+     sets hostname, loopback, sysctls, rlimits and oom_score_adj, checks the command
+     exists and compiles its seccomp filter, reports "ready" (with the pty master, for
+     a terminal) and blocks on the start gate;
+  5. released, it runs the startContainer hooks, then, as runc does: seccomp now unless
+     no_new_privs is asked for; bounding set, user switch, capabilities; no_new_privs;
+     seccomp last if it was deferred; exec.
 All messages travel on one SOCK_SEQPACKET pair, so each is one datagram of JSON.
 
 The start gate is that channel when the caller stays (the shim), or, as with runc's
@@ -22,9 +29,10 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from berth.runtime import linux
-from berth.runtime.oci import NAMESPACE_FLAGS, Spec
+from berth.runtime.oci import NAMESPACE_FLAGS, Process, Spec
 
 
 class CreateError(Exception):
@@ -45,59 +53,108 @@ class Created:
     pid: int
     pty_master: int | None
     channel: socket.socket
+    cgroup: Any = None  # cgroups.Cgroup, when the spec names a cgroups path
+    warnings: tuple[str, ...] = ()
 
 
-def create(spec: Spec, stdio: Stdio, fifo: str | None = None) -> Created:
-    """Run steps 1 to 3; returns once the init is ready and waiting for start()."""
+@dataclass
+class Identity:
+    """Who asked: the container id and bundle, for the hooks' state document."""
+
+    container_id: str = ""
+    bundle: str = ""
+
+
+def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity | None = None) -> Created:
+    """Run steps 1 to 4; returns once the init is ready and waiting for start()."""
+    identity = identity or Identity()
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
+    setup_pid = os.fork()
+    if setup_pid == 0:
         parent.close()
         _setup_process(spec, stdio, child, fifo)  # never returns
     child.close()
     init_pid = 0
-    ready = False
     master = None
+    cgroup = None
     try:
-        while not ready:
+        while True:
             msg, fds, _flags, _addr = socket.recv_fds(parent, 65536, 2)
             if not msg:
                 raise CreateError("container init exited before it was ready")
             doc = json.loads(msg)
             if "error" in doc:
                 raise CreateError(doc["error"])
+            if doc.get("userns"):
+                from berth.runtime import userns
+
+                maps = spec.id_mappings
+                userns.write_maps(setup_pid, maps.uid, maps.gid)
+                parent.send(b"mapped")
             if "pid" in doc:
                 init_pid = doc["pid"]
+                cgroup = _place_in_cgroup(spec, init_pid)
+                state = _hook_state(identity, init_pid, "creating")
+                _run_hooks("prestart", spec, state)
+                _run_hooks("createRuntime", spec, state)
+                parent.send(b"go")
             if doc.get("ready"):
-                ready = True
                 master = fds[0] if fds else None
-    except BaseException:
+                break
+    except BaseException as e:
         if init_pid:
             try:
                 os.kill(init_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if cgroup is not None:
+            try:
+                cgroup.destroy(kill=True)
+            except OSError:
+                pass
         parent.close()
+        if isinstance(e, OSError | ValueError) and not isinstance(e, CreateError):
+            raise CreateError(str(e)) from None
         raise
     finally:
-        os.waitpid(pid, 0)
-    return Created(init_pid, master, parent)
+        os.waitpid(setup_pid, 0)
+    return Created(init_pid, master, parent, cgroup, tuple(spec.process.capabilities.warnings))
+
+
+def _place_in_cgroup(spec: Spec, pid: int) -> Any:
+    if not spec.cgroups_path:
+        return None
+    from berth.runtime import cgroups
+
+    cg = cgroups.open_manager(spec.cgroups_path)
+    cg.create_and_apply(spec.resources)
+    cg.add(pid)
+    return cg
+
+
+def _hook_state(identity: Identity, pid: int, status: str) -> dict[str, Any]:
+    from berth.runtime.hooks import state_doc
+
+    return state_doc(identity.container_id, pid, identity.bundle, status)
+
+
+def _run_hooks(kind: str, spec: Spec, state: dict[str, Any]) -> None:
+    if not spec.hooks.get(kind):
+        return
+    from berth.runtime import hooks
+
+    try:
+        hooks.run_all(kind, spec.hooks, state)
+    except hooks.HookError as e:
+        raise CreateError(str(e)) from None
 
 
 def start(created: Created) -> None:
-    """Step 4: let the init exec the user's command."""
+    """Step 5: let the init exec the user's command."""
     try:
         created.channel.send(b"start")
     finally:
         created.channel.close()
-
-
-def _send(chan: socket.socket, doc: dict[str, object], fds: list[int] | None = None) -> None:
-    data = json.dumps(doc).encode()
-    if fds:
-        socket.send_fds(chan, [data], fds)
-    else:
-        chan.send(data)
 
 
 def start_fifo(path: str, timeout: float = 10.0) -> None:
@@ -123,19 +180,39 @@ def start_fifo(path: str, timeout: float = 10.0) -> None:
         os.unlink(path)
 
 
+def _send(chan: socket.socket, doc: dict[str, object], fds: list[int] | None = None) -> None:
+    data = json.dumps(doc).encode()
+    if fds:
+        socket.send_fds(chan, [data], fds)
+    else:
+        chan.send(data)
+
+
+def _expect(chan: socket.socket, word: bytes) -> None:
+    if chan.recv(64) != word:
+        os._exit(1)  # the caller gave up on us
+
+
 def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> None:
     try:
         try:
+            user = spec.namespace("user")
+            if user is not None:
+                if user.path:
+                    _join(user.path, "user")
+                else:
+                    linux.unshare(linux.CLONE_NEWUSER)
+                    _send(chan, {"userns": True})
+                    _expect(chan, b"mapped")
+                from berth.runtime import userns
+
+                userns.become_root()
             flags = 0
             for ns in spec.namespaces:
-                if ns.type == "user":
-                    raise CreateError("user namespaces are not supported by berth's runtime yet")
+                if ns.type in ("user", "cgroup"):
+                    continue  # user: done; cgroup: the init, once it is in its cgroup
                 if ns.path:
-                    fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        linux.setns(fd, NAMESPACE_FLAGS[ns.type])
-                    finally:
-                        os.close(fd)
+                    _join(ns.path, ns.type)
                 else:
                     flags |= NAMESPACE_FLAGS[ns.type]
             linux.unshare(flags)
@@ -151,7 +228,18 @@ def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | No
         os._exit(1)
 
 
-def _lookup(cmd: str, env: list[str]) -> str:
+def _join(path: str, kind: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.setns(fd, NAMESPACE_FLAGS[kind])
+    except OSError as e:
+        raise CreateError(f"joining the {kind} namespace {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def lookup(cmd: str, env: list[str]) -> str:
+    """Find the command as execve will, with runc's error messages."""
     if "/" in cmd:
         if not os.path.exists(cmd):
             raise CreateError(f'exec: "{cmd}": stat {cmd}: no such file or directory')
@@ -173,6 +261,13 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         os.setsid()
         # held by path: after pivot_root the FIFO is reached through /proc/self/fd
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
+        _expect(chan, b"go")  # placed in the cgroup, runtime hooks done
+        cgroupns = spec.namespace("cgroup")
+        if cgroupns is not None:
+            if cgroupns.path:
+                _join(cgroupns.path, "cgroup")
+            else:
+                linux.unshare(linux.CLONE_NEWCGROUP)
         if not proc.terminal:
             if stdio.stdin is not None:
                 os.dup2(stdio.stdin, 0)
@@ -187,14 +282,30 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         if proc.cwd != "/":
             cwd = secure_join(spec.root_path, proc.cwd)
             os.makedirs(cwd, mode=0o755, exist_ok=True)
-        prepare_rootfs(spec)
-        if spec.hostname:
+        before_pivot = None
+        if spec.hooks.get("createContainer"):
+            def before_pivot() -> None:
+                _run_hooks("createContainer", spec, {"ociVersion": "1.2.0", "id": "", "pid": os.getpid(),
+                                                      "status": "creating", "bundle": ""})
+        prepare_rootfs(spec, in_userns=spec.namespace("user") is not None, before_pivot=before_pivot)
+        if spec.hostname is not None and spec.namespace("uts") is not None:
             linux.set_hostname(spec.hostname)
-        if any(ns.type == "network" and not ns.path for ns in spec.namespaces):
+        net = spec.namespace("network")
+        if net is not None and not net.path:
             linux.interface_up("lo")
         for key, value in spec.sysctl.items():
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
+            try:
+                with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                    f.write(value)
+            except OSError as e:
+                raise CreateError(f"linux.sysctl: {key}={value}: {e.strerror}") from None
+        if proc.rlimits:
+            from berth.runtime import rlimits
+
+            rlimits.apply(proc.rlimits)
+        if proc.oom_score_adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc.oom_score_adj))
         fds = []
         if proc.terminal:
             master, slave = linux.open_pty_pair("/dev/pts/ptmx")
@@ -209,7 +320,16 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
             os.chdir(proc.cwd)
         except OSError as e:
             raise CreateError(f"chdir to cwd (\"{proc.cwd}\") set in config.json failed: {e.strerror}") from None
-        path = _lookup(proc.args[0], proc.env)
+        path = lookup(proc.args[0], proc.env)
+        seccomp_filter = None
+        if spec.seccomp is not None:
+            from berth.runtime import seccomp
+
+            seccomp_filter = seccomp.compile_filter(spec.seccomp)
+        env = {}
+        for entry in proc.env:
+            key, _, value = entry.partition("=")
+            env[key] = value
         _send(chan, {"ready": True}, fds)
         for fd in fds:
             os.close(fd)
@@ -220,28 +340,12 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
             os.close(gate)
             os.close(fifo_fd)
         else:
-            if chan.recv(16) != b"start":
-                os._exit(1)
+            _expect(chan, b"start")
             chan.close()
-        user = proc.user
-        os.setgroups(user.additional_gids)
-        os.setgid(user.gid)
-        os.setuid(user.uid)
-        os.umask(user.umask if user.umask is not None else 0o022)
-        if proc.no_new_privileges:
-            linux.set_no_new_privs()
-        for sig in range(1, signal.NSIG):
-            try:
-                if signal.getsignal(sig) is not signal.SIG_DFL:
-                    signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        os.closerange(3, 65536)
-        env = {}
-        for entry in proc.env:
-            key, _, value = entry.partition("=")
-            env[key] = value
+        if spec.hooks.get("startContainer"):
+            _run_hooks("startContainer", spec, {"ociVersion": "1.2.0", "id": "", "pid": 1,
+                                                "status": "created", "bundle": ""})
+        _become(proc, seccomp_filter)
         os.execve(path, proc.args, env)
     except CreateError as e:
         _try_send(chan, f"unable to start container process: {e}")
@@ -250,6 +354,35 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
     except BaseException as e:  # any bug here must reach the user, not vanish
         _try_send(chan, f"unable to start container process: {type(e).__name__}: {e}")
     os._exit(127)
+
+
+def _become(proc: Process, seccomp_filter: Any) -> None:
+    """Drop to the process's user and privileges; the last steps before exec."""
+    from berth.runtime import capabilities
+
+    if seccomp_filter is not None and not proc.no_new_privileges:
+        seccomp_filter.load()  # needs CAP_SYS_ADMIN: before the capabilities go
+    user = proc.user
+
+    def switch_user() -> None:
+        os.setgroups(user.additional_gids)
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+
+    capabilities.apply(proc.capabilities, switch_user)
+    os.umask(user.umask if user.umask is not None else 0o022)
+    for sig in range(1, signal.NSIG):
+        try:
+            if signal.getsignal(sig) is not signal.SIG_DFL:
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    os.closerange(3, 65536)
+    if proc.no_new_privileges:
+        linux.set_no_new_privs()
+    if seccomp_filter is not None and proc.no_new_privileges:
+        seccomp_filter.load()
 
 
 def _try_send(chan: socket.socket, message: str) -> None:

@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 from collections import deque
+from collections.abc import Callable
 
 from berth.runtime import linux
 from berth.runtime.oci import Device, Mount, Spec
@@ -105,9 +106,52 @@ def _make_mountpoint(target: str, source_is_dir: bool) -> None:
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
 
 
+def _cgroup_mounts() -> dict[str, str]:
+    """This process's cgroup v1 hierarchies: mount point -> path of its own cgroup there."""
+    own: dict[frozenset[str], str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _id, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers:
+                own[frozenset(controllers.split(","))] = path
+    out: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _source, options = (right.split() + ["", "", ""])[:3]
+            if fstype != "cgroup":
+                continue
+            mount_point = left.split()[4]
+            names = frozenset(o for o in options.split(",") if o not in ("rw", "ro") and
+                              (o.startswith("name=") or "=" not in o))
+            for controllers, path in own.items():
+                if controllers and controllers <= names:
+                    out[mount_point] = path
+    return out
+
+
+def _mount_cgroup(target: str, flags: int) -> None:
+    """runc's `cgroup` mount: the container's own cgroups at /sys/fs/cgroup."""
+    _make_mountpoint(target, True)
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        linux.mount("cgroup2", target, "cgroup2", flags)
+        return
+    linux.mount("tmpfs", target, "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
+    for mount_point, path in sorted(_cgroup_mounts().items()):
+        dest = os.path.join(target, os.path.basename(mount_point))
+        os.makedirs(dest, exist_ok=True)
+        linux.mount(mount_point + path, dest, None, linux.MS_BIND)
+        linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | flags)
+    if flags & linux.MS_RDONLY:
+        linux.mount(None, target, None, linux.MS_REMOUNT | flags)
+
+
 def _mount_one(root: str, m: Mount) -> None:
     target = secure_join(root, m.destination)
     flags, propagation, data = parse_mount_options(m.options)
+    if m.type == "cgroup":
+        _mount_cgroup(target, flags)
+        return
     is_bind = bool(flags & linux.MS_BIND) or m.type == "bind"
     if is_bind:
         flags |= linux.MS_BIND
@@ -125,7 +169,8 @@ def _mount_one(root: str, m: Mount) -> None:
         linux.mount(None, target, None, propagation)
 
 
-def _make_devices(root: str, devices: list[Device]) -> None:
+def _make_devices(root: str, devices: list[Device], bind: bool) -> None:
+    """mknod each device; in a user namespace (no mknod there) bind the host's node."""
     old = os.umask(0)
     try:
         for dev in devices:
@@ -133,6 +178,10 @@ def _make_devices(root: str, devices: list[Device]) -> None:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             if os.path.lexists(target):
                 os.unlink(target)
+            if bind:
+                os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000))
+                linux.mount(dev.path, target, None, linux.MS_BIND)
+                continue
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}.get(dev.type)
             if kind is None:
                 raise OSError(errno.EINVAL, f"device {dev.path}: unknown type {dev.type!r}")
@@ -146,10 +195,13 @@ def _make_devices(root: str, devices: list[Device]) -> None:
             os.symlink(src, link)
 
 
-def prepare_rootfs(spec: Spec) -> None:
+def prepare_rootfs(spec: Spec, in_userns: bool = False,
+                   before_pivot: Callable[[], None] | None = None) -> None:
     """Mount everything the spec asks for under the root, then make it "/"."""
     root = os.path.realpath(spec.root_path)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    # as runc: the host's mounts stay visible as slaves unless the spec says otherwise
+    propagation = _PROPAGATION.get(spec.root_propagation, linux.MS_SLAVE | linux.MS_REC)
+    linux.mount(None, "/", None, propagation | linux.MS_REC)
     linux.mount(root, root, None, linux.MS_BIND | linux.MS_REC)
     dev_is_tmpfs = False
     for m in spec.mounts:
@@ -158,7 +210,9 @@ def prepare_rootfs(spec: Spec) -> None:
             dev_is_tmpfs = True
     if dev_is_tmpfs:
         seen = {d.path for d in spec.devices}
-        _make_devices(root, [d for d in DEFAULT_DEVICES if d.path not in seen] + spec.devices)
+        _make_devices(root, [d for d in DEFAULT_DEVICES if d.path not in seen] + spec.devices, in_userns)
+    if before_pivot is not None:
+        before_pivot()
     os.chdir(root)
     linux.pivot_root(".", ".")
     linux.umount(".", linux.MNT_DETACH)

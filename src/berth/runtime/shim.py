@@ -42,6 +42,10 @@ def _encode_frame(stream: int, data: bytes) -> bytes:
     return bytes((stream, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
 
 
+class ShimCreateError(Exception):
+    pass
+
+
 class Client:
     """One connection from berthd."""
 
@@ -72,7 +76,8 @@ class Shim:
         self.pty_master: int | None = None
         self.clients: list[Client] = []
         self.waiters: list[Client] = []
-        self.created: Any = None
+        self.runtime: Any = None
+        self.oom_killed = False
         self.log: Any = None
         self.exit_deadline = 0.0
         self.running = True
@@ -80,35 +85,41 @@ class Shim:
     # -- creation -------------------------------------------------------------------
 
     def create(self) -> None:
-        from berth.runtime import linux, oci, process
+        from berth.runtime import backends, linux, oci
 
         linux.set_child_subreaper()
         spec = oci.load_bundle(self.args.bundle)
         self.tty = spec.process.terminal
+        if self.args.runtime:
+            root = os.path.join(os.path.dirname(os.path.dirname(self.args.state_dir)),
+                                "runtime-" + os.path.basename(self.args.runtime))
+            self.runtime = backends.OciCliRuntime(self.args.runtime, root, self.args.id,
+                                                  self.args.bundle, self.args.state_dir)
+        else:
+            self.runtime = backends.BerthRuntime(self.args.id, self.args.bundle)
         if self.args.log:
             from berth.logs.jsonfile import Writer
 
             self.log = Writer(self.args.log)
-        stdin_r = None
-        if self.tty:
-            stdio = process.Stdio(None, -1, -1)
-        else:
+        stdin_r = out_w = err_w = None
+        if not self.tty:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             if self.args.stdin:
                 stdin_r, self.stdin_w = os.pipe()
-            stdio = process.Stdio(stdin_r, out_w, err_w)
         try:
-            self.created = process.create(spec, stdio)
+            self.pid, master = self.runtime.create(spec, stdin_r, -1 if out_w is None else out_w,
+                                                   -1 if err_w is None else err_w)
+        except backends.RuntimeError_ as e:
+            raise ShimCreateError(str(e)) from None
         finally:
-            if not self.tty:
-                for fd in (out_w, err_w, stdin_r):
-                    if fd is not None:
-                        os.close(fd)
-        self.pid = self.created.pid
+            for fd in (out_w, err_w, stdin_r):
+                if fd is not None:
+                    os.close(fd)
         if self.tty:
-            self.pty_master = self.created.pty_master
-            assert self.pty_master is not None
+            if master is None:
+                raise ShimCreateError("the runtime did not hand over the container's terminal")
+            self.pty_master = master
             self.outputs[self.pty_master] = STDOUT
             if self.args.stdin:
                 self.stdin_w = self.pty_master
@@ -185,6 +196,8 @@ class Shim:
             self.drain_output(fd)
             self.close_output(fd)
         code = os.waitstatus_to_exitcode(self.raw_status)
+        self.oom_killed = self.runtime.oom_killed()
+        self.runtime.delete()
         self.exit_code = 128 - code if code < 0 else code
         self.finished_at = _now()
         self.status = "stopped"
@@ -201,7 +214,8 @@ class Shim:
                 self.client_flush(c)
 
     def exit_doc(self) -> dict[str, Any]:
-        return {"exit_code": self.exit_code, "finished_at": self.finished_at, "pid": self.pid}
+        return {"exit_code": self.exit_code, "finished_at": self.finished_at, "pid": self.pid,
+                "oom_killed": self.oom_killed}
 
     def write_exit_file(self) -> None:
         path = os.path.join(self.args.state_dir, "exit.json")
@@ -368,11 +382,9 @@ class Shim:
             if self.status != "created":
                 self.reply(c, {"error": "container is not in the created state"}, close=True)
                 return
-            from berth.runtime import process
-
             try:
-                process.start(self.created)
-            except OSError as e:
+                self.runtime.start()
+            except Exception as e:  # noqa: BLE001  (any runtime failure goes back to berthd)
                 self.reply(c, {"error": f"start failed: {e}"}, close=True)
                 return
             self.status = "running"
@@ -405,6 +417,22 @@ class Shim:
                 except (OSError, KeyError, ValueError):
                     pass
             self.reply(c, {"ok": True}, close=True)
+        elif op in ("pause", "resume", "update", "pids"):
+            if self.exit_code is not None:
+                self.reply(c, {"error": "container is not running"}, close=True)
+                return
+            try:
+                if op == "update":
+                    self.runtime.update(req.get("resources") or {})
+                    self.reply(c, {"ok": True}, close=True)
+                elif op == "pids":
+                    self.reply(c, {"pids": self.runtime.pids()}, close=True)
+                else:
+                    getattr(self.runtime, op)()
+                    self.status = "paused" if op == "pause" else "running"
+                    self.reply(c, {"ok": True}, close=True)
+            except Exception as e:  # noqa: BLE001
+                self.reply(c, {"error": str(e)}, close=True)
         elif op == "close-stdin":
             self.close_stdin()
             self.reply(c, {"ok": True}, close=True)
@@ -473,6 +501,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log", default="", help="json-file log path ('' for none)")
     p.add_argument("--stdin", action="store_true", help="keep the container's stdin open")
     p.add_argument("--stdin-once", action="store_true", help="close stdin when the attached client does")
+    p.add_argument("--runtime", default="", help="an OCI runtime binary (runc, crun); default: berth's own")
     args = p.parse_args(argv)
     shim = Shim(args)
     out = sys.stdout

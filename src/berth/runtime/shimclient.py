@@ -28,6 +28,7 @@ class ShimOptions:
     log_path: str
     stdin: bool
     stdin_once: bool
+    runtime: str = ""  # an OCI runtime binary (runc, crun); "" for berth's own
 
 
 def _shim_argv(opts: ShimOptions) -> list[str]:
@@ -37,6 +38,8 @@ def _shim_argv(opts: ShimOptions) -> list[str]:
         args.append("--stdin")
     if opts.stdin_once:
         args.append("--stdin-once")
+    if opts.runtime:
+        args += ["--runtime", opts.runtime]
     return args
 
 

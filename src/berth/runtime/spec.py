@@ -1,14 +1,16 @@
 """Writing an OCI bundle's config.json for a container, as Docker's daemon does.
 
-The defaults are Docker's: the same mounts, masked and read-only paths, and
-namespaces. Callers give the resolved pieces (root path, user ids, environment);
-this module decides no policy beyond Docker's defaults.
+The defaults are Docker's: the same mounts, masked and read-only paths, namespaces,
+capability set, device rules and a default seccomp profile; `--privileged` lifts them
+the way Docker does. Callers give the resolved pieces (root path, user ids,
+environment, limits); this module decides no policy beyond Docker's defaults.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,98 @@ MASKED_PATHS = [
     "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+INIT_PATH = "/sbin/docker-init"
+
+# Docker's default device cgroup rules: mknod of anything, use of the standard nodes.
+DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+]
+
+
+class SpecBuildError(ValueError):
+    """A container option cannot be turned into a bundle; the message names the option."""
+
+
+@dataclass
+class Limits:
+    """Docker's resource options, in Docker's units."""
+
+    memory: int = 0
+    memory_swap: int = 0  # memory + swap; -1 unlimited; 0: twice the memory
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None
+    blkio_weight: int = 0
+
+    def to_oci(self) -> dict[str, Any]:
+        res: dict[str, Any] = {}
+        memory: dict[str, Any] = {}
+        if self.memory:
+            memory["limit"] = self.memory
+            swap = self.memory_swap if self.memory_swap else 2 * self.memory
+            memory["swap"] = swap
+        if self.memory_reservation:
+            memory["reservation"] = self.memory_reservation
+        if self.memory_swappiness is not None and self.memory_swappiness >= 0:
+            memory["swappiness"] = self.memory_swappiness
+        if self.oom_kill_disable:
+            memory["disableOOMKiller"] = True
+        if memory:
+            res["memory"] = memory
+        cpu: dict[str, Any] = {}
+        if self.nano_cpus:
+            cpu["period"] = 100000
+            cpu["quota"] = self.nano_cpus * 100000 // 1_000_000_000
+        if self.cpu_period:
+            cpu["period"] = self.cpu_period
+        if self.cpu_quota:
+            cpu["quota"] = self.cpu_quota
+        if self.cpu_shares:
+            cpu["shares"] = self.cpu_shares
+        if self.cpuset_cpus:
+            cpu["cpus"] = self.cpuset_cpus
+        if self.cpuset_mems:
+            cpu["mems"] = self.cpuset_mems
+        if cpu:
+            res["cpu"] = cpu
+        if self.pids_limit is not None and self.pids_limit > 0:
+            res["pids"] = {"limit": self.pids_limit}
+        if self.blkio_weight:
+            res["blockIO"] = {"weight": self.blkio_weight}
+        return res
+
+
+@dataclass
+class Security:
+    """Docker's security options."""
+
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    seccomp: str = ""  # "": berth's default; "unconfined"; else a Docker profile (JSON text)
+    no_new_privileges: bool = False
+    readonly_root: bool = False
+    masked_paths: list[str] | None = None
+    readonly_paths: list[str] | None = None
 
 
 @dataclass
@@ -35,42 +129,200 @@ class BundleRequest:
     readonly_root: bool = False
     files: dict[str, str] = field(default_factory=dict)  # container path -> host file
     network_namespace: str | None = None  # a path to join, else a new one
+    cgroups_path: str = ""
+    limits: Limits = field(default_factory=Limits)
+    security: Security | None = None  # None: no capabilities or seccomp section at all
+    rlimits: list[dict[str, Any]] = field(default_factory=list)
+    sysctl: dict[str, str] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)  # docker --device specs
+    tmpfs: dict[str, str] = field(default_factory=dict)  # path -> options
+    shm_size: int = 0
+    oom_score_adj: int = 0
+    init: str = ""  # host path of an init to run as pid 1 (docker run --init)
 
 
 def build_config(req: BundleRequest) -> dict[str, Any]:
+    sec = req.security
+    privileged = bool(sec and sec.privileged)
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={req.shm_size or DEFAULT_SHM_SIZE}"]},
     ]
     for dest, src in req.files.items():
         mounts.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
+    for dest, opts in req.tmpfs.items():
+        extra = [o for o in opts.split(",") if o]
+        mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
+                       "options": ["nosuid", "nodev", "noexec", *extra]})
+    args = list(req.args)
+    if req.init:
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": req.init, "options": ["rbind", "ro"]})
+        args = [INIT_PATH, "--", *args]
     namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     namespaces.append({"type": "network", "path": req.network_namespace} if req.network_namespace
                       else {"type": "network"})
     process: dict[str, Any] = {
         "terminal": req.terminal,
         "user": {"uid": req.uid, "gid": req.gid, "additionalGids": req.additional_gids},
-        "args": req.args,
+        "args": args,
         "env": req.env,
         "cwd": req.cwd or "/",
     }
     if req.terminal and req.console_size != (0, 0):
         process["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
+    if req.rlimits:
+        process["rlimits"] = req.rlimits
+    if req.oom_score_adj:
+        process["oomScoreAdj"] = req.oom_score_adj
+    linux: dict[str, Any] = {"namespaces": namespaces}
+    if req.cgroups_path:
+        linux["cgroupsPath"] = req.cgroups_path
+    resources = req.limits.to_oci()
+    devices: list[dict[str, Any]] = []
+    if sec is not None:
+        from berth.runtime import capabilities
+
+        caps = capabilities.docker_caps(sec.cap_add, sec.cap_drop, sec.privileged)
+        process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+        process["noNewPrivileges"] = sec.no_new_privileges
+        rules = list(DEFAULT_DEVICE_RULES)
+        if privileged:
+            rules = [{"allow": True, "access": "rwm"}]
+            devices += _host_devices()
+        for spec_text in req.devices:
+            dev, rule = _device(spec_text)
+            devices.append(dev)
+            rules.append(rule)
+        resources["devices"] = rules
+        if not privileged:
+            linux["maskedPaths"] = MASKED_PATHS if sec.masked_paths is None else sec.masked_paths
+            linux["readonlyPaths"] = READONLY_PATHS if sec.readonly_paths is None else sec.readonly_paths
+            if sec.seccomp != "unconfined":
+                linux["seccomp"] = _seccomp_section(sec.seccomp, set(caps))
+    else:
+        linux["maskedPaths"] = MASKED_PATHS
+        linux["readonlyPaths"] = READONLY_PATHS
+    if resources:
+        linux["resources"] = resources
+    if devices:
+        linux["devices"] = devices
+    if req.sysctl:
+        linux["sysctl"] = dict(req.sysctl)
     return {
         "ociVersion": "1.2.0",
         "process": process,
-        "root": {"path": req.root, "readonly": req.readonly_root},
+        "root": {"path": req.root, "readonly": req.readonly_root or bool(sec and sec.readonly_root)},
         "hostname": req.hostname,
         "mounts": mounts,
-        "linux": {"namespaces": namespaces, "maskedPaths": MASKED_PATHS, "readonlyPaths": READONLY_PATHS},
+        "linux": linux,
     }
+
+
+def _seccomp_section(profile: str, caps: set[str]) -> dict[str, Any]:
+    from berth.runtime import seccomp_default
+
+    if not profile:
+        return seccomp_default.default_profile(capabilities=caps)
+    try:
+        doc = json.loads(profile)
+    except ValueError as e:
+        raise SpecBuildError(f"Decoding seccomp profile failed: {e}") from None
+    return docker_profile_to_oci(doc, caps)
+
+
+_ARCH_NAMES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
+
+
+def docker_profile_to_oci(doc: Any, caps: set[str]) -> dict[str, Any]:
+    """A Docker seccomp profile (archMap, includes/excludes) as an OCI seccomp section."""
+    if not isinstance(doc, dict) or "defaultAction" not in doc:
+        raise SpecBuildError("Decoding seccomp profile failed: defaultAction is required")
+    native = _ARCH_NAMES.get(os.uname().machine, "")
+    arches: list[str] = list(doc.get("architectures") or [])
+    for arch_entry in doc.get("archMap") or []:
+        if isinstance(arch_entry, dict) and arch_entry.get("architecture") == native:
+            arches = [native, *(arch_entry.get("subArchitectures") or [])]
+    section: dict[str, Any] = {"defaultAction": doc["defaultAction"], "architectures": arches}
+    if "defaultErrnoRet" in doc:
+        section["defaultErrnoRet"] = doc["defaultErrnoRet"]
+    if doc.get("flags"):
+        section["flags"] = doc["flags"]
+    syscalls = []
+    for rule in doc.get("syscalls") or []:
+        if not isinstance(rule, dict):
+            raise SpecBuildError("Decoding seccomp profile failed: each syscalls entry must be an object")
+        if not _rule_applies(rule.get("includes") or {}, rule.get("excludes") or {}, caps):
+            continue
+        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
+        entry: dict[str, Any] = {"names": names, "action": rule.get("action")}
+        for key in ("errnoRet", "args"):
+            if rule.get(key) is not None:
+                entry[key] = rule[key]
+        syscalls.append(entry)
+    section["syscalls"] = syscalls
+    return section
+
+
+def _rule_applies(includes: dict[str, Any], excludes: dict[str, Any], caps: set[str]) -> bool:
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    if includes.get("caps") and not all(c in caps for c in includes["caps"]):
+        return False
+    if includes.get("arches") and arch not in includes["arches"]:
+        return False
+    if excludes.get("caps") and any(c in caps for c in excludes["caps"]):
+        return False
+    return not (excludes.get("arches") and arch in excludes["arches"])
+
+
+def _host_devices() -> list[dict[str, Any]]:
+    out = []
+    for name in sorted(os.listdir("/dev")):
+        path = os.path.join("/dev", name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            if name in ("null", "zero", "full", "random", "urandom", "tty", "console", "ptmx"):
+                continue
+            out.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                        "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                        "fileMode": st.st_mode & 0o777, "uid": 0, "gid": 0})
+    return out
+
+
+def _device(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--device /dev/host[:/dev/container[:rwm]]` as a device entry and its cgroup rule."""
+    parts = text.split(":")
+    host = parts[0]
+    dest = parts[1] if len(parts) > 1 and parts[1] else host
+    perms = parts[2] if len(parts) > 2 else "rwm"
+    if len(parts) == 2 and all(c in "rwm" for c in parts[1]) and not parts[1].startswith("/"):
+        dest, perms = host, parts[1]
+    if not perms or any(c not in "rwm" for c in perms):
+        raise SpecBuildError(f"invalid device mode: {perms}")
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise SpecBuildError(f"error gathering device information while adding custom device \"{host}\": {e.strerror}") from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise SpecBuildError(f"error gathering device information while adding custom device \"{host}\": not a device node")
+    kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    return ({"path": dest, "type": kind, "major": major, "minor": minor, "fileMode": st.st_mode & 0o777,
+             "uid": 0, "gid": 0},
+            {"allow": True, "type": kind, "major": major, "minor": minor, "access": perms})
 
 
 def write_bundle(bundle: str, config: dict[str, Any]) -> None:

@@ -18,9 +18,16 @@ import socket
 import sys
 
 import berth.logs.jsonfile  # noqa: F401  (preloaded for the shims)
+import berth.runtime.backends  # noqa: F401
+import berth.runtime.capabilities  # noqa: F401
+import berth.runtime.cgroups  # noqa: F401
+import berth.runtime.cgroups.resources  # noqa: F401
 import berth.runtime.oci  # noqa: F401
 import berth.runtime.process  # noqa: F401
+import berth.runtime.rlimits  # noqa: F401
 import berth.runtime.rootfs  # noqa: F401
+import berth.runtime.seccomp  # noqa: F401
+import berth.runtime.userns  # noqa: F401
 from berth.runtime import linux, shim
 
 
