@@ -70,14 +70,17 @@ def cmd_create(root: str, args: argparse.Namespace) -> int:
     fifo = os.path.join(d, "exec.fifo")
     try:
         os.mkfifo(fifo, 0o622)
-        created = process.create(spec, process.Stdio(0, 1, 2), fifo=fifo)
+        created = process.create(spec, process.Stdio(0, 1, 2), fifo=fifo,
+                                 identity=process.Identity(args.id, bundle))
+        for warning in created.warnings:
+            print(f"berth-runtime: warning: {warning}", file=sys.stderr)
         if created.pty_master is not None:
             _send_console(args.console_socket, created.pty_master)
             os.close(created.pty_master)
         created.channel.close()
         record = st.ContainerState(
             id=args.id, pid=created.pid, pid_start=st.process_start_time(created.pid), bundle=bundle,
-            rootfs=spec.root_path, created=_now(), owner="root")
+            rootfs=spec.root_path, created=_now(), owner="root", cgroup_path=spec.cgroups_path)
         st.save(root, record)
     except BaseException:
         shutil.rmtree(d, ignore_errors=True)
@@ -103,7 +106,157 @@ def cmd_start(root: str, args: argparse.Namespace) -> int:
         raise RuntimeCliError("cannot start a container that has stopped" if current == "stopped"
                               else "cannot start an already running container")
     process.start_fifo(os.path.join(st.container_dir(root, args.id), "exec.fifo"))
+    _hooks(root, record, "poststart", "running")
     return 0
+
+
+def _hooks(root: str, record: st.ContainerState, kind: str, status: str) -> None:
+    """poststart/poststop: failures are warnings, as the runtime spec says."""
+    from berth.runtime import hooks, oci
+
+    try:
+        spec = oci.load_bundle(record.bundle)
+    except oci.SpecError:
+        return
+    try:
+        hooks.run_all(kind, spec.hooks, hooks.state_doc(record.id, record.pid, record.bundle, status))
+    except hooks.HookError as e:
+        print(f"berth-runtime: warning: {e}", file=sys.stderr)
+
+
+def _cgroup(record: st.ContainerState) -> Any:
+    if not record.cgroup_path:
+        raise RuntimeCliError(f"container {record.id} has no cgroup")
+    from berth.runtime import cgroups
+
+    return cgroups.open_manager(record.cgroup_path)
+
+
+def _frozen(record: st.ContainerState) -> bool:
+    if not record.cgroup_path:
+        return False
+    try:
+        return bool(_cgroup(record).state() == "frozen")
+    except OSError:
+        return False
+
+
+def _current(root: str, record: st.ContainerState) -> str:
+    return st.status(root, record, frozen=_frozen(record))
+
+
+def cmd_pause(root: str, args: argparse.Namespace) -> int:
+    record = st.load(root, args.id)
+    if _current(root, record) != "running":
+        raise RuntimeCliError("container not running")
+    _cgroup(record).freeze()
+    return 0
+
+
+def cmd_resume(root: str, args: argparse.Namespace) -> int:
+    record = st.load(root, args.id)
+    if _current(root, record) != "paused":
+        raise RuntimeCliError("container not paused")
+    _cgroup(record).thaw()
+    return 0
+
+
+def cmd_update(root: str, args: argparse.Namespace) -> int:
+    from berth.runtime.cgroups.resources import parse_resources
+
+    record = st.load(root, args.id)
+    doc: dict[str, Any] = {}
+    if args.resources:
+        text = sys.stdin.read() if args.resources == "-" else open(args.resources).read()
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise RuntimeCliError(f"--resources: invalid JSON: {e}") from None
+    memory = doc.setdefault("memory", {})
+    cpu = doc.setdefault("cpu", {})
+    for flag, section, key in (("memory", memory, "limit"), ("memory_swap", memory, "swap"),
+                               ("memory_reservation", memory, "reservation"), ("cpu_quota", cpu, "quota"),
+                               ("cpu_period", cpu, "period"), ("cpu_share", cpu, "shares")):
+        value = getattr(args, flag)
+        if value is not None:
+            section[key] = value
+    if args.cpuset_cpus is not None:
+        cpu["cpus"] = args.cpuset_cpus
+    if args.cpuset_mems is not None:
+        cpu["mems"] = args.cpuset_mems
+    if args.pids_limit is not None:
+        doc["pids"] = {"limit": args.pids_limit}
+    _cgroup(record).update(parse_resources({k: v for k, v in doc.items() if v}))
+    return 0
+
+
+def cmd_ps(root: str, args: argparse.Namespace) -> int:
+    record = st.load(root, args.id)
+    pids = _cgroup(record).pids()
+    if args.format == "json":
+        print(json.dumps(pids))
+        return 0
+    print("PID   CMD")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        print(f"{pid:<5} {cmd}")
+    return 0
+
+
+def cmd_exec(root: str, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from berth.runtime import linux, oci, process
+
+    record = st.load(root, args.id)
+    if _current(root, record) not in ("running", "created"):
+        raise RuntimeCliError(f"cannot exec in a {_current(root, record)} container")
+    spec = oci.load_bundle(record.bundle)
+    if args.process:
+        with open(args.process) as f:
+            try:
+                proc_doc = json.load(f)
+            except ValueError as e:
+                raise RuntimeCliError(f"--process: invalid JSON: {e}") from None
+        proc = oci.parse_spec({"root": {"path": record.rootfs}, "process": proc_doc}, record.bundle).process
+    else:
+        if not args.argv:
+            raise RuntimeCliError("exec needs a command (or --process)")
+        proc = replace(spec.process, args=list(args.argv), terminal=args.tty)
+        if args.env:
+            proc = replace(proc, env=[*proc.env, *args.env])
+        if args.cwd:
+            proc = replace(proc, cwd=args.cwd)
+        if args.user:
+            uid, _, gid = args.user.partition(":")
+            proc = replace(proc, user=oci.User(int(uid), int(gid or 0), []))
+        if args.no_new_privs:
+            proc = replace(proc, no_new_privileges=True)
+    if proc.terminal and not args.console_socket:
+        raise RuntimeCliError("cannot allocate tty if runtime is not given --console-socket")
+    if not args.detach:
+        linux.set_child_subreaper()
+    created = process.exec_in(record.pid, spec, proc, process.Stdio(0, 1, 2), record.cgroup_path)
+    if created.pty_master is not None:
+        _send_console(args.console_socket, created.pty_master)
+        os.close(created.pty_master)
+    if args.pid_file:
+        _write_pid_file(args.pid_file, created.pid)
+    process.start(created)
+    if args.detach:
+        return 0
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if pid == created.pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
 
 
 def cmd_state(root: str, args: argparse.Namespace) -> int:
@@ -114,7 +267,7 @@ def cmd_state(root: str, args: argparse.Namespace) -> int:
 
 
 def _state_doc(root: str, record: st.ContainerState) -> dict[str, Any]:
-    status = st.status(root, record)
+    status = _current(root, record)
     return {
         "ociVersion": "1.2.0",
         "id": record.id,
@@ -133,6 +286,9 @@ def cmd_kill(root: str, args: argparse.Namespace) -> int:
     sig = _signal(args.signal)
     if st.status(root, record) == "stopped":
         raise RuntimeCliError("container not running")
+    if args.all and record.cgroup_path:
+        _cgroup(record).kill_all(sig)
+        return 0
     try:
         os.kill(record.pid, sig)
     except ProcessLookupError:
@@ -147,7 +303,7 @@ def cmd_delete(root: str, args: argparse.Namespace) -> int:
         if args.force:
             return 0
         raise
-    status = st.status(root, record)
+    status = _current(root, record)
     if status in ("running", "paused") and not args.force:
         raise RuntimeCliError(f"cannot delete container {args.id} that is not stopped: {status}")
     if status != "stopped":
@@ -155,10 +311,18 @@ def cmd_delete(root: str, args: argparse.Namespace) -> int:
             os.kill(record.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if status == "paused":
+            _cgroup(record).thaw()
         deadline = time.monotonic() + 5
         while st.status(root, record) != "stopped" and time.monotonic() < deadline:
             time.sleep(0.01)
+    if record.cgroup_path:
+        try:
+            _cgroup(record).destroy(kill=True)
+        except OSError as e:
+            print(f"berth-runtime: warning: removing cgroup {record.cgroup_path}: {e}", file=sys.stderr)
     shutil.rmtree(st.container_dir(root, args.id), ignore_errors=True)
+    _hooks(root, record, "poststop", "stopped")
     return 0
 
 
@@ -289,22 +453,46 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-b", "--bundle", default=".")
     sp.add_argument("--rootless", action="store_true")
     sub.add_parser("features", help="print what this runtime supports")
+    with_id("pause", "freeze every process of the container")
+    with_id("resume", "thaw a paused container")
+    sp = with_id("ps", "list the container's processes")
+    sp.add_argument("-f", "--format", default="table")
+    sp = with_id("update", "change the container's resource limits")
+    sp.add_argument("-r", "--resources", default="")
+    for flag in ("memory", "memory-swap", "memory-reservation", "cpu-quota", "cpu-period", "cpu-share",
+                 "pids-limit"):
+        sp.add_argument(f"--{flag}", type=int, default=None)
+    sp.add_argument("--cpuset-cpus", default=None)
+    sp.add_argument("--cpuset-mems", default=None)
+    sp = with_id("exec", "run a process in a running container")
+    sp.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
+    sp.add_argument("-p", "--process", default="")
+    sp.add_argument("-t", "--tty", action="store_true")
+    sp.add_argument("-d", "--detach", action="store_true")
+    sp.add_argument("--console-socket", default="")
+    sp.add_argument("--pid-file", default="")
+    sp.add_argument("--cwd", default="")
+    sp.add_argument("-e", "--env", action="append", default=[])
+    sp.add_argument("-u", "--user", default="")
+    sp.add_argument("--no-new-privs", action="store_true")
     return p
 
 
 COMMANDS = {"create": cmd_create, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
             "delete": cmd_delete, "run": cmd_run, "list": cmd_list, "spec": cmd_spec,
-            "features": cmd_features}
+            "features": cmd_features, "pause": cmd_pause, "resume": cmd_resume, "update": cmd_update,
+            "ps": cmd_ps, "exec": cmd_exec}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    from berth.errors import BerthError
     from berth.runtime.oci import SpecError
     from berth.runtime.process import CreateError
 
     try:
         code = COMMANDS[args.command](args.root, args)
-    except (RuntimeCliError, st.StateError, SpecError, CreateError, OSError) as e:
+    except (RuntimeCliError, st.StateError, SpecError, CreateError, BerthError, OSError) as e:
         print(f"berth-runtime: {e}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code)

@@ -390,3 +390,141 @@ def _try_send(chan: socket.socket, message: str) -> None:
         _send(chan, {"error": message})
     except OSError:
         sys.stderr.write(message + "\n")
+
+
+_JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "mount", "cgroup")
+_NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+             "mount": "mnt", "cgroup": "cgroup"}
+
+
+def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path: str = "") -> Created:
+    """Start `proc` inside a running container (runc exec): same namespaces, cgroup and
+    confinement (capabilities, seccomp, no_new_privs) as the spec says.
+
+    Returns like create(): the process waits for start(created) before it execs.
+    """
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    setup_pid = os.fork()
+    if setup_pid == 0:
+        parent.close()
+        _exec_setup(init_pid, spec, proc, stdio, child)  # never returns
+    child.close()
+    pid = 0
+    master = None
+    try:
+        while True:
+            msg, fds, _flags, _addr = socket.recv_fds(parent, 65536, 2)
+            if not msg:
+                raise CreateError("the exec process exited before it was ready")
+            doc = json.loads(msg)
+            if "error" in doc:
+                raise CreateError(doc["error"])
+            if "pid" in doc:
+                pid = doc["pid"]
+                if cgroup_path:
+                    from berth.runtime import cgroups
+
+                    cgroups.open_manager(cgroup_path).add(pid)
+                parent.send(b"go")
+            if doc.get("ready"):
+                master = fds[0] if fds else None
+                break
+    except BaseException as e:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        parent.close()
+        if isinstance(e, OSError | ValueError) and not isinstance(e, CreateError):
+            raise CreateError(str(e)) from None
+        raise
+    finally:
+        os.waitpid(setup_pid, 0)
+    return Created(pid, master, parent)
+
+
+def _exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) -> None:
+    try:
+        try:
+            own = {k: os.stat(f"/proc/self/ns/{f}").st_ino for k, f in _NS_FILES.items()}
+            fds = {}
+            for kind in _JOIN_ORDER:
+                path = f"/proc/{init_pid}/ns/{_NS_FILES[kind]}"
+                try:
+                    if os.stat(path).st_ino != own[kind]:
+                        fds[kind] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    if kind in ("pid", "mount"):
+                        raise CreateError(f"container init {init_pid} is not running") from None
+            for kind in _JOIN_ORDER:
+                if kind in fds:
+                    linux.setns(fds[kind], NAMESPACE_FLAGS[kind])
+                    os.close(fds[kind])
+        except (OSError, CreateError) as e:
+            _send(chan, {"error": f"unable to join the container's namespaces: {e}"})
+            os._exit(1)
+        pid = os.fork()
+        if pid == 0:
+            _exec_child(spec, proc, stdio, chan)
+        _send(chan, {"pid": pid})
+        os._exit(0)
+    except BaseException:
+        os._exit(1)
+
+
+def _exec_child(spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) -> None:
+    try:
+        os.setsid()
+        _expect(chan, b"go")
+        fds = []
+        if proc.terminal:
+            master, slave = linux.open_pty_pair("/dev/pts/ptmx")
+            if proc.console_height and proc.console_width:
+                linux.set_window_size(master, proc.console_height, proc.console_width)
+            for n in (0, 1, 2):
+                os.dup2(slave, n)
+            linux.set_controlling_terminal(0)
+            os.close(slave)
+            fds = [master]
+        else:
+            if stdio.stdin is not None:
+                os.dup2(stdio.stdin, 0)
+            else:
+                null = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+            os.dup2(stdio.stdout, 1)
+            os.dup2(stdio.stderr, 2)
+        try:
+            os.chdir(proc.cwd)
+        except OSError as e:
+            raise CreateError(f"chdir to cwd (\"{proc.cwd}\") failed: {e.strerror}") from None
+        if proc.rlimits:
+            from berth.runtime import rlimits
+
+            rlimits.apply(proc.rlimits)
+        path = lookup(proc.args[0], proc.env)
+        seccomp_filter = None
+        if spec.seccomp is not None:
+            from berth.runtime import seccomp
+
+            seccomp_filter = seccomp.compile_filter(spec.seccomp)
+        env = {}
+        for entry in proc.env:
+            key, _, value = entry.partition("=")
+            env[key] = value
+        _send(chan, {"ready": True}, fds)
+        for fd in fds:
+            os.close(fd)
+        _expect(chan, b"start")
+        chan.close()
+        _become(proc, seccomp_filter)
+        os.execve(path, proc.args, env)
+    except CreateError as e:
+        _try_send(chan, f"exec failed: {e}")
+    except OSError as e:
+        _try_send(chan, f"exec failed: {e}")
+    except BaseException as e:
+        _try_send(chan, f"exec failed: {type(e).__name__}: {e}")
+    os._exit(127)

@@ -124,9 +124,9 @@ def _cgroup_mounts() -> dict[str, str]:
             mount_point = left.split()[4]
             names = frozenset(o for o in options.split(",") if o not in ("rw", "ro") and
                               (o.startswith("name=") or "=" not in o))
-            for controllers, path in own.items():
-                if controllers and controllers <= names:
-                    out[mount_point] = path
+            for wanted, own_path in own.items():
+                if wanted and wanted <= names:
+                    out[mount_point] = own_path
     return out
 
 
