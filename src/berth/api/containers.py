@@ -118,7 +118,7 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         console_size=(int(console[0] or 0), int(console[1] or 0)) if len(console) == 2 else (0, 0),
         extra_hosts=_strings(hc, "ExtraHosts") or [],
         dns=_strings(hc, "Dns") or [],
-        runtime=_opt(hc, "Runtime", str, "") or "berth",
+        runtime=_opt(hc, "Runtime", str, ""),
         memory=_opt(hc, "Memory", int, 0),
         memory_swap=_opt(hc, "MemorySwap", int, 0),
         memory_reservation=_opt(hc, "MemoryReservation", int, 0),
@@ -177,8 +177,6 @@ def _validate_host(host: HostConfig) -> None:
         raise InvalidParameter("bind mounts and volumes are not supported by berth yet")
     if host.network_mode not in ("bridge", "default", "none", "host"):
         raise NotFound(f"network {host.network_mode} not found")
-    if host.runtime not in ("berth", "runc", "crun"):
-        raise InvalidParameter(f"unknown or invalid runtime name: {host.runtime}")
     if host.memory and host.memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if host.memory_swap > 0 and host.memory and host.memory_swap < host.memory:

@@ -478,7 +478,7 @@ class Client:
         hdrs = dict(headers or {})
         data: bytes | Iterator[bytes] | None = raw_body
         if body is not None:
-            data = json.dumps(body).encode()
+            data = json.dumps(body, separators=(",", ":")).encode()
             hdrs.setdefault("Content-Type", "application/json")
         resp = self._send(method, path + _query(params), data, hdrs)
         if resp.status >= 400:
@@ -506,7 +506,7 @@ class Client:
         hdrs = {"Connection": "Upgrade", "Upgrade": "tcp"}
         data = None
         if body is not None:
-            data = json.dumps(body).encode()
+            data = json.dumps(body, separators=(",", ":")).encode()
             hdrs["Content-Type"] = "application/json"
         resp = self._send("POST", path + _query(params), data, hdrs)
         if resp.status >= 400:
@@ -555,4 +555,4 @@ def filters_json(pairs: list[tuple[str, str]]) -> str | None:
     out: dict[str, dict[str, bool]] = {}
     for key, value in pairs:
         out.setdefault(key, {})[value] = True
-    return json.dumps(out)
+    return json.dumps(out, separators=(",", ":"))

@@ -28,10 +28,11 @@ class UsageError(Exception):
 class HelpRequested(Exception):
     """``--help`` was given; the caller prints the command's help."""
 
-    def __init__(self, command: Command, deprecated_short: bool = False) -> None:
+    def __init__(self, command: Command, deprecated_short: bool = False, to_stderr: bool = False) -> None:
         super().__init__(command.path)
         self.command = command
         self.deprecated_short = deprecated_short
+        self.to_stderr = to_stderr  # docker prints a bare management command's help on stderr
 
 
 # --------------------------------------------------------------------------
@@ -124,14 +125,32 @@ _RAM_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4
 
 def parse_ram_bytes(text: str) -> int:
     """go-units RAMInBytes: "512m", "1g", "1.5GiB", "100" (bytes)."""
-    import re
-
-    match = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?", text.strip())
-    if not match:
+    sep = max(text.rfind(c) for c in "01234567890. ")
+    if sep == -1:
         raise ValueError(f"invalid size: '{text}'")
-    number = float(match.group(1))
-    unit = (match.group(2) or "").lower()
-    return int(number * _RAM_UNITS[unit])
+    num, sfx = text[: sep + 1], text[sep + 1 :]
+    try:
+        size = float(num)
+    except ValueError:
+        raise ValueError(f'strconv.ParseFloat: parsing "{num}": invalid syntax') from None
+    if size < 0:
+        raise ValueError(f"invalid size: '{text}'")
+    if not sfx:
+        return int(size)
+    low = sfx.lower()
+    bad = ValueError(f"invalid suffix: '{low if len(sfx) <= 3 else sfx}'")
+    if len(sfx) > 3:
+        raise bad
+    if low[0] == "b":
+        if len(low) > 1:
+            raise bad
+        return int(size)
+    if low[0] not in _RAM_UNITS or low[0] == "b":
+        raise bad
+    size *= _RAM_UNITS[low[0]]
+    if (len(low) == 2 and low[1] != "b") or (len(low) == 3 and low[1:] != "ib"):
+        raise bad
+    return int(size)
 
 
 def parse_nano_cpus(text: str) -> int:
@@ -161,7 +180,7 @@ class Flag:
     int, list, duration …); ``convert`` turns one textual value into a Python
     value; ``repeat`` flags collect every value into a list."""
 
-    __slots__ = ("name", "shorthand", "kind", "usage", "default", "convert", "repeat", "hidden", "default_text")
+    __slots__ = ("name", "shorthand", "kind", "usage", "default", "convert", "repeat", "hidden", "default_text", "dest")
 
     def __init__(
         self,
@@ -174,8 +193,10 @@ class Flag:
         repeat: bool = False,
         hidden: bool = False,
         default_text: str | None = None,
+        dest: str = "",
     ) -> None:
         self.name = name
+        self.dest = dest or name  # flags sharing a dest (deprecated aliases) share a value
         self.shorthand = shorthand
         self.kind = kind
         self.usage = usage
@@ -208,6 +229,7 @@ class FlagSet:
         convert: Callable[[str], Any] | None = None,
         hidden: bool = False,
         default_text: str | None = None,
+        dest: str = "",
     ) -> Flag:
         repeat = kind in ("list", "filter", "strings", "stringArray", "map", "ulimit", "mount", "network", "gpu-request")
         if default is None:
@@ -234,7 +256,7 @@ class FlagSet:
                 convert = parse_ram_bytes
             elif kind == "decimal":
                 convert = parse_nano_cpus
-        flag = Flag(name, shorthand, kind, usage, default, convert, repeat, hidden, default_text)
+        flag = Flag(name, shorthand, kind, usage, default, convert, repeat, hidden, default_text, dest)
         self.flags[name] = flag
         if shorthand:
             self.shorthands[shorthand] = flag
@@ -352,7 +374,8 @@ def parse_flags(flagset: FlagSet, argv: Sequence[str], interspersed: bool = True
     """Parse ``argv`` against ``flagset`` the way pflag does."""
     result = ParsedFlags()
     for flag in flagset.flags.values():
-        result.values[flag.name] = list(flag.default) if flag.repeat else flag.default
+        if flag.dest not in result.values:
+            result.values[flag.dest] = list(flag.default) if flag.repeat else flag.default
     args = list(argv)
 
     def set_value(flag: Flag, text: str) -> None:
@@ -360,16 +383,17 @@ def parse_flags(flagset: FlagSet, argv: Sequence[str], interspersed: bool = True
             value = flag.convert(text) if flag.convert else text
         except ValueError as exc:
             raise UsageError(f'invalid argument "{text}" for "{flag.display_name}" flag: {exc}') from None
+        dest = flag.dest
         if flag.repeat:
-            if flag.name not in result.changed:
-                result.values[flag.name] = []
+            if dest not in result.changed:
+                result.values[dest] = []
             if flag.kind == "strings":
-                result.values[flag.name].extend(v for v in text.split(",") if v or text == "")
+                result.values[dest].extend(v for v in text.split(",") if v or text == "")
             else:
-                result.values[flag.name].append(value)
+                result.values[dest].append(value)
         else:
-            result.values[flag.name] = value
-        result.changed.add(flag.name)
+            result.values[dest] = value
+        result.changed.add(dest)
 
     while args:
         arg = args.pop(0)
@@ -390,6 +414,13 @@ def parse_flags(flagset: FlagSet, argv: Sequence[str], interspersed: bool = True
             long_flag = flagset.flags.get(name)
             if long_flag is None:
                 if name == "help":
+                    if eq:
+                        try:
+                            wanted = parse_bool(value)
+                        except ValueError as exc:
+                            raise UsageError(f'invalid argument "{value}" for "-h, --help" flag: {exc}') from None
+                        if not wanted:
+                            continue
                     raise HelpRequested(_PLACEHOLDER)
                 raise UsageError(f"unknown flag: --{name}")
             if eq:
@@ -481,6 +512,8 @@ class Command:
     def use_line(self) -> str:
         if self.parent is None:
             return self.use
+        if not self.use:
+            return self.path
         return f"{self.parent.path} {self.use}"
 
     def find(self, name: str) -> Command | None:
@@ -598,11 +631,17 @@ def resolve(root: Command, argv: Sequence[str]) -> tuple[Command, ParsedFlags]:
     rest = list(argv)
     while cmd.subcommands:
         if not rest:
-            raise HelpRequested(cmd)
+            raise HelpRequested(cmd, to_stderr=True)
         word = rest[0]
-        if word.startswith("-"):
+        if word.startswith("-") and len(word) > 1:
             if word in ("--help", "-h"):
                 raise HelpRequested(cmd, deprecated_short=word == "-h")
+            try:
+                parse_flags(cmd.flags, [word], interspersed=False)
+            except UsageError as err:
+                raise cmd.flag_error(str(err)) from None
+            except HelpRequested:
+                raise HelpRequested(cmd) from None
             raise cmd.flag_error(f"unknown flag: {word}")
         sub = cmd.find(word)
         if sub is None:
@@ -619,7 +658,7 @@ def resolve(root: Command, argv: Sequence[str]) -> tuple[Command, ParsedFlags]:
                     f"{PROG}: unknown command: {PROG} {word}\n\nRun '{PROG} --help' for more information", 1
                 )
             raise UsageError(
-                f"{PROG}: unknown command: {cmd.path} {word}\n\nUsage:  {cmd.path} COMMAND\n\n"
+                f"{PROG}: unknown command: {cmd.path} {word}\n\nUsage:  {cmd.path}\n\n"
                 f"Run '{cmd.path} --help' for more information",
                 1,
             )

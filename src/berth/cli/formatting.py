@@ -407,6 +407,13 @@ def truncate_id(ident: str) -> str:
     return ident[:12]
 
 
+class HeaderContext(dict[str, str]):
+    """Column titles for table formats (docker's SubHeaderContext)."""
+
+    def Label(self, name: str) -> str:
+        return name.split(".")[-1].replace("-", " ").replace("_", " ")
+
+
 class ContainerContext:
     """One row of ``ps`` (docker's formatter.ContainerContext)."""
 
@@ -707,7 +714,7 @@ def render_rows(fmt: str, rows: Sequence[Any], header: Mapping[str, str]) -> str
         return "".join(body)
     partial: list[str] = []
     try:
-        tmpl.with_funcs(HEADER_FUNCS).execute(dict(header), partial)
+        tmpl.with_funcs(HEADER_FUNCS).execute(HeaderContext(header), partial)
     except TemplateError:
         pass
     return tabwrite("".join(partial) + "\n" + "".join(body), minwidth=10, padding=3)

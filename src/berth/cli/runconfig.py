@@ -157,13 +157,99 @@ def _memory_swap(text: str) -> int:
     return parse_ram_bytes(text)
 
 
+def _validate_attach(value: str) -> str:
+    low = value.lower()
+    if low not in ("stdin", "stdout", "stderr"):
+        raise ValueError("valid streams are STDIN, STDOUT and STDERR")
+    return low
+
+
+def _validate_ip(value: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"IP address is not correctly formatted: {value}") from None
+
+
+def _validate_extra_host(value: str) -> str:
+    key, sep, addr = value.partition("=")
+    if not sep:
+        key, sep, addr = value.partition(":")
+    if not sep or not key or ":" in key:
+        raise ValueError(f"bad format for add-host: {_go_q(value)}")
+    if addr != "host-gateway":
+        if len(addr) > 2 and addr[0] == "[" and addr[-1] == "]":
+            addr = addr[1:-1]
+        try:
+            _validate_ip(addr)
+        except ValueError:
+            raise ValueError(f"invalid IP address in add-host: {_go_q(addr)}") from None
+    return f"{key}:{addr}"
+
+
+def _validate_label(value: str) -> str:
+    key = value.partition("=")[0].lstrip(" \t")
+    if not key:
+        raise ValueError(f"invalid label '{value}': empty name")
+    if any(c in key for c in " \t"):
+        raise ValueError(f"label '{key}' contains whitespaces")
+    return value
+
+
+def _validate_sysctl(value: str) -> str:
+    key, sep, _ = value.partition("=")
+    allowed = {
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    }
+    if sep and key and (key in allowed or key.startswith(("net.", "fs.mqueue."))):
+        return value
+    raise ValueError(f"sysctl '{value}' is not allowed")
+
+
+def _validate_ulimit(value: str) -> dict[str, Any]:
+    try:
+        return _parse_ulimit(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _validate_mount(value: str) -> dict[str, Any]:
+    try:
+        return parse_mount(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _go_q(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+_VALIDATORS: dict[str, Any] = {
+    "attach": _validate_attach,
+    "dns": _validate_ip,
+    "add-host": _validate_extra_host,
+    "label": _validate_label,
+    "sysctl": _validate_sysctl,
+    "ulimit": _validate_ulimit,
+    "mount": _validate_mount,
+    "memory-swap": _memory_swap,
+    "memory-swappiness": parse_int,
+}
+
+
 def add_container_flags(flags: FlagSet, run: bool) -> None:
     """Declare the flags shared by ``run`` and ``create`` (plus run's own)."""
     for name, short, kind, usage, default, shown in _CONTAINER_FLAGS:
-        convert = _memory_swap if name == "memory-swap" else None
-        if name in ("memory-swappiness",):
-            convert = parse_int
-        flags.add(name, short, kind, usage, default, convert=convert, default_text=shown)
+        convert = _VALIDATORS.get(name)
+        # Windows-only flags: docker hides them when the daemon is Linux.
+        hidden = name in ("cpu-count", "cpu-percent", "io-maxbandwidth", "io-maxiops")
+        flags.add(name, short, kind, usage, default, convert=convert, default_text=shown, hidden=hidden)
+    flags.add("dns-opt", "", "list", "Set DNS options", hidden=True, dest="dns-option")
     pull_usage = 'Pull image before running ("always", "missing", "never")'
     if not run:
         pull_usage = 'Pull image before creating ("always", "|missing", "never")'
@@ -217,12 +303,7 @@ def build_create(flags: ParsedFlags, image: str, args: list[str]) -> CreateReque
             f"invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\""
         )
 
-    attach = [a.lower() for a in v["attach"]]
-    for stream in attach:
-        if stream not in ("stdin", "stdout", "stderr"):
-            raise ConfigError(
-                f'invalid argument "{stream}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR'
-            )
+    attach = list(v["attach"])
     attach_stdin = "stdin" in attach or bool(v["interactive"])
     attach_stdout = "stdout" in attach or not attach
     attach_stderr = "stderr" in attach or not attach
@@ -301,8 +382,6 @@ def build_create(flags: ParsedFlags, image: str, args: list[str]) -> CreateReque
         log_config["Config"][key] = value
     if log_config["Config"] and v["log-driver"] == "none":
         raise ConfigError("invalid logging opts for driver none")
-    if not log_config["Config"]:
-        log_config["Config"] = None
 
     security_opts = parse_security_opts(v["security-opt"])
     storage_opts: dict[str, str] = {}
@@ -314,114 +393,118 @@ def build_create(flags: ParsedFlags, image: str, args: list[str]) -> CreateReque
 
     healthcheck = _healthcheck(v, changed)
 
-    ulimits = [_parse_ulimit(u) for u in v["ulimit"]]
+    ulimits = list(v["ulimit"])
 
-    resources: dict[str, Any] = {
-        "CgroupParent": v["cgroup-parent"],
-        "Memory": v["memory"] or 0,
-        "MemoryReservation": v["memory-reservation"] or 0,
-        "MemorySwap": v["memory-swap"] or 0,
-        "MemorySwappiness": swappiness,
-        "KernelMemory": v["kernel-memory"] or 0,
-        "OomKillDisable": v["oom-kill-disable"],
-        "NanoCpus": v["cpus"] or 0,
-        "CpuCount": v["cpu-count"],
-        "CpuPercent": v["cpu-percent"],
-        "CpuShares": v["cpu-shares"],
-        "CpuPeriod": v["cpu-period"],
-        "CpusetCpus": v["cpuset-cpus"],
-        "CpusetMems": v["cpuset-mems"],
-        "CpuQuota": v["cpu-quota"],
-        "CpuRealtimePeriod": v["cpu-rt-period"],
-        "CpuRealtimeRuntime": v["cpu-rt-runtime"],
-        "PidsLimit": v["pids-limit"],
-        "BlkioWeight": v["blkio-weight"],
-        "BlkioWeightDevice": [_weight_device(d) for d in v["blkio-weight-device"]],
-        "BlkioDeviceReadBps": [_throttle_device(d, True) for d in v["device-read-bps"]],
-        "BlkioDeviceWriteBps": [_throttle_device(d, True) for d in v["device-write-bps"]],
-        "BlkioDeviceReadIOps": [_throttle_device(d, False) for d in v["device-read-iops"]],
-        "BlkioDeviceWriteIOps": [_throttle_device(d, False) for d in v["device-write-iops"]],
-        "IOMaximumIOps": v["io-maxiops"],
-        "IOMaximumBandwidth": v["io-maxbandwidth"] or 0,
-        "Ulimits": ulimits or None,
-        "DeviceCgroupRules": list(v["device-cgroup-rule"]) or None,
-        "Devices": devices,
-        "DeviceRequests": _gpu_requests(v["gpus"]) or None,
-    }
+    def put(target: dict[str, Any], key: str, value: Any, omitempty: bool = False) -> None:
+        if omitempty and (value is None or value is False or value == 0 or value in ("", [], {})):
+            return
+        target[key] = value
 
-    config: dict[str, Any] = {
-        "Hostname": v["hostname"],
-        "Domainname": v["domainname"],
-        "User": v["user"],
-        "AttachStdin": attach_stdin,
-        "AttachStdout": attach_stdout,
-        "AttachStderr": attach_stderr,
-        "Tty": v["tty"],
-        "OpenStdin": v["interactive"],
-        "StdinOnce": False,
-        "Env": env,
-        "Cmd": cmd,
-        "Image": image,
-        "Volumes": volumes or None,
-        "WorkingDir": v["workdir"],
-        "Entrypoint": entrypoint,
-        "Labels": labels,
-    }
-    if exposed:
-        config["ExposedPorts"] = exposed
-    if mac:
-        config["MacAddress"] = mac
-    if v["stop-signal"]:
-        config["StopSignal"] = v["stop-signal"]
+    # Field order and omitempty as in docker's container.Config / HostConfig JSON.
+    config: dict[str, Any] = {}
+    put(config, "Hostname", v["hostname"])
+    put(config, "Domainname", v["domainname"])
+    put(config, "User", v["user"])
+    put(config, "AttachStdin", attach_stdin)
+    put(config, "AttachStdout", attach_stdout)
+    put(config, "AttachStderr", attach_stderr)
+    put(config, "ExposedPorts", exposed, omitempty=True)
+    put(config, "Tty", v["tty"])
+    put(config, "OpenStdin", v["interactive"])
+    put(config, "StdinOnce", False)
+    put(config, "Env", env or None)
+    put(config, "Cmd", cmd)
+    put(config, "Healthcheck", healthcheck, omitempty=True)
+    put(config, "Image", image)
+    put(config, "Volumes", volumes)
+    put(config, "WorkingDir", v["workdir"])
+    put(config, "Entrypoint", entrypoint)
+    put(config, "MacAddress", mac, omitempty=True)
+    put(config, "OnBuild", None)
+    put(config, "Labels", labels)
+    put(config, "StopSignal", v["stop-signal"], omitempty=True)
     if "stop-timeout" in changed:
         config["StopTimeout"] = v["stop-timeout"]
-    if healthcheck is not None:
-        config["Healthcheck"] = healthcheck
 
     network_mode, endpoints = _network_opts(v)
 
-    host_config: dict[str, Any] = {
-        "Binds": binds or None,
-        "ContainerIDFile": v["cidfile"],
-        "LogConfig": log_config,
-        "NetworkMode": network_mode,
-        "PortBindings": bindings,
-        "RestartPolicy": restart,
-        "AutoRemove": v["rm"],
-        "VolumeDriver": v["volume-driver"],
-        "VolumesFrom": list(v["volumes-from"]) or None,
-        "ConsoleSize": [0, 0],
-        "Annotations": _kv_map(v["annotation"]) or None,
-        "CapAdd": list(v["cap-add"]) or None,
-        "CapDrop": list(v["cap-drop"]) or None,
-        "CgroupnsMode": cgroupns,
-        "Dns": list(v["dns"]),
-        "DnsOptions": list(v["dns-option"]),
-        "DnsSearch": list(v["dns-search"]),
-        "ExtraHosts": [_extra_host(h) for h in v["add-host"]] or None,
-        "GroupAdd": list(v["group-add"]) or None,
-        "IpcMode": v["ipc"],
-        "Cgroup": "",
-        "Links": list(v["link"]) or None,
-        "OomScoreAdj": v["oom-score-adj"],
-        "PidMode": v["pid"],
-        "Privileged": v["privileged"],
-        "PublishAllPorts": v["publish-all"],
-        "ReadonlyRootfs": v["read-only"],
-        "SecurityOpt": security_opts or None,
-        "StorageOpt": storage_opts or None,
-        "Tmpfs": tmpfs or None,
-        "UTSMode": v["uts"],
-        "UsernsMode": userns,
-        "ShmSize": v["shm-size"] or 0,
-        "Sysctls": _kv_map(v["sysctl"]) or None,
-        "Runtime": v["runtime"],
-        "Isolation": v["isolation"],
-        "Mounts": [parse_mount(m) for m in v["mount"]] or None,
-    }
-    host_config.update(resources)
+    hc: dict[str, Any] = {}
+    put(hc, "Binds", binds or None)
+    put(hc, "ContainerIDFile", v["cidfile"])
+    put(hc, "LogConfig", log_config)
+    put(hc, "NetworkMode", network_mode)
+    put(hc, "PortBindings", bindings)
+    put(hc, "RestartPolicy", restart)
+    put(hc, "AutoRemove", v["rm"])
+    put(hc, "VolumeDriver", v["volume-driver"])
+    put(hc, "VolumesFrom", list(v["volumes-from"]) or None)
+    put(hc, "ConsoleSize", [0, 0])
+    put(hc, "Annotations", _kv_map(v["annotation"]), omitempty=True)
+    cap_add, cap_drop = effective_caps(v["cap-add"], v["cap-drop"])
+    put(hc, "CapAdd", cap_add or None)
+    put(hc, "CapDrop", cap_drop or None)
+    put(hc, "CgroupnsMode", cgroupns)
+    put(hc, "Dns", list(v["dns"]))
+    put(hc, "DnsOptions", list(v["dns-option"]))
+    put(hc, "DnsSearch", list(v["dns-search"]))
+    put(hc, "ExtraHosts", list(v["add-host"]) or None)
+    put(hc, "GroupAdd", list(v["group-add"]) or None)
+    put(hc, "IpcMode", v["ipc"])
+    put(hc, "Cgroup", "")
+    put(hc, "Links", list(v["link"]) or None)
+    put(hc, "OomScoreAdj", v["oom-score-adj"])
+    put(hc, "PidMode", v["pid"])
+    put(hc, "Privileged", v["privileged"])
+    put(hc, "PublishAllPorts", v["publish-all"])
+    put(hc, "ReadonlyRootfs", v["read-only"])
+    put(hc, "SecurityOpt", security_opts or None)
+    put(hc, "StorageOpt", storage_opts, omitempty=True)
+    put(hc, "Tmpfs", tmpfs, omitempty=True)
+    put(hc, "UTSMode", v["uts"])
+    put(hc, "UsernsMode", userns)
+    put(hc, "ShmSize", v["shm-size"] or 0)
+    put(hc, "Sysctls", _kv_map(v["sysctl"]), omitempty=True)
+    put(hc, "Runtime", v["runtime"], omitempty=True)
+    put(hc, "Isolation", v["isolation"])
+    # Resources
+    put(hc, "CpuShares", v["cpu-shares"])
+    put(hc, "Memory", v["memory"] or 0)
+    put(hc, "NanoCpus", v["cpus"] or 0)
+    put(hc, "CgroupParent", v["cgroup-parent"])
+    put(hc, "BlkioWeight", v["blkio-weight"])
+    put(hc, "BlkioWeightDevice", [_weight_device(d) for d in v["blkio-weight-device"]])
+    put(hc, "BlkioDeviceReadBps", [_throttle_device(d, True) for d in v["device-read-bps"]])
+    put(hc, "BlkioDeviceWriteBps", [_throttle_device(d, True) for d in v["device-write-bps"]])
+    put(hc, "BlkioDeviceReadIOps", [_throttle_device(d, False) for d in v["device-read-iops"]])
+    put(hc, "BlkioDeviceWriteIOps", [_throttle_device(d, False) for d in v["device-write-iops"]])
+    put(hc, "CpuPeriod", v["cpu-period"])
+    put(hc, "CpuQuota", v["cpu-quota"])
+    put(hc, "CpuRealtimePeriod", v["cpu-rt-period"])
+    put(hc, "CpuRealtimeRuntime", v["cpu-rt-runtime"])
+    put(hc, "CpusetCpus", v["cpuset-cpus"])
+    put(hc, "CpusetMems", v["cpuset-mems"])
+    put(hc, "Devices", devices)
+    put(hc, "DeviceCgroupRules", list(v["device-cgroup-rule"]) or None)
+    put(hc, "DeviceRequests", _gpu_requests(v["gpus"]) or None)
+    put(hc, "KernelMemory", v["kernel-memory"] or 0, omitempty=True)
+    put(hc, "MemoryReservation", v["memory-reservation"] or 0)
+    put(hc, "MemorySwap", v["memory-swap"] or 0)
+    put(hc, "MemorySwappiness", swappiness)
+    put(hc, "OomKillDisable", v["oom-kill-disable"])
+    put(hc, "PidsLimit", v["pids-limit"])
+    put(hc, "Ulimits", ulimits)
+    put(hc, "CpuCount", v["cpu-count"])
+    put(hc, "CpuPercent", v["cpu-percent"])
+    put(hc, "IOMaximumIOps", v["io-maxiops"])
+    put(hc, "IOMaximumBandwidth", v["io-maxbandwidth"] or 0)
+    put(hc, "Mounts", list(v["mount"]), omitempty=True)
+    masked, readonly, security_opts = _system_paths(security_opts)
+    hc["SecurityOpt"] = security_opts or None
+    put(hc, "MaskedPaths", masked)
+    put(hc, "ReadonlyPaths", readonly)
     if "init" in changed:
-        host_config["Init"] = v["init"]
+        hc["Init"] = v["init"]
+    host_config = hc
 
     if v["rm"] and restart["Name"] not in ("", "no"):
         raise ConfigError("conflicting options: cannot specify both --restart and --rm")
@@ -663,6 +746,29 @@ def parse_security_opts(opts: list[str]) -> list[str]:
     return out
 
 
+def normalize_capability(cap: str) -> str:
+    cap = cap.strip().upper()
+    if cap in ("ALL", "RESET") or cap.startswith("CAP_"):
+        return cap
+    return "CAP_" + cap
+
+
+def effective_caps(add: list[str], drop: list[str]) -> tuple[list[str], list[str]]:
+    """docker's EffectiveCapAddCapDrop: normalized, "ALL" wins, adding beats dropping."""
+    add_caps = {normalize_capability(c) for c in add}
+    drop_caps = {normalize_capability(c) for c in drop}
+    cap_drop = sorted(c for c in drop_caps if c not in add_caps and c != "RESET")
+    cap_add = sorted(c for c in add_caps if c != "RESET")
+    return cap_add, cap_drop
+
+
+def _system_paths(opts: list[str]) -> tuple[list[str] | None, list[str] | None, list[str]]:
+    """``systempaths=unconfined`` empties the masked and read-only path lists."""
+    if "systempaths=unconfined" in opts:
+        return [], [], [o for o in opts if o != "systempaths=unconfined"]
+    return None, None, opts
+
+
 def _healthcheck(v: dict[str, Any], changed: set[str]) -> dict[str, Any] | None:
     have = bool(
         v["health-cmd"]
@@ -684,11 +790,16 @@ def _healthcheck(v: dict[str, Any], changed: set[str]) -> dict[str, Any] | None:
     check: dict[str, Any] = {}
     if v["health-cmd"]:
         check["Test"] = ["CMD-SHELL", v["health-cmd"]]
-    check["Interval"] = int(v["health-interval"] * 1e9)
-    check["Timeout"] = int(v["health-timeout"] * 1e9)
-    check["StartPeriod"] = int(v["health-start-period"] * 1e9)
-    check["StartInterval"] = int(v["health-start-interval"] * 1e9)
-    check["Retries"] = v["health-retries"]
+    for key, name in (
+        ("Interval", "health-interval"),
+        ("Timeout", "health-timeout"),
+        ("StartPeriod", "health-start-period"),
+        ("StartInterval", "health-start-interval"),
+    ):
+        if v[name]:
+            check[key] = int(round(v[name] * 1e9))
+    if v["health-retries"]:
+        check["Retries"] = v["health-retries"]
     return check
 
 
@@ -753,18 +864,6 @@ def _kv_map(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _extra_host(spec: str) -> str:
-    if "=" in spec:
-        host, _, ip = spec.partition("=")
-    else:
-        host, sep, ip = spec.partition(":")
-        if not sep:
-            raise ConfigError(f"bad format for add-host: {spec!r}".replace("'", '"'))
-    if not host or not ip:
-        raise ConfigError(f"bad format for add-host: {spec!r}".replace("'", '"'))
-    return f"{host}:{ip}"
-
-
 def parse_mount(spec: str) -> dict[str, Any]:
     """``--mount type=bind,source=/a,target=/b,readonly`` → a Mount object."""
     mount: dict[str, Any] = {"Type": "volume"}
@@ -813,6 +912,7 @@ def parse_mount(spec: str) -> dict[str, Any]:
     if bind_opts:
         mount["BindOptions"] = bind_opts
     if volume_opts:
+        volume_opts.setdefault("DriverConfig", {})
         mount["VolumeOptions"] = volume_opts
     if tmpfs_opts:
         mount["TmpfsOptions"] = tmpfs_opts
@@ -849,6 +949,7 @@ def _network_opts(v: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             networks.append({"Target": spec, "Aliases": [], "DriverOpts": {}})
     mode = networks[0]["Target"] if networks else "default"
     endpoints: dict[str, Any] = {}
+    explicit = bool(networks)
     if not networks:
         networks = [{"Target": "default", "Aliases": [], "DriverOpts": {}}]
     for i, net in enumerate(networks):
@@ -872,29 +973,38 @@ def _network_opts(v: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             ].startswith("container:")
             if user_defined and v["link"]:
                 net["Links"] = list(v["link"])
-        ep: dict[str, Any] = {}
-        if net["Aliases"]:
-            ep["Aliases"] = net["Aliases"]
-        if net.get("Links"):
-            ep["Links"] = net["Links"]
-        ipam: dict[str, Any] = {}
-        if net.get("IPv4Address"):
-            ipam["IPv4Address"] = net["IPv4Address"]
-        if net.get("IPv6Address"):
-            ipam["IPv6Address"] = net["IPv6Address"]
-        if net.get("LinkLocalIPs"):
-            ipam["LinkLocalIPs"] = net["LinkLocalIPs"]
-        if ipam:
-            ep["IPAMConfig"] = ipam
-        if net.get("MacAddress"):
-            ep["MacAddress"] = net["MacAddress"]
-        if net["DriverOpts"]:
-            ep["DriverOpts"] = net["DriverOpts"]
-        if "GwPriority" in net:
-            ep["GwPriority"] = net["GwPriority"]
-        if i == 0 and len(networks) == 1 and not ep:
+        ipam: dict[str, Any] | None = None
+        if net.get("IPv4Address") or net.get("IPv6Address") or net.get("LinkLocalIPs"):
+            ipam = {}
+            if net.get("IPv4Address"):
+                ipam["IPv4Address"] = net["IPv4Address"]
+            if net.get("IPv6Address"):
+                ipam["IPv6Address"] = net["IPv6Address"]
+            if net.get("LinkLocalIPs"):
+                ipam["LinkLocalIPs"] = net["LinkLocalIPs"]
+        customized = bool(
+            ipam or net["Aliases"] or net.get("Links") or net.get("MacAddress") or net["DriverOpts"]
+            or net.get("GwPriority")
+        )
+        if explicit and i == 0 and len(networks) == 1 and not customized:
             continue
         if net["Target"] in endpoints:
             raise ConfigError(f'network "{net["Target"]}" is specified multiple times')
-        endpoints[net["Target"]] = ep
+        endpoints[net["Target"]] = {
+            "IPAMConfig": ipam,
+            "Links": net.get("Links") or None,
+            "Aliases": net["Aliases"] or None,
+            "MacAddress": net.get("MacAddress", ""),
+            "DriverOpts": net["DriverOpts"] or None,
+            "GwPriority": net.get("GwPriority", 0),
+            "NetworkID": "",
+            "EndpointID": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": None,
+        }
     return mode, endpoints

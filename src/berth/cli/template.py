@@ -66,6 +66,7 @@ class GoStruct(dict[str, Any]):
 
     type_name = "struct"
     aliases: dict[str, str] = {}
+    omitempty: frozenset[str] = frozenset()
 
 
 class NilList(list[Any]):
@@ -117,8 +118,9 @@ def _is_alnum(ch: str) -> bool:
 
 
 class _Lexer:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, name: str = "") -> None:
         self.text = text
+        self.name = name
         self.pos = 0
         self.tokens: list[_Token] = []
         self.paren_depth = 0
@@ -127,7 +129,7 @@ class _Lexer:
         return 1 + self.text.count("\n", 0, pos)
 
     def error(self, msg: str, pos: int | None = None) -> TemplateError:
-        return TemplateError(f"template: :{self.line_of(self.pos if pos is None else pos)}: {msg}")
+        return TemplateError(f"template: {self.name}:{self.line_of(self.pos if pos is None else pos)}: {msg}")
 
     def run(self) -> list[_Token]:
         text = self.text
@@ -267,7 +269,7 @@ class _Lexer:
                     raise self.error("unexpected right paren")
                 self.tokens.append(_Token("rparen", ")", start))
             else:
-                raise self.error(f"unrecognized character in action: U+{ord(ch):04X} '{ch}'")
+                raise self.error(f"bad character U+{ord(ch):04X} '{ch}'")
 
     def _lex_quote(self, start: int) -> None:
         text = self.text
@@ -519,10 +521,15 @@ class _Template(_Node):
     def __init__(self, pos: int, name: str, pipe: _Pipe | None) -> None:
         self.pos, self.name, self.pipe = pos, name, pipe
 
+    def __str__(self) -> str:
+        if self.pipe is None:
+            return f'{{{{template "{self.name}"}}}}'
+        return f'{{{{template "{self.name}" {self.pipe}}}}}'
+
 
 class _Parser:
     def __init__(self, text: str, funcs: Mapping[str, Any], name: str) -> None:
-        self.lexer = _Lexer(text)
+        self.lexer = _Lexer(text, name)
         self.tokens = self.lexer.run()
         self.i = 0
         self.funcs = funcs
@@ -627,7 +634,7 @@ class _Parser:
             pipe = self.pipeline("template clause", decl_ok=False)
         else:
             self.expect_right("template clause")
-        return _Template(tok.pos, name, pipe)
+        return _Template(name_tok.pos, name, pipe)
 
     def define_action(self, tok: _Token, kind: str) -> _Node | None:
         name_tok = self.next_non_space()
@@ -893,8 +900,10 @@ def go_json(value: Any) -> str:
     import json
 
     out: list[str] = []
+    escape_html = False
 
     def enc(v: Any) -> None:
+        nonlocal escape_html
         if v is None or v is NO_VALUE or isinstance(v, (NilList, NilMap)):
             out.append("null")
         elif isinstance(v, bool):
@@ -904,10 +913,16 @@ def go_json(value: Any) -> str:
         elif isinstance(v, float):
             out.append(_json_float(v))
         elif isinstance(v, str):
-            out.append(json.dumps(v, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+            text = json.dumps(v, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+            if escape_html:
+                text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            out.append(text)
         elif isinstance(v, dict):
             items = list(v.items())
-            if not isinstance(v, GoStruct):
+            if isinstance(v, GoStruct):
+                if v.omitempty:
+                    items = [(k, x) for k, x in items if k not in v.omitempty or not _is_empty(x)]
+            else:
                 items.sort(key=lambda kv: str(kv[0]))
             out.append("{")
             for n, (k, item) in enumerate(items):
@@ -925,12 +940,25 @@ def go_json(value: Any) -> str:
                 enc(item)
             out.append("]")
         elif hasattr(v, "template_json"):
+            # docker's formatter contexts marshal with encoding/json defaults: HTML-escaped
+            saved, escape_html = escape_html, True
             enc(v.template_json())
+            escape_html = saved
         else:
             out.append(json.dumps(str(v), ensure_ascii=False))
 
     enc(value)
     return "".join(out)
+
+
+def _is_empty(value: Any) -> bool:
+    if value is None or value is NO_VALUE or value is False:
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == 0
+    if isinstance(value, (str, list, tuple, dict)):
+        return len(value) == 0
+    return False
 
 
 def _json_float(v: float) -> str:
@@ -1459,7 +1487,7 @@ class Template:
         elif isinstance(node, _Template):
             body = self.defines.get(node.name)
             if body is None:
-                raise state.error(f'no such template "{node.name}"', node)
+                raise state.error(f'template "{node.name}" not defined', node)
             new_dot = self._eval_pipeline(state, dot, node.pipe) if node.pipe else None
             state.depth += 1
             if state.depth > 100000:
@@ -1635,6 +1663,12 @@ class Template:
                 # docker falls back to the raw JSON with missingkey=error
                 raise state.error(f'map has no entry for key "{name}"', node)
             raise state.error(f"can't evaluate field {name} in type {receiver.type_name}", node)
+        if isinstance(receiver, dict) and name[:1].isupper() and callable(getattr(type(receiver), name, None)):
+            call_args = [self._eval_arg(state, dot, a) for a in args[1:]]
+            if final is not _MISSING:
+                call_args.append(final)
+            state.node = node
+            return getattr(receiver, name)(*call_args)
         if isinstance(receiver, dict):
             if has_args:
                 raise state.error(f"{name} is not a method but has arguments", node)
@@ -1653,10 +1687,12 @@ class Template:
                     if final is not _MISSING:
                         call_args.append(final)
                     state.node = node
-                    try:
-                        return attr(*call_args)
-                    except TypeError as exc:
-                        raise state.error(f"wrong number of args for {name}: {exc}", node) from exc
+                    code = getattr(attr, "__code__", None)
+                    if code is not None and not code.co_flags & 0x04:  # no *args
+                        want = code.co_argcount - (1 if hasattr(attr, "__self__") else 0)
+                        if want != len(call_args):
+                            raise state.error(f"wrong number of args for {name}: want {want} got {len(call_args)}", node)
+                    return attr(*call_args)
                 if has_args:
                     raise state.error(f"{name} has arguments but cannot be invoked as function", node)
                 return attr

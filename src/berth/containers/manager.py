@@ -97,18 +97,35 @@ class ContainerManager:
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
         self.launcher = shimclient.Launcher(exec_root)
+        self.runtimes: dict[str, str] = {}
+        self.default_runtime = "berth"
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
         os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
 
     def runtime_path(self, name: str) -> str:
-        """'' for berth's own runtime inside the shim; else the OCI runtime binary."""
-        if name in ("", "berth"):
+        """'' for berth's own runtime inside the shim; else the OCI runtime binary.
+
+        Known: berth, the daemon.json `runtimes`, and runc when it is installed (as in Docker).
+        """
+        name = name or self.default_runtime
+        if name == "berth":
             return ""
-        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
-        if path is None:
-            raise InvalidParameter(f"unknown or invalid runtime name: {name}")
-        return path
+        if name in self.runtimes:
+            return self.runtimes[name]
+        if name == "runc":
+            path = shutil.which("runc", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            if path:
+                return path
+        raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+
+    def known_runtimes(self) -> dict[str, str]:
+        known = {"berth": "berth-runtime"}
+        runc = shutil.which("runc", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        if runc:
+            known["runc"] = runc
+        known.update(self.runtimes)
+        return known
 
     def _sock(self, cid: str) -> str:
         return os.path.join(self.socket_dir, cid[:24] + ".sock")
@@ -233,6 +250,8 @@ class ContainerManager:
             raise InvalidParameter(f"invalid restart policy '{host.restart_policy.name}'")
         if host.auto_remove and host.restart_policy.name not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        host.runtime = host.runtime or self.default_runtime
+        self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
         if host.log_config.type not in ("json-file", "none"):
             raise InvalidParameter(f'failed to create logger: logger: no log driver named \'{host.log_config.type}\' is registered')
         cid = secrets.token_hex(32)

@@ -29,6 +29,8 @@ class DaemonConfig:
     debug: bool = False
     live_restore: bool = False
     bridge: str = ""  # "none": no default bridge network (networking lands with issue 6)
+    runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
+    default_runtime: str = "berth"
     config_file: str = "/etc/berth/daemon.json"
 
 
@@ -71,9 +73,28 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
         config.pidfile = os.path.join(config.exec_root, "berthd.pid")
     if config.debug:
         config.log_level = "debug"
+    config.runtimes, config.default_runtime = _runtimes(from_file)
     config.data_root = os.path.abspath(config.data_root)
     config.exec_root = os.path.abspath(config.exec_root)
     return config
+
+
+def _runtimes(doc: dict[str, object]) -> tuple[dict[str, str], str]:
+    """daemon.json's `runtimes` ({"crun": {"path": "/usr/bin/crun"}}) and `default-runtime`."""
+    runtimes: dict[str, str] = {}
+    raw = doc.get("runtimes") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("runtimes in daemon.json must be an object")
+    for name, entry in raw.items():
+        if name in ("berth",):
+            raise ConfigError(f"runtime name '{name}' is reserved")
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ConfigError(f"runtime {name} in daemon.json needs a path")
+        runtimes[name] = entry["path"]
+    default = doc.get("default-runtime") or "berth"
+    if not isinstance(default, str):
+        raise ConfigError("default-runtime in daemon.json must be a string")
+    return runtimes, default
 
 
 def _load_file(path: str, required: bool) -> dict[str, object]:

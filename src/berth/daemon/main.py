@@ -102,6 +102,8 @@ async def run(config: DaemonConfig) -> None:
     layers.reconcile()
     images = ImageStore(db, layers)
     containers = ContainerManager(config.data_root, config.exec_root, db, images, layers)
+    containers.runtimes = dict(config.runtimes)
+    containers.default_runtime = config.default_runtime
     containers.load()
     await containers.launcher.start_zygote()
     await containers.restore()
