@@ -432,7 +432,16 @@ class ContainerManager:
             await shimclient.call(self._sock(c.id), {"op": "kill", "signal": num})
         except shimclient.ShimError as e:
             raise SystemError_(f"cannot kill container: {ref}: {e}") from None
+        await self._thaw_for_signal(c)
         self.on_event("kill", c, {"signal": str(num)})
+
+    async def _thaw_for_signal(self, c: Container) -> None:
+        """A frozen process acts on no signal: a paused container is thawed to receive it."""
+        if c.state.status == Status.PAUSED:
+            with contextlib.suppress(shimclient.ShimError):
+                await shimclient.call(self._sock(c.id), {"op": "resume"})
+            c.state.status = Status.RUNNING
+            self._save(c)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
@@ -445,6 +454,7 @@ class ContainerManager:
         sock = self._sock(c.id)
         with contextlib.suppress(shimclient.ShimError):
             await shimclient.call(sock, {"op": "kill", "signal": num})
+        await self._thaw_for_signal(c)
         if timeout < 0:
             await live.exited.wait()
         else:
@@ -537,6 +547,7 @@ class ContainerManager:
                                "stop the container before removing or force remove")
             with contextlib.suppress(shimclient.ShimError):
                 await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
+            await self._thaw_for_signal(c)
             await self.live[c.id].exited.wait()
         if c.id not in self.containers:
             return
