@@ -254,6 +254,60 @@ def lookup(cmd: str, env: list[str]) -> str:
     raise CreateError(f'exec: "{cmd}": executable file not found in $PATH')
 
 
+def _attach_stdio(proc: Process, stdio: Stdio) -> list[int]:
+    """Connect fds 0-2: a new terminal (its master is returned, for the caller) or the pipes."""
+    if proc.terminal:
+        master, slave = linux.open_pty_pair("/dev/pts/ptmx")
+        if proc.console_height and proc.console_width:
+            linux.set_window_size(master, proc.console_height, proc.console_width)
+        for n in (0, 1, 2):
+            os.dup2(slave, n)
+        linux.set_controlling_terminal(0)
+        os.close(slave)
+        return [master]
+    if stdio.stdin is not None:
+        os.dup2(stdio.stdin, 0)
+    else:
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+    os.dup2(stdio.stdout, 1)
+    os.dup2(stdio.stderr, 2)
+    return []
+
+
+@dataclass
+class _Prepared:
+    path: str
+    env: dict[str, str]
+    seccomp_filter: Any
+
+
+def _prepare_exec(spec: Spec, proc: Process) -> _Prepared:
+    """Everything that can fail before "ready": cwd, the command, the seccomp filter."""
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise CreateError(f"chdir to cwd (\"{proc.cwd}\") set in config.json failed: {e.strerror}") from None
+    path = lookup(proc.args[0], proc.env)
+    seccomp_filter = None
+    if spec.seccomp is not None:
+        from berth.runtime import seccomp
+
+        seccomp_filter = seccomp.compile_filter(spec.seccomp)
+    env = {}
+    for entry in proc.env:
+        key, _, value = entry.partition("=")
+        env[key] = value
+    return _Prepared(path, env, seccomp_filter)
+
+
+def _ready(chan: socket.socket, fds: list[int]) -> None:
+    _send(chan, {"ready": True}, fds)
+    for fd in fds:
+        os.close(fd)
+
+
 def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> None:
     """The container's pid 1 until it execs; never returns."""
     try:
@@ -269,14 +323,7 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
             else:
                 linux.unshare(linux.CLONE_NEWCGROUP)
         if not proc.terminal:
-            if stdio.stdin is not None:
-                os.dup2(stdio.stdin, 0)
-            else:
-                null = os.open("/dev/null", os.O_RDONLY)
-                os.dup2(null, 0)
-                os.close(null)
-            os.dup2(stdio.stdout, 1)
-            os.dup2(stdio.stderr, 2)
+            _attach_stdio(proc, stdio)
         from berth.runtime.rootfs import prepare_rootfs, secure_join
 
         if proc.cwd != "/":
@@ -306,33 +353,10 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         if proc.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(proc.oom_score_adj))
-        fds = []
-        if proc.terminal:
-            master, slave = linux.open_pty_pair("/dev/pts/ptmx")
-            if proc.console_height and proc.console_width:
-                linux.set_window_size(master, proc.console_height, proc.console_width)
-            for n in (0, 1, 2):
-                os.dup2(slave, n)
-            linux.set_controlling_terminal(0)
-            os.close(slave)
-            fds = [master]
-        try:
-            os.chdir(proc.cwd)
-        except OSError as e:
-            raise CreateError(f"chdir to cwd (\"{proc.cwd}\") set in config.json failed: {e.strerror}") from None
-        path = lookup(proc.args[0], proc.env)
-        seccomp_filter = None
-        if spec.seccomp is not None:
-            from berth.runtime import seccomp
-
-            seccomp_filter = seccomp.compile_filter(spec.seccomp)
-        env = {}
-        for entry in proc.env:
-            key, _, value = entry.partition("=")
-            env[key] = value
-        _send(chan, {"ready": True}, fds)
-        for fd in fds:
-            os.close(fd)
+        # the terminal comes from the container's own devpts, so after pivot_root
+        fds = _attach_stdio(proc, stdio) if proc.terminal else []
+        prepared = _prepare_exec(spec, proc)
+        _ready(chan, fds)
         if fifo_fd >= 0:
             chan.close()
             gate = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
@@ -345,8 +369,8 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         if spec.hooks.get("startContainer"):
             _run_hooks("startContainer", spec, {"ociVersion": "1.2.0", "id": "", "pid": 1,
                                                 "status": "created", "bundle": ""})
-        _become(proc, seccomp_filter)
-        os.execve(path, proc.args, env)
+        _become(proc, prepared.seccomp_filter)
+        os.execve(prepared.path, proc.args, prepared.env)
     except CreateError as e:
         _try_send(chan, f"unable to start container process: {e}")
     except OSError as e:
@@ -477,50 +501,17 @@ def _exec_child(spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) ->
     try:
         os.setsid()
         _expect(chan, b"go")
-        fds = []
-        if proc.terminal:
-            master, slave = linux.open_pty_pair("/dev/pts/ptmx")
-            if proc.console_height and proc.console_width:
-                linux.set_window_size(master, proc.console_height, proc.console_width)
-            for n in (0, 1, 2):
-                os.dup2(slave, n)
-            linux.set_controlling_terminal(0)
-            os.close(slave)
-            fds = [master]
-        else:
-            if stdio.stdin is not None:
-                os.dup2(stdio.stdin, 0)
-            else:
-                null = os.open("/dev/null", os.O_RDONLY)
-                os.dup2(null, 0)
-                os.close(null)
-            os.dup2(stdio.stdout, 1)
-            os.dup2(stdio.stderr, 2)
-        try:
-            os.chdir(proc.cwd)
-        except OSError as e:
-            raise CreateError(f"chdir to cwd (\"{proc.cwd}\") failed: {e.strerror}") from None
+        fds = _attach_stdio(proc, stdio)
         if proc.rlimits:
             from berth.runtime import rlimits
 
             rlimits.apply(proc.rlimits)
-        path = lookup(proc.args[0], proc.env)
-        seccomp_filter = None
-        if spec.seccomp is not None:
-            from berth.runtime import seccomp
-
-            seccomp_filter = seccomp.compile_filter(spec.seccomp)
-        env = {}
-        for entry in proc.env:
-            key, _, value = entry.partition("=")
-            env[key] = value
-        _send(chan, {"ready": True}, fds)
-        for fd in fds:
-            os.close(fd)
+        prepared = _prepare_exec(spec, proc)
+        _ready(chan, fds)
         _expect(chan, b"start")
         chan.close()
-        _become(proc, seccomp_filter)
-        os.execve(path, proc.args, env)
+        _become(proc, prepared.seccomp_filter)
+        os.execve(prepared.path, proc.args, prepared.env)
     except CreateError as e:
         _try_send(chan, f"exec failed: {e}")
     except OSError as e:
