@@ -324,7 +324,7 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
                 linux.unshare(linux.CLONE_NEWCGROUP)
         if not proc.terminal:
             _attach_stdio(proc, stdio)
-        from berth.runtime.rootfs import prepare_rootfs, secure_join
+        from berth.runtime.rootfs import finish_rootfs, prepare_rootfs, secure_join
 
         if proc.cwd != "/":
             cwd = secure_join(spec.root_path, proc.cwd)
@@ -346,6 +346,7 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
                     f.write(value)
             except OSError as e:
                 raise CreateError(f"linux.sysctl: {key}={value}: {e.strerror}") from None
+        finish_rootfs(spec)
         if proc.rlimits:
             from berth.runtime import rlimits
 

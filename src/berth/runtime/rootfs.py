@@ -217,10 +217,14 @@ def prepare_rootfs(spec: Spec, in_userns: bool = False,
     linux.pivot_root(".", ".")
     linux.umount(".", linux.MNT_DETACH)
     os.chdir("/")
-    for path in spec.masked_paths:
-        _mask(path)
+
+
+def finish_rootfs(spec: Spec) -> None:
+    """After sysctls are written (as runc orders it): read-only and masked paths, read-only root."""
     for path in spec.readonly_paths:
         _make_readonly(path)
+    for path in spec.masked_paths:
+        _mask(path)
     if spec.root_readonly:
         linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
 
