@@ -50,6 +50,7 @@ class BerthDaemon:
     socket_path: str = field(init=False)
     log_path: Path = field(init=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    extra_args: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data_root = self.root / f"{self.name}-data"
@@ -77,6 +78,7 @@ class BerthDaemon:
             str(self.exec_root),
             "--pidfile",
             str(self.pidfile),
+            *self.extra_args,
         ]
 
     def launch(self) -> subprocess.Popen[bytes]:

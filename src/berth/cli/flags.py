@@ -496,6 +496,7 @@ class Command:
         self.category = category  # "top" (with order), "management", "swarm", ""
         self.order = order
         self.hidden = hidden
+        self.long = ""  # shown instead of ``short`` in help, when set
 
     def add(self, *commands: Command) -> None:
         for cmd in commands:
@@ -569,7 +570,7 @@ class Command:
             out.append(f"Usage:  {self.path}{opts} COMMAND\n")
         else:
             out.append(f"Usage:  {self.use_line}\n")
-        out.append(f"\n{self.short}\n")
+        out.append(f"\n{self.long or self.short}\n")
         if self.parent is not None and (self.aliases_text or self.aliases):
             text = self.aliases_text
             if not text:

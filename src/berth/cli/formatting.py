@@ -141,12 +141,29 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
-def go_time(ts: float) -> str:
-    """Go's ``time.Unix(ts, 0).String()`` in the local zone: "2006-01-02 15:04:05 -0700 MST"."""
+def go_time(ts: float, nanos: str = "") -> str:
+    """Go's ``time.Time.String()`` in the local zone: "2006-01-02 15:04:05.999999999 -0700 MST".
+
+    ``nanos`` is the fraction of the second as written (digits), trailing zeros dropped.
+    """
     local = time.localtime(ts)
     offset = time.strftime("%z", local)
     zone = time.strftime("%Z", local) or offset
-    return time.strftime("%Y-%m-%d %H:%M:%S", local) + f" {offset} {zone}"
+    frac = nanos[:9].rstrip("0")
+    return time.strftime("%Y-%m-%d %H:%M:%S", local) + (f".{frac}" if frac else "") + f" {offset} {zone}"
+
+
+def go_time_rfc3339(text: str) -> str:
+    """``time.Time.String()`` of an RFC 3339 timestamp, keeping its nanoseconds."""
+    ts = parse_rfc3339(text)
+    if ts is None:
+        return "0001-01-01 00:00:00 +0000 UTC" if text.startswith("0001-01-01") else text
+    clock = text.partition("T")[2]
+    frac = ""
+    if "." in clock:
+        digits = clock.split(".", 1)[1]
+        frac = "".join(c for c in digits[:9] if c.isdigit())
+    return go_time(int(ts), frac)
 
 
 def parse_rfc3339(text: str) -> float | None:

@@ -644,7 +644,10 @@ def image_command() -> Command:
     prune.flags.add("all", "a", "bool", "Remove all unused images, not just dangling ones")
     prune.flags.add("filter", "", "filter", 'Provide filter values (e.g. "until=<timestamp>")')
     prune.flags.add("force", "f", "bool", "Do not prompt for confirmation")
+    from berth.cli.build import make_build
+
     group.add(
+        make_build(),
         make_history(),
         make_import(),
         inspect,
@@ -663,7 +666,10 @@ def image_command() -> Command:
 
 
 def top_level_commands() -> list[Command]:
+    from berth.cli.build import make_build
+
     return [
+        make_build(),
         make_history(),
         make_images(),
         make_import(),

@@ -20,7 +20,7 @@ ROOT_USAGE = f"{PROG} [OPTIONS] COMMAND [ARG...]"
 
 
 def build_root() -> Command:
-    from berth.cli import container, image, system
+    from berth.cli import container, image, network, system
 
     root = Command(PROG, use=ROOT_USAGE, short="A self-sufficient runtime for containers")
     f = root.flags
@@ -44,7 +44,9 @@ def build_root() -> Command:
     root.add(
         container.container_command(),
         image.image_command(),
+        network.network_command(),
         system.system_command(),
+        network.volume_command(),
         *container.top_level_commands(),
         *image.top_level_commands(),
         *system.top_level_commands(),

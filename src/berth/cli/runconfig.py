@@ -815,7 +815,7 @@ def _parse_ulimit(spec: str) -> dict[str, Any]:
         raise ConfigError(f"invalid ulimit argument: {spec}") from None
     if soft > hard:
         raise ConfigError(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
-    return {"Name": name, "Soft": soft, "Hard": hard}
+    return {"Name": name, "Hard": hard, "Soft": soft}
 
 
 def _weight_device(spec: str) -> dict[str, Any]:

@@ -277,7 +277,8 @@ class ResizeMonitor:
             pass
 
 
-PROXIED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGALRM")
+# docker forwards every signal it can catch except these (ForwardAllSignals)
+_NOT_PROXIED = ("SIGCHLD", "SIGPIPE", "SIGURG", "SIGWINCH", "SIGKILL", "SIGSTOP")
 
 
 class SignalProxy:
@@ -288,9 +289,9 @@ class SignalProxy:
         self._previous: dict[int, Any] = {}
 
     def start(self) -> None:
-        for name in PROXIED_SIGNALS:
-            signum = getattr(signal, name, None)
-            if signum is None:
+        skip = {getattr(signal, name) for name in _NOT_PROXIED if hasattr(signal, name)}
+        for signum in signal.valid_signals():
+            if signum in skip:
                 continue
             try:
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -306,7 +307,10 @@ class SignalProxy:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
+        try:
+            name = signal.Signals(signum).name.removeprefix("SIG")  # docker sends "INT", "TERM" …
+        except ValueError:
+            name = str(signum)  # real-time signals go by number
         threading.Thread(target=self._forward, args=(name,), daemon=True).start()
 
     def _forward(self, name: str) -> None:

@@ -146,8 +146,11 @@ class ContainerManager:
             self.containers[c.id] = c
             self.live[c.id] = Live()
 
-    async def restore(self) -> None:
-        """After a restart: re-adopt containers whose shims still run, close out the rest."""
+    async def restore(self, live_restore: bool) -> None:
+        """After a restart: re-adopt containers whose shims still run, close out the rest.
+
+        Without live-restore, survivors of a crash are killed, as dockerd does at start.
+        """
         for c in list(self.containers.values()):
             if not c.state.running:
                 continue
@@ -161,6 +164,12 @@ class ContainerManager:
                 # monitor learns the exit from it either way
                 log.info("container %s has its shim still running; watching it again", c.id[:12])
                 self._watch(c)
+                if not live_restore and doc.get("status") in ("running", "paused"):
+                    log.warning("live-restore is off: stopping container %s", c.id[:12])
+                    with contextlib.suppress(shimclient.ShimError):
+                        await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
+                        if doc.get("status") == "paused":
+                            await shimclient.call(self._sock(c.id), {"op": "resume"})
                 continue
             exit_doc: dict[str, Any] = _read_exit_file(state_dir) or {}
             code = exit_doc.get("exit_code")

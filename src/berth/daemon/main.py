@@ -106,7 +106,7 @@ async def run(config: DaemonConfig) -> None:
     containers.default_runtime = config.default_runtime
     containers.load()
     await containers.launcher.start_zygote()
-    await containers.restore()
+    await containers.restore(config.live_restore)
     ctx = Context(config, images, containers, _daemon_id(config.data_root))
     app = make_app([system_api.routes, containers_api.routes, images_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
