@@ -29,6 +29,7 @@ from berth.containers.model import (
 from berth.errors import InvalidParameter, NotFound
 from berth.logs import jsonfile
 from berth.stdstream import STDERR, STDOUT, encode_frame
+from berth.units import human_duration
 
 routes = Routes()
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -371,34 +372,6 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
     }
 
 
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
-
-
 def _epoch(stamp: str) -> float:
     if not stamp or stamp.startswith("0001-"):
         return 0.0
@@ -562,8 +535,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     body = json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
     if not response.prepared:
         return json_response({"StatusCode": code, "Error": None})
-    await response.write(body)
-    await response.write_eof()
+    try:
+        await response.write(body)
+        await response.write_eof()
+    except (ConnectionError, OSError):
+        pass  # the client stopped waiting (docker run -d does): nothing to tell it
     return response
 
 

@@ -14,14 +14,15 @@ import json
 import os
 import re
 import sys
-import tarfile
-import tempfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags, parse_ram_bytes
 from berth.cli.formatting import human_size
+
+if TYPE_CHECKING:
+    import tarfile
 
 
 class DockerIgnore:
@@ -144,6 +145,8 @@ def read_dockerignore(context_dir: str, dockerfile: str = "Dockerfile") -> Docke
 def write_context_tar(context_dir: str, ignore: DockerIgnore, keep: list[str], out: IO[bytes]) -> None:
     """Tar ``context_dir`` (uid/gid 0, relative names), leaving out ignored paths
     except ``keep`` (the Dockerfile and .dockerignore are always sent)."""
+    import tarfile
+
     keep_set = {_clean(k) for k in keep}
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for root, dirs, files in os.walk(context_dir):
@@ -197,10 +200,12 @@ def _add(tar: tarfile.TarFile, full: str, rel: str) -> None:
 
 
 def _is_tar(head: bytes) -> bool:
-    return len(head) >= 262 and head[257:262] == b"ustar" or head[:2] in (b"\x1f\x8b",) or head[:3] == b"BZh"
+    return (len(head) >= 262 and head[257:262] == b"ustar") or head[:2] == b"\x1f\x8b" or head[:3] == b"BZh"
 
 
 def _dockerfile_tar(content: bytes, name: str = "Dockerfile") -> bytes:
+    import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         info = tarfile.TarInfo(name)
@@ -234,6 +239,9 @@ def _build_arg(value: str) -> str:
 
 
 def run_build(cli: CliContext, flags: ParsedFlags) -> int:
+    import tarfile
+    import tempfile
+
     from berth.cli.client import iter_json_stream
     from berth.cli.progress import StreamError, display_stream
 

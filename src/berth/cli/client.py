@@ -221,10 +221,13 @@ def daemon_message(body: bytes, status: int, reason: str) -> str:
 # Host selection
 
 
+_INIT_ERROR = "Failed to initialize: unable to resolve berth endpoint: "
+
+
 def choose_host(flag_hosts: list[str] | None = None) -> str:
     if flag_hosts:
         if len(flag_hosts) > 1:
-            raise ClientError("Specify only one -H")
+            raise ClientError(_INIT_ERROR + "Specify only one -H")
         return flag_hosts[0]
     return os.environ.get("DOCKER_HOST") or os.environ.get("BERTH_HOST") or DEFAULT_HOST
 
@@ -234,7 +237,7 @@ def parse_host(host: str) -> tuple[str, str | tuple[str, int]]:
     if host.startswith("unix://"):
         path = host[len("unix://") :]
         if not path:
-            raise ClientError(f"invalid host address: {host!r}")
+            raise ClientError(f"{_INIT_ERROR}invalid bind address format: {host}")
         return "unix", path
     if host.startswith("/"):
         return "unix", host
@@ -246,7 +249,7 @@ def parse_host(host: str) -> tuple[str, str | tuple[str, int]]:
             h, _, p = rest.rpartition(":") if ":" in rest else (rest, "", "")
         port = int(p) if p else 2375
         return "tcp", (h or "127.0.0.1", port)
-    raise ClientError(f"unable to parse docker host `{host}`")
+    raise ClientError(f"{_INIT_ERROR}invalid bind address format: {host}")
 
 
 # --------------------------------------------------------------------------
@@ -427,7 +430,6 @@ class Client:
         body: bytes | Iterator[bytes] | None,
         headers: Mapping[str, str],
         versioned: bool = True,
-        upgrade: bool = False,
     ) -> Response:
         if versioned:
             path = f"/v{self.version}{path}"
@@ -484,6 +486,12 @@ class Client:
         if resp.status >= 400:
             message = daemon_message(resp.read(), resp.status, resp.head.reason)
             raise APIError(resp.status, message)
+        return resp
+
+    def head(self, path: str, params: Mapping[str, Any] | None = None) -> Response:
+        """A HEAD request; the caller looks at the status (errors are not raised)."""
+        resp = self._send("HEAD", path + _query(params), None, {})
+        resp.read()
         return resp
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:

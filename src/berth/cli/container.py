@@ -21,7 +21,6 @@ from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import ContainerContext, render_rows
 from berth.cli.inspect import fetch, inspect_objects, typed_container
 from berth.cli.progress import StreamError, display_stream
-from berth.cli.reference import ReferenceError, parse_normalized
 from berth.cli.runconfig import (
     ConfigError,
     CreateRequest,
@@ -39,6 +38,7 @@ from berth.cli.streams import (
     terminal_size,
 )
 from berth.cli.template import Template, TemplateError
+from berth.images.reference import ReferenceError, parse_normalized
 
 FORMAT_HELP = """Format output using a custom template:
 'table':            Print output in table format with column headers (default)
@@ -166,7 +166,7 @@ def _pull_for_create(cli: CliContext, image: str, req: CreateRequest, command: s
         raise status_error(exc, command) from None
 
 
-def _build(cli: CliContext, flags: ParsedFlags, command: str) -> CreateRequest:
+def _build(flags: ParsedFlags, command: str) -> CreateRequest:
     image = flags.args[0]
     try:
         return build_create(flags, image, flags.args[1:])
@@ -175,7 +175,7 @@ def _build(cli: CliContext, flags: ParsedFlags, command: str) -> CreateRequest:
 
 
 def run_create(cli: CliContext, flags: ParsedFlags) -> int:
-    req = _build(cli, flags, "create")
+    req = _build(flags, "create")
     size = terminal_size(1)
     if size and req.body.get("Tty"):
         req.host_config["ConsoleSize"] = [size[0], size[1]]
@@ -249,7 +249,7 @@ def _detach_key_bytes(spec: str) -> bytes:
 
 
 def run_run(cli: CliContext, flags: ParsedFlags) -> int:
-    req = _build(cli, flags, "run")
+    req = _build(flags, "run")
     config = req.body
     detach = flags["detach"]
     if not detach:
@@ -875,7 +875,7 @@ def run_commit(cli: CliContext, flags: ParsedFlags) -> int:
     ref = flags.args[0]
     repo, tag = "", ""
     if len(flags.args) > 1:
-        from berth.cli.reference import split_repo_tag
+        from berth.images.reference import split_repo_tag
 
         repo, tag = split_repo_tag(flags.args[1])
     params = {
@@ -1198,9 +1198,12 @@ def container_command() -> Command:
     )
     prune.flags.add("filter", "", "filter", "Provide filter values (e.g. \"until=<timestamp>\")")
     prune.flags.add("force", "f", "bool", "Do not prompt for confirmation")
+    from berth.cli.copy import make_cp
+
     group.add(
         make_attach(),
         make_commit(),
+        make_cp(),
         make_create(),
         make_diff(),
         make_exec(),
@@ -1217,9 +1220,11 @@ def container_command() -> Command:
         make_rm("rm", ["remove"]),
         make_run(),
         make_start(),
+        make_stats(),
         make_stop(),
         make_top(),
         make_unpause(),
+        make_update(),
         make_wait(),
     )
     for sub in group.subcommands:
@@ -1228,9 +1233,12 @@ def container_command() -> Command:
 
 
 def top_level_commands() -> list[Command]:
+    from berth.cli.copy import make_cp
+
     cmds = [
         make_attach(),
         make_commit(),
+        make_cp(),
         make_create(),
         make_diff(),
         make_exec(),
@@ -1245,9 +1253,268 @@ def top_level_commands() -> list[Command]:
         make_rm(),
         make_run(),
         make_start(),
+        make_stats(),
         make_stop(),
         make_top(),
         make_unpause(),
+        make_update(),
         make_wait(),
     ]
     return cmds
+
+
+# --------------------------------------------------------------------------
+# stats, update
+
+
+class StatsContext:
+    """One row of ``stats`` (docker's statsContext)."""
+
+    template_type = "*container.statsContext"
+    HEADER = {
+        "Container": "CONTAINER",
+        "Name": "NAME",
+        "ID": "CONTAINER ID",
+        "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT",
+        "MemPerc": "MEM %",
+        "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O",
+        "PIDs": "PIDS",
+    }
+
+    def __init__(self, container: str, entry: dict[str, Any] | None, trunc: bool) -> None:
+        self.container = container
+        self.e = entry
+        self.trunc = trunc
+
+    def Container(self) -> str:
+        return self.container
+
+    def Name(self) -> str:
+        name = str((self.e or {}).get("name") or "")
+        return name[1:] if len(name) > 1 else "--"
+
+    def ID(self) -> str:
+        ident = str((self.e or {}).get("id") or "")
+        return ident[:12] if self.trunc else ident
+
+    def CPUPerc(self) -> str:
+        return "--" if self.e is None else f"{self.e['cpu']:.2f}%"
+
+    def MemUsage(self) -> str:
+        from berth.cli.formatting import bytes_size
+
+        if self.e is None:
+            return "-- / --"
+        return f"{bytes_size(self.e['mem'])} / {bytes_size(self.e['mem_limit'])}"
+
+    def MemPerc(self) -> str:
+        return "--" if self.e is None else f"{self.e['mem_perc']:.2f}%"
+
+    def NetIO(self) -> str:
+        from berth.cli.formatting import human_size
+
+        if self.e is None:
+            return "--"
+        return f"{human_size(self.e['rx'], 3)} / {human_size(self.e['tx'], 3)}"
+
+    def BlockIO(self) -> str:
+        from berth.cli.formatting import human_size
+
+        if self.e is None:
+            return "--"
+        return f"{human_size(self.e['blk_read'], 3)} / {human_size(self.e['blk_write'], 3)}"
+
+    def PIDs(self) -> str:
+        return "--" if self.e is None else str(self.e["pids"])
+
+    def template_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k)() for k in self.HEADER}
+
+
+def stats_entry(v: dict[str, Any]) -> dict[str, Any]:
+    """docker's collect(): CPU %, memory without inactive file cache, net and block I/O."""
+    cpu_stats = v.get("cpu_stats") or {}
+    pre = v.get("precpu_stats") or {}
+    cpu_delta = float((cpu_stats.get("cpu_usage") or {}).get("total_usage") or 0) - float(
+        (pre.get("cpu_usage") or {}).get("total_usage") or 0
+    )
+    system_delta = float(cpu_stats.get("system_cpu_usage") or 0) - float(pre.get("system_cpu_usage") or 0)
+    online = float(cpu_stats.get("online_cpus") or len((cpu_stats.get("cpu_usage") or {}).get("percpu_usage") or []))
+    cpu = cpu_delta / system_delta * online * 100.0 if system_delta > 0 and cpu_delta > 0 else 0.0
+    mem_stats = v.get("memory_stats") or {}
+    usage = float(mem_stats.get("usage") or 0)
+    extra = mem_stats.get("stats") or {}
+    mem = usage
+    if "total_inactive_file" in extra and extra["total_inactive_file"] < usage:
+        mem = usage - extra["total_inactive_file"]
+    elif (extra.get("inactive_file") or 0) < usage:
+        mem = usage - (extra.get("inactive_file") or 0)
+    limit = float(mem_stats.get("limit") or 0)
+    rx = tx = 0.0
+    for net in (v.get("networks") or {}).values():
+        rx += float(net.get("rx_bytes") or 0)
+        tx += float(net.get("tx_bytes") or 0)
+    blk_read = blk_write = 0.0
+    for entry in ((v.get("blkio_stats") or {}).get("io_service_bytes_recursive")) or []:
+        op = str(entry.get("op") or "")
+        if op[:1] in ("r", "R"):
+            blk_read += float(entry.get("value") or 0)
+        elif op[:1] in ("w", "W"):
+            blk_write += float(entry.get("value") or 0)
+    return {
+        "name": v.get("name") or "",
+        "id": v.get("id") or "",
+        "cpu": cpu,
+        "mem": mem,
+        "mem_limit": limit,
+        "mem_perc": mem / limit * 100.0 if limit else 0.0,
+        "rx": rx,
+        "tx": tx,
+        "blk_read": blk_read,
+        "blk_write": blk_write,
+        "pids": int((v.get("pids_stats") or {}).get("current") or 0),
+    }
+
+
+def run_stats(cli: CliContext, flags: ParsedFlags) -> int:
+    from berth.cli.client import iter_json_stream
+
+    names = list(flags.args)
+    if not names:
+        listed = cli.client.get_json("/containers/json", {"all": flags["all"] or None}) or []
+        names = [str(c.get("Id") or "")[:12] for c in listed]
+    fmt = flags["format"] or "table"
+    if fmt == "table":
+        fmt = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+    trunc = not flags["no-trunc"]
+    entries: dict[str, dict[str, Any] | None] = {name: None for name in names}
+    errors: dict[str, str] = {}
+    stream = not flags["no-stream"]
+
+    def collect(name: str) -> None:
+        try:
+            resp = cli.client.request(
+                "GET", f"/containers/{cid_path(name)}/stats", {"stream": stream, "one-shot": None}
+            )
+            for sample in iter_json_stream(resp.iter_chunks()):
+                entries[name] = stats_entry(sample)
+                if not stream:
+                    return
+        except ClientError as exc:
+            errors[name] = str(exc)
+
+    threads = [threading.Thread(target=collect, args=(n,), daemon=True) for n in names]
+    for t in threads:
+        t.start()
+    if not stream:
+        for t in threads:
+            t.join(10)
+        for name in names:
+            if name in errors and flags.args:
+                raise CliExit(errors[name], 1)
+        rows = [StatsContext(n, entries[n], trunc) for n in names]
+        try:
+            cli.out(render_rows(fmt, rows, StatsContext.HEADER), end="")
+        except TemplateError as exc:
+            raise CliExit(str(exc), 1) from None
+        return 0
+    try:
+        while True:
+            time.sleep(0.5)
+            if flags.args and errors and len(errors) == len(names):
+                raise CliExit(next(iter(errors.values())), 1)
+            rows = [StatsContext(n, entries[n], trunc) for n in names if n not in errors]
+            try:
+                text = render_rows(fmt, rows, StatsContext.HEADER)
+            except TemplateError as exc:
+                raise CliExit(str(exc), 1) from None
+            screen = "\033[H" + "".join(line + "\033[K\n" for line in text.rstrip("\n").split("\n")) + "\033[J"
+            sys.stdout.write(screen)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_update(cli: CliContext, flags: ParsedFlags) -> int:
+    if not flags.changed:
+        raise CliExit("you must provide one or more flags when using this command", 1)
+    from berth.cli.runconfig import ConfigError, parse_restart_policy
+
+    body: dict[str, Any] = {
+        "BlkioWeight": flags["blkio-weight"],
+        "CpusetCpus": flags["cpuset-cpus"],
+        "CpusetMems": flags["cpuset-mems"],
+        "CpuShares": flags["cpu-shares"],
+        "Memory": flags["memory"] or 0,
+        "MemoryReservation": flags["memory-reservation"] or 0,
+        "MemorySwap": flags["memory-swap"] or 0,
+        "CpuPeriod": flags["cpu-period"],
+        "CpuQuota": flags["cpu-quota"],
+        "CpuRealtimePeriod": flags["cpu-rt-period"],
+        "CpuRealtimeRuntime": flags["cpu-rt-runtime"],
+        "NanoCpus": flags["cpus"] or 0,
+    }
+    if flags["pids-limit"]:
+        body["PidsLimit"] = flags["pids-limit"]
+    try:
+        body["RestartPolicy"] = parse_restart_policy(flags["restart"])
+    except ConfigError as exc:
+        raise CliExit(str(exc), 1) from None
+    warnings: list[str] = []
+    errors: list[str] = []
+    for ref in flags.args:
+        try:
+            resp = cli.client.post_json(f"/containers/{cid_path(ref)}/update", None, body) or {}
+        except ClientError as exc:
+            errors.append(str(exc))
+            continue
+        cli.out(ref)
+        warnings.extend(resp.get("Warnings") or [])
+    if warnings:
+        cli.out("\n".join(warnings))
+    if errors:
+        raise CliExit("\n".join(errors), 1)
+    return 0
+
+
+def make_stats(name: str = "stats") -> Command:
+    cmd = _simple(
+        name, f"{name} [OPTIONS] [CONTAINER...]",
+        "Display a live stream of container(s) resource usage statistics", run_stats,
+        "berth container stats, berth stats", ("any", 0, 0),
+    )
+    cmd.flags.add("all", "a", "bool", "Show all containers (default shows just running)")
+    cmd.flags.add("format", "", "string", FORMAT_HELP)
+    cmd.flags.add("no-stream", "", "bool", "Disable streaming stats and only pull the first result")
+    cmd.flags.add("no-trunc", "", "bool", "Do not truncate output")
+    return cmd
+
+
+def make_update(name: str = "update") -> Command:
+    from berth.cli.flags import parse_ram_bytes
+
+    cmd = _simple(
+        name, f"{name} [OPTIONS] CONTAINER [CONTAINER...]", "Update configuration of one or more containers",
+        run_update, "berth container update, berth update", ("min", 1, 0),
+    )
+    f = cmd.flags
+    f.add("blkio-weight", "", "uint16", "Block IO (relative weight), between 10 and 1000, or 0 to disable",
+          default_text="0")
+    f.add("cpu-period", "", "int", "Limit CPU CFS (Completely Fair Scheduler) period")
+    f.add("cpu-quota", "", "int", "Limit CPU CFS (Completely Fair Scheduler) quota")
+    f.add("cpu-rt-period", "", "int", "Limit the CPU real-time period in microseconds")
+    f.add("cpu-rt-runtime", "", "int", "Limit the CPU real-time runtime in microseconds")
+    f.add("cpu-shares", "c", "int", "CPU shares (relative weight)")
+    f.add("cpus", "", "decimal", "Number of CPUs")
+    f.add("cpuset-cpus", "", "string", "CPUs in which to allow execution (0-3, 0,1)")
+    f.add("cpuset-mems", "", "string", "MEMs in which to allow execution (0-3, 0,1)")
+    f.add("kernel-memory", "", "bytes", "Kernel memory limit (deprecated)", hidden=True)
+    f.add("memory", "m", "bytes", "Memory limit")
+    f.add("memory-reservation", "", "bytes", "Memory soft limit")
+    f.add("memory-swap", "", "bytes", "Swap limit equal to memory plus swap: -1 to enable unlimited swap",
+          convert=lambda v: -1 if v.strip() == "-1" else parse_ram_bytes(v))
+    f.add("pids-limit", "", "int", "Tune container pids limit (set -1 for unlimited)")
+    f.add("restart", "", "string", "Restart policy to apply when a container exits")
+    return cmd

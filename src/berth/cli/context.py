@@ -71,11 +71,6 @@ class CliContext:
             return False
 
 
-def joined_errors(errors: list[str], status: int = 1) -> CliExit:
-    """errors.Join as docker prints it: one message per line."""
-    return CliExit("\n".join(errors), status)
-
-
 def as_int(value: Any, default: int = 0) -> int:
     try:
         return int(value)

@@ -13,40 +13,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from berth.units import human_duration  # noqa: F401  (re-exported for the CLI)
+
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration: "Less than a second", "2 seconds", "About a minute" …"""
-    secs = int(seconds)
-    if secs < 1:
-        return "Less than a second"
-    if secs == 1:
-        return "1 second"
-    if secs < 60:
-        return f"{secs} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = _round_half_away(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
-
-
-def _round_half_away(value: float) -> int:
-    return int(value + 0.5) if value >= 0 else -int(-value + 0.5)
 
 
 def _go_g(value: float, precision: int) -> str:
@@ -195,31 +165,15 @@ def parse_rfc3339(text: str) -> float | None:
 # Tabwriter
 
 
-class TabWriter:
-    """Go's text/tabwriter (the docker CLI's copy), left-aligned, space padding.
-
-    Text is buffered until ``flush``; cells end at tabs, lines at newlines.  A
-    column block is a run of consecutive lines having a cell in that column;
-    every cell of a block is padded to the block's widest cell plus padding.
-    """
-
-    def __init__(self, minwidth: int = 0, tabwidth: int = 8, padding: int = 1) -> None:
-        self.minwidth = minwidth
-        self.tabwidth = tabwidth
-        self.padding = padding
-        self._buf: list[str] = []
-
-    def write(self, text: str) -> None:
-        self._buf.append(text)
-
-    def flush(self) -> str:
-        text = "".join(self._buf)
-        self._buf = []
-        return tabwrite(text, self.minwidth, self.padding)
-
-
 def tabwrite(text: str, minwidth: int = 0, padding: int = 1) -> str:
-    """Align tab-separated cells the way Go's tabwriter does."""
+    """Align tab-separated cells the way Go's text/tabwriter does (docker's copy:
+    left-aligned, space padding, display width of wide characters).
+
+    Cells end at tabs, lines at newlines.  A column block is a run of consecutive
+    lines having a cell in that column; each cell of a block is padded to the
+    block's widest cell plus ``padding`` (at least ``minwidth``).  The last cell
+    of a line is never padded.
+    """
     lines = [line.split("\t") for line in text.split("\n")]
     # the last "line" is the text after the final newline (maybe empty)
     out: list[str] = []
@@ -474,7 +428,7 @@ class ContainerContext:
         return ",".join(names)
 
     def Image(self) -> str:
-        from berth.cli.reference import ReferenceError, parse_normalized
+        from berth.images.reference import ReferenceError, parse_normalized
 
         image = str(self.c.get("Image") or "")
         if not image:
@@ -646,7 +600,7 @@ def image_rows(
     images: Iterable[Mapping[str, Any]], trunc: bool, show_digests: bool, format_uses_digest: bool
 ) -> list[ImageContext]:
     """Expand images into rows: one per repository:tag (docker's imageFormat)."""
-    from berth.cli.reference import ReferenceError, parse_normalized
+    from berth.images.reference import ReferenceError, parse_normalized
 
     rows: list[ImageContext] = []
     need_digest = show_digests or format_uses_digest

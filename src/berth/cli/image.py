@@ -23,9 +23,9 @@ from berth.cli.formatting import (
 )
 from berth.cli.inspect import fetch, inspect_objects, typed_image
 from berth.cli.progress import StreamError, display_stream
-from berth.cli.reference import ReferenceError, parse_normalized, split_repo_tag
 from berth.cli.streams import terminal_size
 from berth.cli.template import TemplateError
+from berth.images.reference import ReferenceError, parse_normalized, split_repo_tag
 
 _IMAGE_SUBCOMMANDS = {
     "build", "history", "import", "inspect", "list", "load", "ls", "prune", "pull", "push", "rm", "save", "tag",

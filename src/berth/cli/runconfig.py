@@ -391,7 +391,7 @@ def build_create(flags: ParsedFlags, image: str, args: list[str]) -> CreateReque
             raise ConfigError("invalid storage option")
         storage_opts[key] = value
 
-    healthcheck = _healthcheck(v, changed)
+    healthcheck = _healthcheck(v)
 
     ulimits = list(v["ulimit"])
 
@@ -769,7 +769,7 @@ def _system_paths(opts: list[str]) -> tuple[list[str] | None, list[str] | None, 
     return None, None, opts
 
 
-def _healthcheck(v: dict[str, Any], changed: set[str]) -> dict[str, Any] | None:
+def _healthcheck(v: dict[str, Any]) -> dict[str, Any] | None:
     have = bool(
         v["health-cmd"]
         or v["health-interval"]

@@ -645,7 +645,7 @@ def system_command() -> Command:
     df = Command("df", use="df [OPTIONS]", short="Show docker disk usage", run=run_df, args=("none", 0, 0))
     df.flags.add("format", "", "string", FORMAT_HELP)
     df.flags.add("verbose", "v", "bool", "Show detailed information on space usage")
-    group.add(df, make_events(), make_info())
+    group.add(df, make_events(), make_info(), make_system_prune())
     for sub in group.subcommands:
         sub.category = ""
     return group
@@ -654,3 +654,72 @@ def system_command() -> Command:
 def top_level_commands() -> list[Command]:
     return [make_events(), make_info(), make_inspect(), make_version()]
 
+
+
+# --------------------------------------------------------------------------
+# system prune
+
+
+def _prune_section(cli: CliContext, path: str, filters: list[tuple[str, str]], key: str, title: str) -> int:
+    body = cli.client.post_json(path, {"filters": filters_json(filters)}) or {}
+    deleted = body.get(key) or []
+    if deleted:
+        lines = [f"{title}:"]
+        for item in deleted:
+            if isinstance(item, dict):
+                if item.get("Untagged"):
+                    lines.append(f"untagged: {item['Untagged']}")
+                if item.get("Deleted"):
+                    lines.append(f"deleted: {item['Deleted']}")
+            else:
+                lines.append(str(item))
+        cli.out("\n".join(lines) + "\n")
+    return int(body.get("SpaceReclaimed") or 0)
+
+
+def run_system_prune(cli: CliContext, flags: ParsedFlags) -> int:
+    filters = list(flags["filter"])
+    if flags["volumes"] and any(k == "until" for k, _ in filters):
+        raise CliExit('ERROR: The "until" filter is not supported with "--volumes"', 1)
+    if not flags["force"]:
+        warnings = ["all stopped containers", "all networks not used by at least one container"]
+        if flags["volumes"]:
+            warnings.append("all anonymous volumes not used by at least one container")
+        warnings.append(
+            "all images without at least one container associated to them" if flags["all"] else "all dangling images"
+        )
+        warnings.append("all build cache" if flags["all"] else "unused build cache")
+        text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in warnings)
+        shown = sorted(f"{k}={v}" for k, v in filters if k in ("label", "label!", "until"))
+        if shown:
+            text += "\n  Items to be pruned will be filtered with:\n" + "".join(f"  - {f}\n" for f in shown)
+        cli.out(text + "\nAre you sure you want to continue? [y/N] ", end="")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0  # docker treats the refusal as a cancellation: no message, exit 0
+    space = _prune_section(cli, "/containers/prune", filters, "ContainersDeleted", "Deleted Containers")
+    space += _prune_section(cli, "/networks/prune", filters, "NetworksDeleted", "Deleted Networks")
+    if flags["volumes"]:
+        space += _prune_section(cli, "/volumes/prune", filters, "VolumesDeleted", "Deleted Volumes")
+    image_filters = filters + ([("dangling", "false")] if flags["all"] else [])
+    space += _prune_section(cli, "/images/prune", image_filters, "ImagesDeleted", "Deleted Images")
+    try:
+        body = cli.client.post_json("/build/prune", {"all": flags["all"] or None, "filters": filters_json(filters)})
+        cached = (body or {}).get("CachesDeleted") or []
+        if cached:
+            cli.out("Deleted build cache objects:\n" + "\n".join(cached) + "\n")
+        space += int((body or {}).get("SpaceReclaimed") or 0)
+    except ClientError:
+        pass  # a daemon without a build cache has nothing to prune
+    cli.out(f"Total reclaimed space: {human_size(float(space))}")
+    return 0
+
+
+def make_system_prune() -> Command:
+    cmd = Command("prune", use="prune [OPTIONS]", short="Remove unused data", run=run_system_prune,
+                  args=("none", 0, 0))
+    cmd.flags.add("all", "a", "bool", "Remove all unused images not just dangling ones")
+    cmd.flags.add("filter", "", "filter", 'Provide filter values (e.g. "label=<key>=<value>")')
+    cmd.flags.add("force", "f", "bool", "Do not prompt for confirmation")
+    cmd.flags.add("volumes", "", "bool", "Prune anonymous volumes")
+    return cmd

@@ -306,12 +306,8 @@ class Shim:
             SEL.unregister(self.stdin_w)
 
     def close_stdin(self) -> None:
-        if self.stdin_w is None:
-            return
-        if self.tty:
-            # a terminal has no half-close: send EOF (^D) the way a user would
-            self.write_stdin(b"\x04")
-            return
+        if self.stdin_w is None or self.tty:
+            return  # a terminal has no half-close
         self.flush_stdin()
         self._watch_stdin(False)
         os.close(self.stdin_w)
@@ -341,7 +337,9 @@ class Shim:
                 if c.want_stdin:
                     self.write_stdin(data)
                 return
-            if c.want_stdin and self.args.stdin_once:
+            # As moby: a client's leaving closes stdin only with StdinOnce and no terminal
+            # (a detach, ctrl-p ctrl-q, leaves a terminal's shell running).
+            if c.want_stdin and self.args.stdin_once and not self.tty:
                 self.close_stdin()
             c.want_stdin = False
             self._set_events(c)
