@@ -10,6 +10,11 @@ under the temporary directory and removes it.
 To add a scenario, append a :class:`Scenario` to ``SCENARIOS``: ``argv`` is what
 follows ``docker`` on the command line; ``setup``/``cleanup`` run once around the
 measured loop and ``after_each`` after every run (none of them is timed).
+
+``--runtime`` adds the scenarios of ``bench/runtime.py`` after the docker CLI table:
+the OCI runtimes run directly (berth-runtime, runc, crun) and the shims' memory per
+container (berth's shim, containerd-shim). They are listed by ``--list`` and can be
+picked with ``--scenario`` like the others.
 """
 
 from __future__ import annotations
@@ -496,6 +501,29 @@ def print_table(
         print(line(r))
 
 
+# ------------------------------------------------------------ runtime scenarios
+
+
+def runtime_scenarios() -> list[tuple[str, str]]:
+    """(name, description) of bench/runtime.py's scenarios."""
+    import runtime  # bench/runtime.py, imported late: it imports this module
+
+    return list(runtime.SCENARIOS)
+
+
+def run_runtime_scenarios(
+    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
+) -> bool:
+    import runtime
+
+    options = runtime.Options(
+        runs=args.runs, warmup=args.warmup, containers=args.containers, scenarios=tuple(names),
+        docker=args.docker, dockerd=None if args.no_dockerd else args.dockerd,
+        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
+    )  # fmt: skip
+    return bool(runtime.run(options, tmp / "runtime", rootfs))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -512,6 +540,14 @@ def main(argv: list[str] | None = None) -> int:
         help="run only this scenario (repeatable); see --list",
     )  # fmt: skip
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    ap.add_argument(
+        "--runtime", action="store_true",
+        help="also run bench/runtime.py's scenarios: berth-runtime vs runc/crun, shim memory",
+    )  # fmt: skip
+    ap.add_argument(
+        "--containers", type=int, default=10, metavar="N",
+        help="idle containers per engine for the shim-memory scenario (10)",
+    )  # fmt: skip
     ap.add_argument("--docker", default=shutil.which("docker"), help="docker CLI to use")
     ap.add_argument("--dockerd", default=shutil.which("dockerd"), help="dockerd to compare with")
     ap.add_argument(
@@ -530,14 +566,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for sc in SCENARIOS:
             print(f"{sc.name}\tdocker {' '.join(sc.argv)}")
+        for name, description in runtime_scenarios():
+            print(f"{name}\t{description} (with --runtime)")
         return 0
     scenarios = SCENARIOS
+    runtime_names = [name for name, _ in runtime_scenarios()] if args.runtime else []
     if args.scenario:
-        known = {sc.name for sc in SCENARIOS}
+        known = {sc.name for sc in SCENARIOS} | {name for name, _ in runtime_scenarios()}
         unknown = [n for n in args.scenario if n not in known]
         if unknown:
             ap.error(f"unknown scenario(s): {', '.join(unknown)} (see --list)")
         scenarios = [sc for sc in SCENARIOS if sc.name in args.scenario]
+        runtime_names = [name for name, _ in runtime_scenarios() if name in args.scenario]
+    if args.containers < 1:
+        ap.error("--containers must be >= 1")
     if args.runs < 1 or args.warmup < 0:
         ap.error("--runs must be >= 1 and --warmup >= 0")
     if not args.docker:
@@ -570,6 +612,14 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent"},
         ).stdout.strip() or "?"  # fmt: skip
 
+        runtime_json: dict[str, object] = {}
+        if not scenarios:  # only runtime scenarios were picked
+            ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
+            if args.json:
+                out = {"runs": args.runs, "warmup": args.warmup, "runtime": runtime_json}
+                Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+            return 0 if ok else 1
+
         berth_engine = Berthd(
             tmp / "berthd", args.docker, docker_config, args.berthd_bridge, args.berthd_arg
         )
@@ -600,6 +650,10 @@ def main(argv: list[str] | None = None) -> int:
         if docker_note:
             print(docker_note)
 
+        runtime_ok = True
+        if runtime_names:
+            runtime_ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
+
         if args.json:
             out = {
                 "runs": args.runs,
@@ -617,11 +671,12 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     for sc in scenarios
                 },
+                **({"runtime": runtime_json} if runtime_names else {}),
             }
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
         all_res = list(berth_res.values()) + list((docker_res or {}).values())
-        return 0 if all(r.ok for r in all_res) else 1
+        return 0 if all(r.ok for r in all_res) and runtime_ok else 1
     finally:
         for e in engines:
             e.stop()  # idempotent; covers an interrupt in the middle of a run

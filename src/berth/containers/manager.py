@@ -179,9 +179,8 @@ class ContainerManager:
                             finished_at=exit_doc.get("finished_at") or now_rfc3339())
             self._save(c)
             self.layers.unmount(c.id)
+            await self._reap_lost(c)
             shutil.rmtree(state_dir, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._sock(c.id))
 
     def get(self, ref: str) -> Container:
         """By full ID, name (with or without "/"), or unique ID prefix."""
@@ -392,15 +391,21 @@ class ContainerManager:
     async def _monitor(self, c: Container, live: Live) -> None:
         state_dir = os.path.join(self.exec_root, c.id)
         doc: dict[str, Any] = {}
+        failures = 0
         while True:
             try:
                 doc = await shimclient.call(self._sock(c.id), {"op": "wait"})
                 break
-            except shimclient.ShimError:
+            except shimclient.ShimError as e:
                 doc = dict(_read_exit_file(state_dir) or {})
-                if doc or not os.path.exists(self._sock(c.id)):
+                failures += 1
+                if doc or not os.path.exists(self._sock(c.id)) or failures >= 5:
+                    if not doc:
+                        log.error("container %s: its shim is gone without recording an exit (%s)%s",
+                                  c.id[:12], e, _shim_log(state_dir))
+                        await self._reap_lost(c)
                     break
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.2)
         code = doc.get("exit_code")
         exit_code = 255 if code is None else int(code)
         async with live.lock:
@@ -429,6 +434,20 @@ class ContainerManager:
                 await self.remove(c.id, force=True)
             except BerthError as e:
                 log.warning("auto-remove of %s failed: %s", c.id[:12], e)
+
+    async def _reap_lost(self, c: Container) -> None:
+        """A shim died: kill what is left of its container and remove the cgroup."""
+        from berth.runtime import cgroups
+
+        def clean() -> None:
+            try:
+                cgroups.open_manager(f"/berth/{c.id}").destroy(kill=True)
+            except Exception as e:  # noqa: BLE001
+                log.warning("container %s: removing its cgroup: %s", c.id[:12], e)
+
+        await asyncio.to_thread(clean)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._sock(c.id))
 
     # -- signals, stop, wait --------------------------------------------------------------
 
@@ -689,6 +708,15 @@ def _merge_env(base: list[str], override: list[str]) -> list[str]:
         key, sep, value = e.partition("=")
         out[key] = e if sep else key
     return list(out.values())
+
+
+def _shim_log(state_dir: str) -> str:
+    try:
+        with open(os.path.join(state_dir, "shim.log")) as f:
+            text = f.read()[-2000:].strip()
+    except OSError:
+        return ""
+    return f"; its log: {text}" if text else ""
 
 
 def _read_exit_file(state_dir: str) -> dict[str, Any] | None:

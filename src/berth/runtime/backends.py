@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from typing import Any
 
 from berth.runtime import oci
@@ -71,8 +72,8 @@ class BerthRuntime:
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy(kill=True)
-            except OSError:
-                pass
+            except Exception as e:  # noqa: BLE001  (the exit must still be recorded)
+                print(f"berth-shim: removing cgroup {self.cgroup.path}: {e}", file=sys.stderr)
 
     def _need_cgroup(self, what: str) -> Any:
         if self.cgroup is None:

@@ -70,10 +70,10 @@ def cmd_create(root: str, args: argparse.Namespace) -> int:
     fifo = os.path.join(d, "exec.fifo")
     try:
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # whatever the umask: the container's root must open it
+        _chown_to_container_root(fifo, spec)
         created = process.create(spec, process.Stdio(0, 1, 2), fifo=fifo,
                                  identity=process.Identity(args.id, bundle))
-        for warning in created.warnings:
-            print(f"berth-runtime: warning: {warning}", file=sys.stderr)
         if created.pty_master is not None:
             _send_console(args.console_socket, created.pty_master)
             os.close(created.pty_master)
@@ -88,6 +88,17 @@ def cmd_create(root: str, args: argparse.Namespace) -> int:
     if args.pid_file:
         _write_pid_file(args.pid_file, created.pid)
     return 0
+
+
+def _chown_to_container_root(path: str, spec: Any) -> None:
+    """In a user namespace, the host ids that the container's uid and gid 0 are."""
+    if spec.namespace("user") is None:
+        return
+    from berth.runtime import userns
+
+    uid = userns.host_id(spec.id_mappings.uid, 0)
+    gid = userns.host_id(spec.id_mappings.gid, 0)
+    os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -407,7 +418,7 @@ def cmd_features(root: str, args: argparse.Namespace) -> int:
     print(json.dumps({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": sorted(set(_FLAG_OPTIONS) | set(_PROPAGATION)),
         "linux": {"namespaces": sorted(NAMESPACE_FLAGS)},
         "annotations": {"org.opencontainers.runtime-spec.features.berth": "true"},

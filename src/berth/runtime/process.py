@@ -127,9 +127,24 @@ def _place_in_cgroup(spec: Spec, pid: int) -> Any:
     from berth.runtime import cgroups
 
     cg = cgroups.open_manager(spec.cgroups_path)
-    cg.create_and_apply(spec.resources)
+    cg.create_and_apply(_with_default_devices(spec))
     cg.add(pid)
     return cg
+
+
+def _with_default_devices(spec: Spec) -> Any:
+    """As runc: the spec's device rules, then one for each spec device, then the defaults."""
+    import dataclasses
+
+    from berth.runtime.cgroups.resources import DEFAULT_ALLOWED_DEVICES, DeviceRule
+
+    resources = spec.resources
+    if resources.devices is None:
+        return resources
+    own = tuple(DeviceRule(True, d.type if d.type in ("c", "b") else "c", d.major, d.minor, "rwm")
+                for d in spec.devices if d.type in ("c", "b", "u"))
+    defaults = tuple(sorted(DEFAULT_ALLOWED_DEVICES, key=lambda r: r.line()))
+    return dataclasses.replace(resources, devices=resources.devices + own + defaults)
 
 
 def _hook_state(identity: Identity, pid: int, status: str) -> dict[str, Any]:
@@ -302,6 +317,19 @@ def _prepare_exec(spec: Spec, proc: Process) -> _Prepared:
     return _Prepared(path, env, seccomp_filter)
 
 
+def _home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, as runc sets it when the spec does not."""
+    try:
+        with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
 def _ready(chan: socket.socket, fds: list[int]) -> None:
     _send(chan, {"ready": True}, fds)
     for fd in fds:
@@ -325,6 +353,12 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         if not proc.terminal:
             _attach_stdio(proc, stdio)
         from berth.runtime.rootfs import finish_rootfs, prepare_rootfs, secure_join
+
+        # after pivot_root berth's own files are out of sight: import what runs later now
+        if spec.seccomp is not None:
+            from berth.runtime import seccomp  # noqa: F401
+        if spec.hooks.get("startContainer"):
+            from berth.runtime import hooks  # noqa: F401
 
         if proc.cwd != "/":
             cwd = secure_join(spec.root_path, proc.cwd)
@@ -357,6 +391,8 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         # the terminal comes from the container's own devpts, so after pivot_root
         fds = _attach_stdio(proc, stdio) if proc.terminal else []
         prepared = _prepare_exec(spec, proc)
+        if "HOME" not in prepared.env:
+            prepared.env["HOME"] = _home_of(proc.user.uid)
         _ready(chan, fds)
         if fifo_fd >= 0:
             chan.close()
@@ -471,6 +507,8 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
 
 def _exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) -> None:
     try:
+        if spec.seccomp is not None:
+            from berth.runtime import seccomp  # noqa: F401  (not importable once inside)
         try:
             own = {k: os.stat(f"/proc/self/ns/{f}").st_ino for k, f in _NS_FILES.items()}
             fds = {}

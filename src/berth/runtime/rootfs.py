@@ -142,8 +142,7 @@ def _mount_cgroup(target: str, flags: int) -> None:
         os.makedirs(dest, exist_ok=True)
         linux.mount(mount_point + path, dest, None, linux.MS_BIND)
         linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_BIND | flags)
-    if flags & linux.MS_RDONLY:
-        linux.mount(None, target, None, linux.MS_REMOUNT | flags)
+    # as runc: the tmpfs itself stays writable; the hierarchies in it follow the options
 
 
 def _mount_one(root: str, m: Mount) -> None:

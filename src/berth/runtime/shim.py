@@ -32,6 +32,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from typing import Any
 
 SEL = selectors.DefaultSelector()
@@ -152,25 +153,34 @@ class Shim:
             if self.init_exited and self.exit_code is None:
                 timeout = max(0.0, self.exit_deadline - time.monotonic())
             for key, mask in SEL.select(timeout):
-                kind, obj = key.data
-                if kind == "listen":
-                    self.accept(listener)
-                elif kind == "signal":
-                    try:
-                        os.read(wake_r, 4096)
-                    except BlockingIOError:
-                        pass
-                    self.reap()
-                elif kind == "output":
-                    self.read_output(obj)
-                elif kind == "client":
-                    if mask & selectors.EVENT_READ:
-                        self.client_readable(obj)
-                    if mask & selectors.EVENT_WRITE and not obj.closed:
-                        self.client_flush(obj)
-                elif kind == "stdin":
-                    self.flush_stdin()
-            self.maybe_finish()
+                try:
+                    self.dispatch(key, mask, listener, wake_r)
+                except Exception:  # noqa: BLE001  (one bad event must not lose the container)
+                    traceback.print_exc()
+            try:
+                self.maybe_finish()
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()
+
+    def dispatch(self, key: selectors.SelectorKey, mask: int, listener: socket.socket, wake_r: int) -> None:
+        kind, obj = key.data
+        if kind == "listen":
+            self.accept(listener)
+        elif kind == "signal":
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+            self.reap()
+        elif kind == "output":
+            self.read_output(obj)
+        elif kind == "client":
+            if mask & selectors.EVENT_READ:
+                self.client_readable(obj)
+            if mask & selectors.EVENT_WRITE and not obj.closed:
+                self.client_flush(obj)
+        elif kind == "stdin":
+            self.flush_stdin()
 
     def reap(self) -> None:
         while True:
@@ -196,8 +206,11 @@ class Shim:
             self.drain_output(fd)
             self.close_output(fd)
         code = os.waitstatus_to_exitcode(self.raw_status)
-        self.oom_killed = self.runtime.oom_killed()
-        self.runtime.delete()
+        try:
+            self.oom_killed = self.runtime.oom_killed()
+            self.runtime.delete()
+        except Exception:  # noqa: BLE001  (clean-up trouble must not hide the exit)
+            traceback.print_exc()
         self.exit_code = 128 - code if code < 0 else code
         self.finished_at = _now()
         self.status = "stopped"
@@ -523,9 +536,13 @@ def main(argv: list[str] | None = None) -> None:
     out.write(json.dumps({"pid": shim.pid}) + "\n")
     out.flush()
     null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0, 1):
         os.dup2(null, fd)
     os.close(null)
+    # what goes wrong from here on is kept beside exit.json for berthd to report
+    errors = os.open(os.path.join(args.state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(errors, 2)
+    os.close(errors)
     shim.serve(listener)
     try:
         os.unlink(sock_path)

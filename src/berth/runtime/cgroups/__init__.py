@@ -206,9 +206,8 @@ class Cgroup(abc.ABC):
         was_frozen = self.state() == "frozen"
         try:
             self.freeze()
-            frozen = True
         except CgroupError:
-            frozen = False  # signal them anyway: a group that cannot freeze must stay killable
+            pass  # signal them anyway: a group that cannot freeze must stay killable
         try:
             for pid in self.pids():
                 try:
@@ -216,8 +215,13 @@ class Cgroup(abc.ABC):
                 except ProcessLookupError:
                     pass
         finally:
-            if frozen and (not was_frozen or sig == signal.SIGKILL):
-                self.thaw()
+            # Thaw even when the freeze timed out: a group left FREEZING would hold its
+            # processes, SIGKILLed or not, for ever.
+            if not was_frozen or sig == signal.SIGKILL:
+                try:
+                    self.thaw()
+                except CgroupError as e:
+                    log.warning("cgroup %s: thawing after a signal: %s", self.path, e)
 
     def destroy(self, kill: bool = False, timeout: float = 5.0) -> None:
         """Remove the group in every hierarchy; a group that is already gone is fine.
