@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,43 +75,62 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
         parent.close()
         _setup_process(spec, stdio, child, fifo)  # never returns
     child.close()
-    init_pid = 0
-    master = None
-    cgroup = None
+    placed: list[Any] = []
+
+    def on_userns() -> None:
+        from berth.runtime import userns
+
+        userns.write_maps(setup_pid, spec.id_mappings.uid, spec.id_mappings.gid)
+
+    def on_pid(pid: int) -> None:
+        placed.append(_place_in_cgroup(spec, pid))
+        state = _hook_state(identity, pid, "creating")
+        _run_hooks("prestart", spec, state)
+        _run_hooks("createRuntime", spec, state)
+
+    try:
+        init_pid, master = _handshake(parent, setup_pid, "container init", on_pid, on_userns)
+    except BaseException:
+        if placed and placed[0] is not None:
+            try:
+                placed[0].destroy(kill=True)
+            except Exception:  # noqa: BLE001  (the create's own error is the one to report)
+                pass
+        raise
+    cgroup = placed[0] if placed else None
+    return Created(init_pid, master, parent, cgroup, tuple(spec.process.capabilities.warnings))
+
+
+def _handshake(parent: socket.socket, setup_pid: int, what: str, on_pid: Callable[[int], None],
+               on_userns: Callable[[], None] | None = None) -> tuple[int, int | None]:
+    """The caller's side of steps 2-4: answer the setup process until the child is ready.
+
+    Returns (the child's host pid, the pty master if it made a terminal). On any failure
+    the child is killed, the channel closed, and CreateError raised.
+    """
+    pid = 0
     try:
         while True:
             msg, fds, _flags, _addr = socket.recv_fds(parent, 65536, 2)
             if not msg:
-                raise CreateError("container init exited before it was ready")
+                raise CreateError(f"the {what} exited before it was ready")
             doc = json.loads(msg)
             if "error" in doc:
                 raise CreateError(doc["error"])
-            if doc.get("userns"):
-                from berth.runtime import userns
-
-                maps = spec.id_mappings
-                userns.write_maps(setup_pid, maps.uid, maps.gid)
+            if doc.get("userns") and on_userns is not None:
+                on_userns()
                 parent.send(b"mapped")
             if "pid" in doc:
-                init_pid = doc["pid"]
-                cgroup = _place_in_cgroup(spec, init_pid)
-                state = _hook_state(identity, init_pid, "creating")
-                _run_hooks("prestart", spec, state)
-                _run_hooks("createRuntime", spec, state)
+                pid = doc["pid"]
+                on_pid(pid)
                 parent.send(b"go")
             if doc.get("ready"):
-                master = fds[0] if fds else None
-                break
+                return pid, (fds[0] if fds else None)
     except BaseException as e:
-        if init_pid:
+        if pid:
             try:
-                os.kill(init_pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
-                pass
-        if cgroup is not None:
-            try:
-                cgroup.destroy(kill=True)
-            except OSError:
                 pass
         parent.close()
         if isinstance(e, OSError | ValueError) and not isinstance(e, CreateError):
@@ -118,7 +138,6 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
         raise
     finally:
         os.waitpid(setup_pid, 0)
-    return Created(init_pid, master, parent, cgroup, tuple(spec.process.capabilities.warnings))
 
 
 def _place_in_cgroup(spec: Spec, pid: int) -> Any:
@@ -470,38 +489,14 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
         parent.close()
         _exec_setup(init_pid, spec, proc, stdio, child)  # never returns
     child.close()
-    pid = 0
-    master = None
-    try:
-        while True:
-            msg, fds, _flags, _addr = socket.recv_fds(parent, 65536, 2)
-            if not msg:
-                raise CreateError("the exec process exited before it was ready")
-            doc = json.loads(msg)
-            if "error" in doc:
-                raise CreateError(doc["error"])
-            if "pid" in doc:
-                pid = doc["pid"]
-                if cgroup_path:
-                    from berth.runtime import cgroups
 
-                    cgroups.open_manager(cgroup_path).add(pid)
-                parent.send(b"go")
-            if doc.get("ready"):
-                master = fds[0] if fds else None
-                break
-    except BaseException as e:
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        parent.close()
-        if isinstance(e, OSError | ValueError) and not isinstance(e, CreateError):
-            raise CreateError(str(e)) from None
-        raise
-    finally:
-        os.waitpid(setup_pid, 0)
+    def on_pid(pid: int) -> None:
+        if cgroup_path:
+            from berth.runtime import cgroups
+
+            cgroups.open_manager(cgroup_path).add(pid)
+
+    pid, master = _handshake(parent, setup_pid, "exec process", on_pid)
     return Created(pid, master, parent)
 
 
