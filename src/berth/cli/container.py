@@ -12,7 +12,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from berth.cli.client import APIError, Client, ClientError, Hijacked, filters_json, path_escape
@@ -34,8 +35,10 @@ from berth.cli.streams import (
     ResizeMonitor,
     SignalProxy,
     Streamer,
+    is_terminal,
     parse_detach_keys,
     terminal_size,
+    terminal_width,
 )
 from berth.cli.template import Template, TemplateError
 from berth.images.reference import ReferenceError, parse_normalized
@@ -96,22 +99,10 @@ def pull_image(cli: CliContext, image: str, platform: str, quiet: bool) -> None:
 
     out = open(os.devnull, "w") if quiet else sys.stderr  # noqa: SIM115
     try:
-        display_stream(iter_json_stream(resp.iter_chunks()), out, is_terminal=_isatty(2), width=_width(2))
+        display_stream(iter_json_stream(resp.iter_chunks()), out, is_terminal=is_terminal(2), width=terminal_width(2))
     finally:
         if quiet:
             out.close()
-
-
-def _isatty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
-
-
-def _width(fd: int) -> int:
-    size = terminal_size(fd)
-    return size[1] if size else 80
 
 
 def create_container(cli: CliContext, req: CreateRequest, command: str) -> str:
@@ -174,11 +165,16 @@ def _build(flags: ParsedFlags, command: str) -> CreateRequest:
         raise CliExit(with_help(str(exc), command), 125) from None
 
 
-def run_create(cli: CliContext, flags: ParsedFlags) -> int:
-    req = _build(flags, "create")
+def _set_console_size(req: CreateRequest) -> None:
+    """A TTY container starts with the size of the terminal on stdout."""
     size = terminal_size(1)
     if size and req.body.get("Tty"):
         req.host_config["ConsoleSize"] = [size[0], size[1]]
+
+
+def run_create(cli: CliContext, flags: ParsedFlags) -> int:
+    req = _build(flags, "create")
+    _set_console_size(req)
     cid = create_container(cli, req, "create")
     cli.out(cid)
     return 0
@@ -248,6 +244,89 @@ def _detach_key_bytes(spec: str) -> bytes:
         return DEFAULT_DETACH_KEYS
 
 
+@contextmanager
+def _signal_proxy(client: Client, cid: str, enabled: bool) -> Iterator[None]:
+    """Forward the signals berth receives to the container (``kill``) while the block runs."""
+    proxy: SignalProxy | None = None
+    if enabled:
+        proxy = SignalProxy(lambda sig: client.post(f"/containers/{cid_path(cid)}/kill", {"signal": sig}))
+        proxy.start()
+    try:
+        yield
+    finally:
+        if proxy is not None:
+            proxy.stop()
+
+
+def _wait_and_start(client: Client, cid: str, conn: Hijacked | None, auto_remove: bool) -> Waiter:
+    """Register the wait, then start; a failed start closes ``conn`` (and waits for ``--rm``) and raises."""
+    waiter = Waiter(client, cid, "removed" if auto_remove else "next-exit")
+    try:
+        client.post(f"/containers/{cid_path(cid)}/start")
+    except ClientError:
+        if conn is not None:
+            conn.close()
+        if auto_remove:
+            waiter.wait()
+        raise
+    return waiter
+
+
+def _stream(
+    cli: CliContext,
+    conn: Hijacked,
+    resize_path: str | None,
+    *,
+    tty: bool,
+    stdin: bool,
+    stdout: bool = True,
+    stderr: bool = True,
+    detach_keys: str,
+    resize_first: bool = False,
+) -> str:
+    """Stream ``conn`` until the output ends or the user detaches; then close it.
+
+    With ``resize_path`` the remote TTY follows the local terminal's size while
+    streaming (``resize_first``: nudge it once first, as ``attach`` does).
+    """
+    monitor: ResizeMonitor | None = None
+    if resize_path is not None:
+        resize = _resizer(cli, resize_path)
+        if resize_first:
+            size = terminal_size(1)
+            if size:
+                try:
+                    resize(size[0] + 1, size[1] + 1)
+                except ClientError:
+                    pass
+        monitor = ResizeMonitor(resize)
+        monitor.start()
+    streamer = Streamer(
+        conn, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr,
+        detach_keys=_detach_key_bytes(detach_keys), raw_terminal=True,
+    )
+    try:
+        return streamer.run()
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        conn.close()
+
+
+def _container_resize_path(cli: CliContext, cid: str, tty: bool) -> str | None:
+    return f"/containers/{cid_path(cid)}/resize" if tty and cli.stdout_is_tty() else None
+
+
+def _exit_status(cli: CliContext, waiter: Waiter, outcome: str) -> int:
+    """``run``/``start -a``: 0 when detached, else the container's exit code."""
+    if outcome == "detached":
+        return 0
+    status = waiter.wait()
+    if waiter.error:
+        cli.err(waiter.error)
+    return status
+
+
 def run_run(cli: CliContext, flags: ParsedFlags) -> int:
     req = _build(flags, "run")
     config = req.body
@@ -260,19 +339,13 @@ def run_run(cli: CliContext, flags: ParsedFlags) -> int:
             raise CliExit("conflicting options: cannot specify both --attach and --detach", 1)
         config["AttachStdin"] = config["AttachStdout"] = config["AttachStderr"] = False
         config["StdinOnce"] = False
-    size = terminal_size(1)
-    if size and config["Tty"]:
-        req.host_config["ConsoleSize"] = [size[0], size[1]]
+    _set_console_size(req)
 
     cid = create_container(cli, req, "run")
     client = cli.client
     attach = config["AttachStdin"] or config["AttachStdout"] or config["AttachStderr"]
-    proxy: SignalProxy | None = None
-    if flags["sig-proxy"] and attach and not config["Tty"]:
-        proxy = SignalProxy(lambda sig: client.post(f"/containers/{cid_path(cid)}/kill", {"signal": sig}))
-        proxy.start()
     conn: Hijacked | None = None
-    try:
+    with _signal_proxy(client, cid, flags["sig-proxy"] and attach and not config["Tty"]):
         if attach:
             try:
                 conn = _attach(
@@ -280,47 +353,25 @@ def run_run(cli: CliContext, flags: ParsedFlags) -> int:
                 )
             except ClientError as exc:
                 raise CliExit(str(exc), 1) from None
-        waiter = Waiter(client, cid, "removed" if req.auto_remove else "next-exit")
         try:
-            client.post(f"/containers/{cid_path(cid)}/start")
+            waiter = _wait_and_start(client, cid, conn, req.auto_remove)
         except ClientError as exc:
-            if conn is not None:
-                conn.close()
-            if req.auto_remove:
-                waiter.wait()
             raise status_error(exc, "run") from None
         if not attach:
             cli.out(cid)
             return 0
         assert conn is not None
-        monitor: ResizeMonitor | None = None
-        if config["Tty"] and cli.stdout_is_tty():
-            monitor = ResizeMonitor(_resizer(cli, f"/containers/{cid_path(cid)}/resize"))
-            monitor.start()
-        streamer = Streamer(
+        outcome = _stream(
+            cli,
             conn,
+            _container_resize_path(cli, cid, config["Tty"]),
             tty=config["Tty"],
             stdin=config["AttachStdin"],
             stdout=config["AttachStdout"],
             stderr=config["AttachStderr"],
-            detach_keys=_detach_key_bytes(flags["detach-keys"]),
-            raw_terminal=True,
+            detach_keys=flags["detach-keys"],
         )
-        try:
-            outcome = streamer.run()
-        finally:
-            if monitor is not None:
-                monitor.stop()
-            conn.close()
-        if outcome == "detached":
-            return 0
-        status = waiter.wait()
-        if waiter.error:
-            cli.err(waiter.error)
-        return status
-    finally:
-        if proxy is not None:
-            proxy.stop()
+        return _exit_status(cli, waiter, outcome)
 
 
 # --------------------------------------------------------------------------
@@ -391,7 +442,8 @@ def _uses_field(fmt: str, name: str) -> bool:
 # simple lifecycle commands
 
 
-def _each(cli: CliContext, refs: list[str], op: Callable[[str], None]) -> list[str]:
+def for_each_ref(cli: CliContext, refs: list[str], op: Callable[[str], Any]) -> int:
+    """Apply ``op`` to each ref, printing the refs it succeeds for; the errors, one a line, end it with 1."""
     errors: list[str] = []
     for ref in refs:
         try:
@@ -400,7 +452,9 @@ def _each(cli: CliContext, refs: list[str], op: Callable[[str], None]) -> list[s
             errors.append(str(exc))
             continue
         cli.out(ref)
-    return errors
+    if errors:
+        raise CliExit("\n".join(errors), 1)
+    return 0
 
 
 def run_rm(cli: CliContext, flags: ParsedFlags) -> int:
@@ -443,40 +497,25 @@ def _stop_params(flags: ParsedFlags) -> dict[str, Any]:
 
 def run_stop(cli: CliContext, flags: ParsedFlags) -> int:
     params = _stop_params(flags)
-    errors = _each(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/stop", params))
-    if errors:
-        raise CliExit("\n".join(errors), 1)
-    return 0
+    return for_each_ref(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/stop", params))
 
 
 def run_restart(cli: CliContext, flags: ParsedFlags) -> int:
     params = _stop_params(flags)
-    errors = _each(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/restart", params))
-    if errors:
-        raise CliExit("\n".join(errors), 1)
-    return 0
+    return for_each_ref(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/restart", params))
 
 
 def run_kill(cli: CliContext, flags: ParsedFlags) -> int:
     params = {"signal": flags["signal"] or None}
-    errors = _each(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/kill", params))
-    if errors:
-        raise CliExit("\n".join(errors), 1)
-    return 0
+    return for_each_ref(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/kill", params))
 
 
 def run_pause(cli: CliContext, flags: ParsedFlags) -> int:
-    errors = _each(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/pause"))
-    if errors:
-        raise CliExit("\n".join(errors), 1)
-    return 0
+    return for_each_ref(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/pause"))
 
 
 def run_unpause(cli: CliContext, flags: ParsedFlags) -> int:
-    errors = _each(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/unpause"))
-    if errors:
-        raise CliExit("\n".join(errors), 1)
-    return 0
+    return for_each_ref(cli, flags.args, lambda ref: cli.client.post(f"/containers/{cid_path(ref)}/unpause"))
 
 
 def run_wait(cli: CliContext, flags: ParsedFlags) -> int:
@@ -545,43 +584,13 @@ def _start_attached(cli: CliContext, flags: ParsedFlags, ref: str) -> int:
     stdin = bool(flags["interactive"] and config.get("OpenStdin"))
     if tty and stdin and not cli.stdin_is_tty():
         raise CliExit("the input device is not a TTY", 1)
-    proxy: SignalProxy | None = None
-    if not tty:
-        proxy = SignalProxy(lambda sig: client.post(f"/containers/{cid_path(cid)}/kill", {"signal": sig}))
-        proxy.start()
-    try:
+    with _signal_proxy(client, cid, not tty):
         conn = _attach(cli, cid, stdin, True, True, flags["detach-keys"])
-        waiter = Waiter(client, cid, "removed" if host_config.get("AutoRemove") else "next-exit")
-        try:
-            client.post(f"/containers/{cid_path(cid)}/start")
-        except ClientError:
-            conn.close()
-            if host_config.get("AutoRemove"):
-                waiter.wait()
-            raise
-        monitor: ResizeMonitor | None = None
-        if tty and cli.stdout_is_tty():
-            monitor = ResizeMonitor(_resizer(cli, f"/containers/{cid_path(cid)}/resize"))
-            monitor.start()
-        streamer = Streamer(
-            conn, tty=tty, stdin=stdin, stdout=True, stderr=True,
-            detach_keys=_detach_key_bytes(flags["detach-keys"]), raw_terminal=True,
+        waiter = _wait_and_start(client, cid, conn, bool(host_config.get("AutoRemove")))
+        outcome = _stream(
+            cli, conn, _container_resize_path(cli, cid, tty), tty=tty, stdin=stdin, detach_keys=flags["detach-keys"]
         )
-        try:
-            outcome = streamer.run()
-        finally:
-            if monitor is not None:
-                monitor.stop()
-            conn.close()
-        if outcome == "detached":
-            return 0
-        status = waiter.wait()
-        if waiter.error:
-            cli.err(waiter.error)
-        return status
-    finally:
-        if proxy is not None:
-            proxy.stop()
+        return _exit_status(cli, waiter, outcome)
 
 
 def run_attach(cli: CliContext, flags: ParsedFlags) -> int:
@@ -595,43 +604,19 @@ def run_attach(cli: CliContext, flags: ParsedFlags) -> int:
     if tty and not flags["no-stdin"] and not cli.stdin_is_tty():
         raise CliExit("the input device is not a TTY", 1)
     stdin = not flags["no-stdin"] and bool(config.get("OpenStdin"))
-    proxy: SignalProxy | None = None
-    if flags["sig-proxy"] and not tty:
-        proxy = SignalProxy(lambda sig: client.post(f"/containers/{cid_path(cid)}/kill", {"signal": sig}))
-        proxy.start()
-    try:
+    with _signal_proxy(client, cid, flags["sig-proxy"] and not tty):
         conn = _attach(cli, cid, stdin, True, True, flags["detach-keys"])
         _check_attachable(cli, cid)
-        monitor: ResizeMonitor | None = None
-        if tty and cli.stdout_is_tty():
-            resize = _resizer(cli, f"/containers/{cid_path(cid)}/resize")
-            size = terminal_size(1)
-            if size:
-                try:
-                    resize(size[0] + 1, size[1] + 1)
-                except ClientError:
-                    pass
-            monitor = ResizeMonitor(resize)
-            monitor.start()
-        streamer = Streamer(
-            conn, tty=tty, stdin=stdin, stdout=True, stderr=True,
-            detach_keys=_detach_key_bytes(flags["detach-keys"]), raw_terminal=True,
+        outcome = _stream(
+            cli, conn, _container_resize_path(cli, cid, tty), tty=tty, stdin=stdin,
+            detach_keys=flags["detach-keys"], resize_first=True,
         )
-        try:
-            outcome = streamer.run()
-        finally:
-            if monitor is not None:
-                monitor.stop()
-            conn.close()
         if outcome == "detached":
             raise CliExit("read escape sequence", 1)
         status = waiter.wait()
         if waiter.error:
             raise CliExit(waiter.error.split(": ", 1)[-1], 1)
         return status
-    finally:
-        if proxy is not None:
-            proxy.stop()
 
 
 def _check_attachable(cli: CliContext, ref: str) -> dict[str, Any]:
@@ -763,20 +748,10 @@ def run_exec(cli: CliContext, flags: ParsedFlags) -> int:
         client.post(f"/exec/{exec_id}/start", None, start)
         return 0
     conn = client.hijack(f"/exec/{exec_id}/start", None, start)
-    monitor: ResizeMonitor | None = None
-    if tty and cli.stdin_is_tty():
-        monitor = ResizeMonitor(_resizer(cli, f"/exec/{exec_id}/resize"))
-        monitor.start()
-    streamer = Streamer(
-        conn, tty=tty, stdin=body["AttachStdin"], stdout=True, stderr=True,
-        detach_keys=_detach_key_bytes(flags["detach-keys"]), raw_terminal=True,
+    resize_path = f"/exec/{exec_id}/resize" if tty and cli.stdin_is_tty() else None
+    outcome = _stream(
+        cli, conn, resize_path, tty=tty, stdin=body["AttachStdin"], detach_keys=flags["detach-keys"]
     )
-    try:
-        outcome = streamer.run()
-    finally:
-        if monitor is not None:
-            monitor.stop()
-        conn.close()
     if outcome == "detached":
         raise CliExit("read escape sequence", 1)
     try:
@@ -850,24 +825,12 @@ def _host_port(binding: dict[str, Any]) -> str:
 
 
 def run_prune(cli: CliContext, flags: ParsedFlags) -> int:
-    from berth.cli.formatting import human_size
+    from berth.cli.prune import print_reclaimed, prune_section
 
-    if not flags["force"]:
-        cli.out(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ", end=""
-        )
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            return 0
-    body = cli.client.post_json("/containers/prune", {"filters": filters_json(flags["filter"])}) or {}
-    deleted = body.get("ContainersDeleted") or []
-    if deleted:
-        cli.out("Deleted Containers:")
-        for cid in deleted:
-            cli.out(cid)
-        cli.out("")
-    cli.out(f"Total reclaimed space: {human_size(float(body.get('SpaceReclaimed') or 0))}")
+    if not flags["force"] and not cli.confirm("WARNING! This will remove all stopped containers."):
+        return 0
+    space = prune_section(cli, "/containers/prune", flags["filter"], "ContainersDeleted", "Deleted Containers")
+    print_reclaimed(cli, space)
     return 0
 
 

@@ -7,11 +7,11 @@ CLI does with its ``StatusError``.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 from berth.cli.client import Client, choose_host
+from berth.cli.streams import is_terminal
 
 
 class CliExit(Exception):
@@ -58,17 +58,17 @@ class CliContext:
 
     @staticmethod
     def stdin_is_tty() -> bool:
-        try:
-            return os.isatty(0)
-        except OSError:
-            return False
+        return is_terminal(0)
 
     @staticmethod
     def stdout_is_tty() -> bool:
-        try:
-            return os.isatty(1)
-        except OSError:
-            return False
+        return is_terminal(1)
+
+    def confirm(self, warning: str) -> bool:
+        """docker's PromptForConfirmation: ``warning``, then ``[y/N]``; True on "y" or "yes"."""
+        self.out(f"{warning}\nAre you sure you want to continue? [y/N] ", end="")
+        sys.stdout.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def as_int(value: Any, default: int = 0) -> int:

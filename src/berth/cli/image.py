@@ -23,25 +23,14 @@ from berth.cli.formatting import (
 )
 from berth.cli.inspect import fetch, inspect_objects, typed_image
 from berth.cli.progress import StreamError, display_stream
-from berth.cli.streams import terminal_size
+from berth.cli.prune import print_reclaimed, prune_section
+from berth.cli.streams import is_terminal, terminal_width
 from berth.cli.template import TemplateError
-from berth.images.reference import ReferenceError, parse_normalized, split_repo_tag
+from berth.images.reference import Reference, ReferenceError, parse_normalized, split_repo_tag
 
 _IMAGE_SUBCOMMANDS = {
     "build", "history", "import", "inspect", "list", "load", "ls", "prune", "pull", "push", "rm", "save", "tag",
 }
-
-
-def _is_tty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
-
-
-def _width() -> int:
-    size = terminal_size(1)
-    return size[1] if size else 80
 
 
 # --------------------------------------------------------------------------
@@ -218,7 +207,7 @@ def run_import(cli: CliContext, flags: ParsedFlags) -> int:
         body = _file_chunks(fh)
     try:
         resp = cli.client.request("POST", "/images/create", params, headers=headers, raw_body=body)
-        display_stream(iter_json_stream(resp.iter_chunks()), sys.stdout, _is_tty(1), _width())
+        display_stream(iter_json_stream(resp.iter_chunks()), sys.stdout, is_terminal(1), terminal_width())
     except StreamError as exc:
         raise CliExit(exc.message, 1) from None
     finally:
@@ -227,34 +216,44 @@ def run_import(cli: CliContext, flags: ParsedFlags) -> int:
     return 0
 
 
-def run_pull(cli: CliContext, flags: ParsedFlags) -> int:
-    remote = flags.args[0]
+def _remote_ref(cli: CliContext, flags: ParsedFlags) -> Reference:
+    """The NAME[:TAG] of ``pull``/``push``; without ``-a``, tag and digest, ``latest`` (announced)."""
     try:
-        ref = parse_normalized(remote)
+        ref = parse_normalized(flags.args[0])
     except ReferenceError as exc:
         raise CliExit(str(exc), 1) from None
-    all_tags = flags["all-tags"]
-    if all_tags and (ref.tag or ref.digest):
-        raise CliExit("tag can't be used with --all-tags/-a", 1)
-    if not all_tags and not ref.tag and not ref.digest:
+    if not flags["all-tags"] and not ref.tag and not ref.digest:
         ref = ref.with_default_tag()
         if not flags["quiet"]:
             cli.out(f"Using default tag: {ref.tag}")
+    return ref
+
+
+def _registry_progress(cli: CliContext, path: str, params: dict[str, Any], quiet: bool) -> None:
+    """POST a pull or push and show its progress on stdout (nothing with ``quiet``)."""
+    try:
+        resp = cli.client.request("POST", path, params, headers={"X-Registry-Auth": "e30="})
+        out = open(os.devnull, "w") if quiet else sys.stdout  # noqa: SIM115
+        try:
+            display_stream(iter_json_stream(resp.iter_chunks()), out, is_terminal(1) and not quiet, terminal_width())
+        finally:
+            if quiet:
+                out.close()
+    except StreamError as exc:
+        raise CliExit(exc.message, 1) from None
+
+
+def run_pull(cli: CliContext, flags: ParsedFlags) -> int:
+    ref = _remote_ref(cli, flags)
+    all_tags = flags["all-tags"]
+    if all_tags and (ref.tag or ref.digest):
+        raise CliExit("tag can't be used with --all-tags/-a", 1)
     params = {
         "fromImage": ref.name,
         "tag": None if all_tags else (ref.digest or ref.tag),
         "platform": flags["platform"] or None,
     }
-    try:
-        resp = cli.client.request("POST", "/images/create", params, headers={"X-Registry-Auth": "e30="})
-        out = open(os.devnull, "w") if flags["quiet"] else sys.stdout  # noqa: SIM115
-        try:
-            display_stream(iter_json_stream(resp.iter_chunks()), out, _is_tty(1) and not flags["quiet"], _width())
-        finally:
-            if flags["quiet"]:
-                out.close()
-    except StreamError as exc:
-        raise CliExit(exc.message, 1) from None
+    _registry_progress(cli, "/images/create", params, flags["quiet"])
     full = ref.name
     if ref.tag:
         full += ":" + ref.tag
@@ -265,29 +264,10 @@ def run_pull(cli: CliContext, flags: ParsedFlags) -> int:
 
 
 def run_push(cli: CliContext, flags: ParsedFlags) -> int:
-    remote = flags.args[0]
-    try:
-        ref = parse_normalized(remote)
-    except ReferenceError as exc:
-        raise CliExit(str(exc), 1) from None
+    ref = _remote_ref(cli, flags)
     all_tags = flags["all-tags"]
-    if not all_tags and not ref.tag and not ref.digest:
-        ref = ref.with_default_tag()
-        if not flags["quiet"]:
-            cli.out(f"Using default tag: {ref.tag}")
     params = {"tag": None if all_tags else ref.tag or None}
-    try:
-        resp = cli.client.request(
-            "POST", f"/images/{path_escape(ref.name)}/push", params, headers={"X-Registry-Auth": "e30="}
-        )
-        out = open(os.devnull, "w") if flags["quiet"] else sys.stdout  # noqa: SIM115
-        try:
-            display_stream(iter_json_stream(resp.iter_chunks()), out, _is_tty(1) and not flags["quiet"], _width())
-        finally:
-            if flags["quiet"]:
-                out.close()
-    except StreamError as exc:
-        raise CliExit(exc.message, 1) from None
+    _registry_progress(cli, f"/images/{path_escape(ref.name)}/push", params, flags["quiet"])
     if flags["quiet"]:
         cli.out(ref.familiar_string())
     return 0
@@ -419,12 +399,12 @@ def run_load(cli: CliContext, flags: ParsedFlags) -> int:
         resp = cli.client.request(
             "POST",
             "/images/load",
-            {"quiet": flags["quiet"] or not _is_tty(1) or None},
+            {"quiet": flags["quiet"] or not is_terminal(1) or None},
             headers={"Content-Type": "application/x-tar"},
             raw_body=_file_chunks(fh),
         )
         if "json" in resp.header("content-type"):
-            display_stream(iter_json_stream(resp.iter_chunks()), sys.stdout, _is_tty(1), _width())
+            display_stream(iter_json_stream(resp.iter_chunks()), sys.stdout, is_terminal(1), terminal_width())
         else:
             cli.write_bytes(resp.read())
     except StreamError as exc:
@@ -444,21 +424,9 @@ def run_image_prune(cli: CliContext, flags: ParsedFlags) -> int:
             warning = "WARNING! This will remove all images without at least one container associated to them."
         else:
             warning = "WARNING! This will remove all dangling images."
-        cli.out(f"{warning}\nAre you sure you want to continue? [y/N] ", end="")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not cli.confirm(warning):
             return 0
-    body = cli.client.post_json("/images/prune", {"filters": filters_json(filters)}) or {}
-    deleted = body.get("ImagesDeleted") or []
-    if deleted:
-        cli.out("Deleted Images:")
-        for item in deleted:
-            if item.get("Untagged"):
-                cli.out(f"untagged: {item['Untagged']}")
-            if item.get("Deleted"):
-                cli.out(f"deleted: {item['Deleted']}")
-        cli.out("")
-    cli.out(f"Total reclaimed space: {human_size(float(body.get('SpaceReclaimed') or 0))}")
+    print_reclaimed(cli, prune_section(cli, "/images/prune", filters, "ImagesDeleted", "Deleted Images"))
     return 0
 
 

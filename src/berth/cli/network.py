@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 
 from berth.cli.client import APIError, ClientError, filters_json, path_escape
-from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP
+from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP, for_each_ref
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import human_size, render_rows, truncate_id
 from berth.cli.inspect import fetch, inspect_objects
+from berth.cli.prune import print_reclaimed, prune_section
 from berth.cli.template import TemplateError
 
 
@@ -26,12 +26,6 @@ def _kv(items: list[str]) -> dict[str, str]:
         key, _, value = item.partition("=")
         out[key] = value
     return out
-
-
-def _confirm(cli: CliContext, warning: str) -> bool:
-    cli.out(f"{warning}\nAre you sure you want to continue? [y/N] ", end="")
-    sys.stdout.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _labels(labels: dict[str, str] | None) -> str:
@@ -263,14 +257,11 @@ def run_network_disconnect(cli: CliContext, flags: ParsedFlags) -> int:
 
 
 def run_network_prune(cli: CliContext, flags: ParsedFlags) -> int:
-    if not flags["force"] and not _confirm(
-        cli, "WARNING! This will remove all custom networks not used by at least one container."
+    if not flags["force"] and not cli.confirm(
+        "WARNING! This will remove all custom networks not used by at least one container."
     ):
         return 0
-    body = cli.client.post_json("/networks/prune", {"filters": filters_json(flags["filter"])}) or {}
-    deleted = body.get("NetworksDeleted") or []
-    if deleted:
-        cli.out("Deleted Networks:\n" + "".join(f"{n}\n" for n in deleted))
+    prune_section(cli, "/networks/prune", flags["filter"], "NetworksDeleted", "Deleted Networks")
     return 0
 
 
@@ -448,17 +439,8 @@ def run_volume_inspect(cli: CliContext, flags: ParsedFlags) -> int:
 
 
 def run_volume_rm(cli: CliContext, flags: ParsedFlags) -> int:
-    errors: list[str] = []
-    for name in flags.args:
-        try:
-            cli.client.delete(f"/volumes/{path_escape(name)}", {"force": flags["force"] or None})
-        except ClientError as exc:
-            errors.append(str(exc))
-            continue
-        cli.out(name)
-    if errors:
-        raise CliExit("\n".join(errors), 1)
-    return 0
+    params = {"force": flags["force"] or None}
+    return for_each_ref(cli, flags.args, lambda name: cli.client.delete(f"/volumes/{path_escape(name)}", params))
 
 
 def run_volume_prune(cli: CliContext, flags: ParsedFlags) -> int:
@@ -469,13 +451,9 @@ def run_volume_prune(cli: CliContext, flags: ParsedFlags) -> int:
             raise CliExit("conflicting options: cannot specify both --all and --filter all=1", 1)
         filters.append(("all", "true"))
         warning = "WARNING! This will remove all local volumes not used by at least one container."
-    if not flags["force"] and not _confirm(cli, warning):
+    if not flags["force"] and not cli.confirm(warning):
         return 0
-    body = cli.client.post_json("/volumes/prune", {"filters": filters_json(filters)}) or {}
-    deleted = body.get("VolumesDeleted") or []
-    if deleted:
-        cli.out("Deleted Volumes:\n" + "".join(f"{v}\n" for v in deleted))
-    cli.out(f"Total reclaimed space: {human_size(float(body.get('SpaceReclaimed') or 0))}")
+    print_reclaimed(cli, prune_section(cli, "/volumes/prune", filters, "VolumesDeleted", "Deleted Volumes"))
     return 0
 
 

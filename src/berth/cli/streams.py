@@ -119,6 +119,20 @@ def terminal_size(fd: int) -> tuple[int, int] | None:
     return size.lines, size.columns
 
 
+def is_terminal(fd: int) -> bool:
+    """os.isatty, False when ``fd`` is not open."""
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def terminal_width(fd: int = 1) -> int:
+    """Columns of the terminal on ``fd``; 80 when it is not one."""
+    size = terminal_size(fd)
+    return size[1] if size else 80
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

@@ -28,6 +28,7 @@ from berth.cli.inspect import (
     typed_container,
     typed_image,
 )
+from berth.cli.prune import print_reclaimed, prune_section
 from berth.cli.template import GoStruct, Template, TemplateError, func
 
 VERSION_TEMPLATE = """{{with .Client -}}
@@ -661,20 +662,7 @@ def top_level_commands() -> list[Command]:
 
 
 def _prune_section(cli: CliContext, path: str, filters: list[tuple[str, str]], key: str, title: str) -> int:
-    body = cli.client.post_json(path, {"filters": filters_json(filters)}) or {}
-    deleted = body.get(key) or []
-    if deleted:
-        lines = [f"{title}:"]
-        for item in deleted:
-            if isinstance(item, dict):
-                if item.get("Untagged"):
-                    lines.append(f"untagged: {item['Untagged']}")
-                if item.get("Deleted"):
-                    lines.append(f"deleted: {item['Deleted']}")
-            else:
-                lines.append(str(item))
-        cli.out("\n".join(lines) + "\n")
-    return int(body.get("SpaceReclaimed") or 0)
+    return int(prune_section(cli, path, filters, key, title))
 
 
 def run_system_prune(cli: CliContext, flags: ParsedFlags) -> int:
@@ -693,9 +681,7 @@ def run_system_prune(cli: CliContext, flags: ParsedFlags) -> int:
         shown = sorted(f"{k}={v}" for k, v in filters if k in ("label", "label!", "until"))
         if shown:
             text += "\n  Items to be pruned will be filtered with:\n" + "".join(f"  - {f}\n" for f in shown)
-        cli.out(text + "\nAre you sure you want to continue? [y/N] ", end="")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not cli.confirm(text):
             return 0  # docker treats the refusal as a cancellation: no message, exit 0
     space = _prune_section(cli, "/containers/prune", filters, "ContainersDeleted", "Deleted Containers")
     space += _prune_section(cli, "/networks/prune", filters, "NetworksDeleted", "Deleted Networks")
@@ -711,7 +697,7 @@ def run_system_prune(cli: CliContext, flags: ParsedFlags) -> int:
         space += int((body or {}).get("SpaceReclaimed") or 0)
     except ClientError:
         pass  # a daemon without a build cache has nothing to prune
-    cli.out(f"Total reclaimed space: {human_size(float(space))}")
+    print_reclaimed(cli, space)
     return 0
 
 
