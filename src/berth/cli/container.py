@@ -855,21 +855,31 @@ def run_commit(cli: CliContext, flags: ParsedFlags) -> int:
     return 0
 
 
-def run_export(cli: CliContext, flags: ParsedFlags) -> int:
-    ref = flags.args[0]
-    output = flags["output"]
+def write_archive(cli: CliContext, output: str, get: Callable[[], Any], via_temp: bool = False) -> None:
+    """``export``/``save``: the tar that ``get()`` answers, into ``output`` or to stdout (never a terminal).
+
+    ``via_temp``: write ``output``.berth-tmp, then rename it over ``output``.
+    """
     if not output and cli.stdout_is_tty():
         raise CliExit("cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
-    resp = cli.client.request("GET", f"/containers/{cid_path(ref)}/export")
+    resp = get()
     if output:
-        with open(output, "wb") as fh:
+        target = output + ".berth-tmp" if via_temp else output
+        with open(target, "wb") as fh:
             for chunk in resp.iter_chunks():
                 fh.write(chunk)
+        if via_temp:
+            os.replace(target, output)
     else:
         sys.stdout.flush()
         for chunk in resp.iter_chunks():
             sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
+
+
+def run_export(cli: CliContext, flags: ParsedFlags) -> int:
+    ref = flags.args[0]
+    write_archive(cli, flags["output"], lambda: cli.client.request("GET", f"/containers/{cid_path(ref)}/export"))
     return 0
 
 

@@ -289,6 +289,20 @@ def _form_group(key: str, start: int, last: int) -> str:
 # JSON
 
 
+def _string_end(raw: str, start: int) -> int:
+    """Where the JSON string opening at ``raw[start]`` ends (just past its closing quote)."""
+    j = start + 1
+    n = len(raw)
+    while j < n:
+        if raw[j] == "\\":
+            j += 2
+            continue
+        if raw[j] == '"':
+            break
+        j += 1
+    return j + 1
+
+
 def json_indent(raw: str, indent: str = "    ") -> str:
     """Go's json.Indent: re-indent JSON text, keeping every token as written."""
     out: list[str] = []
@@ -305,16 +319,9 @@ def json_indent(raw: str, indent: str = "    ") -> str:
             out.append("\n" + indent * depth)
             need_indent = False
         if ch == '"':
-            j = i + 1
-            while j < n:
-                if raw[j] == "\\":
-                    j += 2
-                    continue
-                if raw[j] == '"':
-                    break
-                j += 1
-            out.append(raw[i : j + 1])
-            i = j + 1
+            end = _string_end(raw, i)
+            out.append(raw[i:end])
+            i = end
             continue
         if ch in "[{":
             out.append(ch)
@@ -350,16 +357,9 @@ def json_compact(raw: str) -> str:
     while i < n:
         ch = raw[i]
         if ch == '"':
-            j = i + 1
-            while j < n:
-                if raw[j] == "\\":
-                    j += 2
-                    continue
-                if raw[j] == '"':
-                    break
-                j += 1
-            out.append(raw[i : j + 1])
-            i = j + 1
+            end = _string_end(raw, i)
+            out.append(raw[i:end])
+            i = end
             continue
         if ch not in " \t\r\n":
             out.append(ch)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from berth.cli.client import APIError, ClientError, filters_json, iter_json_stream, path_escape
-from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP
+from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP, write_archive
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import (
@@ -360,26 +360,12 @@ def run_history(cli: CliContext, flags: ParsedFlags) -> int:
 
 
 def run_save(cli: CliContext, flags: ParsedFlags) -> int:
-    output = flags["output"]
-    if not output and cli.stdout_is_tty():
-        raise CliExit("cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
     params = {"names": list(flags.args)}
     if flags["platform"]:
         import json
 
         params["platform"] = [json.dumps(_platform(flags["platform"]))]
-    resp = cli.client.request("GET", "/images/get", params)
-    if output:
-        tmp = output + ".berth-tmp"
-        with open(tmp, "wb") as fh:
-            for chunk in resp.iter_chunks():
-                fh.write(chunk)
-        os.replace(tmp, output)
-    else:
-        sys.stdout.flush()
-        for chunk in resp.iter_chunks():
-            sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+    write_archive(cli, flags["output"], lambda: cli.client.request("GET", "/images/get", params), via_temp=True)
     return 0
 
 
