@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,12 +12,14 @@ from aiohttp import web
 from berth.api.server import Routes, json_response, query_bool
 from berth.containers.manager import ContainerManager
 from berth.errors import BerthError, InvalidParameter, NotFound
-from berth.images import reference
+from berth.images import archive, reference
+from berth.images.content import file_chunks
 from berth.images.model import Image
 from berth.images.store import ImageStore
 from berth.logs import jsonfile
 
 routes = Routes()
+log = logging.getLogger(__name__)
 
 
 def _store(request: web.Request) -> ImageStore:
@@ -102,6 +105,67 @@ def _ref_matches(tag: str, pattern: str) -> bool:
 
     repo = tag.rsplit(":", 1)[0]
     return fnmatch.fnmatch(tag, pattern) or fnmatch.fnmatch(repo, pattern)
+
+
+@routes.get("/images/get")
+async def save_many(request: web.Request) -> web.StreamResponse:
+    return await _save(request, request.query.getall("names", []))
+
+
+@routes.get("/images/{name:.+}/get")
+async def save_one(request: web.Request) -> web.StreamResponse:
+    return await _save(request, [request.match_info["name"]])
+
+
+async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
+    """`docker save`: the archive streams as it is written, layer blobs read in threads."""
+    if not names:
+        raise InvalidParameter("no images to save: pass one or more names")
+    store = _store(request)
+    entries = archive.save_entries(store.save_selection(names))
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
+    await response.prepare(request)
+    try:
+        for entry in entries:
+            await response.write(archive.tar_header(entry))
+            if entry.data is not None:
+                await response.write(entry.data + archive.tar_padding(len(entry.data)))
+            elif entry.blob is not None:
+                path = store.layers.content.path(entry.blob)
+                async for chunk in file_chunks(path, 0, entry.size):
+                    await response.write(chunk)
+                await response.write(archive.tar_padding(entry.size))
+    except ConnectionResetError:
+        raise
+    except (BerthError, OSError) as e:
+        # Too late for an error status: cut the stream, so the client sees a short archive.
+        log.warning("docker save of %s stopped: %s", ", ".join(names), e)
+        raise ConnectionResetError(str(e)) from None
+    await response.write(archive.TAR_END)
+    await response.write_eof()
+    return response
+
+
+@routes.post("/images/load")
+async def load(request: web.Request) -> web.StreamResponse:
+    """`docker load`: nothing is stored unless every image of the archive is."""
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            yield chunk
+
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    try:
+        lines = await _store(request).load_archive(body())
+    except (BerthError, OSError) as e:
+        await response.write(json.dumps({"errorDetail": {"message": str(e)}, "error": str(e)}).encode() + b"\n")
+        await response.write_eof()
+        return response
+    for line in lines:
+        await response.write(json.dumps({"stream": line + "\n"}).encode() + b"\n")
+    await response.write_eof()
+    return response
 
 
 @routes.get("/images/{name:.+}/json")

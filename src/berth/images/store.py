@@ -7,15 +7,18 @@ their digest); layers are the LayerStore's. Names are stored normalized
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import platform
+import shutil
 import sqlite3
 import time
 from collections.abc import AsyncIterator
 
 from berth.errors import Conflict, InvalidParameter, NotFound
-from berth.images import reference
+from berth.images import archive, reference
+from berth.images.content import file_chunks
 from berth.images.model import History, Image, ImageConfig, RunConfig
 from berth.layers.store import LayerStore, chain_id_of
 from berth.logs.jsonfile import format_time
@@ -125,6 +128,121 @@ class ImageStore:
         if repo_tag:
             self.tag(image_id, repo_tag)
         return image_id
+
+    # -- save and load ------------------------------------------------------------------
+
+    def save_selection(self, names: list[str]) -> list[archive.SaveImage]:
+        """The images `docker save NAME…` writes, each with the tags it is saved under.
+
+        As in dockerd: a name with a tag saves that tag, a bare repository name saves all
+        of its tags, an image ID saves the image untagged. NotFound before anything else.
+        """
+        chosen: dict[str, archive.SaveImage] = {}
+        for name in names:
+            for img, refs in self._select(name):
+                entry = chosen.get(img.id)
+                if entry is None:
+                    entry = chosen[img.id] = self._save_image(img)
+                entry.tags.extend(r for r in refs if r not in entry.tags)
+        return list(chosen.values())
+
+    def _select(self, name: str) -> list[tuple[Image, list[reference.Reference]]]:
+        try:
+            ref = reference.parse(name, default_tag=False)
+        except InvalidParameter:
+            ref = None
+        if ref is not None and not ref.tag and not ref.digest and not self._is_id(name):
+            found: dict[str, list[reference.Reference]] = {}
+            for tag_name, image_id in self.db.execute("SELECT name, image_id FROM tags ORDER BY name"):
+                tagged = reference.parse(tag_name)
+                if tagged.name == ref.name:
+                    found.setdefault(image_id, []).append(tagged)
+            selected = [(img, refs) for image_id, refs in found.items()
+                        if (img := self._load(image_id)) is not None]
+            if selected:
+                return selected
+        img = self.resolve(name)
+        if self._is_id(name) and not self._tag_exists(name):
+            return [(img, [])]
+        return [(img, [reference.parse(name)] if ref is not None and not ref.digest else [])]
+
+    def _is_id(self, name: str) -> bool:
+        hexpart = name.removeprefix("sha256:")
+        return bool(hexpart) and all(c in "0123456789abcdef" for c in hexpart) and (
+            self.db.execute("SELECT 1 FROM images WHERE id LIKE ?", (f"sha256:{hexpart}%",)).fetchone()
+            is not None)
+
+    def _save_image(self, img: Image) -> archive.SaveImage:
+        content = self.layers.content
+        layers = []
+        for diff_id in img.config.diff_ids:
+            if not content.has(diff_id):
+                raise NotFound(f"cannot save {img.id}: the tar of layer {diff_id} was not kept "
+                               "(the image was stored by an older berth); re-import it")
+            layers.append(archive.LayerBlob(diff_id, content.size(diff_id)))
+        return archive.SaveImage(img.id, self.config_bytes(img.id), layers)
+
+    async def load_archive(self, chunks: AsyncIterator[bytes]) -> list[str]:
+        """`docker load`: store every image of an archive, or nothing; returns the
+        lines to show ("Loaded image: …")."""
+        spool = await asyncio.to_thread(self.layers.content.spool_dir)
+        try:
+            path = await self.layers.content.spool(chunks, spool)
+            plan = await asyncio.to_thread(archive.read_archive, path, ARCH)
+            created: list[str] = []
+            try:
+                sizes = [await self._apply_layers(path, item, created) for item in plan]
+            except BaseException:
+                self._collect_layers(created)
+                raise
+            return self._commit_loaded(plan, sizes)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, spool, True)
+
+    async def _apply_layers(self, path: str, item: archive.LoadImage, created: list[str]) -> int:
+        parent: str | None = None
+        size = 0
+        for diff_id, member in zip(item.diff_ids, item.layers, strict=True):
+            chain_id = chain_id_of(parent, diff_id)
+            layer = self.layers.get(chain_id)
+            if layer is not None:  # stored already; the archive must still be right
+                actual = await asyncio.to_thread(archive.member_digest, path, member)
+                if actual != diff_id:
+                    raise InvalidParameter(f"invalid image archive: layer {member.name}: digest "
+                                           f"mismatch: the content is {actual}, expected {diff_id}")
+            else:
+                try:
+                    layer = await self.layers.apply(file_chunks(path, member.offset, member.size),
+                                                    parent, expected=diff_id)
+                except InvalidParameter as e:
+                    raise InvalidParameter(f"invalid image archive: layer {member.name}: {e}") from None
+                created.append(layer.chain_id)
+            parent = layer.chain_id
+            size += layer.size
+        return size
+
+    def _commit_loaded(self, plan: list[archive.LoadImage], sizes: list[int]) -> list[str]:
+        lines = []
+        self.db.execute("BEGIN")
+        try:
+            for item, size in zip(plan, sizes, strict=True):
+                created = ""
+                try:
+                    created = str(json.loads(item.config).get("created") or "")
+                except ValueError:
+                    pass
+                self.db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?)",
+                                (item.image_id, item.config, created, size))
+                for tag_name in item.repo_tags:
+                    self.tag(item.image_id, tag_name)
+                    lines.append(f"Loaded image: {reference.parse(tag_name).familiar()}")
+                if not item.repo_tags:
+                    lines.append(f"Loaded image ID: {item.image_id}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return lines
 
     def untag(self, name: str) -> str:
         ref = reference.parse(name)

@@ -4,6 +4,7 @@ Layout under the data root:
   overlay/layers/<chain-id hex>/diff      one extracted layer, never changed again
   overlay/containers/<id>/{upper,work,merged}   a container's writable layer and mount
   overlay/tmp/                             extractions under way (cleared at start)
+  content/sha256/<diff-id hex>             each layer's uncompressed tar, kept for `save`
 A layer directory is renamed into place only when complete, then recorded in SQLite;
 at start-up, directories the database does not know are removed.
 """
@@ -23,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from berth.errors import InvalidParameter, SystemError_
+from berth.images.content import ContentStore
 from berth.runtime import linux
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,10 @@ def chain_id_of(parent: str | None, diff_id: str) -> str:
 
 
 class LayerStore:
-    def __init__(self, root: str, db: sqlite3.Connection) -> None:
+    def __init__(self, root: str, db: sqlite3.Connection, content: ContentStore | None = None) -> None:
         self.root = os.path.join(root, "overlay")
         self.db = db
+        self.content = content or ContentStore(root)
         for sub in ("layers", "containers", "tmp"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
 
@@ -57,6 +60,7 @@ class LayerStore:
             if name not in known:
                 log.warning("removing layer directory %s that the database does not know", name)
                 shutil.rmtree(os.path.join(self.root, "layers", name), ignore_errors=True)
+        self.content.reconcile({row[0] for row in self.db.execute("SELECT diff_id FROM layers")})
 
     def _dir(self, chain_id: str) -> str:
         return os.path.join(self.root, "layers", chain_id.split(":", 1)[1])
@@ -66,54 +70,81 @@ class LayerStore:
                               (chain_id,)).fetchone()
         return Layer(*row) if row else None
 
-    async def apply(self, chunks: AsyncIterator[bytes], parent: str | None) -> Layer:
-        """Extract a (possibly compressed) layer tar on top of nothing; returns its record."""
-        tmp = tempfile.mkdtemp(dir=os.path.join(self.root, "tmp"))
-        diff = os.path.join(tmp, "diff")
-        os.mkdir(diff, 0o755)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-S", "-m", "berth.layers.extract", diff,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(__file__)))},
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            async for chunk in chunks:
-                proc.stdin.write(chunk)
-                await proc.stdin.drain()
-            proc.stdin.close()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        except BaseException:
-            proc.kill()
-            await proc.wait()
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        out = await proc.stdout.read()
-        await proc.wait()
-        try:
-            result = json.loads(out.splitlines()[-1])
-        except (ValueError, IndexError):
-            result = {"error": "the layer could not be extracted"}
-        if "error" in result:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise InvalidParameter(result["error"])
-        diff_id = result["diff_id"]
-        chain_id = chain_id_of(parent, diff_id)
+    async def apply(self, chunks: AsyncIterator[bytes], parent: str | None,
+                    expected: str | None = None) -> Layer:
+        """Store a (possibly compressed) layer tar as a blob and extract it on `parent`.
+
+        The uncompressed tar is kept in the content store under its diff ID (checked
+        against `expected` when given, before anything is extracted).
+        """
+        blob = await self.content.write_stream(chunks, expected, decompress=True)
+        chain_id = chain_id_of(parent, blob.digest)
         existing = self.get(chain_id)
         if existing:
-            shutil.rmtree(tmp, ignore_errors=True)
             return existing
-        await asyncio.to_thread(_sync_tree, diff)
-        os.rename(tmp, self._dir(chain_id))
-        layer = Layer(chain_id, diff_id, parent, int(result["size"]))
+        try:
+            size = await self._extract(blob.digest, chain_id)
+        except BaseException:
+            if not self._blob_in_use(blob.digest):
+                self.content.delete(blob.digest)
+            raise
+        layer = Layer(chain_id, blob.digest, parent, size)
         self.db.execute("INSERT OR IGNORE INTO layers VALUES (?,?,?,?)",
                         (layer.chain_id, layer.diff_id, layer.parent, layer.size))
         return layer
 
+    async def _extract(self, diff_id: str, chain_id: str) -> int:
+        tmp = tempfile.mkdtemp(dir=os.path.join(self.root, "tmp"))
+        try:
+            diff = os.path.join(tmp, "diff")
+            os.mkdir(diff, 0o755)
+            with self.content.open(diff_id) as source:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-S", "-m", "berth.layers.extract", diff,
+                    stdin=source, stdout=asyncio.subprocess.PIPE,
+                    env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(__file__)))},
+                )
+                assert proc.stdout is not None
+                try:
+                    out = await proc.stdout.read()
+                    await proc.wait()
+                except BaseException:
+                    if proc.returncode is None:
+                        proc.kill()
+                        await proc.wait()
+                    raise
+            try:
+                result = json.loads(out.splitlines()[-1])
+            except (ValueError, IndexError):
+                result = {"error": "the layer could not be extracted"}
+            if "error" in result:
+                raise InvalidParameter(result["error"])
+            if result["diff_id"] != diff_id:
+                raise SystemError_(f"layer {diff_id} changed while it was extracted")
+            await asyncio.to_thread(_sync_tree, diff)
+            os.rename(tmp, self._dir(chain_id))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return int(result["size"])
+
+    def diff_dir(self, chain_id: str) -> str:
+        """The extracted contents of one layer."""
+        return os.path.join(self._dir(chain_id), "diff")
+
+    def container_path(self, container_id: str, part: str) -> str:
+        """A container's `upper`, `work` or `merged` directory."""
+        return os.path.join(self._container_dir(container_id), part)
+
+    def _blob_in_use(self, diff_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM layers WHERE diff_id=? LIMIT 1", (diff_id,)).fetchone() is not None
+
     def remove(self, chain_id: str) -> None:
+        layer = self.get(chain_id)
         self.db.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
         shutil.rmtree(self._dir(chain_id), ignore_errors=True)
+        if layer is not None and not self._blob_in_use(layer.diff_id):
+            self.content.delete(layer.diff_id)
 
     # -- container layers ---------------------------------------------------------------
 

@@ -1,0 +1,280 @@
+"""The content store: blobs addressed by their sha256, written atomically.
+
+Layout under the data root:
+  content/sha256/<hex>            one blob, never changed once renamed into place
+  content/sha256/.ingest-<rand>   a blob being written (removed at start-up)
+  content/spool/                  private scratch files of loads under way (cleared at start)
+A blob is written to a temp name in its final directory, hashed on the way, fsynced
+and renamed, so a reader never sees a partial blob under a digest. Which blobs are
+still wanted is the layer store's business: this module only stores and deletes.
+It does no network IO and never blocks the event loop (file IO goes to threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bz2
+import hashlib
+import logging
+import lzma
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from berth.errors import InvalidParameter
+
+log = logging.getLogger(__name__)
+
+_INGEST_PREFIX = ".ingest-"
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str  # "sha256:<hex>"
+    size: int
+
+
+def _hex_of(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or len(hexpart) != 64 or not set(hexpart) <= _HEX:
+        raise InvalidParameter(f"invalid digest: {digest!r}")
+    return hexpart
+
+
+class _Decoder(Protocol):
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+class Decompressor:
+    """Turns a gzip, bzip2, xz or plain byte stream into plain bytes, chunk by chunk.
+
+    Pure: fed bytes, returns bytes. The format is sniffed from the first six bytes;
+    concatenated gzip members (as pigz and some tools write) are all decoded.
+    """
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._kind: str | None = None
+        self._decoder: _Decoder | None = None
+
+    def _new_decoder(self) -> _Decoder | None:
+        if self._kind == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self._kind == "bzip2":
+            return bz2.BZ2Decompressor()
+        if self._kind == "xz":
+            return lzma.LZMADecompressor()
+        return None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._kind is None:
+            self._head += data
+            if len(self._head) < 6:
+                return b""
+            data, self._head = self._head, b""
+            self._sniff(data)
+        return self._decode(data)
+
+    def _sniff(self, head: bytes) -> None:
+        if head.startswith(b"\x1f\x8b"):
+            self._kind = "gzip"
+        elif head.startswith(b"BZh"):
+            self._kind = "bzip2"
+        elif head.startswith(b"\xfd7zXZ\x00"):
+            self._kind = "xz"
+        else:
+            self._kind = "plain"
+        self._decoder = self._new_decoder()
+
+    def _decode(self, data: bytes) -> bytes:
+        if self._decoder is None:
+            return data
+        out = []
+        try:
+            while data:
+                if self._decoder.eof:  # a further concatenated member
+                    self._decoder = self._new_decoder()
+                    assert self._decoder is not None
+                out.append(self._decoder.decompress(data))
+                data = self._decoder.unused_data if self._decoder.eof else b""
+        except (zlib.error, OSError, EOFError, lzma.LZMAError) as e:
+            raise InvalidParameter(f"invalid {self._kind} data: {e}") from None
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The last bytes; an error if the compressed stream stopped half way."""
+        out = b""
+        if self._kind is None:
+            data, self._head = self._head, b""
+            self._sniff(data)
+            out = self._decode(data)
+        if self._decoder is not None and not self._decoder.eof:
+            raise InvalidParameter(f"invalid {self._kind} data: unexpected end of stream")
+        return out
+
+
+class _Writer:
+    """One blob being written: temp file, running hash, optional decompression."""
+
+    def __init__(self, directory: str, decompress: bool) -> None:
+        fd, self.tmp = tempfile.mkstemp(prefix=_INGEST_PREFIX, dir=directory)
+        self.file: IO[bytes] = os.fdopen(fd, "wb")
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.decompressor = Decompressor() if decompress else None
+
+    def write(self, chunk: bytes) -> None:
+        if self.decompressor is not None:
+            chunk = self.decompressor.feed(chunk)
+        self._put(chunk)
+
+    def _put(self, data: bytes) -> None:
+        if data:
+            self.hash.update(data)
+            self.size += len(data)
+            self.file.write(data)
+
+    def close(self) -> Blob:
+        if self.decompressor is not None:
+            self._put(self.decompressor.finish())
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        return Blob("sha256:" + self.hash.hexdigest(), self.size)
+
+    def abort(self) -> None:
+        self.file.close()
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class ContentStore:
+    def __init__(self, data_root: str) -> None:
+        self.root = os.path.join(data_root, "content")
+        self.blobs = os.path.join(self.root, "sha256")
+        self.spool_root = os.path.join(self.root, "spool")
+        os.makedirs(self.blobs, mode=0o700, exist_ok=True)
+        os.makedirs(self.spool_root, mode=0o700, exist_ok=True)
+
+    def reconcile(self, wanted: set[str] | None = None) -> None:
+        """Remove half-written blobs and spool files; and blobs not in `wanted`, if given."""
+        shutil.rmtree(self.spool_root, ignore_errors=True)
+        os.makedirs(self.spool_root, mode=0o700, exist_ok=True)
+        for name in os.listdir(self.blobs):
+            if name.startswith(_INGEST_PREFIX):
+                log.warning("removing the half-written blob %s", name)
+                os.unlink(os.path.join(self.blobs, name))
+            elif wanted is not None and "sha256:" + name not in wanted:
+                log.warning("removing blob sha256:%s that no layer uses", name)
+                os.unlink(os.path.join(self.blobs, name))
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self.blobs, _hex_of(digest))
+
+    def has(self, digest: str) -> bool:
+        return os.path.isfile(self.path(digest))
+
+    def size(self, digest: str) -> int:
+        return os.stat(self.path(digest)).st_size
+
+    def open(self, digest: str) -> IO[bytes]:
+        return open(self.path(digest), "rb")
+
+    def delete(self, digest: str) -> None:
+        try:
+            os.unlink(self.path(digest))
+        except FileNotFoundError:
+            pass
+
+    async def write_stream(self, chunks: AsyncIterator[bytes], expected: str | None = None,
+                           decompress: bool = False) -> Blob:
+        """Store a stream as a blob (decompressed first if asked); checks `expected`."""
+        if expected is not None:
+            _hex_of(expected)
+        writer = await asyncio.to_thread(_Writer, self.blobs, decompress)
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(writer.write, chunk)
+            blob = await asyncio.to_thread(writer.close)
+            if expected is not None and blob.digest != expected:
+                raise InvalidParameter(f"digest mismatch: the content is {blob.digest}, "
+                                       f"expected {expected}")
+            await asyncio.to_thread(_publish, writer.tmp, self.path(blob.digest), self.blobs)
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
+        return blob
+
+    def write_bytes(self, data: bytes) -> Blob:
+        """Store small bytes (a config, a manifest) synchronously."""
+        writer = _Writer(self.blobs, False)
+        try:
+            writer.write(data)
+            blob = writer.close()
+            _publish(writer.tmp, self.path(blob.digest), self.blobs)
+        except BaseException:
+            writer.abort()
+            raise
+        return blob
+
+    async def spool(self, chunks: AsyncIterator[bytes], directory: str) -> str:
+        """Write a stream, decompressed, to a new file in `directory`; returns its path."""
+        writer = await asyncio.to_thread(_Writer, directory, True)
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(writer.write, chunk)
+            await asyncio.to_thread(writer.close)
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
+        return writer.tmp
+
+    def spool_dir(self) -> str:
+        """A private scratch directory; the caller removes it (start-up clears leftovers)."""
+        return tempfile.mkdtemp(dir=self.spool_root)
+
+
+def _publish(tmp: str, final: str, directory: str) -> None:
+    os.rename(tmp, final)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_chunks(f: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := f.read(size):
+        yield chunk
+
+
+async def file_chunks(path: str, offset: int = 0, length: int | None = None,
+                      size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """Read part of a file in a thread, chunk by chunk."""
+    f = await asyncio.to_thread(open, path, "rb")
+    try:
+        await asyncio.to_thread(f.seek, offset)
+        left = length
+        while left is None or left > 0:
+            n = size if left is None else min(size, left)
+            chunk = await asyncio.to_thread(f.read, n)
+            if not chunk:
+                if left:
+                    raise InvalidParameter("unexpected end of file")
+                break
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+    finally:
+        await asyncio.to_thread(f.close)
