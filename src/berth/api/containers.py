@@ -7,10 +7,13 @@ body into typed records, `render_inspect` and `render_summary` write them back o
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import stat
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +29,9 @@ from berth.containers.model import (
     RunConfig,
     Status,
 )
+from berth.containers.users import resolve_user
 from berth.errors import InvalidParameter, NotFound
+from berth.layers import archive
 from berth.logs import jsonfile
 from berth.stdstream import STDERR, STDOUT, encode_frame
 from berth.units import human_duration
@@ -777,3 +782,94 @@ def process_table(pids: list[int]) -> dict[str, Any]:
         rows.append([user, str(pid), str(ppid), "0", time.strftime("%H:%M", time.localtime(started)), "?",
                      time.strftime("%H:%M:%S", time.gmtime(cpu_secs)), cmdline or f"[{comm}]"])
     return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
+
+
+# -- filesystem: docker diff, export, cp ----------------------------------------------------
+
+
+@routes.get("/containers/{id}/changes")
+async def changes(request: web.Request) -> web.Response:
+    found = await _mgr(request).changes(request.match_info["id"])
+    return json_response([{"Path": ch.path, "Kind": int(ch.kind)} for ch in found])
+
+
+async def _stream_tar(request: web.Request, chunks: AsyncGenerator[bytes, None],
+                      headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Send a tar that a child process writes; the first chunk is read before the headers
+    go out, so that a failure at the start is still an error response."""
+    try:
+        first = await anext(chunks, b"")
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar",
+                                                           **(headers or {})})
+        await response.prepare(request)
+        try:
+            if first:
+                await response.write(first)
+                async for chunk in chunks:
+                    await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # tar readers may hang up once they have the end-of-archive blocks
+        return response
+    finally:
+        await chunks.aclose()
+
+
+@routes.get("/containers/{id}/export")
+async def export(request: web.Request) -> web.StreamResponse:
+    async with _mgr(request).root_of(request.match_info["id"]) as (_c, root):
+        return await _stream_tar(request, archive.pack(root, "/", ""))
+
+
+def _path_query(request: web.Request) -> str:
+    path = request.query.get("path", "")
+    if not path:
+        raise InvalidParameter("Path cannot be empty")
+    return path
+
+
+def _path_stat_header(st: archive.PathStat) -> dict[str, str]:
+    doc = {"name": st.name, "size": st.size, "mode": st.mode, "mtime": st.mtime, "linkTarget": st.link_target}
+    return {"X-Docker-Container-Path-Stat": base64.b64encode(json.dumps(doc).encode()).decode()}
+
+
+@routes.head("/containers/{id}/archive")
+async def archive_stat(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    path = _path_query(request)
+    async with _mgr(request).root_of(ref) as (_c, root):
+        st = archive.stat_path(archive.resolve(root, path), ref)
+    return web.Response(status=200, headers=_path_stat_header(st))
+
+
+@routes.get("/containers/{id}/archive")
+async def archive_get(request: web.Request) -> web.StreamResponse:
+    ref = request.match_info["id"]
+    path = _path_query(request)
+    async with _mgr(request).root_of(ref) as (_c, root):
+        resolved = archive.resolve(root, path)
+        st = archive.stat_path(resolved, ref)
+        name = "." if resolved.path.endswith("/.") else st.name
+        return await _stream_tar(request, archive.pack(root, resolved.inside, name), _path_stat_header(st))
+
+
+@routes.put("/containers/{id}/archive")
+async def archive_put(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    path = _path_query(request)
+    async with _mgr(request).root_of(ref) as (c, root):
+        resolved = archive.resolve_dir(root, path)
+        try:
+            st = os.lstat(resolved.host)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"Could not find the file {path} in container {ref}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidParameter("extraction point is not a directory")
+        owner = None
+        if query_bool(request, "copyUIDGID"):
+            user = resolve_user(root, c.config.user)
+            owner = (user.uid, user.gid)
+        await archive.unpack(root, resolved.inside, request.content.iter_chunked(1 << 16),
+                             no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
+                             owner=owner)
+    return web.Response(status=200)

@@ -23,7 +23,7 @@ import shutil
 import signal as signals
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from berth.containers.names import random_name
 from berth.containers.users import resolve_user
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
 from berth.images.store import ImageStore, now_rfc3339
+from berth.layers import diff
 from berth.layers.store import LayerStore
 from berth.runtime import rlimits, shimclient, spec
 
@@ -650,6 +651,40 @@ class ContainerManager:
             c = self.get(ref)
             live = self.live[c.id]
             live.pending_attaches = [a for a in live.pending_attaches if a.ready is not attachment_future]
+
+    # -- filesystem (cp, diff, export) -------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def root_of(self, ref: str) -> AsyncIterator[tuple[Container, str]]:
+        """The container's merged root; a stopped one is mounted for the duration only,
+        under its lock so that a start waits for it."""
+        c = self.get(ref)
+        live = self.live[c.id]
+        await live.lock.acquire()
+        locked = True
+        try:
+            if c.state.status == Status.REMOVING:
+                raise Conflict(f"container {c.id[:12]} is marked for removal")
+            if c.state.running:
+                live.lock.release()
+                locked = False
+                yield c, self.layers.container_path(c.id, "merged")
+                return
+            root = self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
+            try:
+                yield c, root
+            finally:
+                self.layers.unmount(c.id)
+        finally:
+            if locked:
+                live.lock.release()
+
+    async def changes(self, ref: str) -> list[diff.Change]:
+        c = self.get(ref)
+        chain_ids = self.images.resolve(c.image_id).chain_ids
+        lowers = [self.layers.diff_dir(chain) for chain in reversed(chain_ids)]
+        upper = self.layers.container_path(c.id, "upper")
+        return await asyncio.to_thread(diff.changes, upper, lowers)
 
     # -- shutdown ---------------------------------------------------------------------------
 
