@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
-from collections.abc import AsyncIterator
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
 from berth.api.server import Routes, json_response, query_bool
 from berth.containers.manager import ContainerManager
+from berth.containers.model import RunConfig as ContainerConfig
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.images import archive, reference
 from berth.images.content import file_chunks
-from berth.images.model import Image
-from berth.images.store import ImageStore
+from berth.images.model import Image, RunConfig
+from berth.images.store import ImageStore, apply_changes, merge_run_config
 from berth.logs import jsonfile
 
 routes = Routes()
@@ -85,26 +91,181 @@ def render_inspect(img: Image) -> dict[str, Any]:
     }
 
 
+def image_filters(request: web.Request, allowed: set[str]) -> dict[str, list[str]]:
+    """The `filters` query parameter: name → values; a name not in `allowed` is refused."""
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filter: {raw}") from None
+    if not isinstance(doc, dict):
+        raise InvalidParameter(f"invalid filter: {raw}")
+    out: dict[str, list[str]] = {}
+    for key, value in doc.items():
+        if key not in allowed:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if isinstance(value, dict):
+            out[key] = [k for k, on in value.items() if on]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = [str(value)]
+    return out
+
+
+def _dangling(filters: dict[str, list[str]]) -> bool | None:
+    values = filters.get("dangling")
+    if not values:
+        return None
+    wanted = set()
+    for v in values:
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise InvalidParameter(f"invalid filter 'dangling={v}'")
+        wanted.add(v.lower() in ("true", "1"))
+    if len(wanted) > 1:
+        raise InvalidParameter("invalid filter 'dangling': both true and false given")
+    return wanted.pop()
+
+
+def _label_matches(img: Image, pattern: str) -> bool:
+    labels = img.config.config.labels
+    key, eq, value = pattern.partition("=")
+    if key.endswith("!"):
+        return not (key[:-1] in labels and labels[key[:-1]] == value)
+    return key in labels and (not eq or labels[key] == value)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_until(text: str) -> float:
+    """An `until` filter value as unix seconds: a Go duration before now ("24h", "1h30m"),
+    unix seconds, or an RFC 3339 time, as dockerd accepts."""
+    parts = _DURATION.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return jsonfile.parse_time(text) / 1e9
+    except ValueError:
+        raise InvalidParameter(f"invalid filter 'until={text}'") from None
+
+
+def image_matcher(store: ImageStore, filters: dict[str, list[str]]) -> Callable[[Image], bool]:
+    """A test for the `label`, `reference`, `before`, `since` and `until` filters."""
+    refs = filters.get("reference", [])
+    labels = filters.get("label", [])
+    before = [_created_epoch(store.resolve(name)) for name in filters.get("before", [])]
+    since = [_created_epoch(store.resolve(name)) for name in filters.get("since", [])]
+    until = [parse_until(v) for v in filters.get("until", [])]
+
+    def matches(img: Image) -> bool:
+        created = _created_epoch(img)
+        if refs and not any(_ref_matches(t, r) for t in img.repo_tags for r in refs):
+            return False
+        if not all(_label_matches(img, pattern) for pattern in labels):
+            return False
+        if any(created >= b for b in before) or any(created <= s for s in since):
+            return False
+        return not any(created >= u for u in until)
+
+    return matches
+
+
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
-    images = _store(request).all()
-    filters = json.loads(request.query.get("filters") or "{}")
-    refs = filters.get("reference") or []
-    if isinstance(refs, dict):
-        refs = [k for k, v in refs.items() if v]
+    store = _store(request)
+    filters = image_filters(request, {"dangling", "label", "reference", "before", "since", "until"})
+    dangling = _dangling(filters)
+    matches = image_matcher(store, filters)
+    counts = _container_counts(request)
     out = []
-    for img in images:
-        if refs and not any(_ref_matches(t, r) for t in img.repo_tags for r in refs):
+    for img in store.all():
+        if dangling is not None and dangling != (not img.repo_tags):
             continue
-        out.append(render_summary(img))
+        if not matches(img):
+            continue
+        summary = render_summary(img)
+        summary["Containers"] = counts.get(img.id, 0)
+        out.append(summary)
     return json_response(out)
 
 
-def _ref_matches(tag: str, pattern: str) -> bool:
-    import fnmatch
+def _container_counts(request: web.Request) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in _containers(request).all():
+        counts[c.image_id] = counts.get(c.image_id, 0) + 1
+    return counts
 
+
+def _ref_matches(tag: str, pattern: str) -> bool:
     repo = tag.rsplit(":", 1)[0]
     return fnmatch.fnmatch(tag, pattern) or fnmatch.fnmatch(repo, pattern)
+
+
+@routes.post("/images/prune")
+async def prune(request: web.Request) -> web.Response:
+    """`docker image prune`: dangling images by default, every unused one with
+    dangling=false; never an image a container (running or not) stands on."""
+    store = _store(request)
+    filters = image_filters(request, {"dangling", "label", "until"})
+    dangling = _dangling(filters)
+    matches = image_matcher(store, filters)
+    candidates = [img for img in store.all() if matches(img)]
+    used = set(_containers(request).images_in_use())
+    deleted, reclaimed = store.prune(candidates, used, dangling_only=dangling is not False)
+    return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+def _image_config_of(c: ContainerConfig) -> RunConfig:
+    return RunConfig(user=c.user, env=list(c.env), cmd=c.cmd, entrypoint=c.entrypoint,
+                     working_dir=c.working_dir, labels=dict(c.labels), exposed_ports=list(c.exposed_ports),
+                     volumes=list(c.volumes), stop_signal=c.stop_signal)
+
+
+@routes.post("/commit")
+async def commit(request: web.Request) -> web.Response:
+    """`docker commit`: the container's changes become one more layer on its image, its
+    config (overridden by the body, then by `changes`) the new image's."""
+    store = _store(request)
+    mgr = _containers(request)
+    c = mgr.get(request.query.get("container", ""))
+    repo = request.query.get("repo", "")
+    tag_name = request.query.get("tag", "")
+    repo_tag = None
+    if repo:
+        repo_tag = f"{repo}:{tag_name}" if tag_name else repo
+        reference.parse(repo_tag)
+    elif tag_name:
+        raise InvalidParameter("tag is specified without a repository")
+    body: Any = None
+    if request.can_read_body:
+        text = await request.text()
+        if text.strip():
+            try:
+                body = json.loads(text)
+            except ValueError:
+                raise InvalidParameter("invalid JSON in the commit's container config") from None
+    if body is not None and not isinstance(body, dict):
+        raise InvalidParameter("the commit's container config must be a JSON object")
+    base = _image_config_of(c.config)
+    run_config = RunConfig.from_oci(body) if body else _image_config_of(c.config)
+    run_config = merge_run_config(apply_changes(run_config, request.query.getall("changes", [])), base)
+    parent = store.resolve(c.image_id)
+    with tempfile.NamedTemporaryFile(dir=os.path.join(store.layers.root, "tmp"), suffix=".tar") as out:
+        await mgr.write_changes(c.id, out, pause=query_bool(request, "pause", True))
+        out.flush()
+        image_id = await store.commit(
+            parent, out.name, run_config, created_by=" ".join(c.config.cmd or []),
+            author=request.query.get("author", ""), comment=request.query.get("comment", ""),
+            repo_tag=repo_tag)
+    return json_response({"Id": image_id}, status=201)
 
 
 @routes.get("/images/get")

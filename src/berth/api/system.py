@@ -1,7 +1,8 @@
-"""`/_ping`, `/version`, `/info`: what the daemon is and what it holds."""
+"""`/_ping`, `/version`, `/info`, `/system/df`: what the daemon is and what it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from berth import API_VERSION, MIN_API_VERSION, __version__
+from berth.api import containers as container_api
+from berth.api import images as image_api
 from berth.api.server import Routes, json_response, server_header
 from berth.containers.model import Status
 from berth.images.store import ARCH, now_rfc3339
@@ -129,4 +132,44 @@ async def info(request: web.Request) -> web.Response:
         "InitBinary": "",
         "SecurityOptions": [],
         "Warnings": None,
+    })
+
+
+@routes.get("/system/df")
+async def disk_usage(request: web.Request) -> web.Response:
+    """`docker system df`: layers counted once; an image's SharedSize is what its layers
+    share with other images."""
+    ctx = request.app["ctx"]
+    images = ctx.images.all()
+    layer_sizes: dict[str, int] = {}
+    users: dict[str, int] = {}
+    for img in images:
+        for chain_id in img.chain_ids:
+            users[chain_id] = users.get(chain_id, 0) + 1
+            if chain_id not in layer_sizes:
+                layer = ctx.images.layers.get(chain_id)
+                layer_sizes[chain_id] = layer.size if layer else 0
+    counts: dict[str, int] = {}
+    containers = ctx.containers.all()
+    for c in containers:
+        counts[c.image_id] = counts.get(c.image_id, 0) + 1
+    image_docs = []
+    for img in images:
+        doc = image_api.render_summary(img)
+        doc["Containers"] = counts.get(img.id, 0)
+        doc["SharedSize"] = sum(layer_sizes[ch] for ch in img.chain_ids if users[ch] > 1)
+        image_docs.append(doc)
+    sizes = {img.id: img.size for img in images}
+    container_docs = []
+    for c in containers:
+        doc = container_api.render_summary(c)
+        doc["SizeRw"] = await asyncio.to_thread(ctx.images.layers.rw_size, c.id)
+        doc["SizeRootFs"] = doc["SizeRw"] + sizes.get(c.image_id, 0)
+        container_docs.append(doc)
+    return json_response({
+        "LayersSize": ctx.images.layers_size(),
+        "Images": image_docs,
+        "Containers": container_docs,
+        "Volumes": [],
+        "BuildCache": [],
     })

@@ -25,14 +25,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from berth.containers.model import Container, HostConfig, RunConfig, State, Status
 from berth.containers.names import random_name
 from berth.containers.users import resolve_user
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
 from berth.images.store import ImageStore, now_rfc3339
-from berth.layers import diff
+from berth.layers import changeset, diff
 from berth.layers.store import LayerStore
 from berth.runtime import rlimits, shimclient, spec
 
@@ -685,6 +685,25 @@ class ContainerManager:
         lowers = [self.layers.diff_dir(chain) for chain in reversed(chain_ids)]
         upper = self.layers.container_path(c.id, "upper")
         return await asyncio.to_thread(diff.changes, upper, lowers)
+
+    async def write_changes(self, ref: str, out: IO[bytes], pause: bool = True) -> Container:
+        """The container's changes as a layer tar (for `docker commit`), written to `out`.
+
+        A running container is paused while its upperdir is read, when `pause`, and
+        resumed after, whatever happens; one paused already stays paused."""
+        c = self.get(ref)
+        chain_ids = self.images.resolve(c.image_id).chain_ids
+        lowers = [self.layers.diff_dir(chain) for chain in reversed(chain_ids)]
+        upper = self.layers.container_path(c.id, "upper")
+        paused_here = pause and c.state.status == Status.RUNNING
+        if paused_here:
+            await self.pause(c.id)
+        try:
+            await asyncio.to_thread(changeset.write_changes, upper, lowers, out)
+        finally:
+            if paused_here and c.state.status == Status.PAUSED:
+                await self.unpause(c.id)
+        return c
 
     # -- shutdown ---------------------------------------------------------------------------
 

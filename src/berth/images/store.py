@@ -129,6 +129,45 @@ class ImageStore:
             self.tag(image_id, repo_tag)
         return image_id
 
+    async def commit(self, parent: Image, layer_tar: str, run_config: RunConfig, *, created_by: str,
+                     author: str, comment: str, repo_tag: str | None) -> str:
+        """`docker commit`: a child of `parent` with one more layer, read from `layer_tar`."""
+        if repo_tag:
+            reference.parse(repo_tag)  # refuse a bad name before storing the layer
+        top = parent.chain_ids[-1] if parent.chain_ids else None
+        layer = await self.layers.apply(file_chunks(layer_tar), top)
+        created = now_rfc3339()
+        config = ImageConfig(
+            created=created, architecture=parent.config.architecture or ARCH, os=parent.config.os or "linux",
+            config=run_config, diff_ids=[*parent.config.diff_ids, layer.diff_id],
+            history=[*parent.config.history, History(created=created, created_by=created_by, comment=comment)],
+            author=author, comment=comment,
+        )
+        image_id = self.add(config, parent.size + layer.size)
+        if repo_tag:
+            self.tag(image_id, repo_tag)
+        return image_id
+
+    def layers_size(self) -> int:
+        """What all stored layers take, counting a layer shared by images once."""
+        row = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()
+        return int(row[0])
+
+    def prune(self, candidates: list[Image], used: set[str], dangling_only: bool) -> tuple[list[dict[str, str]], int]:
+        """`docker image prune`: remove `candidates` that no container uses (only the
+        untagged ones when `dangling_only`); returns what went and the bytes freed."""
+        before = self.layers_size()
+        results: list[dict[str, str]] = []
+        for img in candidates:
+            if img.id in used or (dangling_only and img.repo_tags):
+                continue
+            for tag in img.repo_tags:
+                results.append({"Untagged": self.untag(tag)})
+            self.db.execute("DELETE FROM images WHERE id=?", (img.id,))
+            results.append({"Deleted": img.id})
+            self._collect_layers(img.chain_ids)
+        return results, before - self.layers_size()
+
     # -- save and load ------------------------------------------------------------------
 
     def save_selection(self, names: list[str]) -> list[archive.SaveImage]:
@@ -303,6 +342,23 @@ class ImageStore:
         for chain_id in reversed(chain_ids):
             if chain_id not in in_use:
                 self.layers.remove(chain_id)
+
+
+def merge_run_config(user: RunConfig, base: RunConfig) -> RunConfig:
+    """Fill what `user` leaves unset from `base`, as dockerd merges a commit's config
+    into the container's: lists and maps are joined, the command pair moves together."""
+    user.user = user.user or base.user
+    user.exposed_ports = sorted(set(user.exposed_ports) | set(base.exposed_ports))
+    keys = {e.split("=", 1)[0] for e in user.env}
+    user.env = user.env + [e for e in base.env if e.split("=", 1)[0] not in keys]
+    if not user.entrypoint and not user.cmd:
+        user.cmd, user.entrypoint = base.cmd, base.entrypoint
+    user.working_dir = user.working_dir or base.working_dir
+    user.volumes = sorted(set(user.volumes) | set(base.volumes))
+    user.stop_signal = user.stop_signal or base.stop_signal
+    user.labels = {**base.labels, **user.labels}
+    user.on_build = user.on_build or list(base.on_build)
+    return user
 
 
 _CHANGE_KEYS = {"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "ONBUILD", "USER", "VOLUME", "WORKDIR", "LABEL", "STOPSIGNAL"}
