@@ -15,6 +15,9 @@ measured loop and ``after_each`` after every run (none of them is timed).
 the OCI runtimes run directly (berth-runtime, runc, crun) and the shims' memory per
 container (berth's shim, containerd-shim). They are listed by ``--list`` and can be
 picked with ``--scenario`` like the others.
+
+``--images`` adds the scenarios of ``bench/images.py``: ``docker save`` and ``docker
+load`` throughput of a 200 MB image, and layer extraction against GNU tar, in MB/s.
 """
 
 from __future__ import annotations
@@ -524,6 +527,29 @@ def run_runtime_scenarios(
     return bool(runtime.run(options, tmp / "runtime", rootfs))
 
 
+# -------------------------------------------------------------- image scenarios
+
+
+def image_scenarios() -> list[tuple[str, str]]:
+    """(name, description) of bench/images.py's scenarios."""
+    import images  # bench/images.py, imported late: it imports this module
+
+    return list(images.SCENARIOS)
+
+
+def run_image_scenarios(
+    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
+) -> bool:
+    import images
+
+    options = images.Options(
+        runs=min(args.runs, 3), scenarios=tuple(names), docker=args.docker,
+        dockerd=None if args.no_dockerd else args.dockerd,
+        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
+    )  # fmt: skip
+    return bool(images.run(options, tmp / "images", rootfs))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -543,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--runtime", action="store_true",
         help="also run bench/runtime.py's scenarios: berth-runtime vs runc/crun, shim memory",
+    )  # fmt: skip
+    ap.add_argument(
+        "--images", action="store_true",
+        help="also run bench/images.py's scenarios: save/load and layer extraction MB/s",
     )  # fmt: skip
     ap.add_argument(
         "--containers", type=int, default=10, metavar="N",
@@ -568,16 +598,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{sc.name}\tdocker {' '.join(sc.argv)}")
         for name, description in runtime_scenarios():
             print(f"{name}\t{description} (with --runtime)")
+        for name, description in image_scenarios():
+            print(f"{name}\t{description} (with --images)")
         return 0
     scenarios = SCENARIOS
     runtime_names = [name for name, _ in runtime_scenarios()] if args.runtime else []
+    image_names = [name for name, _ in image_scenarios()] if args.images else []
     if args.scenario:
-        known = {sc.name for sc in SCENARIOS} | {name for name, _ in runtime_scenarios()}
+        known = (
+            {sc.name for sc in SCENARIOS}
+            | {name for name, _ in runtime_scenarios()}
+            | {name for name, _ in image_scenarios()}
+        )
         unknown = [n for n in args.scenario if n not in known]
         if unknown:
             ap.error(f"unknown scenario(s): {', '.join(unknown)} (see --list)")
         scenarios = [sc for sc in SCENARIOS if sc.name in args.scenario]
         runtime_names = [name for name, _ in runtime_scenarios() if name in args.scenario]
+        image_names = [name for name, _ in image_scenarios() if name in args.scenario]
     if args.containers < 1:
         ap.error("--containers must be >= 1")
     if args.runs < 1 or args.warmup < 0:
@@ -613,10 +651,17 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip() or "?"  # fmt: skip
 
         runtime_json: dict[str, object] = {}
-        if not scenarios:  # only runtime scenarios were picked
-            ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
+        images_json: dict[str, object] = {}
+        if not scenarios:  # only runtime or image scenarios were picked
+            ok = True
+            if runtime_names:
+                ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
+            if image_names:
+                ok = run_image_scenarios(args, tmp, rootfs, image_names, images_json) and ok
             if args.json:
-                out = {"runs": args.runs, "warmup": args.warmup, "runtime": runtime_json}
+                out = {"runs": args.runs, "warmup": args.warmup,
+                       **({"runtime": runtime_json} if runtime_names else {}),
+                       **({"images": images_json} if image_names else {})}  # fmt: skip
                 Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
             return 0 if ok else 1
 
@@ -653,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime_ok = True
         if runtime_names:
             runtime_ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
+        if image_names:
+            runtime_ok = run_image_scenarios(args, tmp, rootfs, image_names, images_json) and runtime_ok
 
         if args.json:
             out = {
@@ -672,6 +719,7 @@ def main(argv: list[str] | None = None) -> int:
                     for sc in scenarios
                 },
                 **({"runtime": runtime_json} if runtime_names else {}),
+                **({"images": images_json} if image_names else {}),
             }
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 

@@ -13,7 +13,6 @@ owners are numeric both ways.
 from __future__ import annotations
 
 import asyncio
-import lzma
 import os
 import posixpath
 import stat
@@ -25,7 +24,14 @@ from datetime import UTC, datetime
 from typing import IO
 
 from berth.errors import InvalidParameter, NotFound, SystemError_
-from berth.layers.extract import _lstat, _remove, decompressed
+from berth.layers.extract import (
+    DECODE_ERRORS,
+    _lstat,
+    _remove,
+    child_env,
+    decompressed,
+    hard_link,
+)
 from berth.runtime.rootfs import secure_join
 
 # Go's os.FileMode type bits, which Docker puts in the path stat of `docker cp`.
@@ -147,16 +153,12 @@ def stat_path(resolved: Resolved, container: str) -> PathStat:
 # -- the chrooted child ---------------------------------------------------------------------
 
 
-def _child_env() -> dict[str, str]:
-    return {"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(__file__)))}
-
-
 async def pack(root: str, inside: str, name: str) -> AsyncGenerator[bytes, None]:
     """Stream a tar of `inside` (a path in the container) with its top entry named `name`;
     `name` "" packs the directory's contents with no prefix (what `docker export` sends)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-S", "-m", "berth.layers.archive", "pack", root, inside, name,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_child_env())
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
     assert proc.stdout is not None and proc.stderr is not None
     try:
         while chunk := await proc.stdout.read(_CHUNK):
@@ -178,7 +180,7 @@ async def unpack(root: str, inside: str, chunks: AsyncIterator[bytes], *,
             f"{owner[0]}:{owner[1]}" if owner else ""]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-S", "-m", "berth.layers.archive", *args,
-        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_child_env())
+        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
     assert proc.stdin is not None and proc.stderr is not None
     try:
         async for chunk in chunks:
@@ -239,6 +241,9 @@ def extract_members(stream: IO[bytes], no_overwrite_dir_non_dir: bool,
                     if member.isdir():
                         raise ValueError(f"cannot overwrite non-directory {name!r} with directory")
                 _remove(name)
+            if member.islnk():
+                hard_link(member.linkname, name)
+                continue
             if owner is not None:
                 member.uid, member.gid = owner
             tar.extract(member, ".", set_attrs=True, numeric_owner=True, filter="fully_trusted")
@@ -276,7 +281,7 @@ def main() -> None:
                 uid, gid = owner_text.split(":")
                 owner = (int(uid), int(gid))
             extract_members(decompressed(sys.stdin.buffer), no_overwrite == "1", owner)
-    except (tarfile.TarError, OSError, EOFError, ValueError, lzma.LZMAError) as e:
+    except DECODE_ERRORS as e:
         sys.stderr.write(f"{e}\n")
         sys.exit(1)
 

@@ -1,11 +1,13 @@
 """Apply one layer tar to a directory, safely; run as its own process by layers.store.
 
-`python -m berth.layers.extract DEST` reads a tar (plain, gzip, bzip2 or xz) on stdin,
+`python -m berth.layers.extract DEST` reads a tar (plain, gzip, bzip2, xz or zstd) on stdin,
 chroots into DEST and extracts it there, so no name, symlink or hard link in the
 archive can reach outside DEST: inside the chroot "/" *is* DEST. It prints one JSON
 line: {"diff_id": "sha256:…", "size": N} (the digest of the uncompressed tar), or
 {"error": "…"} and exits 1. OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) become
 overlayfs whiteouts (a 0/0 character device, the trusted.overlay.opaque xattr).
+gzip goes through isal (the stdlib when isal is missing), zstd through zstandard; both
+are imported before the chroot, which would hide them.
 """
 
 from __future__ import annotations
@@ -18,8 +20,23 @@ import lzma
 import os
 import stat
 import sys
+import sysconfig
 import tarfile
-from typing import IO
+from typing import IO, cast
+
+try:
+    from isal import igzip as _gzip
+except ImportError:  # isal is optional: the stdlib decodes gzip too, only slower
+    _gzip = gzip  # type: ignore[misc]
+try:
+    import zstandard
+except ImportError:
+    zstandard = None  # type: ignore[assignment]
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    tarfile.TarError, OSError, EOFError, ValueError, lzma.LZMAError,
+    *((zstandard.ZstdError,) if zstandard is not None else ()))
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -56,12 +73,32 @@ class _Peek:
             return data
         return self.raw.read(n)
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a `python -S -m berth.layers.…` child: berth's sources and this
+    interpreter's site-packages (where isal and zstandard live), nothing else."""
+    paths = [os.path.dirname(os.path.dirname(os.path.dirname(__file__)))]
+    paths += [p for p in (sysconfig.get_path("purelib"), sysconfig.get_path("platlib"))
+              if p not in paths]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
 
 def decompressed(raw: IO[bytes]) -> IO[bytes]:
     head = raw.read(6)
     src = _Peek(raw, head)
     if head.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[call-overload]
+        return _gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[call-overload,arg-type,return-value]
+    if head.startswith(ZSTD_MAGIC):
+        if zstandard is None:
+            raise ValueError("zstd-compressed data, but the zstandard module is not installed")
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            cast(IO[bytes], src), read_across_frames=True)
+        return cast(IO[bytes], reader)
     if head.startswith(b"BZh"):
         return bz2.BZ2File(src, "rb")  # type: ignore[call-overload]
     if head.startswith(b"\xfd7zXZ\x00"):
@@ -99,7 +136,22 @@ def apply(stream: IO[bytes]) -> None:
             existing = _lstat(path)
             if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
                 _remove(path)
+            if member.islnk():
+                hard_link(member.linkname, path)
+                continue
             tar.extract(member, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
+
+
+def hard_link(target: str, path: str) -> None:
+    """A hard link to a file already extracted (a symlink at `target` is linked, not
+    followed, as Docker does); one to anything else is refused."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        os.link(target, path, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ValueError(f"invalid hardlink {path!r} -> {target!r}: no such file in the archive") from None
+    except IsADirectoryError:
+        raise ValueError(f"invalid hardlink {path!r} -> {target!r}: it is a directory") from None
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -131,7 +183,7 @@ def main() -> None:
         apply(stream)  # type: ignore[arg-type]
         while stream.read(1 << 20):
             pass  # the tar's end padding counts in its digest
-    except (tarfile.TarError, OSError, EOFError, ValueError, lzma.LZMAError) as e:
+    except DECODE_ERRORS as e:
         print(json.dumps({"error": f"invalid tar archive: {e}"}), flush=True)
         sys.exit(1)
     print(json.dumps({"diff_id": "sha256:" + stream.hash.hexdigest(), "size": stream.size}), flush=True)

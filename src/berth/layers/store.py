@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from berth.errors import InvalidParameter, SystemError_
 from berth.images.content import ContentStore
+from berth.layers.extract import child_env
 from berth.runtime import linux
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class LayerStore:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-S", "-m", "berth.layers.extract", diff,
                     stdin=source, stdout=asyncio.subprocess.PIPE,
-                    env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(__file__)))},
+                    env=child_env(),
                 )
                 assert proc.stdout is not None
                 try:
