@@ -3,6 +3,7 @@ running, keep logging, and are adopted again by the next berthd."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,10 +15,12 @@ from helpers.cli import Cli, describe, import_image
 from helpers.daemon import BerthDaemon, docker_environment
 
 
-@pytest.fixture
-def restorable(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> Iterator[tuple[BerthDaemon, Cli]]:
-    daemon = BerthDaemon(berth_root, marker=berthd.marker, name=f"lr{uuid.uuid4().hex[:6]}",
-                         extra_args=["--live-restore"])
+@contextlib.contextmanager
+def private_daemon(berth_root: Path, session: BerthDaemon, busybox_tar: Path,
+                   *extra_args: str) -> Iterator[tuple[BerthDaemon, Cli]]:
+    """A berthd of the test's own (it may kill it), with busybox imported; cleaned up after."""
+    daemon = BerthDaemon(berth_root, marker=session.marker, name=f"lr{uuid.uuid4().hex[:6]}",
+                         extra_args=list(extra_args))
     daemon.start()
     config = berth_root / f"{daemon.name}-docker-config"
     config.mkdir()
@@ -35,81 +38,61 @@ def restorable(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> Iter
         daemon.stop()
 
 
+def _kill_9(daemon: BerthDaemon) -> None:
+    assert daemon.proc is not None
+    daemon.proc.kill()  # no chance to stop anything
+    daemon.proc.wait(timeout=10)
+
+
 def _counts(text: str) -> list[int]:
     return [int(line) for line in text.split()]
 
 
 @pytest.mark.timeout(90)
-def test_container_survives_kill_9_of_berthd_and_is_adopted(restorable: tuple[BerthDaemon, Cli]) -> None:
-    daemon, docker = restorable
-    cid = docker.ok("run", "-d", "--name", "lr1", "busybox", "sh", "-c",
-                    "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done").strip()
-    time.sleep(1)
-    assert daemon.proc is not None
-    daemon.proc.kill()  # kill -9: no chance to stop anything
-    daemon.proc.wait(timeout=10)
-    time.sleep(5)
-    daemon.start()
-    assert docker.ok("inspect", "-f", "{{.State.Status}} {{.State.Running}}", "lr1").strip() == "running true"
-    counts = _counts(docker.ok("logs", "lr1"))
-    # Printed every 0.2 s for ~6 s, all while berthd was away or back: no gap.
-    assert len(counts) >= 20, counts
-    assert counts == list(range(len(counts))), "the log has a gap"
-    time.sleep(0.5)
-    assert len(_counts(docker.ok("logs", "lr1"))) > len(counts), "the log stopped growing"
-    res = docker("stop", "-t", "1", "lr1")
-    assert res.returncode == 0, describe(res)
-    state = docker.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", cid).split()
-    assert state == ["exited", "137"]
+def test_container_survives_kill_9_of_berthd_and_is_adopted(
+    berth_root: Path, berthd: BerthDaemon, busybox_tar: Path
+) -> None:
+    with private_daemon(berth_root, berthd, busybox_tar, "--live-restore") as (daemon, docker):
+        cid = docker.ok("run", "-d", "--name", "lr1", "busybox", "sh", "-c",
+                        "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done").strip()
+        time.sleep(1)
+        _kill_9(daemon)
+        time.sleep(5)
+        daemon.start()
+        assert docker.ok("inspect", "-f", "{{.State.Status}} {{.State.Running}}", "lr1").strip() == "running true"
+        counts = _counts(docker.ok("logs", "lr1"))
+        # Printed every 0.2 s for ~6 s, all while berthd was away or back: no gap.
+        assert len(counts) >= 20, counts
+        assert counts == list(range(len(counts))), "the log has a gap"
+        time.sleep(0.5)
+        assert len(_counts(docker.ok("logs", "lr1"))) > len(counts), "the log stopped growing"
+        res = docker("stop", "-t", "1", "lr1")
+        assert res.returncode == 0, describe(res)
+        state = docker.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", cid).split()
+        assert state == ["exited", "137"]
 
 
 @pytest.mark.timeout(90)
 def test_without_live_restore_a_clean_shutdown_stops_containers(
     berth_root: Path, berthd: BerthDaemon, busybox_tar: Path
 ) -> None:
-    daemon = BerthDaemon(berth_root, marker=berthd.marker, name=f"nl{uuid.uuid4().hex[:6]}")
-    daemon.start()
-    config = berth_root / f"{daemon.name}-docker-config"
-    config.mkdir()
-    docker = Cli("docker", docker_environment(daemon, config))
-    try:
-        assert import_image(docker, busybox_tar, "busybox:latest").returncode == 0
+    with private_daemon(berth_root, berthd, busybox_tar) as (daemon, docker):
         docker.ok("run", "-d", "--name", "nl1", "--stop-timeout", "1", "busybox", "sleep", "300")
         assert daemon.stop() == 0
         daemon.start()
         assert docker.ok("inspect", "-f", "{{.State.Status}}", "nl1").strip() == "exited"
-    finally:
-        if daemon.ping():
-            ids = docker("ps", "-aq").stdout.split()
-            if ids:
-                docker("rm", "-f", *ids)
-            daemon.stop()
 
 
 @pytest.mark.timeout(90)
 def test_without_live_restore_survivors_of_a_crash_are_stopped_at_start(
     berth_root: Path, berthd: BerthDaemon, busybox_tar: Path
 ) -> None:
-    daemon = BerthDaemon(berth_root, marker=berthd.marker, name=f"nc{uuid.uuid4().hex[:6]}")
-    daemon.start()
-    config = berth_root / f"{daemon.name}-docker-config"
-    config.mkdir()
-    docker = Cli("docker", docker_environment(daemon, config))
-    try:
-        assert import_image(docker, busybox_tar, "busybox:latest").returncode == 0
+    with private_daemon(berth_root, berthd, busybox_tar) as (daemon, docker):
         docker.ok("run", "-d", "--name", "nc1", "busybox", "sleep", "300")
-        assert daemon.proc is not None
-        daemon.proc.kill()
-        daemon.proc.wait(timeout=10)
+        _kill_9(daemon)
         daemon.start()
         deadline = time.monotonic() + 10
         while docker.ok("inspect", "-f", "{{.State.Status}}", "nc1").strip() != "exited":
             assert time.monotonic() < deadline, "the crashed daemon's container kept running"
             time.sleep(0.1)
         assert docker.ok("inspect", "-f", "{{.State.ExitCode}}", "nc1").strip() == "137"
-    finally:
-        if daemon.ping():
-            ids = docker("ps", "-aq").stdout.split()
-            if ids:
-                docker("rm", "-f", *ids)
-            daemon.stop()

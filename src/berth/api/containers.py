@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from berth.api import hijack
-from berth.api.server import Routes, json_body, json_response, query_bool, query_int
+from berth.api.server import Routes, filters_param, json_body, json_response, query_bool, query_int
 from berth.containers.manager import ContainerManager
 from berth.containers.model import (
     Container,
@@ -348,7 +348,10 @@ def _network_settings(c: Container) -> dict[str, Any]:
 
 
 def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
-    merged = f"{mgr.layers.root}/containers/{c.id}"
+    layer_dir = f"{mgr.layers.snapshotter.root}/{c.id}"
+    graph_data = ({"MergedDir": f"{layer_dir}/merged", "UpperDir": f"{layer_dir}/upper",
+                   "WorkDir": f"{layer_dir}/work"} if mgr.layers.driver == "overlay2"
+                  else {"Dir": f"{layer_dir}/merged"})
     return {
         "Id": c.id,
         "Created": c.created,
@@ -369,8 +372,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         "HostConfig": _host_config_doc(c),
-        "GraphDriver": {"Name": "overlay2", "Data": {
-            "MergedDir": f"{merged}/merged", "UpperDir": f"{merged}/upper", "WorkDir": f"{merged}/work"}},
+        "GraphDriver": {"Name": mgr.layers.driver, "Data": graph_data},
         "Mounts": [],
         "Config": _config_doc(c),
         "NetworkSettings": _network_settings(c),
@@ -420,20 +422,7 @@ def render_summary(c: Container) -> dict[str, Any]:
     }
 
 
-def _filters(request: web.Request) -> dict[str, list[str]]:
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filter: {raw}") from None
-    if not isinstance(doc, dict):
-        raise InvalidParameter(f"invalid filter: {raw}")
-    out: dict[str, list[str]] = {}
-    for k, v in doc.items():
-        out[k] = list(v) if isinstance(v, list) else [key for key, on in v.items() if on] if isinstance(v, dict) else [str(v)]
-    return out
+CONTAINER_FILTERS = {"status", "name", "id", "exited", "label", "ancestor", "before", "since"}
 
 
 def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
@@ -454,8 +443,6 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         if key == "ancestor" and not any(v in (c.config.image, c.image_id) or c.image_id.startswith("sha256:" + v)
                                          for v in values):
             return False
-        if key not in ("status", "name", "id", "exited", "label", "ancestor", "before", "since"):
-            raise InvalidParameter(f"invalid filter '{key}'")
     return True
 
 
@@ -473,7 +460,7 @@ async def create(request: web.Request) -> web.Response:
 async def list_containers(request: web.Request) -> web.Response:
     show_all = query_bool(request, "all")
     limit = query_int(request, "limit", -1) or -1
-    filters = _filters(request)
+    filters = filters_param(request, CONTAINER_FILTERS)
     out = []
     for c in _mgr(request).all():
         if not show_all and not c.state.running and "status" not in filters and "exited" not in filters:

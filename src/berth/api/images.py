@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.server import Routes, json_response, query_bool
+from berth.api.server import Routes, filters_param, json_response, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
 from berth.errors import BerthError, InvalidParameter, NotFound
@@ -91,30 +91,6 @@ def render_inspect(img: Image) -> dict[str, Any]:
     }
 
 
-def image_filters(request: web.Request, allowed: set[str]) -> dict[str, list[str]]:
-    """The `filters` query parameter: name → values; a name not in `allowed` is refused."""
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filter: {raw}") from None
-    if not isinstance(doc, dict):
-        raise InvalidParameter(f"invalid filter: {raw}")
-    out: dict[str, list[str]] = {}
-    for key, value in doc.items():
-        if key not in allowed:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if isinstance(value, dict):
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            out[key] = [str(value)]
-    return out
-
-
 def _dangling(filters: dict[str, list[str]]) -> bool | None:
     values = filters.get("dangling")
     if not values:
@@ -181,7 +157,7 @@ def image_matcher(store: ImageStore, filters: dict[str, list[str]]) -> Callable[
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
     store = _store(request)
-    filters = image_filters(request, {"dangling", "label", "reference", "before", "since", "until"})
+    filters = filters_param(request, {"dangling", "label", "reference", "before", "since", "until"})
     dangling = _dangling(filters)
     matches = image_matcher(store, filters)
     counts = _container_counts(request)
@@ -214,7 +190,7 @@ async def prune(request: web.Request) -> web.Response:
     """`docker image prune`: dangling images by default, every unused one with
     dangling=false; never an image a container (running or not) stands on."""
     store = _store(request)
-    filters = image_filters(request, {"dangling", "label", "until"})
+    filters = filters_param(request, {"dangling", "label", "until"})
     dangling = _dangling(filters)
     matches = image_matcher(store, filters)
     candidates = [img for img in store.all() if matches(img)]

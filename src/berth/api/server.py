@@ -156,3 +156,27 @@ async def json_body(request: web.Request, required: bool = True) -> dict[str, An
     if not isinstance(doc, dict):
         raise InvalidParameter("invalid JSON: the request body must be an object")
     return doc
+
+
+def filters_param(request: web.Request, allowed: set[str]) -> dict[str, list[str]]:
+    """The `filters` query parameter: name → values; a name not in `allowed` is refused."""
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filter: {raw}") from None
+    if not isinstance(doc, dict):
+        raise InvalidParameter(f"invalid filter: {raw}")
+    out: dict[str, list[str]] = {}
+    for key, value in doc.items():
+        if key not in allowed:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if isinstance(value, dict):
+            out[key] = [k for k, on in value.items() if on]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = [str(value)]
+    return out
