@@ -5,7 +5,6 @@ Everything that changes capabilities runs in a forked child; the pytest process 
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Callable
@@ -18,43 +17,12 @@ from berth.errors import InvalidParameter
 from berth.runtime import capabilities as caps
 from berth.runtime.capabilities import CapabilitySets
 from berth.runtime.oci import SpecError
+from helpers.forked import in_child, run_forked
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changes capabilities; needs root")
 
 ALL_KNOWN = frozenset(range(41))
 WITHOUT_SYS_RESOURCE = ALL_KNOWN - {24}  # this host's bounding set
-
-
-def _run(fn: Callable[[], object]) -> str:
-    """Run `fn` in a forked child with stdout on a pipe; return what the child printed.
-
-    `fn` may exec a program (its output comes back) or return a JSON-able value.
-    """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            os.dup2(w, 1)
-            out = json.dumps({"result": fn()})
-        except BaseException as e:
-            out = json.dumps({"error": f"{type(e).__name__}: {e}"})
-            code = 1
-        os.write(1, out.encode())
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read().decode()
-    os.waitpid(pid, 0)
-    return data
-
-
-def in_child(fn: Callable[[], object]) -> Any:
-    doc = json.loads(_run(fn))
-    if "error" in doc:
-        raise AssertionError(f"in the child: {doc['error']}")
-    return doc["result"]
 
 
 def status_line(key: str) -> str:
@@ -246,7 +214,7 @@ def test_docker_default_set_shows_docker_s_capeff() -> None:
         caps.apply(sets)
         os.execv("/bin/grep", ["grep", "CapEff", "/proc/self/status"])
 
-    assert _run(exec_grep).split() == ["CapEff:", "00000000a80425fb"]  # root's exec keeps them
+    assert run_forked(exec_grep).split() == ["CapEff:", "00000000a80425fb"]  # root's exec keeps them
 
 
 def _switch_to(uid: int) -> Callable[[], None]:
@@ -267,7 +235,7 @@ def test_ambient_caps_survive_execve_for_a_non_root_user() -> None:
         caps.apply(sets, _switch_to(1000))
         os.execv("/bin/grep", ["grep", "-E", "^(Uid|CapAmb|CapEff)", "/proc/self/status"])
 
-    lines = dict(line.split(":", 1) for line in _run(body).splitlines())
+    lines = dict(line.split(":", 1) for line in run_forked(body).splitlines())
     assert lines["CapAmb"].strip() == "0000000000000400"
     assert lines["CapEff"].strip() == "0000000000000400"
     assert lines["Uid"].split() == ["1000"] * 4
@@ -284,7 +252,7 @@ def test_without_ambient_a_non_root_user_execs_with_no_caps() -> None:
         before_exec = status_line("CapEff")
         os.execv("/bin/sh", ["sh", "-c", f"echo {before_exec}; grep CapEff /proc/self/status"])
 
-    assert _run(body).split() == ["0000000000000400", "CapEff:", "0000000000000000"]
+    assert run_forked(body).split() == ["0000000000000400", "CapEff:", "0000000000000000"]
 
 
 @needs_root

@@ -5,7 +5,6 @@ Limits are only ever changed in forked children; the pytest process keeps its ow
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 from collections.abc import Callable
@@ -16,40 +15,9 @@ import pytest
 from berth.runtime import capabilities, rlimits
 from berth.runtime.oci import SpecError
 from berth.runtime.rlimits import RLIM_INFINITY, Rlimit, UlimitError
+from helpers.forked import in_child, run_forked
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changes capabilities; needs root")
-
-
-def _run(fn: Callable[[], object]) -> str:
-    """Run `fn` in a forked child with stdout on a pipe; return what the child printed.
-
-    `fn` may exec a program (its output comes back) or return a JSON-able value.
-    """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            os.dup2(w, 1)
-            out = json.dumps({"result": fn()})
-        except BaseException as e:
-            out = json.dumps({"error": f"{type(e).__name__}: {e}"})
-            code = 1
-        os.write(1, out.encode())
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read().decode()
-    os.waitpid(pid, 0)
-    return data
-
-
-def in_child(fn: Callable[[], object]) -> Any:
-    doc = json.loads(_run(fn))
-    if "error" in doc:
-        raise AssertionError(f"in the child: {doc['error']}")
-    return doc["result"]
 
 
 # --- config.json -------------------------------------------------------------------------
@@ -144,7 +112,7 @@ def test_nofile_is_set_and_reads_back() -> None:
         rlimits.apply([rlimits.parse_ulimit("nofile=100:200")])
         os.execv("/bin/sh", ["sh", "-c", "ulimit -n; ulimit -Hn"])
 
-    assert _run(body).split() == ["100", "200"]
+    assert run_forked(body).split() == ["100", "200"]
 
 
 def test_unlimited_and_huge_values_reach_the_kernel() -> None:
