@@ -93,7 +93,7 @@ async def info(request: web.Request) -> web.Response:
         "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running - paused,
         "Images": len(ctx.images.all()),
-        "Driver": "overlay2",
+        "Driver": ctx.images.layers.driver,
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                     "Authorization": None, "Log": ["json-file", "none"]},

@@ -270,7 +270,7 @@ class ContainerManager:
         else:
             path, args = argv[0], argv[1:]
         c = Container(id=cid, name=name, created=now_rfc3339(), image_id=image.id, config=config,
-                      host_config=host, path=path, args=args)
+                      host_config=host, path=path, args=args, driver=self.layers.driver)
         cdir = os.path.join(self.data_root, cid)
         try:
             os.makedirs(cdir, mode=0o710)
@@ -278,7 +278,7 @@ class ContainerManager:
             c.hostname_path = os.path.join(cdir, "hostname")
             c.hosts_path = os.path.join(cdir, "hosts")
             c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
-            self.layers.create_rw(cid)
+            self.layers.create_rw(cid, image.chain_ids)
             self._save(c)
         except BaseException:
             shutil.rmtree(cdir, ignore_errors=True)
@@ -668,7 +668,7 @@ class ContainerManager:
             if c.state.running:
                 live.lock.release()
                 locked = False
-                yield c, self.layers.container_path(c.id, "merged")
+                yield c, self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
                 return
             root = self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
             try:
@@ -683,7 +683,7 @@ class ContainerManager:
         c = self.get(ref)
         chain_ids = self.images.resolve(c.image_id).chain_ids
         lowers = [self.layers.diff_dir(chain) for chain in reversed(chain_ids)]
-        upper = self.layers.container_path(c.id, "upper")
+        upper = self.layers.upper_dir(c.id)
         return await asyncio.to_thread(diff.changes, upper, lowers)
 
     async def write_changes(self, ref: str, out: IO[bytes], pause: bool = True) -> Container:
@@ -694,7 +694,7 @@ class ContainerManager:
         c = self.get(ref)
         chain_ids = self.images.resolve(c.image_id).chain_ids
         lowers = [self.layers.diff_dir(chain) for chain in reversed(chain_ids)]
-        upper = self.layers.container_path(c.id, "upper")
+        upper = self.layers.upper_dir(c.id)
         paused_here = pause and c.state.status == Status.RUNNING
         if paused_here:
             await self.pause(c.id)

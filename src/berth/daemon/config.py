@@ -32,11 +32,12 @@ class DaemonConfig:
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
     default_runtime: str = "berth"
     config_file: str = "/etc/berth/daemon.json"
+    storage_driver: str = ""  # "overlay2" or "vfs"; "" = overlay2, or vfs where overlayfs cannot mount
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
-              "bridge": "bridge"}
+              "bridge": "bridge", "storage-driver": "storage_driver"}
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     p.add_argument("-D", "--debug", action="store_true", default=None, help="debug mode")
     p.add_argument("--live-restore", action="store_true", default=None, help="keep containers running while berthd is down")
     p.add_argument("-b", "--bridge", help='attach containers to a network bridge ("none" to disable)')
+    p.add_argument("-s", "--storage-driver", choices=["overlay2", "vfs"],
+                   help="storage driver for containers' roots (default overlay2, vfs where overlayfs is unavailable)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -59,7 +62,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     from_file = _load_file(config.config_file, required=explicit_file)
     flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
-             "live_restore": args.live_restore, "bridge": args.bridge}
+             "live_restore": args.live_restore, "bridge": args.bridge,
+             "storage_driver": args.storage_driver}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:
@@ -74,6 +78,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     if config.debug:
         config.log_level = "debug"
     config.runtimes, config.default_runtime = _runtimes(from_file)
+    if config.storage_driver not in ("", "overlay2", "vfs"):
+        raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
     config.data_root = os.path.abspath(config.data_root)
     config.exec_root = os.path.abspath(config.exec_root)
     return config
@@ -110,7 +116,7 @@ def _load_file(path: str, required: bool) -> dict[str, object]:
     if not isinstance(doc, dict):
         raise ConfigError(f"unable to configure the daemon with file {path}: not a JSON object")
     unknown = set(doc) - set(_FILE_KEYS) - {"runtimes", "default-runtime", "log-driver", "log-opts",
-                                              "storage-driver", "bip", "dns", "registry-mirrors",
+                                              "bip", "dns", "registry-mirrors",
                                               "insecure-registries", "features", "iptables"}
     if unknown:
         raise ConfigError(f"the following directives don't match any configuration option: {', '.join(sorted(unknown))}")

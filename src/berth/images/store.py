@@ -251,8 +251,8 @@ class ImageStore:
                                            f"mismatch: the content is {actual}, expected {diff_id}")
             else:
                 try:
-                    layer = await self.layers.apply(file_chunks(path, member.offset, member.size),
-                                                    parent, expected=diff_id)
+                    layer = await self.layers.apply_file(path, member.offset, member.size,
+                                                         parent, expected=diff_id)
                 except InvalidParameter as e:
                     raise InvalidParameter(f"invalid image archive: layer {member.name}: {e}") from None
                 created.append(layer.chain_id)

@@ -22,6 +22,7 @@ import stat
 import sys
 import sysconfig
 import tarfile
+import threading
 from typing import IO, cast
 
 try:
@@ -40,6 +41,29 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
+COPY_CHUNK = 8 << 20  # reads, copies and hashing go by this much at a time
+
+
+class _Tar(tarfile.TarFile):
+    """A TarFile that, on a plain archive in a regular file, copies each member's bytes
+    with copy_file_range from the archive's own fd: the kernel moves them, not Python."""
+
+    source_fd: int | None = None
+    copybufsize: int | None  # set by TarFile.__init__; typeshed leaves it out
+
+    def makefile(self, tarinfo: tarfile.TarInfo,
+                 targetpath: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> None:
+        if self.source_fd is None or tarinfo.sparse is not None:
+            super().makefile(tarinfo, targetpath)
+            return
+        with open(targetpath, "wb") as target:
+            offset, left = tarinfo.offset_data, tarinfo.size
+            while left > 0:
+                n = os.copy_file_range(self.source_fd, target.fileno(), min(left, 1 << 30), offset)
+                if n == 0:
+                    raise tarfile.ReadError("unexpected end of data")
+                offset += n
+                left -= n
 
 
 class _Hashing:
@@ -112,34 +136,40 @@ def _clean(name: str) -> str:
 
 
 def apply(stream: IO[bytes]) -> None:
-    """Extract into the current root (the caller has chrooted)."""
-    with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
-        for member in tar:
-            path = _clean(member.name)
-            base = os.path.basename(path)
-            parent = os.path.dirname(path)
-            if base == OPAQUE:
-                os.makedirs(parent, exist_ok=True)
-                os.setxattr(parent, "trusted.overlay.opaque", b"y")
-                continue
-            if base.startswith(WHITEOUT):
-                target = os.path.join(parent, base[len(WHITEOUT):])
-                os.makedirs(parent, exist_ok=True)
-                _remove(target)
-                os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
-                continue
-            if path == "/":
-                continue
-            member.name = path
-            if member.islnk():
-                member.linkname = _clean(member.linkname)
-            existing = _lstat(path)
-            if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
-                _remove(path)
-            if member.islnk():
-                hard_link(member.linkname, path)
-                continue
-            tar.extract(member, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
+    """Extract a tar stream into the current root (the caller has chrooted)."""
+    with _Tar.open(fileobj=stream, mode="r|", bufsize=COPY_CHUNK) as tar:  # type: ignore[call-overload]
+        apply_tar(tar)
+
+
+def apply_tar(tar: _Tar) -> None:
+    """Extract an open tar into the current root (the caller has chrooted)."""
+    tar.copybufsize = COPY_CHUNK
+    for member in tar:
+        path = _clean(member.name)
+        base = os.path.basename(path)
+        parent = os.path.dirname(path)
+        if base == OPAQUE:
+            os.makedirs(parent, exist_ok=True)
+            os.setxattr(parent, "trusted.overlay.opaque", b"y")
+            continue
+        if base.startswith(WHITEOUT):
+            target = os.path.join(parent, base[len(WHITEOUT):])
+            os.makedirs(parent, exist_ok=True)
+            _remove(target)
+            os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+            continue
+        if path == "/":
+            continue
+        member.name = path
+        if member.islnk():
+            member.linkname = _clean(member.linkname)
+        existing = _lstat(path)
+        if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
+            _remove(path)
+        if member.islnk():
+            hard_link(member.linkname, path)
+            continue
+        tar.extract(member, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
 
 
 def hard_link(target: str, path: str) -> None:
@@ -179,14 +209,57 @@ def main() -> None:
         os.chroot(dest)
         os.chdir("/")
         os.umask(0)
-        stream = _Hashing(decompressed(sys.stdin.buffer))
-        apply(stream)  # type: ignore[arg-type]
-        while stream.read(1 << 20):
-            pass  # the tar's end padding counts in its digest
+        if _is_plain_file(0):
+            digest, size = extract_file(0)
+        else:
+            stream = _Hashing(decompressed(sys.stdin.buffer))
+            apply(stream)  # type: ignore[arg-type]
+            while stream.read(COPY_CHUNK):
+                pass  # the tar's end padding counts in its digest
+            digest, size = "sha256:" + stream.hash.hexdigest(), stream.size
     except DECODE_ERRORS as e:
         print(json.dumps({"error": f"invalid tar archive: {e}"}), flush=True)
         sys.exit(1)
-    print(json.dumps({"diff_id": "sha256:" + stream.hash.hexdigest(), "size": stream.size}), flush=True)
+    print(json.dumps({"diff_id": digest, "size": size}), flush=True)
+
+
+def _is_plain_file(fd: int) -> bool:
+    """Whether `fd` is a regular file, read from its start, holding an uncompressed tar."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode) or os.lseek(fd, 0, os.SEEK_CUR) != 0:
+        return False
+    head = os.pread(fd, 6, 0)
+    return not (head.startswith((b"\x1f\x8b", ZSTD_MAGIC, b"BZh", b"\xfd7zXZ\x00")))
+
+
+def extract_file(fd: int) -> tuple[str, int]:
+    """Extract the plain tar in regular file `fd`, hashing it in a second thread
+    meanwhile; member bytes go file to file by copy_file_range. The digest covers the
+    whole file, end padding included, as the stream path's does."""
+    size = os.fstat(fd).st_size
+    hasher = hashlib.sha256()
+    hashing = threading.Thread(target=_hash_file, args=(fd, size, hasher))
+    hashing.start()
+    try:
+        with open(fd, "rb", buffering=1 << 16, closefd=False) as raw, \
+                _Tar.open(fileobj=raw, mode="r:") as tar:
+            assert isinstance(tar, _Tar)
+            tar.source_fd = fd
+            apply_tar(tar)
+    finally:
+        hashing.join()
+    return "sha256:" + hasher.hexdigest(), size
+
+
+def _hash_file(fd: int, size: int, hasher: hashlib._Hash) -> None:
+    buffer = bytearray(COPY_CHUNK)
+    view = memoryview(buffer)
+    offset = 0
+    while offset < size:
+        n = os.preadv(fd, [view], offset)
+        if n == 0:
+            break
+        hasher.update(view[:n])  # hashlib lets go of the GIL for large updates
+        offset += n
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Layers on disk and the overlay mounts that make a container's root from them.
+"""Layers on disk; the snapshotter (snapshotters.py) makes a container's root from them.
 
 Layout under the data root:
   overlay/layers/<chain-id hex>/diff      one extracted layer, never changed again
-  overlay/containers/<id>/{upper,work,merged}   a container's writable layer and mount
+  overlay/containers/<id>/{upper,work,merged}   a container's writable layer and mount (overlay2)
+  vfs/containers/<id>/merged               a container's full copy of its layers (vfs)
   overlay/tmp/                             extractions under way (cleared at start)
   content/sha256/<diff-id hex>             each layer's uncompressed tar, kept for `save`
 A layer directory is renamed into place only when complete, then recorded in SQLite;
@@ -24,8 +25,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from berth.errors import InvalidParameter, SystemError_
-from berth.images.content import ContentStore
+from berth.images.content import Blob, ContentStore
+from berth.layers import snapshotters
 from berth.layers.extract import child_env
+from berth.layers.snapshotters import Snapshotter
 from berth.runtime import linux
 
 log = logging.getLogger(__name__)
@@ -46,12 +49,19 @@ def chain_id_of(parent: str | None, diff_id: str) -> str:
 
 
 class LayerStore:
-    def __init__(self, root: str, db: sqlite3.Connection, content: ContentStore | None = None) -> None:
+    def __init__(self, root: str, db: sqlite3.Connection, content: ContentStore | None = None,
+                 storage_driver: str = "overlay2") -> None:
         self.root = os.path.join(root, "overlay")
         self.db = db
         self.content = content or ContentStore(root)
         for sub in ("layers", "containers", "tmp"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+        self.snapshotter: Snapshotter = snapshotters.pick(storage_driver, root, os.path.join(self.root, "tmp"))
+
+    @property
+    def driver(self) -> str:
+        """The storage driver's name, as `docker info` shows it."""
+        return self.snapshotter.name
 
     def reconcile(self) -> None:
         shutil.rmtree(os.path.join(self.root, "tmp"), ignore_errors=True)
@@ -79,6 +89,16 @@ class LayerStore:
         against `expected` when given, before anything is extracted).
         """
         blob = await self.content.write_stream(chunks, expected, decompress=True)
+        return await self._apply_blob(blob, parent)
+
+    async def apply_file(self, path: str, offset: int, size: int, parent: str | None,
+                         expected: str | None = None) -> Layer:
+        """`apply` for a layer tar that lies in a local file (a spooled archive's member):
+        copied to the content store in one thread, in large reads."""
+        blob = await self.content.write_file_range(path, offset, size, expected, decompress=True)
+        return await self._apply_blob(blob, parent)
+
+    async def _apply_blob(self, blob: Blob, parent: str | None) -> Layer:
         chain_id = chain_id_of(parent, blob.digest)
         existing = self.get(chain_id)
         if existing:
@@ -133,10 +153,6 @@ class LayerStore:
         """The extracted contents of one layer."""
         return os.path.join(self._dir(chain_id), "diff")
 
-    def container_path(self, container_id: str, part: str) -> str:
-        """A container's `upper`, `work` or `merged` directory."""
-        return os.path.join(self._container_dir(container_id), part)
-
     def _blob_in_use(self, diff_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM layers WHERE diff_id=? LIMIT 1", (diff_id,)).fetchone() is not None
 
@@ -147,52 +163,30 @@ class LayerStore:
         if layer is not None and not self._blob_in_use(layer.diff_id):
             self.content.delete(layer.diff_id)
 
-    # -- container layers ---------------------------------------------------------------
+    # -- container layers: delegated to the snapshotter picked at start-up ---------------
 
-    def _container_dir(self, container_id: str) -> str:
-        return os.path.join(self.root, "containers", container_id)
-
-    def create_rw(self, container_id: str) -> None:
-        d = self._container_dir(container_id)
-        for sub in ("upper", "work", "merged"):
-            os.makedirs(os.path.join(d, sub), mode=0o755, exist_ok=True)
+    def create_rw(self, container_id: str, chain_ids: list[str]) -> None:
+        self.snapshotter.prepare(container_id, self._lowers(chain_ids))
 
     def mount(self, container_id: str, chain_ids: list[str]) -> str:
-        """Mount the container's root (top layer first) and return its path."""
-        d = self._container_dir(container_id)
-        merged = os.path.join(d, "merged")
-        if os.path.ismount(merged):
-            return merged
-        lowers = ":".join(os.path.join(self._dir(c), "diff") for c in reversed(chain_ids))
-        if not lowers:
-            empty = os.path.join(d, "empty")
-            os.makedirs(empty, exist_ok=True)
-            lowers = empty
-        opts = f"lowerdir={lowers},upperdir={d}/upper,workdir={d}/work"
-        try:
-            linux.mount("overlay", merged, "overlay", 0, opts)
-        except OSError as e:
-            raise SystemError_(f"cannot mount the root of container {container_id[:12]}: {e}") from None
-        return merged
+        """Make the container's root (layers `chain_ids`, bottom first) and return its path."""
+        return self.snapshotter.mount(container_id, self._lowers(chain_ids))
 
     def unmount(self, container_id: str) -> None:
-        merged = os.path.join(self._container_dir(container_id), "merged")
-        if os.path.ismount(merged):
-            linux.umount(merged, linux.MNT_DETACH)
+        self.snapshotter.unmount(container_id)
 
     def remove_rw(self, container_id: str) -> None:
-        self.unmount(container_id)
-        shutil.rmtree(self._container_dir(container_id), ignore_errors=True)
+        self.snapshotter.remove(container_id)
+
+    def upper_dir(self, container_id: str) -> str:
+        """Only the container's own changes; InvalidParameter where the driver keeps none apart."""
+        return self.snapshotter.upper(container_id)
 
     def rw_size(self, container_id: str) -> int:
-        total = 0
-        for dirpath, _dirs, files in os.walk(os.path.join(self._container_dir(container_id), "upper")):
-            for f in files:
-                try:
-                    total += os.lstat(os.path.join(dirpath, f)).st_size
-                except OSError:
-                    pass
-        return total
+        return self.snapshotter.rw_size(container_id)
+
+    def _lowers(self, chain_ids: list[str]) -> list[str]:
+        return [self.diff_dir(c) for c in reversed(chain_ids)]
 
 
 def _sync_tree(path: str) -> None:

@@ -1,0 +1,83 @@
+"""The container-lifecycle basics on each storage driver: the session's berthd
+(overlay2, or vfs where overlayfs cannot mount) and a private berthd started with
+`--storage-driver vfs`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers.cli import Cli, describe, import_image
+from helpers.daemon import BerthDaemon, docker_environment
+
+
+@pytest.fixture(scope="module")
+def vfs_docker(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> Iterator[Cli]:
+    daemon = BerthDaemon(berth_root, marker=berthd.marker, name=f"vfs{uuid.uuid4().hex[:6]}",
+                         extra_args=["--storage-driver", "vfs"])
+    daemon.start()
+    config = berth_root / f"{daemon.name}-docker-config"
+    config.mkdir()
+    docker = Cli("docker", docker_environment(daemon, config))
+    try:
+        res = import_image(docker, busybox_tar, "busybox:latest")
+        assert res.returncode == 0, describe(res)
+        yield docker
+    finally:
+        ids = docker("ps", "-aq").stdout.split()
+        if ids:
+            docker("rm", "-f", *ids)
+        daemon.stop()
+
+
+@pytest.fixture(params=["default", "vfs"])
+def engine(request: pytest.FixtureRequest) -> tuple[str, Cli]:
+    if request.param == "vfs":
+        return "vfs", request.getfixturevalue("vfs_docker")
+    request.getfixturevalue("busybox")
+    docker: Cli = request.getfixturevalue("docker")
+    return docker.ok("info", "-f", "{{.Driver}}").strip(), docker
+
+
+def test_info_names_the_driver(engine: tuple[str, Cli]) -> None:
+    driver, docker = engine
+    assert driver in ("overlay2", "vfs")
+    assert f"Storage Driver: {driver}" in docker.ok("info")
+
+
+def test_run_write_isolation_and_rm(engine: tuple[str, Cli]) -> None:
+    driver, docker = engine
+    assert docker.ok("run", "--rm", "busybox", "echo", "hello").strip() == "hello"
+    docker.ok("run", "--name", "sd-a", "busybox", "sh", "-c", "echo mine > /etc/only-a && rm /bin/true")
+    try:
+        inspect = docker.ok("inspect", "-f", "{{.Driver}} {{.GraphDriver.Name}}", "sd-a").split()
+        assert inspect == [driver, driver]
+        res = docker("run", "--rm", "busybox", "sh", "-c", "cat /etc/only-a; ls /bin/true")
+        assert "mine" not in res.stdout
+        assert "/bin/true" in res.stdout, describe(res)
+        again = docker("start", "-a", "sd-a")  # the second start sees its own changes: rm fails now
+        assert again.returncode == 1 and "can't remove '/bin/true'" in again.stderr, describe(again)
+        out = docker.ok("export", "sd-a", timeout=60)
+        assert out  # a tar of the container's root
+        cp = docker("cp", "sd-a:/etc/only-a", "-")
+        assert cp.returncode == 0 and "only-a" in cp.stdout, describe(cp)
+    finally:
+        docker.ok("rm", "-f", "sd-a")
+    assert "sd-a" not in docker.ok("ps", "-a", "--format", "{{.Names}}").split()
+
+
+def test_diff_on_each_driver(engine: tuple[str, Cli]) -> None:
+    driver, docker = engine
+    docker.ok("create", "--name", "sd-d", "busybox", "true")
+    try:
+        res = docker("diff", "sd-d")
+        if driver == "vfs":
+            assert res.returncode != 0
+            assert "not supported on the vfs storage driver" in res.stderr, describe(res)
+        else:
+            assert res.returncode == 0, describe(res)
+    finally:
+        docker.ok("rm", "sd-d")
