@@ -84,9 +84,10 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
 
     def on_pid(pid: int) -> None:
         placed.append(_place_in_cgroup(spec, pid))
-        state = _hook_state(identity, pid, "creating")
-        _run_hooks("prestart", spec, state)
-        _run_hooks("createRuntime", spec, state)
+        if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
+            state = _hook_state(identity, pid, "creating")
+            _run_hooks("prestart", spec, state)
+            _run_hooks("createRuntime", spec, state)
 
     try:
         init_pid, master = _handshake(parent, setup_pid, "container init", on_pid, on_userns)
