@@ -452,7 +452,7 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
     config, host = parse_create(body)
-    c = _mgr(request).create(request.query.get("name") or None, config, host)
+    c = await _mgr(request).create(request.query.get("name") or None, config, host)
     return json_response({"Id": c.id, "Warnings": []}, 201)
 
 

@@ -98,6 +98,7 @@ class ContainerManager:
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
         self.launcher = shimclient.Launcher(exec_root)
+        self._reserved_names: set[str] = set()
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
@@ -217,18 +218,20 @@ class ContainerManager:
         if not NAME_RE.match(name):
             raise InvalidParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         name = name.lstrip("/")
-        for other in self.containers.values():
-            if other.name == name:
+        others = [(c.name, c.id) for c in self.containers.values()]
+        others += [(n, "(being created)") for n in self._reserved_names]
+        for other_name, other_id in others:
+            if other_name == name:
                 raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                               f'"{other.id}". You have to remove (or rename) that container to be able '
+                               f'"{other_id}". You have to remove (or rename) that container to be able '
                                "to reuse that name.")
         return name
 
-    def create(self, name: str | None, config: RunConfig, host: HostConfig) -> Container:
+    async def create(self, name: str | None, config: RunConfig, host: HostConfig) -> Container:
         if name:
             name = self._check_name(name)
         else:
-            taken = {c.name for c in self.containers.values()}
+            taken = {c.name for c in self.containers.values()} | self._reserved_names
             name = random_name(taken)
         image = self.images.resolve(config.image)
         defaults = image.config.config
@@ -272,19 +275,23 @@ class ContainerManager:
         c = Container(id=cid, name=name, created=now_rfc3339(), image_id=image.id, config=config,
                       host_config=host, path=path, args=args, driver=self.layers.driver)
         cdir = os.path.join(self.data_root, cid)
+        self._reserved_names.add(name)  # held across the await below
         try:
             os.makedirs(cdir, mode=0o710)
             c.log_path = os.path.join(cdir, f"{cid}-json.log") if host.log_config.type == "json-file" else ""
             c.hostname_path = os.path.join(cdir, "hostname")
             c.hosts_path = os.path.join(cdir, "hosts")
             c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
-            self.layers.create_rw(cid, image.chain_ids)
+            # a vfs driver copies the whole image here: not on the event loop
+            await asyncio.to_thread(self.layers.create_rw, cid, image.chain_ids)
             self._save(c)
         except BaseException:
             shutil.rmtree(cdir, ignore_errors=True)
             self.layers.remove_rw(cid)
             self.db.execute("DELETE FROM containers WHERE id=?", (cid,))
             raise
+        finally:
+            self._reserved_names.discard(name)
         self.containers[cid] = c
         self.live[cid] = Live()
         self.on_event("create", c, {})
