@@ -26,11 +26,11 @@ from typing import IO
 from berth.errors import InvalidParameter, NotFound, SystemError_
 from berth.layers.extract import (
     DECODE_ERRORS,
-    _lstat,
-    _remove,
     child_env,
     decompressed,
     hard_link,
+    lstat_or_none,
+    remove_path,
 )
 from berth.runtime.rootfs import secure_join
 
@@ -233,14 +233,14 @@ def extract_members(stream: IO[bytes], no_overwrite_dir_non_dir: bool,
             member.name = name
             if member.islnk():
                 member.linkname = _in_archive_dir(member.linkname)
-            existing = _lstat(name)
+            existing = lstat_or_none(name)
             if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
                 if no_overwrite_dir_non_dir:
                     if stat.S_ISDIR(existing.st_mode):
                         raise ValueError(f"cannot overwrite directory {name!r} with non-directory")
                     if member.isdir():
                         raise ValueError(f"cannot overwrite non-directory {name!r} with directory")
-                _remove(name)
+                remove_path(name)
             if member.islnk():
                 hard_link(member.linkname, name)
                 continue

@@ -15,6 +15,8 @@ import os
 import stat
 from dataclasses import dataclass
 
+from berth.layers.extract import lstat_or_none
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
 # Files the runtime creates as mount points or bind targets. Docker keeps them in an
@@ -48,11 +50,6 @@ def is_opaque(path: str) -> bool:
         return False
 
 
-def _lstat(path: str) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def exists_below(lowers: list[str], path: str) -> bool:
@@ -65,7 +62,7 @@ def exists_below(lowers: list[str], path: str) -> bool:
         hidden_below = False
         for i, part in enumerate(parts):
             current = os.path.join(current, part)
-            st = _lstat(current)
+            st = lstat_or_none(current)
             if st is None:
                 break
             if is_whiteout(st):
@@ -89,7 +86,7 @@ def _names_below(lowers: list[str], path: str) -> set[str]:
         if not exists_below([layer], path):
             continue
         directory = os.path.join(layer, path.lstrip("/"))
-        st = _lstat(directory)
+        st = lstat_or_none(directory)
         if st is None or not stat.S_ISDIR(st.st_mode):
             break
         try:
@@ -99,7 +96,7 @@ def _names_below(lowers: list[str], path: str) -> set[str]:
         for name in entries:
             if name in hidden:
                 continue
-            entry = _lstat(os.path.join(directory, name))
+            entry = lstat_or_none(os.path.join(directory, name))
             if entry is not None and is_whiteout(entry):
                 hidden.add(name)
             else:
@@ -112,7 +109,7 @@ def _names_below(lowers: list[str], path: str) -> set[str]:
 def _stat_below(lowers: list[str], path: str) -> os.stat_result | None:
     for layer in lowers:
         if exists_below([layer], path):
-            return _lstat(os.path.join(layer, path.lstrip("/")))
+            return lstat_or_none(os.path.join(layer, path.lstrip("/")))
     return None
 
 
@@ -141,7 +138,7 @@ def changes(upper: str, lowers: list[str]) -> list[Change]:
                 record(os.path.join(rel, name), ChangeKind.DELETED)
         for name in dirnames + filenames:
             path = os.path.join(rel, name)
-            st = _lstat(os.path.join(dirpath, name))
+            st = lstat_or_none(os.path.join(dirpath, name))
             if st is None:
                 continue
             if is_whiteout(st):

@@ -155,7 +155,7 @@ def apply_tar(tar: _Tar) -> None:
         if base.startswith(WHITEOUT):
             target = os.path.join(parent, base[len(WHITEOUT):])
             os.makedirs(parent, exist_ok=True)
-            _remove(target)
+            remove_path(target)
             os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
             continue
         if path == "/":
@@ -163,9 +163,9 @@ def apply_tar(tar: _Tar) -> None:
         member.name = path
         if member.islnk():
             member.linkname = _clean(member.linkname)
-        existing = _lstat(path)
+        existing = lstat_or_none(path)
         if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
-            _remove(path)
+            remove_path(path)
         if member.islnk():
             hard_link(member.linkname, path)
             continue
@@ -184,15 +184,16 @@ def hard_link(target: str, path: str) -> None:
         raise ValueError(f"invalid hardlink {path!r} -> {target!r}: it is a directory") from None
 
 
-def _lstat(path: str) -> os.stat_result | None:
+def lstat_or_none(path: str) -> os.stat_result | None:
+    """lstat, or None when nothing is there (also when a parent is not a directory)."""
     try:
         return os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def _remove(path: str) -> None:
-    st = _lstat(path)
+def remove_path(path: str) -> None:
+    st = lstat_or_none(path)
     if st is None:
         return
     if stat.S_ISDIR(st.st_mode):

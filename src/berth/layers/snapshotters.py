@@ -23,6 +23,7 @@ from typing import Protocol
 
 from berth.errors import InvalidParameter, SystemError_
 from berth.layers.diff import OPAQUE_XATTR, is_whiteout
+from berth.layers.extract import lstat_or_none, remove_path
 from berth.runtime import linux
 
 log = logging.getLogger(__name__)
@@ -205,18 +206,18 @@ def copy_layer(layer: str, dest: str) -> None:
         target_dir = dest if rel == "." else os.path.join(dest, rel)
         if rel != "." and _opaque(dirpath):
             for name in os.listdir(target_dir):
-                _remove(os.path.join(target_dir, name))
+                remove_path(os.path.join(target_dir, name))
         for name in dirnames + filenames:
             src = os.path.join(dirpath, name)
             dst = os.path.join(target_dir, name)
             st = os.lstat(src)
             if is_whiteout(st):
-                _remove(dst)
+                remove_path(dst)
                 continue
-            old = _lstat(dst)
+            old = lstat_or_none(dst)
             if stat.S_ISDIR(st.st_mode):
                 if old is not None and not stat.S_ISDIR(old.st_mode):
-                    _remove(dst)
+                    remove_path(dst)
                     old = None
                 if old is None:
                     os.mkdir(dst, 0o700)
@@ -224,7 +225,7 @@ def copy_layer(layer: str, dest: str) -> None:
                 dirs.append((dst, st))
                 continue
             if old is not None:
-                _remove(dst)
+                remove_path(dst)
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in links:
                 os.link(links[key], dst)
@@ -273,20 +274,3 @@ def _opaque(path: str) -> bool:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
-
-
-def _lstat(path: str) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
-def _remove(path: str) -> None:
-    st = _lstat(path)
-    if st is None:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
