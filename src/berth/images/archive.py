@@ -5,23 +5,29 @@ Writing: the Docker 25+ layout, which is at once a Docker archive (`manifest.jso
 layer tars (uncompressed), configs and OCI manifests are blobs. The archive is
 deterministic: entries sorted, fixed owner, modes and mtimes.
 
-Reading: an archive spooled to a private file is indexed by member name, never
-extracted by it; names with `..`, absolute names and links that leave the archive are
-refused. Both of Docker's layouts are read through `manifest.json` (the legacy
+Reading: an archive is indexed by member name, never extracted by it; names with `..`,
+absolute names and links that leave the archive are refused. An archive streamed in
+(`docker load`) is split as it arrives: each large member goes to its own private file,
+hashed on the way, so that a layer whose digest checks out can become a content-store
+blob without another copy; small members share one file. Member names never become
+paths. Both of Docker's layouts are read through `manifest.json` (the legacy
 `<id>/layer.tar` + `<id>.json` one and the blobs one), and a plain OCI image layout
-through `index.json`. The result is a plan: each image's config bytes and where in
-the spooled file each layer's bytes lie. Nothing here touches the stores.
+through `index.json`. The result is a plan: each image's config bytes and which
+file, and where in it, each layer's bytes lie. Nothing here touches the stores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import posixpath
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, Protocol, cast
 
 from berth.errors import InvalidParameter
 from berth.images import reference
@@ -35,6 +41,16 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ARCHIVE_MTIME = 0
 _MAX_JSON = 16 << 20  # manifest.json, index.json, configs: refused above this size
+_OWN_FILE_MIN = 1 << 20  # streamed members this large get a file of their own
+_READ_CHUNK = 8 << 20
+
+
+class Readable(Protocol):
+    """A blocking byte stream: `read` returns all `size` bytes unless the stream ends;
+    `read_some` may return fewer, and saves a copy."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def read_some(self, size: int, /) -> bytes | memoryview: ...
 
 
 def _digest(data: bytes) -> str:
@@ -151,11 +167,13 @@ TAR_END = b"\0" * (2 * tarfile.BLOCKSIZE)
 
 @dataclass(frozen=True)
 class Member:
-    """Where a regular file's bytes lie in the spooled archive."""
+    """Where a regular file's bytes lie: `size` bytes of file `path` from `offset`."""
 
     name: str
+    path: str
     offset: int
     size: int
+    sha256: str | None = None  # "sha256:<hex>" of the bytes, when the member is all of `path`
 
 
 @dataclass
@@ -182,26 +200,63 @@ def clean_name(name: str) -> str:
 
 
 class ArchiveIndex:
-    """The members of a spooled, uncompressed archive, by clean name."""
+    """The members of an uncompressed archive, by clean name."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.file_size = os.path.getsize(path)
+    def __init__(self) -> None:
         self.files: dict[str, Member] = {}
         self.links: dict[str, str] = {}
-        try:
+
+    @classmethod
+    def of_file(cls, path: str) -> ArchiveIndex:
+        """Index an archive that lies in a file; members are ranges of that file."""
+        index = cls()
+        file_size = os.path.getsize(path)
+        with _tar_errors():
             with tarfile.open(path, "r:") as tar:
                 for info in tar:
-                    self._add(info)
-        except tarfile.TarError as e:
-            raise _bad(str(e)) from None
-        except EOFError:
-            raise _bad("unexpected end of data") from None
+                    name = index._add(info)
+                    if name is not None:
+                        if info.offset_data + info.size > file_size:
+                            raise _bad(f"{name!r} is truncated")
+                        index.files[name] = Member(name, path, info.offset_data, info.size)
+        return index
 
-    def _add(self, info: tarfile.TarInfo) -> None:
+    @classmethod
+    def of_stream(cls, stream: Readable, directory: str) -> ArchiveIndex:
+        """Index an archive read from `stream`, writing its members' bytes to new private
+        files in `directory` (the caller removes it): large members one file each,
+        hashed, small ones together."""
+        index = cls()
+        reader = _ForwardReader(stream)
+        fd, small_path = tempfile.mkstemp(prefix="members-", dir=directory)
+        with _tar_errors(), os.fdopen(fd, "wb") as small:
+            # "r:" rather than stream mode: member bytes are read straight from `reader`,
+            # and tarfile only seeks forward, past what was read
+            with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r:") as tar:
+                for info in tar:
+                    name = index._add(info)
+                    if name is None:
+                        continue
+                    if reader.tell() != info.offset_data:
+                        raise _bad(f"{name!r} is not where its header says")
+                    if info.size >= _OWN_FILE_MIN:
+                        index.files[name] = _spool_member(name, reader, info.size, directory)
+                    else:
+                        offset = small.tell()
+                        chunk = reader.read(info.size)
+                        if len(chunk) != info.size:
+                            raise _bad(f"{name!r} is truncated")
+                        small.write(chunk)
+                        index.files[name] = Member(name, small_path, offset, info.size)
+            while reader.read(_READ_CHUNK):  # the end blocks, and whatever follows them:
+                pass  # the whole stream is read, so a cut compressed stream is noticed
+        return index
+
+    def _add(self, info: tarfile.TarInfo) -> str | None:
+        """Record a link; for a regular file, return the clean name to store it under."""
         name = clean_name(info.name)
         if not name:
-            return
+            return None
         if info.issym() or info.islnk():
             target = info.linkname
             if info.issym():
@@ -210,9 +265,8 @@ class ArchiveIndex:
         elif info.isreg():
             if info.sparse is not None:
                 raise _bad(f"sparse member {name!r} is not supported")
-            if info.offset_data + info.size > self.file_size:
-                raise _bad(f"{name!r} is truncated")
-            self.files[name] = Member(name, info.offset_data, info.size)
+            return name
+        return None
 
     def member(self, name: str) -> Member:
         wanted = clean_name(name)
@@ -228,7 +282,7 @@ class ArchiveIndex:
         member = self.member(name)
         if member.size > limit:
             raise _bad(f"{name!r} is too large")
-        with open(self.path, "rb") as f:
+        with open(member.path, "rb") as f:
             f.seek(member.offset)
             data = f.read(member.size)
         if len(data) != member.size:
@@ -248,11 +302,68 @@ class ArchiveIndex:
         return self.member(f"blobs/sha256/{hexpart}")
 
 
-def member_digest(path: str, member: Member) -> str:
+@contextlib.contextmanager
+def _tar_errors() -> Iterator[None]:
+    """Turns tarfile's errors into InvalidParameter."""
+    try:
+        yield
+    except tarfile.TarError as e:
+        raise _bad(str(e)) from None
+    except EOFError:
+        raise _bad("unexpected end of data") from None
+
+
+class _ForwardReader:
+    """A stream as the file tarfile's "r:" mode wants: it may only seek forward."""
+
+    def __init__(self, stream: Readable) -> None:
+        self._stream = stream
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._pos += len(data)
+        return data
+
+    def read_some(self, size: int) -> bytes | memoryview:
+        data = self._stream.read_some(size)
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or pos < self._pos:
+            raise tarfile.ReadError("the archive cannot be read backwards")
+        while self._pos < pos:
+            if not self.read(min(pos - self._pos, _READ_CHUNK)):
+                break
+        return self._pos
+
+
+def _spool_member(name: str, data: _ForwardReader, size: int, directory: str) -> Member:
+    hasher = hashlib.sha256()
+    fd, path = tempfile.mkstemp(prefix="member-", dir=directory)
+    with os.fdopen(fd, "wb", buffering=0) as out:
+        left = size
+        while left > 0:
+            chunk = data.read_some(min(left, _READ_CHUNK))
+            if not chunk:
+                raise _bad(f"{name!r} is truncated")
+            left -= len(chunk)
+            hasher.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[out.write(view) or 0:]
+    return Member(name, path, 0, size, "sha256:" + hasher.hexdigest())
+
+
+def member_digest(member: Member) -> str:
     """The sha256 of a member's bytes, decompressed: what a layer's diff ID must be."""
     hasher = hashlib.sha256()
     decompressor = Decompressor()
-    with open(path, "rb") as f:
+    with open(member.path, "rb") as f:
         f.seek(member.offset)
         left = member.size
         while left > 0:
@@ -266,8 +377,18 @@ def member_digest(path: str, member: Member) -> str:
 
 
 def read_archive(path: str, architecture: str) -> list[LoadImage]:
-    """The images of a spooled archive, validated; layer bytes are not read yet."""
-    index = ArchiveIndex(path)
+    """The images of an archive file, validated; layer bytes are not read yet."""
+    return plan(ArchiveIndex.of_file(path), architecture)
+
+
+def spool_archive(stream: Readable, directory: str, architecture: str) -> list[LoadImage]:
+    """The images of an archive read from `stream`, validated; its members are written to
+    new files in `directory`, and layer bytes are not read again yet."""
+    return plan(ArchiveIndex.of_stream(stream, directory), architecture)
+
+
+def plan(index: ArchiveIndex, architecture: str) -> list[LoadImage]:
+    """The images an indexed archive holds, validated."""
     if "manifest.json" in index.files or "manifest.json" in index.links:
         return _from_docker_manifest(index)
     if "index.json" in index.files:

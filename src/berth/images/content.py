@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bz2
+import concurrent.futures
 import hashlib
 import logging
 import lzma
@@ -21,9 +22,9 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Protocol, TypeVar
 
 from berth.errors import InvalidParameter
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 _INGEST_PREFIX = ".ingest-"
 _COPY_CHUNK = 8 << 20  # file-to-blob copies go by this much; spooled chunks are batched to it
 _HEX = frozenset("0123456789abcdef")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,16 +106,7 @@ class Decompressor:
         return self._decode(data)
 
     def _sniff(self, head: bytes) -> None:
-        if head.startswith(b"\x1f\x8b"):
-            self._kind = "gzip"
-        elif head.startswith(b"BZh"):
-            self._kind = "bzip2"
-        elif head.startswith(b"\xfd7zXZ\x00"):
-            self._kind = "xz"
-        elif head.startswith(b"\x28\xb5\x2f\xfd"):
-            self._kind = "zstd"
-        else:
-            self._kind = "plain"
+        self._kind = compression_of(head)
         self._decoder = self._new_decoder()
 
     def _decode(self, data: bytes | memoryview) -> bytes | memoryview:
@@ -141,6 +134,97 @@ class Decompressor:
         if self._decoder is not None and not self._decoder.eof:
             raise InvalidParameter(f"invalid {self._kind} data: unexpected end of stream")
         return out
+
+
+def compression_of(head: bytes) -> str:
+    """"gzip", "bzip2", "xz", "zstd" or "plain", from a stream's first six bytes."""
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh"):
+        return "bzip2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    return "plain"
+
+
+class StreamReader:
+    """A blocking reader of an async byte stream, decompressed, for one worker thread.
+
+    Each read that runs dry asks the event loop for more, megabytes at a time. `stop`
+    (from the loop) makes the reader's next or pending read fail, so that the thread
+    ends soon after the request that fed it is given up.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._chunks = chunks
+        self._loop = loop
+        self._decompressor = Decompressor()
+        self._buffer = b""
+        self._pos = 0
+        self._eof = False
+        self._stopped = False
+        self._pending: concurrent.futures.Future[bytes] | None = None
+
+    async def _next_batch(self) -> bytes:
+        batch: list[bytes] = []
+        batched = 0
+        while batched < _COPY_CHUNK:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._eof = True
+                break
+            batch.append(chunk)
+            batched += len(chunk)
+        return b"".join(batch)
+
+    def _fill(self) -> bytes:
+        if self._stopped:
+            raise InvalidParameter("the request was given up")
+        self._pending = asyncio.run_coroutine_threadsafe(self._next_batch(), self._loop)
+        try:
+            data = bytes(self._decompressor.feed(self._pending.result()))
+        except concurrent.futures.CancelledError:
+            raise InvalidParameter("the request was given up") from None
+        if self._eof:
+            data += bytes(self._decompressor.finish())
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        if 0 <= size <= len(self._buffer) - self._pos:  # a tar header, most often
+            self._pos += size
+            return self._buffer[self._pos - size:self._pos]
+        parts = [self._buffer[self._pos:]]
+        have = len(parts[0])
+        while (size < 0 or have < size) and not self._eof:
+            data = self._fill()
+            parts.append(data)
+            have += len(data)
+        joined = parts[0] if len(parts) == 1 else b"".join(parts)
+        if size < 0 or len(joined) <= size:
+            self._buffer, self._pos = b"", 0
+            return joined
+        self._buffer, self._pos = joined, size
+        return joined[:size]
+
+    def read_some(self, size: int) -> bytes | memoryview:
+        """Up to `size` bytes, no copy: fewer when the batch at hand ends; b"" at the end."""
+        while self._pos >= len(self._buffer):
+            if self._eof:
+                return b""
+            self._buffer, self._pos = self._fill(), 0
+        end = min(len(self._buffer), self._pos + size)
+        view = memoryview(self._buffer)[self._pos:end]
+        self._pos = end
+        return view
+
+    def stop(self) -> None:
+        """Called in the event loop: fail the reader's pending and later reads."""
+        self._stopped = True
+        if self._pending is not None:
+            self._pending.cancel()
 
 
 class _Writer:
@@ -310,6 +394,40 @@ class ContentStore:
             await asyncio.to_thread(writer.abort)
             raise
         return writer.tmp
+
+    async def read_stream(self, chunks: AsyncIterator[bytes],
+                          consume: Callable[[StreamReader], T]) -> T:
+        """Run `consume` in a thread on a blocking reader of `chunks`, decompressed; if
+        this is cancelled, the thread is stopped and waited for before it returns."""
+        reader = StreamReader(chunks, asyncio.get_running_loop())
+        work = asyncio.ensure_future(asyncio.to_thread(consume, reader))
+        try:
+            return await asyncio.shield(work)
+        except BaseException:
+            reader.stop()
+            await asyncio.wait([work])
+            raise
+
+    def adopt(self, path: str, digest: str) -> Blob | None:
+        """Make the private, complete file `path`, whose sha256 the caller computed as it
+        wrote it, the blob `digest` (a hard link: no copy); None if the file is
+        compressed (a blob is what it decompresses to)."""
+        final = self.path(digest)
+        with open(path, "rb") as f:
+            if compression_of(f.read(6)) != "plain":
+                return None
+            os.fsync(f.fileno())
+            size = os.fstat(f.fileno()).st_size
+        try:
+            os.link(path, final)
+        except FileExistsError:
+            pass  # a blob is never changed once in place: the same bytes are there already
+        fd = os.open(self.blobs, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return Blob(digest, size)
 
     def spool_dir(self) -> str:
         """A private scratch directory; the caller removes it (start-up clears leftovers)."""

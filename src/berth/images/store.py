@@ -226,11 +226,11 @@ class ImageStore:
         lines to show ("Loaded image: …")."""
         spool = await asyncio.to_thread(self.layers.content.spool_dir)
         try:
-            path = await self.layers.content.spool(chunks, spool)
-            plan = await asyncio.to_thread(archive.read_archive, path, ARCH)
+            plan = await self.layers.content.read_stream(
+                chunks, lambda stream: archive.spool_archive(stream, spool, ARCH))
             created: list[str] = []
             try:
-                sizes = [await self._apply_layers(path, item, created) for item in plan]
+                sizes = [await self._apply_layers(item, created) for item in plan]
             except BaseException:
                 self._collect_layers(created)
                 raise
@@ -238,21 +238,24 @@ class ImageStore:
         finally:
             await asyncio.to_thread(shutil.rmtree, spool, True)
 
-    async def _apply_layers(self, path: str, item: archive.LoadImage, created: list[str]) -> int:
+    async def _apply_layers(self, item: archive.LoadImage, created: list[str]) -> int:
         parent: str | None = None
         size = 0
         for diff_id, member in zip(item.diff_ids, item.layers, strict=True):
             chain_id = chain_id_of(parent, diff_id)
             layer = self.layers.get(chain_id)
             if layer is not None:  # stored already; the archive must still be right
-                actual = await asyncio.to_thread(archive.member_digest, path, member)
+                actual = member.sha256
+                if actual != diff_id:
+                    actual = await asyncio.to_thread(archive.member_digest, member)
                 if actual != diff_id:
                     raise InvalidParameter(f"invalid image archive: layer {member.name}: digest "
                                            f"mismatch: the content is {actual}, expected {diff_id}")
             else:
                 try:
-                    layer = await self.layers.apply_file(path, member.offset, member.size,
-                                                         parent, expected=diff_id)
+                    layer = await self.layers.apply_file(member.path, member.offset, member.size,
+                                                         parent, expected=diff_id,
+                                                         digest=member.sha256)
                 except InvalidParameter as e:
                     raise InvalidParameter(f"invalid image archive: layer {member.name}: {e}") from None
                 created.append(layer.chain_id)

@@ -92,10 +92,16 @@ class LayerStore:
         return await self._apply_blob(blob, parent)
 
     async def apply_file(self, path: str, offset: int, size: int, parent: str | None,
-                         expected: str | None = None) -> Layer:
+                         expected: str | None = None, digest: str | None = None) -> Layer:
         """`apply` for a layer tar that lies in a local file (a spooled archive's member):
-        copied to the content store in one thread, in large reads."""
-        blob = await self.content.write_file_range(path, offset, size, expected, decompress=True)
+        copied to the content store in one thread, in large reads. When the caller knows
+        the `digest` of the whole private file `path` and it is the expected, plain
+        layer's, the file itself becomes the blob, with no copy."""
+        blob = None
+        if digest is not None and digest == expected and offset == 0:
+            blob = await asyncio.to_thread(self.content.adopt, path, digest)
+        if blob is None:
+            blob = await self.content.write_file_range(path, offset, size, expected, decompress=True)
         return await self._apply_blob(blob, parent)
 
     async def _apply_blob(self, blob: Blob, parent: str | None) -> Layer:

@@ -123,3 +123,37 @@ def test_file_chunks_reads_a_range_and_notices_truncation(tmp_path: Path) -> Non
     assert asyncio.run(collect(0, None)) == b"0123456789"
     with pytest.raises(InvalidParameter, match="unexpected end"):
         asyncio.run(collect(5, 10))
+
+
+def test_adopt_links_a_plain_file_in_and_refuses_a_compressed_one(tmp_path: Path) -> None:
+    store = ContentStore(str(tmp_path))
+    spool = Path(store.spool_dir())
+    (spool / "plain").write_bytes(b"plain layer" * 100)
+    blob = store.adopt(str(spool / "plain"), digest(b"plain layer" * 100))
+    assert blob is not None and blob.size == 1100
+    assert os.path.samefile(store.path(blob.digest), spool / "plain")
+    assert store.adopt(str(spool / "plain"), blob.digest) == blob  # already there: kept
+    (spool / "gz").write_bytes(gzip.compress(b"x"))
+    assert store.adopt(str(spool / "gz"), digest(gzip.compress(b"x"))) is None
+    assert not store.has(digest(gzip.compress(b"x"))) and leftovers(store) == []
+
+
+def test_read_stream_decompresses_and_stops_its_thread_when_cancelled(tmp_path: Path) -> None:
+    store = ContentStore(str(tmp_path))
+    data = os.urandom(100000)
+    assert asyncio.run(store.read_stream(chunks_of(gzip.compress(data), 999),
+                                         lambda r: r.read())) == data
+
+    async def endless() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+        await asyncio.Event().wait()  # a client that never sends the rest
+        yield b""
+
+    async def cancel() -> None:
+        task = asyncio.ensure_future(store.read_stream(endless(), lambda r: r.read(100)))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(cancel())

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from berth.errors import InvalidParameter
 from berth.images import archive, reference
+from berth.images.content import ContentStore
 
 
 def sha(data: bytes) -> str:
@@ -73,7 +78,7 @@ def test_save_then_read_round_trip(tmp_path: Path) -> None:
     (img,) = archive.read_archive(str(tmp_path / "a.tar"), "amd64")
     assert img.image_id == sha(CONFIG) and img.config == CONFIG
     assert img.repo_tags == ["x/y:z"] and img.diff_ids == [sha(LAYER)]
-    assert archive.member_digest(str(tmp_path / "a.tar"), img.layers[0]) == sha(LAYER)
+    assert archive.member_digest(img.layers[0]) == sha(LAYER)
 
 
 def make_tar(path: Path, files: dict[str, bytes]) -> None:
@@ -110,6 +115,50 @@ def test_bad_archives_are_refused(tmp_path: Path, files: dict[str, bytes], messa
     make_tar(tmp_path / "a.tar", files)
     with pytest.raises(InvalidParameter, match=message):
         archive.read_archive(str(tmp_path / "a.tar"), "amd64")
+    with pytest.raises(InvalidParameter, match=message):
+        spool((tmp_path / "a.tar").read_bytes(), tmp_path)
+
+
+async def chunks_of(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i:i + size]
+
+
+def spool(data: bytes, tmp_path: Path, chunk: int = 65536) -> list[archive.LoadImage]:
+    """`docker load`'s way in: the archive streamed, split into files in a spool directory."""
+    content = ContentStore(str(tmp_path / "root"))
+    directory = content.spool_dir()
+    return asyncio.run(content.read_stream(
+        chunks_of(data, chunk), lambda stream: archive.spool_archive(stream, directory, "amd64")))
+
+
+BIG_LAYER = os.urandom(3 << 20) + b"end"
+BIG_CONFIG = json.dumps({"rootfs": {"type": "layers", "diff_ids": [sha(BIG_LAYER)]}}).encode()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_streamed_archive_puts_large_members_in_files_of_their_own(
+        tmp_path: Path, compress: bool) -> None:
+    manifest = [{"Config": "cfg.json", "RepoTags": ["a:b"], "Layers": ["l/layer.tar"]}]
+    make_tar(tmp_path / "a.tar", {"cfg.json": BIG_CONFIG, "l/layer.tar": BIG_LAYER,
+                                  "manifest.json": json.dumps(manifest).encode()})
+    data = (tmp_path / "a.tar").read_bytes()
+    (img,) = spool(gzip.compress(data, 1) if compress else data, tmp_path, chunk=4097)
+    assert img.config == BIG_CONFIG and img.diff_ids == [sha(BIG_LAYER)]
+    (layer,) = img.layers
+    assert layer.offset == 0 and layer.sha256 == sha(BIG_LAYER)
+    assert Path(layer.path).read_bytes() == BIG_LAYER
+    assert archive.member_digest(layer) == sha(BIG_LAYER)
+
+
+def test_a_streamed_archive_cut_short_is_refused(tmp_path: Path) -> None:
+    make_tar(tmp_path / "a.tar", legacy(GOOD, big=BIG_LAYER))
+    data = (tmp_path / "a.tar").read_bytes()
+    for cut in (100, 700, 2 << 20, len(data) - 10240):
+        with pytest.raises(InvalidParameter, match="invalid image archive|unexpected end"):
+            spool(data[:cut], tmp_path)
+    with pytest.raises(InvalidParameter, match="invalid gzip data"):
+        spool(gzip.compress(data)[:-100], tmp_path)
 
 
 def test_truncated_archive_is_refused(tmp_path: Path) -> None:
@@ -118,6 +167,8 @@ def test_truncated_archive_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.tar").write_bytes(data[:60000])
     with pytest.raises(InvalidParameter, match="invalid image archive"):
         archive.read_archive(str(tmp_path / "a.tar"), "amd64")
+    with pytest.raises(InvalidParameter, match="invalid image archive"):
+        spool(data[:60000], tmp_path)
 
 
 def test_links_that_leave_the_archive_are_refused(tmp_path: Path) -> None:
@@ -130,6 +181,8 @@ def test_links_that_leave_the_archive_are_refused(tmp_path: Path) -> None:
         tar.addfile(info)
     with pytest.raises(InvalidParameter, match="unsafe member name"):
         archive.read_archive(str(path), "amd64")
+    with pytest.raises(InvalidParameter, match="unsafe member name"):
+        spool(path.read_bytes(), tmp_path)
 
 
 def test_clean_name() -> None:
