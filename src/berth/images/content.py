@@ -165,29 +165,36 @@ class StreamReader:
         self._pos = 0
         self._eof = False
         self._stopped = False
-        self._pending: concurrent.futures.Future[bytes] | None = None
+        self._pending: concurrent.futures.Future[tuple[bytes, bool]] | None = None
 
-    async def _next_batch(self) -> bytes:
+    async def _next_batch(self) -> tuple[bytes, bool]:
+        """About _COPY_CHUNK bytes of the body, and whether the body ends with them."""
         batch: list[bytes] = []
         batched = 0
         while batched < _COPY_CHUNK:
             try:
                 chunk = await anext(self._chunks)
             except StopAsyncIteration:
-                self._eof = True
-                break
+                return b"".join(batch), True
             batch.append(chunk)
             batched += len(chunk)
-        return b"".join(batch)
+        return b"".join(batch), False
 
     def _fill(self) -> bytes:
+        """The next batch, decompressed. The batch after it is asked for before this one
+        is handed over, so the event loop reads the socket while this thread works."""
         if self._stopped:
             raise InvalidParameter("the request was given up")
-        self._pending = asyncio.run_coroutine_threadsafe(self._next_batch(), self._loop)
+        if self._pending is None:
+            self._pending = asyncio.run_coroutine_threadsafe(self._next_batch(), self._loop)
         try:
-            data = bytes(self._decompressor.feed(self._pending.result()))
+            raw, self._eof = self._pending.result()
         except concurrent.futures.CancelledError:
             raise InvalidParameter("the request was given up") from None
+        self._pending = None
+        if not self._eof and not self._stopped:
+            self._pending = asyncio.run_coroutine_threadsafe(self._next_batch(), self._loop)
+        data = bytes(self._decompressor.feed(raw))
         if self._eof:
             data += bytes(self._decompressor.finish())
         return data
@@ -407,6 +414,8 @@ class ContentStore:
             reader.stop()
             await asyncio.wait([work])
             raise
+        finally:
+            reader.stop()  # a batch read ahead that nobody will take
 
     def adopt(self, path: str, digest: str) -> Blob | None:
         """Make the private, complete file `path`, whose sha256 the caller computed as it

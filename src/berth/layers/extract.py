@@ -1,11 +1,13 @@
 """Apply one layer tar to a directory, safely; run as its own process by layers.store.
 
-`python -m berth.layers.extract DEST` reads a tar (plain, gzip, bzip2, xz or zstd) on stdin,
-chroots into DEST and extracts it there, so no name, symlink or hard link in the
-archive can reach outside DEST: inside the chroot "/" *is* DEST. It prints one JSON
+`python -m berth.layers.extract DEST [DIGEST]` reads a tar (plain, gzip, bzip2, xz or zstd)
+on stdin, chroots into DEST and extracts it there, so no name, symlink or hard link in
+the archive can reach outside DEST: inside the chroot "/" *is* DEST. It prints one JSON
 line: {"diff_id": "sha256:…", "size": N} (the digest of the uncompressed tar), or
 {"error": "…"} and exits 1. OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) become
 overlayfs whiteouts (a 0/0 character device, the trusted.overlay.opaque xattr).
+When the caller passes the DIGEST of a plain tar it already verified (a content-store
+blob, immutable once published), the tar is not hashed again and DIGEST is echoed.
 gzip goes through isal (the stdlib when isal is missing), zstd through zstandard; both
 are imported before the chroot, which would hide them.
 """
@@ -206,12 +208,13 @@ def remove_path(path: str) -> None:
 
 def main() -> None:
     dest = sys.argv[1]
+    known = sys.argv[2] if len(sys.argv) > 2 else None
     try:
         os.chroot(dest)
         os.chdir("/")
         os.umask(0)
         if _is_plain_file(0):
-            digest, size = extract_file(0)
+            digest, size = extract_file(0, known)
         else:
             stream = _Hashing(decompressed(sys.stdin.buffer))
             apply(stream)  # type: ignore[arg-type]
@@ -232,13 +235,14 @@ def _is_plain_file(fd: int) -> bool:
     return not (head.startswith((b"\x1f\x8b", ZSTD_MAGIC, b"BZh", b"\xfd7zXZ\x00")))
 
 
-def extract_file(fd: int) -> tuple[str, int]:
+def extract_file(fd: int, known: str | None = None) -> tuple[str, int]:
     """Extract the plain tar in regular file `fd`, hashing it in a second thread
-    meanwhile; member bytes go file to file by copy_file_range. The digest covers the
-    whole file, end padding included, as the stream path's does."""
+    meanwhile (unless its digest is `known`); member bytes go file to file by
+    copy_file_range. The digest covers the whole file, end padding included, as the
+    stream path's does."""
     size = os.fstat(fd).st_size
     hasher = hashlib.sha256()
-    hashing = threading.Thread(target=_hash_file, args=(fd, size, hasher))
+    hashing = threading.Thread(target=_hash_file, args=(fd, 0 if known else size, hasher))
     hashing.start()
     try:
         with open(fd, "rb", buffering=1 << 16, closefd=False) as raw, \
@@ -248,7 +252,7 @@ def extract_file(fd: int) -> tuple[str, int]:
             apply_tar(tar)
     finally:
         hashing.join()
-    return "sha256:" + hasher.hexdigest(), size
+    return known or "sha256:" + hasher.hexdigest(), size
 
 
 def _hash_file(fd: int, size: int, hasher: hashlib._Hash) -> None:

@@ -127,7 +127,7 @@ class LayerStore:
             os.mkdir(diff, 0o755)
             with self.content.open(diff_id) as source:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-S", "-m", "berth.layers.extract", diff,
+                    sys.executable, "-S", "-m", "berth.layers.extract", diff, diff_id,
                     stdin=source, stdout=asyncio.subprocess.PIPE,
                     env=child_env(),
                 )
@@ -146,8 +146,6 @@ class LayerStore:
                 result = {"error": "the layer could not be extracted"}
             if "error" in result:
                 raise InvalidParameter(result["error"])
-            if result["diff_id"] != diff_id:
-                raise SystemError_(f"layer {diff_id} changed while it was extracted")
             await asyncio.to_thread(_sync_tree, diff)
             os.rename(tmp, self._dir(chain_id))
         except BaseException:
