@@ -48,6 +48,14 @@ def test_info_names_the_driver(engine: tuple[str, Cli]) -> None:
     assert f"Storage Driver: {driver}" in docker.ok("info")
 
 
+def test_image_inspect_names_the_driver(engine: tuple[str, Cli]) -> None:
+    driver, docker = engine
+    assert docker.ok("image", "inspect", "-f", "{{.GraphDriver.Name}}", "busybox").strip() == driver
+    if driver == "overlay2":  # the layer's files are where inspect says
+        upper = docker.ok("image", "inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", "busybox").strip()
+        assert (Path(upper) / "bin" / "busybox").is_file()
+
+
 def test_run_write_isolation_and_rm(engine: tuple[str, Cli]) -> None:
     driver, docker = engine
     assert docker.ok("run", "--rm", "busybox", "echo", "hello").strip() == "hello"

@@ -58,7 +58,19 @@ def render_summary(img: Image) -> dict[str, Any]:
     }
 
 
-def render_inspect(img: Image) -> dict[str, Any]:
+def graph_driver(img: Image, store: ImageStore) -> dict[str, Any]:
+    """Where the image's layers lie, in the shape `docker image inspect` shows."""
+    layers = store.layers
+    dirs = [layers.diff_dir(c) for c in reversed(img.chain_ids)]
+    data: dict[str, str] | None = None
+    if layers.driver == "overlay2" and dirs:
+        data = {"UpperDir": dirs[0]}
+        if len(dirs) > 1:
+            data["LowerDir"] = ":".join(dirs[1:])
+    return {"Name": layers.driver, "Data": data}
+
+
+def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:
     cfg = img.config
     run = cfg.config.to_oci()
     container_config: dict[str, Any] = {
@@ -85,7 +97,7 @@ def render_inspect(img: Image) -> dict[str, Any]:
         "Architecture": cfg.architecture,
         "Os": cfg.os,
         "Size": img.size,
-        "GraphDriver": {"Name": "overlay2", "Data": None},
+        "GraphDriver": graph_driver(img, store),
         "RootFS": {"Type": "layers", "Layers": cfg.diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
@@ -307,7 +319,8 @@ async def load(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/images/{name:.+}/json")
 async def inspect(request: web.Request) -> web.Response:
-    return json_response(render_inspect(_store(request).resolve(request.match_info["name"])))
+    store = _store(request)
+    return json_response(render_inspect(store.resolve(request.match_info["name"]), store))
 
 
 @routes.get("/images/{name:.+}/history")
