@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from berth.errors import InvalidParameter, SystemError_
+from berth.errors import InvalidParameter
 from berth.images.content import Blob, ContentStore
 from berth.layers import snapshotters
 from berth.layers.extract import child_env
