@@ -25,6 +25,7 @@ from berth.containers.model import (
     Container,
     HostConfig,
     LogConfig,
+    MountSpec,
     RestartPolicy,
     RunConfig,
     Status,
@@ -118,6 +119,9 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         restart_policy=RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0)),
         log_config=LogConfig(_opt(lc, "Type", str, "") or "json-file", _str_map(lc, "Config")),
         binds=_strings(hc, "Binds") or [],
+        mounts=[_mount_spec(m) for m in _opt(hc, "Mounts", list, [])],
+        volumes_from=_strings(hc, "VolumesFrom") or [],
+        volume_driver=_opt(hc, "VolumeDriver", str, ""),
         privileged=_opt(hc, "Privileged", bool, False),
         readonly_rootfs=_opt(hc, "ReadonlyRootfs", bool, False),
         init=_opt(hc, "Init", bool, None),
@@ -153,6 +157,72 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
     return config, host
 
 
+def _mount_spec(m: Any) -> MountSpec:
+    """One HostConfig.Mounts entry, as Docker's JSON gives it."""
+    if not isinstance(m, dict):
+        raise InvalidParameter("json: cannot unmarshal HostConfig.Mounts: each entry must be an object")
+    bind = _opt(m, "BindOptions", dict, None)
+    volume = _opt(m, "VolumeOptions", dict, None)
+    tmpfs = _opt(m, "TmpfsOptions", dict, None)
+    driver = _opt(volume or {}, "DriverConfig", dict, {})
+    return MountSpec(
+        type=_opt(m, "Type", str, ""), target=_opt(m, "Target", str, ""), source=_opt(m, "Source", str, ""),
+        read_only=_opt(m, "ReadOnly", bool, False), consistency=_opt(m, "Consistency", str, ""),
+        bind_propagation=_opt(bind or {}, "Propagation", str, ""),
+        bind_create_mountpoint=_opt(bind or {}, "CreateMountpoint", bool, False), has_bind_options=bind is not None,
+        volume_no_copy=_opt(volume or {}, "NoCopy", bool, False), volume_labels=_str_map(volume or {}, "Labels"),
+        volume_driver=_opt(driver, "Name", str, ""), volume_driver_options=_str_map(driver, "Options"),
+        has_volume_options=volume is not None,
+        tmpfs_size=_opt(tmpfs or {}, "SizeBytes", int, 0), tmpfs_mode=_opt(tmpfs or {}, "Mode", int, 0),
+        has_tmpfs_options=tmpfs is not None,
+    )
+
+
+def _mount_spec_doc(m: MountSpec) -> dict[str, Any]:
+    doc: dict[str, Any] = {"Type": m.type}
+    if m.source:
+        doc["Source"] = m.source
+    doc["Target"] = m.target
+    if m.read_only:
+        doc["ReadOnly"] = True
+    if m.consistency:
+        doc["Consistency"] = m.consistency
+    if m.has_bind_options:
+        doc["BindOptions"] = {k: v for k, v in (("Propagation", m.bind_propagation),
+                                                ("CreateMountpoint", m.bind_create_mountpoint)) if v}
+    if m.has_volume_options:
+        vol: dict[str, Any] = {}
+        if m.volume_no_copy:
+            vol["NoCopy"] = True
+        if m.volume_labels:
+            vol["Labels"] = m.volume_labels
+        if m.volume_driver or m.volume_driver_options:
+            vol["DriverConfig"] = {k: v for k, v in (("Name", m.volume_driver),
+                                                     ("Options", m.volume_driver_options)) if v}
+        doc["VolumeOptions"] = vol
+    if m.has_tmpfs_options:
+        doc["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", m.tmpfs_size), ("Mode", m.tmpfs_mode)) if v}
+    return doc
+
+
+def mount_points_doc(c: Container) -> list[dict[str, Any]]:
+    """`Mounts` of inspect and of the list, as Docker shows them."""
+    out = []
+    for mp in c.mounts:
+        doc: dict[str, Any] = {"Type": mp.type}
+        if mp.type == "volume":
+            doc["Name"] = mp.name
+        doc["Source"] = mp.source
+        doc["Destination"] = mp.destination
+        if mp.type == "volume":
+            doc["Driver"] = mp.driver
+        doc["Mode"] = mp.mode
+        doc["RW"] = mp.rw
+        doc["Propagation"] = mp.propagation if mp.type == "bind" else ""
+        out.append(doc)
+    return out
+
+
 def _device_text(d: Any) -> str:
     if not isinstance(d, dict) or not isinstance(d.get("PathOnHost"), str):
         raise InvalidParameter("json: cannot unmarshal HostConfig.Devices: each entry needs PathOnHost")
@@ -179,8 +249,6 @@ MIN_MEMORY = 6 * 1024 * 1024
 
 def _validate_host(host: HostConfig) -> None:
     """Refuse what Docker's daemon refuses at create, with its messages."""
-    if host.binds:
-        raise InvalidParameter("bind mounts and volumes are not supported by berth yet")
     if host.network_mode not in ("bridge", "default", "none", "host"):
         raise NotFound(f"network {host.network_mode} not found")
     if host.memory and host.memory < MIN_MEMORY:
@@ -273,8 +341,8 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "PortBindings": {},
         "RestartPolicy": {"Name": h.restart_policy.name, "MaximumRetryCount": h.restart_policy.maximum_retry_count},
         "AutoRemove": h.auto_remove,
-        "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumeDriver": h.volume_driver,
+        "VolumesFrom": h.volumes_from or None,
         "ConsoleSize": list(h.console_size),
         "CapAdd": h.cap_add or None,
         "CapDrop": h.cap_drop or None,
@@ -318,6 +386,7 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "Ulimits": [{"Name": n, "Soft": s, "Hard": hd} for n, s, hd in h.ulimits],
         "Sysctls": h.sysctls or None,
         "Tmpfs": h.tmpfs or None,
+        "Mounts": [_mount_spec_doc(m) for m in h.mounts] or None,
         "Init": h.init,
         "MaskedPaths": [],
         "ReadonlyPaths": [],
@@ -373,7 +442,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "ExecIDs": None,
         "HostConfig": _host_config_doc(c),
         "GraphDriver": {"Name": mgr.layers.driver, "Data": graph_data},
-        "Mounts": [],
+        "Mounts": mount_points_doc(c),
         "Config": _config_doc(c),
         "NetworkSettings": _network_settings(c),
     }
@@ -418,7 +487,7 @@ def render_summary(c: Container) -> dict[str, Any]:
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": mount_points_doc(c),
     }
 
 
@@ -537,7 +606,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 @routes.delete("/containers/{id}")
 async def remove(request: web.Request) -> web.Response:
-    await _mgr(request).remove(request.match_info["id"], force=query_bool(request, "force"))
+    await _mgr(request).remove(request.match_info["id"], force=query_bool(request, "force"),
+                               volumes=query_bool(request, "v"))
     return web.Response(status=204)
 
 

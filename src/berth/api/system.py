@@ -12,6 +12,7 @@ from aiohttp import web
 from berth import API_VERSION, MIN_API_VERSION, __version__
 from berth.api import containers as container_api
 from berth.api import images as image_api
+from berth.api import volumes as volume_api
 from berth.api.server import Routes, json_response, server_header
 from berth.containers.model import Status
 from berth.images.store import ARCH, now_rfc3339
@@ -166,10 +167,13 @@ async def disk_usage(request: web.Request) -> web.Response:
         doc["SizeRw"] = await asyncio.to_thread(ctx.images.layers.rw_size, c.id)
         doc["SizeRootFs"] = doc["SizeRw"] + sizes.get(c.image_id, 0)
         container_docs.append(doc)
+    vols = ctx.volumes.all()
+    refs = {v.name: len(ctx.containers.volume_users(v.name)) for v in vols}
     return json_response({
         "LayersSize": ctx.images.layers_size(),
         "Images": image_docs,
         "Containers": container_docs,
-        "Volumes": [],
+        "Volumes": await asyncio.to_thread(
+            lambda: [volume_api.render_with_usage(v, ctx.volumes, refs[v.name]) for v in vols]),
         "BuildCache": [],
     })

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from berth.containers import mounting, mounts
 from berth.containers.model import Container, HostConfig, RunConfig, State, Status
 from berth.containers.names import random_name
 from berth.containers.users import resolve_user
@@ -35,6 +36,7 @@ from berth.images.store import ImageStore, now_rfc3339
 from berth.layers import changeset, diff
 from berth.layers.store import LayerStore
 from berth.runtime import rlimits, shimclient, spec
+from berth.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class Live:
 
 class ContainerManager:
     def __init__(self, data_root: str, exec_root: str, db: sqlite3.Connection,
-                 images: ImageStore, layers: LayerStore) -> None:
+                 images: ImageStore, layers: LayerStore, volumes: VolumeStore) -> None:
         self.data_root = os.path.join(data_root, "containers")
         self.exec_root = os.path.join(exec_root, "containers")
         # shim sockets get short paths: AF_UNIX paths are limited to 107 bytes
@@ -94,6 +96,7 @@ class ContainerManager:
         self.db = db
         self.images = images
         self.layers = layers
+        self.volumes = volumes
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
@@ -165,6 +168,7 @@ class ContainerManager:
                 # its shim still runs (the container may have exited meanwhile): the
                 # monitor learns the exit from it either way
                 log.info("container %s has its shim still running; watching it again", c.id[:12])
+                await self._readopt_volumes(c)
                 self._watch(c)
                 if not live_restore and doc.get("status") in ("running", "paused"):
                     log.warning("live-restore is off: stopping container %s", c.id[:12])
@@ -181,8 +185,21 @@ class ContainerManager:
                             finished_at=exit_doc.get("finished_at") or now_rfc3339())
             self._save(c)
             self.layers.unmount(c.id)
+            await mounting.release(self.volumes, c)
             await self._reap_lost(c)
             shutil.rmtree(state_dir, ignore_errors=True)
+
+    async def _readopt_volumes(self, c: Container) -> None:
+        """A container that ran on across a berthd restart holds its volumes still."""
+        for mp in c.mounts:
+            if mp.type == "volume":
+                with contextlib.suppress(BerthError):
+                    await self.volumes.mount(self.volumes.get(mp.name), c.id)
+
+    def volume_users(self, name: str) -> list[str]:
+        """IDs of the containers (running or not) that mount volume `name`."""
+        return [c.id for c in self.containers.values()
+                if any(mp.type == "volume" and mp.name == name for mp in c.mounts)]
 
     def get(self, ref: str) -> Container:
         """By full ID, name (with or without "/"), or unique ID prefix."""
@@ -258,6 +275,9 @@ class ContainerManager:
         config.volumes = sorted(set(config.volumes) | set(defaults.volumes))
         if config.stop_signal:
             parse_signal(config.stop_signal)
+        inherited = [(self.get(other), mode) for other, mode in map(mounts.parse_volumes_from, host.volumes_from)]
+        points = mounts.plan(host.binds, host.mounts, config.volumes, inherited, host.tmpfs.keys(),
+                             host.volume_driver)
         if host.restart_policy.name not in ("", "no", "always", "unless-stopped", "on-failure"):
             raise InvalidParameter(f"invalid restart policy '{host.restart_policy.name}'")
         if host.auto_remove and host.restart_policy.name not in ("", "no"):
@@ -273,10 +293,12 @@ class ContainerManager:
         else:
             path, args = argv[0], argv[1:]
         c = Container(id=cid, name=name, created=now_rfc3339(), image_id=image.id, config=config,
-                      host_config=host, path=path, args=args, driver=self.layers.driver)
+                      host_config=host, path=path, args=args, driver=self.layers.driver, mounts=points)
         cdir = os.path.join(self.data_root, cid)
-        self._reserved_names.add(name)  # held across the await below
+        self._reserved_names.add(name)  # held across the awaits below
+        new_volumes: list[str] = []
         try:
+            new_volumes = await mounting.create_volumes(self.volumes, points)
             os.makedirs(cdir, mode=0o710)
             c.log_path = os.path.join(cdir, f"{cid}-json.log") if host.log_config.type == "json-file" else ""
             c.hostname_path = os.path.join(cdir, "hostname")
@@ -289,6 +311,7 @@ class ContainerManager:
             shutil.rmtree(cdir, ignore_errors=True)
             self.layers.remove_rw(cid)
             self.db.execute("DELETE FROM containers WHERE id=?", (cid,))
+            await mounting.remove_volumes(self.volumes, new_volumes)
             raise
         finally:
             self._reserved_names.discard(name)
@@ -311,6 +334,7 @@ class ContainerManager:
                 await self._start(c, live)
             except BaseException as e:
                 self.layers.unmount(c.id)
+                await mounting.release(self.volumes, c)
                 shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
                 message = str(e)
                 if isinstance(e, shimclient.ShimError):
@@ -326,7 +350,7 @@ class ContainerManager:
                         a.ready.set_result(None)
                 live.pending_attaches.clear()
                 if c.host_config.auto_remove:
-                    await self._remove(c)
+                    await self._remove(c, volumes=True)
                 if isinstance(e, BerthError):
                     raise e from None
                 raise
@@ -344,6 +368,7 @@ class ContainerManager:
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={c.config.hostname}")
         _write_etc_files(c)
+        user_mounts = await mounting.prepare(self.volumes, c, root)
         state_dir = os.path.join(self.exec_root, c.id)
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
@@ -359,7 +384,7 @@ class ContainerManager:
                 limits=limits_of(h),
                 security=security_of(h),
                 rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],
-                sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size,
+                sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size, mounts=user_mounts,
                 oom_score_adj=h.oom_score_adj, init=_init_binary() if h.init else "",
             ))
         except (spec.SpecBuildError, rlimits.UlimitError) as e:
@@ -427,6 +452,7 @@ class ContainerManager:
                 await live.shim_proc.wait()
                 live.shim_proc = None
             self.layers.unmount(c.id)
+            await mounting.release(self.volumes, c)
             shutil.rmtree(state_dir, ignore_errors=True)
             live.monitor = None
             live.exited.set()
@@ -439,7 +465,7 @@ class ContainerManager:
             live.exit_waiters.clear()
         if c.host_config.auto_remove and c.id in self.containers:
             try:
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
             except BerthError as e:
                 log.warning("auto-remove of %s failed: %s", c.id[:12], e)
 
@@ -575,7 +601,7 @@ class ContainerManager:
 
     # -- remove, rename ------------------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool = False) -> None:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
         if c.state.running:
             if not force:
@@ -587,9 +613,9 @@ class ContainerManager:
             await self.live[c.id].exited.wait()
         if c.id not in self.containers:
             return
-        await self._remove(c)
+        await self._remove(c, volumes)
 
-    async def _remove(self, c: Container) -> None:
+    async def _remove(self, c: Container, volumes: bool = False) -> None:
         if c.id not in self.containers:
             return
         live = self.live[c.id]
@@ -602,6 +628,8 @@ class ContainerManager:
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         del self.containers[c.id]
         del self.live[c.id]
+        if volumes:
+            await mounting.remove_anonymous(self.volumes, c, lambda name: bool(self.volume_users(name)))
         self.on_event("destroy", c, {})
         for a in live.pending_attaches:
             if not a.ready.done():

@@ -50,6 +50,49 @@ class RunConfig:
 
 
 @dataclass
+class MountSpec:
+    """One `HostConfig.Mounts` entry (`--mount`), kept as asked so inspect can echo it."""
+
+    type: str
+    target: str = ""
+    source: str = ""
+    read_only: bool = False
+    consistency: str = ""
+    bind_propagation: str = ""
+    bind_create_mountpoint: bool = False
+    has_bind_options: bool = False
+    volume_no_copy: bool = False
+    volume_labels: dict[str, str] = field(default_factory=dict)
+    volume_driver: str = ""
+    volume_driver_options: dict[str, str] = field(default_factory=dict)
+    has_volume_options: bool = False
+    tmpfs_size: int = 0
+    tmpfs_mode: int = 0
+    has_tmpfs_options: bool = False
+
+
+@dataclass
+class MountPoint:
+    """A mount the container gets, resolved at create: a volume (named or anonymous),
+    a host path (bind) or a tmpfs. `source` of a volume is filled in at start."""
+
+    type: str  # "volume", "bind" or "tmpfs"
+    destination: str
+    source: str = ""
+    name: str = ""
+    driver: str = ""
+    mode: str = ""
+    rw: bool = True
+    propagation: str = ""
+    copy_data: bool = True
+    create_source: bool = False  # -v makes a missing host directory; --mount refuses it
+    tmpfs_size: int = 0
+    tmpfs_mode: int = 0
+    volume_options: dict[str, str] = field(default_factory=dict)  # for creating the volume
+    volume_labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class RestartPolicy:
     name: str = "no"
     maximum_retry_count: int = 0
@@ -70,6 +113,9 @@ class HostConfig:
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     log_config: LogConfig = field(default_factory=LogConfig)
     binds: list[str] = field(default_factory=list)
+    mounts: list[MountSpec] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)
+    volume_driver: str = ""
     privileged: bool = False
     readonly_rootfs: bool = False
     init: bool | None = None
@@ -136,6 +182,7 @@ class Container:
     resolv_conf_path: str = ""
     hostname_path: str = ""
     hosts_path: str = ""
+    mounts: list[MountPoint] = field(default_factory=list)
 
     def to_doc(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -163,4 +210,7 @@ def _build(kind: Any, value: Any) -> Any:
             return _build(arg, value)
     if origin is tuple and isinstance(value, list):
         return tuple(value)
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(kind) or (Any,)
+        return [_build(item, v) for v in value]
     return value

@@ -30,6 +30,7 @@ class Context:
     config: DaemonConfig
     images: object
     containers: object
+    volumes: object
     daemon_id: str
 
 
@@ -89,11 +90,13 @@ async def run(config: DaemonConfig) -> None:
     from berth.api import containers as containers_api
     from berth.api import images as images_api
     from berth.api import system as system_api
+    from berth.api import volumes as volumes_api
     from berth.api.server import make_app
     from berth.containers.manager import ContainerManager
     from berth.images.store import ImageStore
     from berth.layers.store import LayerStore
     from berth.metadata import open_db
+    from berth.volumes.store import VolumeStore
 
     lock_fd = _lock_data_root(config)
     os.makedirs(config.exec_root, mode=0o700, exist_ok=True)
@@ -102,14 +105,16 @@ async def run(config: DaemonConfig) -> None:
     log.info("storage driver: %s", layers.driver)
     layers.reconcile()
     images = ImageStore(db, layers)
-    containers = ContainerManager(config.data_root, config.exec_root, db, images, layers)
+    volumes = VolumeStore(config.data_root, db)
+    volumes.reconcile()
+    containers = ContainerManager(config.data_root, config.exec_root, db, images, layers, volumes)
     containers.runtimes = dict(config.runtimes)
     containers.default_runtime = config.default_runtime
     containers.load()
     await containers.launcher.start_zygote()
     await containers.restore(config.live_restore)
-    ctx = Context(config, images, containers, _daemon_id(config.data_root))
-    app = make_app([system_api.routes, containers_api.routes, images_api.routes], ctx)
+    ctx = Context(config, images, containers, volumes, _daemon_id(config.data_root))
+    app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:

@@ -136,6 +136,7 @@ class BundleRequest:
     sysctl: dict[str, str] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # docker --device specs
     tmpfs: dict[str, str] = field(default_factory=dict)  # path -> options
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # the user's (volumes, binds), OCI-shaped
     shm_size: int = 0
     oom_score_adj: int = 0
     init: str = ""  # host path of an init to run as pid 1 (docker run --init)
@@ -158,12 +159,18 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={req.shm_size or DEFAULT_SHM_SIZE}"]},
     ]
+    # The user's mounts, the /etc files and --tmpfs go parents first (a volume on /etc
+    # must not hide /etc/hosts); a user's mount replaces the /etc file at its path.
+    extra: list[dict[str, Any]] = list(req.mounts)
+    taken = {m["destination"] for m in extra}
     for dest, src in req.files.items():
-        mounts.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
+        if dest not in taken:
+            extra.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
     for dest, opts in req.tmpfs.items():
-        extra = [o for o in opts.split(",") if o]
-        mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec", *extra]})
+        options = [o for o in opts.split(",") if o]
+        extra.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
+                      "options": ["nosuid", "nodev", "noexec", *options]})
+    mounts += sorted(extra, key=lambda m: m["destination"].rstrip("/").count("/"))
     args = list(req.args)
     if req.init:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": req.init, "options": ["rbind", "ro"]})

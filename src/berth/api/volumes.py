@@ -1,0 +1,99 @@
+"""`/volumes/…`: create, list, inspect, remove and prune volumes, in Docker's JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from berth.api.server import (
+    Routes,
+    api_version,
+    filters_param,
+    json_body,
+    json_response,
+    query_bool,
+)
+from berth.containers.manager import ContainerManager
+from berth.errors import InvalidParameter
+from berth.volumes.store import LIST_FILTERS, PRUNE_FILTERS, Volume, VolumeStore
+
+routes = Routes()
+
+
+def _store(request: web.Request) -> VolumeStore:
+    return request.app["ctx"].volumes
+
+
+def _containers(request: web.Request) -> ContainerManager:
+    return request.app["ctx"].containers
+
+
+def render(v: Volume, store: VolumeStore) -> dict[str, Any]:
+    return {
+        "CreatedAt": v.created_at,
+        "Driver": v.driver,
+        "Labels": v.labels or None,
+        "Mountpoint": store.mountpoint(v),
+        "Name": v.name,
+        "Options": v.options,
+        "Scope": v.scope,
+    }
+
+
+def render_with_usage(v: Volume, store: VolumeStore, refs: int) -> dict[str, Any]:
+    """The `docker system df -v` form: with UsageData (size -1 where unknown)."""
+    return {**render(v, store), "UsageData": {"Size": store.size(v), "RefCount": refs}}
+
+
+def _str_dict(doc: dict[str, Any], key: str) -> dict[str, str]:
+    value = doc.get(key) or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(x, str) for k, x in value.items()):
+        raise InvalidParameter(f"json: cannot unmarshal {key}: it must be an object of strings")
+    return dict(value)
+
+
+@routes.get("/volumes")
+async def list_volumes(request: web.Request) -> web.Response:
+    store, mgr = _store(request), _containers(request)
+    filters = filters_param(request, LIST_FILTERS)
+    vols = store.find(filters, lambda name: bool(mgr.volume_users(name)))
+    return json_response({"Volumes": [render(v, store) for v in vols], "Warnings": None})
+
+
+@routes.post("/volumes/create")
+async def create_volume(request: web.Request) -> web.Response:
+    body = await json_body(request, required=False)
+    name = body.get("Name") or ""
+    driver = body.get("Driver") or "local"
+    if not isinstance(name, str) or not isinstance(driver, str):
+        raise InvalidParameter("json: cannot unmarshal Name and Driver: they must be strings")
+    options = _str_dict(body, "DriverOpts")
+    labels = _str_dict(body, "Labels")
+    store = _store(request)
+    v = await store.create(name, driver, options if "DriverOpts" in body and body["DriverOpts"] is not None
+                           else None, labels)
+    return json_response(render(v, store), status=201)
+
+
+@routes.get("/volumes/{name}")
+async def inspect_volume(request: web.Request) -> web.Response:
+    store = _store(request)
+    return json_response(render(store.get(request.match_info["name"]), store))
+
+
+@routes.delete("/volumes/{name}")
+async def remove_volume(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await _store(request).remove(name, _containers(request).volume_users(name), force=query_bool(request, "force"))
+    return web.Response(status=204)
+
+
+@routes.post("/volumes/prune")
+async def prune_volumes(request: web.Request) -> web.Response:
+    store, mgr = _store(request), _containers(request)
+    filters = filters_param(request, PRUNE_FILTERS)
+    # API 1.42 made prune keep named volumes unless asked (filter all=true)
+    all_volumes = api_version(request) < (1, 42)
+    deleted, reclaimed = await store.prune(filters, lambda name: bool(mgr.volume_users(name)), all_volumes)
+    return json_response({"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed})

@@ -1,0 +1,157 @@
+"""Turning a container's mount points into volumes and OCI mounts, over its life.
+
+At create, the volumes its mount points name (or anonymous ones) are made; at start,
+each volume is mounted by its driver, a new empty volume is filled with what the
+image has at that path (Docker's copy-up, with owners and modes), missing `-v` host
+directories are made, and the OCI mount entries come out; at exit the drivers are told
+the container let go; at `rm -v` (and `--rm`) its anonymous volumes are removed.
+Parsing and precedence are containers/mounts.py's; volume records, the store's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from collections.abc import Callable
+from typing import Any
+
+from berth.containers.model import Container, MountPoint
+from berth.errors import BerthError, InvalidParameter
+from berth.layers import archive
+from berth.layers.snapshotters import copy_layer
+from berth.volumes.store import ANONYMOUS_LABEL, Volume, VolumeStore
+
+log = logging.getLogger(__name__)
+
+
+async def create_volumes(store: VolumeStore, points: list[MountPoint]) -> list[str]:
+    """Make the volumes `points` name (naming the anonymous ones); returns the names it
+    created, so that a failed create can remove them again."""
+    created: list[str] = []
+    try:
+        for mp in points:
+            if mp.type != "volume":
+                continue
+            labels = dict(mp.volume_labels)
+            if not mp.name:
+                v = await store.create("", mp.driver, mp.volume_options or None, labels, anonymous=True)
+                created.append(v.name)
+            else:
+                try:
+                    v = store.get(mp.name)
+                except BerthError:
+                    v = await store.create(mp.name, mp.driver, mp.volume_options or None, labels)
+                    created.append(v.name)
+                else:
+                    if mp.driver not in ("", "local", v.driver):
+                        raise InvalidParameter(f'create {mp.name}: a volume with the name {mp.name} already '
+                                               f'exists with driver "{v.driver}"')
+            mp.name, mp.driver = v.name, v.driver
+            mp.source = store.mountpoint(v)
+            mp.volume_options = {}
+    except BaseException:
+        await remove_volumes(store, created)
+        raise
+    return created
+
+
+async def remove_volumes(store: VolumeStore, names: list[str]) -> None:
+    for name in names:
+        try:
+            await store.remove(name, [], force=True)
+        except BerthError as e:
+            log.warning("could not remove volume %s: %s", name, e)
+
+
+async def remove_anonymous(store: VolumeStore, c: Container, used_elsewhere: Callable[[str], bool]) -> None:
+    """`docker rm -v`: the container's anonymous volumes that no other container uses."""
+    for mp in c.mounts:
+        if mp.type != "volume" or not mp.name:
+            continue
+        try:
+            v = store.get(mp.name)
+        except BerthError:
+            continue
+        if ANONYMOUS_LABEL in v.labels and not used_elsewhere(v.name):
+            await remove_volumes(store, [v.name])
+
+
+async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str, Any]]:
+    """Mount the container's volumes and return its OCI mounts. On failure, what was
+    mounted is let go again."""
+    mounted: list[Volume] = []
+    out: list[dict[str, Any]] = []
+    try:
+        for mp in c.mounts:
+            if mp.type == "tmpfs":
+                opts = ["nosuid", "nodev", "noexec"]
+                if mp.tmpfs_size:
+                    opts.append(f"size={mp.tmpfs_size}")
+                if mp.tmpfs_mode:
+                    opts.append(f"mode={mp.tmpfs_mode & 0o7777:o}")
+                if not mp.rw:
+                    opts.append("ro")
+                out.append({"destination": mp.destination, "type": "tmpfs", "source": "tmpfs", "options": opts})
+                continue
+            if mp.type == "volume":
+                v = store.get(mp.name)
+                source = await store.mount(v, c.id)
+                mounted.append(v)
+                mp.source = source
+                if mp.copy_data:
+                    await asyncio.to_thread(copy_up, root, mp.destination, source)
+            else:
+                source = mp.source
+                await asyncio.to_thread(_bind_source, mp)
+            options = ["rbind", mp.propagation or "rprivate"]
+            if not mp.rw:
+                options.append("ro")
+            out.append({"destination": mp.destination, "type": "bind", "source": source, "options": options})
+    except BaseException:
+        for v in mounted:
+            await store.unmount(v, c.id)
+        raise
+    return out
+
+
+async def release(store: VolumeStore, c: Container) -> None:
+    """The container stopped: its volumes' drivers may unmount."""
+    for mp in c.mounts:
+        if mp.type != "volume":
+            continue
+        try:
+            v = store.get(mp.name)
+        except BerthError:
+            continue
+        await store.unmount(v, c.id)
+
+
+def _bind_source(mp: MountPoint) -> None:
+    if os.path.lexists(mp.source):
+        return
+    if not mp.create_source:
+        raise InvalidParameter(f'invalid mount config for type "bind": bind source path does not exist: {mp.source}')
+    os.makedirs(mp.source, mode=0o755, exist_ok=True)
+
+
+def copy_up(root: str, destination: str, volume: str) -> None:
+    """Fill an empty `volume` with the container root's content at `destination`
+    (symlinks in the root resolved inside it), owners, modes and times kept; the
+    volume's own directory takes the owner and mode of the image's directory."""
+    try:
+        if os.listdir(volume):
+            return
+    except FileNotFoundError:
+        return
+    source = archive.resolve_dir(root, destination).host
+    try:
+        st = os.lstat(source)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    copy_layer(source, volume)
+    os.chown(volume, st.st_uid, st.st_gid)
+    os.chmod(volume, stat.S_IMODE(st.st_mode))

@@ -1,0 +1,257 @@
+"""The volume store: every volume's record, its driver, and who may remove it.
+
+Records live in SQLite (table `volumes`), written in one statement, so a volume that
+`create` returned survives a crash of berthd. The data lives with the driver
+(volumes/drivers.py: `local`, or a plugin found by name). Which containers use a
+volume is the container manager's knowledge: callers pass it in where it matters
+(remove, prune), so this module never looks at containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from berth.errors import BerthError, Conflict, InvalidParameter, NotFound
+from berth.volumes.drivers import LocalDriver, VolumeDriver, check_name
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"
+LIST_FILTERS = {"dangling", "driver", "label", "name"}
+PRUNE_FILTERS = {"label", "label!", "all"}
+
+
+@dataclass
+class Volume:
+    name: str
+    driver: str = "local"
+    created_at: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] | None = None
+    scope: str = "local"
+
+    @property
+    def anonymous(self) -> bool:
+        return ANONYMOUS_LABEL in self.labels
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class VolumeStore:
+    def __init__(self, data_root: str, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.local = LocalDriver(os.path.join(data_root, "volumes"))
+        self._plugins: dict[str, VolumeDriver] = {}
+        self._plugin_paths: dict[str, str] = {}  # what plugins last said a volume's path is
+
+    # -- drivers -------------------------------------------------------------------------
+
+    def driver(self, name: str) -> VolumeDriver:
+        if name in ("", "local"):
+            return self.local
+        plugin = self._plugins.get(name)
+        if plugin is None:
+            from berth.volumes.plugin import find_plugin
+
+            plugin = self._plugins[name] = find_plugin(name)
+        return plugin
+
+    # -- records -------------------------------------------------------------------------
+
+    def _row(self, name: str) -> Volume | None:
+        row = self.db.execute("SELECT doc FROM volumes WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return None
+        doc = json.loads(row[0])
+        return Volume(name, doc.get("driver", "local"), doc.get("created_at", ""),
+                      dict(doc.get("labels") or {}), doc.get("options"), doc.get("scope", "local"))
+
+    def _save(self, v: Volume) -> None:
+        doc = {"driver": v.driver, "created_at": v.created_at, "labels": v.labels,
+               "options": v.options, "scope": v.scope}
+        self.db.execute("INSERT OR REPLACE INTO volumes VALUES (?,?)", (v.name, json.dumps(doc)))
+
+    def get(self, name: str) -> Volume:
+        v = self._row(name)
+        if v is None:
+            raise NotFound(f"get {name}: no such volume")
+        return v
+
+    def all(self) -> list[Volume]:
+        return [v for (name,) in self.db.execute("SELECT name FROM volumes ORDER BY name")
+                if (v := self._row(name)) is not None]
+
+    def reconcile(self) -> None:
+        """Local volume directories the database does not know (a crash between the
+        directory and the record) are kept, and recorded: their data is the user's."""
+        known = {n for (n,) in self.db.execute("SELECT name FROM volumes")}
+        for dv in self.local.list():
+            if dv.name not in known:
+                log.warning("adopting volume directory %s that the database did not know", dv.name)
+                self._save(Volume(dv.name, "local", _now(), {}, self.local.options(dv.name) or None))
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def create(self, name: str = "", driver: str = "local", options: dict[str, str] | None = None,
+                     labels: dict[str, str] | None = None, anonymous: bool = False) -> Volume:
+        """`docker volume create`; an existing volume of that name and driver is returned."""
+        driver = driver or "local"
+        if not name:
+            name = secrets.token_hex(32)
+            anonymous = True
+        if driver == "local":
+            check_name(name)  # a plugin judges its own names
+        existing = self._row(name)
+        if existing is not None:
+            if existing.driver != driver:
+                raise Conflict(f'create {name}: a volume with the name {name} already exists with '
+                               f'driver "{existing.driver}"')
+            return existing
+        impl = self.driver(driver)
+        labels = dict(labels or {})
+        if anonymous:
+            labels.setdefault(ANONYMOUS_LABEL, "")
+        await asyncio.to_thread(impl.create, name, dict(options or {}))
+        if driver != "local":
+            with contextlib.suppress(BerthError):
+                self._plugin_paths[name] = await asyncio.to_thread(impl.path, name)
+        v = Volume(name, driver, _now(), labels, dict(options) if options is not None else None, impl.scope)
+        try:
+            self._save(v)
+        except BaseException:
+            await asyncio.to_thread(impl.remove, name)
+            raise
+        return v
+
+    async def remove(self, name: str, users: list[str], force: bool = False) -> None:
+        """`docker volume rm`: refused while `users` (container IDs) hold it."""
+        v = self._row(name)
+        if v is None:
+            if force:
+                return
+            raise NotFound(f"get {name}: no such volume")
+        if users:
+            raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+        try:
+            await asyncio.to_thread(self.driver(v.driver).remove, name)
+        except NotFound:
+            pass
+        except BerthError:
+            if not force:
+                raise
+        self.db.execute("DELETE FROM volumes WHERE name=?", (name,))
+
+    def mountpoint(self, v: Volume) -> str:
+        """Where the volume's data is on the host, as inspect shows it."""
+        if v.driver == "local":
+            return self.local.path(v.name)
+        return self._plugin_paths.get(v.name, "")  # asking the plugin would block the caller
+
+    async def mount(self, v: Volume, container_id: str) -> str:
+        path = await asyncio.to_thread(self.driver(v.driver).mount, v.name, container_id)
+        if v.driver != "local":
+            self._plugin_paths[v.name] = path
+        return path
+
+    async def unmount(self, v: Volume, container_id: str) -> None:
+        try:
+            await asyncio.to_thread(self.driver(v.driver).unmount, v.name, container_id)
+        except BerthError as e:
+            log.warning("unmount of volume %s for %s failed: %s", v.name, container_id[:12], e)
+
+    def size(self, v: Volume) -> int:
+        """Bytes of the volume's data; -1 where berth cannot know (a plugin's)."""
+        if v.driver != "local":
+            return -1
+        total = 0
+        for dirpath, dirnames, filenames in os.walk(self.local.path(v.name)):
+            for n in dirnames + filenames:
+                try:
+                    st = os.lstat(os.path.join(dirpath, n))
+                except OSError:
+                    continue
+                total += st.st_blocks * 512
+        return total
+
+    def find(self, filters: dict[str, list[str]], in_use: Callable[[str], bool]) -> list[Volume]:
+        for key in filters:
+            if key not in LIST_FILTERS:
+                raise InvalidParameter(f"invalid filter '{key}'")
+        out = []
+        for v in self.all():
+            if "dangling" in filters:
+                wanted = {_bool_filter("dangling", x) for x in filters["dangling"]}
+                if (not in_use(v.name)) not in wanted:
+                    continue
+            if "driver" in filters and v.driver not in filters["driver"]:
+                continue
+            if "name" in filters and not any(_matches(p, v.name) for p in filters["name"]):
+                continue
+            if "label" in filters and not all(label_matches(v.labels, x) for x in filters["label"]):
+                continue
+            out.append(v)
+        return out
+
+    async def prune(self, filters: dict[str, list[str]], in_use: Callable[[str], bool],
+                    all_volumes: bool) -> tuple[list[str], int]:
+        """Remove unused local volumes (only anonymous ones unless `all_volumes`)."""
+        for key in filters:
+            if key not in PRUNE_FILTERS:
+                raise InvalidParameter(f"invalid filter '{key}'")
+        if "all" in filters:
+            all_volumes = any(_bool_filter("all", x) for x in filters["all"])
+        deleted: list[str] = []
+        reclaimed = 0
+        for v in self.all():
+            if v.driver != "local" or in_use(v.name):
+                continue
+            if not all_volumes and not v.anonymous:
+                continue
+            if not all(label_matches(v.labels, x) for x in filters.get("label", [])):
+                continue
+            if any(label_matches(v.labels, x) for x in filters.get("label!", [])):
+                continue
+            size = await asyncio.to_thread(self.size, v)
+            try:
+                await self.remove(v.name, [])
+            except BerthError as e:
+                log.warning("prune: volume %s: %s", v.name, e)
+                continue
+            deleted.append(v.name)
+            reclaimed += max(size, 0)
+        return deleted, reclaimed
+
+
+def label_matches(labels: dict[str, str], spec: str) -> bool:
+    key, eq, value = spec.partition("=")
+    if key not in labels:
+        return False
+    return not eq or labels[key] == value
+
+
+def _bool_filter(name: str, value: str) -> bool:
+    v = value.lower()
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise InvalidParameter(f"invalid filter '{name}={value}'")
+
+
+def _matches(pattern: str, name: str) -> bool:
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return pattern in name
