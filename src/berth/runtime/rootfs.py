@@ -96,6 +96,19 @@ def secure_join(root: str, unsafe: str) -> str:
     return root + current if current else root
 
 
+class MountTypeError(NotADirectoryError):
+    """A bind of a file onto a directory or the reverse, in runc's words."""
+
+    def __init__(self, source: str, destination: str) -> None:
+        super().__init__(errno.ENOTDIR, "not a directory")
+        self.source, self.destination = source, destination
+
+    def __str__(self) -> str:
+        return (f'error mounting "{self.source}" to rootfs at "{self.destination}": not a directory: '
+                "Are you trying to mount a directory onto a file (or vice-versa)? "
+                "Check if the specified host path exists and is the expected type")
+
+
 def _make_mountpoint(target: str, source_is_dir: bool) -> None:
     if os.path.lexists(target):
         return
@@ -156,7 +169,10 @@ def _mount_one(root: str, m: Mount) -> None:
         flags |= linux.MS_BIND
         source = m.source or ""
         _make_mountpoint(target, os.path.isdir(source))
-        linux.mount(source, target, None, flags & (linux.MS_BIND | linux.MS_REC))
+        try:
+            linux.mount(source, target, None, flags & (linux.MS_BIND | linux.MS_REC))
+        except NotADirectoryError:
+            raise MountTypeError(source, m.destination) from None
         # A bind mount ignores other flags until it is remounted with them.
         extra = flags & ~(linux.MS_BIND | linux.MS_REC)
         if extra:
