@@ -491,7 +491,7 @@ def render_summary(c: Container) -> dict[str, Any]:
     }
 
 
-CONTAINER_FILTERS = {"status", "name", "id", "exited", "label", "ancestor", "before", "since"}
+CONTAINER_FILTERS = {"status", "name", "id", "exited", "label", "ancestor", "before", "since", "volume"}
 
 
 def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
@@ -511,6 +511,8 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
                     return False
         if key == "ancestor" and not any(v in (c.config.image, c.image_id) or c.image_id.startswith("sha256:" + v)
                                          for v in values):
+            return False
+        if key == "volume" and not any(v in (mp.name, mp.destination) for mp in c.mounts for v in values):
             return False
     return True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import re
 import socket
 import struct
 import termios
@@ -162,3 +163,22 @@ def set_window_size(fd: int, rows: int, cols: int) -> None:
 def syncfs(fd: int) -> None:
     """Flush one filesystem (the one holding fd) to disk."""
     _check(_libc.syncfs(fd), "syncfs")
+
+
+def is_mount_point(path: str) -> bool:
+    """Whether something is mounted at `path`, binds from the same filesystem included
+    (os.path.ismount cannot see those: it compares device numbers)."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            if len(fields) > 4 and _unescape_mountinfo(fields[4]) == path:
+                return True
+    return False
+
+
+def _unescape_mountinfo(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    if "\\" not in field:
+        return field
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)

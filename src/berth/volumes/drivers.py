@@ -125,6 +125,9 @@ class LocalDriver:
         with self._lock:
             if self._users.get(name):
                 raise SystemError_(f"remove {name}: volume is still mounted")
+            _unmount_all(self.path(name))
+            if linux.is_mount_point(self.path(name)):  # never delete through a mount: it may be a host dir
+                raise SystemError_(f"remove {name}: its mount on {self.path(name)} could not be undone")
         shutil.rmtree(self._dir(name), ignore_errors=True)
 
     def options(self, name: str) -> dict[str, str]:
@@ -143,7 +146,7 @@ class LocalDriver:
         options = self.options(name)
         with self._lock:
             users = self._users.setdefault(name, set())
-            if options.get("type") and not users and not os.path.ismount(data):
+            if options.get("type") and not users and not linux.is_mount_point(data):
                 _mount_options(data, options)
             users.add(mount_id)
         return data
@@ -154,9 +157,7 @@ class LocalDriver:
             users.discard(mount_id)
             if not users:
                 self._users.pop(name, None)
-                data = self.path(name)
-                if os.path.ismount(data):
-                    linux.umount(data, linux.MNT_DETACH)
+                _unmount_all(self.path(name))
 
     def get(self, name: str) -> DriverVolume:
         if not os.path.isdir(self.path(name)):
@@ -188,6 +189,17 @@ def _mount_options(target: str, options: dict[str, str]) -> None:
     except OSError as e:
         raise SystemError_(f"error while mounting volume '{target}': failed to mount local volume: "
                            f"mount {device}:{target}, data: {','.join(data)}: {e.strerror}") from None
+
+
+def _unmount_all(path: str) -> None:
+    """Undo every mount stacked on `path`."""
+    for _ in range(16):
+        if not linux.is_mount_point(path):
+            return
+        try:
+            linux.umount(path, linux.MNT_DETACH)
+        except OSError:
+            return
 
 
 def _fsync_dir(path: str) -> None:

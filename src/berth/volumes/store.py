@@ -176,13 +176,18 @@ class VolumeStore:
         if v.driver != "local":
             return -1
         total = 0
-        for dirpath, dirnames, filenames in os.walk(self.local.path(v.name)):
-            for n in dirnames + filenames:
+        seen: set[tuple[int, int]] = set()
+        for dirpath, _dirnames, filenames in os.walk(self.local.path(v.name)):
+            for n in filenames:  # as Docker: what the files hold, a hard link counted once
                 try:
                     st = os.lstat(os.path.join(dirpath, n))
                 except OSError:
                     continue
-                total += st.st_blocks * 512
+                if st.st_nlink > 1:
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
         return total
 
     def find(self, filters: dict[str, list[str]], in_use: Callable[[str], bool]) -> list[Volume]:
