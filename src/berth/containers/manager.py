@@ -157,9 +157,11 @@ class ContainerManager:
         Without live-restore, survivors of a crash are killed, as dockerd does at start.
         """
         for c in list(self.containers.values()):
-            if not c.state.running:
-                continue
             state_dir = os.path.join(self.exec_root, c.id)
+            if not c.state.running:
+                if os.path.isdir(state_dir):
+                    await self._finish_cleanup(c, state_dir)
+                continue
             try:
                 doc = await shimclient.call(self._sock(c.id), {"op": "state"})
             except (shimclient.ShimError, OSError):
@@ -468,6 +470,17 @@ class ContainerManager:
                 await self.remove(c.id, force=True, volumes=True)
             except BerthError as e:
                 log.warning("auto-remove of %s failed: %s", c.id[:12], e)
+
+    async def _finish_cleanup(self, c: Container, state_dir: str) -> None:
+        """berthd died between recording a container's exit and cleaning up after it:
+        its shim, root mount, volumes and cgroup may still be there."""
+        log.warning("container %s exited while berthd was cleaning up; finishing that", c.id[:12])
+        with contextlib.suppress(shimclient.ShimError, OSError):
+            await shimclient.call(self._sock(c.id), {"op": "delete"})
+        self.layers.unmount(c.id)
+        await mounting.release(self.volumes, c)
+        await self._reap_lost(c)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
     async def _reap_lost(self, c: Container) -> None:
         """A shim died: kill what is left of its container and remove the cgroup."""
