@@ -417,15 +417,17 @@ class ContentStore:
         finally:
             reader.stop()  # a batch read ahead that nobody will take
 
-    def adopt(self, path: str, digest: str) -> Blob | None:
+    def adopt(self, path: str, digest: str, synced: bool = False) -> Blob | None:
         """Make the private, complete file `path`, whose sha256 the caller computed as it
         wrote it, the blob `digest` (a hard link: no copy); None if the file is
-        compressed (a blob is what it decompresses to)."""
+        compressed (a blob is what it decompresses to). `synced`: the caller has made
+        the file's data durable already (a syncfs of this filesystem)."""
         final = self.path(digest)
         with open(path, "rb") as f:
             if compression_of(f.read(6)) != "plain":
                 return None
-            os.fsync(f.fileno())
+            if not synced:
+                os.fsync(f.fileno())
             size = os.fstat(f.fileno()).st_size
         try:
             os.link(path, final)
@@ -437,6 +439,11 @@ class ContentStore:
         finally:
             os.close(fd)
         return Blob(digest, size)
+
+    def is_plain(self, path: str) -> bool:
+        """Whether the file holds uncompressed data (what a blob must be)."""
+        with open(path, "rb") as f:
+            return compression_of(f.read(6)) == "plain"
 
     def spool_dir(self) -> str:
         """A private scratch directory; the caller removes it (start-up clears leftovers)."""

@@ -97,12 +97,33 @@ class LayerStore:
         copied to the content store in one thread, in large reads. When the caller knows
         the `digest` of the whole private file `path` and it is the expected, plain
         layer's, the file itself becomes the blob, with no copy."""
-        blob = None
-        if digest is not None and digest == expected and offset == 0:
-            blob = await asyncio.to_thread(self.content.adopt, path, digest)
-        if blob is None:
-            blob = await self.content.write_file_range(path, offset, size, expected, decompress=True)
+        if digest is not None and digest == expected and offset == 0 and \
+                await asyncio.to_thread(self.content.is_plain, path):
+            return await self._apply_private_file(path, digest, parent)
+        blob = await self.content.write_file_range(path, offset, size, expected, decompress=True)
         return await self._apply_blob(blob, parent)
+
+    async def _apply_private_file(self, path: str, digest: str, parent: str | None) -> Layer:
+        """Extract a verified plain layer file, then make the same file its blob: the
+        extraction's syncfs makes both durable, before either is named."""
+        chain_id = chain_id_of(parent, digest)
+        existing = self.get(chain_id)
+        if existing:
+            return existing
+        try:
+            size = await self._extract(digest, chain_id, source_path=path)
+        except BaseException:
+            shutil.rmtree(self._dir(chain_id), ignore_errors=True)
+            raise
+        try:
+            await asyncio.to_thread(self.content.adopt, path, digest, True)
+        except BaseException:
+            shutil.rmtree(self._dir(chain_id), ignore_errors=True)
+            raise
+        layer = Layer(chain_id, digest, parent, size)
+        self.db.execute("INSERT OR IGNORE INTO layers VALUES (?,?,?,?)",
+                        (layer.chain_id, layer.diff_id, layer.parent, layer.size))
+        return layer
 
     async def _apply_blob(self, blob: Blob, parent: str | None) -> Layer:
         chain_id = chain_id_of(parent, blob.digest)
@@ -120,12 +141,14 @@ class LayerStore:
                         (layer.chain_id, layer.diff_id, layer.parent, layer.size))
         return layer
 
-    async def _extract(self, diff_id: str, chain_id: str) -> int:
+    async def _extract(self, diff_id: str, chain_id: str, source_path: str = "") -> int:
+        """Extract the verified plain tar `diff_id` (its blob, or the file `source_path`)
+        as layer `chain_id`; synced to disk before it is renamed into place."""
         tmp = tempfile.mkdtemp(dir=os.path.join(self.root, "tmp"))
         try:
             diff = os.path.join(tmp, "diff")
             os.mkdir(diff, 0o755)
-            with self.content.open(diff_id) as source:
+            with open(source_path, "rb") if source_path else self.content.open(diff_id) as source:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-S", "-m", "berth.layers.extract", diff, diff_id,
                     stdin=source, stdout=asyncio.subprocess.PIPE,

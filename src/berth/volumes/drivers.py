@@ -65,6 +65,8 @@ class VolumeDriver(Protocol):
 
 
 def check_name(name: str) -> None:
+    if len(name) == 1:
+        raise InvalidParameter("volume name is too short, names should be at least two alphanumeric characters")
     if not VOLUME_NAME_RE.match(name):
         raise InvalidParameter(
             f'create {name}: "{name}" includes invalid characters for a local volume name, only '
