@@ -18,6 +18,11 @@ picked with ``--scenario`` like the others.
 
 ``--images`` adds the scenarios of ``bench/images.py``: ``docker save`` and ``docker
 load`` throughput of a 200 MB image, and layer extraction against GNU tar, in MB/s.
+
+``--volumes`` adds the scenario of ``bench/volumes.py``: ``docker run --rm -v
+<fresh volume>:/data`` of an image with 1 GB under /data, so that every run copies
+it up into the new volume (checked once per engine), in ms. It runs 5 + 1 warm-up
+unless ``--runs``/``--warmup`` are given.
 """
 
 from __future__ import annotations
@@ -550,6 +555,29 @@ def run_image_scenarios(
     return bool(images.run(options, tmp / "images", rootfs))
 
 
+# ------------------------------------------------------------- volume scenarios
+
+
+def volume_scenarios() -> list[tuple[str, str]]:
+    """(name, description) of bench/volumes.py's scenarios."""
+    import volumes  # bench/volumes.py, imported late: it imports this module
+
+    return list(volumes.SCENARIOS)
+
+
+def run_volume_scenarios(
+    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
+) -> bool:
+    import volumes
+
+    options = volumes.Options(
+        runs=args.volume_runs, warmup=args.volume_warmup, scenarios=tuple(names),
+        docker=args.docker, dockerd=None if args.no_dockerd else args.dockerd,
+        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
+    )  # fmt: skip
+    return bool(volumes.run(options, tmp / "volumes", rootfs))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -558,8 +586,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="bench/run",
         description="Time docker CLI scenarios against a private berthd and a private dockerd.",
     )
-    ap.add_argument("--runs", type=int, default=20, help="measured runs per scenario (20)")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (2)")
+    ap.add_argument(
+        "--runs", type=int, default=None, help="measured runs per scenario (20; 5 for --volumes)"
+    )
+    ap.add_argument(
+        "--warmup", type=int, default=None, help="untimed warm-up runs (2; 1 for --volumes)"
+    )
     ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
     ap.add_argument(
         "--scenario", action="append", default=[], metavar="NAME",
@@ -573,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--images", action="store_true",
         help="also run bench/images.py's scenarios: save/load and layer extraction MB/s",
+    )  # fmt: skip
+    ap.add_argument(
+        "--volumes", action="store_true",
+        help="also run bench/volumes.py's scenario: copy-up of 1 GB into a fresh named volume",
     )  # fmt: skip
     ap.add_argument(
         "--containers", type=int, default=10, metavar="N",
@@ -592,6 +628,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = ap.parse_args(argv)
+    # --volumes copies 1 GB per run: fewer runs unless asked for.
+    args.volume_runs = 5 if args.runs is None else args.runs
+    args.volume_warmup = 1 if args.warmup is None else args.warmup
+    args.runs = 20 if args.runs is None else args.runs
+    args.warmup = 2 if args.warmup is None else args.warmup
 
     if args.list:
         for sc in SCENARIOS:
@@ -600,15 +641,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}\t{description} (with --runtime)")
         for name, description in image_scenarios():
             print(f"{name}\t{description} (with --images)")
+        for name, description in volume_scenarios():
+            print(f"{name}\t{description} (with --volumes)")
         return 0
     scenarios = SCENARIOS
     runtime_names = [name for name, _ in runtime_scenarios()] if args.runtime else []
     image_names = [name for name, _ in image_scenarios()] if args.images else []
+    volume_names = [name for name, _ in volume_scenarios()] if args.volumes else []
     if args.scenario:
         known = (
             {sc.name for sc in SCENARIOS}
             | {name for name, _ in runtime_scenarios()}
             | {name for name, _ in image_scenarios()}
+            | {name for name, _ in volume_scenarios()}
         )
         unknown = [n for n in args.scenario if n not in known]
         if unknown:
@@ -616,9 +661,10 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = [sc for sc in SCENARIOS if sc.name in args.scenario]
         runtime_names = [name for name, _ in runtime_scenarios() if name in args.scenario]
         image_names = [name for name, _ in image_scenarios() if name in args.scenario]
+        volume_names = [name for name, _ in volume_scenarios() if name in args.scenario]
     if args.containers < 1:
         ap.error("--containers must be >= 1")
-    if args.runs < 1 or args.warmup < 0:
+    if min(args.runs, args.volume_runs) < 1 or min(args.warmup, args.volume_warmup) < 0:
         ap.error("--runs must be >= 1 and --warmup >= 0")
     if not args.docker:
         ap.error("no docker CLI on PATH (the benchmark drives the real docker client)")
@@ -652,16 +698,20 @@ def main(argv: list[str] | None = None) -> int:
 
         runtime_json: dict[str, object] = {}
         images_json: dict[str, object] = {}
-        if not scenarios:  # only runtime or image scenarios were picked
+        volumes_json: dict[str, object] = {}
+        if not scenarios:  # only runtime, image or volume scenarios were picked
             ok = True
             if runtime_names:
                 ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
             if image_names:
                 ok = run_image_scenarios(args, tmp, rootfs, image_names, images_json) and ok
+            if volume_names:
+                ok = run_volume_scenarios(args, tmp, rootfs, volume_names, volumes_json) and ok
             if args.json:
                 out = {"runs": args.runs, "warmup": args.warmup,
                        **({"runtime": runtime_json} if runtime_names else {}),
-                       **({"images": images_json} if image_names else {})}  # fmt: skip
+                       **({"images": images_json} if image_names else {}),
+                       **({"volumes": volumes_json} if volume_names else {})}  # fmt: skip
                 Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
             return 0 if ok else 1
 
@@ -700,6 +750,10 @@ def main(argv: list[str] | None = None) -> int:
             runtime_ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
         if image_names:
             runtime_ok = run_image_scenarios(args, tmp, rootfs, image_names, images_json) and runtime_ok
+        if volume_names:
+            runtime_ok = (
+                run_volume_scenarios(args, tmp, rootfs, volume_names, volumes_json) and runtime_ok
+            )
 
         if args.json:
             out = {
@@ -720,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 **({"runtime": runtime_json} if runtime_names else {}),
                 **({"images": images_json} if image_names else {}),
+                **({"volumes": volumes_json} if volume_names else {}),
             }
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
