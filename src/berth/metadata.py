@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS tags (
     name     TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)
 );
+CREATE TABLE IF NOT EXISTS networks (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
     doc  TEXT NOT NULL

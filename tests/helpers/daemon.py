@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,8 @@ class BerthDaemon:
     log_path: Path = field(init=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     extra_args: list[str] = field(default_factory=list)
+    # each daemon gets a default bridge of its own, removed when it stops
+    bridge: str = field(default_factory=lambda: f"bt{uuid.uuid4().hex[:8]}")
 
     def __post_init__(self) -> None:
         self.data_root = self.root / f"{self.name}-data"
@@ -78,6 +81,7 @@ class BerthDaemon:
             str(self.exec_root),
             "--pidfile",
             str(self.pidfile),
+            *([] if any(a.startswith(("--bridge", "-b")) for a in self.extra_args) else [f"--bridge={self.bridge}"]),
             *self.extra_args,
         ]
 
@@ -139,7 +143,19 @@ class BerthDaemon:
                 )
                 proc.kill()
                 proc.wait(timeout=10)
+        self.remove_bridge()
         return proc.returncode
+
+    def remove_bridge(self) -> None:
+        """What dockerd would leave standing (its default bridge and that bridge's
+        firewall rules) goes too: a test leaves nothing behind."""
+        from berth.network.firewall import Firewall
+
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        try:
+            Firewall().remove_network(self.bridge)
+        except Exception as e:  # noqa: BLE001 - cleanup is best effort, and said
+            print(f"removing {self.bridge}'s firewall rules: {e}", file=sys.stderr)
 
     def log_size(self) -> int:
         try:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import stat
 import time
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -34,6 +35,7 @@ from berth.containers.users import resolve_user
 from berth.errors import InvalidParameter, NotFound
 from berth.layers import archive
 from berth.logs import jsonfile
+from berth.network.model import Endpoint, EndpointRequest, PortBinding
 from berth.stdstream import STDERR, STDOUT, encode_frame
 from berth.units import human_duration
 
@@ -128,6 +130,11 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         console_size=(int(console[0] or 0), int(console[1] or 0)) if len(console) == 2 else (0, 0),
         extra_hosts=_strings(hc, "ExtraHosts") or [],
         dns=_strings(hc, "Dns") or [],
+        dns_search=_strings(hc, "DnsSearch") or [],
+        dns_options=_strings(hc, "DnsOptions") or [],
+        port_bindings=_port_bindings(_opt(hc, "PortBindings", dict, {})),
+        publish_all_ports=_opt(hc, "PublishAllPorts", bool, False),
+        links=_strings(hc, "Links") or [],
         runtime=_opt(hc, "Runtime", str, ""),
         memory=_opt(hc, "Memory", int, 0),
         memory_swap=_opt(hc, "MemorySwap", int, 0),
@@ -155,6 +162,63 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
     )
     _validate_host(host)
     return config, host
+
+
+def _port_key(key: str) -> str:
+    port, _, proto = key.partition("/")
+    proto = (proto or "tcp").lower()
+    if not port.isdigit() or not 0 < int(port) < 65536 or proto not in ("tcp", "udp", "sctp"):
+        raise InvalidParameter(f"invalid port specification: \"{key}\"")
+    return f"{int(port)}/{proto}"
+
+
+def _port_bindings(doc: dict[str, Any]) -> dict[str, list[PortBinding]]:
+    out: dict[str, list[PortBinding]] = {}
+    for key, bindings in doc.items():
+        items = []
+        for b in bindings or []:
+            if not isinstance(b, dict):
+                raise InvalidParameter("json: cannot unmarshal HostConfig.PortBindings: each binding must be an object")
+            host_ip = _opt(b, "HostIp", str, "")
+            host_port = _opt(b, "HostPort", str, "")
+            if host_ip:
+                try:
+                    ipaddress.ip_address(host_ip)
+                except ValueError:
+                    raise InvalidParameter(f"invalid IP address: {host_ip}") from None
+            low, _, high = host_port.partition("-")
+            if host_port and not (low.isdigit() and (not high or high.isdigit())
+                                  and 0 < int(low) < 65536 and (not high or int(low) <= int(high) < 65536)):
+                raise InvalidParameter(f"invalid port specification: \"{host_port}\"")
+            items.append(PortBinding(host_ip, host_port))
+        out[_port_key(key)] = items
+    return out
+
+
+def parse_endpoint_request(ep: Any) -> EndpointRequest:
+    """One EndpointSettings object (create's EndpointsConfig, connect's EndpointConfig)."""
+    if not isinstance(ep, dict):
+        raise InvalidParameter("json: cannot unmarshal EndpointSettings: it must be an object")
+    ipam_cfg = _opt(ep, "IPAMConfig", dict, {}) or {}
+    return EndpointRequest(
+        ipv4=_opt(ipam_cfg, "IPv4Address", str, ""), ipv6=_opt(ipam_cfg, "IPv6Address", str, ""),
+        aliases=_strings(ep, "Aliases") or [], links=_strings(ep, "Links") or [],
+        mac=_opt(ep, "MacAddress", str, ""), driver_opts=_str_map(ep, "DriverOpts"))
+
+
+def parse_endpoints(body: dict[str, Any]) -> dict[str, EndpointRequest]:
+    """NetworkingConfig.EndpointsConfig: what the container asks of each network."""
+    nc = _opt(body, "NetworkingConfig", dict, {})
+    out: dict[str, EndpointRequest] = {}
+    for name, ep in (_opt(nc, "EndpointsConfig", dict, {}) or {}).items():
+        out[name] = parse_endpoint_request(ep or {})
+    mac = _opt(body, "MacAddress", str, "")  # deprecated Config.MacAddress: the first network's
+    if mac and out:
+        first = next(iter(out.values()))
+        first.mac = first.mac or mac
+    elif mac:
+        out["default"] = EndpointRequest(mac=mac)
+    return out
 
 
 def _mount_spec(m: Any) -> MountSpec:
@@ -249,8 +313,6 @@ MIN_MEMORY = 6 * 1024 * 1024
 
 def _validate_host(host: HostConfig) -> None:
     """Refuse what Docker's daemon refuses at create, with its messages."""
-    if host.network_mode not in ("bridge", "default", "none", "host"):
-        raise NotFound(f"network {host.network_mode} not found")
     if host.memory and host.memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if host.memory_swap > 0 and host.memory and host.memory_swap < host.memory:
@@ -338,7 +400,8 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "ContainerIDFile": "",
         "LogConfig": {"Type": h.log_config.type, "Config": h.log_config.config},
         "NetworkMode": h.network_mode,
-        "PortBindings": {},
+        "PortBindings": {k: [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in v]
+                         for k, v in h.port_bindings.items()},
         "RestartPolicy": {"Name": h.restart_policy.name, "MaximumRetryCount": h.restart_policy.maximum_retry_count},
         "AutoRemove": h.auto_remove,
         "VolumeDriver": h.volume_driver,
@@ -348,17 +411,17 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "CapDrop": h.cap_drop or None,
         "CgroupnsMode": "private",
         "Dns": h.dns,
-        "DnsOptions": [],
-        "DnsSearch": [],
+        "DnsOptions": h.dns_options,
+        "DnsSearch": h.dns_search,
         "ExtraHosts": h.extra_hosts or None,
         "GroupAdd": h.group_add or None,
         "IpcMode": "private",
         "Cgroup": "",
-        "Links": None,
+        "Links": h.links or None,
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": "",
         "Privileged": h.privileged,
-        "PublishAllPorts": False,
+        "PublishAllPorts": h.publish_all_ports,
         "ReadonlyRootfs": h.readonly_rootfs,
         "SecurityOpt": [o if not o.startswith("seccomp=") or o == "seccomp=unconfined" else "seccomp=<profile>"
                         for o in h.security_opt] or None,
@@ -393,27 +456,95 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
     }
 
 
-def _network_settings(c: Container) -> dict[str, Any]:
+def _ports_doc(c: Container) -> dict[str, Any]:
+    """NetworkSettings.Ports: every exposed or published port, bound or not (null)."""
+    ports: dict[str, Any] = {}
+    if c.state.running:
+        for p in c.config.exposed_ports:
+            ports.setdefault(p if "/" in p else f"{p}/tcp", None)
+        for key in c.host_config.port_bindings:
+            ports.setdefault(key, None)
+        for pp in c.ports:
+            ports.setdefault(f"{pp.container_port}/{pp.proto}", None)
+            entries = ports[f"{pp.container_port}/{pp.proto}"] or []
+            hosts = [pp.host_ip] if pp.host_ip else ["0.0.0.0", "::"]
+            for h in hosts:
+                entries.append({"HostIp": h, "HostPort": str(pp.host_port)})
+            ports[f"{pp.container_port}/{pp.proto}"] = entries
+    return ports
+
+
+def endpoint_doc(name: str, ep: Endpoint, c: Container, network_id: str) -> dict[str, Any]:
+    ipam_cfg = None
+    if ep.request.ipv4 or ep.request.ipv6:
+        ipam_cfg = {k: v for k, v in (("IPv4Address", ep.request.ipv4), ("IPv6Address", ep.request.ipv6)) if v}
+    dns_names = None
+    if ep.endpoint_id and name not in ("bridge", "host", "none"):
+        dns_names = [c.name, *ep.request.aliases, c.id[:12]]
+    return {
+        "IPAMConfig": ipam_cfg,
+        "Links": ep.request.links or None,
+        "Aliases": ep.request.aliases or None,
+        "MacAddress": ep.mac,
+        "DriverOpts": ep.request.driver_opts or None,
+        "GwPriority": 0,
+        "NetworkID": network_id,
+        "EndpointID": ep.endpoint_id,
+        "Gateway": ep.gateway,
+        "IPAddress": ep.ipv4,
+        "IPPrefixLen": ep.ipv4_prefixlen,
+        "IPv6Gateway": ep.ipv6_gateway,
+        "GlobalIPv6Address": ep.ipv6,
+        "GlobalIPv6PrefixLen": ep.ipv6_prefixlen,
+        "DNSNames": dns_names,
+    }
+
+
+def _network_settings(c: Container, mgr: ContainerManager) -> dict[str, Any]:
+    networks: dict[str, Any] = {}
+    for name, ep in c.networks.items():
+        networks[name] = endpoint_doc(name, ep, c, ep.network_id)
+    mode = c.host_config.network_mode
+    if not networks and mode in ("host", "none"):
+        n = mgr.network.get(mode) if mgr.network is not None else None
+        networks[mode] = endpoint_doc(mode, Endpoint(n.id if n else ""), c, n.id if n else "")
+    default = c.networks.get("bridge")
     return {
         "Bridge": "",
-        "SandboxID": "",
-        "SandboxKey": "",
-        "Ports": {},
+        "SandboxID": c.sandbox_key and os.path.basename(c.sandbox_key),
+        "SandboxKey": c.sandbox_key,
+        "Ports": _ports_doc(c),
         "HairpinMode": False,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
         "SecondaryIPAddresses": None,
         "SecondaryIPv6Addresses": None,
-        "EndpointID": "",
-        "Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": {},
+        "EndpointID": default.endpoint_id if default else "",
+        "Gateway": default.gateway if default else "",
+        "GlobalIPv6Address": default.ipv6 if default else "",
+        "GlobalIPv6PrefixLen": default.ipv6_prefixlen if default else 0,
+        "IPAddress": default.ipv4 if default else "",
+        "IPPrefixLen": default.ipv4_prefixlen if default else 0,
+        "IPv6Gateway": default.ipv6_gateway if default else "",
+        "MacAddress": default.mac if default else "",
+        "Networks": networks,
     }
+
+
+def ports_summary(c: Container) -> list[dict[str, Any]]:
+    """The list's Ports: published ones with their host side, exposed ones without."""
+    out: list[dict[str, Any]] = []
+    published = set()
+    for pp in c.ports:
+        published.add(f"{pp.container_port}/{pp.proto}")
+        for h in ([pp.host_ip] if pp.host_ip else ["0.0.0.0", "::"]):
+            out.append({"IP": h, "PrivatePort": pp.container_port, "PublicPort": pp.host_port, "Type": pp.proto})
+    for p in c.config.exposed_ports:
+        key = p if "/" in p else f"{p}/tcp"
+        if key not in published:
+            port, _, proto = key.partition("/")
+            out.append({"PrivatePort": int(port), "Type": proto})
+    return out
 
 
 def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
@@ -444,7 +575,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "GraphDriver": {"Name": mgr.layers.driver, "Data": graph_data},
         "Mounts": mount_points_doc(c),
         "Config": _config_doc(c),
-        "NetworkSettings": _network_settings(c),
+        "NetworkSettings": _network_settings(c, mgr),
     }
 
 
@@ -481,12 +612,13 @@ def render_summary(c: Container) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": command,
         "Created": int(_epoch(c.created)),
-        "Ports": [],
+        "Ports": ports_summary(c),
         "Labels": c.config.labels,
         "State": c.state.status.value,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": {name: endpoint_doc(name, ep, c, ep.network_id)
+                                         for name, ep in c.networks.items()}},
         "Mounts": mount_points_doc(c),
     }
 
@@ -523,7 +655,7 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
     config, host = parse_create(body)
-    c = await _mgr(request).create(request.query.get("name") or None, config, host)
+    c = await _mgr(request).create(request.query.get("name") or None, config, host, parse_endpoints(body))
     return json_response({"Id": c.id, "Warnings": []}, 201)
 
 
@@ -728,7 +860,24 @@ async def logs(request: web.Request) -> web.StreamResponse:
             data = entry.time.encode() + b" " + data
         return data if tty else encode_frame(kind, data)
 
-    entries = list(jsonfile.read_entries(c.log_path))
+    try:
+        log_file: IO[bytes] | None = open(c.log_path, "rb")  # kept open: see read_entries
+    except FileNotFoundError:
+        log_file = None
+    try:
+        await _send_logs(response, mgr, c, log_file, render, tail, follow, until)
+    finally:
+        if log_file is not None:
+            log_file.close()
+    await response.write_eof()
+    return response
+
+
+async def _send_logs(response: web.StreamResponse, mgr: ContainerManager, c: Container,
+                     log_file: IO[bytes] | None, render: Callable[[jsonfile.Entry], bytes | None],
+                     tail: int | None, follow: bool, until: int) -> None:
+    source: IO[bytes] | str = log_file if log_file is not None else c.log_path
+    entries = list(jsonfile.read_entries(source))
     offset = entries[-1][1] if entries else 0
     chosen = entries if tail is None else (entries[-tail:] if tail > 0 else [])
     out = [b for e, _ in chosen if (b := render(e)) is not None]
@@ -739,7 +888,9 @@ async def logs(request: web.Request) -> web.StreamResponse:
         while True:
             exited = live is None or live.exited.is_set() or not c.state.running
             chunk = []
-            for entry, pos in jsonfile.read_entries(c.log_path, offset):
+            if log_file is None and os.path.exists(c.log_path):
+                source = c.log_path
+            for entry, pos in jsonfile.read_entries(source, offset):
                 offset = pos
                 if (b := render(entry)) is not None:
                     chunk.append(b)
@@ -752,8 +903,6 @@ async def logs(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(TimeoutError):
                 assert live is not None
                 await asyncio.wait_for(live.exited.wait(), 0.1)
-    await response.write_eof()
-    return response
 
 
 def _parse_stamp(text: str | None) -> int:

@@ -23,7 +23,7 @@ import shutil
 import signal as signals
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -35,6 +35,8 @@ from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotMo
 from berth.images.store import ImageStore, now_rfc3339
 from berth.layers import changeset, diff
 from berth.layers.store import LayerStore
+from berth.network.controller import NetworkController
+from berth.network.model import EndpointRequest
 from berth.runtime import rlimits, shimclient, spec
 from berth.volumes.store import VolumeStore
 
@@ -88,7 +90,8 @@ class Live:
 
 class ContainerManager:
     def __init__(self, data_root: str, exec_root: str, db: sqlite3.Connection,
-                 images: ImageStore, layers: LayerStore, volumes: VolumeStore) -> None:
+                 images: ImageStore, layers: LayerStore, volumes: VolumeStore,
+                 network: NetworkController | None = None) -> None:
         self.data_root = os.path.join(data_root, "containers")
         self.exec_root = os.path.join(exec_root, "containers")
         # shim sockets get short paths: AF_UNIX paths are limited to 107 bytes
@@ -97,6 +100,9 @@ class ContainerManager:
         self.images = images
         self.layers = layers
         self.volumes = volumes
+        self.network = network
+        if network is not None:
+            network.containers = lambda: list(self.containers.values())
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
@@ -171,6 +177,8 @@ class ContainerManager:
                 # monitor learns the exit from it either way
                 log.info("container %s has its shim still running; watching it again", c.id[:12])
                 await self._readopt_volumes(c)
+                if self.network is not None:
+                    await self.network.readopt(c)
                 self._watch(c)
                 if not live_restore and doc.get("status") in ("running", "paused"):
                     log.warning("live-restore is off: stopping container %s", c.id[:12])
@@ -188,8 +196,45 @@ class ContainerManager:
             self._save(c)
             self.layers.unmount(c.id)
             await mounting.release(self.volumes, c)
+            await self._release_network(c)
             await self._reap_lost(c)
             shutil.rmtree(state_dir, ignore_errors=True)
+
+    async def _release_network(self, c: Container) -> None:
+        if self.network is not None:
+            try:
+                await self.network.release(c)
+            except BerthError as e:
+                log.warning("container %s: releasing its network: %s", c.id[:12], e)
+            self._save(c)
+
+    async def _setup_network(self, c: Container) -> str | None:
+        """The namespace the container joins: its own sandbox, another container's, or
+        None (a private one the runtime makes, or the host's)."""
+        mode = c.host_config.network_mode or "bridge"
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            if not other.state.running:
+                raise Conflict(f"cannot join network namespace of a non running container: container "
+                               f"{other.id} is {other.state.status.value}")
+            return other.sandbox_key or f"/proc/{other.state.pid}/ns/net"
+        if self.network is None:
+            return None
+        return await self.network.setup(c)
+
+    def _link_entries(self, c: Container) -> list[tuple[str, str, str]]:
+        """--link name:alias on the default bridge: /etc/hosts lines for the linked containers."""
+        out = []
+        for link in c.host_config.links:
+            name, _, alias = link.partition(":")
+            try:
+                other = self.get(name)
+            except NotFound:
+                continue
+            address = next((ep.ipv4 for ep in other.networks.values() if ep.ipv4), "")
+            if address:
+                out.append((address, alias if alias != other.name else "", f"{other.id[:12]} {other.name}"))
+        return out
 
     async def _readopt_volumes(self, c: Container) -> None:
         """A container that ran on across a berthd restart holds its volumes still."""
@@ -246,7 +291,29 @@ class ContainerManager:
                                "to reuse that name.")
         return name
 
-    async def create(self, name: str | None, config: RunConfig, host: HostConfig) -> Container:
+    def _plan_network(self, host: HostConfig, requests: dict[str, EndpointRequest]) -> dict[str, Any]:
+        mode = host.network_mode or "bridge"
+        if self.network is None or (mode in ("bridge", "default") and self.network.default_bridge == "none"):
+            if mode in ("bridge", "default"):
+                host.network_mode = "none" if self.network is not None else mode
+            return {}
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            host.network_mode = f"container:{other.id}"
+            if host.port_bindings or host.publish_all_ports:
+                raise InvalidParameter("conflicting options: port publishing and the container type network mode")
+            if host.dns or host.extra_hosts:
+                raise InvalidParameter("conflicting options: dns and the network mode")
+            return {}
+        if mode == "host" and (host.port_bindings or host.publish_all_ports):
+            log.info("published ports are discarded when using host network mode")
+            host.port_bindings, host.publish_all_ports = {}, False
+        for link in host.links:
+            self.get(link.split(":", 1)[0])  # "Could not get container for …" as Docker, below
+        return self.network.plan_endpoints(mode, requests)
+
+    async def create(self, name: str | None, config: RunConfig, host: HostConfig,
+                     requests: dict[str, EndpointRequest] | None = None) -> Container:
         if name:
             name = self._check_name(name)
         else:
@@ -278,6 +345,7 @@ class ContainerManager:
         if config.stop_signal:
             parse_signal(config.stop_signal)
         inherited = [(self.get(other), mode) for other, mode in map(mounts.parse_volumes_from, host.volumes_from)]
+        endpoints = self._plan_network(host, requests or {})
         points = mounts.plan(host.binds, host.mounts, config.volumes, inherited, host.tmpfs.keys(),
                              host.volume_driver)
         if host.restart_policy.name not in ("", "no", "always", "unless-stopped", "on-failure"):
@@ -295,7 +363,8 @@ class ContainerManager:
         else:
             path, args = argv[0], argv[1:]
         c = Container(id=cid, name=name, created=now_rfc3339(), image_id=image.id, config=config,
-                      host_config=host, path=path, args=args, driver=self.layers.driver, mounts=points)
+                      host_config=host, path=path, args=args, driver=self.layers.driver, mounts=points,
+                      networks=endpoints)
         cdir = os.path.join(self.data_root, cid)
         self._reserved_names.add(name)  # held across the awaits below
         new_volumes: list[str] = []
@@ -337,6 +406,7 @@ class ContainerManager:
             except BaseException as e:
                 self.layers.unmount(c.id)
                 await mounting.release(self.volumes, c)
+                await self._release_network(c)
                 shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
                 message = str(e)
                 if isinstance(e, shimclient.ShimError):
@@ -369,7 +439,8 @@ class ContainerManager:
             env.append("TERM=xterm")
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={c.config.hostname}")
-        _write_etc_files(c)
+        netns = await self._setup_network(c)
+        _write_etc_files(c, self._link_entries(c))
         user_mounts = await mounting.prepare(self.volumes, c, root)
         state_dir = os.path.join(self.exec_root, c.id)
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -379,6 +450,7 @@ class ContainerManager:
             config = spec.build_config(spec.BundleRequest(
                 root=root, args=[c.path, *c.args], env=env, cwd=c.config.working_dir or "/",
                 uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
+                network_namespace=netns, host_network=h.network_mode == "host",
                 hostname=c.config.hostname, terminal=c.config.tty, console_size=h.console_size,
                 files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
                        "/etc/hosts": c.hosts_path},
@@ -455,6 +527,7 @@ class ContainerManager:
                 live.shim_proc = None
             self.layers.unmount(c.id)
             await mounting.release(self.volumes, c)
+            await self._release_network(c)
             shutil.rmtree(state_dir, ignore_errors=True)
             live.monitor = None
             live.exited.set()
@@ -479,6 +552,7 @@ class ContainerManager:
             await shimclient.call(self._sock(c.id), {"op": "delete"})
         self.layers.unmount(c.id)
         await mounting.release(self.volumes, c)
+        await self._release_network(c)
         await self._reap_lost(c)
         shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -632,6 +706,10 @@ class ContainerManager:
         if c.id not in self.containers:
             return
         live = self.live[c.id]
+        if live.monitor is not None and not live.exited.is_set() and live.monitor is not asyncio.current_task():
+            await live.exited.wait()  # it exited, and its monitor is still cleaning up after it
+            if c.id not in self.containers:
+                return
         c.state.status = Status.REMOVING
         self.layers.remove_rw(c.id)
         shutil.rmtree(os.path.join(self.data_root, c.id), ignore_errors=True)
@@ -650,6 +728,30 @@ class ContainerManager:
         for f in live.exit_waiters + live.remove_waiters:
             if not f.done():
                 f.set_result(c.state.exit_code)
+
+    async def connect(self, ref: str, network: str, req: EndpointRequest) -> None:
+        """`docker network connect`: joins at once when the container runs."""
+        c = self.get(ref)
+        if self.network is None:
+            raise NotFound(f"network {network} not found")
+        async with self.live[c.id].lock:
+            await self.network.connect(c, network, req)
+            self._save(c)
+            if c.state.running:
+                _write_etc_files(c, self._link_entries(c))
+
+    async def disconnect(self, ref: str, network: str, force: bool = False) -> None:
+        try:
+            c = self.get(ref)
+        except NotFound:
+            if force:
+                return
+            raise
+        if self.network is None:
+            raise NotFound(f"network {network} not found")
+        async with self.live[c.id].lock:
+            await self.network.disconnect(c, network, force)
+            self._save(c)
 
     def rename(self, ref: str, new_name: str) -> None:
         c = self.get(ref)
@@ -830,39 +932,77 @@ def _read_exit_file(state_dir: str) -> dict[str, Any] | None:
         return None
 
 
-def _write_etc_files(c: Container) -> None:
+def _write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = ()) -> None:
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them; `links`
+    are (address, alias, name-and-id) of `--link`ed containers."""
     hostname = c.config.hostname
     fqdn = f"{hostname}.{c.config.domainname}" if c.config.domainname else hostname
     _atomic_write(c.hostname_path, hostname + "\n")
-    hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-             "fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+    mode = c.host_config.network_mode
+    if mode == "host":
+        try:
+            with open("/etc/hosts") as f:
+                hosts = f.read()
+        except OSError:
+            hosts = "127.0.0.1\tlocalhost\n"
+    else:
+        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 "fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
     for entry in c.host_config.extra_hosts:
         name, _, ip = entry.partition(":")
         hosts += f"{ip}\t{name}\n"
-    if c.host_config.network_mode != "host":
-        hosts += f"127.0.1.1\t{fqdn}\n" if fqdn != hostname else ""
+    for address, alias, names in links:
+        hosts += f"{address}\t{alias} {names}\n" if alias else f"{address}\t{names}\n"
+    if mode != "host":
+        own = [ep for ep in c.networks.values() if ep.ipv4 or ep.ipv6]
+        if own:
+            ep = own[0]
+            label = f"{fqdn} {hostname}" if fqdn != hostname else hostname
+            for address in (ep.ipv4, ep.ipv6):
+                if address:
+                    hosts += f"{address}\t{label}\n"
+        elif fqdn != hostname:
+            hosts += f"127.0.1.1\t{fqdn}\n"
     _atomic_write(c.hosts_path, hosts)
-    _atomic_write(c.resolv_conf_path, _resolv_conf(c.host_config.dns))
+    h = c.host_config
+    embedded = any(name not in ("bridge", "host", "none") for name in c.networks) and mode != "host"
+    _atomic_write(c.resolv_conf_path, _resolv_conf(h.dns, h.dns_search, h.dns_options, embedded))
 
 
-def _resolv_conf(dns: list[str]) -> str:
-    """The host's resolv.conf without loopback servers (they can't be reached from inside)."""
-    lines: list[str] = []
-    servers = list(dns)
+def _resolv_conf(dns: list[str], search: Sequence[str] = (), options: Sequence[str] = (),
+                 embedded: bool = False) -> str:
+    """The host's resolv.conf without loopback servers (they can't be reached from inside);
+    on user-defined networks, the embedded DNS server instead (it forwards to the others)."""
+    servers: list[str] = []
+    host_search: list[str] = []
+    host_options: list[str] = []
     try:
         with open("/etc/resolv.conf") as f:
             for line in f:
                 words = line.split()
                 if words[:1] == ["nameserver"] and len(words) > 1:
-                    if not dns and not words[1].startswith("127.") and words[1] != "::1":
+                    if not words[1].startswith("127.") and words[1] != "::1":
                         servers.append(words[1])
-                elif words[:1] in (["search"], ["options"]):
-                    lines.append(line.strip())
+                elif words[:1] == ["search"]:
+                    host_search = words[1:]
+                elif words[:1] == ["options"]:
+                    host_options += words[1:]
     except OSError:
         pass
+    if dns:
+        servers = list(dns)
     if not servers:
         servers = ["8.8.8.8", "8.8.4.4"]
-    return "".join(f"nameserver {s}\n" for s in servers) + "".join(line + "\n" for line in lines)
+    if embedded:
+        servers = ["127.0.0.11"]
+        host_options = [o for o in host_options if not o.startswith("ndots:")] + ["ndots:0"]
+    text = "".join(f"nameserver {s}\n" for s in servers)
+    if search or host_search:
+        text += "search " + " ".join(search or host_search) + "\n"
+    opts = list(options) or host_options
+    if opts:
+        text += "options " + " ".join(opts) + "\n"
+    return text
 
 
 def _atomic_write(path: str, text: str) -> None:

@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth.network.model import Endpoint, PortBinding, PublishedPort
+
 
 class Status(enum.StrEnum):
     CREATED = "created"
@@ -122,6 +124,11 @@ class HostConfig:
     console_size: tuple[int, int] = (0, 0)
     extra_hosts: list[str] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    port_bindings: dict[str, list[PortBinding]] = field(default_factory=dict)  # "80/tcp" -> bindings
+    publish_all_ports: bool = False
+    links: list[str] = field(default_factory=list)  # "name:alias"
     runtime: str = "berth"
     # resources
     memory: int = 0
@@ -183,6 +190,9 @@ class Container:
     hostname_path: str = ""
     hosts_path: str = ""
     mounts: list[MountPoint] = field(default_factory=list)
+    networks: dict[str, Endpoint] = field(default_factory=dict)  # by network name
+    sandbox_key: str = ""  # the network namespace's file while it runs
+    ports: list[PublishedPort] = field(default_factory=list)
 
     def to_doc(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,4 +223,7 @@ def _build(kind: Any, value: Any) -> Any:
     if origin is list and isinstance(value, list):
         (item,) = typing.get_args(kind) or (Any,)
         return [_build(item, v) for v in value]
+    if origin is dict and isinstance(value, dict):
+        _key, item = typing.get_args(kind) or (Any, Any)
+        return {k: _build(item, v) for k, v in value.items()}
     return value

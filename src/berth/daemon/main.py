@@ -89,6 +89,7 @@ async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
 async def run(config: DaemonConfig) -> None:
     from berth.api import containers as containers_api
     from berth.api import images as images_api
+    from berth.api import networks as networks_api
     from berth.api import system as system_api
     from berth.api import volumes as volumes_api
     from berth.api.server import make_app
@@ -96,6 +97,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.images.store import ImageStore
     from berth.layers.store import LayerStore
     from berth.metadata import open_db
+    from berth.network.controller import DEFAULT_BRIDGE, NetworkController
     from berth.volumes.store import VolumeStore
 
     lock_fd = _lock_data_root(config)
@@ -107,14 +109,17 @@ async def run(config: DaemonConfig) -> None:
     images = ImageStore(db, layers)
     volumes = VolumeStore(config.data_root, db)
     volumes.reconcile()
-    containers = ContainerManager(config.data_root, config.exec_root, db, images, layers, volumes)
+    network = NetworkController(db, config.exec_root, default_bridge=config.bridge or DEFAULT_BRIDGE)
+    await network.start()
+    containers = ContainerManager(config.data_root, config.exec_root, db, images, layers, volumes, network)
     containers.runtimes = dict(config.runtimes)
     containers.default_runtime = config.default_runtime
     containers.load()
     await containers.launcher.start_zygote()
     await containers.restore(config.live_restore)
     ctx = Context(config, images, containers, volumes, _daemon_id(config.data_root))
-    app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes], ctx)
+    app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,
+                    networks_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:
@@ -132,6 +137,7 @@ async def run(config: DaemonConfig) -> None:
     await stop.wait()
     log.info("shutting down")
     await containers.shutdown(config.live_restore)
+    await network.close()
     await runner.cleanup()
     for host in config.hosts:
         if host.startswith("unix://"):

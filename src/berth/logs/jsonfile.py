@@ -9,11 +9,13 @@ newline, as Docker's copier does. The reader is used by berthd for `docker logs`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 MAX_MESSAGE = 16 * 1024
 
@@ -86,13 +88,18 @@ def parse_line(line: bytes) -> Entry | None:
         return None
 
 
-def read_entries(path: str, offset: int = 0) -> Iterator[tuple[Entry, int]]:
-    """Entries from a byte offset, each with the offset just past it."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return
-    with f:
+def read_entries(path: str | IO[bytes], offset: int = 0) -> Iterator[tuple[Entry, int]]:
+    """Entries from a byte offset, each with the offset just past it; `path` may be a
+    file already open (a follower keeps the log open, so that a removal of the
+    container cannot take the last lines from under it)."""
+    if isinstance(path, str):
+        try:
+            f: IO[bytes] = open(path, "rb")
+        except FileNotFoundError:
+            return
+    else:
+        f = path
+    with contextlib.nullcontext(f) if not isinstance(path, str) else f:
         f.seek(offset)
         pos = offset
         for line in f:

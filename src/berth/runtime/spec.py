@@ -129,6 +129,7 @@ class BundleRequest:
     readonly_root: bool = False
     files: dict[str, str] = field(default_factory=dict)  # container path -> host file
     network_namespace: str | None = None  # a path to join, else a new one
+    host_network: bool = False  # no network namespace at all (docker run --network host)
     cgroups_path: str = ""
     limits: Limits = field(default_factory=Limits)
     security: Security | None = None  # None: no capabilities or seccomp section at all
@@ -176,8 +177,9 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": req.init, "options": ["rbind", "ro"]})
         args = [INIT_PATH, "--", *args]
     namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-    namespaces.append({"type": "network", "path": req.network_namespace} if req.network_namespace
-                      else {"type": "network"})
+    if not req.host_network:
+        namespaces.append({"type": "network", "path": req.network_namespace} if req.network_namespace
+                          else {"type": "network"})
     process: dict[str, Any] = {
         "terminal": req.terminal,
         "user": {"uid": req.uid, "gid": req.gid, "additionalGids": req.additional_gids},

@@ -1,0 +1,3 @@
+"""Container networking: sandboxes (network namespaces), endpoints (veth pairs), networks
+and their drivers (bridge, macvlan, host, none), IPAM, the firewall (nftables) and the
+embedded DNS server."""
