@@ -417,7 +417,7 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "GroupAdd": h.group_add or None,
         "IpcMode": "private",
         "Cgroup": "",
-        "Links": h.links or None,
+        "Links": [_link_doc(link, c.name) for link in h.links] or None,
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": "",
         "Privileged": h.privileged,
@@ -498,6 +498,13 @@ def endpoint_doc(name: str, ep: Endpoint, c: Container, network_id: str) -> dict
         "GlobalIPv6PrefixLen": ep.ipv6_prefixlen,
         "DNSNames": dns_names,
     }
+
+
+def _link_doc(link: str, own: str) -> str:
+    """HostConfig.Links as Docker shows them: "/target:/own/alias"."""
+    target, _, alias = link.partition(":")
+    target = target.lstrip("/")
+    return f"/{target}:/{own}/{alias or target}"
 
 
 def _network_settings(c: Container, mgr: ContainerManager) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import signal as signals
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -222,9 +223,20 @@ class ContainerManager:
             return None
         return await self.network.setup(c)
 
+    def _host_gateway(self) -> str:
+        if self.network is None:
+            return ""
+        try:
+            bridge = self.network.get("bridge")
+        except NotFound:
+            return ""
+        return next((s.gateway for s in bridge.subnets if s.gateway and ":" not in s.gateway), "")
+
     def _link_entries(self, c: Container) -> list[tuple[str, str, str]]:
         """--link name:alias on the default bridge: /etc/hosts lines for the linked containers."""
-        out = []
+        out: list[tuple[str, str, str]] = []
+        if "bridge" not in c.networks:
+            return out  # on user-defined networks a link is a DNS alias of the container's own
         for link in c.host_config.links:
             name, _, alias = link.partition(":")
             try:
@@ -291,26 +303,39 @@ class ContainerManager:
                                "to reuse that name.")
         return name
 
-    def _plan_network(self, host: HostConfig, requests: dict[str, EndpointRequest]) -> dict[str, Any]:
+    def _plan_network(self, host: HostConfig, requests: dict[str, EndpointRequest],
+                      hostname: str = "") -> dict[str, Any]:
         mode = host.network_mode or "bridge"
         if self.network is None or (mode in ("bridge", "default") and self.network.default_bridge == "none"):
             if mode in ("bridge", "default"):
                 host.network_mode = "none" if self.network is not None else mode
             return {}
         if mode.startswith("container:"):
-            other = self.get(mode.split(":", 1)[1])
+            try:
+                other = self.get(mode.split(":", 1)[1])
+            except NotFound:
+                raise InvalidParameter(f"No such container: {mode.split(':', 1)[1]}") from None
             host.network_mode = f"container:{other.id}"
             if host.port_bindings or host.publish_all_ports:
                 raise InvalidParameter("conflicting options: port publishing and the container type network mode")
             if host.dns or host.extra_hosts:
                 raise InvalidParameter("conflicting options: dns and the network mode")
+            if hostname:
+                raise InvalidParameter("conflicting options: hostname and the network mode")
             return {}
         if mode == "host" and (host.port_bindings or host.publish_all_ports):
             log.info("published ports are discarded when using host network mode")
             host.port_bindings, host.publish_all_ports = {}, False
         for link in host.links:
-            self.get(link.split(":", 1)[0])  # "Could not get container for …" as Docker, below
-        return self.network.plan_endpoints(mode, requests)
+            name = link.split(":", 1)[0].lstrip("/")
+            try:
+                self.get(name)
+            except NotFound:
+                raise InvalidParameter(f"could not get container for {name}") from None
+        try:
+            return self.network.plan_endpoints(mode, requests)
+        except NotFound as e:  # a 404 here would make the docker CLI try to pull the image
+            raise InvalidParameter(str(e)) from None
 
     async def create(self, name: str | None, config: RunConfig, host: HostConfig,
                      requests: dict[str, EndpointRequest] | None = None) -> Container:
@@ -345,7 +370,7 @@ class ContainerManager:
         if config.stop_signal:
             parse_signal(config.stop_signal)
         inherited = [(self.get(other), mode) for other, mode in map(mounts.parse_volumes_from, host.volumes_from)]
-        endpoints = self._plan_network(host, requests or {})
+        endpoints = self._plan_network(host, requests or {}, config.hostname)
         points = mounts.plan(host.binds, host.mounts, config.volumes, inherited, host.tmpfs.keys(),
                              host.volume_driver)
         if host.restart_policy.name not in ("", "no", "always", "unless-stopped", "on-failure"):
@@ -357,6 +382,11 @@ class ContainerManager:
         if host.log_config.type not in ("json-file", "none"):
             raise InvalidParameter(f'failed to create logger: logger: no log driver named \'{host.log_config.type}\' is registered')
         cid = secrets.token_hex(32)
+        mode = host.network_mode or ""
+        if not config.hostname and mode == "host":
+            config.hostname = socket.gethostname()
+        elif not config.hostname and mode.startswith("container:"):
+            config.hostname = self.get(mode.split(":", 1)[1]).config.hostname
         config.hostname = config.hostname or cid[:12]
         if config.cmd is not None and config.entrypoint is None:
             path, args = config.cmd[0], config.cmd[1:]
@@ -440,7 +470,7 @@ class ContainerManager:
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={c.config.hostname}")
         netns = await self._setup_network(c)
-        _write_etc_files(c, self._link_entries(c))
+        _write_etc_files(c, self._link_entries(c), self._host_gateway())
         user_mounts = await mounting.prepare(self.volumes, c, root)
         state_dir = os.path.join(self.exec_root, c.id)
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -738,7 +768,7 @@ class ContainerManager:
             await self.network.connect(c, network, req)
             self._save(c)
             if c.state.running:
-                _write_etc_files(c, self._link_entries(c))
+                _write_etc_files(c, self._link_entries(c), self._host_gateway())
 
     async def disconnect(self, ref: str, network: str, force: bool = False) -> None:
         try:
@@ -932,9 +962,10 @@ def _read_exit_file(state_dir: str) -> dict[str, Any] | None:
         return None
 
 
-def _write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = ()) -> None:
+def _write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = (), host_gateway: str = "") -> None:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them; `links`
-    are (address, alias, name-and-id) of `--link`ed containers."""
+    are (address, alias, name-and-id) of `--link`ed containers; `host_gateway` is what
+    `--add-host NAME:host-gateway` means (the default bridge's gateway, as Docker)."""
     hostname = c.config.hostname
     fqdn = f"{hostname}.{c.config.domainname}" if c.config.domainname else hostname
     _atomic_write(c.hostname_path, hostname + "\n")
@@ -950,6 +981,8 @@ def _write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = ()) -
                  "fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
     for entry in c.host_config.extra_hosts:
         name, _, ip = entry.partition(":")
+        if ip == "host-gateway":
+            ip = host_gateway
         hosts += f"{ip}\t{name}\n"
     for address, alias, names in links:
         hosts += f"{address}\t{alias} {names}\n" if alias else f"{address}\t{names}\n"

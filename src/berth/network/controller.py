@@ -195,7 +195,7 @@ class NetworkController:
         if not name:
             raise InvalidParameter("network name cannot be empty")
         if name in BUILTIN:
-            raise Forbidden(f"{name} is a pre-defined network and cannot be created")
+            raise Forbidden(f"operation is not permitted on predefined {name} network")
         if driver not in ("bridge", "macvlan"):
             if driver in ("host", "null"):
                 raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
@@ -279,12 +279,12 @@ class NetworkController:
         if n.builtin:
             raise Forbidden(f"{n.name} is a pre-defined network and cannot be removed")
         async with self._lock:
+            # as Docker: only running containers have endpoints; a stopped one that names
+            # the network fails at its next start
             users = [c for c in self.attached(n) if c.state.running]
             if users:
-                raise Forbidden(f"error while removing network: network {n.name} id {n.id} has active endpoints")
-            for c in self.attached(n):
-                raise Forbidden(f"error while removing network: network {n.name} id {n.id} has active "
-                                f"endpoints (container {c.name} is connected to it)")
+                names = ", ".join(f'name:"{c.name}" id:"{c.id[:12]}"' for c in users)
+                raise Forbidden(f"error while removing network: network {n.name} has active endpoints ({names})")
             await self._tear_down(n)
             self.db.execute("DELETE FROM networks WHERE id=?", (n.id,))
             del self.networks[n.id]
@@ -331,6 +331,10 @@ class NetworkController:
                 if ("builtin" if n.builtin else "custom") not in filters["type"]:
                     continue
             if "dangling" in filters:
+                for v in filters["dangling"]:
+                    if v.lower() not in ("true", "false", "1", "0"):
+                        raise InvalidParameter(f"invalid value for filter 'dangling', must be 'true' (or '1'), "
+                                               f"or 'false' (or '0'): {v}")
                 want = {v.lower() in ("true", "1") for v in filters["dangling"]}
                 if (not n.builtin and not self.attached(n)) not in want:
                     continue
@@ -519,7 +523,8 @@ class NetworkController:
         if c.state.running and c.sandbox_key:
             await self._join(c, n, ep, default_route=not any(e.gateway for e in c.networks.values()) and not n.internal)
             if n.user_defined and self._dns is not None:
-                await self._dns.attach(c.id, c.sandbox_key)
+                with contextlib.suppress(Conflict):  # served already, for another network
+                    await self._dns.attach(c.id, c.sandbox_key)
         c.networks[n.name] = ep
 
     async def disconnect(self, c: Container, ref: str, force: bool = False) -> None:
@@ -536,22 +541,24 @@ class NetworkController:
     # -- published ports ----------------------------------------------------------------------
 
     def _hold_port(self, proto: str, host_ip: str, port: int) -> socket.socket:
-        key = (proto, host_ip, port)
-        if key in self._held_ports:
-            return self._held_ports[key]
+        """A socket bound to the host port, so that nobody else takes it while it is
+        published (it never listens: the DNAT rules take the traffic)."""
+        where = f"{host_ip or '0.0.0.0'}:{port}"
+        for (p, ip, n) in self._held_ports:
+            if p == proto and n == port and (ip == host_ip or not ip or not host_ip):
+                raise SystemError_(f"driver failed programming external connectivity on endpoint: Bind for {where} "
+                                   "failed: port is already allocated")
         family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host_ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
         except OSError as e:
             sock.close()
-            where = f"{host_ip or '0.0.0.0'}:{port}"
-            raise SystemError_(f"driver failed programming external connectivity on endpoint: Bind for {where} "
-                               f"failed: port is already allocated" if e.errno == 98 else
-                               f"driver failed programming external connectivity on endpoint: listen {proto} {where}: "
-                               f"{e.strerror}") from None
-        self._held_ports[key] = sock
+            why = "bind: address already in use" if e.errno == 98 else f"bind: {(e.strerror or '').lower()}"
+            raise SystemError_(f"driver failed programming external connectivity on endpoint: failed to bind port "
+                               f"{where}/{proto}: Error starting userland proxy: listen {proto}"
+                               f"{'6' if family == socket.AF_INET6 else '4'} {where}: {why}") from None
+        self._held_ports[(proto, host_ip, port)] = sock
         return sock
 
     def _free_ephemeral(self, proto: str, host_ip: str) -> int:
@@ -632,6 +639,11 @@ class NetworkController:
         name = name.rstrip(".").lower()
         if qtype == 12:  # PTR
             return self._ptr(name, nets)
+        for ep in asker.networks.values():  # --link name:alias on a user network: the asker's own alias
+            for link in ep.request.links:
+                target, _, alias = link.partition(":")
+                if name == (alias or target).lower().lstrip("/"):
+                    name = target.lower().lstrip("/")
         out: list[str] = []
         for c in self.containers():
             if not c.state.running:
