@@ -172,6 +172,9 @@ def ensure_bridge(ipr: Any, name: str, addresses: list[Address], mtu: int = 0) -
         assert idx is not None
     if mtu:
         ipr.link("set", index=idx, mtu=mtu)
+    if any(a.family == 6 for a in addresses):  # the gateway answers at once, without DAD
+        with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{name}/accept_dad", "w") as f:
+            f.write("0")
     have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx)}
     for a in addresses:
         if (a.address, a.prefixlen) not in have:
@@ -281,6 +284,12 @@ def configure_inside(netns_path: str, temp_name: str, ifname: str, mac: str, add
                 if idx is None:
                     raise SystemError_(f"interface {temp_name} did not arrive in the container's namespace")
                 ipr.link("set", index=idx, ifname=ifname, **({"address": mac} if mac else {}))
+                if any(a.family == 6 for a in addresses):
+                    # no duplicate address detection (as Docker): the address works at once
+                    for conf in ("default", ifname):
+                        with contextlib.suppress(OSError), \
+                                open(f"/proc/sys/net/ipv6/conf/{conf}/accept_dad", "w") as f:
+                            f.write("0")
                 for a in addresses:
                     ipr.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen)
                 ipr.link("set", index=idx, state="up")
