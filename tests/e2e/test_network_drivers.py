@@ -71,3 +71,25 @@ def test_ipv6_bridge_network(docker: Cli, busybox: str) -> None:
     finally:
         docker("rm", "-f", f"{net}-a")
         docker("network", "rm", net)
+
+
+def test_published_port_answers_on_ipv6_loopback(docker: Cli, busybox: str) -> None:
+    """All-address ports answer on [::1] too: the kernel cannot DNAT IPv6 to an IPv4-only
+    container, so berthd relays it in userland (Docker's docker-proxy does the same)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = f"p6-{uuid.uuid4().hex[:8]}"
+    docker.ok("run", "-d", "--name", name, "-p", f"{port}:80", busybox, "sh", "-c",
+              "mkdir /www; echo six > /www/index.html; exec httpd -f -p 80 -h /www")
+    try:
+        for url in (f"http://[::1]:{port}/index.html", f"http://127.0.0.1:{port}/index.html"):
+            res = subprocess.run(["curl", "-s", "-m", "5", "--retry", "5", "--retry-connrefused", url],
+                                 capture_output=True, text=True)
+            assert res.stdout == "six\n", (url, res.stdout, res.stderr)
+    finally:
+        docker("rm", "-f", name)
+    res = subprocess.run(["curl", "-s", "-m", "2", f"http://[::1]:{port}/"], capture_output=True, text=True)
+    assert res.returncode != 0, "the IPv6 side outlived its container"

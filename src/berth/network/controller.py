@@ -36,6 +36,7 @@ from berth.network import ipam, netlink
 from berth.network.model import (
     BRIDGE_NAME_OPTION,
     DEFAULT_BRIDGE_OPTION,
+    HOST_BINDING_OPTION,
     ICC_OPTION,
     MACVLAN_MODE_OPTION,
     MACVLAN_PARENT_OPTION,
@@ -47,6 +48,7 @@ from berth.network.model import (
     PublishedPort,
     SubnetConfig,
 )
+from berth.network.proxy import TcpProxy
 
 if TYPE_CHECKING:
     from berth.containers.model import Container
@@ -76,6 +78,7 @@ class NetworkController:
         self.networks: dict[str, Network] = {}
         self._lock = asyncio.Lock()
         self._held_ports: dict[tuple[str, str, int], socket.socket] = {}  # (proto, ip, port)
+        self._proxies: dict[tuple[str, str, int], TcpProxy] = {}  # IPv6 sides of all-address ports
         self._fw: Any = None
         self._use_firewall = firewall
         self._dns: Any = None
@@ -125,6 +128,9 @@ class NetworkController:
     async def close(self) -> None:
         if self._dns is not None:
             await self._dns.close()
+        for proxy in self._proxies.values():
+            await proxy.close()
+        self._proxies.clear()
         for sock in self._held_ports.values():
             sock.close()
         self._held_ports.clear()
@@ -502,9 +508,12 @@ class NetworkController:
 
     async def readopt(self, c: Container) -> None:
         """berthd restarted while `c` ran on: hold its ports and serve its DNS again."""
+        primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
         for p in c.ports:
             with contextlib.suppress(BerthError):
                 self._hold_port(p.proto, p.host_ip, p.host_port)
+            if primary is not None and not p.host_ip and p.proto == "tcp":
+                await self._proxy_ipv6(p.host_port, primary.ipv4, p.container_port)
         if c.sandbox_key and self._dns is not None and any(
                 self.networks[ep.network_id].user_defined for ep in c.networks.values() if ep.network_id in self.networks):
             with contextlib.suppress(Exception):
@@ -587,11 +596,15 @@ class NetworkController:
         if primary is None:
             return  # nothing to forward to (Docker publishes nothing either)
         n = self.networks[primary.network_id]
+        default_ip = n.options.get(HOST_BINDING_OPTION, "")
         for key, bindings in sorted(wanted.items()):
             port_text, _, proto = key.partition("/")
             proto = proto or "tcp"
             container_port = int(port_text)
             for host_ip, host_port in bindings or [("", "")]:
+                host_ip = host_ip or default_ip
+                if host_ip in ("0.0.0.0", "::"):
+                    host_ip = ""
                 low, _, high = (host_port or "").partition("-")
                 number = int(low) if low else 0
                 if high and int(high) != number:
@@ -604,6 +617,23 @@ class NetworkController:
                 if self._fw is not None:
                     await asyncio.to_thread(self._fw.add_port, proto, host_ip, number, primary.ipv4,
                                             container_port, n.interface)
+                if not host_ip and proto == "tcp":
+                    await self._proxy_ipv6(number, primary.ipv4, container_port)
+
+    async def _proxy_ipv6(self, port: int, target: str, target_port: int) -> None:
+        """[::]:port, relayed in userland: IPv6 clients of an IPv4-only container."""
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("::", port))
+        except OSError as e:
+            sock.close()
+            log.warning("no IPv6 side for published port %d: %s", port, e.strerror)
+            return
+        proxy = TcpProxy(sock, target, target_port)
+        await proxy.start()
+        self._proxies[("tcp", "", port)] = proxy
 
     def _pick_in_range(self, proto: str, host_ip: str, low: int, high: int) -> int:
         for port in range(low, high + 1):
@@ -626,6 +656,9 @@ class NetworkController:
             sock = self._held_ports.pop((p.proto, p.host_ip, p.host_port), None)
             if sock is not None:
                 sock.close()
+            proxy = self._proxies.pop((p.proto, p.host_ip, p.host_port), None)
+            if proxy is not None:
+                await proxy.close()
         c.ports = []
 
     # -- names, for /etc/hosts and the embedded DNS ---------------------------------------------------
