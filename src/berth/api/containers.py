@@ -577,7 +577,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        "ExecIDs": mgr.execs.of_container(c.id) or None,
         "HostConfig": _host_config_doc(c),
         "GraphDriver": {"Name": mgr.layers.driver, "Data": graph_data},
         "Mounts": mount_points_doc(c),

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from berth.containers import mounting, mounts
+from berth.containers import execs, mounting, mounts
 from berth.containers.model import Container, HostConfig, RunConfig, State, Status
 from berth.containers.names import random_name
 from berth.containers.users import resolve_user
@@ -102,6 +102,7 @@ class ContainerManager:
         self.layers = layers
         self.volumes = volumes
         self.network = network
+        self.execs = execs.ExecService(self)
         if network is not None:
             network.containers = lambda: list(self.containers.values())
         self.containers: dict[str, Container] = {}
@@ -749,6 +750,7 @@ class ContainerManager:
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         del self.containers[c.id]
         del self.live[c.id]
+        self.execs.forget_container(c.id)
         if volumes:
             await mounting.remove_anonymous(self.volumes, c, lambda name: bool(self.volume_users(name)))
         self.on_event("destroy", c, {})
@@ -758,6 +760,12 @@ class ContainerManager:
         for f in live.exit_waiters + live.remove_waiters:
             if not f.done():
                 f.set_result(c.state.exit_code)
+
+    async def exec_run(self, ref: str, argv: list[str], *, timeout: float | None = None, user: str = "",
+                       env: list[str] | None = None) -> tuple[int, bytes]:
+        """Run argv in the running container; (exit code, stdout and stderr). Conflict when
+        it does not run; TimeoutError (the process killed) after `timeout` seconds."""
+        return await self.execs.run(ref, argv, timeout=timeout, user=user, env=env)
 
     async def connect(self, ref: str, network: str, req: EndpointRequest) -> None:
         """`docker network connect`: joins at once when the container runs."""

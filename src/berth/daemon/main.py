@@ -88,6 +88,7 @@ async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
 
 async def run(config: DaemonConfig) -> None:
     from berth.api import containers as containers_api
+    from berth.api import execs as execs_api
     from berth.api import images as images_api
     from berth.api import networks as networks_api
     from berth.api import system as system_api
@@ -119,7 +120,7 @@ async def run(config: DaemonConfig) -> None:
     await containers.restore(config.live_restore)
     ctx = Context(config, images, containers, volumes, _daemon_id(config.data_root))
     app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,
-                    networks_api.routes], ctx)
+                    networks_api.routes, execs_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:

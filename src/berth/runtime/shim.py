@@ -91,7 +91,12 @@ class Shim:
         linux.set_child_subreaper()
         spec = oci.load_bundle(self.args.bundle)
         self.tty = spec.process.terminal
-        if self.args.runtime:
+        if self.args.exec_pid:
+            # docker exec: a process in the running container, described by --process
+            with open(self.args.process) as f:
+                self.tty = bool(json.load(f).get("terminal"))
+            self.runtime = backends.ExecRuntime(self.args.exec_pid, self.args.cgroup, self.args.process)
+        elif self.args.runtime:
             root = os.path.join(os.path.dirname(os.path.dirname(self.args.state_dir)),
                                 "runtime-" + os.path.basename(self.args.runtime))
             self.runtime = backends.OciCliRuntime(self.args.runtime, root, self.args.id,
@@ -513,6 +518,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stdin", action="store_true", help="keep the container's stdin open")
     p.add_argument("--stdin-once", action="store_true", help="close stdin when the attached client does")
     p.add_argument("--runtime", default="", help="an OCI runtime binary (runc, crun); default: berth's own")
+    p.add_argument("--exec-pid", type=int, default=0, help="exec mode: the pid of the container's init")
+    p.add_argument("--process", default="", help="exec mode: the OCI process JSON to run")
+    p.add_argument("--cgroup", default="", help="exec mode: the container's cgroup path")
     args = p.parse_args(argv)
     shim = Shim(args)
     out = sys.stdout

@@ -29,6 +29,9 @@ class ShimOptions:
     stdin: bool
     stdin_once: bool
     runtime: str = ""  # an OCI runtime binary (runc, crun); "" for berth's own
+    exec_pid: int = 0  # exec mode: the container's init; the bundle is the container's
+    process: str = ""  # exec mode: the process JSON file
+    cgroup: str = ""  # exec mode: the container's cgroup path
 
 
 def _shim_argv(opts: ShimOptions) -> list[str]:
@@ -40,6 +43,8 @@ def _shim_argv(opts: ShimOptions) -> list[str]:
         args.append("--stdin-once")
     if opts.runtime:
         args += ["--runtime", opts.runtime]
+    if opts.exec_pid:
+        args += ["--exec-pid", str(opts.exec_pid), "--process", opts.process, "--cgroup", opts.cgroup]
     return args
 
 
