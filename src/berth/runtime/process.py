@@ -23,6 +23,7 @@ blocks until `start_fifo()` opens it for reading.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -490,14 +491,21 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
         parent.close()
         _exec_setup(init_pid, spec, proc, stdio, child)  # never returns
     child.close()
-
-    def on_pid(pid: int) -> None:
+    # The setup process joins the container's cgroups while it joins its namespaces (v1
+    # writes are slow); the process it forks then is born in them.
+    try:
         if cgroup_path:
             from berth.runtime import cgroups
 
-            cgroups.open_manager(cgroup_path).add(pid)
+            cgroups.open_manager(cgroup_path).add(setup_pid)
+        parent.send(b"cgroup")
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(setup_pid, signal.SIGKILL)
+        parent.close()
+        raise
 
-    pid, master = _handshake(parent, setup_pid, "exec process", on_pid)
+    pid, master = _handshake(parent, setup_pid, "exec process", lambda _pid: None)
     return Created(pid, master, parent)
 
 
@@ -523,6 +531,7 @@ def _exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: so
         except (OSError, CreateError) as e:
             _send(chan, {"error": f"unable to join the container's namespaces: {e}"})
             os._exit(1)
+        _expect(chan, b"cgroup")  # in the container's cgroups now: what it forks is born there
         pid = os.fork()
         if pid == 0:
             _exec_child(spec, proc, stdio, chan)

@@ -18,10 +18,13 @@ import socket
 import sys
 
 import berth.logs.jsonfile  # noqa: F401  (preloaded for the shims)
+import berth.logs.sinks  # noqa: F401
 import berth.runtime.backends  # noqa: F401
 import berth.runtime.capabilities  # noqa: F401
 import berth.runtime.cgroups  # noqa: F401
 import berth.runtime.cgroups.resources  # noqa: F401
+import berth.runtime.cgroups.v1  # noqa: F401
+import berth.runtime.cgroups.v2  # noqa: F401
 import berth.runtime.oci  # noqa: F401
 import berth.runtime.process  # noqa: F401
 import berth.runtime.rlimits  # noqa: F401
