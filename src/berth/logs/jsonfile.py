@@ -1,21 +1,28 @@
-"""Docker's json-file log driver: one JSON object a line, as dockerd writes them.
+"""Docker's json-file log format: one JSON object a line, as dockerd writes them.
 
 `{"log":"hi\\n","stream":"stdout","time":"2026-11-28T02:18:26.123456789Z"}`
 
 The writer runs in the shim and must stay light (stdlib only). Output is cut into
 messages at newlines; a line longer than 16 KiB is written in pieces without the
-newline, as Docker's copier does. The reader is used by berthd for `docker logs`.
+newline, as Docker's copier does. Times are always written with nine fraction digits
+in UTC, so that they order as text.
+
+The reader (`render`) is used by berthd for `docker logs`; it works on large chunks of
+whole lines with one regular-expression pass and one JSON decode per run of same-stream
+messages, not a JSON decode per line: 200,000 lines are read in tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
+
+from berth.logs.files import RotatingFile
 
 MAX_MESSAGE = 16 * 1024
 
@@ -32,45 +39,58 @@ def parse_time(stamp: str) -> int:
     return secs * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
 
 
+# Printable ASCII but '"' and '\\', and an optional final newline: needs no escaping.
+_PLAIN = re.compile(rb'[\x20\x21\x23-\x5b\x5d-\x7e]*\n?')
+
+
 class Writer:
-    def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    """The shim's json-file writer (also the `local` driver's, and the dual-logging
+    cache's): messages to a `RotatingFile`."""
+
+    def __init__(self, path: str, max_size: int = -1, max_file: int = 1, compress: bool = False) -> None:
+        self._file = RotatingFile(path, max_size, max_file, compress)
         self._partial: dict[str, bytes] = {}
 
     def write(self, stream: str, data: bytes) -> None:
         buf = self._partial.pop(stream, b"") + data
         out = []
-        now = format_time(time.time_ns())
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0 or nl >= MAX_MESSAGE:
-                if len(buf) >= MAX_MESSAGE:
-                    out.append(self._line(buf[:MAX_MESSAGE], stream, now))
-                    buf = buf[MAX_MESSAGE:]
-                    continue
+        tail = f'","stream":"{stream}","time":"{format_time(time.time_ns())}"}}\n'.encode()
+        start = 0
+        end = len(buf)
+        while start < end:
+            nl = buf.find(b"\n", start, start + MAX_MESSAGE)
+            if nl >= 0:
+                out.append(_record(buf[start:nl + 1], tail))
+                start = nl + 1
+            elif end - start >= MAX_MESSAGE:
+                out.append(_record(buf[start:start + MAX_MESSAGE], tail))
+                start += MAX_MESSAGE
+            else:
                 break
-            out.append(self._line(buf[: nl + 1], stream, now))
-            buf = buf[nl + 1:]
-        if buf:
-            self._partial[stream] = buf
+        if start < end:
+            self._partial[stream] = buf[start:]
         if out:
-            os.write(self._fd, b"".join(out))
+            self._file.write_records(out)
 
     def flush(self) -> None:
         now = format_time(time.time_ns())
-        out = [self._line(buf, stream, now) for stream, buf in self._partial.items() if buf]
+        out = [_record(buf, f'","stream":"{stream}","time":"{now}"}}\n'.encode())
+               for stream, buf in self._partial.items() if buf]
         self._partial.clear()
         if out:
-            os.write(self._fd, b"".join(out))
+            self._file.write_records(out)
 
     def close(self) -> None:
         self.flush()
-        os.close(self._fd)
+        self._file.close()
 
-    @staticmethod
-    def _line(chunk: bytes, stream: str, now: str) -> bytes:
-        msg = {"log": chunk.decode("utf-8", "replace"), "stream": stream, "time": now}
-        return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+
+def _record(chunk: bytes, tail: bytes) -> bytes:
+    if _PLAIN.fullmatch(chunk):
+        body = chunk[:-1] + b"\\n" if chunk.endswith(b"\n") else chunk
+    else:
+        body = json.dumps(chunk.decode("utf-8", "replace")).encode()[1:-1]
+    return b'{"log":"' + body + tail
 
 
 @dataclass
@@ -90,8 +110,7 @@ def parse_line(line: bytes) -> Entry | None:
 
 def read_entries(path: str | IO[bytes], offset: int = 0) -> Iterator[tuple[Entry, int]]:
     """Entries from a byte offset, each with the offset just past it; `path` may be a
-    file already open (a follower keeps the log open, so that a removal of the
-    container cannot take the last lines from under it)."""
+    file already open. One decode a line: for small reads (attach's `logs`)."""
     if isinstance(path, str):
         try:
             f: IO[bytes] = open(path, "rb")
@@ -109,3 +128,105 @@ def read_entries(path: str | IO[bytes], offset: int = 0) -> Iterator[tuple[Entry
             entry = parse_line(line)
             if entry is not None:
                 yield entry, pos
+
+
+# -- the fast reader ------------------------------------------------------------------
+
+# One message. `attrs` (written by dockerd's json-file, not by berth) is skipped.
+_MESSAGE = re.compile(
+    rb'\{"log":"([^"\\]*(?:\\.[^"\\]*)*)","stream":"(std(?:out|err))",'
+    rb'(?:"attrs":\{(?:[^"}]|"[^"\\]*(?:\\.[^"\\]*)*")*\},)?"time":"([^"]*)"\}\n')
+_DECODER = json.JSONDecoder(strict=False)
+
+
+@dataclass
+class Selection:
+    """What `docker logs` asked for. Times are ns since the epoch; 0 is no bound."""
+
+    stdout: bool = True
+    stderr: bool = True
+    timestamps: bool = False
+    since: int = 0
+    until: int = 0
+    details: bytes | None = None  # the `--details` prefix ("k=v,k2=v2 "), if asked
+
+
+# What lies between two messages' texts when both are of one stream.
+_SEPARATOR = {name: re.compile(rb'","stream":"' + name + rb'","time":"[^"\\]*"\}\n(?:\{"log":")?')
+              for name in (b"stdout", b"stderr")}
+
+
+def render(chunk: bytes, sel: Selection) -> list[tuple[int, bytes]]:
+    """Whole lines of a json-file log to what `docker logs` prints: a list of runs of
+    (1 stdout | 2 stderr, bytes), consecutive messages of one stream joined."""
+    if not (sel.timestamps or sel.since or sel.until or sel.details is not None):
+        has_stdout, has_stderr = b'"stream":"stdout"' in chunk, b'"stream":"stderr"' in chunk
+        if has_stdout != has_stderr:
+            kind = 1 if has_stdout else 2
+            if not (sel.stdout if kind == 1 else sel.stderr):
+                return []
+            run = _one_stream(chunk, b"stdout" if has_stdout else b"stderr")
+            if run is not None:
+                return [(kind, run)]
+    found = _MESSAGE.findall(chunk)
+    if not found:
+        return []
+    if sel.since or sel.until:
+        found = _between(found, sel.since, sel.until)
+        if not found:
+            return []
+    runs: list[tuple[int, bytes]] = []
+    has_stderr = b'"stream":"stderr"' in chunk
+    if not has_stderr:
+        if sel.stdout:
+            runs.append((1, _decode(found, sel)))
+        return runs
+    start = 0
+    for i in range(1, len(found) + 1):
+        if i == len(found) or found[i][1] != found[start][1]:
+            kind = 1 if found[start][1] == b"stdout" else 2
+            if sel.stdout if kind == 1 else sel.stderr:
+                runs.append((kind, _decode(found[start:i], sel)))
+            start = i
+    return runs
+
+
+def _one_stream(chunk: bytes, name: bytes) -> bytes | None:
+    """The fast path: the texts of a chunk of one stream's messages, cut out by one
+    substitution in C; None if some line is not as berth writes them."""
+    body, joined = _SEPARATOR[name].subn(b"", chunk)
+    if joined != chunk.count(b"\n") or not body.startswith(b'{"log":"') or b'{"log":"' in body[8:]:
+        return None
+    try:
+        return _unescape(body[8:])
+    except ValueError:
+        return None
+
+
+def _between(found: list[tuple[bytes, bytes, bytes]], since: int, until: int) -> list[tuple[bytes, bytes, bytes]]:
+    low = format_time(since).encode() if since else b""
+    high = format_time(until).encode() if until else b"\xff"
+
+    def stamp(t: bytes) -> bytes:  # berth writes fixed-width UTC; others are normalised
+        return t if len(t) == 30 and t.endswith(b"Z") else format_time(parse_time(t.decode())).encode()
+
+    return [m for m in found if low < stamp(m[2]) <= high]
+
+
+def _decode(found: list[tuple[bytes, bytes, bytes]], sel: Selection) -> bytes:
+    details = sel.details.replace(b"\\", b"\\\\").replace(b'"', b'\\"') if sel.details is not None else b""
+    if sel.timestamps:
+        body = b"".join([t + b" " + details + m for m, _, t in found])
+    elif details:
+        body = b"".join([details + m for m, _, _ in found])
+    else:
+        body = b"".join([m for m, _, _ in found])
+    return _unescape(body)
+
+
+def _unescape(body: bytes) -> bytes:
+    """JSON string contents to the bytes they stand for."""
+    if b"\\" not in body.replace(b"\\n", b""):
+        return body.replace(b"\\n", b"\n")
+    text: str = _DECODER.decode('"' + body.decode("utf-8", "replace") + '"')
+    return text.encode("utf-8", "surrogatepass")
