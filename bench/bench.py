@@ -23,6 +23,17 @@ load`` throughput of a 200 MB image, and layer extraction against GNU tar, in MB
 <fresh volume>:/data`` of an image with 1 GB under /data, so that every run copies
 it up into the new volume (checked once per engine), in ms. It runs 5 + 1 warm-up
 unless ``--runs``/``--warmup`` are given.
+
+``--network`` adds the scenarios of ``bench/network.py``: connection rate (ab, requests/s)
+and throughput (iperf3, Gbit/s) through a port published on 127.0.0.1, and iperf3 between
+two containers on a user-defined bridge, with each engine in a network namespace of its
+own (default bridge and firewall rules; dockerd with iptables and its userland proxy).
+It runs 5 + 1 warm-up of 5 s each unless ``--runs``/``--warmup``/``--net-seconds`` are given.
+
+``--build`` adds the scenarios of ``bench/build.py``: ``docker build`` with the classic builder
+(DOCKER_BUILDKIT=0) of a 10-step Dockerfile with a 50 MB COPY, cold (image and cache removed
+before each run) and fully cached, in ms. It runs 5 + 1 warm-up unless ``--runs``/``--warmup``
+are given.
 """
 
 from __future__ import annotations
@@ -578,6 +589,55 @@ def run_volume_scenarios(
     return bool(volumes.run(options, tmp / "volumes", rootfs))
 
 
+# ------------------------------------------------------------ network scenarios
+
+
+def network_scenarios() -> list[tuple[str, str]]:
+    """(name, description) of bench/network.py's scenarios."""
+    import network  # bench/network.py, imported late: it imports this module
+
+    return list(network.SCENARIOS)
+
+
+def run_network_scenarios(
+    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
+) -> bool:
+    import network
+
+    # Runs as for --volumes (5 + 1 unless --runs/--warmup); berthd with its default bridge
+    # whatever --berthd-bridge says (the scenarios publish ports on it).
+    options = network.Options(
+        runs=args.volume_runs, warmup=args.volume_warmup, seconds=args.net_seconds,
+        scenarios=tuple(names), docker=args.docker,
+        dockerd=None if args.no_dockerd else args.dockerd,
+        berthd_args=args.berthd_arg, json_out=json_out,
+    )  # fmt: skip
+    return bool(network.run(options, tmp / "network", rootfs))
+
+
+# -------------------------------------------------------------- build scenarios
+
+
+def build_scenarios() -> list[tuple[str, str]]:
+    """(name, description) of bench/build.py's scenarios."""
+    import build  # bench/build.py, imported late: it imports this module
+
+    return list(build.SCENARIOS)
+
+
+def run_build_scenarios(
+    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
+) -> bool:
+    import build
+
+    options = build.Options(
+        runs=args.volume_runs, warmup=args.volume_warmup, scenarios=tuple(names),
+        docker=args.docker, dockerd=None if args.no_dockerd else args.dockerd,
+        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
+    )  # fmt: skip
+    return bool(build.run(options, tmp / "build", rootfs))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -587,11 +647,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Time docker CLI scenarios against a private berthd and a private dockerd.",
     )
     ap.add_argument(
-        "--runs", type=int, default=None, help="measured runs per scenario (20; 5 for --volumes)"
-    )
+        "--runs", type=int, default=None,
+        help="measured runs per scenario (20; 5 for --volumes, --network and --build)",
+    )  # fmt: skip
     ap.add_argument(
-        "--warmup", type=int, default=None, help="untimed warm-up runs (2; 1 for --volumes)"
-    )
+        "--warmup", type=int, default=None,
+        help="untimed warm-up runs (2; 1 for --volumes, --network and --build)",
+    )  # fmt: skip
     ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
     ap.add_argument(
         "--scenario", action="append", default=[], metavar="NAME",
@@ -611,6 +673,19 @@ def main(argv: list[str] | None = None) -> int:
         help="also run bench/volumes.py's scenario: copy-up of 1 GB into a fresh named volume",
     )  # fmt: skip
     ap.add_argument(
+        "--network", action="store_true",
+        help="also run bench/network.py's scenarios: published-port connection rate and "
+        "throughput, container-to-container throughput",
+    )  # fmt: skip
+    ap.add_argument(
+        "--build", action="store_true",
+        help="also run bench/build.py's scenarios: classic-builder docker build, cold and cached",
+    )  # fmt: skip
+    ap.add_argument(
+        "--net-seconds", type=float, default=5.0, metavar="S",
+        help="length of each --network run in seconds (5)",
+    )  # fmt: skip
+    ap.add_argument(
         "--containers", type=int, default=10, metavar="N",
         help="idle containers per engine for the shim-memory scenario (10)",
     )  # fmt: skip
@@ -628,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = ap.parse_args(argv)
-    # --volumes copies 1 GB per run: fewer runs unless asked for.
+    # --volumes copies 1 GB per run, --network runs last seconds: fewer runs unless asked for.
     args.volume_runs = 5 if args.runs is None else args.runs
     args.volume_warmup = 1 if args.warmup is None else args.warmup
     args.runs = 20 if args.runs is None else args.runs
@@ -643,17 +718,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}\t{description} (with --images)")
         for name, description in volume_scenarios():
             print(f"{name}\t{description} (with --volumes)")
+        for name, description in network_scenarios():
+            print(f"{name}\t{description} (with --network)")
+        for name, description in build_scenarios():
+            print(f"{name}\t{description} (with --build)")
         return 0
     scenarios = SCENARIOS
     runtime_names = [name for name, _ in runtime_scenarios()] if args.runtime else []
     image_names = [name for name, _ in image_scenarios()] if args.images else []
     volume_names = [name for name, _ in volume_scenarios()] if args.volumes else []
+    network_names = [name for name, _ in network_scenarios()] if args.network else []
+    build_names = [name for name, _ in build_scenarios()] if args.build else []
     if args.scenario:
         known = (
             {sc.name for sc in SCENARIOS}
             | {name for name, _ in runtime_scenarios()}
             | {name for name, _ in image_scenarios()}
             | {name for name, _ in volume_scenarios()}
+            | {name for name, _ in network_scenarios()}
+            | {name for name, _ in build_scenarios()}
         )
         unknown = [n for n in args.scenario if n not in known]
         if unknown:
@@ -662,10 +745,14 @@ def main(argv: list[str] | None = None) -> int:
         runtime_names = [name for name, _ in runtime_scenarios() if name in args.scenario]
         image_names = [name for name, _ in image_scenarios() if name in args.scenario]
         volume_names = [name for name, _ in volume_scenarios() if name in args.scenario]
+        network_names = [name for name, _ in network_scenarios() if name in args.scenario]
+        build_names = [name for name, _ in build_scenarios() if name in args.scenario]
     if args.containers < 1:
         ap.error("--containers must be >= 1")
     if min(args.runs, args.volume_runs) < 1 or min(args.warmup, args.volume_warmup) < 0:
         ap.error("--runs must be >= 1 and --warmup >= 0")
+    if args.net_seconds <= 0:
+        ap.error("--net-seconds must be > 0")
     if not args.docker:
         ap.error("no docker CLI on PATH (the benchmark drives the real docker client)")
     if os.geteuid() != 0:
@@ -699,7 +786,9 @@ def main(argv: list[str] | None = None) -> int:
         runtime_json: dict[str, object] = {}
         images_json: dict[str, object] = {}
         volumes_json: dict[str, object] = {}
-        if not scenarios:  # only runtime, image or volume scenarios were picked
+        network_json: dict[str, object] = {}
+        build_json: dict[str, object] = {}
+        if not scenarios:  # only runtime, image, volume, network or build scenarios were picked
             ok = True
             if runtime_names:
                 ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
@@ -707,11 +796,17 @@ def main(argv: list[str] | None = None) -> int:
                 ok = run_image_scenarios(args, tmp, rootfs, image_names, images_json) and ok
             if volume_names:
                 ok = run_volume_scenarios(args, tmp, rootfs, volume_names, volumes_json) and ok
+            if network_names:
+                ok = run_network_scenarios(args, tmp, rootfs, network_names, network_json) and ok
+            if build_names:
+                ok = run_build_scenarios(args, tmp, rootfs, build_names, build_json) and ok
             if args.json:
                 out = {"runs": args.runs, "warmup": args.warmup,
                        **({"runtime": runtime_json} if runtime_names else {}),
                        **({"images": images_json} if image_names else {}),
-                       **({"volumes": volumes_json} if volume_names else {})}  # fmt: skip
+                       **({"volumes": volumes_json} if volume_names else {}),
+                       **({"network": network_json} if network_names else {}),
+                       **({"build": build_json} if build_names else {})}  # fmt: skip
                 Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
             return 0 if ok else 1
 
@@ -754,6 +849,12 @@ def main(argv: list[str] | None = None) -> int:
             runtime_ok = (
                 run_volume_scenarios(args, tmp, rootfs, volume_names, volumes_json) and runtime_ok
             )
+        if network_names:
+            runtime_ok = (
+                run_network_scenarios(args, tmp, rootfs, network_names, network_json) and runtime_ok
+            )
+        if build_names:
+            runtime_ok = run_build_scenarios(args, tmp, rootfs, build_names, build_json) and runtime_ok
 
         if args.json:
             out = {
@@ -775,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                 **({"runtime": runtime_json} if runtime_names else {}),
                 **({"images": images_json} if image_names else {}),
                 **({"volumes": volumes_json} if volume_names else {}),
+                **({"network": network_json} if network_names else {}),
+                **({"build": build_json} if build_names else {}),
             }
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 

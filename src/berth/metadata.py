@@ -22,6 +22,16 @@ CREATE TABLE IF NOT EXISTS images (
     created TEXT NOT NULL,
     size    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS image_parents (
+    id     TEXT PRIMARY KEY,
+    parent TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS build_cache (
+    parent   TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    PRIMARY KEY (parent, key)
+);
 CREATE TABLE IF NOT EXISTS tags (
     name     TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)

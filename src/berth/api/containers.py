@@ -9,21 +9,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import ipaddress
 import json
+import logging
 import os
+import re
 import stat
 import time
-from collections.abc import AsyncGenerator, Callable
-from typing import IO, Any
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from berth.api import hijack
 from berth.api.server import Routes, filters_param, json_body, json_response, query_bool, query_int
+from berth.containers import stats as container_stats
 from berth.containers.manager import ContainerManager
 from berth.containers.model import (
     Container,
+    Health,
     HostConfig,
     LogConfig,
     MountSpec,
@@ -32,13 +38,18 @@ from berth.containers.model import (
     Status,
 )
 from berth.containers.users import resolve_user
-from berth.errors import InvalidParameter, NotFound
+from berth.errors import BerthError, InvalidParameter, NotFound, SystemError_
+from berth.images.model import Healthcheck
 from berth.layers import archive
+from berth.logs import drivers as log_drivers
 from berth.logs import jsonfile
+from berth.logs.reader import LogReader
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
+from berth.runtime.cgroups import BlkioEntry, CgroupStats
 from berth.stdstream import STDERR, STDOUT, encode_frame
 from berth.units import human_duration
 
+log = logging.getLogger(__name__)
 routes = Routes()
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -108,6 +119,7 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         stop_timeout=stop_timeout,
         exposed_ports=sorted(_opt(body, "ExposedPorts", dict, {})),
         volumes=sorted(_opt(body, "Volumes", dict, {})),
+        healthcheck=_healthcheck(_opt(body, "Healthcheck", dict, None)),
     )
     if len(config.hostname) > 63:
         raise InvalidParameter("invalid hostname format: hostname is longer than 63 characters")
@@ -162,6 +174,15 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
     )
     _validate_host(host)
     return config, host
+
+
+def _healthcheck(doc: dict[str, Any] | None) -> Healthcheck | None:
+    """Config.Healthcheck; durations in nanoseconds, as Docker's JSON has them."""
+    if doc is None:
+        return None
+    return Healthcheck(test=_strings(doc, "Test") or [], interval=_opt(doc, "Interval", int, 0),
+                       timeout=_opt(doc, "Timeout", int, 0), start_period=_opt(doc, "StartPeriod", int, 0),
+                       start_interval=_opt(doc, "StartInterval", int, 0), retries=_opt(doc, "Retries", int, 0))
 
 
 def _port_key(key: str) -> str:
@@ -350,7 +371,7 @@ def _state_doc(c: Container) -> dict[str, Any]:
     s = c.state
     return {
         "Status": s.status.value,
-        "Running": s.status in (Status.RUNNING, Status.PAUSED),
+        "Running": s.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING),
         "Paused": s.status == Status.PAUSED,
         "Restarting": s.status == Status.RESTARTING,
         "OOMKilled": s.oom_killed,
@@ -360,7 +381,13 @@ def _state_doc(c: Container) -> dict[str, Any]:
         "Error": s.error,
         "StartedAt": s.started_at,
         "FinishedAt": s.finished_at,
+        **({"Health": _health_doc(c.health)} if c.health is not None else {}),
     }
+
+
+def _health_doc(h: Health) -> dict[str, Any]:
+    return {"Status": h.status, "FailingStreak": h.failing_streak,
+            "Log": [{"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output} for p in h.log]}
 
 
 def _config_doc(c: Container) -> dict[str, Any]:
@@ -388,6 +415,8 @@ def _config_doc(c: Container) -> dict[str, Any]:
         doc["ExposedPorts"] = {p: {} for p in cfg.exposed_ports}
     if cfg.stop_signal:
         doc["StopSignal"] = cfg.stop_signal
+    if cfg.healthcheck is not None:
+        doc["Healthcheck"] = cfg.healthcheck.to_oci()
     if cfg.stop_timeout is not None:
         doc["StopTimeout"] = cfg.stop_timeout
     return doc
@@ -595,6 +624,9 @@ def _epoch(stamp: str) -> float:
 def status_text(c: Container) -> str:
     s = c.state
     now = time.time()
+    if s.status == Status.RUNNING and c.health is not None:
+        health = "health: starting" if c.health.status == "starting" else c.health.status
+        return f"Up {human_duration(now - _epoch(s.started_at))} ({health})"
     if s.status == Status.RUNNING:
         return f"Up {human_duration(now - _epoch(s.started_at))}"
     if s.status == Status.PAUSED:
@@ -611,7 +643,8 @@ def status_text(c: Container) -> str:
 
 
 def render_summary(c: Container) -> dict[str, Any]:
-    command = " ".join([c.path, *c.args])
+    # dockerd quotes the arguments with a space in them, and nothing else
+    command = " ".join([c.path, *(f"'{a}'" if " " in a else a for a in c.args)])
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -630,30 +663,202 @@ def render_summary(c: Container) -> dict[str, Any]:
     }
 
 
-CONTAINER_FILTERS = {"status", "name", "id", "exited", "label", "ancestor", "before", "since", "volume"}
+CONTAINER_FILTERS = {"ancestor", "before", "expose", "exited", "health", "id", "is-task", "label", "name",
+                     "network", "publish", "since", "status", "volume"}
+_STATES = [s.value for s in Status]
+_HEALTH_STATES = ["none", "starting", "healthy", "unhealthy"]
 
 
-def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
-    for key, values in filters.items():
-        if key == "status" and c.state.status.value not in values:
-            return False
-        if key == "name" and not any(v.lstrip("/") in c.name for v in values):
-            return False
-        if key == "id" and not any(c.id.startswith(v) for v in values):
-            return False
-        if key == "exited" and not (c.state.status == Status.EXITED and str(c.state.exit_code) in values):
-            return False
-        if key == "label":
-            for v in values:
-                k, sep, want = v.partition("=")
-                if k not in c.config.labels or (sep and c.config.labels[k] != want):
-                    return False
-        if key == "ancestor" and not any(v in (c.config.image, c.image_id) or c.image_id.startswith("sha256:" + v)
-                                         for v in values):
-            return False
-        if key == "volume" and not any(v in (mp.name, mp.destination) for mp in c.mounts for v in values):
+@dataclass
+class _ListQuery:
+    """The list's filters, checked and resolved once (dockerd's listContext)."""
+
+    filters: dict[str, list[str]]
+    exited: list[int]
+    before: str | None  # a container ID: skip every container up to and including it
+    since: str | None  # a container ID: stop there
+    ancestors: set[str] | None  # image IDs; None when not filtering on them
+    publish: set[str]  # "8080/tcp"
+    expose: set[str]
+    is_task: bool | None
+    host_networks: dict[str, str]  # "host"/"none" → network ID, for containers in those modes
+
+
+def _regex_match(values: list[str], source: str) -> bool:
+    """dockerd's Args.Match: an exact value, or a regular expression found in source."""
+    for value in values:
+        if value == source:
+            return True
+        try:
+            if re.search(value, source):
+                return True
+        except re.error:
+            continue
+    return False
+
+
+def _port_filter(key: str, value: str) -> set[str]:
+    """"80", "80/udp", "8000-8010/tcp" as the set of "port/proto" it names."""
+    if ":" in value:
+        raise InvalidParameter(f"filter for '{key}' should not contain ':': {value}")
+    port, _, proto = value.partition("/")
+    proto = proto or "tcp"
+
+    def number(text: str) -> int:
+        if not text.isdigit():
+            raise InvalidParameter(f'error while looking up for {key} {value}: strconv.ParseUint: parsing "{text}": '
+                                   "invalid syntax")
+        if int(text) > 65535:
+            raise InvalidParameter(f'error while looking up for {key} {value}: strconv.ParseUint: parsing "{text}": '
+                                   "value out of range")
+        return int(text)
+
+    if not port:
+        raise InvalidParameter(f"error while looking up for {key} {value}: empty string specified for ports")
+    start_text, dash, end_text = port.partition("-")
+    start = number(start_text)
+    end = number(end_text) if dash else start
+    if end < start:
+        raise InvalidParameter(f"error while looking up for {key} {value}: invalid range specified for port: {port}")
+    return {f"{p}/{proto}" for p in range(start, end + 1)}
+
+
+def _fold_filters(mgr: ContainerManager, filters: dict[str, list[str]]) -> _ListQuery:
+    exited = []
+    for v in filters.get("exited", []):
+        try:
+            exited.append(int(v))
+        except ValueError:
+            raise InvalidParameter(f"invalid filter 'exited={v}': strconv.Atoi: parsing {json.dumps(v)}: "
+                                   "invalid syntax") from None
+    for v in filters.get("status", []):
+        if v not in _STATES:
+            raise InvalidParameter(f"invalid filter 'status={v}': invalid value for state ({v}): "
+                                   f"must be one of {', '.join(_STATES)}")
+    for v in filters.get("health", []):
+        if v not in _HEALTH_STATES:
+            raise InvalidParameter(f"invalid filter 'health={v}': invalid value for health ({v}): "
+                                   f"must be one of {', '.join(_HEALTH_STATES)}")
+    is_task = None
+    if "is-task" in filters:
+        values = set(filters["is-task"])
+        falsy, truthy = bool(values & {"0", "false"}), bool(values & {"1", "true"})
+        if falsy == truthy:
+            raise InvalidParameter(f"invalid filter 'is-task=[{' '.join(filters['is-task'])}]'")
+        is_task = truthy
+    before = since = None
+    for v in filters.get("before", []):
+        before = mgr.get(v).id
+    for v in filters.get("since", []):
+        since = mgr.get(v).id
+    ancestors = None
+    if "ancestor" in filters:
+        ancestors = set()
+        images = mgr.images.all()
+        for v in filters["ancestor"]:
+            base = mgr.images.lookup(v)
+            if base is None:
+                continue  # dockerd only warns, and the filter then matches nothing
+            ancestors.add(base.id)
+            # its descendants: images built on all of its layers, and more
+            if base.chain_ids:
+                depth = len(base.chain_ids)
+                ancestors.update(img.id for img in images
+                                 if len(img.chain_ids) > depth and img.chain_ids[:depth] == base.chain_ids)
+    publish: set[str] = set()
+    for v in filters.get("publish", []):
+        publish |= _port_filter("publish", v)
+    expose: set[str] = set()
+    for v in filters.get("expose", []):
+        expose |= _port_filter("expose", v)
+    host_networks = {}
+    if mgr.network is not None:
+        for mode in ("host", "none"):
+            n = mgr.network.get(mode)
+            host_networks[mode] = n.id if n else ""
+    return _ListQuery(filters, exited, before, since, ancestors, publish, expose, is_task, host_networks)
+
+
+def health_status(c: Container) -> str:
+    """"none" without a health check, else "starting", "healthy" or "unhealthy"."""
+    health = getattr(c, "health", None)
+    status = getattr(health, "status", None)
+    return status if isinstance(status, str) and status else "none"
+
+
+def _identity_matches(c: Container, q: _ListQuery) -> bool:
+    """The filters dockerd applies before the limit: name, id, is-task, label."""
+    f = q.filters
+    if "name" in f and not (_regex_match(f["name"], "/" + c.name) or _regex_match(f["name"], c.name)):
+        return False
+    if "id" in f and not _regex_match(f["id"], c.id):
+        return False
+    if q.is_task:
+        return False  # no container here is a swarm task
+    for v in f.get("label", []):
+        k, sep, want = v.partition("=")
+        if k not in c.config.labels or (sep and c.config.labels[k] != want):
             return False
     return True
+
+
+def _state_matches(c: Container, q: _ListQuery) -> bool:
+    """The filters dockerd applies after the limit: exit code, state, health, volume,
+    ancestor, network and ports."""
+    f = q.filters
+    if q.exited and not (not c.state.running and c.state.exit_code in q.exited
+                         and _epoch(c.state.started_at)):
+        return False
+    if "status" in f and not _regex_match(f["status"], c.state.status.value):
+        return False
+    if "health" in f and health_status(c) not in f["health"]:
+        return False
+    if "volume" in f:
+        names = {mp.name or mp.source for mp in c.mounts}
+        destinations = {mp.destination for mp in c.mounts if mp.destination}
+        if not any(v in destinations or v in names for v in f["volume"]):
+            return False
+    if q.ancestors is not None and c.image_id not in q.ancestors:
+        return False
+    if "network" in f:
+        networks = {name: ep.network_id for name, ep in c.networks.items()}
+        mode = c.host_config.network_mode
+        if not networks and mode in q.host_networks:
+            networks[mode] = q.host_networks[mode]
+        if not any(v in networks or any(nid.startswith(v) for nid in networks.values() if nid)
+                   for v in f["network"]):
+            return False
+    if q.publish or q.expose:
+        ports = ports_summary(c)
+        if not any(f"{p.get('PublicPort', 0)}/{p['Type']}" in q.publish
+                   or f"{p['PrivatePort']}/{p['Type']}" in q.expose for p in ports):
+            return False
+    return True
+
+
+def list_matching(mgr: ContainerManager, filters: dict[str, list[str]], show_all: bool = False,
+                  limit: int = -1) -> list[Container]:
+    """dockerd's container list: newest first, `before`/`since` by position, the limit
+    counted before the state filters (as dockerd counts it)."""
+    q = _fold_filters(mgr, filters)
+    show_all = show_all or "status" in filters
+    out: list[Container] = []
+    for c in mgr.all():
+        if q.before is not None:
+            if c.id == q.before:
+                q.before = None
+            continue
+        if q.since is not None and c.id == q.since:
+            break
+        if not c.state.running and not show_all and limit <= 0:
+            continue
+        if not _identity_matches(c, q):
+            continue
+        if 0 < limit <= len(out):
+            break
+        if _state_matches(c, q):
+            out.append(c)
+    return out
 
 
 # -- routes --------------------------------------------------------------------------------
@@ -668,18 +873,26 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/containers/json")
 async def list_containers(request: web.Request) -> web.Response:
-    show_all = query_bool(request, "all")
-    limit = query_int(request, "limit", -1) or -1
+    mgr = _mgr(request)
     filters = filters_param(request, CONTAINER_FILTERS)
+    found = list_matching(mgr, filters, query_bool(request, "all"), query_int(request, "limit", -1) or -1)
     out = []
-    for c in _mgr(request).all():
-        if not show_all and not c.state.running and "status" not in filters and "exited" not in filters:
-            continue
-        if _matches(c, filters):
-            out.append(render_summary(c))
-    if limit > 0:
-        out = out[:limit]
+    for c in found:
+        doc = render_summary(c)
+        if query_bool(request, "size"):
+            doc["SizeRw"], doc["SizeRootFs"] = await _layer_sizes(mgr, c)
+        out.append(doc)
     return json_response(out)
+
+
+async def _layer_sizes(mgr: ContainerManager, c: Container) -> tuple[int, int]:
+    """SizeRw (the container's own changes) and SizeRootFs (those and its image)."""
+    try:
+        rw = await asyncio.to_thread(mgr.layers.rw_size, c.id)
+    except OSError:
+        rw = 0  # removed while we listed
+    image = mgr.images.lookup(c.image_id)
+    return rw, rw + (image.size if image else 0)
 
 
 @routes.get("/containers/{id}/json")
@@ -836,9 +1049,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     if not (want_stdout or want_stderr):
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     if not c.log_path:
-        raise InvalidParameter('configured logging driver does not support reading')
+        raise InvalidParameter("configured logging driver does not support reading")
     follow = query_bool(request, "follow")
-    timestamps = query_bool(request, "timestamps")
     tail_text = request.query.get("tail", "all")
     tail = None
     if tail_text not in ("", "all"):
@@ -846,70 +1058,48 @@ async def logs(request: web.Request) -> web.StreamResponse:
             tail = int(tail_text)
         except ValueError:
             tail = None
-    since = _parse_stamp(request.query.get("since"))
-    until = _parse_stamp(request.query.get("until"))
+    lc = c.host_config.log_config
+    sel = jsonfile.Selection(
+        stdout=want_stdout, stderr=want_stderr, timestamps=query_bool(request, "timestamps"),
+        since=_parse_stamp(request.query.get("since")), until=_parse_stamp(request.query.get("until")),
+        details=(log_drivers.details_prefix(lc.type, lc.config, log_drivers.ContainerInfo.of(c))
+                 if query_bool(request, "details") else None))
     tty = c.config.tty
-    response = web.StreamResponse(status=200, headers={
-        "Content-Type": hijack.RAW if tty else hijack.MULTIPLEXED})
-    await response.prepare(request)
-
-    def render(entry: jsonfile.Entry) -> bytes | None:
-        kind = STDOUT if entry.stream == "stdout" else STDERR
-        if (kind == STDOUT and not want_stdout) or (kind == STDERR and not want_stderr):
-            return None
-        ns = jsonfile.parse_time(entry.time)
-        if since and ns <= since:
-            return None
-        if until and ns > until:
-            return None
-        data = entry.data
-        if timestamps:
-            data = entry.time.encode() + b" " + data
-        return data if tty else encode_frame(kind, data)
-
+    # opened before the answer starts: see LogReader
+    source = await asyncio.to_thread(LogReader, c.log_path, None if tail is not None and tail < 0 else tail)
     try:
-        log_file: IO[bytes] | None = open(c.log_path, "rb")  # kept open: see read_entries
-    except FileNotFoundError:
-        log_file = None
-    try:
-        await _send_logs(response, mgr, c, log_file, render, tail, follow, until)
+        response = web.StreamResponse(status=200, headers={
+            "Content-Type": hijack.RAW if tty else hijack.MULTIPLEXED})
+        await response.prepare(request)
+
+        async def send(chunk: bytes) -> None:
+            runs = jsonfile.render(chunk, sel)
+            if runs:
+                await response.write(b"".join(data if tty else encode_frame(kind, data) for kind, data in runs))
+
+        while (chunk := await asyncio.to_thread(source.read)) is not None:
+            await send(chunk)
+        if follow and c.state.running:
+            await _follow_logs(mgr, c, source, send, sel.until)
     finally:
-        if log_file is not None:
-            log_file.close()
+        source.close()
     await response.write_eof()
     return response
 
 
-async def _send_logs(response: web.StreamResponse, mgr: ContainerManager, c: Container,
-                     log_file: IO[bytes] | None, render: Callable[[jsonfile.Entry], bytes | None],
-                     tail: int | None, follow: bool, until: int) -> None:
-    source: IO[bytes] | str = log_file if log_file is not None else c.log_path
-    entries = list(jsonfile.read_entries(source))
-    offset = entries[-1][1] if entries else 0
-    chosen = entries if tail is None else (entries[-tail:] if tail > 0 else [])
-    out = [b for e, _ in chosen if (b := render(e)) is not None]
-    if out:
-        await response.write(b"".join(out))
-    if follow and c.state.running:
-        live = mgr.live.get(c.id)
-        while True:
-            exited = live is None or live.exited.is_set() or not c.state.running
-            chunk = []
-            if log_file is None and os.path.exists(c.log_path):
-                source = c.log_path
-            for entry, pos in jsonfile.read_entries(source, offset):
-                offset = pos
-                if (b := render(entry)) is not None:
-                    chunk.append(b)
-            if chunk:
-                await response.write(b"".join(chunk))
-            if exited:
-                break
-            if until and time.time_ns() > until:
-                break
-            with contextlib.suppress(TimeoutError):
-                assert live is not None
-                await asyncio.wait_for(live.exited.wait(), 0.1)
+async def _follow_logs(mgr: ContainerManager, c: Container, source: LogReader,
+                       send: Callable[[bytes], Awaitable[None]], until: int) -> None:
+    live = mgr.live.get(c.id)
+    while True:
+        exited = live is None or live.exited.is_set() or not c.state.running
+        chunk = await asyncio.to_thread(source.follow)
+        if chunk:
+            await send(chunk)
+        if exited or (until and time.time_ns() > until):
+            return
+        with contextlib.suppress(TimeoutError):
+            assert live is not None
+            await asyncio.wait_for(live.exited.wait(), 0.1)
 
 
 def _parse_stamp(text: str | None) -> int:
@@ -954,7 +1144,7 @@ async def update(request: web.Request) -> web.Response:
         if value is not None and (value != 0 or key in ("PidsLimit",)):
             changes[attr] = value
     rp = _opt(body, "RestartPolicy", dict, None)
-    if rp is not None and rp.get("Name") is not None:
+    if rp is not None and rp.get("Name"):  # the CLI sends an empty policy when not asked to change it
         changes["restart_policy"] = RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0))
     import dataclasses
 
@@ -965,8 +1155,79 @@ async def update(request: web.Request) -> web.Response:
 
 @routes.get("/containers/{id}/top")
 async def top(request: web.Request) -> web.Response:
+    """dockerd's way: host `ps` with the client's arguments (-ef by default), its rows
+    kept for the container's processes."""
+    ps_args = request.query.get("ps_args") or "-ef"
+    for key, value in _PS_ASSIGNMENT.findall(ps_args):
+        if key != "pid":
+            raise InvalidParameter(f'specifying "{key}={value}" is not allowed')
     pids = await _mgr(request).top(request.match_info["id"])
-    return json_response(process_table(pids))
+    args = ps_args.split(" ")
+    try:
+        code, output, error = await _run_ps([*args, "-q" + ",".join(str(p) for p in pids)])
+        if code != 0:
+            # some options (f, for one) do not go with -q: list everything, filter below
+            code, output, error = await _run_ps(args)
+    except FileNotFoundError:
+        if ps_args != "-ef":
+            raise SystemError_("ps: exec: \"ps\": executable file not found in $PATH") from None
+        return json_response(process_table(pids))
+    if code != 0:
+        first = error.decode(errors="replace").split("\n", 1)[0]
+        raise SystemError_(f"ps: {first or f'exit status {code}'}")
+    return json_response(parse_ps_output(output.decode(errors="replace"), set(pids)))
+
+
+_PS_ASSIGNMENT = re.compile(r"\s+([^\s]*)=\s*(PID[^\s]*)")
+
+
+async def _run_ps(args: list[str]) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        "ps", *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        output, error = await asyncio.wait_for(proc.communicate(), 30)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    return proc.returncode or 0, output, error
+
+
+def _ascii_fields(line: str) -> list[str]:
+    """Fields split on ASCII white space only, as dockerd splits ps output."""
+    return [f for f in re.split(r"[\t\n\f\r ]+", line) if f]
+
+
+def parse_ps_output(output: str, pids: set[int]) -> dict[str, Any]:
+    """`ps` output as Docker's top body: the rows of these pids (and, after such a row,
+    the thread rows of `ps m`, whose PID is "-"); the last column takes the rest."""
+    lines = output.split("\n")
+    titles = _ascii_fields(lines[0])
+    if "PID" not in titles:
+        raise SystemError_("Couldn't find PID field in ps output")
+    pid_index = titles.index("PID")
+    rows: list[list[str]] = []
+    keep_threads = False
+    for line in lines[1:]:
+        fields = _ascii_fields(line)
+        if len(fields) <= pid_index:
+            continue
+        row = [*fields[:len(titles) - 1], " ".join(fields[len(titles) - 1:])]
+        if fields[pid_index] == "-":
+            if keep_threads:
+                rows.append(row)
+            continue
+        try:
+            pid = int(fields[pid_index])
+        except ValueError:
+            raise SystemError_(f"Unexpected pid '{fields[pid_index]}': strconv.Atoi: parsing "
+                               f"{json.dumps(fields[pid_index])}: invalid syntax") from None
+        keep_threads = pid in pids
+        if keep_threads:
+            rows.append(row)
+    return {"Titles": titles, "Processes": rows}
 
 
 def process_table(pids: list[int]) -> dict[str, Any]:
@@ -997,6 +1258,161 @@ def process_table(pids: list[int]) -> dict[str, Any]:
         rows.append([user, str(pid), str(ppid), "0", time.strftime("%H:%M", time.localtime(started)), "?",
                      time.strftime("%H:%M:%S", time.gmtime(cpu_secs)), cmdline or f"[{comm}]"])
     return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
+
+
+# -- stats, prune ----------------------------------------------------------------------------
+
+
+@routes.get("/containers/{id}/stats")
+async def stats(request: web.Request) -> web.StreamResponse:
+    """A sample a second while streaming. Without the stream dockerd sends the second
+    sample, so that precpu_stats is filled (CPU % needs two); one-shot sends the first."""
+    mgr = _mgr(request)
+    c = mgr.get(request.match_info["id"])
+    stream = query_bool(request, "stream", True)
+    one_shot = query_bool(request, "one-shot")
+    if stream and one_shot:
+        raise InvalidParameter("cannot have stream=true and one-shot=true")
+    if not stream and c.state.status not in (Status.RUNNING, Status.PAUSED):
+        return json_response(render_stats(c, None, None))
+    if one_shot:
+        return json_response(render_stats(c, await mgr.stats(c), None))
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    previous = None
+    # Until the container is removed or the client goes; a stopped container sends
+    # nothing until it starts again, as with dockerd.
+    while c.id in mgr.containers and request.transport is not None and not request.transport.is_closing():
+        sample = await mgr.stats(c)
+        if sample is None and not stream:
+            await response.write(json.dumps(render_stats(c, None, None)).encode() + b"\n")
+            break
+        if sample is not None:
+            if stream or previous is not None:
+                await response.write(json.dumps(render_stats(c, sample, previous)).encode() + b"\n")
+                if not stream:
+                    break
+            previous = sample
+        await asyncio.sleep(1)
+    return response
+
+
+def _go_time(ns: int) -> str:
+    """Go's RFC 3339 with nanoseconds (trailing zeros dropped); the zero time for 0."""
+    if not ns:
+        return ZERO_TIME
+    secs, frac = divmod(ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return text + (f".{frac:09d}".rstrip("0") if frac else "") + "Z"
+
+
+def _cpu_stats_doc(sample: container_stats.Sample | None) -> dict[str, Any]:
+    cg = sample.cgroup if sample else CgroupStats()
+    usage: dict[str, Any] = {"total_usage": cg.cpu_usage_ns or 0}
+    if cg.cpu_percpu_ns:
+        usage["percpu_usage"] = list(cg.cpu_percpu_ns)
+    usage["usage_in_kernelmode"] = cg.cpu_system_ns or 0
+    usage["usage_in_usermode"] = cg.cpu_user_ns or 0
+    doc: dict[str, Any] = {"cpu_usage": usage}
+    if sample and sample.system_cpu_ns:
+        doc["system_cpu_usage"] = sample.system_cpu_ns
+    if sample and sample.online_cpus:
+        doc["online_cpus"] = sample.online_cpus
+    doc["throttling_data"] = {"periods": cg.cpu_periods or 0, "throttled_periods": cg.cpu_throttled_periods or 0,
+                              "throttled_time": cg.cpu_throttled_ns or 0}
+    return doc
+
+
+def _blkio_doc(entries: tuple[BlkioEntry, ...]) -> list[dict[str, Any]] | None:
+    return [{"major": e.major, "minor": e.minor, "op": e.op, "value": e.value} for e in entries] or None
+
+
+def render_stats(c: Container, sample: container_stats.Sample | None,
+                 previous: container_stats.Sample | None) -> dict[str, Any]:
+    """Docker's stats JSON; with no sample (the container does not run) its zero shape.
+    Fields Go leaves out when zero (`omitempty`) are left out here too."""
+    cg = sample.cgroup if sample else CgroupStats()
+    pids = {k: v for k, v in (("current", cg.pids_current), ("limit", cg.pids_limit)) if v}
+    memory: dict[str, Any] = {}
+    if sample is not None:
+        limit = cg.memory_limit
+        if sample.machine_memory and (limit is None or limit > sample.machine_memory):
+            limit = sample.machine_memory  # no limit: what the host has, as dockerd says
+        for key, value in (("usage", cg.memory_usage), ("max_usage", cg.memory_max_usage),
+                           ("stats", {k: max(v, 0) for k, v in cg.memory_stat.items()}),
+                           ("failcnt", cg.memory_failcnt), ("limit", limit)):
+            if value:
+                memory[key] = value
+    doc: dict[str, Any] = {
+        "name": "/" + c.name,
+        "id": c.id,
+        "read": _go_time(sample.read_ns if sample else 0),
+        "preread": _go_time(previous.read_ns if previous else 0),
+        "pids_stats": pids,
+        "blkio_stats": {
+            "io_service_bytes_recursive": _blkio_doc(cg.io_service_bytes),
+            "io_serviced_recursive": _blkio_doc(cg.io_serviced),
+            "io_queue_recursive": None,
+            "io_service_time_recursive": None,
+            "io_wait_time_recursive": None,
+            "io_merged_recursive": None,
+            "io_time_recursive": None,
+            "sectors_recursive": None,
+        },
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": _cpu_stats_doc(sample),
+        "precpu_stats": _cpu_stats_doc(previous),
+        "memory_stats": memory,
+    }
+    if sample and sample.networks:
+        doc["networks"] = {name: dataclasses.asdict(n) for name, n in sample.networks.items()}
+    return doc
+
+
+@routes.post("/containers/prune")
+async def prune(request: web.Request) -> web.Response:
+    """`docker container prune`: every container that does not run, but those created
+    after `until` or failing the `label`/`label!` filters."""
+    from berth.api.images import parse_until
+
+    mgr = _mgr(request)
+    filters = filters_param(request, {"label", "label!", "until"})
+    if len(filters.get("until", [])) > 1:
+        raise InvalidParameter("more than one until filter specified")
+    until = parse_until(filters["until"][0]) if filters.get("until") else None
+    deleted: list[str] = []
+    reclaimed = 0
+    for c in mgr.all():
+        if c.state.running:
+            continue
+        if until is not None and _epoch(c.created) > until:
+            continue
+        if not _prune_labels_match(filters, c.config.labels):
+            continue
+        size, _ = await _layer_sizes(mgr, c)
+        try:
+            await mgr.remove(c.id)
+        except BerthError as e:
+            log.warning("container prune: %s: %s", c.id[:12], e)
+            continue
+        deleted.append(c.id)
+        reclaimed += size
+    request.app["ctx"].events.log("container", "prune", "", {"reclaimed": str(reclaimed)})
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+def _prune_labels_match(filters: dict[str, list[str]], labels: dict[str, str]) -> bool:
+    """dockerd's matchLabels: every `label` holds; and not every `label!` does."""
+
+    def holds(spec: str) -> bool:
+        key, eq, value = spec.partition("=")
+        return key in labels and (not eq or labels[key] == value)
+
+    if not all(holds(v) for v in filters.get("label", [])):
+        return False
+    negated = filters.get("label!", [])
+    return not (negated and all(holds(v) for v in negated))
 
 
 # -- filesystem: docker diff, export, cp ----------------------------------------------------
@@ -1032,8 +1448,11 @@ async def _stream_tar(request: web.Request, chunks: AsyncGenerator[bytes, None],
 
 @routes.get("/containers/{id}/export")
 async def export(request: web.Request) -> web.StreamResponse:
-    async with _mgr(request).root_of(request.match_info["id"]) as (_c, root):
-        return await _stream_tar(request, archive.pack(root, "/", ""))
+    mgr = _mgr(request)
+    async with mgr.root_of(request.match_info["id"]) as (c, root):
+        response = await _stream_tar(request, archive.pack(root, "/", ""))
+    mgr.on_event("export", c, {})
+    return response
 
 
 def _path_query(request: web.Request) -> str:
@@ -1061,10 +1480,11 @@ async def archive_stat(request: web.Request) -> web.Response:
 async def archive_get(request: web.Request) -> web.StreamResponse:
     ref = request.match_info["id"]
     path = _path_query(request)
-    async with _mgr(request).root_of(ref) as (_c, root):
+    async with _mgr(request).root_of(ref) as (c, root):
         resolved = archive.resolve(root, path)
         st = archive.stat_path(resolved, ref)
         name = "." if resolved.path.endswith("/.") else st.name
+        _mgr(request).on_event("archive-path", c, {})
         return await _stream_tar(request, archive.pack(root, resolved.inside, name), _path_stat_header(st))
 
 
@@ -1087,4 +1507,5 @@ async def archive_put(request: web.Request) -> web.Response:
         await archive.unpack(root, resolved.inside, request.content.iter_chunked(1 << 16),
                              no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
                              owner=owner)
+    _mgr(request).on_event("extract-to-dir", c, {})
     return web.Response(status=200)

@@ -46,7 +46,7 @@ def _created_epoch(img: Image) -> int:
 def render_summary(img: Image) -> dict[str, Any]:
     return {
         "Id": img.id,
-        "ParentId": "",
+        "ParentId": img.parent,
         "RepoTags": img.repo_tags,
         "RepoDigests": [],
         "Created": _created_epoch(img),
@@ -84,11 +84,15 @@ def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:
         container_config["ExposedPorts"] = run["ExposedPorts"]
     if "StopSignal" in run:
         container_config["StopSignal"] = run["StopSignal"]
+    if "Healthcheck" in run:
+        container_config["Healthcheck"] = run["Healthcheck"]
+    if "Shell" in run:
+        container_config["Shell"] = run["Shell"]
     return {
         "Id": img.id,
         "RepoTags": img.repo_tags,
         "RepoDigests": [],
-        "Parent": "",
+        "Parent": img.parent,
         "Comment": cfg.comment,
         "Created": cfg.created,
         "DockerVersion": cfg.docker_version,
@@ -174,8 +178,12 @@ async def list_images(request: web.Request) -> web.Response:
     matches = image_matcher(store, filters)
     counts = _container_counts(request)
     out = []
+    show_all = query_bool(request, "all")
     for img in store.all():
-        if dangling is not None and dangling != (not img.repo_tags):
+        intermediate = store.is_intermediate(img)
+        if intermediate and not show_all:
+            continue
+        if dangling is not None and dangling != (not img.repo_tags and not intermediate):
             continue
         if not matches(img):
             continue
@@ -214,7 +222,7 @@ async def prune(request: web.Request) -> web.Response:
 def _image_config_of(c: ContainerConfig) -> RunConfig:
     return RunConfig(user=c.user, env=list(c.env), cmd=c.cmd, entrypoint=c.entrypoint,
                      working_dir=c.working_dir, labels=dict(c.labels), exposed_ports=list(c.exposed_ports),
-                     volumes=list(c.volumes), stop_signal=c.stop_signal)
+                     volumes=list(c.volumes), stop_signal=c.stop_signal, healthcheck=c.healthcheck)
 
 
 @routes.post("/commit")
@@ -253,6 +261,8 @@ async def commit(request: web.Request) -> web.Response:
             parent, out.name, run_config, created_by=" ".join(c.config.cmd or []),
             author=request.query.get("author", ""), comment=request.query.get("comment", ""),
             repo_tag=repo_tag)
+    mgr.on_event("commit", c, {"comment": request.query.get("comment", ""), "imageID": image_id,
+                               "imageRef": reference.parse(repo_tag).familiar() if repo_tag else ""})
     return json_response({"Id": image_id}, status=201)
 
 
@@ -271,7 +281,8 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
     if not names:
         raise InvalidParameter("no images to save: pass one or more names")
     store = _store(request)
-    entries = archive.save_entries(store.save_selection(names))
+    selection = store.save_selection(names)
+    entries = archive.save_entries(selection)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
     await response.prepare(request)
     try:
@@ -292,6 +303,8 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
         raise ConnectionResetError(str(e)) from None
     await response.write(archive.TAR_END)
     await response.write_eof()
+    for item in selection:
+        store.log_event("save", item.image_id, item.image_id)
     return response
 
 

@@ -127,6 +127,7 @@ async def remove_network(request: web.Request) -> web.Response:
 async def prune_networks(request: web.Request) -> web.Response:
     filters = filters_param(request, {"label", "label!", "until"})
     gone = await _ctl(request).prune(filters)
+    request.app["ctx"].events.log("network", "prune", "", {"reclaimed": "0"})
     return json_response({"NetworksDeleted": gone or None})
 
 

@@ -108,7 +108,7 @@ async def info(request: web.Request) -> web.Response:
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": _cgroup_version(),
-        "NEventsListener": 0,
+        "NEventsListener": ctx.events.listeners,
         "KernelVersion": _kernel(),
         "OperatingSystem": _os_name(),
         "OSVersion": "",

@@ -1120,10 +1120,12 @@ def make_container_inspect() -> Command:
 
 
 def make_top(name: str = "top") -> Command:
-    return _simple(
+    cmd = _simple(
         name, f"{name} CONTAINER [ps OPTIONS]", "Display the running processes of a container", run_top,
         "berth container top, berth top", ("min", 1, 0),
     )
+    cmd.interspersed = False  # what follows the container is ps's: `top c -o pid,comm`
+    return cmd
 
 
 def make_port(name: str = "port") -> Command:

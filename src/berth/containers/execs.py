@@ -243,7 +243,8 @@ class ExecService:
             streams = await self.start(e.id, attach=True)
             assert streams is not None
             reader, writer = streams
-            writer.close()  # no stdin
+            if writer.can_write_eof():
+                writer.write_eof()  # no stdin; the output still comes back on this connection
             output = bytearray()
 
             async def collect() -> None:
@@ -256,6 +257,8 @@ class ExecService:
                 with contextlib.suppress(shimclient.ShimError, OSError):
                     await shimclient.call(self._sock(e), {"op": "kill", "signal": 9})
                 raise
+            finally:
+                writer.close()
             code = await self.wait(e.id)
             return code, _unframe(bytes(output))
         finally:

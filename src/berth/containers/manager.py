@@ -28,14 +28,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from berth.containers import execs, mounting, mounts
-from berth.containers.model import Container, HostConfig, RunConfig, State, Status
+from berth.containers import execs, health, mounting, mounts, restart
+from berth.containers import stats as container_stats
+from berth.containers.model import Container, Health, HostConfig, RunConfig, State, Status
 from berth.containers.names import random_name
 from berth.containers.users import resolve_user
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
 from berth.images.store import ImageStore, now_rfc3339
 from berth.layers import changeset, diff
 from berth.layers.store import LayerStore
+from berth.logs import drivers as log_drivers
 from berth.network.controller import NetworkController
 from berth.network.model import EndpointRequest
 from berth.runtime import rlimits, shimclient, spec
@@ -87,6 +89,9 @@ class Live:
     shim_proc: asyncio.subprocess.Process | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    restarts: restart.RestartTracker = field(default_factory=restart.RestartTracker)
+    restarter: asyncio.Task[None] | None = None  # waiting out the back-off, then starting it
+    health_monitor: health.HealthMonitor | None = None
 
 
 class ContainerManager:
@@ -112,6 +117,7 @@ class ContainerManager:
         self._reserved_names: set[str] = set()
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
+        self._shutting_down = False  # its stops are not the user's: restart policies hold
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
         os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
@@ -166,6 +172,9 @@ class ContainerManager:
         """
         for c in list(self.containers.values()):
             state_dir = os.path.join(self.exec_root, c.id)
+            if c.state.status == Status.RESTARTING:  # berthd went away in the back-off
+                c.state.status = Status.EXITED
+                self._save(c)
             if not c.state.running:
                 if os.path.isdir(state_dir):
                     await self._finish_cleanup(c, state_dir)
@@ -201,6 +210,7 @@ class ContainerManager:
             await self._release_network(c)
             await self._reap_lost(c)
             shutil.rmtree(state_dir, ignore_errors=True)
+        await self._start_by_policy_at_boot()
 
     async def _release_network(self, c: Container) -> None:
         if self.network is not None:
@@ -366,6 +376,8 @@ class ContainerManager:
         config.user = config.user or defaults.user
         config.labels = {**defaults.labels, **config.labels}
         config.stop_signal = config.stop_signal or defaults.stop_signal
+        health.validate(config.healthcheck)
+        config.healthcheck = health.merge(config.healthcheck, defaults.healthcheck)
         config.exposed_ports = sorted(set(config.exposed_ports) | set(defaults.exposed_ports))
         config.volumes = sorted(set(config.volumes) | set(defaults.volumes))
         if config.stop_signal:
@@ -374,14 +386,12 @@ class ContainerManager:
         endpoints = self._plan_network(host, requests or {}, config.hostname)
         points = mounts.plan(host.binds, host.mounts, config.volumes, inherited, host.tmpfs.keys(),
                              host.volume_driver)
-        if host.restart_policy.name not in ("", "no", "always", "unless-stopped", "on-failure"):
-            raise InvalidParameter(f"invalid restart policy '{host.restart_policy.name}'")
+        restart.validate_policy(host.restart_policy)
         if host.auto_remove and host.restart_policy.name not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
-        if host.log_config.type not in ("json-file", "none"):
-            raise InvalidParameter(f'failed to create logger: logger: no log driver named \'{host.log_config.type}\' is registered')
+        log_drivers.validate(host.log_config.type, host.log_config.config)
         cid = secrets.token_hex(32)
         mode = host.network_mode or ""
         if not config.hostname and mode == "host":
@@ -402,7 +412,9 @@ class ContainerManager:
         try:
             new_volumes = await mounting.create_volumes(self.volumes, points)
             os.makedirs(cdir, mode=0o710)
-            c.log_path = os.path.join(cdir, f"{cid}-json.log") if host.log_config.type == "json-file" else ""
+            c.log_path = log_drivers.log_path(host.log_config.type, host.log_config.config, cdir, cid)
+            if c.log_path:
+                os.makedirs(os.path.dirname(c.log_path), mode=0o710, exist_ok=True)
             c.hostname_path = os.path.join(cdir, "hostname")
             c.hosts_path = os.path.join(cdir, "hosts")
             c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
@@ -424,14 +436,19 @@ class ContainerManager:
 
     # -- start --------------------------------------------------------------------------------
 
-    async def start(self, ref: str) -> None:
+    async def start(self, ref: str, *, by_restart_policy: bool = False) -> None:
         c = self.get(ref)
         live = self.live[c.id]
         async with live.lock:
-            if c.state.status in (Status.RUNNING, Status.PAUSED):
+            if by_restart_policy and c.state.status != Status.RESTARTING:
+                return  # stopped or removed while it waited
+            if not by_restart_policy and c.state.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING):
                 raise NotModified("container already started")
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"container {c.id[:12]} is marked for removal and cannot be started")
+            if not by_restart_policy:  # the user's start: the restart policy starts over
+                live.restarts = restart.RestartTracker()
+                c.manually_stopped = False
             try:
                 await self._start(c, live)
             except BaseException as e:
@@ -498,7 +515,9 @@ class ContainerManager:
         proc, pid = await self.launcher.spawn(shimclient.ShimOptions(
             container_id=c.id, bundle=state_dir, state_dir=state_dir, socket=self._sock(c.id),
             log_path=c.log_path, runtime=self.runtime_path(h.runtime),
-            stdin=c.config.open_stdin, stdin_once=c.config.stdin_once))
+            stdin=c.config.open_stdin, stdin_once=c.config.stdin_once, log_driver=h.log_config.type,
+            log_options=log_drivers.shim_options(h.log_config.type, h.log_config.config,
+                                                 log_drivers.ContainerInfo.of(c))))
         live.shim_proc = proc
         for a in live.pending_attaches:
             try:
@@ -525,6 +544,7 @@ class ContainerManager:
     def _watch(self, c: Container) -> None:
         live = self.live[c.id]
         live.monitor = asyncio.create_task(self._monitor(c, live))
+        self._start_health(c, live)
 
     async def _monitor(self, c: Container, live: Live) -> None:
         state_dir = os.path.join(self.exec_root, c.id)
@@ -546,10 +566,16 @@ class ContainerManager:
                 await asyncio.sleep(0.2)
         code = doc.get("exit_code")
         exit_code = 255 if code is None else int(code)
+        await self._stop_health(live)
+        delay = None if self._shutting_down else live.restarts.after_exit(
+            c.host_config.restart_policy, exit_code, c.manually_stopped, _seconds_since(c.state.started_at))
         async with live.lock:
-            c.state = State(status=Status.EXITED, exit_code=exit_code, started_at=c.state.started_at,
+            c.state = State(status=Status.EXITED if delay is None else Status.RESTARTING,
+                            exit_code=exit_code, started_at=c.state.started_at,
                             finished_at=str(doc.get("finished_at") or now_rfc3339()),
                             oom_killed=bool(doc.get("oom_killed")))
+            if delay is not None:
+                c.restart_count += 1
             self._save(c)
             with contextlib.suppress(shimclient.ShimError):
                 await shimclient.call(self._sock(c.id), {"op": "delete"})
@@ -564,11 +590,11 @@ class ContainerManager:
             live.exited.set()
             if c.state.oom_killed:
                 self.on_event("oom", c, {})
-            self.on_event("die", c, {"exitCode": str(exit_code)})
-            for f in live.exit_waiters:
-                if not f.done():
-                    f.set_result(exit_code)
-            live.exit_waiters.clear()
+            self.on_event("die", c, {"exitCode": str(exit_code), "execDuration": str(_seconds_since(c.state.started_at))})
+            if delay is None:
+                self._resolve_exit_waiters(live, exit_code)
+            else:  # waiters wait on: the container is not stopped, it is restarting
+                live.restarter = asyncio.create_task(self._restart_after(c, live, delay))
         if c.host_config.auto_remove and c.id in self.containers:
             try:
                 await self.remove(c.id, force=True, volumes=True)
@@ -601,6 +627,97 @@ class ContainerManager:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._sock(c.id))
 
+    # -- restart policies and health checks ----------------------------------------------------
+
+    def _resolve_exit_waiters(self, live: Live, exit_code: int) -> None:
+        for f in live.exit_waiters:
+            if not f.done():
+                f.set_result(exit_code)
+        live.exit_waiters.clear()
+
+    async def _restart_after(self, c: Container, live: Live, delay: float) -> None:
+        """The restart policy's start, after the back-off; when it fails the container
+        stays exited, as Docker's does."""
+        await asyncio.sleep(delay)
+        if live.restarter is asyncio.current_task():
+            live.restarter = None  # from here on a stop waits for this start, as for any other
+        try:
+            await self.start(c.id, by_restart_policy=True)
+        except Exception as e:  # noqa: BLE001 - whatever failed, the container is left stopped
+            log.warning("container %s: restart by its policy failed: %s", c.id[:12], e)
+        self._stay_exited(c, live)
+
+    def _stay_exited(self, c: Container, live: Live) -> None:
+        if c.id in self.containers and c.state.status == Status.RESTARTING:
+            c.state.status = Status.EXITED
+            self._save(c)
+            self._resolve_exit_waiters(live, c.state.exit_code)
+
+    async def _stopped_by_user(self, c: Container, num: int | None) -> bool:
+        """A stop (`num` None) or kill from the user: no restart of an `unless-stopped`
+        container until the user starts it (after a stop, SIGKILL or the stop signal, of
+        any), a pending restart called off. True when that left it stopped: nothing runs
+        to be signalled."""
+        live = self.live[c.id]
+        if num in (None, signals.SIGKILL) or not c.config.stop_signal or num == parse_signal(c.config.stop_signal):
+            live.restarts.cancelled = True
+        if not self._shutting_down:
+            c.manually_stopped = True
+            self._save(c)
+        if c.state.status != Status.RESTARTING:
+            return False
+        if live.restarter is not None:
+            live.restarter.cancel()
+            live.restarter = None
+        else:
+            async with live.lock:  # its start is under way: what runs after it is stopped as usual
+                pass
+        self._stay_exited(c, live)
+        return not c.state.running
+
+    def _start_health(self, c: Container, live: Live) -> None:
+        """Probe a container that has a health check while it runs: "starting" again at
+        each start, the log of the earlier runs kept (as Docker)."""
+        check = c.config.healthcheck
+        argv = health.probe_argv(check)
+        if check is None or argv is None:
+            return
+        if c.health is None:
+            c.health = Health()
+        c.health.status, c.health.failing_streak = health.STARTING, 0
+        self._save(c)
+
+        def probed(changed: str | None) -> None:
+            if c.id in self.containers:
+                self._save(c)
+                if changed:
+                    self.on_event(f"health_status: {changed}", c, {})
+
+        live.health_monitor = health.HealthMonitor(
+            check, c.health, argv,
+            run=lambda argv, timeout: self.exec_run(c.id, argv, timeout=timeout),
+            on_probe=probed, paused=lambda: c.state.status == Status.PAUSED,
+            started=time.monotonic() - _seconds_since(c.state.started_at))
+        live.health_monitor.start()
+
+    async def _stop_health(self, live: Live) -> None:
+        monitor, live.health_monitor = live.health_monitor, None
+        if monitor is not None:
+            await monitor.stop()
+
+    async def _start_by_policy_at_boot(self) -> None:
+        """berthd starts: the stopped containers whose policy says so start again."""
+        due = [c for c in self.containers.values()
+               if c.state.status == Status.EXITED and restart.restart_at_daemon_start(
+                   c.host_config.restart_policy, c.state.exit_code, c.manually_stopped,
+                   not c.state.started_at.startswith("0001-"))]
+        results = await asyncio.gather(*(self.start(c.id) for c in due), return_exceptions=True)
+        for c, result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("container %s: starting it by its restart policy: %s", c.id[:12], result)
+            else:
+                log.info("container %s started again by its restart policy", c.id[:12])
+
     # -- signals, stop, wait --------------------------------------------------------------
 
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
@@ -608,6 +725,9 @@ class ContainerManager:
         num = parse_signal(sig)
         if not c.state.running:
             raise Conflict(f"cannot kill container: {ref}: container {c.id} is not running")
+        if await self._stopped_by_user(c, num):
+            self.on_event("kill", c, {"signal": str(num)})
+            return
         try:
             await shimclient.call(self._sock(c.id), {"op": "kill", "signal": num})
         except shimclient.ShimError as e:
@@ -629,12 +749,16 @@ class ContainerManager:
             raise NotModified("container already stopped")
         live = self.live[c.id]
         num = parse_signal(sig or c.config.stop_signal or "SIGTERM")
+        if await self._stopped_by_user(c, None):
+            self.on_event("stop", c, {})
+            return
         if timeout is None:
             timeout = c.config.stop_timeout if c.config.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
         sock = self._sock(c.id)
         with contextlib.suppress(shimclient.ShimError):
             await shimclient.call(sock, {"op": "kill", "signal": num})
         await self._thaw_for_signal(c)
+        self.on_event("kill", c, {"signal": str(num)})
         if timeout < 0:
             await live.exited.wait()
         else:
@@ -643,6 +767,7 @@ class ContainerManager:
             except TimeoutError:
                 with contextlib.suppress(shimclient.ShimError):
                     await shimclient.call(sock, {"op": "kill", "signal": signals.SIGKILL})
+                self.on_event("kill", c, {"signal": str(int(signals.SIGKILL))})
                 await live.exited.wait()
         self.on_event("stop", c, {})
 
@@ -667,6 +792,7 @@ class ContainerManager:
         if c.state.running:
             await self.stop(c.id, timeout)
         await self.start(c.id)
+        self.on_event("restart", c, {})
 
     # -- pause, update, top ----------------------------------------------------------------
 
@@ -700,9 +826,15 @@ class ContainerManager:
         """Change resource limits, on the record and, when it runs, on the container."""
         c = self.get(ref)
         h = c.host_config
+        policy = changes.get("restart_policy")
+        if policy is not None:  # read at the next exit: nothing more to do for a running container
+            restart.validate_policy(policy)
+            if h.auto_remove and policy.name not in ("", "no"):
+                raise InvalidParameter(f"Cannot update container {c.id}: Restart policy cannot be updated "
+                                       "because AutoRemove is enabled for the container")
         for key, value in changes.items():
             setattr(h, key, value)
-        if c.state.running:
+        if c.state.status in (Status.RUNNING, Status.PAUSED):
             resources = limits_of(h).to_oci()
             resources.pop("devices", None)
             await self._shim_op(c, {"op": "update", "resources": resources}, "update")
@@ -713,9 +845,26 @@ class ContainerManager:
     async def top(self, ref: str) -> list[int]:
         c = self.get(ref)
         if not c.state.running:
-            raise Conflict(f"Container {c.id} is not running")
+            raise Conflict(f"container {c.id} is not running")
+        if c.state.status == Status.RESTARTING:
+            raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
         doc = await self._shim_op(c, {"op": "pids"}, "list processes of")
+        self.on_event("top", c, {})
         return [int(p) for p in doc.get("pids", [])]
+
+    async def stats(self, c: Container) -> container_stats.Sample | None:
+        """One sample of the container's resource usage; None unless it runs."""
+        if c.state.status not in (Status.RUNNING, Status.PAUSED) or not c.state.pid:
+            return None
+        # The interfaces are those of the namespace it runs in: its own, or another
+        # container's (network mode "container:…"), whose endpoints name them.
+        owner = c
+        mode = c.host_config.network_mode
+        if mode.startswith("container:"):
+            with contextlib.suppress(BerthError):
+                owner = self.get(mode.partition(":")[2])
+        interfaces = {ep.ifname for ep in owner.networks.values() if ep.ifname}
+        return await asyncio.to_thread(container_stats.take_sample, f"/berth/{c.id}", c.state.pid, interfaces)
 
     # -- remove, rename ------------------------------------------------------------------
 
@@ -723,11 +872,14 @@ class ContainerManager:
         c = self.get(ref)
         if c.state.running:
             if not force:
-                raise Conflict(f'cannot remove container "/{c.name}": container is running: '
+                state = "restarting" if c.state.status == Status.RESTARTING else "running"
+                raise Conflict(f'cannot remove container "/{c.name}": container is {state}: '
                                "stop the container before removing or force remove")
+            await self._stopped_by_user(c, signals.SIGKILL)
             with contextlib.suppress(shimclient.ShimError):
                 await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
             await self._thaw_for_signal(c)
+            self.on_event("kill", c, {"signal": str(int(signals.SIGKILL))})
             await self.live[c.id].exited.wait()
         if c.id not in self.containers:
             return
@@ -812,6 +964,7 @@ class ContainerManager:
         """Streams to the container's stdio; None when it is not (or no longer) running."""
         c = self.get(ref)
         live = self.live[c.id]
+        self.on_event("attach", c, {})
         async with live.lock:
             if c.state.status == Status.RUNNING:
                 try:
@@ -830,8 +983,11 @@ class ContainerManager:
         c = self.get(ref)
         if not c.state.running:
             raise Conflict(f"cannot resize container {c.id[:12]}: container is not running")
-        with contextlib.suppress(shimclient.ShimError):
+        try:
             await shimclient.call(self._sock(c.id), {"op": "resize", "height": height, "width": width})
+        except shimclient.ShimError:
+            return
+        self.on_event("resize", c, {"height": str(height), "width": str(width)})
 
     def detach_pending(self, ref: str, attachment_future: Awaitable[object]) -> None:
         """Forget an attach whose client went away before the start."""
@@ -897,12 +1053,16 @@ class ContainerManager:
 
     async def shutdown(self, live_restore: bool) -> None:
         """Without live-restore, stop every running container, as dockerd does."""
+        self._shutting_down = True
         running = [c for c in self.containers.values() if c.state.running]
         if not live_restore and running:
             await asyncio.gather(*(self._stop_quietly(c) for c in running))
         for live in self.live.values():
             if live.monitor is not None:
                 live.monitor.cancel()
+            if live.restarter is not None:
+                live.restarter.cancel()
+            await self._stop_health(live)
         await self.launcher.stop()
 
     async def _stop_quietly(self, c: Container) -> None:
@@ -959,6 +1119,16 @@ def _shim_log(state_dir: str) -> str:
     except OSError:
         return ""
     return f"; its log: {text}" if text else ""
+
+
+def _seconds_since(stamp: str) -> int:
+    """Whole seconds from an RFC 3339 time until now (a die event's execDuration)."""
+    from berth.logs.jsonfile import parse_time
+
+    try:
+        return max(0, (time.time_ns() - parse_time(stamp)) // 1_000_000_000)
+    except ValueError:
+        return 0
 
 
 def _read_exit_file(state_dir: str) -> dict[str, Any] | None:

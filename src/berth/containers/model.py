@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth.images.model import Healthcheck
 from berth.network.model import Endpoint, PortBinding, PublishedPort
 
 
@@ -49,6 +50,7 @@ class RunConfig:
     stop_timeout: int | None = None
     exposed_ports: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    healthcheck: Healthcheck | None = None
 
 
 @dataclass
@@ -173,6 +175,25 @@ class State:
 
 
 @dataclass
+class HealthProbe:
+    """One health probe's result, as the log keeps it."""
+
+    start: str
+    end: str
+    exit_code: int
+    output: str
+
+
+@dataclass
+class Health:
+    """The health of a container with a health check: "starting", "healthy" or "unhealthy"."""
+
+    status: str = "starting"
+    failing_streak: int = 0
+    log: list[HealthProbe] = field(default_factory=list)  # the last few probes, oldest first
+
+
+@dataclass
 class Container:
     id: str
     name: str  # without the leading "/"
@@ -184,6 +205,8 @@ class Container:
     args: list[str] = field(default_factory=list)
     state: State = field(default_factory=State)
     restart_count: int = 0
+    manually_stopped: bool = False  # by `docker stop`/`kill`: unless-stopped stays down
+    health: Health | None = None  # from its first start with a health check on
     driver: str = "overlay2"
     log_path: str = ""
     resolv_conf_path: str = ""

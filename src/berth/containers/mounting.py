@@ -99,6 +99,9 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
                 v = store.get(mp.name)
                 source = await store.mount(v, c.id)
                 mounted.append(v)
+                store.on_event("mount", v.name, {
+                    "driver": v.driver, "container": c.id, "destination": mp.destination,
+                    "read/write": "true" if mp.rw else "false", "propagation": mp.propagation})
                 mp.source = source
                 if mp.copy_data:
                     await asyncio.to_thread(copy_up, root, mp.destination, source)
@@ -126,6 +129,7 @@ async def release(store: VolumeStore, c: Container) -> None:
         except BerthError:
             continue
         await store.unmount(v, c.id)
+        store.on_event("unmount", v.name, {"driver": v.driver, "container": c.id})
 
 
 def _bind_source(mp: MountPoint) -> None:

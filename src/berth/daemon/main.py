@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class Context:
     containers: object
     volumes: object
     daemon_id: str
+    events: object
+    builder: object = None
 
 
 def _lock_data_root(config: DaemonConfig) -> int:
@@ -87,7 +90,9 @@ async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
 
 
 async def run(config: DaemonConfig) -> None:
+    from berth.api import build as build_api
     from berth.api import containers as containers_api
+    from berth.api import events as events_api
     from berth.api import execs as execs_api
     from berth.api import images as images_api
     from berth.api import networks as networks_api
@@ -95,6 +100,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.api import volumes as volumes_api
     from berth.api.server import make_app
     from berth.containers.manager import ContainerManager
+    from berth.events import EventLog
     from berth.images.store import ImageStore
     from berth.layers.store import LayerStore
     from berth.metadata import open_db
@@ -107,20 +113,30 @@ async def run(config: DaemonConfig) -> None:
     layers = LayerStore(config.data_root, db, storage_driver=config.storage_driver)
     log.info("storage driver: %s", layers.driver)
     layers.reconcile()
+    events = EventLog()
     images = ImageStore(db, layers)
+    images.on_event = lambda action, image_id, attrs: events.log("image", action, image_id, attrs)
     volumes = VolumeStore(config.data_root, db)
+    volumes.on_event = lambda action, name, attrs: events.log("volume", action, name, attrs)
     volumes.reconcile()
     network = NetworkController(db, config.exec_root, default_bridge=config.bridge or DEFAULT_BRIDGE)
+    network.on_event = events.network
     await network.start()
     containers = ContainerManager(config.data_root, config.exec_root, db, images, layers, volumes, network)
+    containers.on_event = events.container
     containers.runtimes = dict(config.runtimes)
     containers.default_runtime = config.default_runtime
     containers.load()
     await containers.launcher.start_zygote()
     await containers.restore(config.live_restore)
-    ctx = Context(config, images, containers, volumes, _daemon_id(config.data_root))
+    from berth.build.builder import BuildCache, Builder
+
+    builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"))
+    shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
+    os.makedirs(builder.tmp_root, mode=0o700, exist_ok=True)
+    ctx = Context(config, images, containers, volumes, _daemon_id(config.data_root), events, builder)
     app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,
-                    networks_api.routes, execs_api.routes], ctx)
+                    networks_api.routes, execs_api.routes, events_api.routes, build_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:

@@ -13,6 +13,36 @@ from typing import Any
 
 
 @dataclass
+class Healthcheck:
+    """A HEALTHCHECK: the probe (`test`: ["CMD", ...], ["CMD-SHELL", cmd], ["NONE"], or
+    empty to inherit the image's) and its timing in nanoseconds (0: the default)."""
+
+    test: list[str] = field(default_factory=list)
+    interval: int = 0
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
+    retries: int = 0
+
+    def to_oci(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"Test": list(self.test)} if self.test else {}
+        for key, value in (("Interval", self.interval), ("Timeout", self.timeout),
+                           ("StartPeriod", self.start_period), ("StartInterval", self.start_interval),
+                           ("Retries", self.retries)):
+            if value:
+                doc[key] = value
+        return doc
+
+    @classmethod
+    def from_oci(cls, doc: dict[str, Any] | None) -> Healthcheck | None:
+        if not isinstance(doc, dict):
+            return None
+        return cls(test=[str(t) for t in doc.get("Test") or []], interval=int(doc.get("Interval") or 0),
+                   timeout=int(doc.get("Timeout") or 0), start_period=int(doc.get("StartPeriod") or 0),
+                   start_interval=int(doc.get("StartInterval") or 0), retries=int(doc.get("Retries") or 0))
+
+
+@dataclass
 class RunConfig:
     """The `config` section of an image: defaults for containers made from it."""
 
@@ -26,6 +56,8 @@ class RunConfig:
     volumes: list[str] = field(default_factory=list)
     stop_signal: str = ""
     on_build: list[str] = field(default_factory=list)
+    healthcheck: Healthcheck | None = None
+    shell: list[str] | None = None
 
     def to_oci(self) -> dict[str, Any]:
         doc: dict[str, Any] = {}
@@ -49,6 +81,10 @@ class RunConfig:
             doc["StopSignal"] = self.stop_signal
         if self.on_build:
             doc["OnBuild"] = list(self.on_build)
+        if self.healthcheck is not None:
+            doc["Healthcheck"] = self.healthcheck.to_oci()
+        if self.shell is not None:
+            doc["Shell"] = list(self.shell)
         return doc
 
     @classmethod
@@ -65,6 +101,8 @@ class RunConfig:
             volumes=sorted(doc.get("Volumes") or {}),
             stop_signal=doc.get("StopSignal") or "",
             on_build=list(doc.get("OnBuild") or []),
+            healthcheck=Healthcheck.from_oci(doc.get("Healthcheck")),
+            shell=list(doc["Shell"]) if doc.get("Shell") else None,
         )
 
 
@@ -139,3 +177,4 @@ class Image:
     size: int
     repo_tags: list[str] = field(default_factory=list)
     chain_ids: list[str] = field(default_factory=list)
+    parent: str = ""  # the image it was built or committed from ("" for imported/loaded ones)

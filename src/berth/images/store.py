@@ -14,7 +14,7 @@ import platform
 import shutil
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from berth.errors import Conflict, InvalidParameter, NotFound
 from berth.images import archive, reference
@@ -34,6 +34,8 @@ class ImageStore:
     def __init__(self, db: sqlite3.Connection, layers: LayerStore) -> None:
         self.db = db
         self.layers = layers
+        # (action, image ID, attributes): berthd's event log listens here
+        self.on_event: Callable[[str, str, dict[str, str]], None] = lambda *a: None
 
     # -- reading ----------------------------------------------------------------------
 
@@ -49,7 +51,8 @@ class ImageStore:
         for diff_id in config.diff_ids:
             parent = chain_id_of(parent, diff_id)
             chain.append(parent)
-        return Image(image_id, config, row[1], tags, chain)
+        parent_row = self.db.execute("SELECT parent FROM image_parents WHERE id=?", (image_id,)).fetchone()
+        return Image(image_id, config, row[1], tags, chain, parent_row[0] if parent_row else "")
 
     def config_bytes(self, image_id: str) -> bytes:
         row = self.db.execute("SELECT config FROM images WHERE id=?", (image_id,)).fetchone()
@@ -105,11 +108,39 @@ class ImageStore:
                         (image_id, data, config.created, size))
         return image_id
 
+    def set_parent(self, image_id: str, parent: str) -> None:
+        """Record that `image_id` was made from `parent` (commit, build), as Docker's
+        classic store does: it hides untagged parents from `docker images` and lets
+        `rmi` take them along with their last child."""
+        if parent and parent != image_id:
+            self.db.execute("INSERT OR REPLACE INTO image_parents VALUES (?,?)", (image_id, parent))
+
+    def children(self, image_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM image_parents WHERE parent=?", (image_id,))]
+
+    def is_intermediate(self, img: Image) -> bool:
+        """An untagged image that other images were made from: shown by `images -a` only."""
+        return not img.repo_tags and bool(self.children(img.id))
+
     def tag(self, image_id: str, name: str) -> None:
+        ref = self._add_tag(image_id, name)
+        self.log_event("tag", image_id, ref.familiar())
+
+    def _add_tag(self, image_id: str, name: str) -> reference.Reference:
         ref = reference.parse(name)
         if ref.digest:
             raise InvalidParameter(f"refusing to create a tag with a digest reference: {name}")
         self.db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (str(ref), image_id))
+        return ref
+
+    def log_event(self, action: str, image_id: str, name: str = "") -> None:
+        """Report an image event, as dockerd does: the image's labels (while it still
+        exists) and `name` (dockerd's graphdriver store names most events by image ID)."""
+        img = self._load(image_id)
+        attributes = dict(img.config.config.labels) if img is not None else {}
+        if name:
+            attributes["name"] = name
+        self.on_event(action, image_id, attributes)
 
     async def import_rootfs(self, chunks: AsyncIterator[bytes], repo_tag: str | None,
                             changes: list[str], message: str) -> str:
@@ -127,6 +158,7 @@ class ImageStore:
         image_id = self.add(config, layer.size)
         if repo_tag:
             self.tag(image_id, repo_tag)
+        self.log_event("import", image_id, image_id)
         return image_id
 
     async def commit(self, parent: Image, layer_tar: str, run_config: RunConfig, *, created_by: str,
@@ -144,6 +176,8 @@ class ImageStore:
             author=author, comment=comment,
         )
         image_id = self.add(config, parent.size + layer.size)
+        self.set_parent(image_id, parent.id)
+        self.log_event("create", image_id, image_id)
         if repo_tag:
             self.tag(image_id, repo_tag)
         return image_id
@@ -159,14 +193,15 @@ class ImageStore:
         before = self.layers_size()
         results: list[dict[str, str]] = []
         for img in candidates:
-            if img.id in used or (dangling_only and img.repo_tags):
+            if img.id in used or (dangling_only and img.repo_tags) or self.children(img.id):
                 continue
             for tag in img.repo_tags:
                 results.append({"Untagged": self.untag(tag)})
-            self.db.execute("DELETE FROM images WHERE id=?", (img.id,))
-            results.append({"Deleted": img.id})
-            self._collect_layers(img.chain_ids)
-        return results, before - self.layers_size()
+                self.log_event("untag", img.id, img.id)
+            self._delete(img, results)
+        reclaimed = before - self.layers_size()
+        self.on_event("prune", "", {"reclaimed": str(reclaimed)})
+        return results, reclaimed
 
     # -- save and load ------------------------------------------------------------------
 
@@ -276,7 +311,7 @@ class ImageStore:
                 self.db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?)",
                                 (item.image_id, item.config, created, size))
                 for tag_name in item.repo_tags:
-                    self.tag(item.image_id, tag_name)
+                    self._add_tag(item.image_id, tag_name)  # dockerd reports no tag here, only the load
                     lines.append(f"Loaded image: {reference.parse(tag_name).familiar()}")
                 if not item.repo_tags:
                     lines.append(f"Loaded image ID: {item.image_id}")
@@ -284,6 +319,8 @@ class ImageStore:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        for item in plan:
+            self.log_event("load", item.image_id, item.image_id)
         return lines
 
     def untag(self, name: str) -> str:
@@ -309,9 +346,13 @@ class ImageStore:
                                f"referenced image {img.id.removeprefix('sha256:')[:12]}")
             untagged = self.untag(name)
             results.append({"Untagged": untagged})
+            self.log_event("untag", img.id, img.id)
             if len(img.repo_tags) > 1:
                 return results
         else:
+            if self.children(img.id):
+                raise Conflict(f"conflict: unable to delete {img.id.removeprefix('sha256:')[:12]} "
+                               "(cannot be forced) - image has dependent child images")
             if len(img.repo_tags) > 1 and not force:
                 raise Conflict(f"conflict: unable to delete {img.id.removeprefix('sha256:')[:12]} "
                                "(must be forced) - image is referenced in multiple repositories")
@@ -326,13 +367,28 @@ class ImageStore:
                                    f"image is being used by stopped container {cid[:12]}")
             for tag in img.repo_tags:
                 results.append({"Untagged": self.untag(tag)})
-        if img.id in used_by:
-            return results  # a container still stands on it: Docker leaves it, untagged
+                self.log_event("untag", img.id, img.id)
+        if img.id in used_by or self.children(img.id):
+            return results  # a container or a child image still stands on it: Docker leaves it, untagged
+        self._delete(img, results)
+        # and the untagged parents nothing else needs any more (rmi's default, --no-prune aside)
+        parent = img.parent
+        while parent:
+            up = self._load(parent)
+            if up is None or up.repo_tags or up.id in used_by or self.children(up.id):
+                break
+            self._delete(up, results)
+            parent = up.parent
+        return results
+
+    def _delete(self, img: Image, results: list[dict[str, str]]) -> None:
         self.db.execute("DELETE FROM tags WHERE image_id=?", (img.id,))
         self.db.execute("DELETE FROM images WHERE id=?", (img.id,))
+        self.db.execute("DELETE FROM image_parents WHERE id=?", (img.id,))
+        self.db.execute("DELETE FROM build_cache WHERE image_id=?", (img.id,))
         results.append({"Deleted": img.id})
+        self.log_event("delete", img.id, img.id)
         self._collect_layers(img.chain_ids)
-        return results
 
     def _collect_layers(self, chain_ids: list[str]) -> None:
         """Remove layers no remaining image stands on."""

@@ -3,7 +3,8 @@
 `python -m berth.layers.extract DEST [DIGEST]` reads a tar (plain, gzip, bzip2, xz or zstd)
 on stdin, chroots into DEST and extracts it there, so no name, symlink or hard link in
 the archive can reach outside DEST: inside the chroot "/" *is* DEST. It prints one JSON
-line: {"diff_id": "sha256:…", "size": N} (the digest of the uncompressed tar), or
+line: {"diff_id": "sha256:…", "size": N} (the digest of the uncompressed tar, and the
+bytes of its regular files, which is what Docker calls a layer's size), or
 {"error": "…"} and exits 1. OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) become
 overlayfs whiteouts (a 0/0 character device, the trusted.overlay.opaque xattr).
 When the caller passes the DIGEST of a plain tar it already verified (a content-store
@@ -137,16 +138,20 @@ def _clean(name: str) -> str:
     return "/" + "/".join(parts)
 
 
-def apply(stream: IO[bytes]) -> None:
+def apply(stream: IO[bytes]) -> int:
     """Extract a tar stream into the current root (the caller has chrooted)."""
     with _Tar.open(fileobj=stream, mode="r|", bufsize=COPY_CHUNK) as tar:  # type: ignore[call-overload]
-        apply_tar(tar)
+        return apply_tar(tar)
 
 
-def apply_tar(tar: _Tar) -> None:
-    """Extract an open tar into the current root (the caller has chrooted)."""
+def apply_tar(tar: _Tar) -> int:
+    """Extract an open tar into the current root (the caller has chrooted); returns the
+    layer's size as Docker counts it: the bytes of its regular files."""
     tar.copybufsize = COPY_CHUNK
+    content = 0
     for member in tar:
+        if member.isreg():
+            content += member.size
         path = _clean(member.name)
         base = os.path.basename(path)
         parent = os.path.dirname(path)
@@ -172,6 +177,7 @@ def apply_tar(tar: _Tar) -> None:
             hard_link(member.linkname, path)
             continue
         tar.extract(member, "/", set_attrs=True, numeric_owner=True, filter="fully_trusted")
+    return content
 
 
 def hard_link(target: str, path: str) -> None:
@@ -217,10 +223,10 @@ def main() -> None:
             digest, size = extract_file(0, known)
         else:
             stream = _Hashing(decompressed(sys.stdin.buffer))
-            apply(stream)  # type: ignore[arg-type]
+            size = apply(stream)  # type: ignore[arg-type]
             while stream.read(COPY_CHUNK):
                 pass  # the tar's end padding counts in its digest
-            digest, size = "sha256:" + stream.hash.hexdigest(), stream.size
+            digest = "sha256:" + stream.hash.hexdigest()
     except DECODE_ERRORS as e:
         print(json.dumps({"error": f"invalid tar archive: {e}"}), flush=True)
         sys.exit(1)
@@ -240,16 +246,16 @@ def extract_file(fd: int, known: str | None = None) -> tuple[str, int]:
     meanwhile (unless its digest is `known`); member bytes go file to file by
     copy_file_range. The digest covers the whole file, end padding included, as the
     stream path's does."""
-    size = os.fstat(fd).st_size
+    length = os.fstat(fd).st_size
     hasher = hashlib.sha256()
-    hashing = threading.Thread(target=_hash_file, args=(fd, 0 if known else size, hasher))
+    hashing = threading.Thread(target=_hash_file, args=(fd, 0 if known else length, hasher))
     hashing.start()
     try:
         with open(fd, "rb", buffering=1 << 16, closefd=False) as raw, \
                 _Tar.open(fileobj=raw, mode="r:") as tar:
             assert isinstance(tar, _Tar)
             tar.source_fd = fd
-            apply_tar(tar)
+            size = apply_tar(tar)
     finally:
         hashing.join()
     return known or "sha256:" + hasher.hexdigest(), size

@@ -84,6 +84,8 @@ class NetworkController:
         self._dns: Any = None
         # who is attached where, for DNS: container id -> Container
         self.containers: Callable[[], Iterable[Container]] = lambda: ()
+        # (action, network, attributes): berthd's event log listens here
+        self.on_event: Callable[[str, Network, dict[str, str]], None] = lambda *a: None
         os.makedirs(self.netns_dir, mode=0o700, exist_ok=True)
 
     # -- start-up and shutdown ---------------------------------------------------------------
@@ -243,6 +245,7 @@ class NetworkController:
             except BaseException:
                 await self._tear_down(n)
                 raise
+        self.on_event("create", n, {})
         return n
 
     async def _bring_up_bridge(self, n: Network, fresh: bool = False) -> None:
@@ -294,6 +297,7 @@ class NetworkController:
             await self._tear_down(n)
             self.db.execute("DELETE FROM networks WHERE id=?", (n.id,))
             del self.networks[n.id]
+        self.on_event("destroy", n, {})
 
     async def prune(self, filters: dict[str, list[str]]) -> list[str]:
         gone = []
@@ -477,6 +481,7 @@ class NetworkController:
             await self._give_back(n, ep)
             ep.clear()
             raise
+        self.on_event("connect", n, {"container": c.id})
 
     async def _delete_link(self, name: str) -> None:
         await asyncio.wrap_future(self.links.call(lambda ipr: netlink.delete_link(ipr, name)))
@@ -497,11 +502,14 @@ class NetworkController:
             await self._dns.detach(c.id)
         for ep in c.networks.values():
             n = self.networks.get(ep.network_id)
+            joined = bool(ep.ifname)
             if ep.host_ifname:
                 await self._delete_link(ep.host_ifname)
             if n is not None:
                 await self._give_back(n, ep)
             ep.clear()
+            if n is not None and joined:
+                self.on_event("disconnect", n, {"container": c.id})
         if c.sandbox_key:
             await asyncio.to_thread(netlink.delete_netns, c.sandbox_key)
             c.sandbox_key = ""
@@ -545,6 +553,7 @@ class NetworkController:
         if c.state.running and ep.ifname and c.sandbox_key:
             await asyncio.to_thread(netlink.delete_inside, c.sandbox_key, ep.ifname)
             await self._give_back(n, ep)
+            self.on_event("disconnect", n, {"container": c.id})
         del c.networks[name]
 
     # -- published ports ----------------------------------------------------------------------

@@ -59,6 +59,8 @@ class Client:
         self.want_stdout = self.want_stderr = self.want_stdin = False
         self.close_after_flush = False
         self.closed = False
+        self.read_closed = False  # the client half-closed: only its output still flows
+        self.registered = True
 
 
 class Shim:
@@ -103,10 +105,14 @@ class Shim:
                                                   self.args.bundle, self.args.state_dir)
         else:
             self.runtime = backends.BerthRuntime(self.args.id, self.args.bundle)
-        if self.args.log:
-            from berth.logs.jsonfile import Writer
+        if self.args.log or self.args.log_driver not in ("json-file", "local", "none"):
+            from berth.logs.sinks import open_sink
 
-            self.log = Writer(self.args.log)
+            options = dict(opt.partition("=")[::2] for opt in self.args.log_opt)
+            try:
+                self.log = open_sink(self.args.log_driver, self.args.log, options)
+            except (OSError, ValueError) as e:
+                raise ShimCreateError(str(e)) from None
         stdin_r = out_w = err_w = None
         if not self.tty:
             out_r, out_w = os.pipe()
@@ -360,6 +366,7 @@ class Shim:
             if c.want_stdin and self.args.stdin_once and not self.tty:
                 self.close_stdin()
             c.want_stdin = False
+            c.read_closed = True
             self._set_events(c)
             if not c.outbuf and c.close_after_flush:
                 self.drop(c)
@@ -484,8 +491,16 @@ class Shim:
     def _set_events(self, c: Client) -> None:
         if c.closed:
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.outbuf else 0)
-        SEL.modify(c.sock, events, ("client", c))
+        # a half-closed socket is readable forever: watching it would spin this loop
+        events = (0 if c.read_closed else selectors.EVENT_READ) | (selectors.EVENT_WRITE if c.outbuf else 0)
+        if events and c.registered:
+            SEL.modify(c.sock, events, ("client", c))
+        elif events:
+            SEL.register(c.sock, events, ("client", c))
+            c.registered = True
+        elif c.registered:
+            SEL.unregister(c.sock)
+            c.registered = False
 
     def drop(self, c: Client) -> None:
         if c.closed:
@@ -514,7 +529,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bundle", required=True)
     p.add_argument("--state-dir", required=True, help="where exit.json is written")
     p.add_argument("--socket", required=True, help="the UNIX socket to serve berthd on")
-    p.add_argument("--log", default="", help="json-file log path ('' for none)")
+    p.add_argument("--log", default="", help="the log file path ('' for none)")
+    p.add_argument("--log-driver", default="json-file", help="json-file, local, syslog or none")
+    p.add_argument("--log-opt", action="append", default=[], help="a log driver option, KEY=VALUE (repeatable)")
     p.add_argument("--stdin", action="store_true", help="keep the container's stdin open")
     p.add_argument("--stdin-once", action="store_true", help="close stdin when the attached client does")
     p.add_argument("--runtime", default="", help="an OCI runtime binary (runc, crun); default: berth's own")

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from berth.errors import SystemError_
@@ -32,6 +32,8 @@ class ShimOptions:
     exec_pid: int = 0  # exec mode: the container's init; the bundle is the container's
     process: str = ""  # exec mode: the process JSON file
     cgroup: str = ""  # exec mode: the container's cgroup path
+    log_driver: str = "json-file"  # berth.logs.sinks: json-file, local, syslog, none
+    log_options: dict[str, str] = field(default_factory=dict)  # checked by berth.logs.drivers
 
 
 def _shim_argv(opts: ShimOptions) -> list[str]:
@@ -43,6 +45,10 @@ def _shim_argv(opts: ShimOptions) -> list[str]:
         args.append("--stdin-once")
     if opts.runtime:
         args += ["--runtime", opts.runtime]
+    if opts.log_driver != "json-file":
+        args += ["--log-driver", opts.log_driver]
+    for key, value in opts.log_options.items():
+        args += ["--log-opt", f"{key}={value}"]
     if opts.exec_pid:
         args += ["--exec-pid", str(opts.exec_pid), "--process", opts.process, "--cgroup", opts.cgroup]
     return args

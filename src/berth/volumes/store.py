@@ -55,6 +55,8 @@ class VolumeStore:
         self.local = LocalDriver(os.path.join(data_root, "volumes"))
         self._plugins: dict[str, VolumeDriver] = {}
         self._plugin_paths: dict[str, str] = {}  # what plugins last said a volume's path is
+        # (action, volume name, attributes): berthd's event log listens here
+        self.on_event: Callable[[str, str, dict[str, str]], None] = lambda *a: None
 
     # -- drivers -------------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class VolumeStore:
         except BaseException:
             await asyncio.to_thread(impl.remove, name)
             raise
+        self.on_event("create", name, {"driver": driver})
         return v
 
     async def remove(self, name: str, users: list[str], force: bool = False) -> None:
@@ -152,6 +155,7 @@ class VolumeStore:
             if not force:
                 raise
         self.db.execute("DELETE FROM volumes WHERE name=?", (name,))
+        self.on_event("destroy", name, {"driver": v.driver})
 
     def mountpoint(self, v: Volume) -> str:
         """Where the volume's data is on the host, as inspect shows it."""
@@ -236,6 +240,7 @@ class VolumeStore:
                 continue
             deleted.append(v.name)
             reclaimed += max(size, 0)
+        self.on_event("prune", "", {"reclaimed": str(reclaimed)})
         return deleted, reclaimed
 
 

@@ -45,6 +45,7 @@ from berth.runtime.cgroups.resources import (
 
 __all__ = [
     "CGROUP_ROOT",
+    "BlkioEntry",
     "Cgroup",
     "CgroupError",
     "CgroupStats",
@@ -76,18 +77,35 @@ class CgroupError(SystemError_):
 
 
 @dataclass(frozen=True)
+class BlkioEntry:
+    """One device's counter for one kind of I/O ("Read", "Write"… on v1, "read", "write" on v2)."""
+
+    major: int
+    minor: int
+    op: str
+    value: int
+
+
+@dataclass(frozen=True)
 class CgroupStats:
     """What `docker stats` needs from a group; None where the controller is absent."""
 
     memory_usage: int | None = None  # bytes, page cache included
     memory_max_usage: int | None = None  # bytes; the peak since creation
     memory_limit: int | None = None  # bytes; None when unlimited
+    memory_failcnt: int | None = None  # v1: times the limit was hit; v2: memory.events "oom"
     memory_stat: Mapping[str, int] = field(default_factory=dict)  # memory.stat as is
     cpu_usage_ns: int | None = None
     cpu_user_ns: int | None = None
     cpu_system_ns: int | None = None
+    cpu_percpu_ns: tuple[int, ...] = ()  # v1 only (cpuacct.usage_percpu)
+    cpu_periods: int | None = None  # CFS periods, and how many of them were throttled
+    cpu_throttled_periods: int | None = None
+    cpu_throttled_ns: int | None = None
     pids_current: int | None = None
     pids_limit: int | None = None  # None when unlimited
+    io_service_bytes: tuple[BlkioEntry, ...] = ()  # bytes read and written, per device
+    io_serviced: tuple[BlkioEntry, ...] = ()  # I/O operations, per device
     oom_kills: int = 0
 
 
@@ -138,7 +156,7 @@ class Cgroup(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> CgroupStats:
-        """Memory, cpu and pids counters of the group."""
+        """Memory, cpu, block I/O and pids counters of the group."""
 
     @abc.abstractmethod
     def _procs_dir(self) -> str:

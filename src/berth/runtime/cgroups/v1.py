@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 from berth.runtime.cgroups import (
     CGROUP_ROOT,
+    BlkioEntry,
     Cgroup,
     CgroupError,
     CgroupStats,
@@ -277,6 +278,10 @@ class V1Cgroup(Cgroup):
 
         memory_stat: dict[str, int] = {}
         cpu_user = cpu_system = None
+        percpu: tuple[int, ...] = ()
+        throttling: dict[str, int] = {}
+        service_bytes: tuple[BlkioEntry, ...] = ()
+        serviced: tuple[BlkioEntry, ...] = ()
         if "memory" in self.hierarchies:
             memory_stat = read_keyed(self._file("memory", "memory.stat"))
         if "cpuacct" in self.hierarchies:
@@ -286,18 +291,66 @@ class V1Cgroup(Cgroup):
                 cpu_user = ticks["user"] * ns_per_tick
             if "system" in ticks:
                 cpu_system = ticks["system"] * ns_per_tick
+            percpu = tuple(int(v) for v in _read_optional(self._file("cpuacct", "cpuacct.usage_percpu")).split())
+        if "cpu" in self.hierarchies:
+            throttling = read_keyed(self._file("cpu", "cpu.stat"))
+        if "blkio" in self.hierarchies:
+            service_bytes, serviced = self._blkio_stats()
         return CgroupStats(
             memory_usage=number("memory", "memory.usage_in_bytes"),
             memory_max_usage=number("memory", "memory.max_usage_in_bytes"),
             memory_limit=number("memory", "memory.limit_in_bytes"),
+            memory_failcnt=number("memory", "memory.failcnt"),
             memory_stat=memory_stat,
             cpu_usage_ns=number("cpuacct", "cpuacct.usage"),
             cpu_user_ns=cpu_user,
             cpu_system_ns=cpu_system,
+            cpu_percpu_ns=percpu,
+            cpu_periods=throttling.get("nr_periods"),
+            cpu_throttled_periods=throttling.get("nr_throttled"),
+            cpu_throttled_ns=throttling.get("throttled_time"),
             pids_current=number("pids", "pids.current"),
             pids_limit=number("pids", "pids.max"),
+            io_service_bytes=service_bytes,
+            io_serviced=serviced,
             oom_kills=self.oom_kill_count(),
         )
+
+    def _blkio_stats(self) -> tuple[tuple[BlkioEntry, ...], tuple[BlkioEntry, ...]]:
+        """Bytes and operations per device: the CFQ scheduler's counters when it keeps
+        any for the group, else the throttle layer's (which sees every device), as
+        containerd, and so Docker, reads them."""
+        for prefix in ("blkio.", "blkio.throttle."):
+            service_bytes = parse_blkio(_read_optional(self._file("blkio", prefix + "io_service_bytes_recursive")))
+            serviced = parse_blkio(_read_optional(self._file("blkio", prefix + "io_serviced_recursive")))
+            if service_bytes or serviced:
+                return service_bytes, serviced
+        return (), ()
+
+
+def parse_blkio(text: str) -> tuple[BlkioEntry, ...]:
+    """A v1 blkio counter file: "8:0 Read 4096" per line; the closing "Total N" is dropped."""
+    entries = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 3 or ":" not in fields[0]:
+            continue
+        major, _, minor = fields[0].partition(":")
+        try:
+            entries.append(BlkioEntry(int(major), int(minor), fields[1], int(fields[2])))
+        except ValueError:
+            continue
+    return tuple(entries)
+
+
+def _read_optional(path: str) -> str:
+    """A file's text, or "" when this kernel does not have it."""
+    try:
+        return read_file(path)
+    except CgroupError as e:
+        if e.errno == errno.ENOENT:
+            return ""
+        raise
 
 
 def _inherit_cpuset(directory: str) -> None:

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from berth.runtime.cgroups import (
     CGROUP_ROOT,
+    BlkioEntry,
     Cgroup,
     CgroupError,
     CgroupStats,
@@ -262,18 +263,52 @@ class V2Cgroup(Cgroup):
         def usec(key: str) -> int | None:
             return cpu[key] * 1000 if key in cpu else None
 
+        memory_events = read_keyed(self._file("memory.events"))
+        io_stat = ""
+        if os.path.exists(self._file("io.stat")):
+            io_stat = read_file(self._file("io.stat"))
+        service_bytes, serviced = parse_io_stat(io_stat)
         return CgroupStats(
             memory_usage=read_int(self._file("memory.current")),
             memory_max_usage=read_int(self._file("memory.peak")),
             memory_limit=read_int(self._file("memory.max")),
+            memory_failcnt=memory_events.get("oom"),
             memory_stat=read_keyed(self._file("memory.stat")),
             cpu_usage_ns=usec("usage_usec"),
             cpu_user_ns=usec("user_usec"),
             cpu_system_ns=usec("system_usec"),
+            cpu_periods=cpu.get("nr_periods"),
+            cpu_throttled_periods=cpu.get("nr_throttled"),
+            cpu_throttled_ns=usec("throttled_usec"),
             pids_current=read_int(self._file("pids.current")),
             pids_limit=read_int(self._file("pids.max")),
-            oom_kills=self.oom_kill_count(),
+            io_service_bytes=service_bytes,
+            io_serviced=serviced,
+            oom_kills=memory_events.get("oom_kill", 0),
         )
+
+
+def parse_io_stat(text: str) -> tuple[tuple[BlkioEntry, ...], tuple[BlkioEntry, ...]]:
+    """io.stat ("8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0" per device) as
+    v1-style entries: bytes, then operations, each as a "read" and a "write" entry."""
+    service_bytes: list[BlkioEntry] = []
+    serviced: list[BlkioEntry] = []
+    for line in text.splitlines():
+        device, *pairs = line.split() or [""]
+        major, _, minor = device.partition(":")
+        if not (major.isdigit() and minor.isdigit()):
+            continue
+        counters = {}
+        for pair in pairs:
+            key, _, value = pair.partition("=")
+            if value.isdigit():
+                counters[key] = int(value)
+        number = (int(major), int(minor))
+        service_bytes += [BlkioEntry(*number, "read", counters.get("rbytes", 0)),
+                          BlkioEntry(*number, "write", counters.get("wbytes", 0))]
+        serviced += [BlkioEntry(*number, "read", counters.get("rios", 0)),
+                     BlkioEntry(*number, "write", counters.get("wios", 0))]
+    return tuple(service_bytes), tuple(serviced)
 
 
 def _memory_settings(memory: MemoryResources) -> list[_Setting]:
