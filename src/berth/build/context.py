@@ -40,41 +40,58 @@ def is_git_url(remote: str) -> bool:
 
 
 async def from_tar(chunks: AsyncIterator[bytes], tmp_root: str) -> Context:
-    """Extract a tar stream (plain, gzip, bzip2, xz or zstd) into a new directory."""
+    """Extract a tar stream (plain, gzip, bzip2, xz or zstd) into a new directory.
+
+    The stream is spooled to a file first: a plain tar in a file is extracted by the
+    child with copy_file_range, file to file, which is much faster than through a pipe."""
     os.makedirs(tmp_root, mode=0o700, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="ctx-", dir=tmp_root)
     root = os.path.join(workdir, "context")
     os.mkdir(root, 0o755)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-S", "-m", "berth.layers.extract", root,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=child_env())
-    assert proc.stdin is not None and proc.stdout is not None
+    spool = os.path.join(workdir, "context.tar")
     try:
+        fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             sent = 0
             head = b""
+            batch: list[bytes] = []
+            batched = 0
             async for chunk in chunks:
                 if len(head) < 6:
                     head += chunk[:6]
-                proc.stdin.write(chunk)
+                batch.append(chunk)
+                batched += len(chunk)
                 sent += len(chunk)
-                await proc.stdin.drain()
+                if batched >= 8 << 20:
+                    await asyncio.to_thread(os.write, fd, b"".join(batch))
+                    batch, batched = [], 0
             # The docker CLI's tar, when it adds a Dockerfile from -f outside the context
             # or from stdin, ends right after the last member's data: no padding and no
             # end-of-archive blocks. dockerd reads it; so do we, by adding them.
             if not _compressed(head):
-                proc.stdin.write(b"\0" * (-sent % 512 + 1024))
-                await proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+                batch.append(b"\0" * (-sent % 512 + 1024))
+            data = b"".join(batch)
+            while data:
+                n = os.write(fd, data)
+                data = data[n:]
         finally:
-            proc.stdin.close()
-        out = await proc.stdout.read()
-        await proc.wait()
+            os.close(fd)
+        with open(spool, "rb") as source:
+            # the digest argument: the child need not hash a context, nobody asks for it
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-S", "-m", "berth.layers.extract", root, "sha256:context",
+                stdin=source, stdout=asyncio.subprocess.PIPE, env=child_env())
+            assert proc.stdout is not None
+            try:
+                out = await proc.stdout.read()
+                await proc.wait()
+            except BaseException:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                raise
+        os.unlink(spool)
     except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     if proc.returncode != 0:
