@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil  # noqa: F401  (and with it zlib, bz2, lzma: ~20 ms a shim would pay)
 import signal
 import socket
 import sys
