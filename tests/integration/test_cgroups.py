@@ -293,7 +293,9 @@ def test_invalid_resources_name_the_field() -> None:
 
 def test_stats_count_cpu_and_pids(cgroup: Cgroup, spawn: Spawn) -> None:
     cgroup.create()
-    busy = spawn(GO + "end = time.time() + 0.05\nwhile time.time() < end:\n    pass\nprint('done', flush=True)\ntime.sleep(60)\n")
+    # 50 ms of its own CPU time, not of the clock: on a loaded machine it may get less
+    busy = spawn(GO + "end = time.process_time() + 0.05\nwhile time.process_time() < end:\n    pass\n"
+                      "print('done', flush=True)\ntime.sleep(60)\n")
     cgroup.add(busy.pid)
     go(busy)
     assert read_line(busy) == "done"
