@@ -34,6 +34,11 @@ It runs 5 + 1 warm-up of 5 s each unless ``--runs``/``--warmup``/``--net-seconds
 (DOCKER_BUILDKIT=0) of a 10-step Dockerfile with a 50 MB COPY, cold (image and cache removed
 before each run) and fully cached, in ms. It runs 5 + 1 warm-up unless ``--runs``/``--warmup``
 are given.
+
+``--containers-bench`` adds the scenarios of ``bench/containers.py`` (issue 7): ``docker exec C
+true`` latency, ``docker logs`` of 200,000 lines, and ``docker ps`` / ``docker ps -a`` with 500
+containers of which 200 run, in ms, with the targets beside. It runs 20 + 2 warm-up unless
+``--runs``/``--warmup`` are given. (``--containers N`` is the shim-memory scenario's count.)
 """
 
 from __future__ import annotations
@@ -638,6 +643,29 @@ def run_build_scenarios(
     return bool(build.run(options, tmp / "build", rootfs))
 
 
+# ---------------------------------------------------------- container scenarios
+
+
+def container_scenarios() -> list[tuple[str, str]]:
+    """(name, description) of bench/containers.py's scenarios."""
+    import containers  # bench/containers.py, imported late: it imports this module
+
+    return list(containers.SCENARIOS)
+
+
+def run_container_scenarios(
+    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
+) -> bool:
+    import containers
+
+    options = containers.Options(
+        runs=args.runs, warmup=args.warmup, scenarios=tuple(names), docker=args.docker,
+        dockerd=None if args.no_dockerd else args.dockerd,
+        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
+    )  # fmt: skip
+    return bool(containers.run(options, tmp / "containers", rootfs))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -682,6 +710,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also run bench/build.py's scenarios: classic-builder docker build, cold and cached",
     )  # fmt: skip
     ap.add_argument(
+        "--containers-bench", action="store_true",
+        help="also run bench/containers.py's scenarios: docker exec latency, docker logs of "
+        "200,000 lines, docker ps with 500 containers",
+    )  # fmt: skip
+    ap.add_argument(
         "--net-seconds", type=float, default=5.0, metavar="S",
         help="length of each --network run in seconds (5)",
     )  # fmt: skip
@@ -722,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}\t{description} (with --network)")
         for name, description in build_scenarios():
             print(f"{name}\t{description} (with --build)")
+        for name, description in container_scenarios():
+            print(f"{name}\t{description} (with --containers-bench)")
         return 0
     scenarios = SCENARIOS
     runtime_names = [name for name, _ in runtime_scenarios()] if args.runtime else []
@@ -729,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     volume_names = [name for name, _ in volume_scenarios()] if args.volumes else []
     network_names = [name for name, _ in network_scenarios()] if args.network else []
     build_names = [name for name, _ in build_scenarios()] if args.build else []
+    container_names = [name for name, _ in container_scenarios()] if args.containers_bench else []
     if args.scenario:
         known = (
             {sc.name for sc in SCENARIOS}
@@ -737,6 +773,7 @@ def main(argv: list[str] | None = None) -> int:
             | {name for name, _ in volume_scenarios()}
             | {name for name, _ in network_scenarios()}
             | {name for name, _ in build_scenarios()}
+            | {name for name, _ in container_scenarios()}
         )
         unknown = [n for n in args.scenario if n not in known]
         if unknown:
@@ -747,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
         volume_names = [name for name, _ in volume_scenarios() if name in args.scenario]
         network_names = [name for name, _ in network_scenarios() if name in args.scenario]
         build_names = [name for name, _ in build_scenarios() if name in args.scenario]
+        container_names = [name for name, _ in container_scenarios() if name in args.scenario]
     if args.containers < 1:
         ap.error("--containers must be >= 1")
     if min(args.runs, args.volume_runs) < 1 or min(args.warmup, args.volume_warmup) < 0:
@@ -788,7 +826,8 @@ def main(argv: list[str] | None = None) -> int:
         volumes_json: dict[str, object] = {}
         network_json: dict[str, object] = {}
         build_json: dict[str, object] = {}
-        if not scenarios:  # only runtime, image, volume, network or build scenarios were picked
+        containers_json: dict[str, object] = {}
+        if not scenarios:  # only runtime, image, volume, network, build or container scenarios
             ok = True
             if runtime_names:
                 ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
@@ -800,13 +839,19 @@ def main(argv: list[str] | None = None) -> int:
                 ok = run_network_scenarios(args, tmp, rootfs, network_names, network_json) and ok
             if build_names:
                 ok = run_build_scenarios(args, tmp, rootfs, build_names, build_json) and ok
+            if container_names:
+                ok = (
+                    run_container_scenarios(args, tmp, rootfs, container_names, containers_json)
+                    and ok
+                )
             if args.json:
                 out = {"runs": args.runs, "warmup": args.warmup,
                        **({"runtime": runtime_json} if runtime_names else {}),
                        **({"images": images_json} if image_names else {}),
                        **({"volumes": volumes_json} if volume_names else {}),
                        **({"network": network_json} if network_names else {}),
-                       **({"build": build_json} if build_names else {})}  # fmt: skip
+                       **({"build": build_json} if build_names else {}),
+                       **({"containers": containers_json} if container_names else {})}  # fmt: skip
                 Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
             return 0 if ok else 1
 
@@ -855,6 +900,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         if build_names:
             runtime_ok = run_build_scenarios(args, tmp, rootfs, build_names, build_json) and runtime_ok
+        if container_names:
+            runtime_ok = (
+                run_container_scenarios(args, tmp, rootfs, container_names, containers_json)
+                and runtime_ok
+            )
 
         if args.json:
             out = {
@@ -878,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
                 **({"volumes": volumes_json} if volume_names else {}),
                 **({"network": network_json} if network_names else {}),
                 **({"build": build_json} if build_names else {}),
+                **({"containers": containers_json} if container_names else {}),
             }
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 

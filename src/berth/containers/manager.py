@@ -893,10 +893,16 @@ class ContainerManager:
             await live.exited.wait()  # it exited, and its monitor is still cleaning up after it
             if c.id not in self.containers:
                 return
+        if c.state.status == Status.REMOVING:
+            raise Conflict(f"removal of container {c.id[:12]} is already in progress")
         c.state.status = Status.REMOVING
-        self.layers.remove_rw(c.id)
-        shutil.rmtree(os.path.join(self.data_root, c.id), ignore_errors=True)
-        shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
+
+        def remove_files() -> None:  # a container's layer can be big: not on the event loop
+            self.layers.remove_rw(c.id)
+            shutil.rmtree(os.path.join(self.data_root, c.id), ignore_errors=True)
+            shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
+
+        await asyncio.to_thread(remove_files)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._sock(c.id))
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))

@@ -74,14 +74,16 @@ async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
         os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)
-        site: web.BaseSite = web.UnixSite(runner, path)
+        # dockerd listens with the system's somaxconn: a `docker rm -f` of many containers
+        # sends dozens of requests at once
+        site: web.BaseSite = web.UnixSite(runner, path, backlog=4096)
         await site.start()
         os.chmod(path, 0o660)
         return site
     if host.startswith("tcp://"):
         addr = host[len("tcp://"):]
         h, _, p = addr.rpartition(":")
-        site = web.TCPSite(runner, h.strip("[]") or "127.0.0.1", int(p or 2375))
+        site = web.TCPSite(runner, h.strip("[]") or "127.0.0.1", int(p or 2375), backlog=4096)
         await site.start()
         if h not in ("127.0.0.1", "localhost", "[::1]"):
             log.warning("listening on %s without TLS: anyone who can reach it controls this host", host)
