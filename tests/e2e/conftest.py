@@ -265,3 +265,52 @@ def _remove_tree(root: Path) -> None:
         print(f"\nleaving {root} in place: mounts remain below it")
         return
     shutil.rmtree(root, ignore_errors=True)
+
+
+# Networks: the network tests' hygiene and names.
+
+
+@pytest.fixture
+def network_hygiene(api: ApiClient) -> Iterator[None]:
+    """After the test: no new networks remain. Leftovers (and any new containers, which
+    may hold them) are removed so that the next test starts clean, and the test fails."""
+    before = api.networks()
+    try:
+        before_ids: set[str] | None = api.container_ids()
+    except (OSError, RuntimeError, ValueError):
+        before_ids = None
+    yield
+    if before is None:
+        return
+    problems = []
+    if before_ids is not None:
+        left_ids = api.container_ids() - before_ids
+        if left_ids:
+            problems.append(f"containers left behind: {sorted(c[:12] for c in left_ids)}")
+            for cid in left_ids:
+                api.request("DELETE", f"/containers/{cid}?force=1&v=1")
+    after = api.networks() or {}
+    left = {nid: name for nid, name in after.items() if nid not in before}
+    if left:
+        problems.append(f"networks left behind: {sorted(left.values())}")
+        for nid in left:
+            api.request("DELETE", f"/networks/{nid}")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def new_net(api: ApiClient) -> Iterator[Callable[[str], str]]:
+    """A factory of unique network names; each network is removed after the test, with
+    whatever containers are still attached to it."""
+    names: list[str] = []
+
+    def make(prefix: str = "net") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        api.remove_network(name)
+

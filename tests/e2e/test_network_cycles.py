@@ -17,7 +17,7 @@ import subprocess
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from helpers.api import ApiClient
 from helpers.cli import Cli
 from helpers.daemon import BerthDaemon
 
-pytestmark = pytest.mark.usefixtures("busybox")
+pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
 
 Names = Callable[[str], str]
 
@@ -38,41 +38,6 @@ LINK_PREFIXES = ("br-", "veth", "berth")
 
 
 # Fixtures and helpers.
-
-
-def _networks(api: ApiClient) -> set[str] | None:
-    try:
-        resp = api.get("/networks")
-    except OSError:
-        return None
-    return {n["Id"] for n in resp.json()} if resp.status == 200 else None
-
-
-@pytest.fixture(autouse=True)
-def network_hygiene(api: ApiClient) -> Iterator[None]:
-    """After each test: no new networks remain (nor containers that would hold them)."""
-    before = _networks(api)
-    try:
-        before_ids: set[str] | None = api.container_ids()
-    except (OSError, RuntimeError, ValueError):
-        before_ids = None
-    yield
-    if before is None:
-        return
-    problems = []
-    if before_ids is not None:
-        left_ids = api.container_ids() - before_ids
-        if left_ids:
-            problems.append(f"containers left behind: {sorted(c[:12] for c in left_ids)}")
-            for cid in left_ids:
-                api.request("DELETE", f"/containers/{cid}?force=1&v=1")
-    left = (_networks(api) or set()) - before
-    if left:
-        problems.append(f"networks left behind: {sorted(n[:12] for n in left)}")
-        for nid in left:
-            api.request("DELETE", f"/networks/{nid}")
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 def _free_octet() -> int:

@@ -31,7 +31,7 @@ import pytest
 from helpers.api import ApiClient
 from helpers.cli import Cli, describe
 
-pytestmark = pytest.mark.usefixtures("busybox")
+pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
 
 Names = Callable[[str], str]
 
@@ -45,71 +45,6 @@ HTTP_GET = r"printf 'GET / HTTP/1.0\r\n\r\n'"
 
 
 # Fixtures and helpers.
-
-
-def _networks(api: ApiClient) -> dict[str, str] | None:
-    """Id -> name of every network, or None if the daemon cannot list them."""
-    try:
-        resp = api.get("/networks")
-    except OSError:
-        return None
-    if resp.status != 200:
-        return None
-    return {n["Id"]: n["Name"] for n in resp.json()}
-
-
-@pytest.fixture(autouse=True)
-def network_hygiene(api: ApiClient) -> Iterator[None]:
-    """After each test: no new networks remain. Leftovers (and any new containers, which
-    may hold them) are removed so that the next test starts clean, and the test fails."""
-    before = _networks(api)
-    try:
-        before_ids: set[str] | None = api.container_ids()
-    except (OSError, RuntimeError, ValueError):
-        before_ids = None
-    yield
-    if before is None:
-        return
-    problems = []
-    if before_ids is not None:
-        left_ids = api.container_ids() - before_ids
-        if left_ids:
-            problems.append(f"containers left behind: {sorted(c[:12] for c in left_ids)}")
-            for cid in left_ids:
-                api.request("DELETE", f"/containers/{cid}?force=1&v=1")
-    after = _networks(api) or {}
-    left = {nid: name for nid, name in after.items() if nid not in before}
-    if left:
-        problems.append(f"networks left behind: {sorted(left.values())}")
-        for nid in left:
-            api.request("DELETE", f"/networks/{nid}")
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
-
-
-@pytest.fixture
-def new_net(api: ApiClient) -> Iterator[Names]:
-    """A factory of unique network names; each network is removed after the test, with
-    whatever containers are still attached to it."""
-    names: list[str] = []
-
-    def make(prefix: str = "net") -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        names.append(name)
-        return name
-
-    yield make
-    for name in names:
-        _remove_network(api, name)
-
-
-def _remove_network(api: ApiClient, name: str) -> None:
-    resp = api.get(f"/networks/{name}")
-    if resp.status != 200:
-        return
-    for cid in (resp.json().get("Containers") or {}):
-        api.request("DELETE", f"/containers/{cid}?force=1&v=1")
-    api.request("DELETE", f"/networks/{name}")
 
 
 @pytest.fixture
@@ -126,7 +61,7 @@ def course_names(docker: Cli, api: ApiClient) -> Iterator[Callable[..., None]]:
     for c in containers:
         docker("rm", "-f", c, timeout=30)
     for n in networks:
-        _remove_network(api, n)
+        api.remove_network(n)
 
 
 def _host_ipv4_networks() -> list[ipaddress.IPv4Network]:
@@ -1082,7 +1017,7 @@ def test_duplicate_network_name_is_refused(docker: Cli, api: ApiClient, new_net:
     assert f"network with name {net} already exists" in res.stderr, describe(res)
     resp = api.post_json("/networks/create", {"Name": net})
     assert resp.status == 409, (resp.status, resp.body)
-    assert [i for i, name in (_networks(api) or {}).items() if name == net] == [nid]
+    assert [i for i, name in (api.networks() or {}).items() if name == net] == [nid]
 
 
 def test_static_ip_errors(docker: Cli, new_net: Names, new_name: Names) -> None:

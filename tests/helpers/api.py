@@ -91,3 +91,22 @@ class ApiClient:
         if resp.status != 200:
             raise RuntimeError(f"GET /containers/json?all=1 -> {resp.status}: {resp.body!r}")
         return {c["Id"] for c in resp.json()}
+
+    def networks(self) -> dict[str, str] | None:
+        """Id -> name of every network, or None if the daemon cannot list them."""
+        try:
+            resp = self.get("/networks")
+        except OSError:
+            return None
+        if resp.status != 200:
+            return None
+        return {n["Id"]: n["Name"] for n in resp.json()}
+
+    def remove_network(self, name: str) -> None:
+        """A network and the containers still attached to it, if it exists."""
+        resp = self.get(f"/networks/{name}")
+        if resp.status != 200:
+            return
+        for cid in resp.json().get("Containers") or {}:
+            self.request("DELETE", f"/containers/{cid}?force=1&v=1")
+        self.request("DELETE", f"/networks/{name}")
