@@ -86,6 +86,7 @@ class StageState:
     env: dict[str, str]
     args: dict[str, str]  # declared ARGs in scope, with their values
     shell: list[str]
+    cmd_set: bool = False  # a CMD came in this stage (an ENTRYPOINT then keeps it)
 
 
 class BuildCache:
@@ -276,7 +277,7 @@ class _Run:
                 state.image_id = await self._commit_config(state.image_id, lambda cfg: cfg.on_build.clear(),
                                                            "ONBUILD (cleared)", cache=True, state=state)
                 for trigger in df.parse_triggers(triggers, self.escape):
-                    await self._instruction(state, trigger, meta, trigger_step=True)
+                    await self._instruction(state, trigger, meta)
         for instr in stage.instructions:
             self.step += 1
             await self.say(f"Step {self.step}/{self.total} : {instr.original}\n")
@@ -287,13 +288,9 @@ class _Run:
 
     # -- instructions -------------------------------------------------------------------------
 
-    def _scope(self, state: StageState, meta: dict[str, str]) -> dict[str, str]:
-        return {**state.args, **state.env}
-
-    async def _instruction(self, state: StageState, instr: df.Instruction, meta: dict[str, str],
-                           trigger_step: bool = False) -> None:
+    async def _instruction(self, state: StageState, instr: df.Instruction, meta: dict[str, str]) -> None:
         kw = instr.keyword
-        scope = self._scope(state, meta)
+        scope = {**state.args, **state.env}  # what $VAR means here: ENV wins over ARG
         if kw == "RUN":
             await self._run(state, instr)
         elif kw in ("COPY", "ADD"):
@@ -334,10 +331,10 @@ class _Run:
                     cfg.cmd = argv
                 else:
                     cfg.entrypoint = argv
-                    if not getattr(state, "cmd_set", False):
+                    if not state.cmd_set:
                         cfg.cmd = None  # an ENTRYPOINT resets the base image's CMD, as Docker
             if kw == "CMD":
-                state.cmd_set = True  # type: ignore[attr-defined]
+                state.cmd_set = True
             await self._nop(state, instr, set_cmd, history=f"{kw} {_go_list(argv, True)}")
         elif kw == "EXPOSE":
             ports = []
@@ -775,10 +772,8 @@ class _Run:
                         info.mode, info.uid, info.gid, info.mtime = 0o755, plan.uid, plan.gid, int(time.time())
                     tar.addfile(info)
 
-            top_name = ""
             for e in entries:
                 if not e.inside:
-                    top_name = e.name
                     if e.is_dir:
                         target = plan.dest
                         # the directory's contents go to dest; dest itself is made
@@ -788,22 +783,16 @@ class _Run:
                             self._add(tar, target, e, plan, is_dir=True)
                         continue
                     target = posixpath.join(plan.dest, e.name) if plan.dest_is_dir else plan.dest
-                else:
-                    base = plan.dest if not plan.dest_is_dir or not top_name or self._top_was_dir(entries, e) \
-                        else posixpath.join(plan.dest, top_name)
-                    target = posixpath.join(base, e.name)
+                else:  # below a directory source: its contents land in dest
+                    target = posixpath.join(plan.dest, e.name)
                 parents(target)
                 if plan.extract_archives and not e.inside and e.host and not e.is_dir and e.url is None \
                         and _is_archive(e.host):
-                    self._extract_into(tar, e.host, plan.dest if plan.dest_is_dir or True else target, plan)
+                    self._extract_into(tar, e.host, plan.dest, plan)
                     continue
                 self._add(tar, target, e, plan, is_dir=e.is_dir)
                 if e.is_dir:
                     made.add(target)
-
-    @staticmethod
-    def _top_was_dir(entries: list[_Source], e: _Source) -> bool:
-        return True
 
     def _add(self, tar: tarfile.TarFile, target: str, e: _Source, plan: _Plan, is_dir: bool) -> None:
         name = target.lstrip("/")
