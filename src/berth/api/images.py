@@ -338,14 +338,28 @@ async def inspect(request: web.Request) -> web.Response:
 
 @routes.get("/images/{name:.+}/history")
 async def history(request: web.Request) -> web.Response:
-    img = _store(request).resolve(request.match_info["name"])
+    store = _store(request)
+    img = store.resolve(request.match_info["name"])
+    # Each entry that made a layer gets that layer's size, in order; an entry is named by
+    # the local image it was the top of (its parent chain), else "<missing>", as Docker.
+    sizes: list[int] = []
+    chain = iter(img.chain_ids)
+    for h in img.config.history:
+        layer = None if h.empty_layer else store.layers.get(next(chain, ""))
+        sizes.append(layer.size if layer is not None else 0)
+    ids: dict[int, tuple[str, list[str]]] = {}
+    up: Image | None = img
+    while up is not None:
+        ids.setdefault(len(up.config.history), (up.id, up.repo_tags))
+        up = store.lookup(up.parent) if up.parent else None
     out = []
-    for i, h in enumerate(reversed(img.config.history)):
+    for k in range(len(img.config.history) - 1, -1, -1):
+        h = img.config.history[k]
+        image_id, tags = ids.get(k + 1, ("<missing>", []))
         out.append({
-            "Id": img.id if i == 0 else "<missing>",
+            "Id": image_id,
             "Created": jsonfile.parse_time(h.created) // 1_000_000_000 if h.created else 0,
-            "CreatedBy": h.created_by, "Tags": img.repo_tags if i == 0 else None,
-            "Size": img.size if i == len(img.config.history) - 1 else 0, "Comment": h.comment,
+            "CreatedBy": h.created_by, "Tags": tags or None, "Size": sizes[k], "Comment": h.comment,
         })
     return json_response(out)
 
