@@ -132,7 +132,12 @@ class Overlay:
     def unmount(self, container_id: str) -> None:
         merged = os.path.join(self._dir(container_id), "merged")
         if os.path.ismount(merged):
-            linux.umount(merged, linux.MNT_DETACH)
+            try:
+                linux.umount(merged, linux.MNT_DETACH)
+            except OSError as e:
+                # another clean-up (a removal runs in a thread) unmounted it first
+                if e.errno not in (errno.EINVAL, errno.ENOENT):
+                    raise
 
     def remove(self, container_id: str) -> None:
         self.unmount(container_id)
