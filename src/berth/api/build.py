@@ -87,7 +87,7 @@ async def build(request: web.Request) -> web.StreamResponse:
             if ctx is None:
                 ctx = await ctxmod.from_tar(_empty_tar(), builder.tmp_root)
         else:
-            ctx = await ctxmod.from_tar(_body(request), builder.tmp_root)
+            ctx = await ctxmod.from_tar(_body(request), builder.tmp_root, keep=(opts.dockerfile,))
         await builder.build(ctx, opts, emit, dockerfile_text)
     except BerthError as e:
         detail: dict[str, Any] = {"message": str(e)}

@@ -126,15 +126,12 @@ class Builder:
         """Run the build; returns the image ID. Errors go to the caller (the API turns
         them into the stream's error message)."""
         if dockerfile_text is None:
-            path = ctxmod.resolve(ctx.root, opts.dockerfile)
-            try:
-                with open(path, "rb") as f:
-                    dockerfile_text = f.read()
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                raise InvalidParameter(f"Cannot locate specified Dockerfile: {opts.dockerfile}") from None
+            dockerfile_text = await ctx.read(opts.dockerfile)
+            if dockerfile_text is None:
+                raise InvalidParameter(f"Cannot locate specified Dockerfile: {opts.dockerfile}")
         # read before .dockerignore applies: dockerd drops the Dockerfile and .dockerignore
         # from the context too when .dockerignore lists them
-        await asyncio.to_thread(ctxmod.apply_dockerignore, ctx.root, set())
+        await ctx.apply_dockerignore(set())
         parsed = df.parse(dockerfile_text)
         for warning in parsed.warnings:
             await emit({"stream": f"[WARNING]: {warning}\n"})
@@ -652,6 +649,8 @@ class _Run:
         if cached:
             await self._hit(state, cached)
             return
+        if src_fs is None:
+            await self.ctx.materialize()  # the files go into the layer from the disk
         fd, layer_path = tempfile.mkstemp(prefix="copy-", dir=self.b.tmp_root)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -695,8 +694,7 @@ class _Run:
         clean = posixpath.normpath("/" + pattern).lstrip("/")
         if not any(ch in clean for ch in "*?["):
             if src_fs is None:
-                host = ctxmod.resolve(self.ctx.root, clean)
-                return [clean] if os.path.lexists(host) else []
+                return [clean] if self.ctx.lexists(self.ctx.resolve(clean)) else []
             return [clean] if src_fs.lstat("/" + clean) is not None else []
         # wildcards: match component by component
         parts = clean.split("/")
@@ -704,8 +702,8 @@ class _Run:
         for part in parts:
             nxt = []
             for base in found:
-                names = (os.listdir(ctxmod.resolve(self.ctx.root, base)) if src_fs is None
-                         and os.path.isdir(ctxmod.resolve(self.ctx.root, base))
+                names = (self.ctx.listdir(self.ctx.resolve(base)) if src_fs is None
+                         and self.ctx.isdir(self.ctx.resolve(base))
                          else src_fs.listdir("/" + base) if src_fs is not None else [])
                 for name in names:
                     if fnmatch.fnmatchcase(name, part):
@@ -717,21 +715,22 @@ class _Run:
         """A source and, for a directory, everything below it (paths relative to it)."""
         out: list[_Source] = []
         if src_fs is None:
-            host = ctxmod.resolve(self.ctx.root, rel)
-            st = os.lstat(host)
+            ctx = self.ctx
+            host = ctx.resolve(rel)
+            st = ctx.lstat(host)
             if stat.S_ISDIR(st.st_mode):
                 out.append(_Source(posixpath.basename(rel), host, True, None, _fp(rel, st), st=st, wildcard=wildcard))
-                for dirpath, dirnames, filenames in os.walk(host):
+                for dirpath, dirnames, filenames in ctx.walk(host):
                     dirnames.sort()
                     for name in sorted(dirnames + filenames):
                         full = os.path.join(dirpath, name)
                         sub = os.path.relpath(full, host)
-                        cst = os.lstat(full)
+                        cst = ctx.lstat(full)
                         out.append(_Source(sub, full, stat.S_ISDIR(cst.st_mode), None,
-                                           _fp(f"{rel}/{sub}", cst, full), st=cst, inside=True))
+                                           _fp(f"{rel}/{sub}", cst, ctx.content(full, cst)), st=cst, inside=True))
             else:
-                out.append(_Source(posixpath.basename(rel), host, False, None, _fp(rel, st, host), st=st,
-                                   wildcard=wildcard))
+                out.append(_Source(posixpath.basename(rel), host, False, None, _fp(rel, st, ctx.content(host, st)),
+                                   st=st, wildcard=wildcard))
             return out
         path = "/" + rel
         found = src_fs.lstat(path)
@@ -743,11 +742,13 @@ class _Run:
             for child, cst in src_fs.walk(path):
                 sub = posixpath.relpath(child, top)
                 host = src_fs.host_path(child, follow_last=False) or ""
-                out.append(_Source(sub, host, stat.S_ISDIR(cst.st_mode), None, _fp(child, cst, host),
+                out.append(_Source(sub, host, stat.S_ISDIR(cst.st_mode), None,
+                                   _fp(child, cst, ctxmod.file_content_id(host, cst) if host else ""),
                                    st=cst, inside=True))
         else:
             host = src_fs.host_path(path, follow_last=False) or ""
-            out.append(_Source(posixpath.basename(rel), host, False, None, _fp(rel, st, host), st=st,
+            out.append(_Source(posixpath.basename(rel), host, False, None,
+                               _fp(rel, st, ctxmod.file_content_id(host, st) if host else ""), st=st,
                                wildcard=wildcard))
         return out
 
@@ -872,17 +873,9 @@ class _Source:
     url: str | None = None
 
 
-def _fp(rel: str, st: os.stat_result, host: str = "") -> str:
-    """What the cache key covers of one source: its path, type, mode and content."""
-    content = ""
-    if host and stat.S_ISREG(st.st_mode):
-        h = hashlib.sha256()
-        with open(host, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        content = h.hexdigest()
-    elif stat.S_ISLNK(st.st_mode) and host:
-        content = os.readlink(host)
+def _fp(rel: str, st: os.stat_result, content: str = "") -> str:
+    """What the cache key covers of one source: its path, type, mode and content (the
+    sha256 of a file's bytes, a symlink's target)."""
     return f"{rel}|{stat.S_IFMT(st.st_mode)}|{stat.S_IMODE(st.st_mode)}|{content}"
 
 

@@ -218,7 +218,9 @@ def main() -> None:
     try:
         os.chroot(dest)
         os.chdir("/")
-        os.umask(0)
+        # members get their own modes (set after creation); a parent the archive leaves
+        # out is made 0755, as Docker's unpacking makes it
+        os.umask(0o022)
         if _is_plain_file(0):
             digest, size = extract_file(0, known)
         else:
