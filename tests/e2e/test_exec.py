@@ -4,7 +4,9 @@ same through docker-py and `berth`."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 
 from helpers.api import ApiClient
 from helpers.cli import Cli, describe
+from helpers.daemon import BerthDaemon
 
 from .test_interactive import Tmux
 
@@ -130,3 +133,57 @@ def test_exec_interactive_terminal(tmux: Tmux, running: str, berth_root: Path) -
         time.sleep(0.2)
     assert not tmux.alive(), tmux.screen()
     assert status_file.read_text().strip() == "9"
+
+
+def _forker_pid(berthd: BerthDaemon, docker: Cli, name: str) -> int:
+    cid = docker.ok("inspect", "-f", "{{.Id}}", name).strip()
+    note = berthd.exec_root / "containers" / cid / "forker"
+    return int(json.loads(note.read_text())["pid"]) if note.exists() else 0
+
+
+def test_exec_is_born_in_the_container_cgroups_and_stays_out_of_sight(
+        berthd: BerthDaemon, docker: Cli) -> None:
+    """Execs are forked by a helper inside the container's cgroups (no cgroup write per
+    exec); users must not see that helper: not in top, not in stats, not in the pids
+    limit they set."""
+    name = f"ex-{uuid.uuid4().hex[:8]}"
+    docker.ok("run", "-d", "--name", name, "--pids-limit", "5", "busybox", "sleep", "300")
+    try:
+        init = docker.ok("inspect", "-f", "{{.State.Pid}}", name).strip()
+        with open(f"/proc/{init}/cgroup") as f:
+            want = sorted(line.split(":", 1)[1] for line in f.read().splitlines() if not line.startswith("0::"))
+        got = docker.ok("exec", name, "cat", "/proc/self/cgroup").splitlines()
+        assert sorted(line.split(":", 1)[1] for line in got if not line.startswith("0::")) == want
+        forker = _forker_pid(berthd, docker, name)
+        assert forker > 0
+        top = docker.ok("top", name)
+        assert str(forker) not in top.split() and "sleep 300" in top, top
+        stats = docker.ok("stats", "--no-stream", "--format", "{{.PIDs}}", name).strip()
+        assert stats == "1", stats
+        limit = json.loads(docker.ok("inspect", "-f", "{{json .HostConfig.PidsLimit}}", name))
+        assert limit == 5
+        # the user's 5 processes fit: init and four sleeps; a sixth does not
+        docker.ok("exec", "-d", name, "sh", "-c", "sleep 300 & sleep 300 & sleep 300 & wait")
+        deadline = time.monotonic() + 10
+        while docker.ok("stats", "--no-stream", "--format", "{{.PIDs}}", name).strip() != "5":
+            assert time.monotonic() < deadline, docker.ok("top", name)
+            time.sleep(0.1)
+        res = docker("exec", name, "true")
+        assert res.returncode != 0, describe(res)
+        docker.ok("update", "--pids-limit", "10", name)
+        assert docker.ok("exec", name, "echo", "room again").strip() == "room again"
+    finally:
+        docker("rm", "-f", name)
+
+
+def test_exec_survives_a_killed_forker(berthd: BerthDaemon, docker: Cli, running: str) -> None:
+    assert docker.ok("exec", running, "echo", "one").strip() == "one"
+    forker = _forker_pid(berthd, docker, running)
+    assert forker > 0, "no exec forker noted"
+    os.kill(forker, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _forker_pid(berthd, docker, running) == forker:
+        assert time.monotonic() < deadline, "the shim did not notice its forker's death"
+        time.sleep(0.05)
+    assert docker.ok("exec", running, "echo", "two").strip() == "two"
+    assert _forker_pid(berthd, docker, running) not in (0, forker)

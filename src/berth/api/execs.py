@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -69,6 +71,10 @@ async def start(request: web.Request) -> web.StreamResponse:
             streams = None
         if streams is not None:
             await _proxy(reader, writer, *streams)
+            # the output has ended: the exit code is a moment away, and the CLI asks for
+            # it as soon as the stream closes
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(service.wait(e.id), 2.0)
     except (ConnectionError, OSError):
         pass
     return await hijack.finish(request, writer)

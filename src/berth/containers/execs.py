@@ -1,12 +1,11 @@
-"""`docker exec`: processes started in a running container, each kept by a shim of its own.
+"""`docker exec`: processes started in a running container, kept by the container's shim.
 
 An exec is a record (kept in memory, as Docker keeps them) until it runs: then berthd
-starts a shim in exec mode (runtime/shim.py `--exec-pid`) with the container's bundle
-and a process description made here from the container's own process (its environment,
-user, working directory, capabilities), changed the way the user asked. The shim joins
-the container's namespaces and cgroup, owns the process's stdio or terminal, and
-reports its exit as a container's shim does. Its state lives under the container's
-state directory, so it goes when the container's does.
+asks the container's shim (runtime/shim.py, op "exec") to create it from a process
+description made here from the container's own process (its environment, user,
+working directory, capabilities), changed the way the user asked. The shim has it
+forked inside the container's cgroups and namespaces, owns its stdio or terminal, and
+reports its exit under the exec's ID, as containerd's shim does for runc's execs.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,16 +48,13 @@ class Exec:
     started: bool = False
     pid: int = 0
     exit_code: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # set once exit_code is final
 
 
 def new_exec(container_id: str, argv: list[str], **kw: Any) -> Exec:
     if not argv:
         raise InvalidParameter("No exec command specified")
     return Exec(secrets.token_hex(32), container_id, list(argv), **kw)
-
-
-def state_dir(container_state_dir: str, exec_id: str) -> str:
-    return os.path.join(container_state_dir, "exec", exec_id[:24])
 
 
 def process_doc(bundle_config: dict[str, Any], e: Exec, uid: int, gid: int, additional_gids: list[int],
@@ -92,15 +87,6 @@ def process_doc(bundle_config: dict[str, Any], e: Exec, uid: int, gid: int, addi
             caps[key] = list(every)
         doc["capabilities"] = caps
     return doc
-
-
-def write_process(directory: str, doc: dict[str, Any]) -> str:
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, "process.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(doc, f)
-    os.rename(path + ".tmp", path)
-    return path
 
 
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
@@ -149,8 +135,8 @@ class ExecService:
         for k in [k for k, e in self.execs.items() if e.container_id == container_id]:
             del self.execs[k]
 
-    def _sock(self, e: Exec) -> str:
-        return os.path.join(self.mgr.socket_dir, "x" + e.id[:23] + ".sock")
+    def _call(self, e: Exec, doc: dict[str, Any]) -> Any:
+        return shimclient.call(self.mgr._sock(e.container_id), {**doc, "exec": e.id})
 
     async def start(self, exec_id: str, attach: bool
                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -161,70 +147,62 @@ class ExecService:
                            else f"Error: Exec command {e.id} has already run")
         c = self._check_running(e.container_id)
         e.started = True
-        container_state = os.path.join(self.mgr.exec_root, c.id)
-        directory = state_dir(container_state, e.id)
         try:
-            with open(os.path.join(container_state, "config.json")) as f:
+            with open(os.path.join(self.mgr.exec_root, c.id, "config.json")) as f:
                 bundle = json.load(f)
             user = resolve_user(bundle["root"]["path"], e.user) if e.user else None
             doc = process_doc(bundle, e, user.uid if user else 0, user.gid if user else 0,
                               user.additional_gids if user else [], user.home if user else "/")
-            process_file = await asyncio.to_thread(write_process, directory, doc)
         except (OSError, ValueError, KeyError) as err:
             e.exit_code = 126
             raise SystemError_(f"cannot exec in container {c.id[:12]}: {err}") from None
-        opts = shimclient.ShimOptions(
-            container_id=c.id, bundle=container_state, state_dir=directory, socket=self._sock(e), log_path="",
-            stdin=e.attach_stdin, stdin_once=True, exec_pid=c.state.pid, process=process_file,
-            cgroup=f"/berth/{c.id}")
+        sock = self.mgr._sock(c.id)
         try:
-            proc, e.pid = await self.mgr.launcher.spawn(opts)
+            created = await shimclient.call(sock, {"op": "exec", "id": e.id, "process": doc,
+                                                   "stdin": e.attach_stdin})
+            e.pid = int(created["pid"])
         except shimclient.ShimError as err:
             message = f"OCI runtime exec failed: {err}"
             e.exit_code = 127 if ("executable file not found" in message or "no such file or directory" in message) \
                 else 126
-            shutil.rmtree(directory, ignore_errors=True)
             raise InvalidParameter(message) from None
         e.running = True
         streams = None
         try:
             if attach:
-                streams = await shimclient.attach(self._sock(e), e.attach_stdin, e.attach_stdout, e.attach_stderr)
-            await shimclient.call(self._sock(e), {"op": "start"})
+                streams = await shimclient.attach(sock, e.attach_stdin, e.attach_stdout, e.attach_stderr,
+                                                  exec_id=e.id)
+            await self._call(e, {"op": "start"})
         except shimclient.ShimError as err:
             e.running = False
             e.exit_code = 126
             with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(e), {"op": "kill", "signal": 9})
+                await self._call(e, {"op": "kill", "signal": 9})
             raise SystemError_(f"OCI runtime exec failed: {err}") from None
         self.mgr.on_event("exec_start: " + " ".join(e.argv), c, {"execID": e.id})
-        task = asyncio.create_task(self._reap(e, c, proc, directory))
+        task = asyncio.create_task(self._reap(e, c))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return streams
 
-    async def _reap(self, e: Exec, c: Container, proc: asyncio.subprocess.Process | None, directory: str) -> None:
+    async def _reap(self, e: Exec, c: Container) -> None:
         try:
-            doc = await shimclient.call(self._sock(e), {"op": "wait"})
+            doc = await self._call(e, {"op": "wait"})
             code = doc.get("exit_code")
             e.exit_code = 255 if code is None else int(code)
         except (shimclient.ShimError, OSError):
             e.exit_code = e.exit_code if e.exit_code is not None else 255
         finally:
             e.running = False
+            e.done.set()
             with contextlib.suppress(shimclient.ShimError, OSError):
-                await shimclient.call(self._sock(e), {"op": "delete"})
-            if proc is not None:
-                await proc.wait()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._sock(e))
-            shutil.rmtree(directory, ignore_errors=True)
+                await self._call(e, {"op": "delete"})
         self.mgr.on_event("exec_die", c, {"execID": e.id, "exitCode": str(e.exit_code)})
 
     async def wait(self, exec_id: str) -> int:
         e = self.get(exec_id)
-        while e.running or (e.started and e.exit_code is None):
-            await asyncio.sleep(0.01)
+        if e.running:
+            await e.done.wait()
         return e.exit_code if e.exit_code is not None else 0
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
@@ -232,7 +210,7 @@ class ExecService:
         if not e.running:
             raise Conflict(f"exec {e.id} is not running")
         with contextlib.suppress(shimclient.ShimError):
-            await shimclient.call(self._sock(e), {"op": "resize", "height": height, "width": width})
+            await self._call(e, {"op": "resize", "height": height, "width": width})
 
     async def run(self, ref: str, argv: list[str], *, timeout: float | None = None, user: str = "",
                   env: list[str] | None = None) -> tuple[int, bytes]:
@@ -255,7 +233,7 @@ class ExecService:
                 await asyncio.wait_for(collect(), timeout)
             except TimeoutError:
                 with contextlib.suppress(shimclient.ShimError, OSError):
-                    await shimclient.call(self._sock(e), {"op": "kill", "signal": 9})
+                    await self._call(e, {"op": "kill", "signal": 9})
                 raise
             finally:
                 writer.close()

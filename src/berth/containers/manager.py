@@ -864,7 +864,8 @@ class ContainerManager:
             with contextlib.suppress(BerthError):
                 owner = self.get(mode.partition(":")[2])
         interfaces = {ep.ifname for ep in owner.networks.values() if ep.ifname}
-        return await asyncio.to_thread(container_stats.take_sample, f"/berth/{c.id}", c.state.pid, interfaces)
+        return await asyncio.to_thread(container_stats.take_sample, f"/berth/{c.id}", c.state.pid, interfaces,
+                                       os.path.join(self.exec_root, c.id))
 
     # -- remove, rename ------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ know Docker's JSON (api/containers.py writes that). Reading blocks: callers run
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
 from collections.abc import Collection
@@ -86,9 +88,10 @@ def machine_memory() -> int:
         return 0
 
 
-def take_sample(cgroup_path: str, pid: int, interfaces: Collection[str]) -> Sample | None:
+def take_sample(cgroup_path: str, pid: int, interfaces: Collection[str], state_dir: str = "") -> Sample | None:
     """Read the group at `cgroup_path` and the named interfaces of `pid`'s network
-    namespace; None when the group is gone (the container has just stopped)."""
+    namespace; None when the group is gone (the container has just stopped). The shim's
+    exec forker, when its note is in `state_dir`, is left out of the pids counts."""
     cg = cgroups.open_manager(cgroup_path)
     if not cg.exists():
         return None
@@ -98,6 +101,7 @@ def take_sample(cgroup_path: str, pid: int, interfaces: Collection[str]) -> Samp
         if not cg.exists():
             return None
         raise
+    counters = _without_forker(counters, state_dir)
     read_ns = time.time_ns()
     with open("/proc/stat") as f:
         system_cpu_ns, online_cpus = parse_proc_stat(f.read(), os.sysconf("SC_CLK_TCK"))
@@ -110,3 +114,16 @@ def take_sample(cgroup_path: str, pid: int, interfaces: Collection[str]) -> Samp
             pass  # the process has just exited; its counters went with it
     return Sample(read_ns=read_ns, cgroup=counters, system_cpu_ns=system_cpu_ns, online_cpus=online_cpus,
                   machine_memory=machine_memory(), networks=networks)
+
+
+def _without_forker(counters: cgroups.CgroupStats, state_dir: str) -> cgroups.CgroupStats:
+    try:
+        with open(os.path.join(state_dir, "forker")) as f:
+            note = json.load(f)
+    except (OSError, ValueError):
+        return counters
+    current = counters.pids_current
+    limit = counters.pids_limit
+    return dataclasses.replace(
+        counters, pids_current=current - 1 if current else current,
+        pids_limit=limit - 1 if limit and note.get("pids_limit_raised") else limit)

@@ -81,53 +81,6 @@ class BerthRuntime:
         return self.cgroup
 
 
-class ExecRuntime:
-    """A process started in a running container (docker exec), whatever runtime made the
-    container: it joins the namespaces of the container's init and its cgroup, and gets
-    the confinement the container's spec gives (capabilities, seccomp, no_new_privs)."""
-
-    def __init__(self, init_pid: int, cgroup_path: str, process_file: str) -> None:
-        self.init_pid = init_pid
-        self.cgroup_path = cgroup_path
-        self.process_file = process_file
-        self.created: Any = None
-
-    def create(self, spec: oci.Spec, stdin: int | None, stdout: int, stderr: int) -> tuple[int, int | None]:
-        from berth.runtime import process
-
-        with open(self.process_file) as f:
-            doc = json.load(f)
-        proc = oci.parse_spec({"root": {"path": spec.root_path}, "process": doc}, os.path.dirname(self.process_file)).process
-        try:
-            self.created = process.exec_in(self.init_pid, spec, proc, process.Stdio(stdin, stdout, stderr),
-                                           self.cgroup_path)
-        except process.CreateError as e:
-            raise RuntimeError_(str(e)) from None
-        return self.created.pid, self.created.pty_master
-
-    def start(self) -> None:
-        from berth.runtime import process
-
-        process.start(self.created)
-
-    def pause(self) -> None:
-        raise RuntimeError_("an exec process cannot be paused on its own")
-
-    resume = pause
-
-    def update(self, resources: dict[str, Any]) -> None:
-        raise RuntimeError_("an exec process has no resources of its own")
-
-    def pids(self) -> list[int]:
-        return [self.created.pid] if self.created is not None else []
-
-    def oom_killed(self) -> bool:
-        return False
-
-    def delete(self) -> None:
-        pass  # the container outlives its exec processes
-
-
 class OciCliRuntime:
     """runc's command line, as containerd's runc shim drives it."""
 

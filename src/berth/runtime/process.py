@@ -103,7 +103,7 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
     return Created(init_pid, master, parent, cgroup, tuple(spec.process.capabilities.warnings))
 
 
-def _handshake(parent: socket.socket, setup_pid: int, what: str, on_pid: Callable[[int], None],
+def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: Callable[[int], None],
                on_userns: Callable[[], None] | None = None) -> tuple[int, int | None]:
     """The caller's side of steps 2-4: answer the setup process until the child is ready.
 
@@ -139,7 +139,8 @@ def _handshake(parent: socket.socket, setup_pid: int, what: str, on_pid: Callabl
             raise CreateError(str(e)) from None
         raise
     finally:
-        os.waitpid(setup_pid, 0)
+        if setup_pid is not None:  # None: not our child (the exec forker's)
+            os.waitpid(setup_pid, 0)
 
 
 def _place_in_cgroup(spec: Spec, pid: int) -> Any:
@@ -489,7 +490,7 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
     setup_pid = os.fork()
     if setup_pid == 0:
         parent.close()
-        _exec_setup(init_pid, spec, proc, stdio, child)  # never returns
+        exec_setup(init_pid, spec, proc, stdio, child)  # never returns
     child.close()
     # The setup process joins the container's cgroups while it joins its namespaces (v1
     # writes are slow); the process it forks then is born in them.
@@ -509,7 +510,30 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
     return Created(pid, master, parent)
 
 
-def _exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) -> None:
+def exec_through(forker: socket.socket, proc_doc: dict[str, Any], stdio: Stdio) -> Created:
+    """exec_in() with the setup process forked by the container's exec forker
+    (runtime/forker.py), which sits in the container's cgroups: the process is born in
+    them, no cgroup write on the way. OSError when the forker is gone."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fds = [child.fileno()]
+    present = []
+    for fd in (stdio.stdin, stdio.stdout, stdio.stderr):
+        present.append(fd is not None and fd >= 0)
+        if fd is not None and fd >= 0:
+            fds.append(fd)
+    try:
+        socket.send_fds(forker, [json.dumps({"process": proc_doc, "stdio": present}).encode()], fds)
+    except OSError:
+        parent.close()
+        raise
+    finally:
+        child.close()
+    parent.send(b"cgroup")  # born in them
+    pid, master = _handshake(parent, None, "exec process", lambda _pid: None)
+    return Created(pid, master, parent)
+
+
+def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) -> None:
     try:
         if spec.seccomp is not None:
             from berth.runtime import seccomp  # noqa: F401  (not importable once inside)

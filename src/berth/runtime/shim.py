@@ -7,17 +7,26 @@ It is the init's parent (a child subreaper), so it sees the exit status; it owns
 stdio pipes or the pty master, writes the log file, and records the exit atomically
 in `exit.json`, so a restarted berthd can learn what happened while it was away.
 
+It also runs the container's `docker exec` processes: each is created through an exec
+forker (runtime/forker.py) that sits in the container's cgroups, so that no cgroup
+write delays it, and is then the shim's child (by reparenting) like the init: the
+shim keeps its stdio and its exit status too, under the exec's ID.
+
 Protocol on the socket: each connection sends one JSON line, the request:
+  {"op": "exec", "id", "process", "stdin"} -> {"pid"}: an exec process, created, not started
   {"op": "start"}                         -> {"ok": true} | {"error": ...}
   {"op": "state"}                         -> {"pid", "status", "exit_code"?}
   {"op": "wait"}                          -> {"exit_code", "finished_at"} once exited
   {"op": "kill", "signal": N}             -> {"ok": true}
   {"op": "resize", "height": H, "width": W}
-  {"op": "delete"}                        -> the shim exits (the container must be gone)
+  {"op": "delete"}                        -> the shim exits (the container must be gone);
+                                             an exec's record goes (it must have exited)
   {"op": "attach", "stdin", "stdout", "stderr"}
         -> the connection becomes the stream: output in Docker's framing (raw with a
            terminal) from the shim; stdin bytes to it; it closes when the container's
            output ends.
+start, state, wait, kill, resize, attach, close-stdin and delete take "exec": ID to mean
+an exec process instead of the init.
 It is deliberately stdlib-only and single-threaded (a selectors loop): it starts fast.
 """
 
@@ -55,7 +64,7 @@ class Client:
         self.inbuf = b""
         self.outbuf = bytearray()
         self.request: dict[str, Any] | None = None
-        self.attached = False
+        self.attached: Proc | None = None  # the process whose stdio this connection carries
         self.want_stdout = self.want_stderr = self.want_stdin = False
         self.close_after_flush = False
         self.closed = False
@@ -63,27 +72,80 @@ class Client:
         self.registered = True
 
 
-class Shim:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
+class Proc:
+    """One process the shim keeps: the container's init, or an exec process."""
+
+    def __init__(self, exec_id: str = "") -> None:
+        self.exec_id = exec_id
         self.pid = 0
         self.status = "created"
-        self.exit_code: int | None = None
-        self.finished_at: str | None = None
-        self.init_exited = False
-        self.raw_status = 0
         self.tty = False
+        self.stdin_once = True
+        self.want_stdin = False  # berthd keeps its stdin open
         self.stdin_w: int | None = None
         self.stdin_buf = bytearray()
         self.outputs: dict[int, int] = {}  # fd -> stream
         self.pty_master: int | None = None
-        self.clients: list[Client] = []
-        self.waiters: list[Client] = []
-        self.runtime: Any = None
-        self.oom_killed = False
-        self.log: Any = None
+        self.exited = False
+        self.raw_status = 0
         self.exit_deadline = 0.0
+        self.exit_code: int | None = None
+        self.finished_at: str | None = None
+        self.oom_killed = False
+        self.waiters: list[Client] = []
+        self.log: Any = None
+        self.created: Any = None  # an exec's process.Created, until it starts
+
+    def exit_doc(self) -> dict[str, Any]:
+        return {"exit_code": self.exit_code, "finished_at": self.finished_at, "pid": self.pid,
+                "oom_killed": self.oom_killed}
+
+    def open_stdio(self, stdin: bool) -> tuple[int | None, int | None, int | None]:
+        """Pipes for a process without a terminal: the ends it gets (stdin, out, err)."""
+        self.want_stdin = stdin
+        if self.tty:
+            return None, None, None
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdin_r = None
+        if stdin:
+            stdin_r, self.stdin_w = os.pipe()
+        self.outputs[out_r] = STDOUT
+        self.outputs[err_r] = STDERR
+        return stdin_r, out_w, err_w
+
+    def watch_output(self, master: int | None) -> None:
+        if self.tty:
+            if master is None:
+                raise ShimCreateError("the runtime did not hand over the process's terminal")
+            self.pty_master = master
+            self.outputs[master] = STDOUT
+            if self.stdin_w is None and self.want_stdin:
+                self.stdin_w = master
+        for fd in self.outputs:
+            os.set_blocking(fd, False)
+            SEL.register(fd, selectors.EVENT_READ, ("output", (self, fd)))
+        if self.stdin_w is not None and not self.tty:
+            os.set_blocking(self.stdin_w, False)
+
+
+class Shim:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.init = Proc()
+        self.execs: dict[str, Proc] = {}
+        self.by_pid: dict[int, Proc] = {}
+        self.clients: list[Client] = []
+        self.runtime: Any = None
+        self.spec: Any = None
+        self.forker: socket.socket | None = None
+        self.forker_pid = 0
+        self.pids_raised = False  # pids.max is one above the user's limit, for the forker
         self.running = True
+
+    @property
+    def pid(self) -> int:
+        return self.init.pid
 
     # -- creation -------------------------------------------------------------------
 
@@ -91,14 +153,11 @@ class Shim:
         from berth.runtime import backends, linux, oci
 
         linux.set_child_subreaper()
-        spec = oci.load_bundle(self.args.bundle)
-        self.tty = spec.process.terminal
-        if self.args.exec_pid:
-            # docker exec: a process in the running container, described by --process
-            with open(self.args.process) as f:
-                self.tty = bool(json.load(f).get("terminal"))
-            self.runtime = backends.ExecRuntime(self.args.exec_pid, self.args.cgroup, self.args.process)
-        elif self.args.runtime:
+        spec = self.spec = oci.load_bundle(self.args.bundle)
+        init = self.init
+        init.tty = spec.process.terminal
+        init.stdin_once = self.args.stdin_once
+        if self.args.runtime:
             root = os.path.join(os.path.dirname(os.path.dirname(self.args.state_dir)),
                                 "runtime-" + os.path.basename(self.args.runtime))
             self.runtime = backends.OciCliRuntime(self.args.runtime, root, self.args.id,
@@ -110,17 +169,12 @@ class Shim:
 
             options = dict(opt.partition("=")[::2] for opt in self.args.log_opt)
             try:
-                self.log = open_sink(self.args.log_driver, self.args.log, options)
+                init.log = open_sink(self.args.log_driver, self.args.log, options)
             except (OSError, ValueError) as e:
                 raise ShimCreateError(str(e)) from None
-        stdin_r = out_w = err_w = None
-        if not self.tty:
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            if self.args.stdin:
-                stdin_r, self.stdin_w = os.pipe()
+        stdin_r, out_w, err_w = init.open_stdio(self.args.stdin)
         try:
-            self.pid, master = self.runtime.create(spec, stdin_r, -1 if out_w is None else out_w,
+            init.pid, master = self.runtime.create(spec, stdin_r, -1 if out_w is None else out_w,
                                                    -1 if err_w is None else err_w)
         except backends.RuntimeError_ as e:
             raise ShimCreateError(str(e)) from None
@@ -128,21 +182,108 @@ class Shim:
             for fd in (out_w, err_w, stdin_r):
                 if fd is not None:
                     os.close(fd)
-        if self.tty:
-            if master is None:
-                raise ShimCreateError("the runtime did not hand over the container's terminal")
-            self.pty_master = master
-            self.outputs[self.pty_master] = STDOUT
-            if self.args.stdin:
-                self.stdin_w = self.pty_master
-        else:
-            self.outputs[out_r] = STDOUT
-            self.outputs[err_r] = STDERR
-        for fd in self.outputs:
-            os.set_blocking(fd, False)
-            SEL.register(fd, selectors.EVENT_READ, ("output", fd))
-        if self.stdin_w is not None and not self.tty:
-            os.set_blocking(self.stdin_w, False)
+        self.by_pid[init.pid] = init
+        init.watch_output(master)
+
+    def create_exec(self, exec_id: str, doc: dict[str, Any], stdin: bool) -> Proc:
+        """An exec process, created in the running container and waiting for start."""
+        from berth.runtime import process
+
+        if self.init.exited or self.init.status != "running":
+            raise ShimCreateError("the container is not running")
+        if exec_id in self.execs:
+            raise ShimCreateError(f"exec {exec_id} exists already")
+        p = Proc(exec_id)
+        p.tty = bool(doc.get("terminal"))
+        stdin_r, out_w, err_w = p.open_stdio(stdin)
+        try:
+            stdio = process.Stdio(stdin_r, -1 if out_w is None else out_w, -1 if err_w is None else err_w)
+            try:
+                p.created = process.exec_through(self._forker(), doc, stdio)
+            except OSError:  # the forker died (killed by someone): a new one, once
+                self._drop_forker()
+                p.created = process.exec_through(self._forker(), doc, stdio)
+        except (process.CreateError, OSError) as e:
+            for ours in [*p.outputs, *([p.stdin_w] if p.stdin_w is not None else [])]:
+                os.close(ours)
+            raise ShimCreateError(str(e)) from None
+        finally:
+            for fd in (out_w, err_w, stdin_r):
+                if fd is not None:
+                    os.close(fd)
+        p.pid = p.created.pid
+        self.execs[exec_id] = p
+        self.by_pid[p.pid] = p
+        p.watch_output(p.created.pty_master)
+        return p
+
+    def _forker(self) -> socket.socket:
+        if self.forker is not None:
+            return self.forker
+        from berth.runtime import forker
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                keep = theirs.fileno()
+                os.closerange(3, keep)
+                os.closerange(keep + 1, 1 << 16)
+                forker.serve(theirs, self.init.pid, self.spec, self.args.bundle, self.spec.cgroups_path or "")
+            finally:
+                os._exit(1)
+        theirs.close()
+        answer = ours.recv(65536)
+        doc = json.loads(answer) if answer else {"error": "the exec forker exited"}
+        if "error" in doc:
+            ours.close()
+            os.waitpid(pid, 0)
+            raise ShimCreateError(doc["error"])
+        self.forker, self.forker_pid = ours, pid
+        self._account_forker(True)
+        return ours
+
+    def _account_forker(self, present: bool) -> None:
+        """The forker is one of the container's processes to the kernel, not to its user:
+        its pids limit is raised by one while it runs, and berthd (stats) learns from
+        the `forker` file beside exit.json to leave it out."""
+        path = self.spec.cgroups_path if self.spec is not None else ""
+        try:
+            if path:
+                from berth.runtime import cgroups
+                from berth.runtime.cgroups.resources import parse_resources
+
+                cg = cgroups.open_manager(path)
+                limit = cg.stats().pids_limit
+                if limit and present != self.pids_raised:
+                    cg.update(parse_resources({"pids": {"limit": limit + (1 if present else -1)}}))
+                    self.pids_raised = present
+            self._write_marker()
+        except Exception:  # noqa: BLE001  (accounting must not fail an exec)
+            traceback.print_exc()
+
+    def _write_marker(self) -> None:
+        marker = os.path.join(self.args.state_dir, "forker")
+        if self.forker is not None:
+            with open(marker + ".tmp", "w") as f:
+                json.dump({"pid": self.forker_pid, "pids_limit_raised": self.pids_raised}, f)
+            os.rename(marker + ".tmp", marker)
+        elif os.path.exists(marker):
+            os.unlink(marker)
+
+    def _drop_forker(self) -> None:
+        if self.forker is None:
+            return
+        self.forker.close()
+        self.forker = None
+        try:
+            os.kill(self.forker_pid, signal.SIGKILL)
+            os.waitpid(self.forker_pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self.forker_pid = 0
+        self._account_forker(False)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -161,17 +302,23 @@ class Shim:
         self.reap()
         while self.running:
             timeout = None
-            if self.init_exited and self.exit_code is None:
-                timeout = max(0.0, self.exit_deadline - time.monotonic())
+            for p in self._procs():
+                if p.exited and p.exit_code is None:
+                    left = max(0.0, p.exit_deadline - time.monotonic())
+                    timeout = left if timeout is None else min(timeout, left)
             for key, mask in SEL.select(timeout):
                 try:
                     self.dispatch(key, mask, listener, wake_r)
                 except Exception:  # noqa: BLE001  (one bad event must not lose the container)
                     traceback.print_exc()
-            try:
-                self.maybe_finish()
-            except Exception:  # noqa: BLE001
-                traceback.print_exc()
+            for p in self._procs():
+                try:
+                    self.maybe_finish(p)
+                except Exception:  # noqa: BLE001
+                    traceback.print_exc()
+
+    def _procs(self) -> list[Proc]:
+        return [self.init, *self.execs.values()]
 
     def dispatch(self, key: selectors.SelectorKey, mask: int, listener: socket.socket, wake_r: int) -> None:
         kind, obj = key.data
@@ -184,14 +331,14 @@ class Shim:
                 pass
             self.reap()
         elif kind == "output":
-            self.read_output(obj)
+            self.read_output(*obj)
         elif kind == "client":
             if mask & selectors.EVENT_READ:
                 self.client_readable(obj)
             if mask & selectors.EVENT_WRITE and not obj.closed:
                 self.client_flush(obj)
         elif kind == "stdin":
-            self.flush_stdin()
+            self.flush_stdin(obj)
 
     def reap(self) -> None:
         while True:
@@ -201,58 +348,66 @@ class Shim:
                 return
             if pid == 0:
                 return
-            if pid == self.pid and not self.init_exited:
-                self.init_exited = True
-                self.raw_status = status
+            if pid == self.forker_pid:
+                self.forker_pid = 0
+                if self.forker is not None:
+                    self.forker.close()
+                    self.forker = None
+                if not self.init.exited:
+                    self._account_forker(False)
+                continue
+            p = self.by_pid.pop(pid, None)
+            if p is not None and not p.exited:
+                p.exited = True
+                p.raw_status = status
                 # Output ends when the last writer in the container closes; if some
                 # process outside it holds a pipe, stop waiting after a while.
-                self.exit_deadline = time.monotonic() + 2.0
+                p.exit_deadline = time.monotonic() + 2.0
 
-    def maybe_finish(self) -> None:
-        if not self.init_exited or self.exit_code is not None:
+    def maybe_finish(self, p: Proc) -> None:
+        if not p.exited or p.exit_code is not None:
             return
-        if self.outputs and time.monotonic() < self.exit_deadline:
+        if p.outputs and time.monotonic() < p.exit_deadline:
             return
-        for fd in list(self.outputs):
-            self.drain_output(fd)
-            self.close_output(fd)
-        code = os.waitstatus_to_exitcode(self.raw_status)
-        try:
-            self.oom_killed = self.runtime.oom_killed()
-            self.runtime.delete()
-        except Exception:  # noqa: BLE001  (clean-up trouble must not hide the exit)
-            traceback.print_exc()
-        self.exit_code = 128 - code if code < 0 else code
-        self.finished_at = _now()
-        self.status = "stopped"
-        if self.log:
-            self.log.close()
-            self.log = None
-        self.write_exit_file()
-        for c in self.waiters:
-            self.reply(c, self.exit_doc(), close=True)
-        self.waiters.clear()
+        for fd in list(p.outputs):
+            self.drain_output(p, fd)
+            self.close_output(p, fd)
+        code = os.waitstatus_to_exitcode(p.raw_status)
+        if p is self.init:
+            self._drop_forker()  # it is in the container's cgroups, which go now
+            try:
+                p.oom_killed = self.runtime.oom_killed()
+                self.runtime.delete()
+            except Exception:  # noqa: BLE001  (clean-up trouble must not hide the exit)
+                traceback.print_exc()
+        p.exit_code = 128 - code if code < 0 else code
+        p.finished_at = _now()
+        p.status = "stopped"
+        if p.log:
+            p.log.close()
+            p.log = None
+        if p is self.init:
+            self.write_exit_file()
+        for c in p.waiters:
+            self.reply(c, p.exit_doc(), close=True)
+        p.waiters.clear()
         for c in self.clients:
-            if c.attached:
+            if c.attached is p:
                 c.close_after_flush = True
                 self.client_flush(c)
-
-    def exit_doc(self) -> dict[str, Any]:
-        return {"exit_code": self.exit_code, "finished_at": self.finished_at, "pid": self.pid,
-                "oom_killed": self.oom_killed}
 
     def write_exit_file(self) -> None:
         path = os.path.join(self.args.state_dir, "exit.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self.exit_doc(), f)
+            json.dump(self.init.exit_doc(), f)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
 
-    # -- container output -----------------------------------------------------------
+    # -- process output -------------------------------------------------------------
 
-    def read_output(self, fd: int) -> None:
+    def read_output(self, p: Proc, fd: int) -> None:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
@@ -262,80 +417,79 @@ class Shim:
                 raise
             data = b""
         if not data:
-            self.close_output(fd)
+            self.close_output(p, fd)
             return
-        self.emit(self.outputs[fd], data)
+        self.emit(p, p.outputs[fd], data)
 
-    def drain_output(self, fd: int) -> None:
-        while fd in self.outputs:
-            before = fd in self.outputs
+    def drain_output(self, p: Proc, fd: int) -> None:
+        while fd in p.outputs:
             try:
                 data = os.read(fd, 65536)
             except (BlockingIOError, OSError):
                 return
-            if not data or not before:
+            if not data:
                 return
-            self.emit(self.outputs[fd], data)
+            self.emit(p, p.outputs[fd], data)
 
-    def close_output(self, fd: int) -> None:
-        if fd not in self.outputs:
+    def close_output(self, p: Proc, fd: int) -> None:
+        if fd not in p.outputs:
             return
-        del self.outputs[fd]
+        del p.outputs[fd]
         SEL.unregister(fd)
-        if fd != self.pty_master:
+        if fd != p.pty_master:
             os.close(fd)
 
-    def emit(self, stream: int, data: bytes) -> None:
-        if self.log:
-            self.log.write("stdout" if stream == STDOUT else "stderr", data)
-        framed = data if self.tty else _encode_frame(stream, data)
+    def emit(self, p: Proc, stream: int, data: bytes) -> None:
+        if p.log:
+            p.log.write("stdout" if stream == STDOUT else "stderr", data)
+        framed = data if p.tty else _encode_frame(stream, data)
         for c in self.clients:
-            if c.attached and not c.closed and (c.want_stdout if stream == STDOUT else c.want_stderr):
+            if c.attached is p and not c.closed and (c.want_stdout if stream == STDOUT else c.want_stderr):
                 c.outbuf += framed
                 self.client_flush(c)
 
     # -- stdin ------------------------------------------------------------------------
 
-    def write_stdin(self, data: bytes) -> None:
-        if self.stdin_w is None:
+    def write_stdin(self, p: Proc, data: bytes) -> None:
+        if p.stdin_w is None:
             return
-        self.stdin_buf += data
-        self.flush_stdin()
+        p.stdin_buf += data
+        self.flush_stdin(p)
 
-    def flush_stdin(self) -> None:
-        if self.stdin_w is None:
+    def flush_stdin(self, p: Proc) -> None:
+        if p.stdin_w is None:
             return
-        while self.stdin_buf:
+        while p.stdin_buf:
             try:
-                n = os.write(self.stdin_w, self.stdin_buf)
+                n = os.write(p.stdin_w, p.stdin_buf)
             except BlockingIOError:
                 break
             except OSError:
-                self.stdin_buf.clear()
+                p.stdin_buf.clear()
                 break
-            del self.stdin_buf[:n]
-        self._watch_stdin(bool(self.stdin_buf))
+            del p.stdin_buf[:n]
+        self._watch_stdin(p, bool(p.stdin_buf))
 
-    def _watch_stdin(self, on: bool) -> None:
-        if self.stdin_w is None or self.tty:
+    def _watch_stdin(self, p: Proc, on: bool) -> None:
+        if p.stdin_w is None or p.tty:
             return
         try:
-            SEL.get_key(self.stdin_w)
+            SEL.get_key(p.stdin_w)
             registered = True
         except KeyError:
             registered = False
         if on and not registered:
-            SEL.register(self.stdin_w, selectors.EVENT_WRITE, ("stdin", None))
+            SEL.register(p.stdin_w, selectors.EVENT_WRITE, ("stdin", p))
         elif not on and registered:
-            SEL.unregister(self.stdin_w)
+            SEL.unregister(p.stdin_w)
 
-    def close_stdin(self) -> None:
-        if self.stdin_w is None or self.tty:
+    def close_stdin(self, p: Proc) -> None:
+        if p.stdin_w is None or p.tty:
             return  # a terminal has no half-close
-        self.flush_stdin()
-        self._watch_stdin(False)
-        os.close(self.stdin_w)
-        self.stdin_w = None
+        self.flush_stdin(p)
+        self._watch_stdin(p, False)
+        os.close(p.stdin_w)
+        p.stdin_w = None
 
     # -- clients ------------------------------------------------------------------------
 
@@ -356,15 +510,16 @@ class Shim:
             return
         except OSError:
             data = b""
-        if c.attached:
+        p = c.attached
+        if p is not None:
             if data:
                 if c.want_stdin:
-                    self.write_stdin(data)
+                    self.write_stdin(p, data)
                 return
             # As moby: a client's leaving closes stdin only with StdinOnce and no terminal
             # (a detach, ctrl-p ctrl-q, leaves a terminal's shell running).
-            if c.want_stdin and self.args.stdin_once and not self.tty:
-                self.close_stdin()
+            if c.want_stdin and p.stdin_once and not p.tty:
+                self.close_stdin(p)
             c.want_stdin = False
             c.read_closed = True
             self._set_events(c)
@@ -376,7 +531,7 @@ class Shim:
             return
         c.inbuf += data
         if b"\n" not in c.inbuf:
-            if len(c.inbuf) > 65536:
+            if len(c.inbuf) > 1 << 20:
                 self.drop(c)
             return
         line, _, rest = c.inbuf.partition(b"\n")
@@ -390,81 +545,123 @@ class Shim:
         self.handle(c, op, req, rest)
 
     def handle(self, c: Client, op: str, req: dict[str, Any], rest: bytes) -> None:
+        if op == "exec":
+            try:
+                p = self.create_exec(str(req["id"]), req["process"], bool(req.get("stdin")))
+            except (KeyError, TypeError, ShimCreateError) as e:
+                self.reply(c, {"error": str(e) if isinstance(e, ShimCreateError) else "malformed exec request"},
+                           close=True)
+                return
+            self.reply(c, {"pid": p.pid}, close=True)
+            return
+        exec_id = req.get("exec")
+        if exec_id:
+            target = self.execs.get(str(exec_id))
+            if target is None:
+                self.reply(c, {"error": f"no such exec: {exec_id}"}, close=True)
+                return
+        else:
+            target = self.init
         if op == "attach":
-            c.attached = True
+            c.attached = target
             c.want_stdin = bool(req.get("stdin"))
             c.want_stdout = bool(req.get("stdout"))
             c.want_stderr = bool(req.get("stderr"))
             if rest and c.want_stdin:
-                self.write_stdin(rest)
-            if self.exit_code is not None:
+                self.write_stdin(target, rest)
+            if target.exit_code is not None:
                 c.close_after_flush = True
             c.outbuf += b'{"ok":true}\n'
             self.client_flush(c)
         elif op == "start":
-            if self.status != "created":
+            if target.status != "created":
                 self.reply(c, {"error": "container is not in the created state"}, close=True)
                 return
             try:
-                self.runtime.start()
+                if target is self.init:
+                    self.runtime.start()
+                else:
+                    from berth.runtime import process
+
+                    created, target.created = target.created, None
+                    process.start(created)
             except Exception as e:  # noqa: BLE001  (any runtime failure goes back to berthd)
                 self.reply(c, {"error": f"start failed: {e}"}, close=True)
                 return
-            self.status = "running"
+            target.status = "running"
             self.reply(c, {"ok": True}, close=True)
         elif op == "state":
-            doc: dict[str, Any] = {"pid": self.pid, "status": self.status}
-            if self.exit_code is not None:
-                doc.update(self.exit_doc())
+            doc: dict[str, Any] = {"pid": target.pid, "status": target.status}
+            if target.exit_code is not None:
+                doc.update(target.exit_doc())
             self.reply(c, doc, close=True)
         elif op == "wait":
-            if self.exit_code is not None:
-                self.reply(c, self.exit_doc(), close=True)
+            if target.exit_code is not None:
+                self.reply(c, target.exit_doc(), close=True)
             else:
-                self.waiters.append(c)
+                target.waiters.append(c)
         elif op == "kill":
             try:
-                if self.exit_code is None:
-                    os.kill(self.pid, int(req.get("signal", signal.SIGKILL)))
+                if target.exit_code is None and not target.exited:
+                    os.kill(target.pid, int(req.get("signal", signal.SIGKILL)))
                 self.reply(c, {"ok": True}, close=True)
             except ProcessLookupError:
                 self.reply(c, {"ok": True}, close=True)
             except (OSError, ValueError) as e:
                 self.reply(c, {"error": f"kill failed: {e}"}, close=True)
         elif op == "resize":
-            if self.pty_master is not None and self.exit_code is None:
+            if target.pty_master is not None and target.exit_code is None:
                 from berth.runtime import linux
 
                 try:
-                    linux.set_window_size(self.pty_master, int(req["height"]), int(req["width"]))
+                    linux.set_window_size(target.pty_master, int(req["height"]), int(req["width"]))
                 except (OSError, KeyError, ValueError):
                     pass
             self.reply(c, {"ok": True}, close=True)
         elif op in ("pause", "resume", "update", "pids"):
-            if self.exit_code is not None:
+            if self.init.exit_code is not None:
                 self.reply(c, {"error": "container is not running"}, close=True)
                 return
             try:
                 if op == "update":
-                    self.runtime.update(req.get("resources") or {})
+                    resources = req.get("resources") or {}
+                    pids = resources.get("pids") if isinstance(resources, dict) else None
+                    if isinstance(pids, dict) and isinstance(pids.get("limit"), int):
+                        limit = pids["limit"]
+                        raise_it = self.forker is not None and limit > 0
+                        resources = {**resources, "pids": {**pids, "limit": limit + 1 if raise_it else limit}}
+                        self.pids_raised = raise_it
+                    self.runtime.update(resources)
+                    self._write_marker()
                     self.reply(c, {"ok": True}, close=True)
                 elif op == "pids":
-                    self.reply(c, {"pids": self.runtime.pids()}, close=True)
+                    pids = [pid for pid in self.runtime.pids() if pid != self.forker_pid]
+                    self.reply(c, {"pids": pids}, close=True)
                 else:
                     getattr(self.runtime, op)()
-                    self.status = "paused" if op == "pause" else "running"
+                    self.init.status = "paused" if op == "pause" else "running"
                     self.reply(c, {"ok": True}, close=True)
             except Exception as e:  # noqa: BLE001
                 self.reply(c, {"error": str(e)}, close=True)
         elif op == "close-stdin":
-            self.close_stdin()
+            self.close_stdin(target)
             self.reply(c, {"ok": True}, close=True)
         elif op == "delete":
-            if self.exit_code is None:
-                self.reply(c, {"error": "container is still running"}, close=True)
+            if target.exit_code is None:
+                self.reply(c, {"error": "container is still running" if target is self.init
+                               else "exec process is still running"}, close=True)
                 return
             self.reply(c, {"ok": True}, close=True)
-            self.running = False
+            if target is self.init:
+                self.running = False
+            else:
+                del self.execs[target.exec_id]
+                if target.pty_master is not None:
+                    os.close(target.pty_master)
+                    target.pty_master = None
+                if target.stdin_w is not None:
+                    os.close(target.stdin_w)
+                    target.stdin_w = None
         else:
             self.reply(c, {"error": f"unknown op {op!r}"}, close=True)
 
@@ -483,7 +680,8 @@ class Shim:
                 self.drop(c)
                 return
             del c.outbuf[:n]
-        if not c.outbuf and c.close_after_flush and not (c.attached and c.want_stdin and self.exit_code is None):
+        p = c.attached
+        if not c.outbuf and c.close_after_flush and not (p is not None and c.want_stdin and p.exit_code is None):
             self.drop(c)
             return
         self._set_events(c)
@@ -513,8 +711,9 @@ class Shim:
         c.sock.close()
         if c in self.clients:
             self.clients.remove(c)
-        if c in self.waiters:
-            self.waiters.remove(c)
+        for p in self._procs():
+            if c in p.waiters:
+                p.waiters.remove(c)
 
 
 def _now() -> str:
@@ -535,9 +734,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stdin", action="store_true", help="keep the container's stdin open")
     p.add_argument("--stdin-once", action="store_true", help="close stdin when the attached client does")
     p.add_argument("--runtime", default="", help="an OCI runtime binary (runc, crun); default: berth's own")
-    p.add_argument("--exec-pid", type=int, default=0, help="exec mode: the pid of the container's init")
-    p.add_argument("--process", default="", help="exec mode: the OCI process JSON to run")
-    p.add_argument("--cgroup", default="", help="exec mode: the container's cgroup path")
     args = p.parse_args(argv)
     shim = Shim(args)
     out = sys.stdout

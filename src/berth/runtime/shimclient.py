@@ -29,9 +29,6 @@ class ShimOptions:
     stdin: bool
     stdin_once: bool
     runtime: str = ""  # an OCI runtime binary (runc, crun); "" for berth's own
-    exec_pid: int = 0  # exec mode: the container's init; the bundle is the container's
-    process: str = ""  # exec mode: the process JSON file
-    cgroup: str = ""  # exec mode: the container's cgroup path
     log_driver: str = "json-file"  # berth.logs.sinks: json-file, local, syslog, none
     log_options: dict[str, str] = field(default_factory=dict)  # checked by berth.logs.drivers
 
@@ -49,8 +46,6 @@ def _shim_argv(opts: ShimOptions) -> list[str]:
         args += ["--log-driver", opts.log_driver]
     for key, value in opts.log_options.items():
         args += ["--log-opt", f"{key}={value}"]
-    if opts.exec_pid:
-        args += ["--exec-pid", str(opts.exec_pid), "--process", opts.process, "--cgroup", opts.cgroup]
     return args
 
 
@@ -143,9 +138,13 @@ async def call(sock: str, doc: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def attach(sock: str, stdin: bool, stdout: bool, stderr: bool
+async def attach(sock: str, stdin: bool, stdout: bool, stderr: bool, exec_id: str = ""
                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await _open(sock, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr})
+    """The stdio of the container's init, or of one of its exec processes."""
+    doc: dict[str, Any] = {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr}
+    if exec_id:
+        doc["exec"] = exec_id
+    reader, writer = await _open(sock, doc)
     line = await reader.readline()
     if not line.startswith(b'{"ok"'):
         writer.close()
