@@ -27,6 +27,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -241,14 +242,23 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.socket_path = path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+        deadline = time.monotonic() + (self.timeout if isinstance(self.timeout, (int, float)) else 30.0)
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(self.socket_path)
+            except BlockingIOError:  # EAGAIN: the plugin's backlog is full; it is busy, not gone
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+            return
 
 
 def _post(address: PluginAddress, request: PluginRequest) -> tuple[int, bytes]:
