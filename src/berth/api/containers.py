@@ -131,7 +131,7 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         auto_remove=_opt(hc, "AutoRemove", bool, False),
         network_mode=_opt(hc, "NetworkMode", str, "") or "bridge",
         restart_policy=RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0)),
-        log_config=LogConfig(_opt(lc, "Type", str, "") or "json-file", _str_map(lc, "Config")),
+        log_config=LogConfig(_opt(lc, "Type", str, ""), _str_map(lc, "Config")),  # "": the daemon's
         binds=_strings(hc, "Binds") or [],
         mounts=[_mount_spec(m) for m in _opt(hc, "Mounts", list, [])],
         volumes_from=_strings(hc, "VolumesFrom") or [],

@@ -105,7 +105,7 @@ async def info(request: web.Request) -> web.Response:
         "OomKillDisable": False,
         "NGoroutines": 0,
         "SystemTime": now_rfc3339(),
-        "LoggingDriver": "json-file",
+        "LoggingDriver": ctx.config.log_driver,
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": _cgroup_version(),
         "NEventsListener": ctx.events.listeners,

@@ -30,7 +30,15 @@ from typing import IO, Any
 
 from berth.containers import execs, health, mounting, mounts, restart
 from berth.containers import stats as container_stats
-from berth.containers.model import Container, Health, HostConfig, RunConfig, State, Status
+from berth.containers.model import (
+    Container,
+    Health,
+    HostConfig,
+    LogConfig,
+    RunConfig,
+    State,
+    Status,
+)
 from berth.containers.names import random_name
 from berth.containers.users import resolve_user
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
@@ -117,6 +125,7 @@ class ContainerManager:
         self._reserved_names: set[str] = set()
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
+        self.default_log = LogConfig()  # daemon.json's log-driver and log-opts
         self._shutting_down = False  # its stops are not the user's: restart policies hold
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
@@ -145,6 +154,15 @@ class ContainerManager:
             known["runc"] = runc
         known.update(self.runtimes)
         return known
+
+    def _default_log_config(self, lc: LogConfig) -> None:
+        """As dockerd: no driver named means the daemon's, and a container of the daemon's
+        driver gets the daemon's options it does not set itself."""
+        if not lc.type:
+            lc.type = self.default_log.type
+        if lc.type == self.default_log.type:
+            for key, value in self.default_log.config.items():
+                lc.config.setdefault(key, value)
 
     def _sock(self, cid: str) -> str:
         return os.path.join(self.socket_dir, cid[:24] + ".sock")
@@ -391,6 +409,7 @@ class ContainerManager:
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
+        self._default_log_config(host.log_config)
         log_drivers.validate(host.log_config.type, host.log_config.config)
         cid = secrets.token_hex(32)
         mode = host.network_mode or ""

@@ -33,11 +33,13 @@ class DaemonConfig:
     default_runtime: str = "berth"
     config_file: str = "/etc/berth/daemon.json"
     storage_driver: str = ""  # "overlay2" or "vfs"; "" = overlay2, or vfs where overlayfs cannot mount
+    log_driver: str = "json-file"  # containers' log driver when they name none
+    log_opts: dict[str, str] = field(default_factory=dict)  # and its options
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
-              "bridge": "bridge", "storage-driver": "storage_driver"}
+              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver"}
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -54,6 +56,9 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     p.add_argument("-b", "--bridge", help='attach containers to a network bridge ("none" to disable)')
     p.add_argument("-s", "--storage-driver", choices=["overlay2", "vfs"],
                    help="storage driver for containers' roots (default overlay2, vfs where overlayfs is unavailable)")
+    p.add_argument("--log-driver", help="default log driver for containers (default json-file)")
+    p.add_argument("--log-opt", action="append", dest="log_opts", metavar="KEY=VALUE",
+                   help="default log driver option for containers (repeatable)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -63,7 +68,7 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
              "live_restore": args.live_restore, "bridge": args.bridge,
-             "storage_driver": args.storage_driver}
+             "storage_driver": args.storage_driver, "log_driver": args.log_driver}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:
@@ -78,6 +83,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     if config.debug:
         config.log_level = "debug"
     config.runtimes, config.default_runtime = _runtimes(from_file)
+    config.log_opts = _log_opts(from_file, args.log_opts)
+    _check_log_config(config.log_driver, config.log_opts)
     if config.storage_driver not in ("", "overlay2", "vfs"):
         raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
     config.data_root = os.path.abspath(config.data_root)
@@ -103,6 +110,39 @@ def _runtimes(doc: dict[str, object]) -> tuple[dict[str, str], str]:
     return runtimes, default
 
 
+def _log_opts(doc: dict[str, object], flags: list[str] | None) -> dict[str, str]:
+    """daemon.json's `log-opts` or the `--log-opt` flags (not both, as dockerd)."""
+    raw = doc.get("log-opts")
+    if raw is not None and flags:
+        raise ConfigError("the following directives are specified both as a flag and in the configuration "
+                          f"file: log-opts: (from flag: [{' '.join(flags)}], from file: {raw})")
+    if flags:
+        out = {}
+        for item in flags:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"invalid --log-opt {item!r}: it must be KEY=VALUE")
+            out[key] = value
+        return out
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ConfigError("log-opts in daemon.json must be an object of strings")
+    return {str(k): v for k, v in raw.items()}
+
+
+def _check_log_config(driver: object, opts: dict[str, str]) -> None:
+    from berth.errors import InvalidParameter
+    from berth.logs import drivers
+
+    if not isinstance(driver, str) or not driver:
+        raise ConfigError("log-driver in daemon.json must be a string")
+    try:
+        drivers.validate(driver, opts)
+    except InvalidParameter as e:
+        raise ConfigError(f"failed to set the default log driver: {e}") from None
+
+
 def _load_file(path: str, required: bool) -> dict[str, object]:
     try:
         with open(path) as f:
@@ -115,7 +155,7 @@ def _load_file(path: str, required: bool) -> dict[str, object]:
         raise ConfigError(f"unable to configure the daemon with file {path}: {e}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"unable to configure the daemon with file {path}: not a JSON object")
-    unknown = set(doc) - set(_FILE_KEYS) - {"runtimes", "default-runtime", "log-driver", "log-opts",
+    unknown = set(doc) - set(_FILE_KEYS) - {"runtimes", "default-runtime", "log-opts",
                                               "bip", "dns", "registry-mirrors",
                                               "insecure-registries", "features", "iptables"}
     if unknown:

@@ -102,6 +102,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.api import volumes as volumes_api
     from berth.api.server import make_app
     from berth.containers.manager import ContainerManager
+    from berth.containers.model import LogConfig
     from berth.events import EventLog
     from berth.images.store import ImageStore
     from berth.layers.store import LayerStore
@@ -128,6 +129,7 @@ async def run(config: DaemonConfig) -> None:
     containers.on_event = events.container
     containers.runtimes = dict(config.runtimes)
     containers.default_runtime = config.default_runtime
+    containers.default_log = LogConfig(config.log_driver, dict(config.log_opts))
     containers.load()
     await containers.launcher.start_zygote()
     await containers.restore(config.live_restore)
