@@ -86,11 +86,16 @@ def _gone(request: web.Request) -> bool:
 async def events(request: web.Request) -> web.StreamResponse:
     since = _timestamp(request, "since")
     until = _timestamp(request, "until")
+    now = time.time_ns()
+    if until is not None and "." not in request.query.get("until", "") and until <= now < until + 1_000_000_000:
+        # The CLI sends a duration (`--until 0s`) in whole seconds: "now" would lose what
+        # happened earlier in this second, the run the user just did. It means now.
+        until = now
     if until is not None and since is not None and until < since:
         raise InvalidParameter(f"`since` time ({request.query.get('since')}) cannot be after "
                                f"`until` time ({request.query.get('until')})")
     event_filter = EventFilter(parse_filters(request.query.get("filters", "")))
-    only_past = until is not None and until < time.time_ns()
+    only_past = until is not None and until <= now
 
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)
