@@ -203,7 +203,7 @@ class Shim:
             except OSError:  # the forker died (killed by someone): a new one, once
                 self._drop_forker()
                 p.created = process.exec_through(self._forker(), doc, stdio)
-        except (process.CreateError, OSError) as e:
+        except (process.CreateError, OSError, ShimCreateError) as e:  # the last: no forker
             for ours in [*p.outputs, *([p.stdin_w] if p.stdin_w is not None else [])]:
                 os.close(ours)
             raise ShimCreateError(str(e)) from None
