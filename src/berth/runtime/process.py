@@ -90,8 +90,14 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
             _run_hooks("prestart", spec, state)
             _run_hooks("createRuntime", spec, state)
 
+    # On cgroup v1 joining the cgroups waits out an RCU grace period (~12 ms here): the
+    # init mounts its root meanwhile, and waits for "placed" only where it must (its
+    # cgroup mounts, a cgroup namespace, "ready"). Runtime hooks and a cgroup namespace
+    # want the old order: placed first.
+    early = not (spec.hooks.get("prestart") or spec.hooks.get("createRuntime")) and spec.namespace("cgroup") is None
     try:
-        init_pid, master = _handshake(parent, setup_pid, "container init", on_pid, on_userns)
+        init_pid, master = _handshake(parent, setup_pid, "container init", on_pid, on_userns,
+                                      go_first=early, placed=True)
     except BaseException:
         if placed and placed[0] is not None:
             try:
@@ -104,7 +110,8 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
 
 
 def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: Callable[[int], None],
-               on_userns: Callable[[], None] | None = None) -> tuple[int, int | None]:
+               on_userns: Callable[[], None] | None = None, go_first: bool = False,
+               placed: bool = False) -> tuple[int, int | None]:
     """The caller's side of steps 2-4: answer the setup process until the child is ready.
 
     Returns (the child's host pid, the pty master if it made a terminal). On any failure
@@ -124,8 +131,13 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
                 parent.send(b"mapped")
             if "pid" in doc:
                 pid = doc["pid"]
+                if go_first:
+                    _tell(parent, b"go")
                 on_pid(pid)
-                parent.send(b"go")
+                if not go_first:
+                    _tell(parent, b"go")
+                if placed:  # a container's init: in its cgroups now
+                    _tell(parent, b"placed")
             if doc.get("ready"):
                 return pid, (fds[0] if fds else None)
     except BaseException as e:
@@ -141,6 +153,14 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
     finally:
         if setup_pid is not None:  # None: not our child (the exec forker's)
             os.waitpid(setup_pid, 0)
+
+
+def _tell(chan: socket.socket, word: bytes) -> None:
+    """A word to the child; one that has failed meanwhile has sent why, read next."""
+    try:
+        chan.send(word)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 def _place_in_cgroup(spec: Spec, pid: int) -> Any:
@@ -365,9 +385,17 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         os.setsid()
         # held by path: after pivot_root the FIFO is reached through /proc/self/fd
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
-        _expect(chan, b"go")  # placed in the cgroup, runtime hooks done
+        _expect(chan, b"go")  # runtime hooks done; the cgroup placement may still be under way
+        in_cgroups: list[bool] = []
+
+        def wait_placed() -> None:
+            if not in_cgroups:
+                _expect(chan, b"placed")
+                in_cgroups.append(True)
+
         cgroupns = spec.namespace("cgroup")
         if cgroupns is not None:
+            wait_placed()
             if cgroupns.path:
                 _join(cgroupns.path, "cgroup")
             else:
@@ -390,7 +418,8 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
             def before_pivot() -> None:
                 _run_hooks("createContainer", spec, {"ociVersion": "1.2.0", "id": "", "pid": os.getpid(),
                                                       "status": "creating", "bundle": ""})
-        prepare_rootfs(spec, in_userns=spec.namespace("user") is not None, before_pivot=before_pivot)
+        prepare_rootfs(spec, in_userns=spec.namespace("user") is not None, before_pivot=before_pivot,
+                       before_cgroup=wait_placed)
         if spec.hostname is not None and spec.namespace("uts") is not None:
             linux.set_hostname(spec.hostname)
         net = spec.namespace("network")
@@ -415,6 +444,7 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         prepared = _prepare_exec(spec, proc)
         if "HOME" not in prepared.env:
             prepared.env["HOME"] = _home_of(proc.user.uid)
+        wait_placed()  # nothing of the user's runs outside the container's cgroups
         _ready(chan, fds)
         if fifo_fd >= 0:
             chan.close()

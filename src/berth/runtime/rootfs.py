@@ -211,18 +211,34 @@ def _make_devices(root: str, devices: list[Device], bind: bool) -> None:
 
 
 def prepare_rootfs(spec: Spec, in_userns: bool = False,
-                   before_pivot: Callable[[], None] | None = None) -> None:
-    """Mount everything the spec asks for under the root, then make it "/"."""
+                   before_pivot: Callable[[], None] | None = None,
+                   before_cgroup: Callable[[], None] | None = None) -> None:
+    """Mount everything the spec asks for under the root, then make it "/".
+
+    A `cgroup` mount shows the cgroups this process is in, so `before_cgroup` is called
+    first (the caller may still be placing it); such a mount is made after the others
+    when none of them lies above or below it, so they need not wait."""
     root = os.path.realpath(spec.root_path)
     # as runc: the host's mounts stay visible as slaves unless the spec says otherwise
     propagation = _PROPAGATION.get(spec.root_propagation, linux.MS_SLAVE | linux.MS_REC)
     linux.mount(None, "/", None, propagation | linux.MS_REC)
     linux.mount(root, root, None, linux.MS_BIND | linux.MS_REC)
     dev_is_tmpfs = False
-    for m in spec.mounts:
+    deferred = []
+    for i, m in enumerate(spec.mounts):
+        if m.type == "cgroup" and before_cgroup is not None:
+            if not _overlaps(m.destination, [later.destination for later in spec.mounts[i + 1:]]):
+                deferred.append(m)
+                continue
+            before_cgroup()
         _mount_one(root, m)
         if m.destination.rstrip("/") == "/dev" and m.type == "tmpfs":
             dev_is_tmpfs = True
+    if deferred:
+        assert before_cgroup is not None
+        before_cgroup()
+        for m in deferred:
+            _mount_one(root, m)
     if dev_is_tmpfs:
         seen = {d.path for d in spec.devices}
         _make_devices(root, [d for d in DEFAULT_DEVICES if d.path not in seen] + spec.devices, in_userns)
@@ -232,6 +248,16 @@ def prepare_rootfs(spec: Spec, in_userns: bool = False,
     linux.pivot_root(".", ".")
     linux.umount(".", linux.MNT_DETACH)
     os.chdir("/")
+
+
+def _overlaps(destination: str, others: list[str]) -> bool:
+    """Whether any of `others` is `destination`, above it or below it."""
+    mine = os.path.normpath("/" + destination.lstrip("/"))
+    for other in others:
+        theirs = os.path.normpath("/" + other.lstrip("/"))
+        if theirs == mine or mine.startswith(theirs.rstrip("/") + "/") or theirs.startswith(mine + "/"):
+            return True
+    return False
 
 
 def finish_rootfs(spec: Spec) -> None:
