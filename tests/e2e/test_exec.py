@@ -187,3 +187,20 @@ def test_exec_survives_a_killed_forker(berthd: BerthDaemon, docker: Cli, running
         time.sleep(0.05)
     assert docker.ok("exec", running, "echo", "two").strip() == "two"
     assert _forker_pid(berthd, docker, running) not in (0, forker)
+
+
+def test_exec_privileged_and_user_capabilities(docker: Cli, running: str) -> None:
+    """Docker's default set for a plain exec, every capability the host has with
+    --privileged, none for a non-root user; the container's seccomp filter either way."""
+    def status(*args: str) -> dict[str, str]:
+        out = docker.ok("exec", *args, running, "cat", "/proc/self/status")
+        return dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
+
+    plain = status()
+    assert plain["CapEff"].strip() == "00000000a80425fb", plain["CapEff"]
+    with open("/proc/self/status") as f:
+        host = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+    privileged = status("--privileged")
+    assert privileged["CapEff"].strip() == host["CapBnd"].strip()
+    assert privileged["Seccomp"].strip() == plain["Seccomp"].strip() == "2"
+    assert status("-u", "nobody")["CapEff"].strip() == "0000000000000000"
