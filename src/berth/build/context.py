@@ -24,7 +24,6 @@ import posixpath
 import queue
 import shutil
 import stat
-import sys
 import tarfile
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.errors import InvalidParameter
-from berth.layers.extract import child_env
+from berth.layers.extract import run_child
 
 GIT_PREFIXES = ("git://", "git@", "github.com/")
 KEEP_BYTES = 1 << 20  # the content of the files the builder reads itself, up to this size
@@ -562,24 +561,12 @@ async def _extract(spool: str, root: str) -> None:
     try:
         with open(spool, "rb") as source:
             # the digest argument: the child need not hash a context, nobody asks for it
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-S", "-m", "berth.layers.extract", root, "sha256:context",
-                stdin=source, stdout=asyncio.subprocess.PIPE, env=child_env())
-            assert proc.stdout is not None
-            try:
-                out = await proc.stdout.read()
-                await proc.wait()
-            except BaseException:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-                raise
+            result = await run_child(source, root, "sha256:context")
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(spool)
-    if proc.returncode != 0:
-        text = out.decode(errors="replace").strip().splitlines()
-        raise InvalidParameter(f"the build context is not a valid tar archive: {text[-1] if text else 'it ended early'}")
+    if "error" in result:
+        raise InvalidParameter(f"the build context is not a valid tar archive: {result['error']}")
 
 
 async def from_git(remote: str, tmp_root: str) -> Context:

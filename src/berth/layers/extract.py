@@ -26,7 +26,7 @@ import sys
 import sysconfig
 import tarfile
 import threading
-from typing import IO, cast
+from typing import IO, Any, cast
 
 try:
     from isal import igzip as _gzip
@@ -113,6 +113,33 @@ def child_env() -> dict[str, str]:
     paths += [p for p in (sysconfig.get_path("purelib"), sysconfig.get_path("platlib"))
               if p not in paths]
     return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+async def run_child(source: IO[bytes], dest: str, digest: str) -> dict[str, Any]:
+    """The parent's side: extract `source` into the directory `dest` in a child of this
+    module, and return its answer ({"diff_id", "size"} or {"error"}). A cancelled caller
+    takes the child down with it."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-S", "-m", "berth.layers.extract", dest, digest,
+        stdin=source, stdout=asyncio.subprocess.PIPE, env=child_env())
+    assert proc.stdout is not None
+    try:
+        out = await proc.stdout.read()
+        await proc.wait()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    try:
+        doc = json.loads(out.splitlines()[-1])
+    except (ValueError, IndexError):
+        doc = None
+    if not isinstance(doc, dict) or (proc.returncode != 0 and "error" not in doc):
+        return {"error": "the archive ended early"}
+    return doc
 
 
 def decompressed(raw: IO[bytes]) -> IO[bytes]:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from dataclasses import dataclass
 from berth.errors import InvalidParameter
 from berth.images.content import Blob, ContentStore
 from berth.layers import snapshotters
-from berth.layers.extract import child_env
+from berth.layers.extract import run_child
 from berth.layers.snapshotters import Snapshotter
 from berth.runtime import linux
 
@@ -149,24 +147,7 @@ class LayerStore:
             diff = os.path.join(tmp, "diff")
             os.mkdir(diff, 0o755)
             with open(source_path, "rb") if source_path else self.content.open(diff_id) as source:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-S", "-m", "berth.layers.extract", diff, diff_id,
-                    stdin=source, stdout=asyncio.subprocess.PIPE,
-                    env=child_env(),
-                )
-                assert proc.stdout is not None
-                try:
-                    out = await proc.stdout.read()
-                    await proc.wait()
-                except BaseException:
-                    if proc.returncode is None:
-                        proc.kill()
-                        await proc.wait()
-                    raise
-            try:
-                result = json.loads(out.splitlines()[-1])
-            except (ValueError, IndexError):
-                result = {"error": "the layer could not be extracted"}
+                result = await run_child(source, diff, diff_id)
             if "error" in result:
                 raise InvalidParameter(result["error"])
             await asyncio.to_thread(_sync_tree, diff)
