@@ -21,7 +21,7 @@ import pytest
 
 from helpers.api import ApiClient
 from helpers.cli import Cli, describe
-from helpers.daemon import BerthDaemon
+from helpers.daemon import BerthDaemon, private_daemon
 
 from . import test_build
 from .test_build import (
@@ -38,7 +38,6 @@ from .test_build import (
     tag,
     tar_bytes,
 )
-from .test_live_restore import private_daemon
 
 pytestmark = pytest.mark.usefixtures("busybox")
 

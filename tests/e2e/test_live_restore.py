@@ -3,39 +3,13 @@ running, keep logging, and are adopted again by the next berthd."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers.cli import Cli, describe, import_image
-from helpers.daemon import BerthDaemon, docker_environment
-
-
-@contextlib.contextmanager
-def private_daemon(berth_root: Path, session: BerthDaemon, busybox_tar: Path,
-                   *extra_args: str) -> Iterator[tuple[BerthDaemon, Cli]]:
-    """A berthd of the test's own (it may kill it), with busybox imported; cleaned up after."""
-    daemon = BerthDaemon(berth_root, marker=session.marker, name=f"lr{uuid.uuid4().hex[:6]}",
-                         extra_args=list(extra_args))
-    daemon.start()
-    config = berth_root / f"{daemon.name}-docker-config"
-    config.mkdir()
-    docker = Cli("docker", docker_environment(daemon, config))
-    try:
-        res = import_image(docker, busybox_tar, "busybox:latest")
-        assert res.returncode == 0, describe(res)
-        yield daemon, docker
-    finally:
-        if not daemon.ping():
-            daemon.start()
-        ids = docker("ps", "-aq").stdout.split()
-        if ids:
-            docker("rm", "-f", *ids)
-        daemon.stop()
+from helpers.cli import describe
+from helpers.daemon import BerthDaemon, private_daemon
 
 
 def _kill_9(daemon: BerthDaemon) -> None:
@@ -52,7 +26,7 @@ def _counts(text: str) -> list[int]:
 def test_container_survives_kill_9_of_berthd_and_is_adopted(
     berth_root: Path, berthd: BerthDaemon, busybox_tar: Path
 ) -> None:
-    with private_daemon(berth_root, berthd, busybox_tar, "--live-restore") as (daemon, docker):
+    with private_daemon(berth_root, berthd, busybox_tar, "--live-restore", prefix="lr") as (daemon, docker):
         cid = docker.ok("run", "-d", "--name", "lr1", "busybox", "sh", "-c",
                         "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done").strip()
         time.sleep(1)
@@ -76,7 +50,7 @@ def test_container_survives_kill_9_of_berthd_and_is_adopted(
 def test_without_live_restore_a_clean_shutdown_stops_containers(
     berth_root: Path, berthd: BerthDaemon, busybox_tar: Path
 ) -> None:
-    with private_daemon(berth_root, berthd, busybox_tar) as (daemon, docker):
+    with private_daemon(berth_root, berthd, busybox_tar, prefix="lr") as (daemon, docker):
         docker.ok("run", "-d", "--name", "nl1", "--stop-timeout", "1", "busybox", "sleep", "300")
         assert daemon.stop() == 0
         daemon.start()
@@ -87,7 +61,7 @@ def test_without_live_restore_a_clean_shutdown_stops_containers(
 def test_without_live_restore_survivors_of_a_crash_are_stopped_at_start(
     berth_root: Path, berthd: BerthDaemon, busybox_tar: Path
 ) -> None:
-    with private_daemon(berth_root, berthd, busybox_tar) as (daemon, docker):
+    with private_daemon(berth_root, berthd, busybox_tar, prefix="lr") as (daemon, docker):
         docker.ok("run", "-d", "--name", "nc1", "busybox", "sleep", "300")
         _kill_9(daemon)
         daemon.start()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli import Cli, describe, import_image
-from helpers.daemon import BerthDaemon, DaemonStartError, docker_environment
+from helpers.cli import Cli
+from helpers.daemon import BerthDaemon, DaemonStartError, private_daemon
 
 
 def _daemon(berth_root: Path, berthd: BerthDaemon, config: dict[str, object], *flags: str) -> BerthDaemon:
@@ -23,20 +23,10 @@ def _daemon(berth_root: Path, berthd: BerthDaemon, config: dict[str, object], *f
 
 @pytest.fixture(scope="module")
 def local_docker(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> Iterator[Cli]:
-    daemon = _daemon(berth_root, berthd, {"log-driver": "local", "log-opts": {"max-size": "1m", "max-file": "2"}})
-    daemon.start()
-    config = berth_root / f"{daemon.name}-docker-config"
-    config.mkdir()
-    docker = Cli("docker", docker_environment(daemon, config))
-    try:
-        res = import_image(docker, busybox_tar, "busybox:latest")
-        assert res.returncode == 0, describe(res)
+    path = berth_root / f"log{uuid.uuid4().hex[:6]}-daemon.json"
+    path.write_text(json.dumps({"log-driver": "local", "log-opts": {"max-size": "1m", "max-file": "2"}}))
+    with private_daemon(berth_root, berthd, busybox_tar, "--config-file", str(path), prefix="log") as (_, docker):
         yield docker
-    finally:
-        ids = docker("ps", "-aq").stdout.split()
-        if ids:
-            docker("rm", "-f", *ids)
-        daemon.stop()
 
 
 def _log_config(docker: Cli, name: str) -> dict[str, object]:

@@ -4,19 +4,18 @@ container healthy or unhealthy, and the events and `docker ps` text that say so.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers.api import ApiClient
-from helpers.cli import Cli, describe, import_image
-from helpers.daemon import BerthDaemon, docker_environment
+from helpers.cli import Cli, describe
+from helpers.daemon import BerthDaemon, private_daemon
 
 pytestmark = pytest.mark.usefixtures("busybox")
 
@@ -211,30 +210,9 @@ def test_image_healthcheck_is_inherited_and_no_healthcheck_disables_it(docker: C
 # Across a daemon restart.
 
 
-@contextlib.contextmanager
-def private_daemon(berth_root: Path, session: BerthDaemon, busybox_tar: Path) -> Iterator[tuple[BerthDaemon, Cli]]:
-    """A berthd of the test's own, with busybox imported; cleaned up after."""
-    daemon = BerthDaemon(berth_root, marker=session.marker, name=f"rh{uuid.uuid4().hex[:6]}")
-    daemon.start()
-    config = berth_root / f"{daemon.name}-docker-config"
-    config.mkdir()
-    docker = Cli("docker", docker_environment(daemon, config))
-    try:
-        res = import_image(docker, busybox_tar, "busybox:latest")
-        assert res.returncode == 0, describe(res)
-        yield daemon, docker
-    finally:
-        if not daemon.ping():
-            daemon.start()
-        ids = docker("ps", "-aq").stdout.split()
-        if ids:
-            docker("rm", "-f", *ids)
-        daemon.stop()
-
-
 @pytest.mark.timeout(120)
 def test_restart_policies_across_a_daemon_restart(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> None:
-    with private_daemon(berth_root, berthd, busybox_tar) as (daemon, docker):
+    with private_daemon(berth_root, berthd, busybox_tar, prefix="rh") as (daemon, docker):
         run = ("run", "-d", "--stop-timeout", "1")
         docker.ok(*run, "--name", "always-up", "--restart", "always", "busybox", "sleep", "300")
         docker.ok(*run, "--name", "always-stopped", "--restart", "always", "busybox", "sleep", "300")

@@ -4,33 +4,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers.cli import Cli, describe, import_image
-from helpers.daemon import BerthDaemon, docker_environment
+from helpers.cli import Cli, describe
+from helpers.daemon import BerthDaemon, private_daemon
 
 
 @pytest.fixture(scope="module")
 def vfs_docker(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> Iterator[Cli]:
-    daemon = BerthDaemon(berth_root, marker=berthd.marker, name=f"vfs{uuid.uuid4().hex[:6]}",
-                         extra_args=["--storage-driver", "vfs"])
-    daemon.start()
-    config = berth_root / f"{daemon.name}-docker-config"
-    config.mkdir()
-    docker = Cli("docker", docker_environment(daemon, config))
-    try:
-        res = import_image(docker, busybox_tar, "busybox:latest")
-        assert res.returncode == 0, describe(res)
+    with private_daemon(berth_root, berthd, busybox_tar, "--storage-driver", "vfs", prefix="vfs") as (_, docker):
         yield docker
-    finally:
-        ids = docker("ps", "-aq").stdout.split()
-        if ids:
-            docker("rm", "-f", *ids)
-        daemon.stop()
 
 
 @pytest.fixture(params=["default", "vfs"])

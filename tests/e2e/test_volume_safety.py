@@ -6,47 +6,18 @@ Runs on a private berthd, so that killing it does not hurt the session's daemon.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import signal
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers.cli import Cli, describe, import_image
-from helpers.daemon import BerthDaemon, docker_environment
+from helpers.cli import describe
+from helpers.daemon import BerthDaemon, private_daemon
 
 FILES = 10_000
-
-
-@contextlib.contextmanager
-def private_daemon(berth_root: Path, session: BerthDaemon,
-                   busybox_tar: Path) -> Iterator[tuple[BerthDaemon, Cli]]:
-    """A berthd of the test's own (it may kill it), with busybox imported; after the test
-    its containers and volumes are removed and it is stopped."""
-    daemon = BerthDaemon(berth_root, marker=session.marker, name=f"vs{uuid.uuid4().hex[:6]}")
-    daemon.start()
-    config = berth_root / f"{daemon.name}-docker-config"
-    config.mkdir()
-    docker = Cli("docker", docker_environment(daemon, config))
-    try:
-        res = import_image(docker, busybox_tar, "busybox:latest")
-        assert res.returncode == 0, describe(res)
-        yield daemon, docker
-    finally:
-        if daemon.proc is None or daemon.proc.poll() is not None:
-            daemon.start()
-        ids = docker("ps", "-aq").stdout.split()
-        if ids:
-            docker("rm", "-f", "-v", *ids)
-        volumes = docker("volume", "ls", "-q").stdout.split()
-        if volumes:
-            docker("volume", "rm", "-f", *volumes)
-        daemon.stop()
 
 
 def _kill_9(daemon: BerthDaemon) -> None:
@@ -64,7 +35,7 @@ def _expected_digest() -> str:
 @pytest.mark.timeout(240)
 def test_volume_data_survives_kill_9_of_writer_and_berthd(
         berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> None:
-    with private_daemon(berth_root, berthd, busybox_tar) as (daemon, docker):
+    with private_daemon(berth_root, berthd, busybox_tar, prefix="vs") as (daemon, docker):
         vol = "safe-volume"
         docker.ok("volume", "create", vol)
         mountpoint = Path(docker.ok("volume", "inspect", "-f", "{{.Mountpoint}}", vol).strip())

@@ -7,16 +7,19 @@ not exit in time, SIGKILL. Nothing here kills processes by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .api import request
+from .cli import Cli, describe, import_image
 from .leakcheck import MARKER_VAR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,3 +192,31 @@ def docker_environment(daemon: BerthDaemon, config_dir: Path) -> dict[str, str]:
     env["DOCKER_CONFIG"] = str(config_dir)  # no contexts or credentials from ~/.docker
     env["DOCKER_CLI_HINTS"] = "false"
     return env
+
+
+@contextlib.contextmanager
+def private_daemon(root: Path, session: BerthDaemon, busybox_tar: Path, *extra_args: str,
+                   prefix: str = "pd") -> Iterator[tuple[BerthDaemon, Cli]]:
+    """A berthd of the test's own (the test may stop or kill it), with busybox imported
+    and a docker CLI pointed at it. Afterwards it is started again if need be, its
+    containers (with their anonymous volumes) and volumes are removed, and it is stopped."""
+    daemon = BerthDaemon(root, marker=session.marker, name=f"{prefix}{uuid.uuid4().hex[:6]}",
+                         extra_args=list(extra_args))
+    daemon.start()
+    config = root / f"{daemon.name}-docker-config"
+    config.mkdir()
+    docker = Cli("docker", docker_environment(daemon, config))
+    try:
+        res = import_image(docker, busybox_tar, "busybox:latest")
+        assert res.returncode == 0, describe(res)
+        yield daemon, docker
+    finally:
+        if not daemon.ping():
+            daemon.start()
+        ids = docker("ps", "-aq").stdout.split()
+        if ids:
+            docker("rm", "-f", "-v", *ids)
+        volumes = docker("volume", "ls", "-q").stdout.split()
+        if volumes:
+            docker("volume", "rm", "-f", *volumes)
+        daemon.stop()
