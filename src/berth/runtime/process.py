@@ -120,7 +120,7 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
     pid = 0
     try:
         while True:
-            msg, fds, _flags, _addr = socket.recv_fds(parent, 65536, 2)
+            msg, fds = _receive(parent)
             if not msg:
                 raise CreateError(f"the {what} exited before it was ready")
             doc = json.loads(msg)
@@ -153,6 +153,16 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
     finally:
         if setup_pid is not None:  # None: not our child (the exec forker's)
             os.waitpid(setup_pid, 0)
+
+
+def _receive(chan: socket.socket) -> tuple[bytes, list[int]]:
+    """The child's next message. A child that exits with our last word unread resets the
+    channel: the first read reports that (once) even when its error message is queued."""
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(chan, 65536, 2)
+    except ConnectionResetError:
+        msg, fds, _flags, _addr = socket.recv_fds(chan, 65536, 2)
+    return msg, fds
 
 
 def _tell(chan: socket.socket, word: bytes) -> None:
