@@ -12,7 +12,7 @@ emits `health_status: …`. It never touches the container or the store itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -28,6 +28,8 @@ DEFAULT_RETRIES = 3
 MAX_LOG_ENTRIES = 5
 MAX_OUTPUT_LEN = 4096
 MINIMUM_DURATION_NS = 1_000_000  # Docker's 1ms
+
+log = logging.getLogger(__name__)
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 
@@ -144,8 +146,12 @@ class HealthMonitor:
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a stop must not fail: the container's exit handling waits on it
+                log.exception("health check loop failed")
 
     async def _loop(self) -> None:
         while True:
@@ -166,4 +172,6 @@ class HealthMonitor:
             code, text = -1, f"Health check exceeded timeout ({go_duration(timeout)})"
         except BerthError as e:
             code, text = -1, str(e)
+        except Exception as e:  # noqa: BLE001  (a probe that could not run is a failed probe, as Docker's)
+            code, text = -1, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         return HealthProbe(start=start, end=format_time(time.time_ns()), exit_code=code, output=text)

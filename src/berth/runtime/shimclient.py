@@ -118,21 +118,38 @@ async def _open(sock: str, doc: dict[str, Any]) -> tuple[asyncio.StreamReader, a
         reader, writer = await asyncio.open_unix_connection(sock, limit=1 << 20)
     except OSError as e:
         raise ShimError(f"the container's shim does not answer: {e}") from None
-    writer.write(json.dumps(doc).encode() + b"\n")
-    await writer.drain()
+    try:
+        writer.write(json.dumps(doc).encode() + b"\n")
+        await writer.drain()
+    except OSError as e:
+        writer.close()
+        raise ShimError(f"the container's shim closed the connection: {e}") from None
     return reader, writer
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """The shim's one-line answer; a shim that went away (a reset included) is a ShimError,
+    which every caller handles, not an OSError that would end the caller's task."""
+    try:
+        return await reader.readline()
+    except (OSError, ValueError) as e:  # ValueError: a line over the reader's limit
+        writer.close()
+        raise ShimError(f"the container's shim closed the connection: {e}") from None
 
 
 async def call(sock: str, doc: dict[str, Any]) -> dict[str, Any]:
     """One request to the shim listening on `sock`, one answer."""
     reader, writer = await _open(sock, doc)
     try:
-        line = await reader.readline()
+        line = await _answer(reader, writer)
     finally:
         writer.close()
     if not line:
         raise ShimError("the container's shim closed the connection")
-    result = json.loads(line)
+    try:
+        result = json.loads(line)
+    except ValueError:
+        raise ShimError(f"the container's shim answered what is not JSON: {line[:80]!r}") from None
     if "error" in result:
         raise ShimError(result["error"])
     return result
@@ -145,7 +162,7 @@ async def attach(sock: str, stdin: bool, stdout: bool, stderr: bool, exec_id: st
     if exec_id:
         doc["exec"] = exec_id
     reader, writer = await _open(sock, doc)
-    line = await reader.readline()
+    line = await _answer(reader, writer)
     if not line.startswith(b'{"ok"'):
         writer.close()
         raise ShimError("the container's shim refused to attach")

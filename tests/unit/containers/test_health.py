@@ -145,10 +145,34 @@ def test_monitor_healthy_then_unhealthy() -> None:
 
 def test_monitor_timeout_and_errors_are_failures() -> None:
     check = Healthcheck(["CMD", "probe"], interval=5 * MS, timeout=2_000 * MS, retries=5)
-    h, _, _ = asyncio.run(_run_monitor(check, [TimeoutError(), Conflict("container x is not running")], probes=2))
-    assert [(p.exit_code, p.output) for p in h.log[:2]] == [
-        (-1, "Health check exceeded timeout (2s)"), (-1, "container x is not running")]
-    assert h.failing_streak >= 2
+    h, _, _ = asyncio.run(_run_monitor(check, [TimeoutError(), Conflict("container x is not running"),
+                                               ConnectionResetError(104, "Connection reset by peer")], probes=3))
+    assert [(p.exit_code, p.output) for p in h.log[:3]] == [
+        (-1, "Health check exceeded timeout (2s)"), (-1, "container x is not running"),
+        (-1, "ConnectionResetError: [Errno 104] Connection reset by peer")]
+    assert h.failing_streak >= 3
+
+
+def test_a_monitor_whose_loop_failed_still_stops() -> None:
+    """The container's exit handling stops the monitor and must get past it."""
+    async def scenario() -> None:
+        probed = asyncio.Event()
+
+        async def run(argv: list[str], timeout: float) -> tuple[int, bytes]:
+            return 0, b""
+
+        def on_probe(changed: str | None) -> None:
+            probed.set()
+            raise OSError(28, "No space left on device")  # saving the record failed
+
+        check = Healthcheck(["CMD", "probe"], interval=5 * MS)
+        monitor = health.HealthMonitor(check, Health(), ["probe"], run, on_probe)
+        monitor.start()
+        await asyncio.wait_for(probed.wait(), 5)
+        await asyncio.sleep(0)
+        await monitor.stop()  # raised the loop's OSError, and the container never exited
+
+    asyncio.run(scenario())
 
 
 def test_monitor_skips_probes_while_paused() -> None:
