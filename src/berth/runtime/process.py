@@ -70,6 +70,8 @@ class Identity:
 def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity | None = None) -> Created:
     """Run steps 1 to 4; returns once the init is ready and waiting for start()."""
     identity = identity or Identity()
+    if spec.cgroups_path:
+        from berth.runtime import cgroups  # noqa: F401  (before the fork: the init uses it too)
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     setup_pid = os.fork()
     if setup_pid == 0:
@@ -77,6 +79,13 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
         _setup_process(spec, stdio, child, fifo)  # never returns
     child.close()
     placed: list[Any] = []
+    # The init mounts its root while its cgroups are made, and waits for "placed" only
+    # where it must (its cgroup mounts, a cgroup namespace, "ready"); "placed" brings the
+    # files through which it moves itself in (cgroups.join_through: on v1 that takes no
+    # global lock, a write of its pid by us would wait out an RCU grace period). Runtime
+    # hooks and a cgroup namespace want the old order: the init placed by us, first.
+    early = not (spec.hooks.get("prestart") or spec.hooks.get("createRuntime")) and spec.namespace("cgroup") is None
+    join: list[int] = []
 
     def on_userns() -> None:
         from berth.runtime import userns
@@ -84,21 +93,18 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
         userns.write_maps(setup_pid, spec.id_mappings.uid, spec.id_mappings.gid)
 
     def on_pid(pid: int) -> None:
-        placed.append(_place_in_cgroup(spec, pid))
+        placed.append(_place_in_cgroup(spec, pid, join if early else None))
         if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
             state = _hook_state(identity, pid, "creating")
             _run_hooks("prestart", spec, state)
             _run_hooks("createRuntime", spec, state)
 
-    # On cgroup v1 joining the cgroups waits out an RCU grace period (~12 ms here): the
-    # init mounts its root meanwhile, and waits for "placed" only where it must (its
-    # cgroup mounts, a cgroup namespace, "ready"). Runtime hooks and a cgroup namespace
-    # want the old order: placed first.
-    early = not (spec.hooks.get("prestart") or spec.hooks.get("createRuntime")) and spec.namespace("cgroup") is None
     try:
         init_pid, master = _handshake(parent, setup_pid, "container init", on_pid, on_userns,
-                                      go_first=early, placed=True)
+                                      go_first=early, placed=join)
     except BaseException:
+        for fd in join:
+            os.close(fd)
         if placed and placed[0] is not None:
             try:
                 placed[0].destroy(kill=True)
@@ -111,11 +117,13 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
 
 def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: Callable[[int], None],
                on_userns: Callable[[], None] | None = None, go_first: bool = False,
-               placed: bool = False) -> tuple[int, int | None]:
+               placed: list[int] | None = None) -> tuple[int, int | None]:
     """The caller's side of steps 2-4: answer the setup process until the child is ready.
 
-    Returns (the child's host pid, the pty master if it made a terminal). On any failure
-    the child is killed, the channel closed, and CreateError raised.
+    `placed`, for a container's init: "placed" is sent after on_pid, with the fds on_pid
+    left in that list (then closed and the list emptied). Returns (the child's host pid,
+    the pty master if it made a terminal). On any failure the child is killed, the
+    channel closed, and CreateError raised.
     """
     pid = 0
     try:
@@ -136,8 +144,11 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
                 on_pid(pid)
                 if not go_first:
                     _tell(parent, b"go")
-                if placed:  # a container's init: in its cgroups now
-                    _tell(parent, b"placed")
+                if placed is not None:  # a container's init: its cgroups are ready
+                    _tell(parent, b"placed", placed)
+                    for fd in placed:
+                        os.close(fd)
+                    placed.clear()
             if doc.get("ready"):
                 return pid, (fds[0] if fds else None)
     except BaseException as e:
@@ -165,22 +176,34 @@ def _receive(chan: socket.socket) -> tuple[bytes, list[int]]:
     return msg, fds
 
 
-def _tell(chan: socket.socket, word: bytes) -> None:
+def _tell(chan: socket.socket, word: bytes, fds: list[int] | None = None) -> None:
     """A word to the child; one that has failed meanwhile has sent why, read next."""
     try:
-        chan.send(word)
+        if fds:
+            socket.send_fds(chan, [word], fds)
+        else:
+            chan.send(word)
     except (BrokenPipeError, ConnectionResetError):
         pass
 
 
-def _place_in_cgroup(spec: Spec, pid: int) -> Any:
+def _place_in_cgroup(spec: Spec, pid: int, join: list[int] | None) -> Any:
+    """Make the container's cgroup; then put `pid` in it, or, given `join`, leave there
+    the files through which the init moves itself in."""
     if not spec.cgroups_path:
         return None
     from berth.runtime import cgroups
 
     cg = cgroups.open_manager(spec.cgroups_path)
     cg.create_and_apply(_with_default_devices(spec))
-    cg.add(pid)
+    if join is None:
+        cg.add(pid)
+    else:
+        try:
+            join.extend(cg.open_join_files())
+        except BaseException:
+            cg.destroy(kill=True)
+            raise
     return cg
 
 
@@ -400,7 +423,16 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
 
         def wait_placed() -> None:
             if not in_cgroups:
-                _expect(chan, b"placed")
+                word, join, _flags, _addr = socket.recv_fds(chan, 64, 64)
+                if word != b"placed":
+                    os._exit(1)  # the caller gave up on us
+                if join:
+                    from berth.runtime import cgroups
+
+                    try:
+                        cgroups.join_through(join)
+                    except cgroups.CgroupError as e:
+                        raise CreateError(str(e)) from None
                 in_cgroups.append(True)
 
         cgroupns = spec.namespace("cgroup")
@@ -526,20 +558,23 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
 
     Returns like create(): the process waits for start(created) before it execs.
     """
+    if cgroup_path:
+        from berth.runtime import cgroups  # before the fork: the setup process uses it inside
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     setup_pid = os.fork()
     if setup_pid == 0:
         parent.close()
         exec_setup(init_pid, spec, proc, stdio, child)  # never returns
     child.close()
-    # The setup process joins the container's cgroups while it joins its namespaces (v1
-    # writes are slow); the process it forks then is born in them.
+    # The setup process moves itself into the container's cgroups once it has joined its
+    # namespaces (cgroups.join_through); the process it forks then is born in them.
     try:
+        join: list[int] = []
         if cgroup_path:
-            from berth.runtime import cgroups
-
-            cgroups.open_manager(cgroup_path).add(setup_pid)
-        parent.send(b"cgroup")
+            join = cgroups.open_manager(cgroup_path).open_join_files()
+        _tell(parent, b"cgroup", join)
+        for fd in join:
+            os.close(fd)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.kill(setup_pid, signal.SIGKILL)
@@ -595,8 +630,18 @@ def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: soc
         except (OSError, CreateError) as e:
             _send(chan, {"error": f"unable to join the container's namespaces: {e}"})
             os._exit(1)
-        _expect(chan, b"cgroup")  # in the container's cgroups now: what it forks is born there
-        pid = os.fork()
+        word, join, _flags, _addr = socket.recv_fds(chan, 64, 64)
+        if word != b"cgroup":
+            os._exit(1)  # the caller gave up on us
+        if join:  # else born in them (the exec forker's child)
+            from berth.runtime import cgroups  # imported before the fork: no file to read
+
+            try:
+                cgroups.join_through(join)
+            except cgroups.CgroupError as e:
+                _send(chan, {"error": f"exec failed: {e}"})
+                os._exit(1)
+        pid = os.fork()  # in the container's cgroups now: what it forks is born there
         if pid == 0:
             _exec_child(spec, proc, stdio, chan)
         _send(chan, {"pid": pid})

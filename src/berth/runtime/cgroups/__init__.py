@@ -135,6 +135,10 @@ class Cgroup(abc.ABC):
         """Move a process (all its threads) into the group."""
 
     @abc.abstractmethod
+    def join_files(self) -> list[str]:
+        """The files a process writes "0" to, to move itself into the group (see enter)."""
+
+    @abc.abstractmethod
     def _apply(self, resources: Resources) -> None:
         """Write the resources to the group's files."""
 
@@ -180,6 +184,24 @@ class Cgroup(abc.ABC):
         cpu period before quota) so that raising and lowering both work.
         """
         self.apply(resources)
+
+    def open_join_files(self) -> list[int]:
+        """join_files() opened for writing, for a process that enters with join_through();
+        permission is the opener's (the file's credentials), so a process that has since
+        entered a user namespace can still use them."""
+        fds: list[int] = []
+        try:
+            for path in self.join_files():
+                fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as e:
+            for fd in fds:
+                os.close(fd)
+            raise CgroupError(f"cannot open {e.filename}: {e.strerror}", e.errno) from None
+        return fds
+
+    def enter(self) -> None:
+        """Move the calling process, which must be single-threaded, into the group."""
+        join_through(self.open_join_files())
 
     def create_and_apply(self, resources: Resources) -> None:
         """create() then apply(); on any error the group is removed again."""
@@ -404,3 +426,22 @@ def _remove_tree(top: str, deadline: float) -> None:
                     raise CgroupError(f"cannot remove {directory}: {e.strerror}", e.errno) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
+
+
+def join_through(fds: list[int]) -> None:
+    """Move the calling (single-threaded) process into a group through the files of
+    Cgroup.open_join_files(), and close them.
+
+    On cgroup v1 a process that writes "0" to a group's `tasks` file moves only itself
+    and takes no global lock, while writing a pid to `cgroup.procs` write-locks the
+    kernel's cgroup_threadgroup_rwsem, which waits for an RCU grace period: ~1 ms for
+    ten hierarchies against 8-16 ms on this kind of machine."""
+    try:
+        for fd in fds:
+            try:
+                os.write(fd, b"0")
+            except OSError as e:
+                raise CgroupError(f"cannot join the container's cgroup: {e.strerror}", e.errno) from None
+    finally:
+        for fd in fds:
+            os.close(fd)

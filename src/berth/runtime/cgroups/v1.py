@@ -123,6 +123,9 @@ class V1Cgroup(Cgroup):
         for directory in self._directories():
             write_file(os.path.join(directory, "cgroup.procs"), str(pid))
 
+    def join_files(self) -> list[str]:
+        return [os.path.join(directory, "tasks") for directory in self._directories()]
+
     def _apply(self, resources: Resources) -> None:
         if resources.cpu is not None:
             self._apply_cpuset(resources.cpu)

@@ -149,6 +149,9 @@ class V2Cgroup(Cgroup):
     def add(self, pid: int) -> None:
         write_file(self._file("cgroup.procs"), str(pid))
 
+    def join_files(self) -> list[str]:
+        return [self._file("cgroup.procs")]
+
     def _apply(self, resources: Resources) -> None:
         if resources.devices is not None and not is_default_device_policy(resources.devices):
             raise CgroupError("device rules on cgroup v2 are not supported by berth yet")
