@@ -145,6 +145,45 @@ def test_create_add_pids_kill_destroy(cgroup: Cgroup, spawn: Spawn) -> None:
     cgroup.destroy()  # already gone: fine
 
 
+ENTER = GO + """import ctypes
+if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:  # CLONE_NEWUSER
+    raise OSError(ctypes.get_errno(), "unshare")
+for fd in map(int, sys.argv[1:]):
+    os.write(fd, b"0")
+    os.close(fd)
+pid = os.fork()
+if pid == 0:
+    time.sleep(60)
+print(pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_process_enters_by_itself_through_files_opened_for_it(cgroup: Cgroup) -> None:
+    """The way a container's init joins: the runtime opens the files, the process
+    writes "0" to them, from inside its new user namespace, and its children are born in."""
+    cgroup.create()
+    fds = cgroup.open_join_files()
+    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", ENTER, *map(str, fds)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds)
+    try:
+        for fd in fds:
+            os.close(fd)
+        go(child)
+        grandchild = int(read_line(child))
+        assert cgroup.pids() == sorted([child.pid, grandchild])
+        with open(f"/proc/{grandchild}/cgroup") as f:
+            lines = [line.split(":", 2) for line in f.read().splitlines()]
+        ours = [path for number, _controllers, path in lines if (number != "0") == isinstance(cgroup, V1Cgroup)]
+        assert ours and all(path == cgroup.path for path in ours), lines
+    finally:
+        child.kill()
+        child.wait(timeout=5)
+        for stream in (child.stdin, child.stdout):
+            assert stream is not None
+            stream.close()
+
+
 def test_kill_all_with_another_signal(cgroup: Cgroup, spawn: Spawn) -> None:
     cgroup.create()
     child = spawn(SLEEPER)
