@@ -44,7 +44,6 @@ import time
 import traceback
 from typing import Any
 
-SEL = selectors.DefaultSelector()
 STDOUT, STDERR = 1, 2
 
 
@@ -114,7 +113,7 @@ class Proc:
         self.outputs[err_r] = STDERR
         return stdin_r, out_w, err_w
 
-    def watch_output(self, master: int | None) -> None:
+    def watch_output(self, sel: selectors.BaseSelector, master: int | None) -> None:
         if self.tty:
             if master is None:
                 raise ShimCreateError("the runtime did not hand over the process's terminal")
@@ -124,7 +123,7 @@ class Proc:
                 self.stdin_w = master
         for fd in self.outputs:
             os.set_blocking(fd, False)
-            SEL.register(fd, selectors.EVENT_READ, ("output", (self, fd)))
+            sel.register(fd, selectors.EVENT_READ, ("output", (self, fd)))
         if self.stdin_w is not None and not self.tty:
             os.set_blocking(self.stdin_w, False)
 
@@ -142,6 +141,10 @@ class Shim:
         self.forker_pid = 0
         self.pids_raised = False  # pids.max is one above the user's limit, for the forker
         self.running = True
+        # Made here, in the shim's own process: an epoll instance made at import, in the
+        # zygote, would be one kernel object shared by every shim forked from it, and each
+        # event of one shim would wake the others (a start slowed with every running one).
+        self.sel = selectors.DefaultSelector()
 
     @property
     def pid(self) -> int:
@@ -183,7 +186,7 @@ class Shim:
                 if fd is not None:
                     os.close(fd)
         self.by_pid[init.pid] = init
-        init.watch_output(master)
+        init.watch_output(self.sel, master)
 
     def create_exec(self, exec_id: str, doc: dict[str, Any], stdin: bool) -> Proc:
         """An exec process, created in the running container and waiting for start."""
@@ -214,7 +217,7 @@ class Shim:
         p.pid = p.created.pid
         self.execs[exec_id] = p
         self.by_pid[p.pid] = p
-        p.watch_output(p.created.pty_master)
+        p.watch_output(self.sel, p.created.pty_master)
         return p
 
     def _forker(self) -> socket.socket:
@@ -289,7 +292,7 @@ class Shim:
 
     def serve(self, listener: socket.socket) -> None:
         listener.setblocking(False)
-        SEL.register(listener, selectors.EVENT_READ, ("listen", None))
+        self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -298,7 +301,7 @@ class Shim:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        SEL.register(wake_r, selectors.EVENT_READ, ("signal", wake_r))
+        self.sel.register(wake_r, selectors.EVENT_READ, ("signal", wake_r))
         self.reap()
         while self.running:
             timeout = None
@@ -306,7 +309,7 @@ class Shim:
                 if p.exited and p.exit_code is None:
                     left = max(0.0, p.exit_deadline - time.monotonic())
                     timeout = left if timeout is None else min(timeout, left)
-            for key, mask in SEL.select(timeout):
+            for key, mask in self.sel.select(timeout):
                 try:
                     self.dispatch(key, mask, listener, wake_r)
                 except Exception:  # noqa: BLE001  (one bad event must not lose the container)
@@ -436,7 +439,7 @@ class Shim:
         if fd not in p.outputs:
             return
         del p.outputs[fd]
-        SEL.unregister(fd)
+        self.sel.unregister(fd)
         if fd != p.pty_master:
             os.close(fd)
 
@@ -475,14 +478,14 @@ class Shim:
         if p.stdin_w is None or p.tty:
             return
         try:
-            SEL.get_key(p.stdin_w)
+            self.sel.get_key(p.stdin_w)
             registered = True
         except KeyError:
             registered = False
         if on and not registered:
-            SEL.register(p.stdin_w, selectors.EVENT_WRITE, ("stdin", p))
+            self.sel.register(p.stdin_w, selectors.EVENT_WRITE, ("stdin", p))
         elif not on and registered:
-            SEL.unregister(p.stdin_w)
+            self.sel.unregister(p.stdin_w)
 
     def close_stdin(self, p: Proc) -> None:
         if p.stdin_w is None or p.tty:
@@ -502,7 +505,7 @@ class Shim:
         sock.setblocking(False)
         c = Client(sock)
         self.clients.append(c)
-        SEL.register(sock, selectors.EVENT_READ, ("client", c))
+        self.sel.register(sock, selectors.EVENT_READ, ("client", c))
 
     def client_readable(self, c: Client) -> None:
         try:
@@ -693,12 +696,12 @@ class Shim:
         # a half-closed socket is readable forever: watching it would spin this loop
         events = (0 if c.read_closed else selectors.EVENT_READ) | (selectors.EVENT_WRITE if c.outbuf else 0)
         if events and c.registered:
-            SEL.modify(c.sock, events, ("client", c))
+            self.sel.modify(c.sock, events, ("client", c))
         elif events:
-            SEL.register(c.sock, events, ("client", c))
+            self.sel.register(c.sock, events, ("client", c))
             c.registered = True
         elif c.registered:
-            SEL.unregister(c.sock)
+            self.sel.unregister(c.sock)
             c.registered = False
 
     def drop(self, c: Client) -> None:
@@ -706,7 +709,7 @@ class Shim:
             return
         c.closed = True
         try:
-            SEL.unregister(c.sock)
+            self.sel.unregister(c.sock)
         except (KeyError, ValueError):
             pass
         c.sock.close()
