@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from berth.runtime import oci
@@ -25,23 +26,88 @@ class RuntimeError_(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Basics:
+    """What the shim itself needs of a bundle: the whole spec is parsed by the runtime."""
+
+    terminal: bool = False
+    cgroups_path: str = ""
+
+
+def read_basics(bundle: str) -> Basics:
+    """The bundle's process.terminal and linux.cgroupsPath; a bundle that does not parse
+    gives the defaults here and its error from the runtime's own parse."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return Basics()
+    if not isinstance(doc, dict):
+        return Basics()
+    proc, linux = doc.get("process"), doc.get("linux")
+    terminal = proc.get("terminal") is True if isinstance(proc, dict) else False
+    path = linux.get("cgroupsPath") if isinstance(linux, dict) else None
+    return Basics(terminal, path if isinstance(path, str) else "")
+
+
 class BerthRuntime:
+    """berth.runtime.process, run in a short-lived child of the shim (the "creator").
+
+    The shim lives as long as its container, and every page of the zygote it touches
+    becomes its own: a forked CPython dirties the pages of each object whose reference
+    count it changes, and each function it runs. The spec's parse and the container's
+    creation touch much of berth.runtime (~1 MiB of pages); done in the creator, that
+    memory goes when it exits. The init, its grandchild, is reparented to the shim (a
+    child subreaper) when the setup process between them exits."""
+
     def __init__(self, container_id: str, bundle: str) -> None:
         self.container_id = container_id
         self.bundle = bundle
         self.created: Any = None
+        self.cgroups_path = ""
         self.cgroup: Any = None
 
-    def create(self, spec: oci.Spec, stdin: int | None, stdout: int, stderr: int) -> tuple[int, int | None]:
+    def create(self, basics: Basics, stdin: int | None, stdout: int, stderr: int) -> tuple[int, int | None]:
         from berth.runtime import process
 
+        self.cgroups_path = basics.cgroups_path
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        creator = os.fork()
+        if creator == 0:
+            ours.close()
+            self._creator(theirs, stdin, stdout, stderr)  # never returns
+        theirs.close()
         try:
-            self.created = process.create(spec, process.Stdio(stdin, stdout, stderr),
+            msg, fds, _flags, _addr = socket.recv_fds(ours, 65536, 2)
+        finally:
+            ours.close()
+            os.waitpid(creator, 0)
+        doc = json.loads(msg) if msg else {"error": "the container's creator exited without a word"}
+        if "error" in doc:
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError_(doc["error"])
+        master = fds[1] if len(fds) > 1 else None
+        self.created = process.Created(int(doc["pid"]), master, socket.socket(fileno=fds[0]))
+        return self.created.pid, master
+
+    def _creator(self, chan: socket.socket, stdin: int | None, stdout: int, stderr: int) -> None:
+        try:
+            from berth.runtime import process
+
+            try:
+                spec = oci.load_bundle(self.bundle)
+                created = process.create(spec, process.Stdio(stdin, stdout, stderr),
                                           identity=process.Identity(self.container_id, self.bundle))
-        except process.CreateError as e:
-            raise RuntimeError_(str(e)) from None
-        self.cgroup = self.created.cgroup
-        return self.created.pid, self.created.pty_master
+            except (oci.SpecError, process.CreateError, OSError) as e:
+                chan.send(json.dumps({"error": str(e)}).encode())
+            except BaseException as e:  # noqa: BLE001  (a bug must reach the user, not hang the shim)
+                chan.send(json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
+            else:
+                fds = [created.channel.fileno()] + ([created.pty_master] if created.pty_master is not None else [])
+                socket.send_fds(chan, [json.dumps({"pid": created.pid}).encode()], fds)
+        finally:
+            os._exit(0)
 
     def start(self) -> None:
         from berth.runtime import process
@@ -64,20 +130,24 @@ class BerthRuntime:
 
     def oom_killed(self) -> bool:
         try:
-            return self.cgroup is not None and self.cgroup.oom_kill_count() > 0
+            return bool(self.cgroups_path) and self._need_cgroup("check").oom_kill_count() > 0
         except OSError:
             return False
 
     def delete(self) -> None:
-        if self.cgroup is not None:
+        if self.cgroups_path:
             try:
-                self.cgroup.destroy(kill=True)
+                self._need_cgroup("delete").destroy(kill=True)
             except Exception as e:  # noqa: BLE001  (the exit must still be recorded)
-                print(f"berth-shim: removing cgroup {self.cgroup.path}: {e}", file=sys.stderr)
+                print(f"berth-shim: removing cgroup {self.cgroups_path}: {e}", file=sys.stderr)
 
     def _need_cgroup(self, what: str) -> Any:
-        if self.cgroup is None:
+        if not self.cgroups_path:
             raise RuntimeError_(f"cannot {what}: the container has no cgroup")
+        if self.cgroup is None:
+            from berth.runtime import cgroups
+
+            self.cgroup = cgroups.open_manager(self.cgroups_path)
         return self.cgroup
 
 
@@ -117,13 +187,13 @@ class OciCliRuntime:
             raise RuntimeError_(self._error(proc.stderr.decode(errors="replace").strip()
                                             or f"{os.path.basename(self.binary)} {args[0]} failed"))
 
-    def create(self, spec: oci.Spec, stdin: int | None, stdout: int, stderr: int) -> tuple[int, int | None]:
+    def create(self, basics: Basics, stdin: int | None, stdout: int, stderr: int) -> tuple[int, int | None]:
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        self.cgroups_path = spec.cgroups_path
+        self.cgroups_path = basics.cgroups_path
         pid_file = os.path.join(self.state_dir, "init.pid")
         args = ["create", "--bundle", self.bundle, "--pid-file", pid_file]
         console = None
-        if spec.process.terminal:
+        if basics.terminal:
             console_path = os.path.join(self.state_dir, "console.sock")
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             if os.path.lexists(console_path):

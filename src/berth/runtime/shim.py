@@ -32,7 +32,6 @@ It is deliberately stdlib-only and single-threaded (a selectors loop): it starts
 
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 import os
@@ -42,7 +41,7 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 STDOUT, STDERR = 1, 2
 
@@ -129,14 +128,14 @@ class Proc:
 
 
 class Shim:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: Options) -> None:
         self.args = args
         self.init = Proc()
         self.execs: dict[str, Proc] = {}
         self.by_pid: dict[int, Proc] = {}
         self.clients: list[Client] = []
         self.runtime: Any = None
-        self.spec: Any = None
+        self.cgroups_path = ""
         self.forker: socket.socket | None = None
         self.forker_pid = 0
         self.pids_raised = False  # pids.max is one above the user's limit, for the forker
@@ -153,12 +152,13 @@ class Shim:
     # -- creation -------------------------------------------------------------------
 
     def create(self) -> None:
-        from berth.runtime import backends, linux, oci
+        from berth.runtime import backends, linux
 
         linux.set_child_subreaper()
-        spec = self.spec = oci.load_bundle(self.args.bundle)
+        basics = backends.read_basics(self.args.bundle)  # the runtime parses the whole spec
+        self.cgroups_path = basics.cgroups_path
         init = self.init
-        init.tty = spec.process.terminal
+        init.tty = basics.terminal
         init.stdin_once = self.args.stdin_once
         if self.args.runtime:
             root = os.path.join(os.path.dirname(os.path.dirname(self.args.state_dir)),
@@ -177,7 +177,7 @@ class Shim:
                 raise ShimCreateError(str(e)) from None
         stdin_r, out_w, err_w = init.open_stdio(self.args.stdin)
         try:
-            init.pid, master = self.runtime.create(spec, stdin_r, -1 if out_w is None else out_w,
+            init.pid, master = self.runtime.create(basics, stdin_r, -1 if out_w is None else out_w,
                                                    -1 if err_w is None else err_w)
         except backends.RuntimeError_ as e:
             raise ShimCreateError(str(e)) from None
@@ -233,7 +233,7 @@ class Shim:
                 keep = theirs.fileno()
                 os.closerange(3, keep)
                 os.closerange(keep + 1, 1 << 16)
-                forker.serve(theirs, self.init.pid, self.spec, self.args.bundle, self.spec.cgroups_path or "")
+                forker.serve(theirs, self.init.pid, self.args.bundle, self.cgroups_path)
             finally:
                 os._exit(1)
         theirs.close()
@@ -251,7 +251,7 @@ class Shim:
         """The forker is one of the container's processes to the kernel, not to its user:
         its pids limit is raised by one while it runs, and berthd (stats) learns from
         the `forker` file beside exit.json to leave it out."""
-        path = self.spec.cgroups_path if self.spec is not None else ""
+        path = self.cgroups_path
         try:
             if path:
                 from berth.runtime import cgroups
@@ -726,19 +726,73 @@ def _now() -> str:
     return format_time(time.time_ns())
 
 
+USAGE = """usage: berth-shim --id ID --bundle DIR --state-dir DIR --socket PATH [options]
+
+  --id ID             the container's ID
+  --bundle DIR        its OCI bundle
+  --state-dir DIR     where exit.json is written
+  --socket PATH       the UNIX socket to serve berthd on
+  --log PATH          the log file path ('' for none)
+  --log-driver NAME   json-file (default), local, syslog or none
+  --log-opt KEY=VAL   a log driver option (repeatable)
+  --stdin             keep the container's stdin open
+  --stdin-once        close stdin when the attached client does
+  --runtime BINARY    an OCI runtime binary (runc, crun); default: berth's own
+"""
+
+
+class Options:
+    """The shim's command line (berthd writes it: shimclient._shim_argv)."""
+
+    def __init__(self) -> None:
+        self.id = self.bundle = self.state_dir = self.socket = self.log = self.runtime = ""
+        self.log_driver = "json-file"
+        self.log_opt: list[str] = []
+        self.stdin = self.stdin_once = False
+
+
+_VALUED = {"--id": "id", "--bundle": "bundle", "--state-dir": "state_dir", "--socket": "socket",
+           "--log": "log", "--log-driver": "log_driver", "--runtime": "runtime"}
+_FLAGS = {"--stdin": "stdin", "--stdin-once": "stdin_once"}
+
+
+def parse_args(argv: list[str]) -> Options:
+    """argparse's grammar for these options (--opt VALUE or --opt=VALUE), not argparse:
+    its parse alone made ~1 MiB of the zygote's pages the shim's own, for good."""
+    opts = Options()
+    rest = iter(argv)
+    for arg in rest:
+        name, eq, value = arg.partition("=")
+        if arg in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            raise SystemExit(0)
+        if name in _FLAGS and not eq:
+            setattr(opts, _FLAGS[name], True)
+        elif name in _VALUED or name == "--log-opt":
+            if not eq:
+                following = next(rest, None)
+                if following is None:
+                    _usage_error(f"argument {name}: expected one argument")
+                value = following
+            if name == "--log-opt":
+                opts.log_opt.append(value)
+            else:
+                setattr(opts, _VALUED[name], value)
+        else:
+            _usage_error(f"unrecognized argument: {arg}")
+    missing = [f"--{key.replace('_', '-')}" for key in ("id", "bundle", "state_dir", "socket") if not getattr(opts, key)]
+    if missing:
+        _usage_error(f"the following arguments are required: {', '.join(missing)}")
+    return opts
+
+
+def _usage_error(message: str) -> NoReturn:
+    sys.stderr.write(USAGE.splitlines()[0] + f"\nberth-shim: error: {message}\n")
+    raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="berth-shim")
-    p.add_argument("--id", required=True)
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--state-dir", required=True, help="where exit.json is written")
-    p.add_argument("--socket", required=True, help="the UNIX socket to serve berthd on")
-    p.add_argument("--log", default="", help="the log file path ('' for none)")
-    p.add_argument("--log-driver", default="json-file", help="json-file, local, syslog or none")
-    p.add_argument("--log-opt", action="append", default=[], help="a log driver option, KEY=VALUE (repeatable)")
-    p.add_argument("--stdin", action="store_true", help="keep the container's stdin open")
-    p.add_argument("--stdin-once", action="store_true", help="close stdin when the attached client does")
-    p.add_argument("--runtime", default="", help="an OCI runtime binary (runc, crun); default: berth's own")
-    args = p.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     shim = Shim(args)
     out = sys.stdout
     sock_path = args.socket

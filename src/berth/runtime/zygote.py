@@ -6,11 +6,14 @@ line (the shim's argv), and the zygote forks twice: the grandchild becomes the s
 with the connection as its stdout, so berthd reads the shim's "ready" line from it;
 the middle child exits at once, so shims are nobody's zombies and outlive the zygote.
 The zygote dies with berthd (parent-death signal) and is single-threaded, so forking
-it is safe.
+it is safe. It freezes its objects (gc.freeze) before it serves: a page of the
+zygote's that a shim writes to becomes the shim's own memory, and a full collection
+in a shim would write to every object it tracks.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil  # noqa: F401  (and with it zlib, bz2, lzma: ~20 ms a shim would pay)
@@ -85,6 +88,8 @@ def main() -> None:
     listener.bind(path)
     os.chmod(path, 0o600)
     listener.listen(128)
+    gc.collect()
+    gc.freeze()  # no collection in a shim writes to these objects (see above)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     while True:
