@@ -191,6 +191,26 @@ def test_no_new_privileges(docker: Cli) -> None:
     assert status_field(status, "NoNewPrivs") == "1"
 
 
+def test_apparmor_option(docker: Cli, new_name: Names) -> None:
+    """On a host without AppArmor the option is ignored, as dockerd ignores it; with it,
+    the container's processes run under the profile (attr/current inside names it)."""
+    from berth.runtime import apparmor
+
+    name = new_name("aa")
+    if apparmor.enabled():
+        res = docker("run", "--name", name, "--security-opt", "apparmor=unconfined", "busybox",
+                     "cat", "/proc/self/attr/current")
+        assert res.returncode == 0, describe(res)
+        assert res.stdout.strip() == "unconfined"
+        expected = "unconfined"
+    else:
+        res = docker("run", "--name", name, "--security-opt", "apparmor=berth-no-such-profile",
+                     "busybox", "echo", "ran")
+        assert res.returncode == 0 and res.stdout.strip() == "ran", describe(res)
+        expected = ""
+    assert docker.ok("inspect", "-f", "{{.AppArmorProfile}}", name).strip() == expected
+
+
 # Filesystem: read-only root, masked and read-only /proc paths, devices, sysctls.
 
 

@@ -283,6 +283,10 @@ def _bad_seccomp_action(c: dict[str, Any]) -> None:
     }
 
 
+def _apparmor_profile(c: dict[str, Any]) -> None:
+    c["process"]["apparmorProfile"] = "berth-test-no-such-profile"
+
+
 def _tiny_memory_limit(c: dict[str, Any]) -> None:
     c["linux"]["resources"]["memory"]["limit"] = 4 * MiB
 
@@ -300,6 +304,8 @@ BAD_BUNDLES: list[tuple[str, Mutation | None, tuple[str, ...]]] = [
     ("bad-seccomp-action", _bad_seccomp_action, ("linux.seccomp", "SCMP_ACT_BOGUS")),
     ("memory-below-6MiB", _tiny_memory_limit, ("memory",)),
     ("unknown-namespace", _unknown_namespace, ("linux.namespaces",)),
+    # without AppArmor the host refuses any profile; with it, this one is not loaded
+    ("apparmor-profile", _apparmor_profile, ("apparmor", "berth-test-no-such-profile")),
 ]
 
 

@@ -26,7 +26,7 @@ from aiohttp import web
 from berth.api import hijack
 from berth.api.server import Routes, filters_param, json_body, json_response, query_bool, query_int
 from berth.containers import stats as container_stats
-from berth.containers.manager import ContainerManager
+from berth.containers.manager import ContainerManager, apparmor_profile_of
 from berth.containers.model import (
     Container,
     Health,
@@ -605,7 +605,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
-        "AppArmorProfile": "",
+        "AppArmorProfile": apparmor_profile_of(c.host_config),
         "ExecIDs": mgr.execs.of_container(c.id) or None,
         "HostConfig": _host_config_doc(c),
         "GraphDriver": {"Name": mgr.layers.driver, "Data": graph_data},

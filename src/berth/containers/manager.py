@@ -1120,7 +1120,27 @@ def security_of(h: HostConfig) -> spec.Security:
             sec.no_new_privileges = value.lower() in ("", "true", "1")
         elif key == "systempaths" and value == "unconfined":
             sec.masked_paths, sec.readonly_paths = [], []
+    sec.apparmor = apparmor_profile_of(h)
     return sec
+
+
+def apparmor_profile_of(h: HostConfig) -> str:
+    """The AppArmor profile the container's processes run under, as dockerd picks it on a
+    host with AppArmor: `--security-opt apparmor=NAME`, else "unconfined" when privileged;
+    "" without AppArmor (the option is ignored, as dockerd ignores it). berth loads no
+    docker-default profile of its own: other containers run unconfined."""
+    from berth.runtime import apparmor
+
+    profile = ""
+    for opt in h.security_opt:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "apparmor":
+            profile = value
+    if not profile and h.privileged:
+        profile = apparmor.UNCONFINED
+    return profile if profile and apparmor.enabled() else ""
 
 
 def _init_binary() -> str:

@@ -70,6 +70,13 @@ class Identity:
 def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity | None = None) -> Created:
     """Run steps 1 to 4; returns once the init is ready and waiting for start()."""
     identity = identity or Identity()
+    if spec.process.apparmor_profile:
+        from berth.runtime import apparmor
+
+        try:
+            apparmor.check(spec.process.apparmor_profile)
+        except apparmor.AppArmorError as e:
+            raise CreateError(str(e)) from None
     if spec.cgroups_path:
         from berth.runtime import cgroups  # noqa: F401  (before the fork: the init uses it too)
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -374,12 +381,20 @@ class _Prepared:
 
 
 def _prepare_exec(spec: Spec, proc: Process) -> _Prepared:
-    """Everything that can fail before "ready": cwd, the command, the seccomp filter."""
+    """Everything that can fail before "ready": cwd, the command, the seccomp filter, the
+    AppArmor profile (set now for the execve to come)."""
     try:
         os.chdir(proc.cwd)
     except OSError as e:
         raise CreateError(f"chdir to cwd (\"{proc.cwd}\") set in config.json failed: {e.strerror}") from None
     path = lookup(proc.args[0], proc.env)
+    if proc.apparmor_profile:
+        from berth.runtime import apparmor
+
+        try:
+            apparmor.apply(proc.apparmor_profile)
+        except apparmor.AppArmorError as e:
+            raise CreateError(str(e)) from None
     seccomp_filter = None
     if spec.seccomp is not None:
         from berth.runtime import seccomp
@@ -449,6 +464,8 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         # after pivot_root berth's own files are out of sight: import what runs later now
         if spec.seccomp is not None:
             from berth.runtime import seccomp  # noqa: F401
+        if proc.apparmor_profile:
+            from berth.runtime import apparmor  # noqa: F401
         if spec.hooks.get("startContainer"):
             from berth.runtime import hooks  # noqa: F401
 
@@ -612,6 +629,8 @@ def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: soc
     try:
         if spec.seccomp is not None:
             from berth.runtime import seccomp  # noqa: F401  (not importable once inside)
+        if proc.apparmor_profile:
+            from berth.runtime import apparmor  # noqa: F401
         try:
             own = {k: os.stat(f"/proc/self/ns/{f}").st_ino for k, f in _NS_FILES.items()}
             fds = {}

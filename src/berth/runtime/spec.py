@@ -112,6 +112,7 @@ class Security:
     readonly_root: bool = False
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None
+    apparmor: str = ""  # a loaded AppArmor profile; "" or "unconfined": none
 
 
 @dataclass
@@ -204,6 +205,8 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
         caps = capabilities.docker_caps(sec.cap_add, sec.cap_drop, sec.privileged)
         process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
         process["noNewPrivileges"] = sec.no_new_privileges
+        if sec.apparmor and sec.apparmor != "unconfined":
+            process["apparmorProfile"] = sec.apparmor
         rules = list(DEFAULT_DEVICE_RULES)
         if privileged:
             rules = [{"allow": True, "access": "rwm"}]
