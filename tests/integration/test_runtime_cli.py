@@ -115,6 +115,8 @@ def test_features_is_json(berth: Runtime) -> None:
     assert doc["ociVersionMax"].startswith("1.")
     assert set(doc["linux"]["namespaces"]) == NAMESPACES
     assert {"ro", "nosuid", "nodev", "noexec", "bind", "rprivate"} <= set(doc["mountOptions"])
+    # as runc's: whether this host can apply an AppArmor profile
+    assert doc["linux"]["apparmor"] == {"enabled": os.path.isdir("/sys/kernel/security/apparmor")}
 
 
 def test_features_lists_the_hooks_it_runs(berth: Runtime) -> None:

@@ -412,6 +412,7 @@ def cmd_spec(root: str, args: argparse.Namespace) -> int:
 
 
 def cmd_features(root: str, args: argparse.Namespace) -> int:
+    from berth.runtime import apparmor
     from berth.runtime.oci import NAMESPACE_FLAGS
     from berth.runtime.rootfs import _FLAG_OPTIONS, _PROPAGATION
 
@@ -420,7 +421,7 @@ def cmd_features(root: str, args: argparse.Namespace) -> int:
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": sorted(set(_FLAG_OPTIONS) | set(_PROPAGATION)),
-        "linux": {"namespaces": sorted(NAMESPACE_FLAGS)},
+        "linux": {"namespaces": sorted(NAMESPACE_FLAGS), "apparmor": {"enabled": apparmor.enabled()}},
         "annotations": {"org.opencontainers.runtime-spec.features.berth": "true"},
     }, indent=2))
     return 0
