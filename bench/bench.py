@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib
 import json
 import os
 import re
@@ -56,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,6 +175,62 @@ def unmount_all_under(base: Path) -> list[str]:
             if r.returncode != 0:
                 subprocess.run(["umount", "-l", mp], capture_output=True)
     return mounts_under(base)
+
+
+# ---------------------------------------------- a scenario module run on its own
+
+
+def standalone_parser(prog: str, doc: str, runs: int, warmup: int,
+                      scenarios: list[tuple[str, str]] | None = None) -> argparse.ArgumentParser:
+    """The options every bench/<module>.py takes when run on its own (the module adds its
+    own, then calls parse_standalone)."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--warmup", type=int, default=warmup)
+    if scenarios:
+        ap.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                        choices=[name for name, _ in scenarios])  # fmt: skip
+    ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
+    ap.add_argument("--no-berthd", action="store_true", help="measure dockerd only")
+    ap.add_argument("--docker", default=shutil.which("docker"))
+    ap.add_argument("--dockerd", default=shutil.which("dockerd"))
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return ap
+
+
+def parse_standalone(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    args = ap.parse_args(argv)
+    if args.runs < 1 or args.warmup < 0:
+        ap.error("--runs must be >= 1 and --warmup >= 0")
+    if not args.docker:
+        ap.error("no docker CLI on PATH")
+    return args
+
+
+def run_standalone(args: argparse.Namespace, body: Callable[[Path, Path], bool]) -> int:
+    """body(tmp, rootfs_tar) in a fresh /tmp/berth-bench.* directory holding the busybox
+    rootfs tar; SIGTERM and SIGHUP end it as Ctrl-C does; the directory is removed after
+    (unless --keep, or something stays mounted below it). Exit status 0 when body is True."""
+
+    def _bye(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _bye)
+    signal.signal(signal.SIGHUP, _bye)
+    tmp = Path(tempfile.mkdtemp(prefix="berth-bench.", dir="/tmp"))
+    try:
+        rootfs = tmp / "busybox-rootfs.tar"
+        subprocess.run(["bash", str(ROOT / "scripts" / "make-busybox-rootfs"), str(rootfs)],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        return 0 if body(tmp, rootfs) else 1
+    finally:
+        left = unmount_all_under(tmp)
+        if left:
+            log(f"could not unmount {left}; leaving {tmp} in place")
+        elif args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def processes_of(base: Path, sids: set[int]) -> list[int]:
@@ -525,145 +583,52 @@ def print_table(
         print(line(r))
 
 
-# ------------------------------------------------------------ runtime scenarios
+# ------------------------------------- scenario groups (bench/<module>.py, by flag)
 
 
-def runtime_scenarios() -> list[tuple[str, str]]:
-    """(name, description) of bench/runtime.py's scenarios."""
-    import runtime  # bench/runtime.py, imported late: it imports this module
+@dataclass(frozen=True)
+class Group:
+    """The scenarios of one bench/<module>.py, run by bench/run when its flag is given;
+    the module's results go under its name in --json and its files in tmp/<module>."""
 
-    return list(runtime.SCENARIOS)
+    module: str
+    flag: str
+    options: Callable[[argparse.Namespace], dict[str, object]]  # the module's run counts
+    bridge: bool = True  # whether berthd gets --berthd-bridge (network's needs its bridge)
 
+    @property
+    def attr(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
 
-def run_runtime_scenarios(
-    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
-) -> bool:
-    import runtime
+    def scenarios(self) -> list[tuple[str, str]]:
+        """(name, description); the module is imported late: it imports this one."""
+        return list(importlib.import_module(self.module).SCENARIOS)
 
-    options = runtime.Options(
-        runs=args.runs, warmup=args.warmup, containers=args.containers, scenarios=tuple(names),
-        docker=args.docker, dockerd=None if args.no_dockerd else args.dockerd,
-        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
-    )  # fmt: skip
-    return bool(runtime.run(options, tmp / "runtime", rootfs))
-
-
-# -------------------------------------------------------------- image scenarios
-
-
-def image_scenarios() -> list[tuple[str, str]]:
-    """(name, description) of bench/images.py's scenarios."""
-    import images  # bench/images.py, imported late: it imports this module
-
-    return list(images.SCENARIOS)
-
-
-def run_image_scenarios(
-    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
-) -> bool:
-    import images
-
-    options = images.Options(
-        runs=min(args.runs, 3), scenarios=tuple(names), docker=args.docker,
-        dockerd=None if args.no_dockerd else args.dockerd,
-        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
-    )  # fmt: skip
-    return bool(images.run(options, tmp / "images", rootfs))
+    def run(self, args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str],
+            json_out: dict[str, object]) -> bool:
+        mod = importlib.import_module(self.module)
+        kwargs: dict[str, object] = {
+            **self.options(args), "scenarios": tuple(names), "docker": args.docker,
+            "dockerd": None if args.no_dockerd else args.dockerd, "berthd_args": args.berthd_arg,
+            "json_out": json_out,
+        }  # fmt: skip
+        if self.bridge:
+            kwargs["berthd_bridge"] = args.berthd_bridge
+        return bool(mod.run(mod.Options(**kwargs), tmp / self.module, rootfs))
 
 
-# ------------------------------------------------------------- volume scenarios
-
-
-def volume_scenarios() -> list[tuple[str, str]]:
-    """(name, description) of bench/volumes.py's scenarios."""
-    import volumes  # bench/volumes.py, imported late: it imports this module
-
-    return list(volumes.SCENARIOS)
-
-
-def run_volume_scenarios(
-    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
-) -> bool:
-    import volumes
-
-    options = volumes.Options(
-        runs=args.volume_runs, warmup=args.volume_warmup, scenarios=tuple(names),
-        docker=args.docker, dockerd=None if args.no_dockerd else args.dockerd,
-        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
-    )  # fmt: skip
-    return bool(volumes.run(options, tmp / "volumes", rootfs))
-
-
-# ------------------------------------------------------------ network scenarios
-
-
-def network_scenarios() -> list[tuple[str, str]]:
-    """(name, description) of bench/network.py's scenarios."""
-    import network  # bench/network.py, imported late: it imports this module
-
-    return list(network.SCENARIOS)
-
-
-def run_network_scenarios(
-    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
-) -> bool:
-    import network
-
-    # Runs as for --volumes (5 + 1 unless --runs/--warmup); berthd with its default bridge
-    # whatever --berthd-bridge says (the scenarios publish ports on it).
-    options = network.Options(
-        runs=args.volume_runs, warmup=args.volume_warmup, seconds=args.net_seconds,
-        scenarios=tuple(names), docker=args.docker,
-        dockerd=None if args.no_dockerd else args.dockerd,
-        berthd_args=args.berthd_arg, json_out=json_out,
-    )  # fmt: skip
-    return bool(network.run(options, tmp / "network", rootfs))
-
-
-# -------------------------------------------------------------- build scenarios
-
-
-def build_scenarios() -> list[tuple[str, str]]:
-    """(name, description) of bench/build.py's scenarios."""
-    import build  # bench/build.py, imported late: it imports this module
-
-    return list(build.SCENARIOS)
-
-
-def run_build_scenarios(
-    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
-) -> bool:
-    import build
-
-    options = build.Options(
-        runs=args.volume_runs, warmup=args.volume_warmup, scenarios=tuple(names),
-        docker=args.docker, dockerd=None if args.no_dockerd else args.dockerd,
-        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
-    )  # fmt: skip
-    return bool(build.run(options, tmp / "build", rootfs))
-
-
-# ---------------------------------------------------------- container scenarios
-
-
-def container_scenarios() -> list[tuple[str, str]]:
-    """(name, description) of bench/containers.py's scenarios."""
-    import containers  # bench/containers.py, imported late: it imports this module
-
-    return list(containers.SCENARIOS)
-
-
-def run_container_scenarios(
-    args: argparse.Namespace, tmp: Path, rootfs: Path, names: list[str], json_out: dict[str, object]
-) -> bool:
-    import containers
-
-    options = containers.Options(
-        runs=args.runs, warmup=args.warmup, scenarios=tuple(names), docker=args.docker,
-        dockerd=None if args.no_dockerd else args.dockerd,
-        berthd_bridge=args.berthd_bridge, berthd_args=args.berthd_arg, json_out=json_out,
-    )  # fmt: skip
-    return bool(containers.run(options, tmp / "containers", rootfs))
+# --volumes copies 1 GB per run, --network and --build runs take seconds: they use the
+# smaller counts (volume_runs, volume_warmup) unless --runs/--warmup are given.
+GROUPS = (
+    Group("runtime", "--runtime", lambda a: {"runs": a.runs, "warmup": a.warmup, "containers": a.containers}),
+    Group("images", "--images", lambda a: {"runs": min(a.runs, 3)}),
+    Group("volumes", "--volumes", lambda a: {"runs": a.volume_runs, "warmup": a.volume_warmup}),
+    # berthd with its default bridge whatever --berthd-bridge says: the scenarios publish ports on it
+    Group("network", "--network", lambda a: {"runs": a.volume_runs, "warmup": a.volume_warmup,
+                                             "seconds": a.net_seconds}, bridge=False),
+    Group("build", "--build", lambda a: {"runs": a.volume_runs, "warmup": a.volume_warmup}),
+    Group("containers", "--containers-bench", lambda a: {"runs": a.runs, "warmup": a.warmup}),
+)
 
 
 # --------------------------------------------------------------------------- main
@@ -745,46 +710,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for sc in SCENARIOS:
             print(f"{sc.name}\tdocker {' '.join(sc.argv)}")
-        for name, description in runtime_scenarios():
-            print(f"{name}\t{description} (with --runtime)")
-        for name, description in image_scenarios():
-            print(f"{name}\t{description} (with --images)")
-        for name, description in volume_scenarios():
-            print(f"{name}\t{description} (with --volumes)")
-        for name, description in network_scenarios():
-            print(f"{name}\t{description} (with --network)")
-        for name, description in build_scenarios():
-            print(f"{name}\t{description} (with --build)")
-        for name, description in container_scenarios():
-            print(f"{name}\t{description} (with --containers-bench)")
+        for g in GROUPS:
+            for name, description in g.scenarios():
+                print(f"{name}\t{description} (with {g.flag})")
         return 0
     scenarios = SCENARIOS
-    runtime_names = [name for name, _ in runtime_scenarios()] if args.runtime else []
-    image_names = [name for name, _ in image_scenarios()] if args.images else []
-    volume_names = [name for name, _ in volume_scenarios()] if args.volumes else []
-    network_names = [name for name, _ in network_scenarios()] if args.network else []
-    build_names = [name for name, _ in build_scenarios()] if args.build else []
-    container_names = [name for name, _ in container_scenarios()] if args.containers_bench else []
+    # the scenarios of each group to run, by module
+    chosen = {g.module: [name for name, _ in g.scenarios()] if getattr(args, g.attr) else [] for g in GROUPS}
     if args.scenario:
-        known = (
-            {sc.name for sc in SCENARIOS}
-            | {name for name, _ in runtime_scenarios()}
-            | {name for name, _ in image_scenarios()}
-            | {name for name, _ in volume_scenarios()}
-            | {name for name, _ in network_scenarios()}
-            | {name for name, _ in build_scenarios()}
-            | {name for name, _ in container_scenarios()}
-        )
+        known = {sc.name for sc in SCENARIOS} | {name for g in GROUPS for name, _ in g.scenarios()}
         unknown = [n for n in args.scenario if n not in known]
         if unknown:
             ap.error(f"unknown scenario(s): {', '.join(unknown)} (see --list)")
         scenarios = [sc for sc in SCENARIOS if sc.name in args.scenario]
-        runtime_names = [name for name, _ in runtime_scenarios() if name in args.scenario]
-        image_names = [name for name, _ in image_scenarios() if name in args.scenario]
-        volume_names = [name for name, _ in volume_scenarios() if name in args.scenario]
-        network_names = [name for name, _ in network_scenarios() if name in args.scenario]
-        build_names = [name for name, _ in build_scenarios() if name in args.scenario]
-        container_names = [name for name, _ in container_scenarios() if name in args.scenario]
+        chosen = {g.module: [name for name, _ in g.scenarios() if name in args.scenario] for g in GROUPS}
     if args.containers < 1:
         ap.error("--containers must be >= 1")
     if min(args.runs, args.volume_runs) < 1 or min(args.warmup, args.volume_warmup) < 0:
@@ -821,37 +760,19 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent"},
         ).stdout.strip() or "?"  # fmt: skip
 
-        runtime_json: dict[str, object] = {}
-        images_json: dict[str, object] = {}
-        volumes_json: dict[str, object] = {}
-        network_json: dict[str, object] = {}
-        build_json: dict[str, object] = {}
-        containers_json: dict[str, object] = {}
-        if not scenarios:  # only runtime, image, volume, network, build or container scenarios
+        group_json: dict[str, dict[str, object]] = {g.module: {} for g in GROUPS if chosen[g.module]}
+
+        def run_groups() -> bool:
             ok = True
-            if runtime_names:
-                ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
-            if image_names:
-                ok = run_image_scenarios(args, tmp, rootfs, image_names, images_json) and ok
-            if volume_names:
-                ok = run_volume_scenarios(args, tmp, rootfs, volume_names, volumes_json) and ok
-            if network_names:
-                ok = run_network_scenarios(args, tmp, rootfs, network_names, network_json) and ok
-            if build_names:
-                ok = run_build_scenarios(args, tmp, rootfs, build_names, build_json) and ok
-            if container_names:
-                ok = (
-                    run_container_scenarios(args, tmp, rootfs, container_names, containers_json)
-                    and ok
-                )
+            for g in GROUPS:
+                if chosen[g.module]:
+                    ok = g.run(args, tmp, rootfs, chosen[g.module], group_json[g.module]) and ok
+            return ok
+
+        if not scenarios:  # only the groups' scenarios
+            ok = run_groups()
             if args.json:
-                out = {"runs": args.runs, "warmup": args.warmup,
-                       **({"runtime": runtime_json} if runtime_names else {}),
-                       **({"images": images_json} if image_names else {}),
-                       **({"volumes": volumes_json} if volume_names else {}),
-                       **({"network": network_json} if network_names else {}),
-                       **({"build": build_json} if build_names else {}),
-                       **({"containers": containers_json} if container_names else {})}  # fmt: skip
+                out = {"runs": args.runs, "warmup": args.warmup, **group_json}
                 Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
             return 0 if ok else 1
 
@@ -885,26 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         if docker_note:
             print(docker_note)
 
-        runtime_ok = True
-        if runtime_names:
-            runtime_ok = run_runtime_scenarios(args, tmp, rootfs, runtime_names, runtime_json)
-        if image_names:
-            runtime_ok = run_image_scenarios(args, tmp, rootfs, image_names, images_json) and runtime_ok
-        if volume_names:
-            runtime_ok = (
-                run_volume_scenarios(args, tmp, rootfs, volume_names, volumes_json) and runtime_ok
-            )
-        if network_names:
-            runtime_ok = (
-                run_network_scenarios(args, tmp, rootfs, network_names, network_json) and runtime_ok
-            )
-        if build_names:
-            runtime_ok = run_build_scenarios(args, tmp, rootfs, build_names, build_json) and runtime_ok
-        if container_names:
-            runtime_ok = (
-                run_container_scenarios(args, tmp, rootfs, container_names, containers_json)
-                and runtime_ok
-            )
+        groups_ok = run_groups()
 
         if args.json:
             out = {
@@ -923,17 +825,12 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     for sc in scenarios
                 },
-                **({"runtime": runtime_json} if runtime_names else {}),
-                **({"images": images_json} if image_names else {}),
-                **({"volumes": volumes_json} if volume_names else {}),
-                **({"network": network_json} if network_names else {}),
-                **({"build": build_json} if build_names else {}),
-                **({"containers": containers_json} if container_names else {}),
+                **group_json,
             }
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
         all_res = list(berth_res.values()) + list((docker_res or {}).values())
-        return 0 if all(r.ok for r in all_res) and runtime_ok else 1
+        return 0 if all(r.ok for r in all_res) and groups_ok else 1
     finally:
         for e in engines:
             e.stop()  # idempotent; covers an interrupt in the middle of a run

@@ -31,13 +31,9 @@ apply.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -377,33 +373,11 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench/containers.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=DEFAULT_RUNS)
-    ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
-    ap.add_argument("--scenario", action="append", default=[], metavar="NAME",
-                    choices=[name for name, _ in SCENARIOS])  # fmt: skip
-    ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
-    ap.add_argument("--no-berthd", action="store_true", help="measure dockerd only")
-    ap.add_argument("--docker", default=shutil.which("docker"))
-    ap.add_argument("--dockerd", default=shutil.which("dockerd"))
+    ap = bench.standalone_parser("bench/containers.py", __doc__, DEFAULT_RUNS, DEFAULT_WARMUP, SCENARIOS)
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = ap.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        ap.error("--runs must be >= 1 and --warmup >= 0")
-    if not args.docker:
-        ap.error("no docker CLI on PATH")
+    args = bench.parse_standalone(ap, argv)
 
-    def _bye(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _bye)
-    signal.signal(signal.SIGHUP, _bye)
-    tmp = Path(tempfile.mkdtemp(prefix="berth-bench.", dir="/tmp"))
-    try:
-        rootfs = tmp / "busybox-rootfs.tar"
-        subprocess.run(["bash", str(bench.ROOT / "scripts" / "make-busybox-rootfs"), str(rootfs)],
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    def body(tmp: Path, rootfs: Path) -> bool:
         options = Options(
             runs=args.runs, warmup=args.warmup,
             scenarios=tuple(args.scenario) or tuple(name for name, _ in SCENARIOS),
@@ -414,15 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             out = {"runs": args.runs, "warmup": args.warmup, "containers": options.json_out}
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-        return 0 if ok else 1
-    finally:
-        left = bench.unmount_all_under(tmp)
-        if left:
-            bench.log(f"could not unmount {left}; leaving {tmp} in place")
-        elif args.keep:
-            bench.log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return ok
+
+    return bench.run_standalone(args, body)
 
 
 if __name__ == "__main__":

@@ -42,18 +42,15 @@ apache2-utils`` is run first when ``iperf3`` or ``ab`` is missing.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -566,37 +563,17 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench/network.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=DEFAULT_RUNS)
-    ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
+    ap = bench.standalone_parser("bench/network.py", __doc__, DEFAULT_RUNS, DEFAULT_WARMUP, SCENARIOS)
     ap.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="length of each run")
-    ap.add_argument("--scenario", action="append", default=[], metavar="NAME",
-                    choices=[name for name, _ in SCENARIOS])  # fmt: skip
-    ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
-    ap.add_argument("--no-berthd", action="store_true", help="measure dockerd only")
-    ap.add_argument("--docker", default=shutil.which("docker"))
-    ap.add_argument("--dockerd", default=shutil.which("dockerd"))
     ap.add_argument("--berthd-arg", action="append", default=[], metavar="ARG")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = ap.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0 or args.seconds <= 0:
-        ap.error("--runs must be >= 1, --warmup >= 0 and --seconds > 0")
-    if not args.docker:
-        ap.error("no docker CLI on PATH")
+    args = bench.parse_standalone(ap, argv)
+    if args.seconds <= 0:
+        ap.error("--seconds must be > 0")
     if os.geteuid() != 0:
         ap.error("run as root: the daemons create namespaces, bridges and firewall rules")
 
-    def _bye(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _bye)
-    signal.signal(signal.SIGHUP, _bye)
-    tmp = Path(tempfile.mkdtemp(prefix="berth-bench.", dir="/tmp"))
-    try:
-        rootfs = tmp / "busybox-rootfs.tar"
-        subprocess.run(["bash", str(bench.ROOT / "scripts" / "make-busybox-rootfs"), str(rootfs)],
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    def body(tmp: Path, rootfs: Path) -> bool:
         json_out: dict[str, object] = {}
         options = Options(
             runs=args.runs, warmup=args.warmup, seconds=args.seconds,
@@ -607,15 +584,9 @@ def main(argv: list[str] | None = None) -> int:
         ok = run(options, tmp / "network", rootfs)
         if args.json:
             Path(args.json).write_text(json.dumps({"network": json_out}, indent=2) + "\n")
-        return 0 if ok else 1
-    finally:
-        left = bench.unmount_all_under(tmp)
-        if left:
-            bench.log(f"could not unmount {left}; leaving {tmp} in place")
-        elif args.keep:
-            bench.log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return ok
+
+    return bench.run_standalone(args, body)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,12 @@ after the run.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,43 +348,17 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench/volumes.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=DEFAULT_RUNS)
-    ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
-    ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
-    ap.add_argument("--no-berthd", action="store_true", help="measure dockerd only")
-    ap.add_argument("--docker", default=shutil.which("docker"))
-    ap.add_argument("--dockerd", default=shutil.which("dockerd"))
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = ap.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        ap.error("--runs must be >= 1 and --warmup >= 0")
-    if not args.docker:
-        ap.error("no docker CLI on PATH")
+    ap = bench.standalone_parser("bench/volumes.py", __doc__, DEFAULT_RUNS, DEFAULT_WARMUP)
+    args = bench.parse_standalone(ap, argv)
 
-    def _bye(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _bye)
-    signal.signal(signal.SIGHUP, _bye)
-    tmp = Path(tempfile.mkdtemp(prefix="berth-bench.", dir="/tmp"))
-    try:
-        rootfs = tmp / "busybox-rootfs.tar"
-        subprocess.run(["bash", str(bench.ROOT / "scripts" / "make-busybox-rootfs"), str(rootfs)],
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    def body(tmp: Path, rootfs: Path) -> bool:
         options = Options(
             runs=args.runs, warmup=args.warmup, docker=args.docker,
             dockerd=None if args.no_dockerd else args.dockerd, berthd=not args.no_berthd,
         )  # fmt: skip
-        return 0 if run(options, tmp / "volumes", rootfs) else 1
-    finally:
-        left = bench.unmount_all_under(tmp)
-        if left:
-            bench.log(f"could not unmount {left}; leaving {tmp} in place")
-        elif args.keep:
-            bench.log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return run(options, tmp / "volumes", rootfs)
+
+    return bench.run_standalone(args, body)
 
 
 if __name__ == "__main__":
