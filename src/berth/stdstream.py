@@ -18,6 +18,13 @@ def encode_frame(stream: int, data: bytes) -> bytes:
     return _HEADER.pack(stream, len(data)) + data
 
 
+def encode_lines(stream: int, lines: list[bytes]) -> bytes:
+    """Each of `lines` (given without its newline) in a frame of its own, newline
+    included: what dockerd sends for log messages. One pass, for 200,000 lines a go."""
+    pack = _HEADER.pack
+    return b"".join([pack(stream, len(line) + 1) + line + b"\n" for line in lines])
+
+
 class FrameDecoder:
     """Feed bytes in; get (stream, payload) frames out as they complete."""
 

@@ -56,6 +56,22 @@ def test_detached_run_logs_wait_remove(docker_client: Any, new_name: Names) -> N
         docker_client.containers.get(name)
 
 
+def test_streamed_logs_come_a_line_at_a_time(docker_client: Any, new_name: Names) -> None:
+    """dockerd sends each log message (a line) in a frame of its own, and docker-py's
+    logs(stream=True) yields frame by frame: `for line in container.logs(stream=True)`
+    is a common way to read them, so lines written together must not arrive merged."""
+    container = docker_client.containers.run(
+        "busybox", ["sh", "-c", "echo a; echo b; echo c >&2; echo d; sleep 1; echo e"],
+        detach=True, name=new_name("pylines"))
+    assert container.wait(timeout=30)["StatusCode"] == 0
+    assert list(container.logs(stream=True, stderr=False)) == [b"a\n", b"b\n", b"d\n", b"e\n"]
+    assert list(container.logs(stream=True, stdout=False)) == [b"c\n"]
+    # both streams: one line a frame (how stdout and stderr interleave is a race, as in Docker)
+    assert sorted(container.logs(stream=True)) == [b"a\n", b"b\n", b"c\n", b"d\n", b"e\n"]
+    stamped = list(container.logs(stream=True, timestamps=True, stderr=False))
+    assert [line.split(b" ", 1)[1] for line in stamped] == [b"a\n", b"b\n", b"d\n", b"e\n"]
+
+
 def test_running_container_stop(docker_client: Any, new_name: Names) -> None:
     name = new_name("pystop")
     container = docker_client.containers.run("busybox", "sleep 100", detach=True, name=name)

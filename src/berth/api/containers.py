@@ -1073,9 +1073,9 @@ async def logs(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
 
         async def send(chunk: bytes) -> None:
-            runs = jsonfile.render(chunk, sel)
-            if runs:
-                await response.write(b"".join(data if tty else encode_frame(kind, data) for kind, data in runs))
+            data = jsonfile.rendered(chunk, sel, framed=not tty)
+            if data:
+                await response.write(data)
 
         while (chunk := await asyncio.to_thread(source.read)) is not None:
             await send(chunk)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from berth.logs.files import RotatingFile
+from berth.stdstream import encode_frame, encode_lines
 
 MAX_MESSAGE = 16 * 1024
 
@@ -156,39 +157,64 @@ _SEPARATOR = {name: re.compile(rb'","stream":"' + name + rb'","time":"[^"\\]*"\}
               for name in (b"stdout", b"stderr")}
 
 
+def rendered(chunk: bytes, sel: Selection, framed: bool) -> bytes:
+    """What `docker logs` sends for whole lines of a json-file log: with `framed` (no
+    terminal) each message in a frame of its own, as dockerd sends them (clients that
+    stream the logs, docker-py's included, get one message at a time); else the texts."""
+    fast = _fast(chunk, sel)
+    if fast is not None:
+        kind, text, messages = fast
+        if not framed:
+            return text
+        lines = _lines(text, messages)
+        if lines is not None:
+            return encode_lines(kind, lines)
+    runs = render(chunk, sel)
+    return b"".join(encode_frame(kind, data) if framed else data for kind, data in runs)
+
+
 def render(chunk: bytes, sel: Selection) -> list[tuple[int, bytes]]:
-    """Whole lines of a json-file log to what `docker logs` prints: a list of runs of
-    (1 stdout | 2 stderr, bytes), consecutive messages of one stream joined."""
-    if not (sel.timestamps or sel.since or sel.until or sel.details is not None):
-        has_stdout, has_stderr = b'"stream":"stdout"' in chunk, b'"stream":"stderr"' in chunk
-        if has_stdout != has_stderr:
-            kind = 1 if has_stdout else 2
-            if not (sel.stdout if kind == 1 else sel.stderr):
-                return []
-            run = _one_stream(chunk, b"stdout" if has_stdout else b"stderr")
-            if run is not None:
-                return [(kind, run)]
+    """Whole lines of a json-file log as (1 stdout | 2 stderr, text), one a message."""
+    fast = _fast(chunk, sel)
+    if fast is not None:
+        kind, text, messages = fast
+        lines = _lines(text, messages)
+        if lines is not None:
+            return [(kind, line + b"\n") for line in lines]
     found = _MESSAGE.findall(chunk)
-    if not found:
-        return []
     if sel.since or sel.until:
         found = _between(found, sel.since, sel.until)
-        if not found:
-            return []
-    runs: list[tuple[int, bytes]] = []
-    has_stderr = b'"stream":"stderr"' in chunk
-    if not has_stderr:
-        if sel.stdout:
-            runs.append((1, _decode(found, sel)))
-        return runs
-    start = 0
-    for i in range(1, len(found) + 1):
-        if i == len(found) or found[i][1] != found[start][1]:
-            kind = 1 if found[start][1] == b"stdout" else 2
-            if sel.stdout if kind == 1 else sel.stderr:
-                runs.append((kind, _decode(found[start:i], sel)))
-            start = i
-    return runs
+    wanted = {b"stdout": sel.stdout, b"stderr": sel.stderr}
+    return [(1 if m[1] == b"stdout" else 2, _decode([m], sel)) for m in found if wanted[m[1]]]
+
+
+def _fast(chunk: bytes, sel: Selection) -> tuple[int, bytes, int] | None:
+    """For a chunk of one stream's messages and a plain selection: (stream, the texts
+    joined, how many messages), by one substitution in C; None when it does not apply
+    (and (stream, b"", 0) when that stream is not wanted)."""
+    if sel.timestamps or sel.since or sel.until or sel.details is not None:
+        return None
+    has_stdout, has_stderr = b'"stream":"stdout"' in chunk, b'"stream":"stderr"' in chunk
+    if has_stdout == has_stderr:
+        return None
+    kind = 1 if has_stdout else 2
+    if not (sel.stdout if kind == 1 else sel.stderr):
+        return kind, b"", 0
+    text = _one_stream(chunk, b"stdout" if has_stdout else b"stderr")
+    return None if text is None else (kind, text, chunk.count(b"\n"))
+
+
+def _lines(text: bytes, messages: int) -> list[bytes] | None:
+    """The texts of `messages` messages joined, cut back into them (without their
+    newlines): possible when each ends with, and holds no other, newline (as berth's
+    shim writes them)."""
+    if messages == 0:
+        return []
+    if not text.endswith(b"\n") or text.count(b"\n") != messages:
+        return None
+    lines = text.split(b"\n")
+    lines.pop()
+    return lines
 
 
 def _one_stream(chunk: bytes, name: bytes) -> bytes | None:

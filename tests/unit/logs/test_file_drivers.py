@@ -11,6 +11,7 @@ import pytest
 from berth.logs import jsonfile, sinks
 from berth.logs.files import from_human_size, retained
 from berth.logs.reader import LogReader
+from berth.stdstream import FrameDecoder
 
 
 def read_all(path: str, sel: jsonfile.Selection | None = None, tail: int | None = None) -> list[tuple[int, bytes]]:
@@ -37,8 +38,10 @@ def test_round_trip_of_both_streams(tmp_path: Path, driver: str) -> None:
     sink.write("stderr", b"e\n")
     sink.write("stdout", b"\n\"q\" \\ \xc3\xa9\t\n")
     sink.close()
-    assert read_all(path) == [(1, b"a\n"), (2, b"e\n"), (1, b'b\n"q" \\ \xc3\xa9\t\n')]
-    assert read_all(path, jsonfile.Selection(stderr=False)) == [(1, b"a\n"), (1, b'b\n"q" \\ \xc3\xa9\t\n')]
+    # one frame per message (line), as dockerd sends them
+    assert read_all(path) == [(1, b"a\n"), (2, b"e\n"), (1, b"b\n"), (1, b'"q" \\ \xc3\xa9\t\n')]
+    assert read_all(path, jsonfile.Selection(stderr=False)) == [(1, b"a\n"), (1, b"b\n"),
+                                                               (1, b'"q" \\ \xc3\xa9\t\n')]
 
 
 @pytest.mark.parametrize("compress", ["false", "true"])
@@ -126,3 +129,22 @@ def test_from_human_size_is_decimal() -> None:
     assert from_human_size("100") == 100
     with pytest.raises(ValueError, match="invalid size: 'abc'"):
         from_human_size("abc")
+
+
+def test_rendered_frames_each_message_as_dockerd_does(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.log")
+    sink = sinks.open_sink("json-file", path, {})
+    assert sink is not None
+    sink.write("stdout", b"one\ntwo\n")
+    sink.write("stdout", b"three")  # no newline yet: a message of its own at the end
+    sink.close()
+    with open(path, "rb") as f:
+        chunk = f.read()
+    framed = jsonfile.rendered(chunk, jsonfile.Selection(), framed=True)
+    assert FrameDecoder().feed(framed) == [(1, b"one\n"), (1, b"two\n"), (1, b"three")]
+    assert jsonfile.rendered(chunk, jsonfile.Selection(), framed=False) == b"one\ntwo\nthree"
+    assert jsonfile.rendered(chunk, jsonfile.Selection(stdout=False), framed=True) == b""
+    # the fast path (every message a whole line) frames the same way
+    whole = chunk[:chunk.rindex(b'{"log":"three')]
+    assert FrameDecoder().feed(jsonfile.rendered(whole, jsonfile.Selection(), framed=True)) == [
+        (1, b"one\n"), (1, b"two\n")]
