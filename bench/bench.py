@@ -224,13 +224,18 @@ def run_standalone(args: argparse.Namespace, body: Callable[[Path, Path], bool])
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         return 0 if body(tmp, rootfs) else 1
     finally:
-        left = unmount_all_under(tmp)
-        if left:
-            log(f"could not unmount {left}; leaving {tmp} in place")
-        elif args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_tmp(tmp, args.keep)
+
+
+def remove_tmp(tmp: Path, keep: bool) -> None:
+    """The run's temporary directory goes, unless kept or something stays mounted in it."""
+    left = unmount_all_under(tmp)
+    if left:
+        log(f"could not unmount {left}; leaving {tmp} in place")
+    elif keep:
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def processes_of(base: Path, sids: set[int]) -> list[int]:
@@ -834,13 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for e in engines:
             e.stop()  # idempotent; covers an interrupt in the middle of a run
-        left = unmount_all_under(tmp)
-        if left:
-            log(f"could not unmount {left}; leaving {tmp} in place")
-        elif args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_tmp(tmp, args.keep)
 
 
 if __name__ == "__main__":

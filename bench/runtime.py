@@ -419,11 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps(options.json_out, indent=2) + "\n")
         return 0 if ok else 1
     finally:
-        left = bench.unmount_all_under(tmp)
-        if left:
-            bench.log(f"could not unmount {left}; leaving {tmp} in place")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        bench.remove_tmp(tmp, keep=False)
 
 
 if __name__ == "__main__":

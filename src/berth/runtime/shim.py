@@ -1,8 +1,10 @@
 """berth-shim: keeps one container's process, stdio and logs, independently of berthd.
 
-berthd starts one shim per container start. The shim creates the container through
-the runtime (`berth.runtime.process`), prints one JSON line on stdout (`{"pid": N}` or
-`{"error": "..."}`), and then serves berthd on a UNIX socket until told to delete.
+berthd starts one shim per container start, forked from its zygote. The shim has the
+container created (berth's runtime does it in a short-lived child of the shim, which
+keeps the shim's own memory small: runtime/backends.py; or runc/crun), prints one JSON
+line on stdout (`{"pid": N}` or `{"error": "..."}`), and then serves berthd on a UNIX
+socket until told to delete.
 It is the init's parent (a child subreaper), so it sees the exit status; it owns the
 stdio pipes or the pty master, writes the log file, and records the exit atomically
 in `exit.json`, so a restarted berthd can learn what happened while it was away.
