@@ -192,6 +192,72 @@ def test_kill_by_signal_name_and_number(lab: Lab, berth: Runtime) -> None:
     assert "does not exist" in one_line_error(stopped)
 
 
+# hooks.
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def _hooks(log_dir: Path) -> dict[str, Any]:
+    """Each hook keeps the state it was given and notes its turn; startContainer runs in
+    the container (its path resolves there), so it keeps its state in the container."""
+    def on_host(kind: str) -> dict[str, Any]:
+        return {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {log_dir}/{kind}.json; echo {kind} >> {log_dir}/order"]}
+
+    hooks = {kind: [on_host(kind)] for kind in HOOK_KINDS if kind != "startContainer"}
+    hooks["startContainer"] = [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /startContainer.json"]}]
+    return hooks
+
+
+@pytest.mark.parametrize("name", ["berth", "runc"])
+def test_hooks_run_in_their_order_with_the_container_state(lab: Lab, name: str) -> None:
+    """The six kinds of hook, under berth-runtime and, as the reference, runc."""
+    if name != "berth" and not shutil.which(name):
+        pytest.skip(f"{name} is not installed")
+    runtime = lab.runtime(name)
+    log_dir = lab.dir / f"hooks-{name}"
+    log_dir.mkdir()
+    config = minimal_config(["sleep", "1"])
+    config["hooks"] = _hooks(log_dir)
+    bundle = lab.bundle(f"hooks-{name}", config)
+    cid = lab.container_id("hooks")
+
+    r = runtime.run(bundle, cid)
+    assert r.returncode == 0, r.stderr
+    order = (log_dir / "order").read_text().split()
+    assert order == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]
+    states = {kind: json.loads((log_dir / f"{kind}.json").read_text()) for kind in order}
+    states["startContainer"] = json.loads((bundle / "rootfs" / "startContainer.json").read_text())
+    statuses = {kind: doc["status"] for kind, doc in states.items()}
+    if name == "runc" and statuses["poststart"] == "created":
+        statuses["poststart"] = "running"  # runc 1.1 says "created"; the process has started
+    assert statuses == {
+        "prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+        "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+    assert {(doc["id"], doc["bundle"]) for doc in states.values()} == {(cid, str(bundle))}
+
+
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
+def test_a_failing_creation_hook_fails_the_create_and_leaves_nothing(lab: Lab, berth: Runtime, kind: str) -> None:
+    config = minimal_config(["true"])
+    config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo no way >&2; exit 3"]}]}
+    bundle = lab.bundle("hookfail", config)
+    cid = lab.container_id("hookfail")
+    r = berth.cmd("run", "--bundle", str(bundle), cid)
+    line = one_line_error(r)
+    assert r.returncode == 1
+    assert kind in line and "exit status 3" in line and "no way" in line, line
+    assert not (berth.root / cid).exists()
+    assert processes_under(lab.dir) == []
+
+
+def test_a_failing_poststart_hook_is_only_a_warning(lab: Lab, berth: Runtime) -> None:
+    config = minimal_config(["sh", "-c", "exit 7"])
+    config["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 1"]}]}
+    r = berth.run(lab.bundle("poststart", config), lab.container_id("poststart"))
+    assert r.returncode == 7, r.stderr  # the container ran; its exit code is the run's
+    assert "warning" in r.stderr and "poststart" in r.stderr
+
+
 @pytest.mark.parametrize("code", [0, 3, 42])
 def test_run_propagates_the_exit_code(lab: Lab, berth: Runtime, code: int) -> None:
     bundle = lab.bundle("exit", minimal_config(["sh", "-c", f"echo out; echo err >&2; exit {code}"]))

@@ -32,9 +32,21 @@ class RuntimeCliError(Exception):
 
 
 def _now() -> str:
-    from berth.logs.jsonfile import format_time
+    """RFC 3339 with nanoseconds, UTC, as runc's state shows `created`."""
+    secs, frac = divmod(time.time_ns(), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
-    return format_time(time.time_ns())
+
+_SPECS: dict[str, Any] = {}
+
+
+def _spec_of(bundle: str) -> Any:
+    """The bundle's spec, parsed once per command (`run` creates, starts and deletes)."""
+    if bundle not in _SPECS:
+        from berth.runtime import oci
+
+        _SPECS[bundle] = oci.load_bundle(bundle)
+    return _SPECS[bundle]
 
 
 def _signal(text: str) -> int:
@@ -55,10 +67,10 @@ def _send_console(sock_path: str, master: int) -> None:
 
 
 def cmd_create(root: str, args: argparse.Namespace) -> int:
-    from berth.runtime import oci, process
+    from berth.runtime import process
 
     bundle = os.path.abspath(args.bundle or ".")
-    spec = oci.load_bundle(bundle)
+    spec = _spec_of(bundle)
     if spec.process.terminal and not args.console_socket:
         raise RuntimeCliError("cannot allocate tty if runtime is not given --console-socket")
     d = st.container_dir(root, args.id)
@@ -123,12 +135,16 @@ def cmd_start(root: str, args: argparse.Namespace) -> int:
 
 def _hooks(root: str, record: st.ContainerState, kind: str, status: str) -> None:
     """poststart/poststop: failures are warnings, as the runtime spec says."""
-    from berth.runtime import hooks, oci
+    from berth.runtime import oci
 
     try:
-        spec = oci.load_bundle(record.bundle)
+        spec = _spec_of(record.bundle)
     except oci.SpecError:
         return
+    if not spec.hooks.get(kind):
+        return
+    from berth.runtime import hooks
+
     try:
         hooks.run_all(kind, spec.hooks, hooks.state_doc(record.id, record.pid, record.bundle, status))
     except hooks.HookError as e:

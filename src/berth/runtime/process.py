@@ -83,7 +83,7 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
     setup_pid = os.fork()
     if setup_pid == 0:
         parent.close()
-        _setup_process(spec, stdio, child, fifo)  # never returns
+        _setup_process(spec, stdio, child, fifo, identity)  # never returns
     child.close()
     placed: list[Any] = []
     # The init mounts its root while its cgroups are made, and waits for "placed" only
@@ -290,7 +290,7 @@ def _expect(chan: socket.socket, word: bytes) -> None:
         os._exit(1)  # the caller gave up on us
 
 
-def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> None:
+def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None, identity: Identity) -> None:
     try:
         try:
             user = spec.namespace("user")
@@ -318,7 +318,7 @@ def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | No
             os._exit(1)
         pid = os.fork()
         if pid == 0:
-            _init(spec, stdio, chan, fifo)
+            _init(spec, stdio, chan, fifo, identity)
         _send(chan, {"pid": pid})
         os._exit(0)
     except BaseException:
@@ -426,7 +426,7 @@ def _ready(chan: socket.socket, fds: list[int]) -> None:
         os.close(fd)
 
 
-def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> None:
+def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None, identity: Identity) -> None:
     """The container's pid 1 until it execs; never returns."""
     try:
         proc = spec.process
@@ -475,8 +475,7 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
         before_pivot = None
         if spec.hooks.get("createContainer"):
             def before_pivot() -> None:
-                _run_hooks("createContainer", spec, {"ociVersion": "1.2.0", "id": "", "pid": os.getpid(),
-                                                      "status": "creating", "bundle": ""})
+                _run_hooks("createContainer", spec, _hook_state(identity, os.getpid(), "creating"))
         prepare_rootfs(spec, in_userns=spec.namespace("user") is not None, before_pivot=before_pivot,
                        before_cgroup=wait_placed)
         if spec.hostname is not None and spec.namespace("uts") is not None:
@@ -515,8 +514,7 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None) -> No
             _expect(chan, b"start")
             chan.close()
         if spec.hooks.get("startContainer"):
-            _run_hooks("startContainer", spec, {"ociVersion": "1.2.0", "id": "", "pid": 1,
-                                                "status": "created", "bundle": ""})
+            _run_hooks("startContainer", spec, _hook_state(identity, os.getpid(), "created"))
         _become(proc, prepared.seccomp_filter)
         os.execve(prepared.path, proc.args, prepared.env)
     except CreateError as e:
