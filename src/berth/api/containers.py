@@ -26,7 +26,7 @@ from aiohttp import web
 from berth.api import hijack
 from berth.api.server import Routes, filters_param, json_body, json_response, query_bool, query_int
 from berth.containers import stats as container_stats
-from berth.containers.manager import ContainerManager, apparmor_profile_of
+from berth.containers.manager import ContainerManager, apparmor_profile_of, security_options
 from berth.containers.model import (
     Container,
     Health,
@@ -357,10 +357,7 @@ def _validate_host(host: HostConfig) -> None:
 
     capabilities.normalize_docker_caps(host.cap_add)  # InvalidParameter for an unknown name
     capabilities.normalize_docker_caps(host.cap_drop)
-    for opt in host.security_opt:
-        key, sep, value = opt.partition("=")
-        if not sep:
-            key, sep, value = opt.partition(":")
+    for opt, (key, _value) in zip(host.security_opt, security_options(host.security_opt), strict=True):
         if key not in ("seccomp", "no-new-privileges", "apparmor", "label", "systempaths", "mask", "unmask"):
             raise InvalidParameter(f"invalid --security-opt: {opt!r}")
 

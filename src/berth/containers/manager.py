@@ -1107,13 +1107,21 @@ def limits_of(h: HostConfig) -> spec.Limits:
         blkio_weight=h.blkio_weight)
 
 
-def security_of(h: HostConfig) -> spec.Security:
-    sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
-                        readonly_root=h.readonly_rootfs)
-    for opt in h.security_opt:
+def security_options(opts: list[str]) -> list[tuple[str, str]]:
+    """`--security-opt` values as (key, value): KEY=VALUE, or Docker's older KEY:VALUE."""
+    pairs = []
+    for opt in opts:
         key, sep, value = opt.partition("=")
         if not sep:
             key, sep, value = opt.partition(":")
+        pairs.append((key, value))
+    return pairs
+
+
+def security_of(h: HostConfig) -> spec.Security:
+    sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
+                        readonly_root=h.readonly_rootfs)
+    for key, value in security_options(h.security_opt):
         if key == "seccomp":
             sec.seccomp = value
         elif key == "no-new-privileges":
@@ -1132,10 +1140,7 @@ def apparmor_profile_of(h: HostConfig) -> str:
     from berth.runtime import apparmor
 
     profile = ""
-    for opt in h.security_opt:
-        key, sep, value = opt.partition("=")
-        if not sep:
-            key, sep, value = opt.partition(":")
+    for key, value in security_options(h.security_opt):
         if key == "apparmor":
             profile = value
     if not profile and h.privileged:
