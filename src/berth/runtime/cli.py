@@ -32,9 +32,9 @@ class RuntimeCliError(Exception):
 
 
 def _now() -> str:
-    """RFC 3339 with nanoseconds, UTC, as runc's state shows `created`."""
-    secs, frac = divmod(time.time_ns(), 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+    from berth.logs.jsonfile import format_time
+
+    return format_time(time.time_ns())
 
 
 _SPECS: dict[str, Any] = {}
