@@ -23,21 +23,10 @@ from dataclasses import dataclass
 from typing import IO
 
 from berth.logs.files import RotatingFile
+from berth.rfc3339 import format_time, parse_time
 from berth.stdstream import encode_frame, encode_lines
 
 MAX_MESSAGE = 16 * 1024
-
-
-def format_time(ns: int) -> str:
-    secs, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
-def parse_time(stamp: str) -> int:
-    """RFC 3339 with up to nanoseconds, UTC ('Z'), to ns since the epoch."""
-    main, _, frac = stamp.rstrip("Z").partition(".")
-    secs = int(time.mktime(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) - time.timezone)
-    return secs * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
 
 
 # Printable ASCII but '"' and '\\', and an optional final newline: needs no escaping.

@@ -20,15 +20,17 @@ with a warning, as runc does, so a `--privileged` spec written elsewhere still r
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from berth.errors import InvalidParameter
 from berth.runtime import linux
 from berth.runtime.oci import SpecError
+from berth.runtime.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
 
 # linux/capability.h, in number order
 CAPABILITY_NAMES: tuple[str, ...] = (
@@ -118,14 +120,18 @@ def from_mask(mask: int) -> frozenset[int]:
     return frozenset(n for n in range(mask.bit_length()) if mask >> n & 1)
 
 
-@functools.cache
+_LAST_CAP: list[int] = []
+
+
 def last_cap() -> int:
     """The highest capability number the running kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(CAPABILITY_NAMES) - 1
+    if not _LAST_CAP:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _LAST_CAP.append(int(f.read()))
+        except OSError:
+            _LAST_CAP.append(len(CAPABILITY_NAMES) - 1)
+    return _LAST_CAP[0]
 
 
 def _status_masks(pid: int | str = "self") -> dict[str, int]:
@@ -146,7 +152,7 @@ def host_bounding_set() -> frozenset[int]:
     return from_mask(_status_masks()["CapBnd"])
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CapabilitySets:
     """The five capability sets of a process, as cap numbers.
 

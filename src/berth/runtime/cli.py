@@ -12,17 +12,17 @@ stderr and exit status 1.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
-import signal
-import socket
 import sys
 import time
-from typing import Any
 
+from berth.runtime import leanjson
 from berth.runtime import state as st
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 DEFAULT_ROOT = "/run/berth-runtime"
 
@@ -31,8 +31,22 @@ class RuntimeCliError(Exception):
     pass
 
 
+def _remove_dir(path: str) -> None:
+    """A container's directory under --root: its files (state.json, exec.fifo), then it."""
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _now() -> str:
-    from berth.logs.jsonfile import format_time
+    from berth.rfc3339 import format_time
 
     return format_time(time.time_ns())
 
@@ -54,6 +68,8 @@ def _signal(text: str) -> int:
     if t.isdigit():
         return int(t)
     name = t if t.startswith("SIG") else "SIG" + t
+    import signal
+
     try:
         return int(signal.Signals[name])
     except KeyError:
@@ -61,6 +77,8 @@ def _signal(text: str) -> int:
 
 
 def _send_console(sock_path: str, master: int) -> None:
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(sock_path)
         socket.send_fds(s, [b"/dev/ptmx"], [master])
@@ -95,7 +113,7 @@ def cmd_create(root: str, args: argparse.Namespace) -> int:
             rootfs=spec.root_path, created=_now(), owner="root", cgroup_path=spec.cgroups_path)
         st.save(root, record)
     except BaseException:
-        shutil.rmtree(d, ignore_errors=True)
+        _remove_dir(d)
         raise
     if args.pid_file:
         _write_pid_file(args.pid_file, created.pid)
@@ -196,7 +214,7 @@ def cmd_update(root: str, args: argparse.Namespace) -> int:
     if args.resources:
         text = sys.stdin.read() if args.resources == "-" else open(args.resources).read()
         try:
-            doc = json.loads(text)
+            doc = leanjson.loads(text)
         except ValueError as e:
             raise RuntimeCliError(f"--resources: invalid JSON: {e}") from None
     memory = doc.setdefault("memory", {})
@@ -221,7 +239,7 @@ def cmd_ps(root: str, args: argparse.Namespace) -> int:
     record = st.load(root, args.id)
     pids = _cgroup(record).pids()
     if args.format == "json":
-        print(json.dumps(pids))
+        print(leanjson.dumps(pids))
         return 0
     print("PID   CMD")
     for pid in pids:
@@ -235,9 +253,8 @@ def cmd_ps(root: str, args: argparse.Namespace) -> int:
 
 
 def cmd_exec(root: str, args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from berth.runtime import linux, oci, process
+    from berth.runtime.record import replace
 
     record = st.load(root, args.id)
     if _current(root, record) not in ("running", "created"):
@@ -246,7 +263,7 @@ def cmd_exec(root: str, args: argparse.Namespace) -> int:
     if args.process:
         with open(args.process) as f:
             try:
-                proc_doc = json.load(f)
+                proc_doc = leanjson.load(f)
             except ValueError as e:
                 raise RuntimeCliError(f"--process: invalid JSON: {e}") from None
         proc = oci.parse_spec({"root": {"path": record.rootfs}, "process": proc_doc}, record.bundle).process
@@ -289,7 +306,7 @@ def cmd_exec(root: str, args: argparse.Namespace) -> int:
 def cmd_state(root: str, args: argparse.Namespace) -> int:
     record = st.load(root, args.id)
     doc = _state_doc(root, record)
-    print(json.dumps(doc, indent=2))
+    print(leanjson.dumps(doc, indent=2))
     return 0
 
 
@@ -335,7 +352,7 @@ def cmd_delete(root: str, args: argparse.Namespace) -> int:
         raise RuntimeCliError(f"cannot delete container {args.id} that is not stopped: {status}")
     if status != "stopped":
         try:
-            os.kill(record.pid, signal.SIGKILL)
+            os.kill(record.pid, 9)  # SIGKILL
         except ProcessLookupError:
             pass
         if status == "paused":
@@ -348,7 +365,7 @@ def cmd_delete(root: str, args: argparse.Namespace) -> int:
             _cgroup(record).destroy(kill=True)
         except OSError as e:
             print(f"berth-runtime: warning: removing cgroup {record.cgroup_path}: {e}", file=sys.stderr)
-    shutil.rmtree(st.container_dir(root, args.id), ignore_errors=True)
+    _remove_dir(st.container_dir(root, args.id))
     _hooks(root, record, "poststop", "stopped")
     return 0
 
@@ -392,7 +409,7 @@ def cmd_list(root: str, args: argparse.Namespace) -> int:
             continue
         rows.append(_state_doc(root, record))
     if args.format == "json":
-        print(json.dumps(rows))
+        print(leanjson.dumps(rows))
         return 0
     if args.quiet:
         for r in rows:
@@ -423,6 +440,8 @@ def cmd_spec(root: str, args: argparse.Namespace) -> int:
     if os.path.exists(path):
         raise RuntimeCliError(f"File {path} exists. Remove it first")
     with open(path, "w") as f:
+        import json
+
         json.dump(default_spec(), f, indent="\t")
     return 0
 
@@ -432,7 +451,7 @@ def cmd_features(root: str, args: argparse.Namespace) -> int:
     from berth.runtime.oci import NAMESPACE_FLAGS
     from berth.runtime.rootfs import _FLAG_OPTIONS, _PROPAGATION
 
-    print(json.dumps({
+    print(leanjson.dumps({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
@@ -443,13 +462,100 @@ def cmd_features(root: str, args: argparse.Namespace) -> int:
     return 0
 
 
+# The options of the commands a caller runs for every container (create, start, state,
+# kill, delete, run): (spellings, dest, type, default). `_quick_parse` reads these
+# without argparse, whose import and set-up cost more than the rest of `state`; the
+# same rows define them for argparse, which parses everything else and prints help.
+_Option = tuple[tuple[str, ...], str, type, object]
+_GLOBAL_OPTIONS: list[_Option] = [
+    (("--root",), "root", str, DEFAULT_ROOT), (("--log",), "log", str, ""),
+    (("--log-format",), "log_format", str, "text"), (("--debug",), "debug", bool, False),
+    (("--systemd-cgroup",), "systemd_cgroup", bool, False),
+]
+_CREATE_OPTIONS: list[_Option] = [
+    (("-b", "--bundle"), "bundle", str, "."), (("--console-socket",), "console_socket", str, ""),
+    (("--pid-file",), "pid_file", str, ""), (("--no-pivot",), "no_pivot", bool, False),
+    (("--no-new-keyring",), "no_new_keyring", bool, False), (("--preserve-fds",), "preserve_fds", int, 0),
+]
+_QUICK_COMMANDS: dict[str, tuple[str, list[_Option]]] = {
+    "create": ("create a container", _CREATE_OPTIONS),
+    "run": ("run a container", [*_CREATE_OPTIONS, (("-d", "--detach"), "detach", bool, False)]),
+    "start": ("start a created container", []),
+    "state": ("print the state of a container", []),
+    "kill": ("send a signal to the container's init", [(("-a", "--all"), "all", bool, False)]),
+    "delete": ("delete a container", [(("-f", "--force"), "force", bool, False)]),
+}
+_KILL_SIGNAL = "SIGTERM"  # kill's optional second positional
+
+
+class _Args:
+    """argparse.Namespace's shape, for what `_quick_parse` read."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+
+def _quick_parse(argv: list[str]) -> Any:
+    """The common command lines of the commands above, or None for anything else (help,
+    an unknown or abbreviated option, a missing or extra argument): argparse then
+    parses it and says what is wrong."""
+    values: dict[str, object] = {dest: default for _, dest, _, default in _GLOBAL_OPTIONS}
+    options = {spelling: (dest, kind) for spellings, dest, kind, _ in _GLOBAL_OPTIONS for spelling in spellings}
+    positionals: list[str] = []
+    command = None
+    rest = iter(argv)
+    for arg in rest:
+        if command is None and not arg.startswith("-"):
+            if arg not in _QUICK_COMMANDS:
+                return None
+            command = values["command"] = arg
+            options = {}  # as argparse: the global options come before the command
+            for spellings, dest, kind, default in _QUICK_COMMANDS[arg][1]:
+                values[dest] = default
+                options.update(dict.fromkeys(spellings, (dest, kind)))
+            continue
+        if not arg.startswith("-") or arg == "-":
+            positionals.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in options:
+            return None
+        dest, kind = options[name]
+        if kind is bool:
+            if eq:
+                return None
+            values[dest] = True
+            continue
+        if not eq:
+            following = next(rest, None)
+            if following is None or following.startswith("-"):
+                return None
+            value = following
+        try:
+            values[dest] = kind(value)
+        except ValueError:
+            return None
+    if command is None or not positionals or len(positionals) > (2 if command == "kill" else 1):
+        return None
+    values["id"] = positionals[0]
+    if command == "kill":
+        values["signal"] = positionals[1] if len(positionals) > 1 else _KILL_SIGNAL
+    return _Args(**values)
+
+
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(prog="berth-runtime", description="berth's OCI runtime (runc's command line)")
-    p.add_argument("--root", default=DEFAULT_ROOT)
-    p.add_argument("--log", default="")
-    p.add_argument("--log-format", default="text")
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
+
+    def add(parser: argparse.ArgumentParser, rows: list[_Option]) -> None:
+        for spellings, dest, kind, default in rows:
+            if kind is bool:
+                parser.add_argument(*spellings, dest=dest, action="store_true")
+            else:
+                parser.add_argument(*spellings, dest=dest, type=kind, default=default)
+
+    add(p, _GLOBAL_OPTIONS)
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_id(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -457,23 +563,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("id")
         return sp
 
-    for name in ("create", "run"):
-        sp = with_id(name, f"{name} a container")
-        sp.add_argument("-b", "--bundle", default=".")
-        sp.add_argument("--console-socket", default="")
-        sp.add_argument("--pid-file", default="")
-        sp.add_argument("--no-pivot", action="store_true")
-        sp.add_argument("--no-new-keyring", action="store_true")
-        sp.add_argument("--preserve-fds", type=int, default=0)
-        if name == "run":
-            sp.add_argument("-d", "--detach", action="store_true")
-    with_id("start", "start a created container")
-    with_id("state", "print the state of a container")
-    sp = with_id("kill", "send a signal to the container's init")
-    sp.add_argument("signal", nargs="?", default="SIGTERM")
-    sp.add_argument("-a", "--all", action="store_true")
-    sp = with_id("delete", "delete a container")
-    sp.add_argument("-f", "--force", action="store_true")
+    for name, (help_text, rows) in _QUICK_COMMANDS.items():
+        sp = with_id(name, help_text)
+        add(sp, rows)
+        if name == "kill":
+            sp.add_argument("signal", nargs="?", default=_KILL_SIGNAL)
     sp = sub.add_parser("list", help="list containers")
     sp.add_argument("-f", "--format", default="table")
     sp.add_argument("-q", "--quiet", action="store_true")
@@ -513,7 +607,8 @@ COMMANDS = {"create": cmd_create, "start": cmd_start, "state": cmd_state, "kill"
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _quick_parse(argv) or _parser().parse_args(argv)
     from berth.errors import BerthError
     from berth.runtime.oci import SpecError
     from berth.runtime.process import CreateError
@@ -526,5 +621,22 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def launch() -> None:
+    """The `berth-runtime` program: main(), then exit without the interpreter's teardown
+    (freeing every module and object costs a few ms and achieves nothing here)."""
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    launch()

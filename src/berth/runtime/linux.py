@@ -8,11 +8,13 @@ This module must not decide anything; it only calls the kernel.
 
 from __future__ import annotations
 
+# `_socket` and `_signal`, not `socket` and `signal`: their enums (`enum` itself, and
+# `functools` and `collections` behind it) cost each runtime command about 8 ms.
+import _signal
+import _socket
 import ctypes
 import fcntl
 import os
-import re
-import socket
 import struct
 import termios
 
@@ -50,6 +52,8 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+
+SIGKILL = 9
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -116,7 +120,42 @@ def set_parent_death_signal(sig: int) -> None:
 
 
 def set_hostname(name: str) -> None:
-    socket.sethostname(name)
+    _socket.sethostname(name)
+
+
+# --- sockets and signals ---------------------------------------------------------
+
+
+def seqpacket_pair() -> tuple[_socket.socket, _socket.socket]:
+    """A connected pair of AF_UNIX SOCK_SEQPACKET sockets (close-on-exec, as Python makes them)."""
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+
+
+def send_fds(sock: _socket.socket, data: bytes, fds: list[int]) -> None:
+    """socket.send_fds: one message carrying `fds` (SCM_RIGHTS)."""
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
+
+
+def recv_fds(sock: _socket.socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
+    """socket.recv_fds: one message and the fds it carried (`array`, which that uses,
+    imports `collections` when it loads)."""
+    fds: list[int] = []
+    msg, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * 4))
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.extend(struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4]))
+    return msg, fds
+
+
+def reset_signals() -> None:
+    """Every handler back to the default and no signal blocked, as a new program expects."""
+    for sig in range(1, _signal.NSIG):
+        try:
+            if _signal.getsignal(sig) != _signal.SIG_DFL:
+                _signal.signal(sig, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, set())
 
 
 # --- network interfaces ---------------------------------------------------------
@@ -128,10 +167,13 @@ _IFF_UP = 0x1
 
 def interface_up(name: str) -> None:
     """Bring an interface up, as `ip link set NAME up` does (used for lo)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sH14s", name.encode(), 0, b"")
-        flags = struct.unpack("16sH14s", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14s", name.encode(), flags | _IFF_UP, b""))
+        flags = struct.unpack("16sH14s", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14s", name.encode(), flags | _IFF_UP, b""))
+    finally:
+        s.close()
 
 
 # --- terminals --------------------------------------------------------------------
@@ -181,4 +223,6 @@ def _unescape_mountinfo(field: str) -> str:
     """mountinfo writes space, tab, newline and backslash as octal escapes."""
     if "\\" not in field:
         return field
+    import re
+
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)

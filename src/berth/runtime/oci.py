@@ -7,12 +7,14 @@ ignored, as runc ignores them.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
-from berth.runtime import linux
+from berth.runtime import leanjson, linux
+from berth.runtime.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACE_FLAGS = {
     "pid": linux.CLONE_NEWPID,
@@ -29,7 +31,7 @@ class SpecError(ValueError):
     """config.json is malformed; the message names the field."""
 
 
-@dataclass
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -37,7 +39,7 @@ class User:
     umask: int | None = None
 
 
-@dataclass
+@record
 class Hook:
     path: str
     args: list[str] = field(default_factory=list)
@@ -48,7 +50,7 @@ class Hook:
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
-@dataclass
+@record
 class Process:
     args: list[str]
     env: list[str] = field(default_factory=list)
@@ -64,7 +66,7 @@ class Process:
     apparmor_profile: str = ""
 
 
-@dataclass
+@record
 class Mount:
     destination: str
     type: str | None = None
@@ -72,13 +74,13 @@ class Mount:
     options: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Namespace:
     type: str
     path: str | None = None
 
 
-@dataclass
+@record
 class Device:
     path: str
     type: str
@@ -89,7 +91,7 @@ class Device:
     gid: int = 0
 
 
-@dataclass
+@record
 class Spec:
     root_path: str
     root_readonly: bool
@@ -231,7 +233,7 @@ def load_bundle(bundle: str) -> Spec:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            doc = leanjson.load(f)
     except FileNotFoundError:
         raise SpecError(f"bundle {bundle}: no config.json") from None
     except ValueError as e:

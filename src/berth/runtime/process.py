@@ -23,25 +23,25 @@ blocks until `start_fifo()` opens it for reading.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _socket
 import os
-import signal
-import socket
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from berth.runtime import linux
+from berth.runtime import leanjson, linux
 from berth.runtime.oci import NAMESPACE_FLAGS, Process, Spec
+from berth.runtime.record import record, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class CreateError(Exception):
     """The container could not be created; the message is runc-like and user-facing."""
 
 
-@dataclass
+@record
 class Stdio:
     """The host ends the init's stdio is connected to (ignored for a terminal)."""
 
@@ -50,16 +50,16 @@ class Stdio:
     stderr: int
 
 
-@dataclass
+@record
 class Created:
     pid: int
     pty_master: int | None
-    channel: socket.socket
+    channel: _socket.socket
     cgroup: Any = None  # cgroups.Cgroup, when the spec names a cgroups path
     warnings: tuple[str, ...] = ()
 
 
-@dataclass
+@record
 class Identity:
     """Who asked: the container id and bundle, for the hooks' state document."""
 
@@ -79,7 +79,7 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
             raise CreateError(str(e)) from None
     if spec.cgroups_path:
         from berth.runtime import cgroups  # noqa: F401  (before the fork: the init uses it too)
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = linux.seqpacket_pair()
     setup_pid = os.fork()
     if setup_pid == 0:
         parent.close()
@@ -122,7 +122,7 @@ def create(spec: Spec, stdio: Stdio, fifo: str | None = None, identity: Identity
     return Created(init_pid, master, parent, cgroup, tuple(spec.process.capabilities.warnings))
 
 
-def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: Callable[[int], None],
+def _handshake(parent: _socket.socket, setup_pid: int | None, what: str, on_pid: Callable[[int], None],
                on_userns: Callable[[], None] | None = None, go_first: bool = False,
                placed: list[int] | None = None) -> tuple[int, int | None]:
     """The caller's side of steps 2-4: answer the setup process until the child is ready.
@@ -138,7 +138,7 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
             msg, fds = _receive(parent)
             if not msg:
                 raise CreateError(f"the {what} exited before it was ready")
-            doc = json.loads(msg)
+            doc = leanjson.loads(msg)
             if "error" in doc:
                 raise CreateError(doc["error"])
             if doc.get("userns") and on_userns is not None:
@@ -161,7 +161,7 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
     except BaseException as e:
         if pid:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, linux.SIGKILL)
             except ProcessLookupError:
                 pass
         parent.close()
@@ -173,21 +173,21 @@ def _handshake(parent: socket.socket, setup_pid: int | None, what: str, on_pid: 
             os.waitpid(setup_pid, 0)
 
 
-def _receive(chan: socket.socket) -> tuple[bytes, list[int]]:
+def _receive(chan: _socket.socket) -> tuple[bytes, list[int]]:
     """The child's next message. A child that exits with our last word unread resets the
     channel: the first read reports that (once) even when its error message is queued."""
     try:
-        msg, fds, _flags, _addr = socket.recv_fds(chan, 65536, 2)
+        msg, fds = linux.recv_fds(chan, 65536, 2)
     except ConnectionResetError:
-        msg, fds, _flags, _addr = socket.recv_fds(chan, 65536, 2)
+        msg, fds = linux.recv_fds(chan, 65536, 2)
     return msg, fds
 
 
-def _tell(chan: socket.socket, word: bytes, fds: list[int] | None = None) -> None:
+def _tell(chan: _socket.socket, word: bytes, fds: list[int] | None = None) -> None:
     """A word to the child; one that has failed meanwhile has sent why, read next."""
     try:
         if fds:
-            socket.send_fds(chan, [word], fds)
+            linux.send_fds(chan, word, fds)
         else:
             chan.send(word)
     except (BrokenPipeError, ConnectionResetError):
@@ -216,8 +216,6 @@ def _place_in_cgroup(spec: Spec, pid: int, join: list[int] | None) -> Any:
 
 def _with_default_devices(spec: Spec) -> Any:
     """As runc: the spec's device rules, then one for each spec device, then the defaults."""
-    import dataclasses
-
     from berth.runtime.cgroups.resources import DEFAULT_ALLOWED_DEVICES, DeviceRule
 
     resources = spec.resources
@@ -226,7 +224,7 @@ def _with_default_devices(spec: Spec) -> Any:
     own = tuple(DeviceRule(True, d.type if d.type in ("c", "b") else "c", d.major, d.minor, "rwm")
                 for d in spec.devices if d.type in ("c", "b", "u"))
     defaults = tuple(sorted(DEFAULT_ALLOWED_DEVICES, key=lambda r: r.line()))
-    return dataclasses.replace(resources, devices=resources.devices + own + defaults)
+    return replace(resources, devices=resources.devices + own + defaults)
 
 
 def _hook_state(identity: Identity, pid: int, status: str) -> dict[str, Any]:
@@ -277,20 +275,20 @@ def start_fifo(path: str, timeout: float = 10.0) -> None:
         os.unlink(path)
 
 
-def _send(chan: socket.socket, doc: dict[str, object], fds: list[int] | None = None) -> None:
-    data = json.dumps(doc).encode()
+def _send(chan: _socket.socket, doc: dict[str, object], fds: list[int] | None = None) -> None:
+    data = leanjson.dumps(doc).encode()
     if fds:
-        socket.send_fds(chan, [data], fds)
+        linux.send_fds(chan, data, fds)
     else:
         chan.send(data)
 
 
-def _expect(chan: socket.socket, word: bytes) -> None:
+def _expect(chan: _socket.socket, word: bytes) -> None:
     if chan.recv(64) != word:
         os._exit(1)  # the caller gave up on us
 
 
-def _setup_process(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None, identity: Identity) -> None:
+def _setup_process(spec: Spec, stdio: Stdio, chan: _socket.socket, fifo: str | None, identity: Identity) -> None:
     try:
         try:
             user = spec.namespace("user")
@@ -373,7 +371,7 @@ def _attach_stdio(proc: Process, stdio: Stdio) -> list[int]:
     return []
 
 
-@dataclass
+@record
 class _Prepared:
     path: str
     env: dict[str, str]
@@ -420,13 +418,13 @@ def _home_of(uid: int) -> str:
     return "/"
 
 
-def _ready(chan: socket.socket, fds: list[int]) -> None:
+def _ready(chan: _socket.socket, fds: list[int]) -> None:
     _send(chan, {"ready": True}, fds)
     for fd in fds:
         os.close(fd)
 
 
-def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None, identity: Identity) -> None:
+def _init(spec: Spec, stdio: Stdio, chan: _socket.socket, fifo: str | None, identity: Identity) -> None:
     """The container's pid 1 until it execs; never returns."""
     try:
         proc = spec.process
@@ -438,7 +436,7 @@ def _init(spec: Spec, stdio: Stdio, chan: socket.socket, fifo: str | None, ident
 
         def wait_placed() -> None:
             if not in_cgroups:
-                word, join, _flags, _addr = socket.recv_fds(chan, 64, 64)
+                word, join = linux.recv_fds(chan, 64, 64)
                 if word != b"placed":
                     os._exit(1)  # the caller gave up on us
                 if join:
@@ -541,13 +539,7 @@ def _become(proc: Process, seccomp_filter: Any) -> None:
 
     capabilities.apply(proc.capabilities, switch_user)
     os.umask(user.umask if user.umask is not None else 0o022)
-    for sig in range(1, signal.NSIG):
-        try:
-            if signal.getsignal(sig) is not signal.SIG_DFL:
-                signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    linux.reset_signals()
     os.closerange(3, 65536)
     if proc.no_new_privileges:
         linux.set_no_new_privs()
@@ -555,7 +547,7 @@ def _become(proc: Process, seccomp_filter: Any) -> None:
         seccomp_filter.load()
 
 
-def _try_send(chan: socket.socket, message: str) -> None:
+def _try_send(chan: _socket.socket, message: str) -> None:
     try:
         _send(chan, {"error": message})
     except OSError:
@@ -575,7 +567,7 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
     """
     if cgroup_path:
         from berth.runtime import cgroups  # before the fork: the setup process uses it inside
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = linux.seqpacket_pair()
     setup_pid = os.fork()
     if setup_pid == 0:
         parent.close()
@@ -591,8 +583,10 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
         for fd in join:
             os.close(fd)
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(setup_pid, signal.SIGKILL)
+        try:
+            os.kill(setup_pid, linux.SIGKILL)
+        except ProcessLookupError:
+            pass
         parent.close()
         raise
 
@@ -600,11 +594,11 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
     return Created(pid, master, parent)
 
 
-def exec_through(forker: socket.socket, proc_doc: dict[str, Any], stdio: Stdio) -> Created:
+def exec_through(forker: _socket.socket, proc_doc: dict[str, Any], stdio: Stdio) -> Created:
     """exec_in() with the setup process forked by the container's exec forker
     (runtime/forker.py), which sits in the container's cgroups: the process is born in
     them, no cgroup write on the way. OSError when the forker is gone."""
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = linux.seqpacket_pair()
     fds = [child.fileno()]
     present = []
     for fd in (stdio.stdin, stdio.stdout, stdio.stderr):
@@ -612,7 +606,7 @@ def exec_through(forker: socket.socket, proc_doc: dict[str, Any], stdio: Stdio) 
         if fd is not None and fd >= 0:
             fds.append(fd)
     try:
-        socket.send_fds(forker, [json.dumps({"process": proc_doc, "stdio": present}).encode()], fds)
+        linux.send_fds(forker, leanjson.dumps({"process": proc_doc, "stdio": present}).encode(), fds)
     except OSError:
         parent.close()
         raise
@@ -623,7 +617,7 @@ def exec_through(forker: socket.socket, proc_doc: dict[str, Any], stdio: Stdio) 
     return Created(pid, master, parent)
 
 
-def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) -> None:
+def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: _socket.socket) -> None:
     try:
         if spec.seccomp is not None:
             from berth.runtime import seccomp  # noqa: F401  (not importable once inside)
@@ -647,7 +641,7 @@ def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: soc
         except (OSError, CreateError) as e:
             _send(chan, {"error": f"unable to join the container's namespaces: {e}"})
             os._exit(1)
-        word, join, _flags, _addr = socket.recv_fds(chan, 64, 64)
+        word, join = linux.recv_fds(chan, 64, 64)
         if word != b"cgroup":
             os._exit(1)  # the caller gave up on us
         if join:  # else born in them (the exec forker's child)
@@ -667,7 +661,7 @@ def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: soc
         os._exit(1)
 
 
-def _exec_child(spec: Spec, proc: Process, stdio: Stdio, chan: socket.socket) -> None:
+def _exec_child(spec: Spec, proc: Process, stdio: Stdio, chan: _socket.socket) -> None:
     try:
         os.setsid()
         _expect(chan, b"go")

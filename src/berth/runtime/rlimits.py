@@ -11,12 +11,15 @@ from __future__ import annotations
 import errno
 import os
 import resource
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from berth.runtime import capabilities
 from berth.runtime.oci import SpecError
+from berth.runtime.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 _CAP_SYS_RESOURCE = capabilities.cap_number("CAP_SYS_RESOURCE")
 RLIM_INFINITY = 2**64 - 1  # rlim_t's "unlimited"; Docker writes it as -1
@@ -51,7 +54,7 @@ class UlimitError(ValueError):
     """A `--ulimit` string (or HostConfig.Ulimits entry) is malformed; one line, as docker's."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rlimit:
     """One limit; `soft` and `hard` are rlim_t values, RLIM_INFINITY for unlimited."""
 

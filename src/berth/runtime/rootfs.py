@@ -10,11 +10,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections import deque
-from collections.abc import Callable
 
 from berth.runtime import linux
 from berth.runtime.oci import Device, Mount, Spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
     # option: (clear?, flag)
@@ -67,11 +69,11 @@ def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
 
 def secure_join(root: str, unsafe: str) -> str:
     """Resolve `unsafe` inside `root` as if root were "/": symlinks cannot leave it."""
-    parts = deque(p for p in unsafe.split("/"))
+    parts = unsafe.split("/")[::-1]  # a stack: the next part is last
     current = ""
     followed = 0
     while parts:
-        part = parts.popleft()
+        part = parts.pop()
         if part in ("", "."):
             continue
         if part == "..":
@@ -90,7 +92,7 @@ def secure_join(root: str, unsafe: str) -> str:
             target = os.readlink(root + candidate)
             if target.startswith("/"):
                 current = ""
-            parts.extendleft(reversed(target.split("/")))
+            parts.extend(reversed(target.split("/")))
             continue
         current = candidate
     return root + current if current else root

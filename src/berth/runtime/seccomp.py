@@ -31,10 +31,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from berth.runtime.oci import SpecError
+from berth.runtime.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
 
@@ -135,7 +138,7 @@ _WHERE = "linux.seccomp"
 # --- the section, checked -------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Comparison:
     index: int
     op: int
@@ -143,7 +146,7 @@ class _Comparison:
     value_two: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Rule:
     where: str
     names: tuple[str, ...]
@@ -151,20 +154,20 @@ class _Rule:
     comparisons: tuple[_Comparison, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Arch:
     where: str
     token: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Flag:
     where: str
     name: str
     attribute: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Section:
     default_action: int
     architectures: tuple[_Arch, ...]

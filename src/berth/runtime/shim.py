@@ -723,7 +723,7 @@ class Shim:
 
 
 def _now() -> str:
-    from berth.logs.jsonfile import format_time
+    from berth.rfc3339 import format_time
 
     return format_time(time.time_ns())
 

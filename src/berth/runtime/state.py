@@ -8,20 +8,22 @@ paused; else running. The init's start time guards against a reused PID.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+from berth.runtime import leanjson
+from berth.runtime.record import asdict, field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 
 class StateError(Exception):
     pass
 
 
-@dataclass
+@record
 class ContainerState:
     id: str
     pid: int
@@ -35,7 +37,7 @@ class ContainerState:
 
 
 def check_id(cid: str) -> None:
-    if not cid or not _ID_RE.match(cid) or cid in (".", ".."):
+    if not cid or cid in (".", "..") or not all(c.isalnum() or c in "_+-." for c in cid):
         raise StateError(f"invalid container id format: {cid!r}")
 
 
@@ -59,7 +61,7 @@ def save(root: str, st: ContainerState) -> None:
     d = container_dir(root, st.id)
     tmp = os.path.join(d, "state.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(asdict(st), f)
+        leanjson.dump(asdict(st), f)
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, os.path.join(d, "state.json"))
@@ -69,7 +71,7 @@ def load(root: str, cid: str) -> ContainerState:
     d = container_dir(root, cid)
     try:
         with open(os.path.join(d, "state.json")) as f:
-            doc: dict[str, Any] = json.load(f)
+            doc: dict[str, Any] = leanjson.load(f)
     except FileNotFoundError:
         raise StateError(f"container does not exist: {cid}") from None
     except ValueError as e:

@@ -15,19 +15,22 @@ The handshake, as runc's nsexec does it:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from berth.runtime import capabilities
 from berth.runtime.oci import SpecError
+from berth.runtime.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
 MAX_MAPPINGS = 340  # per map file, since Linux 4.15 (5 before)
 _ID_LIMIT = 2**32 - 1  # (u32)-1 is no id; first + size must stay below it
 _CAP_SETGID = capabilities.cap_number("CAP_SETGID")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdMap:
     """Ids container_id … container_id+size-1 are host_id … host_id+size-1 on the host."""
 
@@ -42,7 +45,7 @@ class IdMap:
         return {"containerID": self.container_id, "hostID": self.host_id, "size": self.size}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdMappings:
     uid: tuple[IdMap, ...] = ()
     gid: tuple[IdMap, ...] = ()

@@ -27,21 +27,26 @@ from __future__ import annotations
 
 import abc
 import errno
-import logging
 import os
-import signal
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
 
 from berth.errors import SystemError_
+from berth.runtime import lazylog, linux
 from berth.runtime.cgroups.resources import (
     ResourceError,
     Resources,
     check_kernel_limits,
     parse_resources,
 )
+from berth.runtime.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Literal
+
+    Backend = Literal["auto", "v1", "v2"]
+    FreezerState = Literal["frozen", "thawed"]
 
 __all__ = [
     "CGROUP_ROOT",
@@ -56,12 +61,9 @@ __all__ = [
     "parse_resources",
 ]
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-
-Backend = Literal["auto", "v1", "v2"]
-FreezerState = Literal["frozen", "thawed"]
 
 # The kernel reports "no limit" as the largest page-aligned counter; anything this big
 # is unlimited for every practical purpose.
@@ -76,7 +78,7 @@ class CgroupError(SystemError_):
         self.errno = errno
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BlkioEntry:
     """One device's counter for one kind of I/O ("Read", "Write"… on v1, "read", "write" on v2)."""
 
@@ -86,7 +88,7 @@ class BlkioEntry:
     value: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CgroupStats:
     """What `docker stats` needs from a group; None where the controller is absent."""
 
@@ -234,7 +236,7 @@ class Cgroup(abc.ABC):
             found.update(int(line) for line in text.split())
         return sorted(found)
 
-    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+    def kill_all(self, sig: int = linux.SIGKILL) -> None:
         """Send a signal to every process of the group.
 
         The group is frozen first, so that no process can fork a child we would miss,
@@ -257,7 +259,7 @@ class Cgroup(abc.ABC):
         finally:
             # Thaw even when the freeze timed out: a group left FREEZING would hold its
             # processes, SIGKILLed or not, for ever.
-            if not was_frozen or sig == signal.SIGKILL:
+            if not was_frozen or sig == linux.SIGKILL:
                 try:
                     self.thaw()
                 except CgroupError as e:
@@ -272,7 +274,7 @@ class Cgroup(abc.ABC):
         """
         if kill:
             try:
-                self.kill_all(signal.SIGKILL)
+                self.kill_all(linux.SIGKILL)
             except CgroupError as e:
                 # Removal below still works if the processes are gone; if not, it says so.
                 log.warning("cgroup %s: killing its processes: %s", self.path, e)

@@ -17,14 +17,15 @@ Conventions, as runc reads the same document:
 
 from __future__ import annotations
 
-import logging
-import re
-from dataclasses import dataclass
-from typing import Any
-
 from berth.errors import InvalidParameter
+from berth.runtime import lazylog
+from berth.runtime.record import record
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+log = lazylog.getLogger(__name__)
 
 UNLIMITED = -1
 
@@ -32,14 +33,22 @@ UNLIMITED = -1
 # it too ("Minimum memory limit allowed is 6MB"). The kernel itself accepts any value.
 MIN_MEMORY_LIMIT = 6 * 1024 * 1024
 
-_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+def _is_cpu_list(text: str) -> bool:
+    """'0-3,5': numbers or ranges, comma-separated (what cpuset.cpus/mems take)."""
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not (low.isascii() and low.isdigit()) or (dash and not (high.isascii() and high.isdigit())):
+            return False
+    return True
 
 
 class ResourceError(InvalidParameter):
     """linux.resources asks for something invalid; the message starts with the field."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemoryResources:
     limit: int | None = None  # bytes, or UNLIMITED
     reservation: int | None = None  # soft limit, bytes, or UNLIMITED
@@ -48,7 +57,7 @@ class MemoryResources:
     disable_oom_killer: bool | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CPUResources:
     shares: int | None = None  # 2..262144
     quota: int | None = None  # microseconds per period, or UNLIMITED
@@ -60,12 +69,12 @@ class CPUResources:
     idle: int | None = None  # 0 or 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PidsResources:
     limit: int  # maximum number of tasks; UNLIMITED (or 0) for no limit
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WeightDevice:
     major: int
     minor: int
@@ -73,14 +82,14 @@ class WeightDevice:
     leaf_weight: int | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ThrottleDevice:
     major: int
     minor: int
     rate: int  # bytes or operations per second; 0 removes the limit
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BlockIOResources:
     weight: int | None = None  # 10..1000
     leaf_weight: int | None = None  # 10..1000 (cgroup v1 only)
@@ -91,7 +100,7 @@ class BlockIOResources:
     throttle_write_iops_device: tuple[ThrottleDevice, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeviceRule:
     """One entry of linux.resources.devices; None for major/minor is the wildcard."""
 
@@ -112,7 +121,7 @@ class DeviceRule:
         return self.type == "a" and self.major is None and self.minor is None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Resources:
     memory: MemoryResources | None = None
     cpu: CPUResources | None = None
@@ -389,7 +398,7 @@ def _cpu_list(doc: dict[str, Any], name: str, where: str) -> str | None:
     value = _string(doc, name, where)
     if not value:
         return None
-    if not _CPU_LIST.match(value):
+    if not _is_cpu_list(value):
         raise ResourceError(f"{where}.{name}: {value!r} is not a list like '0-3,5'")
     return value
 

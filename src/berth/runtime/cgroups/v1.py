@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Mapping
 
 from berth.runtime.cgroups import (
     CGROUP_ROOT,
@@ -27,7 +26,6 @@ from berth.runtime.cgroups import (
     Cgroup,
     CgroupError,
     CgroupStats,
-    FreezerState,
     read_file,
     read_int,
     read_keyed,
@@ -41,6 +39,12 @@ from berth.runtime.cgroups.resources import (
     Resources,
     ThrottleDevice,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from berth.runtime.cgroups import FreezerState
 
 _KNOWN_CONTROLLERS = frozenset(
     {"cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer", "net_cls",

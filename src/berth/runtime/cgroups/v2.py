@@ -36,7 +36,6 @@ from berth.runtime.cgroups import (
     Cgroup,
     CgroupError,
     CgroupStats,
-    FreezerState,
     read_file,
     read_int,
     read_keyed,
@@ -51,6 +50,10 @@ from berth.runtime.cgroups.resources import (
     Resources,
     is_default_device_policy,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from berth.runtime.cgroups import FreezerState
 
 log = logging.getLogger(__name__)
 
