@@ -60,10 +60,11 @@ def process_start_time(pid: int) -> int:
 def save(root: str, st: ContainerState) -> None:
     d = container_dir(root, st.id)
     tmp = os.path.join(d, "state.json.tmp")
+    # Atomic (a reader sees the old file or the new one), not fsynced: this is the state
+    # of processes, which a power loss ends too; after it a state.json lost or cut short
+    # reads as a container that does not exist. (An fsync cost ~1 ms of each create on disk.)
     with open(tmp, "w") as f:
         leanjson.dump(asdict(st), f)
-        f.flush()
-        os.fsync(f.fileno())
     os.rename(tmp, os.path.join(d, "state.json"))
 
 
