@@ -1,4 +1,5 @@
-"""Each container's shim waits on its own events.
+"""Each container's shim waits on its own events, and offers its memory, and only its
+own, to the kernel's samepage merging.
 
 The shims are forked from one zygote. An epoll instance made before the fork is one
 kernel object shared by all of them: every shim's fds end up registered in it, and an
@@ -59,3 +60,34 @@ def test_each_shim_has_its_own_epoll_instance(docker: Cli, new_name: Callable[[s
             except FileNotFoundError:
                 own = None
             assert own == ino, f"shim {shim}'s epoll holds fd {fd} of another process"
+
+
+def _mergeable_mappings(pid: int) -> list[str]:
+    """The mappings of the process that KSM may merge ("mg" in their VmFlags)."""
+    found, current = [], ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if line.startswith("VmFlags:"):
+                if "mg" in line.split()[1:]:
+                    found.append(current)
+            elif not line.split()[0].endswith(":"):
+                current = line.split()[5] if len(line.split()) > 5 else "[anon]"
+    return found
+
+
+def test_shims_memory_is_mergeable_and_the_containers_is_not(docker: Cli, new_name: Callable[[str], str]) -> None:
+    """A shim's copies of the zygote's pages are alike from shim to shim, so the zygote
+    marks its memory MADV_MERGEABLE (forks keep the mark). A container's processes must
+    not be merged with anything (a side channel between containers): execve drops the
+    mark, and nothing in them may carry it, nor the process-wide KSM switch."""
+    name = new_name("ksm")
+    docker.ok("run", "-d", "--name", name, "busybox", "sleep", "300")
+    shim = _shim_of(docker, name)
+    marked = _mergeable_mappings(shim)
+    assert "[heap]" in marked and "[anon]" in marked, marked
+    init = json.loads(docker.ok("inspect", name))[0]["State"]["Pid"]
+    assert _mergeable_mappings(init) == []
+    with open(f"/proc/{init}/ksm_stat") as f:
+        assert "ksm_merge_any: no" in f.read()
+    exec_out = docker.ok("exec", name, "sh", "-c", "grep -c ' mg' /proc/self/smaps; cat /proc/self/ksm_stat")
+    assert exec_out.splitlines()[0] == "0" and "ksm_merge_any: no" in exec_out, exec_out

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -182,6 +181,9 @@ class OciCliRuntime:
         return fallback
 
     def _run(self, *args: str, stdin: bytes | None = None) -> None:
+        import subprocess  # here, not above: it loads threading into the zygote, whose
+        # after-fork hook then writes to ~200 KiB of every shim's pages
+
         proc = subprocess.run(self._cmd(*args), input=stdin, capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError_(self._error(proc.stderr.decode(errors="replace").strip()
@@ -202,6 +204,8 @@ class OciCliRuntime:
             console.listen(1)
             console.settimeout(30)
             args += ["--console-socket", console_path]
+        import subprocess
+
         null = os.open(os.devnull, os.O_RDWR)
         try:
             proc = subprocess.Popen(self._cmd(*args, self.container_id),
@@ -240,6 +244,8 @@ class OciCliRuntime:
         self._run("update", "--resources", "-", self.container_id, stdin=json.dumps(resources).encode())
 
     def pids(self) -> list[int]:
+        import subprocess
+
         proc = subprocess.run(self._cmd("ps", "--format", "json", self.container_id), capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError_(self._error("ps failed"))

@@ -65,6 +65,7 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
 
 _SYS_PIVOT_ROOT = 155  # x86_64
@@ -121,6 +122,31 @@ def set_parent_death_signal(sig: int) -> None:
 
 def set_hostname(name: str) -> None:
     _socket.sethostname(name)
+
+
+# --- memory --------------------------------------------------------------------------
+
+MADV_MERGEABLE = 12
+
+
+def mark_mergeable(maps: str = "/proc/self/maps") -> int:
+    """Offer this process's writable private memory to the kernel's samepage merging
+    (KSM), as madvise(MADV_MERGEABLE) on each such mapping; returns how many took it.
+
+    The mark is per mapping: fork children keep it, execve drops it (a new program has
+    new mappings), so nothing this process starts inherits it. It does nothing unless
+    the host runs ksmd (/sys/kernel/mm/ksm/run = 1)."""
+    marked = 0
+    with open(maps) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 2 or fields[1] != "rw-p" or (len(fields) > 5 and fields[5].startswith("[v")):
+                continue  # not private and writable, or [vvar]/[vsyscall] (not ordinary memory)
+            start, _, end = fields[0].partition("-")
+            low, high = int(start, 16), int(end, 16)
+            if _libc.madvise(low, high - low, MADV_MERGEABLE) == 0:
+                marked += 1
+    return marked
 
 
 # --- sockets and signals ---------------------------------------------------------

@@ -25,11 +25,11 @@ and any other rule is an error.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 from typing import NamedTuple
 
+from berth.runtime import lazylog
 from berth.runtime.cgroups import (
     CGROUP_ROOT,
     BlkioEntry,
@@ -55,7 +55,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from berth.runtime.cgroups import FreezerState
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 # The controllers create() enables on the way down, when the mount offers them.
 MANAGED_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
