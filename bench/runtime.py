@@ -16,7 +16,10 @@ shim-memory
     each container, the process that is the parent of its init (berth's shim, or
     containerd-shim-runc-v2) is measured from /proc/PID/smaps_rollup. Reported: the
     mean RSS and PSS per container. PSS charges shared pages to each sharer in part,
-    so it is the better measure of what one more container costs.
+    so it is the better measure of what one more container costs. Then, unless
+    --no-ksm, the same containers again with the host's samepage merging on (berth's
+    shims offer their memory to KSM; ksmd merges only memory so offered): ksmd is
+    started for that measurement, and /sys/kernel/mm/ksm is put back as it was.
 
 Run it through `bench/run --runtime` (after the docker CLI scenarios), or on its own:
 `.venv/bin/python bench/runtime.py [--runs N] [--containers N] [--no-dockerd]`.
@@ -299,8 +302,63 @@ def command_name(pid: int) -> str:
     return os.path.basename(argv[0]) if argv else "?"
 
 
-def measure_shims(engine: bench.Engine, rootfs_tar: Path, containers: int) -> ShimMemory:
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+class HostKsm:
+    """ksmd on, scanning fast, for one measurement; then /sys/kernel/mm/ksm as it was
+    (and what it merged unmerged, if it was off)."""
+
+    def __init__(self) -> None:
+        self.saved = {name: (KSM / name).read_text().strip() for name in ("run", "pages_to_scan")}
+
+    def __enter__(self) -> HostKsm:
+        (KSM / "pages_to_scan").write_text("2000")
+        (KSM / "run").write_text("1")
+        return self
+
+    def settle(self, timeout: float = 120.0) -> None:
+        """Until ksmd has scanned all offered memory twice (every merge it will make is made)."""
+        start = int((KSM / "full_scans").read_text())
+        deadline = time.monotonic() + timeout
+        while int((KSM / "full_scans").read_text()) < start + 2:
+            if time.monotonic() > deadline:
+                raise bench.BenchError(f"ksmd made no two full scans in {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved["run"] == "0":
+            (KSM / "run").write_text("2")  # unmerge what it merged, then stop
+        (KSM / "run").write_text(self.saved["run"])
+        (KSM / "pages_to_scan").write_text(self.saved["pages_to_scan"])
+
+
+def offers_memory(pid: int) -> bool:
+    """Whether any of the process's mappings is offered to KSM ("mg" in its VmFlags)."""
+    with open(f"/proc/{pid}/smaps") as f:
+        return any(line.startswith("VmFlags:") and "mg" in line.split() for line in f)
+
+
+def _shims(engine: bench.Engine, names: list[str]) -> list[int]:
+    return [parent_of(int(engine.docker_cmd(["inspect", "-f", "{{.State.Pid}}", name]).strip()))
+            for name in names]  # fmt: skip
+
+
+def _sample(shim_pids: list[int]) -> ShimMemory:
     mem = ShimMemory()
+    shims = set()
+    for shim in shim_pids:
+        shims.add(command_name(shim))
+        rss, pss = smaps_rollup_kib(shim)
+        mem.rss_kib.append(rss)
+        mem.pss_kib.append(pss)
+    mem.shim = ",".join(sorted(shims))
+    return mem
+
+
+def measure_shims(engine: bench.Engine, rootfs_tar: Path, containers: int, ksm: bool) -> list[ShimMemory]:
+    """The shims' memory as the host is, and (ksm) with its samepage merging on."""
+    mems = [ShimMemory()]
     names = [f"bench-mem-{i}" for i in range(containers)]
     try:
         engine.start()
@@ -309,17 +367,18 @@ def measure_shims(engine: bench.Engine, rootfs_tar: Path, containers: int) -> Sh
         for name in names:
             engine.docker_cmd(["run", "-d", "--name", name, bench.IMAGE, "sleep", "3600"])
         time.sleep(1.0)  # let start-up allocations settle
-        shims = set()
-        for name in names:
-            pid = int(engine.docker_cmd(["inspect", "-f", "{{.State.Pid}}", name]).strip())
-            shim = parent_of(pid)
-            shims.add(command_name(shim))
-            rss, pss = smaps_rollup_kib(shim)
-            mem.rss_kib.append(rss)
-            mem.pss_kib.append(pss)
-        mem.shim = ",".join(sorted(shims))
+        shim_pids = _shims(engine, names)
+        mems[0] = _sample(shim_pids)
+        if ksm:
+            mems.append(ShimMemory())
+            bench.log(f"{engine.name}: the same with ksmd on")
+            with HostKsm() as host:
+                if any(offers_memory(pid) for pid in shim_pids):
+                    host.settle()
+                # else ksmd has nothing of theirs to scan or merge: their memory stays as it is
+                mems[1] = _sample(shim_pids)
     except (bench.BenchError, OSError, ValueError, subprocess.TimeoutExpired) as e:
-        mem.error = str(e)
+        mems[-1].error = str(e)
     finally:
         # One at a time: `docker rm -f` of several names removes them concurrently,
         # which berthd does not survive yet (the removals hang).
@@ -329,19 +388,24 @@ def measure_shims(engine: bench.Engine, rootfs_tar: Path, containers: int) -> Sh
             except subprocess.TimeoutExpired:
                 bench.log(f"{engine.name}: docker rm -f {name} timed out")
         engine.stop()
-    return mem
+    return mems
 
 
 def bench_memory(tmp: Path, rootfs_tar: Path, containers: int, docker: str, dockerd: str | None,
-                 berthd_bridge: str, berthd_args: list[str]) -> dict[str, ShimMemory]:  # fmt: skip
+                 berthd_bridge: str, berthd_args: list[str], ksm: bool) -> dict[str, ShimMemory]:  # fmt: skip
+    """By engine, and "ENGINE, ksm" for the same containers with ksmd on (when ksm)."""
     config = tmp / "docker-config"
     config.mkdir(exist_ok=True)
-    mem: dict[str, ShimMemory] = {}
-    berthd = bench.Berthd(tmp / "berthd-mem", docker, config, berthd_bridge, berthd_args)
-    mem["berth"] = measure_shims(berthd, rootfs_tar, containers)
+    ksm = ksm and (KSM / "run").exists()
+    engines: list[tuple[str, bench.Engine]] = [
+        ("berth", bench.Berthd(tmp / "berthd-mem", docker, config, berthd_bridge, berthd_args))]
     if dockerd:
-        d = bench.Dockerd(tmp / "dockerd-mem", docker, config, dockerd=dockerd)
-        mem["dockerd"] = measure_shims(d, rootfs_tar, containers)
+        engines.append(("dockerd", bench.Dockerd(tmp / "dockerd-mem", docker, config, dockerd=dockerd)))
+    mem: dict[str, ShimMemory] = {}
+    for name, engine in engines:
+        for label, m in zip((name, f"{name}, ksm"), measure_shims(engine, rootfs_tar, containers, ksm),
+                            strict=False):  # fmt: skip
+            mem[label] = m
     return mem
 
 
@@ -358,6 +422,7 @@ class Options:
     dockerd: str | None = None
     berthd_bridge: str = "none"
     berthd_args: list[str] = field(default_factory=list)
+    ksm: bool = True
     json_out: dict[str, object] = field(default_factory=dict)
 
 
@@ -378,11 +443,15 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
             print("\nshim-memory skipped: no docker CLI on PATH")
         else:
             mem = bench_memory(tmp, rootfs_tar, options.containers, options.docker,
-                               options.dockerd, options.berthd_bridge, options.berthd_args)  # fmt: skip
+                               options.dockerd, options.berthd_bridge, options.berthd_args,
+                               options.ksm)  # fmt: skip
             print()
             print_memory(mem, options.containers)
             if not options.dockerd:
                 print("dockerd not installed (or skipped): containerd-shim not measured")
+            if any(", ksm" in engine for engine in mem):
+                print("ksm: the same containers with ksmd on (only memory offered to it is merged: "
+                      "berth's shims offer theirs); /sys/kernel/mm/ksm was put back after")
             ok = ok and all(m.ok for m in mem.values())
             options.json_out["shim-memory"] = {
                 engine: {"shim": m.shim, "rss_kib": m.rss_kib, "pss_kib": m.pss_kib, "error": m.error}
@@ -398,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--containers", type=int, default=10, help="idle containers per engine (10)")
     ap.add_argument("--scenario", action="append", default=[], choices=[s for s, _ in SCENARIOS])
     ap.add_argument("--no-dockerd", action="store_true")
+    ap.add_argument("--no-ksm", action="store_true", help="do not measure with ksmd on")
     ap.add_argument("--docker", default=shutil.which("docker"))
     ap.add_argument("--dockerd", default=shutil.which("dockerd"))
     ap.add_argument("--json", metavar="FILE")
@@ -408,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--runs and --containers must be >= 1, --warmup >= 0")
     options = Options(runs=args.runs, warmup=args.warmup, containers=args.containers,
                       scenarios=tuple(args.scenario) or Options.scenarios, docker=args.docker,
-                      dockerd=None if args.no_dockerd else args.dockerd)  # fmt: skip
+                      dockerd=None if args.no_dockerd else args.dockerd, ksm=not args.no_ksm)  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="berth-bench.", dir="/tmp"))
     try:
         rootfs_tar = tmp / "busybox-rootfs.tar"
