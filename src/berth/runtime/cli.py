@@ -12,6 +12,7 @@ stderr and exit status 1.
 
 from __future__ import annotations
 
+import _signal  # not `signal`: see linux.py
 import os
 import sys
 import time
@@ -63,7 +64,7 @@ def _spec_of(bundle: str) -> Any:
     return _SPECS[bundle]
 
 
-def _signal(text: str) -> int:
+def _signal_number(text: str) -> int:
     t = text.upper()
     if t.isdigit():
         return int(t)
@@ -327,7 +328,7 @@ def _state_doc(root: str, record: st.ContainerState) -> dict[str, Any]:
 
 def cmd_kill(root: str, args: argparse.Namespace) -> int:
     record = st.load(root, args.id)
-    sig = _signal(args.signal)
+    sig = _signal_number(args.signal)
     if st.status(root, record) == "stopped":
         raise RuntimeCliError("container not running")
     if args.all and record.cgroup_path:
@@ -352,7 +353,7 @@ def cmd_delete(root: str, args: argparse.Namespace) -> int:
         raise RuntimeCliError(f"cannot delete container {args.id} that is not stopped: {status}")
     if status != "stopped":
         try:
-            os.kill(record.pid, 9)  # SIGKILL
+            os.kill(record.pid, _signal.SIGKILL)
         except ProcessLookupError:
             pass
         if status == "paused":
@@ -609,16 +610,27 @@ COMMANDS = {"create": cmd_create, "start": cmd_start, "state": cmd_state, "kill"
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = _quick_parse(argv) or _parser().parse_args(argv)
-    from berth.errors import BerthError
-    from berth.runtime.oci import SpecError
-    from berth.runtime.process import CreateError
-
     try:
         code = COMMANDS[args.command](args.root, args)
-    except (RuntimeCliError, st.StateError, SpecError, CreateError, BerthError, OSError) as e:
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise
         print(f"berth-runtime: {e}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors that are the user's (one line, exit 1), not berth's (a traceback). Those
+    of modules the command did not load cannot have been raised, and loading them to
+    find out would cost `state` or `kill` most of its time."""
+    from berth.errors import BerthError
+
+    kinds: list[type[BaseException]] = [RuntimeCliError, st.StateError, BerthError, OSError]
+    for module, name in (("berth.runtime.oci", "SpecError"), ("berth.runtime.process", "CreateError")):
+        if module in sys.modules:
+            kinds.append(getattr(sys.modules[module], name))
+    return tuple(kinds)
 
 
 def launch() -> None:

@@ -25,13 +25,14 @@ without a timeout.
 
 from __future__ import annotations
 
+import _signal  # not `signal`: see linux.py
 import abc
 import errno
 import os
 import time
 
 from berth.errors import SystemError_
-from berth.runtime import lazylog, linux
+from berth.runtime import lazylog
 from berth.runtime.cgroups.resources import (
     ResourceError,
     Resources,
@@ -236,7 +237,7 @@ class Cgroup(abc.ABC):
             found.update(int(line) for line in text.split())
         return sorted(found)
 
-    def kill_all(self, sig: int = linux.SIGKILL) -> None:
+    def kill_all(self, sig: int = _signal.SIGKILL) -> None:
         """Send a signal to every process of the group.
 
         The group is frozen first, so that no process can fork a child we would miss,
@@ -259,7 +260,7 @@ class Cgroup(abc.ABC):
         finally:
             # Thaw even when the freeze timed out: a group left FREEZING would hold its
             # processes, SIGKILLed or not, for ever.
-            if not was_frozen or sig == linux.SIGKILL:
+            if not was_frozen or sig == _signal.SIGKILL:
                 try:
                     self.thaw()
                 except CgroupError as e:
@@ -274,7 +275,7 @@ class Cgroup(abc.ABC):
         """
         if kill:
             try:
-                self.kill_all(linux.SIGKILL)
+                self.kill_all(_signal.SIGKILL)
             except CgroupError as e:
                 # Removal below still works if the processes are gone; if not, it says so.
                 log.warning("cgroup %s: killing its processes: %s", self.path, e)
