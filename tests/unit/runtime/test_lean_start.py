@@ -162,3 +162,15 @@ def test_dataclasses_functions_take_records() -> None:
     assert dataclasses.replace(_Frozen("a"), size=3) == _Frozen("a", 3)
     with pytest.raises(TypeError):
         dataclasses.replace(p, nope=1)
+
+
+def test_state_loads_neither_ctypes_nor_the_container_code(tmp_path: Path) -> None:
+    """`state` is what callers poll: it reads a JSON file and /proc, nothing more."""
+    code = (f"import sys; sys.path.insert(0, {SRC!r})\n"
+            "from berth.runtime import cli\n"
+            "try:\n    cli.main(['--root', sys.argv[1], 'state', 'nosuch'])\nexcept SystemExit as e:\n"
+            "    print(e.code, ' '.join(sorted(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    code_, *loaded = out.stdout.split()
+    assert code_ == "1" and "container does not exist: nosuch" in out.stderr
+    assert {"ctypes", "berth.runtime.process", "berth.runtime.oci"} & set(loaded) == set()
