@@ -122,6 +122,20 @@ class DeviceRule:
 
 
 @record(frozen=True)
+class HugepageLimit:
+    page_size: str  # as the kernel names its files: "2MB", "1GB", "64KB"
+    limit: int  # bytes
+
+
+@record(frozen=True)
+class NetworkResources:
+    """net_cls and net_prio (cgroup v1 only; v2 has neither)."""
+
+    class_id: int | None = None
+    priorities: tuple[tuple[str, int], ...] = ()  # (interface, priority)
+
+
+@record(frozen=True)
 class Resources:
     memory: MemoryResources | None = None
     cpu: CPUResources | None = None
@@ -129,6 +143,8 @@ class Resources:
     block_io: BlockIOResources | None = None
     devices: tuple[DeviceRule, ...] | None = None  # None: leave the device rules alone
     ignored: tuple[str, ...] = ()  # fields present in the document that berth does not apply
+    hugepage_limits: tuple[HugepageLimit, ...] = ()
+    network: NetworkResources | None = None
 
 
 # The device set Docker and runc grant every container (moby's oci.DefaultSpec,
@@ -211,12 +227,49 @@ def parse_resources(doc: Any) -> Resources:
             _parse_device_rule(_object(item, f"{_PREFIX}.devices[{i}]"), f"{_PREFIX}.devices[{i}]")
             for i, item in enumerate(_array(section["devices"], f"{_PREFIX}.devices"))
         )
-    if section.get("hugepageLimits"):
-        _array(section["hugepageLimits"], f"{_PREFIX}.hugepageLimits")
-        ignored.append(f"{_PREFIX}.hugepageLimits")
+    hugepage_limits = _parse_hugepage_limits(section.get("hugepageLimits") or [])
+    network = None
+    if section.get("network") is not None:
+        network = _parse_network(_object(section["network"], f"{_PREFIX}.network"))
     for field_name in ignored:
         log.warning("%s is not supported by berth and is ignored", field_name)
-    return Resources(memory, cpu, pids, block_io, devices, tuple(ignored))
+    return Resources(memory, cpu, pids, block_io, devices, tuple(ignored), hugepage_limits, network)
+
+
+def _parse_hugepage_limits(doc: Any) -> tuple[HugepageLimit, ...]:
+    where = f"{_PREFIX}.hugepageLimits"
+    limits = []
+    for i, item in enumerate(_array(doc, where)):
+        at = f"{where}[{i}]"
+        entry = _object(item, at)
+        size = _string(entry, "pageSize", at)
+        number, unit = (size or "")[:-2], (size or "")[-2:]
+        if not (number.isascii() and number.isdigit() and unit in ("KB", "MB", "GB")):
+            raise ResourceError(f"{at}.pageSize: {size!r} is not a page size like '2MB' or '1GB'")
+        limit = _integer(entry, "limit", at)
+        if limit is None or limit < 0:
+            raise ResourceError(f"{at}.limit: must be a number of bytes")
+        limits.append(HugepageLimit(size or "", limit))
+    return tuple(limits)
+
+
+def _parse_network(doc: dict[str, Any]) -> NetworkResources:
+    where = f"{_PREFIX}.network"
+    class_id = _integer(doc, "classID", where)
+    if class_id is not None and not 0 <= class_id < 1 << 32:
+        raise ResourceError(f"{where}.classID: must be a 32-bit unsigned integer, not {class_id}")
+    priorities = []
+    for i, item in enumerate(_array(doc.get("priorities") or [], f"{where}.priorities")):
+        at = f"{where}.priorities[{i}]"
+        entry = _object(item, at)
+        name = _string(entry, "name", at)
+        if not name or "/" in name or any(c.isspace() for c in name):
+            raise ResourceError(f"{at}.name: must be an interface name")
+        priority = _integer(entry, "priority", at)
+        if priority is None or not 0 <= priority < 1 << 32:
+            raise ResourceError(f"{at}.priority: must be a 32-bit unsigned integer")
+        priorities.append((name, priority))
+    return NetworkResources(class_id, tuple(priorities))
 
 
 def _parse_memory(doc: dict[str, Any], ignored: list[str]) -> MemoryResources:

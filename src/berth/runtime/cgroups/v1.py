@@ -35,7 +35,9 @@ from berth.runtime.cgroups.resources import (
     UNLIMITED,
     BlockIOResources,
     CPUResources,
+    HugepageLimit,
     MemoryResources,
+    NetworkResources,
     Resources,
     ThrottleDevice,
 )
@@ -142,6 +144,10 @@ class V1Cgroup(Cgroup):
             write_file(self._file("pids", "pids.max"), "max" if limit == UNLIMITED else str(limit))
         if resources.block_io is not None:
             self._apply_block_io(resources.block_io)
+        for hugepage in resources.hugepage_limits:
+            self._apply_hugepage_limit(hugepage)
+        if resources.network is not None:
+            self._apply_network(resources.network)
         if resources.devices is not None:
             # Start from nothing, then replay the rules in order. On a running group
             # this briefly denies everything; device rules are set at creation.
@@ -149,6 +155,29 @@ class V1Cgroup(Cgroup):
             for rule in resources.devices:
                 name = "devices.allow" if rule.allow else "devices.deny"
                 write_file(self._file("devices", name), rule.line())
+
+    def _controller_dir(self, controller: str, field: str) -> str:
+        if controller not in self.hierarchies:
+            raise CgroupError(f"{field}: the {controller} cgroup controller is not mounted on this host")
+        return self._dir(controller)
+
+    def _apply_hugepage_limit(self, hugepage: HugepageLimit) -> None:
+        """hugetlb.SIZE.limit_in_bytes (not the .rsvd limit beside it, as runc 1.1)."""
+        field = "linux.resources.hugepageLimits"
+        limit_file = os.path.join(self._controller_dir("hugetlb", field), f"hugetlb.{hugepage.page_size}.limit_in_bytes")
+        if not os.path.exists(limit_file):
+            raise CgroupError(f"{field}: this host has no huge pages of size {hugepage.page_size}")
+        write_file(limit_file, str(hugepage.limit))
+
+    def _apply_network(self, network: NetworkResources) -> None:
+        field = "linux.resources.network"
+        if network.class_id is not None:
+            path = os.path.join(self._controller_dir("net_cls", f"{field}.classID"), "net_cls.classid")
+            write_file(path, str(network.class_id))
+        if network.priorities:
+            path = os.path.join(self._controller_dir("net_prio", f"{field}.priorities"), "net_prio.ifpriomap")
+            for name, priority in network.priorities:
+                write_file(path, f"{name} {priority}")
 
     def _apply_cpuset(self, cpu: CPUResources) -> None:
         if cpu.cpus is not None:

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 log = lazylog.getLogger(__name__)
 
 # The controllers create() enables on the way down, when the mount offers them.
-MANAGED_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
+MANAGED_CONTROLLERS = ("cpu", "cpuset", "hugetlb", "io", "memory", "pids")
 
 
 def cpu_weight(shares: int) -> int:
@@ -168,6 +168,15 @@ class V2Cgroup(Cgroup):
             settings.append(_Setting("pids.max", _limit(limit), "linux.resources.pids.limit", limit != UNLIMITED))
         if resources.block_io is not None:
             settings += self._io_settings(resources.block_io)
+        for hugepage in resources.hugepage_limits:
+            if "hugetlb" in self.controllers() and not os.path.exists(self._file(f"hugetlb.{hugepage.page_size}.max")):
+                raise CgroupError(f"linux.resources.hugepageLimits: this host has no huge pages of size "
+                                  f"{hugepage.page_size}")  # fmt: skip
+            settings.append(_Setting(f"hugetlb.{hugepage.page_size}.max", str(hugepage.limit),
+                                     "linux.resources.hugepageLimits", True))  # fmt: skip
+        if resources.network is not None and (resources.network.class_id or resources.network.priorities):
+            # as runc: cgroup v2 has no net_cls or net_prio; a v2 host classifies by cgroup path
+            log.warning("linux.resources.network is ignored on cgroup v2 (no net_cls or net_prio)")
         available = self.controllers()
         for setting in settings:
             if setting.controller not in available and setting.restricts:

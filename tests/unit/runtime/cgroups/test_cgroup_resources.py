@@ -12,7 +12,9 @@ from berth.runtime.cgroups.resources import (
     BlockIOResources,
     CPUResources,
     DeviceRule,
+    HugepageLimit,
     MemoryResources,
+    NetworkResources,
     PidsResources,
     ResourceError,
     Resources,
@@ -42,7 +44,8 @@ def test_a_full_document_parses_into_records() -> None:
             {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
             {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "wr"},
         ],
-        "hugepageLimits": [{"pageSize": "2MB", "limit": 0}],
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 0}, {"pageSize": "1GB", "limit": 1 << 30}],
+        "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 500}]},
     }
     r = parse_resources(doc)
     assert r.memory == MemoryResources(64 * MiB, 32 * MiB, 128 * MiB, 10, True)
@@ -58,7 +61,9 @@ def test_a_full_document_parses_into_records() -> None:
         DeviceRule(True, "c", 1, 3, "rwm"),
         DeviceRule(True, "c", 136, None, "rw"),
     )
-    assert r.ignored == ("linux.resources.hugepageLimits",)
+    assert r.hugepage_limits == (HugepageLimit("2MB", 0), HugepageLimit("1GB", 1 << 30))
+    assert r.network == NetworkResources(1048577, (("eth0", 500),))
+    assert r.ignored == ()
 
 
 def test_absent_section_and_runc_zero_values_mean_not_set() -> None:
@@ -157,3 +162,18 @@ def test_a_memory_limit_below_the_minimum_names_the_field() -> None:
         check_kernel_limits(Resources(memory=MemoryResources(limit=4096)))
     check_kernel_limits(Resources(memory=MemoryResources(limit=MIN_MEMORY_LIMIT)))
     check_kernel_limits(Resources(memory=MemoryResources(limit=UNLIMITED)))
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"hugepageLimits": {"pageSize": "2MB"}}, "linux.resources.hugepageLimits: must be an array"),
+    ({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}, "hugepageLimits[0].pageSize: '2M' is not a page size"),
+    ({"hugepageLimits": [{"pageSize": "2MB"}]}, "hugepageLimits[0].limit: must be a number of bytes"),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": -1}]}, "hugepageLimits[0].limit: must be a number of bytes"),
+    ({"network": {"classID": -1}}, "network.classID: must be a 32-bit unsigned integer"),
+    ({"network": {"classID": 1 << 32}}, "network.classID: must be a 32-bit unsigned integer"),
+    ({"network": {"priorities": [{"name": "eth 0", "priority": 1}]}}, "priorities[0].name: must be an interface name"),
+    ({"network": {"priorities": [{"name": "eth0"}]}}, "priorities[0].priority: must be a 32-bit unsigned"),
+])
+def test_hugepage_and_network_refusals_name_the_field(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(ResourceError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_resources(doc)

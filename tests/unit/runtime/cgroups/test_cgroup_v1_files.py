@@ -30,6 +30,10 @@ _FILES = {
               "blkio.throttle.write_bps_device": "", "blkio.throttle.read_iops_device": "",
               "blkio.throttle.write_iops_device": ""},
     "pids": {"cgroup.procs": "", "pids.max": "max", "pids.current": "1"},
+    "hugetlb": {"cgroup.procs": "", "hugetlb.2MB.limit_in_bytes": UNLIMITED_V1,
+                "hugetlb.2MB.rsvd.limit_in_bytes": UNLIMITED_V1},
+    "net_cls": {"cgroup.procs": "", "net_cls.classid": "0"},
+    "net_prio": {"cgroup.procs": "", "net_prio.ifpriomap": ""},
 }
 
 
@@ -242,3 +246,30 @@ def test_open_manager_refuses_a_root_with_nothing_mounted(tmp_path: Path) -> Non
         open_manager("/berth/c1", "v1", root=str(tmp_path))
     with pytest.raises(CgroupError, match="is not a cgroup2 file system"):
         open_manager("/berth/c1", "v2", root=str(tmp_path))
+
+
+def test_hugepage_limits_and_network_classes(root: Path) -> None:
+    """As runc: hugetlb.SIZE.limit_in_bytes; net_cls.classid; one
+    "IFACE PRIO" line per interface to net_prio.ifpriomap."""
+    cg = _cgroup(root)
+    cg.update(parse_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}],
+                               "network": {"classID": 0x100001, "priorities": [{"name": "lo", "priority": 7}]}}))
+    assert _read(root, "hugetlb", "hugetlb.2MB.limit_in_bytes") == str(4 * MiB)
+    assert _read(root, "hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes") == UNLIMITED_V1  # as runc 1.1
+    assert _read(root, "net_cls", "net_cls.classid") == str(0x100001)
+    assert _read(root, "net_prio", "net_prio.ifpriomap") == "lo 7"
+
+
+@pytest.mark.parametrize(("doc", "hierarchies", "message"), [
+    ({"hugepageLimits": [{"pageSize": "1GB", "limit": 0}]}, None,
+     "linux.resources.hugepageLimits: this host has no huge pages of size 1GB"),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}, ["memory"],
+     "linux.resources.hugepageLimits: the hugetlb cgroup controller is not mounted on this host"),
+    ({"network": {"classID": 1}}, ["memory"],
+     "linux.resources.network.classID: the net_cls cgroup controller is not mounted on this host"),
+])
+def test_hugepage_and_network_errors_name_the_field(root: Path, doc: dict, hierarchies: list[str] | None,
+                                                    message: str) -> None:
+    cg = V1Cgroup("/berth/c1", {c: str(root / c) for c in (hierarchies or _FILES)})
+    with pytest.raises(CgroupError, match=message):
+        cg.update(parse_resources(doc))

@@ -43,7 +43,7 @@ _LEAF_FILES = {
 def mount(tmp_path: Path) -> Path:
     root = tmp_path / "cgroup2"
     root.mkdir()
-    (root / "cgroup.controllers").write_text("cpu cpuset io memory pids hugetlb\n")
+    (root / "cgroup.controllers").write_text("cpu cpuset io memory pids hugetlb rdma\n")
     (root / "cgroup.subtree_control").write_text("")
     return root
 
@@ -89,17 +89,17 @@ def test_cpu_max_keeps_the_half_not_given() -> None:
 def test_create_enables_the_managed_controllers_on_the_way_down(mount: Path) -> None:
     parent = mount / "berth"
     parent.mkdir()
-    (parent / "cgroup.controllers").write_text("cpu cpuset io memory pids")
+    (parent / "cgroup.controllers").write_text("cpu cpuset hugetlb io memory pids")
     (parent / "cgroup.subtree_control").write_text("")
     V2Cgroup("/berth/abc", str(mount)).create()
-    # hugetlb is offered but not one berth manages.
-    assert (mount / "cgroup.subtree_control").read_text() == "+cpu +cpuset +io +memory +pids"
-    assert (parent / "cgroup.subtree_control").read_text() == "+cpu +cpuset +io +memory +pids"
+    # rdma is offered but not one berth manages.
+    assert (mount / "cgroup.subtree_control").read_text() == "+cpu +cpuset +hugetlb +io +memory +pids"
+    assert (parent / "cgroup.subtree_control").read_text() == "+cpu +cpuset +hugetlb +io +memory +pids"
     assert (parent / "abc").is_dir()
 
 
 def test_create_leaves_enabled_controllers_alone(mount: Path) -> None:
-    (mount / "cgroup.controllers").write_text("hugetlb")
+    (mount / "cgroup.controllers").write_text("rdma")
     V2Cgroup("/berth-x", str(mount)).create()
     assert (mount / "cgroup.subtree_control").read_text() == ""
 
@@ -200,3 +200,19 @@ def test_stats_without_controllers_are_none(mount: Path) -> None:
     stats = V2Cgroup("/c1", str(mount)).stats()
     assert stats.memory_usage is None and stats.pids_current is None and stats.oom_kills == 0
     assert stats.cpu_usage_ns == 7000
+
+
+def test_hugepage_limits_on_v2_and_network_ignored(mount: Path) -> None:
+    leaf = _leaf(mount, "/c1", {**_LEAF_FILES, "cgroup.controllers": "cpu cpuset hugetlb io memory pids",
+                                "hugetlb.2MB.max": "max", "hugetlb.2MB.rsvd.max": "max"})
+    cg = V2Cgroup("/c1", str(mount))
+    cg.update(parse_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 8 * MiB}],
+                               "network": {"classID": 1}}))  # no net_cls on v2: ignored, as runc
+    assert (leaf / "hugetlb.2MB.max").read_text() == str(8 * MiB)
+    assert (leaf / "hugetlb.2MB.rsvd.max").read_text() == "max"  # as runc 1.1
+    with pytest.raises(CgroupError, match="no huge pages of size 1GB"):
+        cg.update(parse_resources({"hugepageLimits": [{"pageSize": "1GB", "limit": 0}]}))
+    no_hugetlb = V2Cgroup("/c2", str(mount))
+    _leaf(mount, "/c2")
+    with pytest.raises(CgroupError, match="'hugetlb' is not available on this host .needed for linux.resources.hugepageLimits"):
+        no_hugetlb.update(parse_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}))
