@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,13 +45,14 @@ def _v1_controllers() -> dict[str, Path]:
 def hierarchies() -> Iterator[dict[str, Path]]:
     if not (Path("/sys/kernel/mm/hugepages") / "hugepages-2048kB").is_dir():
         pytest.skip("this kernel has no 2 MB huge pages")
-    mounted: list[tuple[Path, bool]] = []  # (mount point, whether we made the directory)
+    mounted: list[tuple[Path, bool, bool]] = []  # (mount point, made its directory, made the hierarchy)
     try:
         for name in ("hugetlb", "net_cls,net_prio"):
             if name.split(",")[0] in _v1_controllers():
                 continue
             target = CGROUP_ROOT / name
             made = not target.exists()
+            new_hierarchy = _hierarchy_id(name.split(",")[0]) == 0
             target.mkdir(exist_ok=True)
             r = subprocess.run(["mount", "-t", "cgroup", "-o", name, "cgroup", str(target)],
                                capture_output=True, text=True, timeout=10)  # fmt: skip
@@ -58,14 +60,44 @@ def hierarchies() -> Iterator[dict[str, Path]]:
                 if made:
                     target.rmdir()
                 pytest.skip(f"cannot mount the {name} cgroup v1 hierarchy here: {r.stderr.strip()}")
-            mounted.append((target, made))
+            mounted.append((target, made, new_hierarchy))
         controllers = _v1_controllers()
         yield {c: controllers[c] for c in ("hugetlb", "net_cls", "net_prio")}
     finally:
-        for target, made in reversed(mounted):
-            subprocess.run(["umount", str(target)], capture_output=True, timeout=10)
+        for target, made, new_hierarchy in reversed(mounted):
+            _unmount_hierarchy(target, new_hierarchy)
             if made:
                 target.rmdir()
+
+
+def _hierarchy_id(controller: str) -> int:
+    with open("/proc/cgroups") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == controller:
+                return int(fields[1])
+    return 0
+
+
+def _unmount_hierarchy(target: Path, made: bool) -> None:
+    """Unmount a v1 hierarchy we mounted and, if the mount made it, see it gone from the
+    kernel: one unmounted while a removed group of it was still going away lives on
+    unmounted (every process then lists it in /proc/PID/cgroup); a mount and unmount of
+    it once empty ends it. (A hierarchy that was there unmounted before, with groups of
+    its own, stays as it was.)"""
+    controller = target.name.split(",")[0]
+    for _attempt in range(3):
+        subprocess.run(["umount", str(target)], capture_output=True, timeout=10)
+        if not made:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if _hierarchy_id(controller) == 0:
+                return
+            time.sleep(0.1)
+        subprocess.run(["mount", "-t", "cgroup", "-o", target.name, "cgroup", str(target)],
+                       capture_output=True, timeout=10)  # fmt: skip
+    raise AssertionError(f"the {target.name} cgroup hierarchy outlived its unmount")
 
 
 @pytest.fixture
