@@ -21,6 +21,7 @@ installed and usable here: see `crun_unusable_reason`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import errno
 import json
@@ -31,6 +32,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,6 +353,15 @@ class Lab:
             subprocess.run(["umount", "-l", mp], capture_output=True, timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
         return left
+
+
+@contextlib.contextmanager
+def open_lab(prefix: str) -> Iterator[Lab]:
+    """A Lab for a test (or module), failing it if the runtimes left anything behind."""
+    lab = Lab.create(prefix=prefix)
+    yield lab
+    leftovers = lab.close()
+    assert not leftovers, "the runtimes left behind:\n" + "\n".join(leftovers)
 
 
 # Processes.

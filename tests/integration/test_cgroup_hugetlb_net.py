@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.bundles import Lab, Runtime, minimal_config
+from helpers.bundles import Lab, Runtime, minimal_config, open_lab
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -102,10 +102,8 @@ def _unmount_hierarchy(target: Path, made: bool) -> None:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    lab = Lab.create(prefix="berth-hugetlbtest-")
-    yield lab
-    leftovers = lab.close()
-    assert not leftovers, "the runtimes left behind:\n" + "\n".join(leftovers)
+    with open_lab("berth-hugetlbtest-") as lab:
+        yield lab
 
 
 RESOURCES = {

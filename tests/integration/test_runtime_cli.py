@@ -27,6 +27,7 @@ from helpers.bundles import (
     cgroup_dirs,
     minimal_config,
     mounts_under,
+    open_lab,
     pid_alive,
     processes_under,
     wait_gone,
@@ -40,10 +41,8 @@ NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup"}
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    lab = Lab.create(prefix="berth-clitest-")
-    yield lab
-    leftovers = lab.close()
-    assert not leftovers, "berth-runtime left behind:\n" + "\n".join(leftovers)
+    with open_lab("berth-clitest-") as lab:
+        yield lab
 
 
 @pytest.fixture

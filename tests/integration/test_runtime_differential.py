@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from helpers.bundles import Lab, crun_unusable_reason, runc_spec_default
+from helpers.bundles import Lab, crun_unusable_reason, open_lab, runc_spec_default
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="runtimes need root"),
@@ -236,10 +236,8 @@ def crun_reason() -> str | None:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    lab = Lab.create(prefix="berth-difftest-")
-    yield lab
-    leftovers = lab.close()
-    assert not leftovers, "the runtimes left behind:\n" + "\n".join(leftovers)
+    with open_lab("berth-difftest-") as lab:
+        yield lab
 
 
 @dataclass
