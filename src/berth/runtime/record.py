@@ -39,7 +39,7 @@ else:
             raise TypeError(f"{cls.__name__}() takes {len(names)} positional arguments but {len(args)} were given")
         values = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():
-            if key not in cls.__record_defaults__ and key not in names:
+            if key not in names:
                 raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {key!r}")
             if key in values:
                 raise TypeError(f"{cls.__name__}() got multiple values for argument {key!r}")
@@ -100,6 +100,8 @@ else:
 
     def record(cls=None, /, *, frozen=False):
         def wrap(cls):
+            if "__post_init__" in cls.__dict__ or any(hasattr(base, "__record_fields__") for base in cls.__mro__[1:]):
+                raise TypeError(f"{cls.__name__}: @record has no __post_init__ and no inheritance of fields")
             names = []
             defaults = {}
             for name, annotation in cls.__dict__.get("__annotations__", {}).items():

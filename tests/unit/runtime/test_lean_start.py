@@ -174,3 +174,19 @@ def test_state_loads_neither_ctypes_nor_the_container_code(tmp_path: Path) -> No
     code_, *loaded = out.stdout.split()
     assert code_ == "1" and "container does not exist: nosuch" in out.stderr
     assert {"ctypes", "berth.runtime.process", "berth.runtime.oci"} & set(loaded) == set()
+
+
+def test_record_refuses_what_it_does_not_do() -> None:
+    """No __post_init__ and no inherited fields: refused at the class, not half-done."""
+    with pytest.raises(TypeError, match="no __post_init__"):
+        @record
+        class _Checked:
+            x: int
+
+            def __post_init__(self) -> None:
+                pass
+
+    with pytest.raises(TypeError, match="no inheritance"):
+        @record
+        class _Child(_Point):
+            z: int = 0
