@@ -369,25 +369,53 @@ DOCKER_DEVICES = [
 ]
 
 
+OPENER = GO + """
+for _ in sys.stdin:
+    seen = []
+    for path in ("/dev/null", "/dev/zero"):
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+            seen.append("ok")
+        except OSError as e:
+            seen.append(os.strerror(e.errno))
+    print(" / ".join(seen), flush=True)
+"""
+
+
 def test_device_rules(cgroup: Cgroup, spawn: Spawn) -> None:
-    if isinstance(cgroup, V2Cgroup):
-        # No eBPF program yet: the usual rules pass (unenforced), others are refused.
-        cgroup.create_and_apply(parse_resources({"devices": DOCKER_DEVICES}))
-        extra = DOCKER_DEVICES + [{"allow": True, "type": "b", "major": 8, "minor": 0, "access": "rwm"}]
-        with pytest.raises(CgroupError, match="^device rules on cgroup v2 are not supported by berth yet$"):
-            cgroup.apply(parse_resources({"devices": extra}))
-        return
+    """Docker's rules, given at creation (v1: the devices controller's list; v2: a BPF
+    program, which has no list to read)."""
     cgroup.create_and_apply(parse_resources({"devices": DOCKER_DEVICES}))
-    assert limit_file(cgroup, "devices", "devices.list", "").splitlines() == ["c 1:3 rwm", "c 136:* rwm"]
-    opener = spawn(
-        GO
-        + "for dev in ('/dev/null', '/dev/zero'):\n"
-        + "    try:\n"
-        + "        os.close(os.open(dev, os.O_RDONLY))\n"
-        + "        print(dev, 'ok', flush=True)\n"
-        + "    except PermissionError:\n"
-        + "        print(dev, 'denied', flush=True)\n"
-    )
+    if isinstance(cgroup, V1Cgroup):
+        assert limit_file(cgroup, "devices", "devices.list", "").splitlines() == ["c 1:3 rwm", "c 136:* rwm"]
+    opener = spawn(OPENER)
     cgroup.add(opener.pid)
     go(opener)
-    assert [read_line(opener), read_line(opener)] == ["/dev/null ok", "/dev/zero denied"]
+    go(opener)
+    assert read_line(opener) == "ok / Operation not permitted"
+
+
+def test_device_rules_updated_decide_what_a_process_may_open(cgroup: Cgroup, spawn: Spawn) -> None:
+    """The devices controller on v1; on v2 a BPF program the kernel asks. The last rule
+    that matches decides, and a rule matches only an access it covers whole."""
+    deny_all_but_null = [{"allow": False, "access": "rwm"},
+                         {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+    cgroup.create()
+    cgroup.update(parse_resources({"devices": deny_all_but_null}))
+    opener = spawn(OPENER)
+    cgroup.add(opener.pid)
+    go(opener)
+
+    def opens() -> str:
+        go(opener)
+        return read_line(opener)
+
+    assert opens() == "ok / Operation not permitted"
+    zero = {"allow": True, "type": "c", "major": 1, "minor": 5}
+    cgroup.update(parse_resources({"devices": [*deny_all_but_null, {**zero, "access": "r"}]}))
+    assert opens() == "ok / ok"
+    cgroup.update(parse_resources({"devices": [*deny_all_but_null, {**zero, "access": "w"}]}))
+    assert opens() == "ok / Operation not permitted"  # a read is not within "w"
+    cgroup.update(parse_resources({"devices": [{"allow": True, "access": "rwm"},
+                                               {"allow": False, "type": "c", "major": 1, "minor": 3}]}))
+    assert opens() == "Operation not permitted / ok"

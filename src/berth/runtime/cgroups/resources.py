@@ -168,27 +168,22 @@ DEFAULT_ALLOWED_DEVICES = frozenset(
 )
 
 
-def is_default_device_policy(rules: tuple[DeviceRule, ...]) -> bool:
-    """True when the rules ask for nothing beyond "allow everything" or the usual set.
-
-    Rules are read in order, as the kernel would apply them: an allow or deny of
-    everything resets the policy, a specific rule adds or removes an exception.
-    The result is "default" if it ends as allow-all with no exceptions (a privileged
-    container), or as deny-all with exceptions that are all in DEFAULT_ALLOWED_DEVICES.
-    """
+def reduce_device_rules(rules: tuple[DeviceRule, ...]) -> tuple[bool, list[DeviceRule]]:
+    """The policy the rules leave, as the kernel reads them in order: whether the default
+    allows, and the exceptions to it, in order (each with the opposite action). An allow
+    or deny of everything resets the policy; a specific rule adds an exception, or, when
+    it agrees with the default, takes back the exception it names."""
     allow_all = True
-    exceptions: set[DeviceRule] = set()
+    exceptions: dict[DeviceRule, None] = {}
     for rule in rules:
         if rule.matches_everything:
             allow_all = rule.allow
             exceptions.clear()
         elif rule.allow == allow_all:
-            exceptions.discard(DeviceRule(not rule.allow, rule.type, rule.major, rule.minor, rule.access))
+            exceptions.pop(DeviceRule(not rule.allow, rule.type, rule.major, rule.minor, rule.access), None)
         else:
-            exceptions.add(rule)
-    if allow_all:
-        return not exceptions
-    return exceptions <= DEFAULT_ALLOWED_DEVICES
+            exceptions[rule] = None
+    return allow_all, list(exceptions)
 
 
 def check_kernel_limits(resources: Resources) -> None:

@@ -48,7 +48,6 @@ from berth.runtime.cgroups.resources import (
     MemoryResources,
     ResourceError,
     Resources,
-    is_default_device_policy,
 )
 
 TYPE_CHECKING = False
@@ -156,8 +155,6 @@ class V2Cgroup(Cgroup):
         return [self._file("cgroup.procs")]
 
     def _apply(self, resources: Resources) -> None:
-        if resources.devices is not None and not is_default_device_policy(resources.devices):
-            raise CgroupError("device rules on cgroup v2 are not supported by berth yet")
         settings: list[_Setting] = []
         if resources.cpu is not None:
             settings += self._cpu_settings(resources.cpu)
@@ -187,6 +184,13 @@ class V2Cgroup(Cgroup):
         for setting in settings:
             if setting.controller in available:
                 write_file(self._file(setting.file), setting.value)
+        if resources.devices is not None:
+            from berth.runtime.cgroups import devicefilter
+
+            try:
+                devicefilter.attach(os.path.dirname(self._file("cgroup.procs")), resources.devices)
+            except OSError as e:
+                raise CgroupError(f"linux.resources.devices: {e.strerror}", e.errno) from None
 
     def _cpu_settings(self, cpu: CPUResources) -> list[_Setting]:
         where = "linux.resources.cpu"

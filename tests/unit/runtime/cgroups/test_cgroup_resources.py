@@ -21,8 +21,8 @@ from berth.runtime.cgroups.resources import (
     ThrottleDevice,
     WeightDevice,
     check_kernel_limits,
-    is_default_device_policy,
     parse_resources,
+    reduce_device_rules,
 )
 
 MiB = 1024 * 1024
@@ -141,20 +141,26 @@ def _docker_defaults() -> tuple[DeviceRule, ...]:
     )
 
 
+SDA = DeviceRule(True, "b", 8, 0, "rwm")
+
+
 @pytest.mark.parametrize(
-    ("rules", "default"),
+    ("rules", "allow_all", "exceptions"),
     [
-        ((), True),
-        ((DeviceRule(True),), True),  # privileged
-        (_docker_defaults(), True),
-        (_docker_defaults() + (DeviceRule(True, "b", 8, 0, "rwm"),), False),  # --device /dev/sda
-        ((DeviceRule(True), DeviceRule(False, "c", 1, 3, "rwm")), False),  # a hole in allow-all
-        (_docker_defaults() + (DeviceRule(True, "b", 8, 0, "r"), DeviceRule(False, "b", 8, 0, "r")), True),
-        ((DeviceRule(True, "b", 8, 0, "r"), DeviceRule(True)), True),
+        ((), True, ()),
+        ((DeviceRule(True),), True, ()),  # privileged
+        (_docker_defaults(), False, _docker_defaults()[1:]),
+        (_docker_defaults() + (SDA,), False, (*_docker_defaults()[1:], SDA)),  # --device /dev/sda
+        ((DeviceRule(True), DeviceRule(False, "c", 1, 3, "rwm")), True, (DeviceRule(False, "c", 1, 3, "rwm"),)),
+        (_docker_defaults() + (DeviceRule(True, "b", 8, 0, "r"), DeviceRule(False, "b", 8, 0, "r")), False,
+         _docker_defaults()[1:]),  # an exception taken back
+        ((DeviceRule(True, "b", 8, 0, "r"), DeviceRule(True)), True, ()),  # reset by a rule for everything
     ],
 )
-def test_default_device_policy(rules: tuple[DeviceRule, ...], default: bool) -> None:
-    assert is_default_device_policy(rules) is default
+def test_device_rules_reduce_to_a_default_and_its_exceptions(
+    rules: tuple[DeviceRule, ...], allow_all: bool, exceptions: tuple[DeviceRule, ...]
+) -> None:
+    assert reduce_device_rules(rules) == (allow_all, list(exceptions))
 
 
 def test_a_memory_limit_below_the_minimum_names_the_field() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from berth.runtime.cgroups import CgroupError, ResourceError, parse_resources
-from berth.runtime.cgroups.resources import UNLIMITED, DeviceRule, Resources
+from berth.runtime.cgroups.resources import UNLIMITED
 from berth.runtime.cgroups.v2 import V2Cgroup, cpu_max, cpu_weight, io_weight, swap_max
 
 MiB = 1024 * 1024
@@ -156,15 +156,6 @@ def test_a_missing_controller_is_named_with_the_field(mount: Path) -> None:
 def test_unlimited_values_need_no_controller(mount: Path) -> None:
     _leaf(mount, "/c1", {**_LEAF_FILES, "cgroup.controllers": ""})
     V2Cgroup("/c1", str(mount)).apply(parse_resources({"memory": {"limit": -1}, "pids": {"limit": 0}}))
-
-
-def test_device_rules_beyond_the_defaults_are_refused(mount: Path) -> None:
-    _leaf(mount, "/c1")
-    cg = V2Cgroup("/c1", str(mount))
-    cg.apply(Resources(devices=(DeviceRule(False), DeviceRule(True, "c", 1, 3, "rwm"))))
-    cg.apply(Resources(devices=(DeviceRule(True),)))
-    with pytest.raises(CgroupError, match="^device rules on cgroup v2 are not supported by berth yet$"):
-        cg.apply(Resources(devices=(DeviceRule(False), DeviceRule(True, "b", 8, 0, "rwm"))))
 
 
 def test_realtime_cpu_limits_are_refused(mount: Path) -> None:
