@@ -419,3 +419,16 @@ def test_device_rules_updated_decide_what_a_process_may_open(cgroup: Cgroup, spa
     cgroup.update(parse_resources({"devices": [{"allow": True, "access": "rwm"},
                                                {"allow": False, "type": "c", "major": 1, "minor": 3}]}))
     assert opens() == "Operation not permitted / ok"
+
+
+def test_unified_files(cgroup: Cgroup) -> None:
+    """linux.resources.unified: v2 files as given (here one that needs no controller);
+    on v1 there is nowhere to write them."""
+    cgroup.create()
+    resources = parse_resources({"unified": {"cgroup.max.descendants": "5"}})
+    if isinstance(cgroup, V1Cgroup):
+        with pytest.raises(CgroupError, match="linux.resources.unified: needs cgroup v2"):
+            cgroup.update(resources)
+        return
+    cgroup.update(resources)
+    assert limit_file(cgroup, "", "", "cgroup.max.descendants") == "5"

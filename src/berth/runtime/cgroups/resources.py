@@ -145,6 +145,7 @@ class Resources:
     ignored: tuple[str, ...] = ()  # fields present in the document that berth does not apply
     hugepage_limits: tuple[HugepageLimit, ...] = ()
     network: NetworkResources | None = None
+    unified: tuple[tuple[str, str], ...] = ()  # cgroup v2 files and values, as given
 
 
 # The device set Docker and runc grant every container (moby's oci.DefaultSpec,
@@ -226,9 +227,30 @@ def parse_resources(doc: Any) -> Resources:
     network = None
     if section.get("network") is not None:
         network = _parse_network(_object(section["network"], f"{_PREFIX}.network"))
+    unified = _parse_unified(section["unified"]) if section.get("unified") is not None else ()
     for field_name in ignored:
         log.warning("%s is not supported by berth and is ignored", field_name)
-    return Resources(memory, cpu, pids, block_io, devices, tuple(ignored), hugepage_limits, network)
+    return Resources(memory, cpu, pids, block_io, devices, tuple(ignored), hugepage_limits, network, unified)
+
+
+# The files through which the runtime itself places and arranges groups.
+_UNIFIED_RESERVED = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "cgroup.type")
+
+
+def _parse_unified(doc: Any) -> tuple[tuple[str, str], ...]:
+    """linux.resources.unified: cgroup v2 interface files of the group, and their values."""
+    where = f"{_PREFIX}.unified"
+    entries = []
+    for key, value in _object(doc, where).items():
+        controller, dot, name = key.partition(".")
+        if not (dot and controller.isalpha() and controller.islower() and name) or "/" in key or key.startswith("."):
+            raise ResourceError(f"{where}: {key!r} is not a cgroup v2 file name like 'memory.high'")
+        if key in _UNIFIED_RESERVED:
+            raise ResourceError(f"{where}: {key} is the runtime's to write")
+        if not isinstance(value, str):
+            raise ResourceError(f"{where}.{key}: must be a string")
+        entries.append((key, value))
+    return tuple(entries)
 
 
 def _parse_hugepage_limits(doc: Any) -> tuple[HugepageLimit, ...]:

@@ -148,6 +148,8 @@ class V1Cgroup(Cgroup):
             self._apply_hugepage_limit(hugepage)
         if resources.network is not None:
             self._apply_network(resources.network)
+        if resources.unified:
+            raise CgroupError("linux.resources.unified: needs cgroup v2, and this host runs cgroup v1")
         if resources.devices is not None:
             # Start from nothing, then replay the rules in order. On a running group
             # this briefly denies everything; device rules are set at creation.

@@ -174,7 +174,11 @@ class V2Cgroup(Cgroup):
         if resources.network is not None and (resources.network.class_id or resources.network.priorities):
             # as runc: cgroup v2 has no net_cls or net_prio; a v2 host classifies by cgroup path
             log.warning("linux.resources.network is ignored on cgroup v2 (no net_cls or net_prio)")
-        available = self.controllers()
+        available = self.controllers() | {"cgroup"}  # the core files need no controller
+        for key, value in resources.unified:
+            if key.partition(".")[0] in available and not os.path.exists(self._file(key)):
+                raise CgroupError(f"linux.resources.unified: this kernel has no cgroup file {key}")
+            settings.append(_Setting(key, value, f"linux.resources.unified.{key}", True))
         for setting in settings:
             if setting.controller not in available and setting.restricts:
                 raise CgroupError(

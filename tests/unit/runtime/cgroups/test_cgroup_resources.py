@@ -183,3 +183,21 @@ def test_a_memory_limit_below_the_minimum_names_the_field() -> None:
 def test_hugepage_and_network_refusals_name_the_field(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ResourceError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_resources(doc)
+
+
+def test_unified_parses_as_given() -> None:
+    r = parse_resources({"unified": {"memory.high": "64M", "cgroup.max.descendants": "10"}})
+    assert r.unified == (("memory.high", "64M"), ("cgroup.max.descendants", "10"))
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"unified": []}, "linux.resources.unified: must be an object"),
+    ({"unified": {"../x": "1"}}, "linux.resources.unified: '../x' is not a cgroup v2 file name"),
+    ({"unified": {"memory/high": "1"}}, "is not a cgroup v2 file name"),
+    ({"unified": {"memory": "1"}}, "is not a cgroup v2 file name"),
+    ({"unified": {"cgroup.procs": "1"}}, "linux.resources.unified: cgroup.procs is the runtime's to write"),
+    ({"unified": {"memory.high": 64}}, "linux.resources.unified.memory.high: must be a string"),
+])
+def test_unified_refusals_name_the_field(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(ResourceError, match=message.replace(".", r"\.")):
+        parse_resources(doc)

@@ -273,3 +273,8 @@ def test_hugepage_and_network_errors_name_the_field(root: Path, doc: dict, hiera
     cg = V1Cgroup("/berth/c1", {c: str(root / c) for c in (hierarchies or _FILES)})
     with pytest.raises(CgroupError, match=message):
         cg.update(parse_resources(doc))
+
+
+def test_unified_is_refused_on_v1(root: Path) -> None:
+    with pytest.raises(CgroupError, match="linux.resources.unified: needs cgroup v2"):
+        _cgroup(root).update(parse_resources({"unified": {"memory.high": "1"}}))

@@ -207,3 +207,15 @@ def test_hugepage_limits_on_v2_and_network_ignored(mount: Path) -> None:
     _leaf(mount, "/c2")
     with pytest.raises(CgroupError, match="'hugetlb' is not available on this host .needed for linux.resources.hugepageLimits"):
         no_hugetlb.update(parse_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}))
+
+
+def test_unified_files_are_written_as_given(mount: Path) -> None:
+    leaf = _leaf(mount, "/c1", {**_LEAF_FILES, "memory.high": "max", "cgroup.max.descendants": "max"})
+    cg = V2Cgroup("/c1", str(mount))
+    cg.update(parse_resources({"unified": {"memory.high": "67108864", "cgroup.max.descendants": "10"}}))
+    assert (leaf / "memory.high").read_text() == "67108864"
+    assert (leaf / "cgroup.max.descendants").read_text() == "10"
+    with pytest.raises(CgroupError, match="this kernel has no cgroup file memory.nope"):
+        cg.update(parse_resources({"unified": {"memory.nope": "1"}}))
+    with pytest.raises(CgroupError, match="'rdma' is not available on this host .needed for linux.resources.unified.rdma.max"):
+        cg.update(parse_resources({"unified": {"rdma.max": "x"}}))
