@@ -432,3 +432,13 @@ def test_unified_files(cgroup: Cgroup) -> None:
         return
     cgroup.update(resources)
     assert limit_file(cgroup, "", "", "cgroup.max.descendants") == "5"
+
+
+def test_rdma_limits_need_the_rdma_controller(cgroup: Cgroup) -> None:
+    """This kernel has no rdma controller: the limit is refused, naming the field."""
+    with open("/proc/cgroups") as f:
+        if any(line.split()[0] == "rdma" for line in f if not line.startswith("#")):
+            pytest.skip("this kernel has an rdma controller (and no RDMA device to test with)")
+    cgroup.create()
+    with pytest.raises(CgroupError, match="rdma.*linux.resources.rdma|linux.resources.rdma.*rdma"):
+        cgroup.update(parse_resources({"rdma": {"mlx4_0": {"hcaHandles": 2}}}))

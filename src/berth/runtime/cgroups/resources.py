@@ -146,6 +146,7 @@ class Resources:
     hugepage_limits: tuple[HugepageLimit, ...] = ()
     network: NetworkResources | None = None
     unified: tuple[tuple[str, str], ...] = ()  # cgroup v2 files and values, as given
+    rdma: tuple[tuple[str, int | None, int | None], ...] = ()  # (device, hca handles, hca objects)
 
 
 # The device set Docker and runc grant every container (moby's oci.DefaultSpec,
@@ -228,9 +229,35 @@ def parse_resources(doc: Any) -> Resources:
     if section.get("network") is not None:
         network = _parse_network(_object(section["network"], f"{_PREFIX}.network"))
     unified = _parse_unified(section["unified"]) if section.get("unified") is not None else ()
+    rdma = _parse_rdma(section["rdma"]) if section.get("rdma") is not None else ()
     for field_name in ignored:
         log.warning("%s is not supported by berth and is ignored", field_name)
-    return Resources(memory, cpu, pids, block_io, devices, tuple(ignored), hugepage_limits, network, unified)
+    return Resources(memory, cpu, pids, block_io, devices, tuple(ignored), hugepage_limits, network, unified,
+                     rdma)  # fmt: skip
+
+
+def _parse_rdma(doc: Any) -> tuple[tuple[str, int | None, int | None], ...]:
+    where = f"{_PREFIX}.rdma"
+    limits = []
+    for device, item in _object(doc, where).items():
+        at = f"{where}.{device}"
+        if not device or "/" in device or any(c.isspace() for c in device):
+            raise ResourceError(f"{where}: {device!r} is not an RDMA device name")
+        entry = _object(item, at)
+        handles, objects = _integer(entry, "hcaHandles", at), _integer(entry, "hcaObjects", at)
+        for name, value in (("hcaHandles", handles), ("hcaObjects", objects)):
+            if value is not None and not 0 <= value < 1 << 32:
+                raise ResourceError(f"{at}.{name}: must be a 32-bit unsigned integer")
+        limits.append((device, handles, objects))
+    return tuple(limits)
+
+
+def rdma_max_lines(rdma: tuple[tuple[str, int | None, int | None], ...]) -> list[str]:
+    """rdma.max's lines (the same file on v1 and v2): "mlx4_0 hca_handle=2 hca_object=max"."""
+    def value(n: int | None) -> str:
+        return "max" if n is None else str(n)
+
+    return [f"{device} hca_handle={value(h)} hca_object={value(o)}" for device, h, o in rdma]
 
 
 # The files through which the runtime itself places and arranges groups.

@@ -40,6 +40,7 @@ from berth.runtime.cgroups.resources import (
     NetworkResources,
     Resources,
     ThrottleDevice,
+    rdma_max_lines,
 )
 
 TYPE_CHECKING = False
@@ -148,6 +149,8 @@ class V1Cgroup(Cgroup):
             self._apply_hugepage_limit(hugepage)
         if resources.network is not None:
             self._apply_network(resources.network)
+        for line in rdma_max_lines(resources.rdma):
+            write_file(os.path.join(self._controller_dir("rdma", "linux.resources.rdma"), "rdma.max"), line)
         if resources.unified:
             raise CgroupError("linux.resources.unified: needs cgroup v2, and this host runs cgroup v1")
         if resources.devices is not None:

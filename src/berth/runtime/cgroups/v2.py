@@ -48,6 +48,7 @@ from berth.runtime.cgroups.resources import (
     MemoryResources,
     ResourceError,
     Resources,
+    rdma_max_lines,
 )
 
 TYPE_CHECKING = False
@@ -174,6 +175,7 @@ class V2Cgroup(Cgroup):
         if resources.network is not None and (resources.network.class_id or resources.network.priorities):
             # as runc: cgroup v2 has no net_cls or net_prio; a v2 host classifies by cgroup path
             log.warning("linux.resources.network is ignored on cgroup v2 (no net_cls or net_prio)")
+        settings += [_Setting("rdma.max", line, "linux.resources.rdma", True) for line in rdma_max_lines(resources.rdma)]
         available = self.controllers() | {"cgroup"}  # the core files need no controller
         for key, value in resources.unified:
             if key.partition(".")[0] in available and not os.path.exists(self._file(key)):

@@ -22,6 +22,7 @@ from berth.runtime.cgroups.resources import (
     WeightDevice,
     check_kernel_limits,
     parse_resources,
+    rdma_max_lines,
     reduce_device_rules,
 )
 
@@ -199,5 +200,21 @@ def test_unified_parses_as_given() -> None:
     ({"unified": {"memory.high": 64}}, "linux.resources.unified.memory.high: must be a string"),
 ])
 def test_unified_refusals_name_the_field(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(ResourceError, match=message.replace(".", r"\.")):
+        parse_resources(doc)
+
+
+def test_rdma_parses_and_renders_as_rdma_max_lines() -> None:
+    r = parse_resources({"rdma": {"mlx4_0": {"hcaHandles": 2, "hcaObjects": 2000}, "mlx5_1": {"hcaHandles": 3}}})
+    assert r.rdma == (("mlx4_0", 2, 2000), ("mlx5_1", 3, None))
+    assert rdma_max_lines(r.rdma) == ["mlx4_0 hca_handle=2 hca_object=2000", "mlx5_1 hca_handle=3 hca_object=max"]
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"rdma": []}, "linux.resources.rdma: must be an object"),
+    ({"rdma": {"mlx 0": {}}}, "linux.resources.rdma: 'mlx 0' is not an RDMA device name"),
+    ({"rdma": {"mlx4_0": {"hcaHandles": -1}}}, "linux.resources.rdma.mlx4_0.hcaHandles: must be a 32-bit unsigned"),
+])
+def test_rdma_refusals_name_the_field(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ResourceError, match=message.replace(".", r"\.")):
         parse_resources(doc)

@@ -34,6 +34,7 @@ _FILES = {
                 "hugetlb.2MB.rsvd.limit_in_bytes": UNLIMITED_V1},
     "net_cls": {"cgroup.procs": "", "net_cls.classid": "0"},
     "net_prio": {"cgroup.procs": "", "net_prio.ifpriomap": ""},
+    "rdma": {"cgroup.procs": "", "rdma.max": ""},
 }
 
 
@@ -278,3 +279,8 @@ def test_hugepage_and_network_errors_name_the_field(root: Path, doc: dict, hiera
 def test_unified_is_refused_on_v1(root: Path) -> None:
     with pytest.raises(CgroupError, match="linux.resources.unified: needs cgroup v2"):
         _cgroup(root).update(parse_resources({"unified": {"memory.high": "1"}}))
+
+
+def test_rdma_max(root: Path) -> None:
+    _cgroup(root).update(parse_resources({"rdma": {"mlx4_0": {"hcaHandles": 2, "hcaObjects": 9}}}))
+    assert _read(root, "rdma", "rdma.max") == "mlx4_0 hca_handle=2 hca_object=9"
