@@ -125,6 +125,29 @@ def test_features_lists_the_hooks_it_runs(berth: Runtime) -> None:
                                  "startContainer", "poststart", "poststop"}  # fmt: skip
 
 
+@pytest.mark.skipif(shutil.which("runc") is None, reason="runc is the oracle")
+def test_features_knows_what_runc_knows(berth: Runtime) -> None:
+    """The capabilities and seccomp vocabulary runc's `features` lists, berth's lists too
+    (and does: a profile using every action and operator it lists compiles)."""
+    ours = json.loads(berth.cmd("features").stdout)["linux"]
+    theirs = json.loads(subprocess.run(["runc", "features"], capture_output=True, text=True, check=True).stdout)["linux"]
+    assert ours["capabilities"] == theirs["capabilities"]
+    assert set(theirs["seccomp"]["operators"]) <= set(ours["seccomp"]["operators"])
+    assert set(theirs["seccomp"]["actions"]) - {"SCMP_ACT_NOTIFY"} <= set(ours["seccomp"]["actions"])
+    assert set(theirs["seccomp"]["archs"]) <= set(ours["seccomp"]["archs"])
+    assert ours["cgroup"]["v1"] and ours["cgroup"]["v2"]
+    from berth.runtime import seccomp
+
+    seccomp.compile_filter({
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ours["seccomp"]["archs"][-1:],
+        "flags": ours["seccomp"]["supportedFlags"],
+        "syscalls": [{"names": ["getcwd"], "action": action} for action in ours["seccomp"]["actions"]
+                     if action != "SCMP_ACT_ALLOW"]
+        + [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "valueTwo": 1, "op": op}]}
+           for op in ours["seccomp"]["operators"]],
+    })
+
+
 # The lifecycle.
 
 

@@ -449,15 +449,30 @@ def cmd_spec(root: str, args: argparse.Namespace) -> int:
 
 def cmd_features(root: str, args: argparse.Namespace) -> int:
     from berth.runtime import apparmor
+    from berth.runtime.capabilities import CAPABILITY_NAMES
     from berth.runtime.oci import NAMESPACE_FLAGS
     from berth.runtime.rootfs import _FLAG_OPTIONS, _PROPAGATION
 
+    try:
+        from berth.runtime import seccomp
+
+        seccomp_features = seccomp.features()
+    except OSError:  # no libseccomp here
+        seccomp_features = {"enabled": False}
     print(leanjson.dumps({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": sorted(set(_FLAG_OPTIONS) | set(_PROPAGATION)),
-        "linux": {"namespaces": sorted(NAMESPACE_FLAGS), "apparmor": {"enabled": apparmor.enabled()}},
+        "linux": {
+            "namespaces": sorted(NAMESPACE_FLAGS),
+            "capabilities": list(CAPABILITY_NAMES),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "seccomp": seccomp_features,
+            "apparmor": {"enabled": apparmor.enabled()},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+        },
         "annotations": {"org.opencontainers.runtime-spec.features.berth": "true"},
     }, indent=2))
     return 0

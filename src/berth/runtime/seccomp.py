@@ -222,6 +222,18 @@ def _architecture(name: Any, where: str) -> _Arch:
     return _Arch(where, token)
 
 
+# The architectures libseccomp 2.5 names (as runc lists them in `features`).
+_ARCHITECTURES = ("AARCH64", "ARM", "MIPS", "MIPS64", "MIPS64N32", "MIPSEL", "MIPSEL64", "MIPSEL64N32",
+                  "PPC", "PPC64", "PPC64LE", "RISCV64", "S390", "S390X", "X32", "X86", "X86_64")  # fmt: skip
+
+
+def features() -> dict[str, Any]:
+    """What `berth-runtime features` says of seccomp: what a profile may use here."""
+    archs = [f"SCMP_ARCH_{a}" for a in _ARCHITECTURES if _lib.seccomp_arch_resolve_name(a.lower().encode())]
+    return {"enabled": True, "actions": sorted({*_ACTIONS, *_ACTIONS_WITH_ERRNO}), "operators": sorted(_OPERATORS),
+            "archs": archs, "knownFlags": sorted(_FLAGS), "supportedFlags": sorted(_FLAGS)}
+
+
 def _flag(name: Any, where: str) -> _Flag:
     if not isinstance(name, str):
         raise SeccompError(f"{where} must be a string")
