@@ -333,6 +333,36 @@ def test_delete_of_a_running_container(lab: Lab, berth: Runtime) -> None:
     assert not cgroup_dirs(cgroup)
 
 
+UPDATE_FILES = [("memory", "memory.limit_in_bytes"), ("memory", "memory.memsw.limit_in_bytes"),
+                ("memory", "memory.soft_limit_in_bytes"), ("cpu", "cpu.cfs_quota_us"), ("cpu", "cpu.cfs_period_us"),
+                ("cpu", "cpu.shares"), ("cpu", "cpu.rt_period_us"), ("cpu", "cpu.rt_runtime_us"),
+                ("cpuset", "cpuset.cpus"), ("pids", "pids.max")]  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("runc") is None, reason="runc is the oracle")
+@pytest.mark.skipif(not os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"), reason="needs cgroup v1 with RT groups")
+def test_update_changes_the_limits_as_runc_update_does(lab: Lab) -> None:
+    flags = ["--memory", str(64 * MiB), "--memory-swap", str(128 * MiB), "--memory-reservation", str(32 * MiB),
+             "--cpu-quota", "25000", "--cpu-period", "50000", "--cpu-share", "512", "--cpu-rt-period", "1000000",
+             "--cpu-rt-runtime", "1000", "--cpuset-cpus", "0", "--pids-limit", "42"]  # fmt: skip
+    seen = {}
+    for name in ("runc", "berth"):
+        rt = lab.runtime(name)
+        cgroup = lab.cgroup_path(f"update-{name}")
+        bundle, _ = sleeper(lab, f"update-{name}", cgroupsPath=cgroup, resources={"memory": {"limit": 256 * MiB}})
+        cid = lab.container_id(f"update-{name}")
+        assert rt.cmd("create", "--bundle", str(bundle), cid).returncode == 0
+        try:
+            r = rt.cmd("update", *flags, cid)
+            assert r.returncode == 0, f"{name} update: {r.stderr}"
+            seen[name] = {f: (Path("/sys/fs/cgroup") / c / cgroup.strip("/") / f).read_text().strip()
+                          for c, f in UPDATE_FILES}  # fmt: skip
+        finally:
+            assert rt.cmd("delete", "--force", cid).returncode == 0
+    assert seen["berth"] == seen["runc"]
+    assert seen["berth"]["memory.limit_in_bytes"] == str(64 * MiB) and seen["berth"]["pids.max"] == "42"
+
+
 def test_unknown_and_duplicate_ids(lab: Lab, berth: Runtime) -> None:
     assert "does not exist" in one_line_error(berth.cmd("state", "no-such-container"))
     assert "does not exist" in one_line_error(berth.cmd("delete", "no-such-container"))

@@ -222,7 +222,9 @@ def cmd_update(root: str, args: argparse.Namespace) -> int:
     cpu = doc.setdefault("cpu", {})
     for flag, section, key in (("memory", memory, "limit"), ("memory_swap", memory, "swap"),
                                ("memory_reservation", memory, "reservation"), ("cpu_quota", cpu, "quota"),
-                               ("cpu_period", cpu, "period"), ("cpu_share", cpu, "shares")):
+                               ("cpu_period", cpu, "period"), ("cpu_share", cpu, "shares"),
+                               ("cpu_rt_period", cpu, "realtimePeriod"), ("cpu_rt_runtime", cpu, "realtimeRuntime"),
+                               ("blkio_weight", doc.setdefault("blockIO", {}), "weight")):
         value = getattr(args, flag)
         if value is not None:
             section[key] = value
@@ -598,7 +600,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = with_id("update", "change the container's resource limits")
     sp.add_argument("-r", "--resources", default="")
     for flag in ("memory", "memory-swap", "memory-reservation", "cpu-quota", "cpu-period", "cpu-share",
-                 "pids-limit"):
+                 "cpu-rt-period", "cpu-rt-runtime", "blkio-weight", "pids-limit"):
         sp.add_argument(f"--{flag}", type=int, default=None)
     sp.add_argument("--cpuset-cpus", default=None)
     sp.add_argument("--cpuset-mems", default=None)
