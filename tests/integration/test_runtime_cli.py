@@ -415,6 +415,14 @@ def _unknown_namespace(c: dict[str, Any]) -> None:
     c["linux"]["namespaces"].append({"type": "bogus"})
 
 
+def _intel_rdt(c: dict[str, Any]) -> None:
+    c["linux"]["intelRdt"] = {"l3CacheSchema": "L3:0=ffff"}
+
+
+def _missing_controller(c: dict[str, Any]) -> None:
+    c["linux"]["resources"]["rdma"] = {"mlx4_0": {"hcaHandles": 2}}  # this kernel has no rdma controller
+
+
 # (name, mutation or None for "config.json is not JSON", words the error must contain)
 BAD_BUNDLES: list[tuple[str, Mutation | None, tuple[str, ...]]] = [
     ("not-json", None, ("config.json",)),
@@ -424,6 +432,8 @@ BAD_BUNDLES: list[tuple[str, Mutation | None, tuple[str, ...]]] = [
     ("bad-seccomp-action", _bad_seccomp_action, ("linux.seccomp", "SCMP_ACT_BOGUS")),
     ("memory-below-6MiB", _tiny_memory_limit, ("memory",)),
     ("unknown-namespace", _unknown_namespace, ("linux.namespaces",)),
+    ("intel-rdt", _intel_rdt, ("linux.intelRdt",)),
+    ("missing-controller", _missing_controller, ("linux.resources.rdma", "rdma")),
     # without AppArmor the host refuses any profile; with it, this one is not loaded
     ("apparmor-profile", _apparmor_profile, ("apparmor", "berth-test-no-such-profile")),
 ]

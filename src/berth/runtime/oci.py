@@ -192,6 +192,8 @@ def parse_spec(doc: Any, bundle: str) -> Spec:
             raise SpecError(f"config.json: mounts[{i}].destination is required")
         mounts.append(Mount(m["destination"], m.get("type"), m.get("source"), list(m.get("options") or [])))
     lin = _get(doc, "linux", dict, "", {})
+    if lin.get("intelRdt") is not None:  # cache and memory-bandwidth allocation (resctrl)
+        raise SpecError("config.json: linux.intelRdt: Intel RDT (resctrl) is not supported by berth-runtime")
     namespaces = []
     for i, ns in enumerate(_get(lin, "namespaces", list, "linux.", [])):
         if not isinstance(ns, dict) or ns.get("type") not in NAMESPACE_FLAGS:
