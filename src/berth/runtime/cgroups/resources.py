@@ -241,14 +241,10 @@ def _parse_rdma(doc: Any) -> tuple[tuple[str, int | None, int | None], ...]:
     limits = []
     for device, item in _object(doc, where).items():
         at = f"{where}.{device}"
-        if not device or "/" in device or any(c.isspace() for c in device):
+        if not _is_plain_name(device):
             raise ResourceError(f"{where}: {device!r} is not an RDMA device name")
         entry = _object(item, at)
-        handles, objects = _integer(entry, "hcaHandles", at), _integer(entry, "hcaObjects", at)
-        for name, value in (("hcaHandles", handles), ("hcaObjects", objects)):
-            if value is not None and not 0 <= value < 1 << 32:
-                raise ResourceError(f"{at}.{name}: must be a 32-bit unsigned integer")
-        limits.append((device, handles, objects))
+        limits.append((device, _uint32(entry, "hcaHandles", at), _uint32(entry, "hcaObjects", at)))
     return tuple(limits)
 
 
@@ -299,18 +295,16 @@ def _parse_hugepage_limits(doc: Any) -> tuple[HugepageLimit, ...]:
 
 def _parse_network(doc: dict[str, Any]) -> NetworkResources:
     where = f"{_PREFIX}.network"
-    class_id = _integer(doc, "classID", where)
-    if class_id is not None and not 0 <= class_id < 1 << 32:
-        raise ResourceError(f"{where}.classID: must be a 32-bit unsigned integer, not {class_id}")
+    class_id = _uint32(doc, "classID", where)
     priorities = []
     for i, item in enumerate(_array(doc.get("priorities") or [], f"{where}.priorities")):
         at = f"{where}.priorities[{i}]"
         entry = _object(item, at)
         name = _string(entry, "name", at)
-        if not name or "/" in name or any(c.isspace() for c in name):
+        if name is None or not _is_plain_name(name):
             raise ResourceError(f"{at}.name: must be an interface name")
-        priority = _integer(entry, "priority", at)
-        if priority is None or not 0 <= priority < 1 << 32:
+        priority = _uint32(entry, "priority", at)
+        if priority is None:
             raise ResourceError(f"{at}.priority: must be a 32-bit unsigned integer")
         priorities.append((name, priority))
     return NetworkResources(class_id, tuple(priorities))
@@ -450,6 +444,18 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 def _array(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise ResourceError(f"{where}: must be an array")
+    return value
+
+
+def _is_plain_name(name: str) -> bool:
+    """A device or interface name: no path, no blanks (it becomes a word of a cgroup file)."""
+    return bool(name) and "/" not in name and not any(c.isspace() for c in name)
+
+
+def _uint32(doc: dict[str, Any], name: str, where: str) -> int | None:
+    value = _integer(doc, name, where)
+    if value is not None and not 0 <= value < 1 << 32:
+        raise ResourceError(f"{where}.{name}: must be a 32-bit unsigned integer, not {value}")
     return value
 
 
