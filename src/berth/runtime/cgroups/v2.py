@@ -166,8 +166,9 @@ class V2Cgroup(Cgroup):
             settings.append(_Setting("pids.max", _limit(limit), "linux.resources.pids.limit", limit != UNLIMITED))
         if resources.block_io is not None:
             settings += self._io_settings(resources.block_io)
+        available = self.controllers() | {"cgroup"}  # the core files need no controller
         for hugepage in resources.hugepage_limits:
-            if "hugetlb" in self.controllers() and not os.path.exists(self._file(f"hugetlb.{hugepage.page_size}.max")):
+            if "hugetlb" in available and not os.path.exists(self._file(f"hugetlb.{hugepage.page_size}.max")):
                 raise CgroupError(f"linux.resources.hugepageLimits: this host has no huge pages of size "
                                   f"{hugepage.page_size}")  # fmt: skip
             settings.append(_Setting(f"hugetlb.{hugepage.page_size}.max", str(hugepage.limit),
@@ -176,7 +177,6 @@ class V2Cgroup(Cgroup):
             # as runc: cgroup v2 has no net_cls or net_prio; a v2 host classifies by cgroup path
             log.warning("linux.resources.network is ignored on cgroup v2 (no net_cls or net_prio)")
         settings += [_Setting("rdma.max", line, "linux.resources.rdma", True) for line in rdma_max_lines(resources.rdma)]
-        available = self.controllers() | {"cgroup"}  # the core files need no controller
         for key, value in resources.unified:
             if key.partition(".")[0] in available and not os.path.exists(self._file(key)):
                 raise CgroupError(f"linux.resources.unified: this kernel has no cgroup file {key}")
@@ -194,7 +194,7 @@ class V2Cgroup(Cgroup):
             from berth.runtime.cgroups import devicefilter
 
             try:
-                devicefilter.attach(os.path.dirname(self._file("cgroup.procs")), resources.devices)
+                devicefilter.attach(self.dir, resources.devices)
             except OSError as e:
                 raise CgroupError(f"linux.resources.devices: {e.strerror}", e.errno) from None
 
