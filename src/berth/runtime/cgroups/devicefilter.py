@@ -47,26 +47,19 @@ def _jne_imm(reg: int, value: int, skip: int) -> bytes:
 
 
 def _rule_block(rule: DeviceRule) -> bytes:
-    """Return the rule's verdict if the access matches it; else fall through to the next."""
-    tests: list[list[bytes]] = []  # each test's instructions; its last one is the jump
-    if rule.type in _DEV_TYPE:
-        tests.append([_jne_imm(2, _DEV_TYPE[rule.type], 0)])
+    """Return the rule's verdict if the access matches it; else fall through to the next.
+    Built from the end: each test jumps over what follows it in the block."""
+    block = [_insn(0xB4, 0, 0, 0, 1 if rule.allow else 0), _insn(0x95)]  # r0 = verdict; exit
+    if rule.minor is not None:
+        block = [_jne_imm(5, rule.minor, len(block)), *block]
+    if rule.major is not None:
+        block = [_jne_imm(4, rule.major, len(block)), *block]
     access = sum(_ACCESS[a] for a in set(rule.access))
     if access != 7:  # the access asked for must be within the rule's: (r3 & access) == r3
-        tests.append([_insn(0xBC, 1, 3), _insn(0x54, 1, 0, 0, access), _insn(0x5D, 1, 3, 0)])
-    if rule.major is not None:
-        tests.append([_jne_imm(4, rule.major, 0)])
-    if rule.minor is not None:
-        tests.append([_jne_imm(5, rule.minor, 0)])
-    verdict = [_insn(0xB4, 0, 0, 0, 1 if rule.allow else 0), _insn(0x95)]  # r0 = verdict; exit
-    out = []
-    remaining = sum(len(t) for t in tests) + len(verdict)
-    for test in tests:
-        remaining -= len(test)
-        jump = test[-1]
-        code, regs, _off, imm = struct.unpack("<BBhi", jump)
-        out += test[:-1] + [struct.pack("<BBhi", code, regs, remaining, imm)]  # to the next block
-    return b"".join(out + verdict)
+        block = [_insn(0xBC, 1, 3), _insn(0x54, 1, 0, 0, access), _insn(0x5D, 1, 3, len(block)), *block]
+    if rule.type in _DEV_TYPE:
+        block = [_jne_imm(2, _DEV_TYPE[rule.type], len(block)), *block]
+    return b"".join(block)
 
 
 def compile_rules(rules: tuple[DeviceRule, ...]) -> bytes:
