@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from berth.runtime.cgroups.v1 import find_hierarchies
 from helpers.bundles import Lab, Runtime, minimal_config, open_lab
 
 pytestmark = [
@@ -30,15 +31,7 @@ HUGE = "2MB"
 
 
 def _v1_controllers() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            if fields[sep + 1] == "cgroup":
-                for option in fields[sep + 3].split(","):
-                    found[option] = Path(fields[4])
-    return found
+    return {c: Path(mp) for c, mp in find_hierarchies(str(CGROUP_ROOT)).items()}
 
 
 @pytest.fixture(scope="module")
