@@ -222,12 +222,8 @@ class ContainerManager:
             c.state = State(status=Status.EXITED, exit_code=255 if code is None else int(code),
                             started_at=c.state.started_at,
                             finished_at=exit_doc.get("finished_at") or now_rfc3339())
-            self._save(c)
-            self.layers.unmount(c.id)
-            await mounting.release(self.volumes, c)
-            await self._release_network(c)
-            await self._reap_lost(c)
-            shutil.rmtree(state_dir, ignore_errors=True)
+            self._save_or_log(c)
+            await self._release(c, state_dir, lost=True)
         await self._start_by_policy_at_boot()
 
     async def _release_network(self, c: Container) -> None:
@@ -595,16 +591,13 @@ class ContainerManager:
                             oom_killed=bool(doc.get("oom_killed")))
             if delay is not None:
                 c.restart_count += 1
-            self._save(c)
+            self._save_or_log(c)
             with contextlib.suppress(shimclient.ShimError):
                 await shimclient.call(self._sock(c.id), {"op": "delete"})
             if live.shim_proc is not None:
                 await live.shim_proc.wait()
                 live.shim_proc = None
-            self.layers.unmount(c.id)
-            await mounting.release(self.volumes, c)
-            await self._release_network(c)
-            shutil.rmtree(state_dir, ignore_errors=True)
+            await self._release(c, state_dir)
             live.monitor = None
             live.exited.set()
             if c.state.oom_killed:
@@ -626,11 +619,35 @@ class ContainerManager:
         log.warning("container %s exited while berthd was cleaning up; finishing that", c.id[:12])
         with contextlib.suppress(shimclient.ShimError, OSError):
             await shimclient.call(self._sock(c.id), {"op": "delete"})
-        self.layers.unmount(c.id)
-        await mounting.release(self.volumes, c)
-        await self._release_network(c)
-        await self._reap_lost(c)
+        await self._release(c, state_dir, lost=True)
+
+    async def _release(self, c: Container, state_dir: str, lost: bool = False) -> None:
+        """What a container that stopped held: its root's mount, volumes and network (and,
+        when its shim is `lost`, its processes and cgroup), then its state directory.
+        A step that fails is logged and the next one still runs, as dockerd's exit
+        handling does: the exit must still reach those waiting for it."""
+        steps: list[tuple[str, Callable[[], Awaitable[None] | None]]] = [
+            ("unmounting its root", lambda: self.layers.unmount(c.id)),
+            ("releasing its volumes", lambda: mounting.release(self.volumes, c)),
+            ("releasing its network", lambda: self._release_network(c)),
+        ]
+        if lost:
+            steps.append(("removing what is left of it", lambda: self._reap_lost(c)))
+        for what, step in steps:
+            try:
+                pending = step()
+                if pending is not None:
+                    await pending
+            except Exception as e:  # noqa: BLE001  (logged; the other steps must run)
+                log.error("container %s: %s: %s", c.id[:12], what, e)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+    def _save_or_log(self, c: Container) -> None:
+        """Record `c`; if the database cannot take it, berthd goes on with what it knows."""
+        try:
+            self._save(c)
+        except sqlite3.Error as e:
+            log.error("container %s: recording its state: %s", c.id[:12], e)
 
     async def _reap_lost(self, c: Container) -> None:
         """A shim died: kill what is left of its container and remove the cgroup."""
