@@ -350,6 +350,34 @@ def test_stopping_the_container_frees_the_port(docker: Cli, new_name: Names) -> 
         pass
 
 
+def _delete_berth_tables() -> None:
+    """What a firewall reload (`nft flush ruleset`) does to berth, without touching the
+    host's other rules."""
+    for family in ("ip", "ip6"):
+        res = subprocess.run(["nft", "delete", "table", family, "berth"], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+
+
+def test_rules_come_back_after_a_firewall_reload(docker: Cli, new_name: Names) -> None:
+    """berth's tables hold the NAT of every published port. Deleted, a container start
+    puts them back before it publishes its own ports; with nothing starting, berthd
+    finds them gone within seconds and puts back the running containers' ports."""
+    port1, first = free_port(), new_name("reload")
+    docker.ok("run", "-d", "--name", first, "-p", f"127.0.0.1:{port1}:80", "busybox",
+              *_serve((80, "first")))
+    _wait_for_http(f"http://127.0.0.1:{port1}/", "first")
+    _delete_berth_tables()
+    port2, second = free_port(), new_name("reload")
+    docker.ok("run", "-d", "--name", second, "-p", f"127.0.0.1:{port2}:80", "busybox",
+              *_serve((80, "second")))
+    _wait_for_http(f"http://127.0.0.1:{port2}/", "second")
+    _wait_for_http(f"http://127.0.0.1:{port1}/", "first", timeout=2)
+    _delete_berth_tables()
+    _wait_for_http(f"http://127.0.0.1:{port1}/", "first", timeout=20)
+    _wait_for_http(f"http://127.0.0.1:{port2}/", "second", timeout=2)
+    docker.ok("rm", "-f", first, second)
+
+
 def test_port_held_by_a_host_socket(docker: Cli, new_name: Names) -> None:
     port = free_port()
     c = new_name("busy")

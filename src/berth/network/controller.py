@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BRIDGE = "berth0"
 EPHEMERAL_PORTS = (32768, 60999)
+FIREWALL_CHECK_INTERVAL = 5.0  # seconds between checks that berth's nftables tables still exist
 BUILTIN = ("bridge", "host", "none")
 DRIVERS = ("bridge", "macvlan", "host", "null")
 NETWORK_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
@@ -81,6 +82,7 @@ class NetworkController:
         self._proxies: dict[tuple[str, str, int], TcpProxy] = {}  # IPv6 sides of all-address ports
         self._fw: Any = None
         self._use_firewall = firewall
+        self._fw_watch: asyncio.Task[None] | None = None
         self._dns: Any = None
         # who is attached where, for DNS: container id -> Container
         self.containers: Callable[[], Iterable[Container]] = lambda: ()
@@ -123,11 +125,27 @@ class NetworkController:
                     log.error("network %s: %s", n.name, e)
         if self._use_firewall:
             await asyncio.to_thread(self._fw.sync_docker_user)
+            self._fw_watch = asyncio.create_task(self._watch_firewall())
         from berth.network.resolver import EmbeddedDns
 
         self._dns = EmbeddedDns(self._dns_lookup, _host_resolvers)
 
+    async def _watch_firewall(self) -> None:
+        """Running containers' ports come back within a few seconds of a flush, not at
+        the next container start (a check costs ~0.3 ms)."""
+        while True:
+            await asyncio.sleep(FIREWALL_CHECK_INTERVAL)
+            try:
+                await self.ensure_firewall()
+            except BerthError as e:
+                log.error("putting berth's nftables rules back: %s", e)
+
     async def close(self) -> None:
+        if self._fw_watch is not None:
+            self._fw_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fw_watch
+            self._fw_watch = None
         if self._dns is not None:
             await self._dns.close()
         for proxy in self._proxies.values():
@@ -212,6 +230,8 @@ class NetworkController:
             raise NotFound(f'could not find plugin {driver} in v1 plugin registry: plugin not found')
         if ipam_driver not in ("", "default"):
             raise NotFound(f'could not find plugin {ipam_driver} in v1 plugin registry: plugin not found')
+        if driver == "bridge":
+            await self.ensure_firewall()
         async with self._lock:
             if self._by_name(name) is not None:
                 raise Conflict(f"network with name {name} already exists")
@@ -259,18 +279,54 @@ class NetworkController:
         except Exception as e:  # noqa: BLE001 - netlink's errors
             raise SystemError_(f"failed to set up bridge {n.interface}: {e}") from None
         try:
-            if self._fw is not None:
-                from berth.network.firewall import BridgeNetwork
-
-                await asyncio.to_thread(self._fw.add_network, BridgeNetwork(
-                    n.interface, tuple(ipaddress.ip_network(s.subnet, strict=False) for s in n.subnets),
-                    internal=n.internal, masquerade=n.options.get(MASQUERADE_OPTION, "true") != "false",
-                    icc=n.options.get(ICC_OPTION, "true") != "false"))
+            await self._network_rules(n)
         except BaseException:
             if created or fresh:
                 await asyncio.wrap_future(self.links.call(lambda ipr: netlink.delete_link(ipr, n.interface)))
             raise
         await asyncio.to_thread(netlink.set_sysctl, "net/ipv4/ip_forward", "1")
+
+    async def _network_rules(self, n: Network) -> None:
+        if self._fw is not None:
+            from berth.network.firewall import BridgeNetwork
+
+            await asyncio.to_thread(self._fw.add_network, BridgeNetwork(
+                n.interface, tuple(ipaddress.ip_network(s.subnet, strict=False) for s in n.subnets),
+                internal=n.internal, masquerade=n.options.get(MASQUERADE_OPTION, "true") != "false",
+                icc=n.options.get(ICC_OPTION, "true") != "false"))
+
+    async def ensure_firewall(self) -> None:
+        """Put berth's nftables rules back if they are gone: `nft flush ruleset`, or a
+        firewall service that reloads, removes them, and with them every network's NAT
+        and isolation and every published port. They come back whole: the base chains,
+        each bridge network's rules, the running containers' ports. Under the lock that
+        network creation, removal and a container's unpublishing hold, so nothing is put
+        back that is being taken away."""
+        if self._fw is None:
+            return
+        async with self._lock:
+            bridges = {n.interface for n in self.networks.values() if n.driver == "bridge"}
+            if not await asyncio.to_thread(self._fw.missing, bridges):
+                return
+            log.warning("berth's nftables rules were removed (a firewall reload?); putting them back")
+            await asyncio.to_thread(self._fw.setup)
+            for n in list(self.networks.values()):
+                if n.driver == "bridge":
+                    try:
+                        await self._network_rules(n)
+                    except BerthError as e:
+                        log.error("network %s: %s", n.name, e)
+            for c in self.containers():
+                primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
+                if primary is None or primary.network_id not in self.networks or not c.state.running:
+                    continue
+                bridge = self.networks[primary.network_id].interface
+                for p in c.ports:
+                    try:
+                        await asyncio.to_thread(self._fw.add_port, p.proto, p.host_ip, p.host_port,
+                                                primary.ipv4, p.container_port, bridge)
+                    except BerthError as e:
+                        log.error("container %s: port %s: %s", c.id[:12], p.host_port, e)
 
     async def _tear_down(self, n: Network) -> None:
         if n.driver != "bridge":
@@ -412,6 +468,7 @@ class NetworkController:
             return None
         if mode.startswith("container:"):
             return None  # the manager resolves it to the other container's namespace
+        await self.ensure_firewall()
         path = self.netns_path(c.id)
         await asyncio.to_thread(netlink.create_netns, path)
         c.sandbox_key = path
@@ -656,19 +713,20 @@ class NetworkController:
 
     async def _unpublish(self, c: Container) -> None:
         primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
-        for p in c.ports:
-            if self._fw is not None and primary is not None:
-                n = self.networks.get(primary.network_id)
-                with contextlib.suppress(BerthError):
-                    await asyncio.to_thread(self._fw.remove_port, p.proto, p.host_ip, p.host_port, primary.ipv4,
-                                            p.container_port, n.interface if n else "")
-            sock = self._held_ports.pop((p.proto, p.host_ip, p.host_port), None)
-            if sock is not None:
-                sock.close()
-            proxy = self._proxies.pop((p.proto, p.host_ip, p.host_port), None)
-            if proxy is not None:
-                await proxy.close()
-        c.ports = []
+        async with self._lock:  # ensure_firewall must not put back what goes here
+            for p in c.ports:
+                if self._fw is not None and primary is not None:
+                    n = self.networks.get(primary.network_id)
+                    with contextlib.suppress(BerthError):
+                        await asyncio.to_thread(self._fw.remove_port, p.proto, p.host_ip, p.host_port,
+                                                primary.ipv4, p.container_port, n.interface if n else "")
+                sock = self._held_ports.pop((p.proto, p.host_ip, p.host_port), None)
+                if sock is not None:
+                    sock.close()
+                proxy = self._proxies.pop((p.proto, p.host_ip, p.host_port), None)
+                if proxy is not None:
+                    await proxy.close()
+            c.ports = []
 
     # -- names, for /etc/hosts and the embedded DNS ---------------------------------------------------
 

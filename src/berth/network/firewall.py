@@ -495,6 +495,17 @@ class Firewall:
         run_nft("".join(setup_script(f) for f in self.families))
         self.sync_docker_user()
 
+    def missing(self, bridges: Iterable[str]) -> bool:
+        """Whether berth's tables, or the rules of any of `bridges`, are gone (someone
+        flushed the ruleset, or deleted the tables; another berthd that shares them may
+        have made them again with only its own networks)."""
+        wanted = set(bridges)
+        for family in self.families:
+            doc = _list_json(f"map {family} {TABLE} filter-forward-in-jumps")
+            if doc is None or not wanted <= parse_table(doc).map_keys.get("filter-forward-in-jumps", set()):
+                return True
+        return False
+
     def teardown(self) -> None:
         """Delete berth's tables and its DOCKER-USER rules; nothing else."""
         script = ""
