@@ -9,6 +9,10 @@ runtime-run-true
     The bundle is `runc spec`'s default made non-interactive, with a cgroupsPath of
     its own per run and Docker's explicit device rules, so that every runtime makes,
     fills and removes a cgroup, as it would under a daemon.
+    Below the table, the floor of a runtime written in Python: the launcher's own
+    interpreter (its #! line) starting and exiting, then starting and importing
+    ctypes (what any Python runtime needs for mount, pivot_root and unshare), timed
+    the same way.
 
 shim-memory
     N idle `sleep 3600` containers started with the real docker CLI against a
@@ -16,7 +20,9 @@ shim-memory
     each container, the process that is the parent of its init (berth's shim, or
     containerd-shim-runc-v2) is measured from /proc/PID/smaps_rollup. Reported: the
     mean RSS and PSS per container. PSS charges shared pages to each sharer in part,
-    so it is the better measure of what one more container costs. Then, unless
+    so it is the better measure of what one more container costs. A floor row: as
+    many children forked from a process holding the zygote's modules, which run no
+    code after the fork (a shim that has not yet done anything). Then, unless
     --no-ksm, the same containers again with the host's samepage merging on (berth's
     shims offer their memory to KSM; ksmd merges only memory so offered): ksmd is
     started for that measurement, and /sys/kernel/mm/ksm is put back as it was.
@@ -117,7 +123,8 @@ def ratio(a: Timing | None, b: Timing | None) -> str:
     return f"{a.stats()[0] / b.stats()[0]:.2f}x"
 
 
-def print_timings(timings: dict[str, Timing], runs: int, warmup: int, notes: list[str]) -> None:
+def print_timings(timings: dict[str, Timing], runs: int, warmup: int, notes: list[str],
+                  floors: dict[str, Timing] | None = None) -> None:  # fmt: skip
     print(f"runtime-run-true: {runs} runs + {warmup} warm-up; times in ms (wall clock of `RUNTIME run`)")
     for note in notes:
         print(f"note: {note}")
@@ -128,8 +135,11 @@ def print_timings(timings: dict[str, Timing], runs: int, warmup: int, notes: lis
             continue
         stats = [f"{v:.1f}" for v in t.stats()] if t.ok else ["FAILED", "", ""]
         rows.append([name, *stats, ratio(t, timings.get("crun")), ratio(t, timings.get("runc"))])
+    for name, t in (floors or {}).items():
+        stats = [f"{v:.1f}" for v in t.stats()] if t.ok else ["FAILED", "", ""]
+        rows.append([f"floor: {name}", *stats, ratio(t, timings.get("crun")), ratio(t, timings.get("runc"))])
     print_rows(rows)
-    for name, t in timings.items():
+    for name, t in [*timings.items(), *(floors or {}).items()]:
         if t.error:
             print(f"{name}: {t.error}")
 
@@ -272,6 +282,41 @@ def bench_runtimes(tmp: Path, rootfs_tar: Path, runs: int, warmup: int) -> tuple
     return timings, notes
 
 
+FLOORS = [("python -S", "pass"), ("python -S, ctypes", "import ctypes")]
+
+
+def launcher_interpreter() -> list[str] | None:
+    """The interpreter and its flags from the berth-runtime launcher's #! line."""
+    path = runtime_binary("berth")
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    return first[2:].split() if first.startswith("#!") else None
+
+
+def bench_floors(runs: int, warmup: int) -> dict[str, Timing]:
+    interpreter = launcher_interpreter()
+    if interpreter is None:
+        return {}
+    floors: dict[str, Timing] = {}
+    for name, code in FLOORS:
+        bench.log(f"runtime-run-true: floor {name}: {warmup} warm-up + {runs} runs")
+        t = Timing()
+        for i in range(warmup + runs):
+            t0 = time.perf_counter()
+            r = subprocess.run([*interpreter, "-c", code], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=60)  # fmt: skip
+            ms = (time.perf_counter() - t0) * 1000.0
+            if r.returncode != 0:
+                t.error = f"exit {r.returncode}: {r.stderr.strip()[-400:]}"
+                break
+            if i >= warmup:
+                t.times_ms.append(ms)
+        floors[f"{name} ({os.path.basename(interpreter[0])})"] = t
+    return floors
+
+
 # -------------------------------------------------------------- shim memory
 
 
@@ -380,15 +425,53 @@ def measure_shims(engine: bench.Engine, rootfs_tar: Path, containers: int, ksm: 
     except (bench.BenchError, OSError, ValueError, subprocess.TimeoutExpired) as e:
         mems[-1].error = str(e)
     finally:
-        # One at a time: `docker rm -f` of several names removes them concurrently,
-        # which berthd does not survive yet (the removals hang).
-        for name in names:
-            try:
-                engine.docker_cmd(["rm", "-f", name], check=False, timeout=60)
-            except subprocess.TimeoutExpired:
-                bench.log(f"{engine.name}: docker rm -f {name} timed out")
+        try:
+            engine.docker_cmd(["rm", "-f", *names], check=False, timeout=120)
+        except subprocess.TimeoutExpired:
+            bench.log(f"{engine.name}: docker rm -f of the idle containers timed out")
         engine.stop()
     return mems
+
+
+# Children of a process that holds the zygote's modules (frozen, as the zygote does),
+# which run no code after the fork: what a shim costs before it has done anything.
+_FLOOR_PROGRAM = """
+import gc, os, signal, sys
+import berth.runtime.zygote  # noqa: F401  (its imports are the zygote's modules)
+gc.collect()
+gc.freeze()
+pids = []
+for _ in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        signal.pause()
+    pids.append(pid)
+sys.stdout.write(" ".join(map(str, pids)) + "\\n")
+sys.stdout.flush()
+sys.stdin.read()
+for pid in pids:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+"""
+
+
+def measure_floor(containers: int) -> ShimMemory:
+    """The zygote runs on berthd's interpreter (the venv's), with -S, as here."""
+    env = {"PYTHONPATH": str(bench.ROOT / "src"), "PATH": os.environ.get("PATH", "")}
+    proc = subprocess.Popen([str(bench.VENV_BIN / "python"), "-S", "-c", _FLOOR_PROGRAM, str(containers)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        if len(pids) != containers:
+            return ShimMemory(error="the floor's children did not start")
+        time.sleep(1.0)
+        mem = _sample(pids)
+        mem.shim = "forked, no code run"
+        return mem
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
 
 
 def bench_memory(tmp: Path, rootfs_tar: Path, containers: int, docker: str, dockerd: str | None,
@@ -406,6 +489,8 @@ def bench_memory(tmp: Path, rootfs_tar: Path, containers: int, docker: str, dock
         for label, m in zip((name, f"{name}, ksm"), measure_shims(engine, rootfs_tar, containers, ksm),
                             strict=False):  # fmt: skip
             mem[label] = m
+        if name == "berth":
+            mem["berth floor"] = measure_floor(containers)
     return mem
 
 
@@ -432,11 +517,13 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
     ok = True
     if "runtime-run-true" in options.scenarios:
         timings, notes = bench_runtimes(tmp, rootfs_tar, options.runs, options.warmup)
+        floors = bench_floors(options.runs, options.warmup)
         print()
-        print_timings(timings, options.runs, options.warmup, notes)
-        ok = ok and all(t.ok for t in timings.values())
+        print_timings(timings, options.runs, options.warmup, notes, floors)
+        ok = ok and all(t.ok for t in [*timings.values(), *floors.values()])
         options.json_out["runtime-run-true"] = {
-            name: {"times_ms": t.times_ms, "error": t.error} for name, t in timings.items()
+            name: {"times_ms": t.times_ms, "error": t.error}
+            for name, t in [*timings.items(), *((f"floor: {n}", t) for n, t in floors.items())]
         }
     if "shim-memory" in options.scenarios:
         if not options.docker:

@@ -378,6 +378,27 @@ def test_rules_come_back_after_a_firewall_reload(docker: Cli, new_name: Names) -
     docker.ok("rm", "-f", first, second)
 
 
+def test_rm_f_of_many_publishing_containers_at_once(docker: Cli, new_net: Names, new_name: Names) -> None:
+    """`docker rm -f a b c …` removes them concurrently: each unpublishes its port and
+    gives back its address under the network's lock, and none waits forever."""
+    net = new_net("many")
+    docker.ok("network", "create", net)
+    names, ports = [], []
+    for _ in range(8):
+        names.append(new_name("many"))
+        ports.append(free_port())
+        docker.ok("run", "-d", "--name", names[-1], "--network", net, "-p", f"127.0.0.1:{ports[-1]}:80",
+                  "busybox", *_serve((80, "many")))
+    _wait_for_http(f"http://127.0.0.1:{ports[-1]}/", "many")
+    res = docker("rm", "-f", *names, timeout=60)
+    assert res.returncode == 0 and res.stdout.split() == names, describe(res)
+    assert docker.ok("ps", "-aq", "--filter", f"network={net}") == ""
+    for port in ports:
+        with _listening("127.0.0.1", port):  # each host port is free again
+            pass
+    docker.ok("network", "rm", net)
+
+
 def test_port_held_by_a_host_socket(docker: Cli, new_name: Names) -> None:
     port = free_port()
     c = new_name("busy")
