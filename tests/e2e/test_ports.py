@@ -25,6 +25,7 @@ import pytest
 
 from helpers.api import ApiClient
 from helpers.cli import Cli, describe, import_image
+from helpers.daemon import BerthDaemon, private_daemon
 
 pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
 
@@ -376,6 +377,25 @@ def test_rules_come_back_after_a_firewall_reload(docker: Cli, new_name: Names) -
     _wait_for_http(f"http://127.0.0.1:{port1}/", "first", timeout=20)
     _wait_for_http(f"http://127.0.0.1:{port2}/", "second", timeout=2)
     docker.ok("rm", "-f", first, second)
+
+
+@pytest.mark.timeout(90)
+def test_a_reload_while_berthd_was_away_loses_no_port(berth_root: Path, berthd: BerthDaemon,
+                                                      busybox_tar: Path) -> None:
+    """With live-restore, a container outlives berthd (here, its crash); if the firewall
+    was reloaded meanwhile, the restarted berthd puts the port back when it adopts it."""
+    with private_daemon(berth_root, berthd, busybox_tar, "--live-restore", prefix="fw") as (daemon, docker):
+        port = free_port()
+        docker.ok("run", "-d", "--name", "adopted", "-p", f"127.0.0.1:{port}:80", "busybox",
+                  *_serve((80, "adopted")))
+        _wait_for_http(f"http://127.0.0.1:{port}/", "adopted")
+        assert daemon.proc is not None
+        daemon.proc.kill()  # a crash: a clean stop of a test's daemon also removes its bridge
+        daemon.proc.wait(timeout=10)
+        _delete_berth_tables()
+        daemon.start()
+        _wait_for_http(f"http://127.0.0.1:{port}/", "adopted", timeout=3)  # not the 5 s check's doing
+        docker.ok("rm", "-f", "adopted")
 
 
 def test_rm_f_of_many_publishing_containers_at_once(docker: Cli, new_net: Names, new_name: Names) -> None:

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BRIDGE = "berth0"
 EPHEMERAL_PORTS = (32768, 60999)
-FIREWALL_CHECK_INTERVAL = 5.0  # seconds between checks that berth's nftables tables still exist
+FIREWALL_CHECK_INTERVAL = 5.0  # seconds between checks that berth's nftables rules are still there
 BUILTIN = ("bridge", "host", "none")
 DRIVERS = ("bridge", "macvlan", "host", "null")
 NETWORK_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
@@ -137,7 +137,7 @@ class NetworkController:
             await asyncio.sleep(FIREWALL_CHECK_INTERVAL)
             try:
                 await self.ensure_firewall()
-            except BerthError as e:
+            except Exception as e:  # noqa: BLE001  (logged; the next check tries again)
                 log.error("putting berth's nftables rules back: %s", e)
 
     async def close(self) -> None:
@@ -317,16 +317,22 @@ class NetworkController:
                     except BerthError as e:
                         log.error("network %s: %s", n.name, e)
             for c in self.containers():
-                primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
-                if primary is None or primary.network_id not in self.networks or not c.state.running:
-                    continue
-                bridge = self.networks[primary.network_id].interface
-                for p in c.ports:
-                    try:
-                        await asyncio.to_thread(self._fw.add_port, p.proto, p.host_ip, p.host_port,
-                                                primary.ipv4, p.container_port, bridge)
-                    except BerthError as e:
-                        log.error("container %s: port %s: %s", c.id[:12], p.host_port, e)
+                if c.state.running:
+                    await self._port_rules(c)
+
+    async def _port_rules(self, c: Container) -> None:
+        """`c`'s published ports in the firewall again, as they were (adding a mapping
+        that is there already does nothing)."""
+        primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
+        if self._fw is None or primary is None or primary.network_id not in self.networks:
+            return
+        bridge = self.networks[primary.network_id].interface
+        for p in c.ports:
+            try:
+                await asyncio.to_thread(self._fw.add_port, p.proto, p.host_ip, p.host_port, primary.ipv4,
+                                        p.container_port, bridge)
+            except BerthError as e:
+                log.error("container %s: port %s: %s", c.id[:12], p.host_port, e)
 
     async def _tear_down(self, n: Network) -> None:
         if n.driver != "bridge":
@@ -572,13 +578,15 @@ class NetworkController:
             c.sandbox_key = ""
 
     async def readopt(self, c: Container) -> None:
-        """berthd restarted while `c` ran on: hold its ports and serve its DNS again."""
+        """berthd restarted while `c` ran on: hold its ports (and put their rules back, in
+        case the firewall was reloaded meanwhile) and serve its DNS again."""
         primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
         for p in c.ports:
             with contextlib.suppress(BerthError):
                 self._hold_port(p.proto, p.host_ip, p.host_port)
             if primary is not None and not p.host_ip and p.proto == "tcp":
                 await self._proxy_ipv6(p.host_port, primary.ipv4, p.container_port)
+        await self._port_rules(c)
         if c.sandbox_key and self._dns is not None and any(
                 self.networks[ep.network_id].user_defined for ep in c.networks.values() if ep.network_id in self.networks):
             with contextlib.suppress(Exception):
