@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,16 +271,22 @@ def bench_runtimes(tmp: Path, rootfs_tar: Path, runs: int, warmup: int) -> tuple
             if not usable:
                 continue
         bench.log(f"runtime-run-true: {name}: {warmup} warm-up + {runs} runs")
-        t = Timing()
-        for i in range(warmup + runs):
-            ms, error = run_once(binary, root, bundle, f"bench-{name}-{i}-{secrets.token_hex(3)}")
-            if error:
-                t.error = error
-                break
-            if i >= warmup:
-                t.times_ms.append(ms)
-        timings[name] = t
+        timings[name] = timed(runs, warmup, lambda i: run_once(
+            binary, root, bundle, f"bench-{name}-{i}-{secrets.token_hex(3)}"))  # noqa: B023  (called at once)
     return timings, notes
+
+
+def timed(runs: int, warmup: int, once: Callable[[int], tuple[float, str]]) -> Timing:
+    """`once(i)` (ms, error) for each run after the warm-up; the first error ends it."""
+    t = Timing()
+    for i in range(warmup + runs):
+        ms, error = once(i)
+        if error:
+            t.error = error
+            break
+        if i >= warmup:
+            t.times_ms.append(ms)
+    return t
 
 
 FLOORS = [("python -S", "pass"), ("python -S, ctypes", "import ctypes")]
@@ -302,19 +309,16 @@ def bench_floors(runs: int, warmup: int) -> dict[str, Timing]:
     floors: dict[str, Timing] = {}
     for name, code in FLOORS:
         bench.log(f"runtime-run-true: floor {name}: {warmup} warm-up + {runs} runs")
-        t = Timing()
-        for i in range(warmup + runs):
-            t0 = time.perf_counter()
-            r = subprocess.run([*interpreter, "-c", code], stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, timeout=60)  # fmt: skip
-            ms = (time.perf_counter() - t0) * 1000.0
-            if r.returncode != 0:
-                t.error = f"exit {r.returncode}: {r.stderr.strip()[-400:]}"
-                break
-            if i >= warmup:
-                t.times_ms.append(ms)
-        floors[f"{name} ({os.path.basename(interpreter[0])})"] = t
+        argv = [*interpreter, "-c", code]
+        floors[f"{name} ({os.path.basename(interpreter[0])})"] = timed(runs, warmup, lambda _i: run_command(argv))  # noqa: B023
     return floors
+
+
+def run_command(argv: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    ms = (time.perf_counter() - t0) * 1000.0
+    return ms, f"exit {r.returncode}: {r.stderr.strip()[-400:]}" if r.returncode != 0 else ""
 
 
 # -------------------------------------------------------------- shim memory
