@@ -24,7 +24,7 @@ import signal as signals
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -127,6 +127,10 @@ class ContainerManager:
         self.default_runtime = "berth"
         self.default_log = LogConfig()  # daemon.json's log-driver and log-opts
         self._shutting_down = False  # its stops are not the user's: restart policies hold
+        # The event loop keeps only weak references to tasks: a monitor or a restart that
+        # waits on a stream (whose reader only its own frame holds) would otherwise be
+        # collected mid-way, leaving a half-started container behind.
+        self._tasks: set[asyncio.Task[None]] = set()
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
         os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
@@ -558,8 +562,15 @@ class ContainerManager:
 
     def _watch(self, c: Container) -> None:
         live = self.live[c.id]
-        live.monitor = asyncio.create_task(self._monitor(c, live))
+        live.monitor = self._keep(self._monitor(c, live))
         self._start_health(c, live)
+
+    def _keep(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task held until it is done (see _tasks)."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _monitor(self, c: Container, live: Live) -> None:
         state_dir = os.path.join(self.exec_root, c.id)
@@ -606,7 +617,7 @@ class ContainerManager:
             if delay is None:
                 self._resolve_exit_waiters(live, exit_code)
             else:  # waiters wait on: the container is not stopped, it is restarting
-                live.restarter = asyncio.create_task(self._restart_after(c, live, delay))
+                live.restarter = self._keep(self._restart_after(c, live, delay))
         if c.host_config.auto_remove and c.id in self.containers:
             try:
                 await self.remove(c.id, force=True, volumes=True)

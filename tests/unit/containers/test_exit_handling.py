@@ -1,25 +1,28 @@
-"""A container's exit reaches its waiters even when a clean-up step after it fails.
+"""What berthd does after a container exits, where a real berthd cannot be made to fail
+on demand: the exit reaches its waiters even when a clean-up step fails, and a restart
+by policy is not lost to the garbage collector while it waits.
 
-The failures here (an unmount that fails with EBUSY, a database that no longer takes
-writes) cannot be caused on demand against a real berthd, so the manager runs in
-process, with a layer store that refuses to unmount. The shim is gone and has left
-its exit.json, as after a shim that recorded the exit and ended.
+The manager runs in process, with a layer store that refuses to unmount (EBUSY). The
+shim is gone and has left its exit.json, as after a shim that recorded the exit and
+ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import json
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from berth.containers.manager import ContainerManager, Live
-from berth.containers.model import Container, HostConfig, RunConfig, State, Status
+from berth.containers.model import Container, HostConfig, RestartPolicy, RunConfig, State, Status
 from berth.metadata import open_db
 
 
@@ -81,3 +84,33 @@ def test_a_database_that_refuses_the_write_does_not_lose_the_exit(
     assert (c.state.status, c.state.exit_code) == (Status.EXITED, 3)
     assert not os.path.exists(state_dir)
     assert "recording its state" in caplog.text
+
+
+def test_a_restart_waiting_on_its_start_survives_a_garbage_collection(tmp_path: Path) -> None:
+    """The event loop holds tasks weakly. A restart whose start waits on something only
+    its own frames hold (a stream's reader is held so, by its protocol only weakly) must
+    still be there, and still waiting, after a collection."""
+    m, _layers, c, _state_dir = _manager(tmp_path)
+    c.host_config.restart_policy = RestartPolicy("always", 0)
+    restarts: list[weakref.ref[asyncio.Task[Any]]] = []
+
+    async def start(ref: str, *, by_restart_policy: bool = False) -> None:
+        task = asyncio.current_task()
+        assert task is not None and by_restart_policy
+        restarts.append(weakref.ref(task))
+        await asyncio.get_running_loop().create_future()  # only this frame holds it
+
+    m.start = start  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await asyncio.wait_for(m._monitor(c, m.live[c.id]), 10)
+        while not restarts:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+        gc.collect()
+        task = restarts[0]()
+        assert task is not None and not task.done(), "the restart was collected while it waited"
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert c.state.status == Status.RESTARTING
