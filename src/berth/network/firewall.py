@@ -501,8 +501,8 @@ class Firewall:
         have made them again with only its own networks)."""
         wanted = set(bridges)
         for family in self.families:
-            doc = _list_json(f"map {family} {TABLE} filter-forward-in-jumps")
-            if doc is None or not wanted <= parse_table(doc).map_keys.get("filter-forward-in-jumps", set()):
+            present = self._jumped_bridges(family)
+            if present is None or not wanted <= present:
                 return True
         return False
 
@@ -621,9 +621,13 @@ class Firewall:
         return parse_table(doc)
 
     def _bridges(self, family: Family) -> set[str]:
+        return self._jumped_bridges(family) or set()
+
+    def _jumped_bridges(self, family: Family) -> set[str] | None:
+        """The bridges berth's forward map jumps for; None when there is no such map."""
         doc = _list_json(f"map {family} {TABLE} filter-forward-in-jumps")
         if doc is None:
-            return set()
+            return None
         return parse_table(doc).map_keys.get("filter-forward-in-jumps", set())
 
     def _docker_user_script(self, family: Family, keep: set[str]) -> str:
