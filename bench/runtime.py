@@ -345,7 +345,7 @@ def command_name(pid: int) -> str:
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         argv = [w.decode(errors="replace") for w in f.read().split(b"\0") if w]
     # berth's shims are forked from its zygote and keep the zygote's command line
-    if any(w in ("berth.runtime.zygote", "berth.runtime.shim") or w.endswith("berth-shim")
+    if any(w in ("berth.shim.zygote", "berth.shim.shim") or w.endswith("berth-shim")
            for w in argv):  # fmt: skip
         return "berth-shim"
     return os.path.basename(argv[0]) if argv else "?"
@@ -441,7 +441,7 @@ def measure_shims(engine: bench.Engine, rootfs_tar: Path, containers: int, ksm: 
 # which run no code after the fork: what a shim costs before it has done anything.
 _FLOOR_PROGRAM = """
 import gc, os, signal, sys
-import berth.runtime.zygote  # noqa: F401  (its imports are the zygote's modules)
+import berth.shim.zygote  # noqa: F401  (its imports are the zygote's modules)
 gc.collect()
 gc.freeze()
 pids = []

@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from berth.api.server import Routes, json_response, query_bool, query_int
-from berth.build import context as ctxmod
-from berth.build.builder import Builder, BuildOptions
+from berth.builder import context as ctxmod
+from berth.builder.builder import Builder, BuildOptions
 from berth.errors import BerthError, InvalidParameter
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from berth import clock
 from berth.api import hijack
 from berth.api.server import Routes, filters_param, json_body, json_response, query_bool, query_int
 from berth.containers import stats as container_stats
@@ -615,7 +616,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
 def _epoch(stamp: str) -> float:
     if not stamp or stamp.startswith("0001-"):
         return 0.0
-    return jsonfile.parse_time(stamp) / 1e9
+    return clock.parse_time(stamp) / 1e9
 
 
 def status_text(c: Container) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from berth import clock
 from berth.api.server import Routes, filters_param, json_response, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
@@ -22,7 +23,6 @@ from berth.images import archive, reference
 from berth.images.content import file_chunks
 from berth.images.model import Image, RunConfig
 from berth.images.store import ImageStore, apply_changes, merge_run_config
-from berth.logs import jsonfile
 
 routes = Routes()
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _containers(request: web.Request) -> ContainerManager:
 
 def _created_epoch(img: Image) -> int:
     try:
-        return jsonfile.parse_time(img.config.created) // 1_000_000_000
+        return clock.parse_time(img.config.created) // 1_000_000_000
     except ValueError:
         return 0
 
@@ -144,7 +144,7 @@ def parse_until(text: str) -> float:
     except ValueError:
         pass
     try:
-        return jsonfile.parse_time(text) / 1e9
+        return clock.parse_time(text) / 1e9
     except ValueError:
         raise InvalidParameter(f"invalid filter 'until={text}'") from None
 
@@ -358,7 +358,7 @@ async def history(request: web.Request) -> web.Response:
         image_id, tags = ids.get(k + 1, ("<missing>", []))
         out.append({
             "Id": image_id,
-            "Created": jsonfile.parse_time(h.created) // 1_000_000_000 if h.created else 0,
+            "Created": clock.parse_time(h.created) // 1_000_000_000 if h.created else 0,
             "CreatedBy": h.created_by, "Tags": tags or None, "Size": sizes[k], "Comment": h.comment,
         })
     return json_response(out)

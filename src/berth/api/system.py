@@ -14,8 +14,9 @@ from berth.api import containers as container_api
 from berth.api import images as image_api
 from berth.api import volumes as volume_api
 from berth.api.server import Routes, json_response, server_header
+from berth.clock import now_rfc3339
 from berth.containers.model import Status
-from berth.images.store import ARCH, now_rfc3339
+from berth.images.store import ARCH
 
 routes = Routes()
 

@@ -242,8 +242,8 @@ def run_build(cli: CliContext, flags: ParsedFlags) -> int:
     import tarfile
     import tempfile
 
-    from berth.cli.client import iter_json_stream
     from berth.cli.progress import StreamError, display_stream
+    from berth.client.engine import iter_json_stream
 
     source = flags.args[0]
     dockerfile = flags["file"]

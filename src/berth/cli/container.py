@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from berth.cli.client import APIError, Client, ClientError, Hijacked, filters_json, path_escape
 from berth.cli.context import CliContext, CliExit, as_int
 from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import ContainerContext, render_rows
@@ -40,8 +39,9 @@ from berth.cli.streams import (
     terminal_size,
     terminal_width,
 )
-from berth.cli.template import Template, TemplateError
+from berth.client.engine import APIError, Client, ClientError, Hijacked, filters_json, path_escape
 from berth.images.reference import ReferenceError, parse_normalized
+from berth.template.gotemplate import Template, TemplateError
 
 FORMAT_HELP = """Format output using a custom template:
 'table':            Print output in table format with column headers (default)
@@ -95,7 +95,7 @@ def pull_image(cli: CliContext, image: str, platform: str, quiet: bool) -> None:
     tag = ref.digest or ref.tag or "latest"
     params = {"fromImage": ref.name, "tag": tag, "platform": platform or None}
     resp = cli.client.request("POST", "/images/create", params, headers={"X-Registry-Auth": "e30="})
-    from berth.cli.client import iter_json_stream
+    from berth.client.engine import iter_json_stream
 
     out = open(os.devnull, "w") if quiet else sys.stderr  # noqa: SIM115
     try:
@@ -669,7 +669,7 @@ def get_timestamp(value: str, now: float | None = None) -> str:
 
 
 def run_logs(cli: CliContext, flags: ParsedFlags) -> int:
-    from berth.cli.client import FrameDecoder
+    from berth.client.engine import FrameDecoder
 
     c = _inspect_container(cli, flags.args[0])
     cid = str(c.get("Id") or flags.args[0])
@@ -1354,7 +1354,7 @@ def stats_entry(v: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_stats(cli: CliContext, flags: ParsedFlags) -> int:
-    from berth.cli.client import iter_json_stream
+    from berth.client.engine import iter_json_stream
 
     names = list(flags.args)
     if not names:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from berth.cli.client import Client, choose_host
 from berth.cli.streams import is_terminal
+from berth.client.engine import Client, choose_host
 
 
 class CliExit(Exception):

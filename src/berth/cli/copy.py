@@ -16,10 +16,10 @@ import os
 import sys
 from typing import IO, Any
 
-from berth.cli.client import APIError, ClientError, path_escape
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import human_size
+from berth.client.engine import APIError, ClientError, path_escape
 
 GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27

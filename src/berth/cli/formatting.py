@@ -667,7 +667,7 @@ def render_rows(fmt: str, rows: Sequence[Any], header: Mapping[str, str]) -> str
 
     Raises TemplateError worded as the docker CLI's "template parsing error".
     """
-    from berth.cli.template import HEADER_FUNCS, Template, TemplateError
+    from berth.template.gotemplate import HEADER_FUNCS, Template, TemplateError
 
     text, is_table = prepare_format(fmt)
     try:

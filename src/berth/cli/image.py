@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from berth.cli.client import APIError, ClientError, filters_json, iter_json_stream, path_escape
 from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP, write_archive
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
@@ -25,8 +24,9 @@ from berth.cli.inspect import fetch, inspect_objects, typed_image
 from berth.cli.progress import StreamError, display_stream
 from berth.cli.prune import print_reclaimed, prune_section
 from berth.cli.streams import is_terminal, terminal_width
-from berth.cli.template import TemplateError
+from berth.client.engine import APIError, ClientError, filters_json, iter_json_stream, path_escape
 from berth.images.reference import Reference, ReferenceError, parse_normalized, split_repo_tag
+from berth.template.gotemplate import TemplateError
 
 _IMAGE_SUBCOMMANDS = {
     "build", "history", "import", "inspect", "list", "load", "ls", "prune", "pull", "push", "rm", "save", "tag",

@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from berth.cli.client import APIError, ClientError
 from berth.cli.context import CliContext, CliExit
 from berth.cli.formatting import json_compact, json_indent
-from berth.cli.template import GoStruct, NilList, NilMap, Template, TemplateError
+from berth.client.engine import APIError, ClientError
+from berth.template.gotemplate import GoStruct, NilList, NilMap, Template, TemplateError
 
 # Fields whose Go type is a map (their keys are data, not struct fields).
 MAP_FIELDS = frozenset(

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from berth.cli.client import CLIENT_VERSION, ClientError
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import PROG, Command, HelpRequested, UsageError, parse_flags, resolve
+from berth.client.engine import CLIENT_VERSION, ClientError
 
 ROOT_USAGE = f"{PROG} [OPTIONS] COMMAND [ARG...]"
 

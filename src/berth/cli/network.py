@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from berth.cli.client import APIError, ClientError, filters_json, path_escape
 from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP, for_each_ref
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import human_size, render_rows, truncate_id
 from berth.cli.inspect import fetch, inspect_objects
 from berth.cli.prune import print_reclaimed, prune_section
-from berth.cli.template import TemplateError
+from berth.client.engine import APIError, ClientError, filters_json, path_escape
+from berth.template.gotemplate import TemplateError
 
 
 def natural_key(text: str) -> list[Any]:

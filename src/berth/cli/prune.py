@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from berth.cli.client import filters_json
 from berth.cli.context import CliContext
 from berth.cli.formatting import human_size
+from berth.client.engine import filters_json
 
 
 def prune_section(cli: CliContext, path: str, filters: list[tuple[str, str]], key: str, title: str) -> Any:

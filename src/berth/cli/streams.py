@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from berth.cli.client import STDERR, STDOUT, FrameDecoder, Hijacked
+from berth.client.engine import STDERR, STDOUT, FrameDecoder, Hijacked
 
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
 

@@ -8,14 +8,6 @@ import sys
 import time
 from typing import Any
 
-from berth.cli.client import (
-    API_VERSION,
-    CLIENT_VERSION,
-    ClientError,
-    DaemonUnreachable,
-    filters_json,
-    path_escape,
-)
 from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
@@ -29,7 +21,15 @@ from berth.cli.inspect import (
     typed_image,
 )
 from berth.cli.prune import print_reclaimed, prune_section
-from berth.cli.template import GoStruct, Template, TemplateError, func
+from berth.client.engine import (
+    API_VERSION,
+    CLIENT_VERSION,
+    ClientError,
+    DaemonUnreachable,
+    filters_json,
+    path_escape,
+)
+from berth.template.gotemplate import GoStruct, Template, TemplateError, func
 
 VERSION_TEMPLATE = """{{with .Client -}}
 Client:{{if ne .Platform nil}}{{if ne .Platform.Name ""}} {{.Platform.Name}}{{end}}{{end}}
@@ -490,8 +490,8 @@ def run_system_inspect(cli: CliContext, flags: ParsedFlags) -> int:
 
 
 def run_events(cli: CliContext, flags: ParsedFlags) -> int:
-    from berth.cli.client import iter_json_stream
     from berth.cli.container import get_timestamp
+    from berth.client.engine import iter_json_stream
 
     params: dict[str, Any] = {
         "since": get_timestamp(flags["since"]) if flags["since"] else None,

@@ -1,7 +1,7 @@
 """`docker exec`: processes started in a running container, kept by the container's shim.
 
 An exec is a record (kept in memory, as Docker keeps them) until it runs: then berthd
-asks the container's shim (runtime/shim.py, op "exec") to create it from a process
+asks the container's shim (shim/shim.py, op "exec") to create it from a process
 description made here from the container's own process (its environment, user,
 working directory, capabilities), changed the way the user asked. The shim has it
 forked inside the container's cgroups and namespaces, owns its stdio or terminal, and
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from berth.containers.model import Container, Status
 from berth.containers.users import resolve_user
 from berth.errors import Conflict, InvalidParameter, NotFound, SystemError_
-from berth.runtime import shimclient
+from berth.shim import client as shimclient
 
 if TYPE_CHECKING:
     from berth.containers.manager import ContainerManager

@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from berth.clock import format_time
 from berth.containers.model import Health, HealthProbe
 from berth.errors import BerthError, InvalidParameter
 from berth.images.model import Healthcheck
-from berth.logs.jsonfile import format_time
 
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 30.0

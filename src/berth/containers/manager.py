@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from berth.clock import now_rfc3339
 from berth.containers import execs, health, mounting, mounts, restart
 from berth.containers import stats as container_stats
 from berth.containers.model import (
@@ -42,13 +43,14 @@ from berth.containers.model import (
 from berth.containers.names import random_name
 from berth.containers.users import resolve_user
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
-from berth.images.store import ImageStore, now_rfc3339
+from berth.images.store import ImageStore
 from berth.layers import changeset, diff
 from berth.layers.store import LayerStore
 from berth.logs import drivers as log_drivers
 from berth.network.controller import NetworkController
 from berth.network.model import EndpointRequest
-from berth.runtime import rlimits, shimclient, spec
+from berth.runtime import rlimits, spec
+from berth.shim import client as shimclient
 from berth.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
@@ -1202,7 +1204,7 @@ def _shim_log(state_dir: str) -> str:
 
 def _seconds_since(stamp: str) -> int:
     """Whole seconds from an RFC 3339 time until now (a die event's execDuration)."""
-    from berth.logs.jsonfile import parse_time
+    from berth.clock import parse_time
 
     try:
         return max(0, (time.time_ns() - parse_time(stamp)) // 1_000_000_000)

@@ -133,7 +133,7 @@ async def run(config: DaemonConfig) -> None:
     containers.load()
     await containers.launcher.start_zygote()
     await containers.restore(config.live_restore)
-    from berth.build.builder import BuildCache, Builder
+    from berth.builder.builder import BuildCache, Builder
 
     builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"))
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in

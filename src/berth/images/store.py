@@ -13,21 +13,16 @@ import json
 import platform
 import shutil
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 
+from berth.clock import now_rfc3339
 from berth.errors import Conflict, InvalidParameter, NotFound
 from berth.images import archive, reference
 from berth.images.content import file_chunks
 from berth.images.model import History, Image, ImageConfig, RunConfig
 from berth.layers.store import LayerStore, chain_id_of
-from berth.logs.jsonfile import format_time
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-
-
-def now_rfc3339() -> str:
-    return format_time(time.time_ns())
 
 
 class ImageStore:

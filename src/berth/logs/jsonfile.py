@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from berth.clock import format_time, parse_time
 from berth.logs.files import RotatingFile
-from berth.rfc3339 import format_time, parse_time
 from berth.stdstream import encode_frame, encode_lines
 
 MAX_MESSAGE = 16 * 1024

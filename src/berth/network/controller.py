@@ -64,7 +64,7 @@ NETWORK_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
 
 
 def _now() -> str:
-    from berth.images.store import now_rfc3339
+    from berth.clock import now_rfc3339
 
     return now_rfc3339()
 
@@ -807,10 +807,10 @@ def _label_match(labels: dict[str, str], spec: str) -> bool:
 
 
 def _before(created: str, until: list[str]) -> bool:
-    from berth.logs import jsonfile
+    from berth import clock
 
     try:
-        stamp = jsonfile.parse_time(created) / 1e9
+        stamp = clock.parse_time(created) / 1e9
     except ValueError:
         return True
     for u in until:
@@ -818,7 +818,7 @@ def _before(created: str, until: list[str]) -> bool:
             limit = float(u)
         except ValueError:
             try:
-                limit = jsonfile.parse_time(u) / 1e9
+                limit = clock.parse_time(u) / 1e9
             except ValueError:
                 raise InvalidParameter(f"invalid filter 'until={u}'") from None
         if stamp >= limit:

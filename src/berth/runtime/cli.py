@@ -47,7 +47,7 @@ def _remove_dir(path: str) -> None:
 
 
 def _now() -> str:
-    from berth.rfc3339 import format_time
+    from berth.clock import format_time
 
     return format_time(time.time_ns())
 

@@ -596,7 +596,7 @@ def exec_in(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, cgroup_path:
 
 def exec_through(forker: _socket.socket, proc_doc: dict[str, Any], stdio: Stdio) -> Created:
     """exec_in() with the setup process forked by the container's exec forker
-    (runtime/forker.py), which sits in the container's cgroups: the process is born in
+    (shim/forker.py), which sits in the container's cgroups: the process is born in
     them, no cgroup write on the way. OSError when the forker is gone."""
     parent, child = linux.seqpacket_pair()
     fds = [child.fileno()]

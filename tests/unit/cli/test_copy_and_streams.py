@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from berth.cli.client import Hijacked, _Conn, encode_frame
 from berth.cli.copy import CopyError, plan_copy, rebase_name, split_cp_arg, split_dir_entry
 from berth.cli.streams import Streamer
+from berth.client.engine import Hijacked, _Conn, encode_frame
 
 
 def test_split_cp_arg() -> None:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from berth.cli.inspect import go_value, typed_container
-from berth.cli.template import Template, TemplateError
+from berth.template.gotemplate import Template, TemplateError
 
 RAW = json.loads(
     """{

@@ -5,7 +5,9 @@ import io
 
 import pytest
 
-from berth.cli.client import (
+from berth.cli.progress import StreamError, display_stream, progress_string
+from berth.cli.streams import EscapeMatcher, parse_detach_keys
+from berth.client.engine import (
     ChunkedDecoder,
     ClientError,
     FrameDecoder,
@@ -16,8 +18,6 @@ from berth.cli.client import (
     parse_host,
     parse_response_head,
 )
-from berth.cli.progress import StreamError, display_stream, progress_string
-from berth.cli.streams import EscapeMatcher, parse_detach_keys
 from berth.images.reference import ReferenceError, familiar_string, parse_normalized, split_repo_tag
 
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from berth.cli.template import (
+from berth.template.gotemplate import (
     NO_VALUE,
     GoStruct,
     NilList,

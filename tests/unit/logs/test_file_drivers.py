@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from berth import clock
 from berth.logs import jsonfile, sinks
 from berth.logs.files import from_human_size, retained
 from berth.logs.reader import LogReader
@@ -97,7 +98,7 @@ def test_render_selections(tmp_path: Path) -> None:
     with open(path, "rb") as f:
         chunk = f.read()
     stamp = chunk.split(b'"time":"')[1][:30]
-    ns = jsonfile.parse_time(stamp.decode())
+    ns = clock.parse_time(stamp.decode())
     assert jsonfile.render(chunk, jsonfile.Selection(timestamps=True)) == [(1, stamp + b" x\n")]
     assert jsonfile.render(chunk, jsonfile.Selection(details=b"k=v ")) == [(1, b"k=v x\n")]
     assert jsonfile.render(chunk, jsonfile.Selection(since=ns)) == []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from berth.build.dockerfile import (
+from berth.builder.dockerfile import (
     DockerfileError,
     expand,
     expand_words,

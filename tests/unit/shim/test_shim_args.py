@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from berth.runtime import backends, shim
-from berth.runtime.shimclient import ShimOptions, _shim_argv
+from berth.shim import backends, shim
+from berth.shim.client import ShimOptions, _shim_argv
 
 
 def test_the_argv_berthd_writes_parses_back() -> None:

@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
-from berth.build import context as ctxmod
-from berth.build import dockerfile as df
-from berth.build.imagefs import ImageFS, user_ids
+from berth.builder import context as ctxmod
+from berth.builder import dockerfile as df
+from berth.builder.imagefs import ImageFS, user_ids
 from berth.errors import BerthError, InvalidParameter
 from berth.images.model import Healthcheck, History, ImageConfig
 from berth.images.model import RunConfig as ImageRunConfig
@@ -109,7 +109,7 @@ class BuildCache:
 
 
 def now_rfc3339() -> str:
-    from berth.images.store import now_rfc3339 as now
+    from berth.clock import now_rfc3339 as now
 
     return now()
 

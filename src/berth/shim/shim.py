@@ -2,7 +2,7 @@
 
 berthd starts one shim per container start, forked from its zygote. The shim has the
 container created (berth's runtime does it in a short-lived child of the shim, which
-keeps the shim's own memory small: runtime/backends.py; or runc/crun), prints one JSON
+keeps the shim's own memory small: shim/backends.py; or runc/crun), prints one JSON
 line on stdout (`{"pid": N}` or `{"error": "..."}`), and then serves berthd on a UNIX
 socket until told to delete.
 It is the init's parent (a child subreaper), so it sees the exit status; it owns the
@@ -10,7 +10,7 @@ stdio pipes or the pty master, writes the log file, and records the exit atomica
 in `exit.json`, so a restarted berthd can learn what happened while it was away.
 
 It also runs the container's `docker exec` processes: each is created through an exec
-forker (runtime/forker.py) that sits in the container's cgroups, so that no cgroup
+forker (shim/forker.py) that sits in the container's cgroups, so that no cgroup
 write delays it, and is then the shim's child (by reparenting) like the init: the
 shim keeps its stdio and its exit status too, under the exec's ID.
 
@@ -154,7 +154,8 @@ class Shim:
     # -- creation -------------------------------------------------------------------
 
     def create(self) -> None:
-        from berth.runtime import backends, linux
+        from berth.runtime import linux
+        from berth.shim import backends
 
         linux.set_child_subreaper()
         basics = backends.read_basics(self.args.bundle)  # the runtime parses the whole spec
@@ -225,7 +226,7 @@ class Shim:
     def _forker(self) -> socket.socket:
         if self.forker is not None:
             return self.forker
-        from berth.runtime import forker
+        from berth.shim import forker
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
@@ -723,7 +724,7 @@ class Shim:
 
 
 def _now() -> str:
-    from berth.rfc3339 import format_time
+    from berth.clock import format_time
 
     return format_time(time.time_ns())
 
@@ -744,7 +745,7 @@ USAGE = """usage: berth-shim --id ID --bundle DIR --state-dir DIR --socket PATH 
 
 
 class Options:
-    """The shim's command line (berthd writes it: shimclient._shim_argv)."""
+    """The shim's command line (berthd writes it: berth.shim.client._shim_argv)."""
 
     def __init__(self) -> None:
         self.id = self.bundle = self.state_dir = self.socket = self.log = self.runtime = ""

@@ -260,7 +260,7 @@ class Context:
         text = await self.read(".dockerignore")
         if text is None:
             return
-        from berth.build.ignore import IgnoreMatcher
+        from berth.builder.ignore import IgnoreMatcher
 
         matcher = IgnoreMatcher.from_text(text.decode("utf-8", errors="replace"))
         self.index.apply_ignore(matcher, keep)
@@ -645,7 +645,7 @@ def apply_dockerignore(root: str, keep: set[str]) -> None:
     path = os.path.join(root, ".dockerignore")
     if not os.path.isfile(path):
         return
-    from berth.build.ignore import IgnoreMatcher
+    from berth.builder.ignore import IgnoreMatcher
 
     with open(path, encoding="utf-8", errors="replace") as f:
         matcher = IgnoreMatcher.from_text(f.read())

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from berth.build.ignore import IgnoreMatcher, clean
+from berth.builder.ignore import IgnoreMatcher, clean
 from berth.errors import InvalidParameter
 
 

@@ -3,7 +3,7 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from berth.build.dockerfile import (
+from berth.builder.dockerfile import (
     Dockerfile,
     DockerfileError,
     expand,
@@ -13,7 +13,7 @@ from berth.build.dockerfile import (
     parse,
     shell_words,
 )
-from berth.build.ignore import IgnoreMatcher
+from berth.builder.ignore import IgnoreMatcher
 from berth.errors import InvalidParameter
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from berth.runtime import shimclient
+from berth.shim import client as shimclient
 
 
 async def _against(serve: str) -> str:

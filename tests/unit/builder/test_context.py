@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berth.build import context as ctxmod
+from berth.builder import context as ctxmod
 from berth.errors import InvalidParameter
 
 

@@ -33,7 +33,7 @@ def serve(sock: socket.socket, init_pid: int, bundle: str, cgroup_path: str) -> 
     """Run in a fresh child of the shim; never returns."""
     try:
         linux.set_parent_death_signal(signal.SIGKILL)
-        spec = oci.load_bundle(bundle)  # parsed here: the shim keeps no spec (runtime/backends.py)
+        spec = oci.load_bundle(bundle)  # parsed here: the shim keeps no spec (shim/backends.py)
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # setup processes are reaped by the kernel
         if cgroup_path:
             from berth.runtime import cgroups

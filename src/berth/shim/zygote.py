@@ -1,6 +1,6 @@
 """A pre-forked shim factory: container starts do not pay for a new interpreter.
 
-berthd starts one zygote (`python -S -m berth.runtime.zygote SOCKET`) with the shim's
+berthd starts one zygote (`python -S -m berth.shim.zygote SOCKET`) with the shim's
 modules already imported. For each container start berthd connects, sends one JSON
 line (the shim's argv), and the zygote forks twice: the grandchild becomes the shim,
 with the connection as its stdout, so berthd reads the shim's "ready" line from it;
@@ -23,7 +23,6 @@ import sys
 
 import berth.logs.jsonfile  # noqa: F401  (preloaded for the shims)
 import berth.logs.sinks  # noqa: F401
-import berth.runtime.backends  # noqa: F401
 import berth.runtime.capabilities  # noqa: F401
 import berth.runtime.cgroups  # noqa: F401
 import berth.runtime.cgroups.resources  # noqa: F401
@@ -35,7 +34,9 @@ import berth.runtime.rlimits  # noqa: F401
 import berth.runtime.rootfs  # noqa: F401
 import berth.runtime.seccomp  # noqa: F401
 import berth.runtime.userns  # noqa: F401
-from berth.runtime import linux, shim
+import berth.shim.backends  # noqa: F401
+from berth.runtime import linux
+from berth.shim import shim
 
 
 def _serve_one(listener: socket.socket) -> None:

@@ -1,4 +1,4 @@
-"""berthd's side of the shim protocol (see berth.runtime.shim): start, talk, attach."""
+"""berthd's side of the shim protocol (see berth.shim.shim): start, talk, attach."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class Launcher:
 
     async def start_zygote(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-S", "-m", "berth.runtime.zygote", self.socket,
+            sys.executable, "-S", "-m", "berth.shim.zygote", self.socket,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True,
             env={"PYTHONPATH": _PYTHONPATH, "PATH": os.environ.get("PATH", "")})
         assert self.proc.stdout is not None
@@ -100,7 +100,7 @@ class Launcher:
                     writer.close()
                 return None, _ready(line, opts)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-S", "-m", "berth.runtime.shim", *_shim_argv(opts),
+            sys.executable, "-S", "-m", "berth.shim.shim", *_shim_argv(opts),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=None, start_new_session=True, env={"PYTHONPATH": _PYTHONPATH, "PATH": os.environ.get("PATH", "")},
         )
