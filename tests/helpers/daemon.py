@@ -57,6 +57,10 @@ class BerthDaemon:
     extra_args: list[str] = field(default_factory=list)
     # each daemon gets a default bridge of its own, removed when it stops
     bridge: str = field(default_factory=lambda: f"bt{uuid.uuid4().hex[:8]}")
+    # the berthd to run and what to add to its environment: this worktree's by default,
+    # an older commit's source in the upgrade test
+    program: list[str] = field(default_factory=lambda: [str(BERTHD)])
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_root = self.root / f"{self.name}-data"
@@ -75,7 +79,7 @@ class BerthDaemon:
 
     def command(self) -> list[str]:
         return [
-            str(BERTHD),
+            *self.program,
             "-H",
             self.host,
             "--data-root",
@@ -93,6 +97,7 @@ class BerthDaemon:
         if len(self.socket_path.encode()) > 100:
             raise DaemonStartError(f"socket path too long for AF_UNIX: {self.socket_path}")
         env = dict(os.environ)
+        env.update(self.extra_env)
         env[MARKER_VAR] = self.marker
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
