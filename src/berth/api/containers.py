@@ -25,7 +25,15 @@ from aiohttp import web
 
 from berth import clock
 from berth.api import hijack
-from berth.api.server import Routes, filters_param, json_body, json_response, query_bool, query_int
+from berth.api.server import (
+    Routes,
+    context,
+    filters_param,
+    json_body,
+    json_response,
+    query_bool,
+    query_int,
+)
 from berth.containers import stats as container_stats
 from berth.containers.manager import ContainerManager, apparmor_profile_of, security_options
 from berth.containers.model import (
@@ -56,7 +64,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def _mgr(request: web.Request) -> ContainerManager:
-    return request.app["ctx"].containers
+    return context(request).containers
 
 
 # -- parsing the create body -----------------------------------------------------------
@@ -582,10 +590,7 @@ def ports_summary(c: Container) -> list[dict[str, Any]]:
 
 
 def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
-    layer_dir = f"{mgr.layers.snapshotter.root}/{c.id}"
-    graph_data = ({"MergedDir": f"{layer_dir}/merged", "UpperDir": f"{layer_dir}/upper",
-                   "WorkDir": f"{layer_dir}/work"} if mgr.layers.driver == "overlay2"
-                  else {"Dir": f"{layer_dir}/merged"})
+    graph = mgr.layers.describe(c.id)
     return {
         "Id": c.id,
         "Created": c.created,
@@ -606,7 +611,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "AppArmorProfile": apparmor_profile_of(c.host_config),
         "ExecIDs": mgr.execs.of_container(c.id) or None,
         "HostConfig": _host_config_doc(c),
-        "GraphDriver": {"Name": mgr.layers.driver, "Data": graph_data},
+        "GraphDriver": {"Name": graph.name, "Data": graph.data},
         "Mounts": mount_points_doc(c),
         "Config": _config_doc(c),
         "NetworkSettings": _network_settings(c, mgr),
@@ -1396,7 +1401,7 @@ async def prune(request: web.Request) -> web.Response:
             continue
         deleted.append(c.id)
         reclaimed += size
-    request.app["ctx"].events.log("container", "prune", "", {"reclaimed": str(reclaimed)})
+    context(request).events.log("container", "prune", "", {"reclaimed": str(reclaimed)})
     return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 

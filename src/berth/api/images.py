@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import clock
-from berth.api.server import Routes, filters_param, json_response, query_bool
+from berth.api.server import Routes, context, filters_param, json_response, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
 from berth.errors import BerthError, InvalidParameter, NotFound
@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def _store(request: web.Request) -> ImageStore:
-    return request.app["ctx"].images
+    return context(request).images
 
 
 def _containers(request: web.Request) -> ContainerManager:
-    return request.app["ctx"].containers
+    return context(request).containers
 
 
 def _created_epoch(img: Image) -> int:
@@ -60,14 +60,8 @@ def render_summary(img: Image) -> dict[str, Any]:
 
 def graph_driver(img: Image, store: ImageStore) -> dict[str, Any]:
     """Where the image's layers lie, in the shape `docker image inspect` shows."""
-    layers = store.layers
-    dirs = [layers.diff_dir(c) for c in reversed(img.chain_ids)]
-    data: dict[str, str] | None = None
-    if layers.driver == "overlay2" and dirs:
-        data = {"UpperDir": dirs[0]}
-        if len(dirs) > 1:
-            data["LowerDir"] = ":".join(dirs[1:])
-    return {"Name": layers.driver, "Data": data}
+    graph = store.layers.describe_image(img.chain_ids)
+    return {"Name": graph.name, "Data": graph.data}
 
 
 def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:

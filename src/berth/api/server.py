@@ -17,11 +17,13 @@ from typing import Any
 from aiohttp import web
 
 from berth import API_VERSION, MIN_API_VERSION
+from berth.daemon.context import DaemonContext
 from berth.errors import BerthError, InvalidParameter
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _VERSION_RE = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+CONTEXT = web.AppKey("context", DaemonContext)
 
 
 def _vtuple(v: str) -> tuple[int, int]:
@@ -113,10 +115,10 @@ class Routes:
     put = lambda self, path: self.add("PUT", path)  # noqa: E731
 
 
-def make_app(routes: list[Routes], context: Any) -> web.Application:
+def make_app(routes: list[Routes], context: DaemonContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, _version_middleware()],
                           client_max_size=0, handler_args={"max_field_size": 65536})
-    app["ctx"] = context
+    app[CONTEXT] = context
     for group in routes:
         for method, path, handler in group.table:
             app.router.add_route(method, path, handler)
@@ -125,6 +127,11 @@ def make_app(routes: list[Routes], context: Any) -> web.Application:
 
 
 # -- request helpers ----------------------------------------------------------------------
+
+def context(request: web.Request) -> DaemonContext:
+    """The services this request's handler works with."""
+    return request.app[CONTEXT]
+
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
     value = request.query.get(name)

@@ -13,7 +13,7 @@ from berth import API_VERSION, MIN_API_VERSION, __version__
 from berth.api import containers as container_api
 from berth.api import images as image_api
 from berth.api import volumes as volume_api
-from berth.api.server import Routes, json_response, server_header
+from berth.api.server import Routes, context, json_response, server_header
 from berth.clock import now_rfc3339
 from berth.containers.model import Status
 from berth.images.store import ARCH
@@ -79,7 +79,7 @@ def _cgroup_version() -> str:
 
 @routes.get("/info")
 async def info(request: web.Request) -> web.Response:
-    ctx = request.app["ctx"]
+    ctx = context(request)
     containers = list(ctx.containers.containers.values())
     running = sum(1 for c in containers if c.state.status == Status.RUNNING)
     paused = sum(1 for c in containers if c.state.status == Status.PAUSED)
@@ -141,7 +141,7 @@ async def info(request: web.Request) -> web.Response:
 async def disk_usage(request: web.Request) -> web.Response:
     """`docker system df`: layers counted once; an image's SharedSize is what its layers
     share with other images."""
-    ctx = request.app["ctx"]
+    ctx = context(request)
     images = ctx.images.all()
     layer_sizes: dict[str, int] = {}
     users: dict[str, int] = {}

@@ -9,6 +9,7 @@ from aiohttp import web
 from berth.api.server import (
     Routes,
     api_version,
+    context,
     filters_param,
     json_body,
     json_response,
@@ -22,11 +23,11 @@ routes = Routes()
 
 
 def _store(request: web.Request) -> VolumeStore:
-    return request.app["ctx"].volumes
+    return context(request).volumes
 
 
 def _containers(request: web.Request) -> ContainerManager:
-    return request.app["ctx"].containers
+    return context(request).containers
 
 
 def render(v: Volume, store: VolumeStore) -> dict[str, Any]:
