@@ -35,7 +35,8 @@ from berth.api.server import (
     query_int,
 )
 from berth.containers import stats as container_stats
-from berth.containers.manager import ContainerManager, apparmor_profile_of, security_options
+from berth.containers import validate
+from berth.containers.manager import ContainerManager, apparmor_profile_of
 from berth.containers.model import (
     Container,
     Health,
@@ -181,7 +182,7 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         shm_size=_opt(hc, "ShmSize", int, 0),
         oom_score_adj=_opt(hc, "OomScoreAdj", int, 0),
     )
-    _validate_host(host)
+    validate.check_host_config(host)
     return config, host
 
 
@@ -326,49 +327,12 @@ def _device_text(d: Any) -> str:
 def _ulimit(u: Any) -> tuple[str, int, int]:
     if not isinstance(u, dict) or not isinstance(u.get("Name"), str):
         raise InvalidParameter("json: cannot unmarshal HostConfig.Ulimits: each entry needs Name")
-    from berth.runtime.rlimits import DOCKER_ULIMIT_NAMES
-
-    if u["Name"] not in DOCKER_ULIMIT_NAMES:
-        raise InvalidParameter(f"invalid ulimit type: {u['Name']}")
+    validate.check_ulimit_name(u["Name"])
     soft, hard = u.get("Soft", 0), u.get("Hard", 0)
     if not isinstance(soft, int) or not isinstance(hard, int):
         raise InvalidParameter(f"invalid ulimit {u['Name']}: Soft and Hard must be integers")
-    if soft > hard and hard != -1:
-        raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    validate.check_ulimit_range(u["Name"], soft, hard)
     return (u["Name"], soft, hard)
-
-
-MIN_MEMORY = 6 * 1024 * 1024
-
-
-def _validate_host(host: HostConfig) -> None:
-    """Refuse what Docker's daemon refuses at create, with its messages."""
-    if host.memory and host.memory < MIN_MEMORY:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
-    if host.memory_swap > 0 and host.memory and host.memory_swap < host.memory:
-        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if host.memory_swap and not host.memory:
-        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
-    if host.nano_cpus and (host.cpu_quota or host.cpu_period):
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    ncpu = os.cpu_count() or 1
-    if host.nano_cpus < 0 or host.nano_cpus > ncpu * 1_000_000_000:
-        raise InvalidParameter(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
-    if host.cpu_shares < 0:
-        raise InvalidParameter("invalid CPU shares: must be a positive number")
-    if host.blkio_weight and not 10 <= host.blkio_weight <= 1000:
-        raise InvalidParameter("Range of blkio weight is from 10 to 1000")
-    if host.oom_score_adj < -1000 or host.oom_score_adj > 1000:
-        raise InvalidParameter(f"Invalid value {host.oom_score_adj}, range for oom score adj is [-1000, 1000]")
-    if host.shm_size < 0:
-        raise InvalidParameter("SHM size can not be less than 0")
-    from berth.runtime import capabilities
-
-    capabilities.normalize_docker_caps(host.cap_add)  # InvalidParameter for an unknown name
-    capabilities.normalize_docker_caps(host.cap_drop)
-    for opt, (key, _value) in zip(host.security_opt, security_options(host.security_opt), strict=True):
-        if key not in ("seccomp", "no-new-privileges", "apparmor", "label", "systempaths", "mask", "unmask"):
-            raise InvalidParameter(f"invalid --security-opt: {opt!r}")
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -1149,9 +1113,7 @@ async def update(request: web.Request) -> web.Response:
     rp = _opt(body, "RestartPolicy", dict, None)
     if rp is not None and rp.get("Name"):  # the CLI sends an empty policy when not asked to change it
         changes["restart_policy"] = RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0))
-    import dataclasses
-
-    _validate_host(dataclasses.replace(c.host_config, **changes))
+    validate.check_host_config(dataclasses.replace(c.host_config, **changes))
     warnings = await mgr.update(c.id, changes)
     return json_response({"Warnings": warnings})
 
