@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from berth.api.server import (
     query_bool,
     query_int,
 )
+from berth.containers import logs as container_logs
 from berth.containers import stats as container_stats
 from berth.containers import validate
 from berth.containers.manager import ContainerManager, apparmor_profile_of
@@ -51,12 +52,9 @@ from berth.containers.users import resolve_user
 from berth.errors import BerthError, InvalidParameter, NotFound, SystemError_
 from berth.images.model import Healthcheck
 from berth.layers import archive
-from berth.logs import drivers as log_drivers
-from berth.logs import jsonfile
-from berth.logs.reader import LogReader
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
 from berth.runtime.cgroups import BlkioEntry, CgroupStats
-from berth.stdstream import STDERR, STDOUT, encode_frame
+from berth.stdstream import encode_frame
 from berth.units import human_duration
 
 log = logging.getLogger(__name__)
@@ -959,10 +957,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     reader, writer, response = await hijack.hijack(request, hijack.RAW if tty else hijack.MULTIPLEXED)
     try:
         if with_logs and c.log_path:
-            for entry, _ in jsonfile.read_entries(c.log_path):
-                kind = STDOUT if entry.stream == "stdout" else STDERR
-                if (kind == STDOUT and want_stdout) or (kind == STDERR and want_stderr):
-                    writer.write(entry.data if tty else encode_frame(kind, entry.data))
+            for kind, data in container_logs.logged_output(c, want_stdout, want_stderr):
+                writer.write(data if tty else encode_frame(kind, data))
             await writer.drain()
         if stream:
             # A client that half-closes (no stdin) is still listening: wait for the
@@ -1011,13 +1007,6 @@ async def _proxy(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
 async def logs(request: web.Request) -> web.StreamResponse:
     mgr = _mgr(request)
     c = mgr.get(request.match_info["id"])
-    want_stdout = query_bool(request, "stdout")
-    want_stderr = query_bool(request, "stderr")
-    if not (want_stdout or want_stderr):
-        raise InvalidParameter("Bad parameters: you must choose at least one stream")
-    if not c.log_path:
-        raise InvalidParameter("configured logging driver does not support reading")
-    follow = query_bool(request, "follow")
     tail_text = request.query.get("tail", "all")
     tail = None
     if tail_text not in ("", "all"):
@@ -1025,48 +1014,26 @@ async def logs(request: web.Request) -> web.StreamResponse:
             tail = int(tail_text)
         except ValueError:
             tail = None
-    lc = c.host_config.log_config
-    sel = jsonfile.Selection(
-        stdout=want_stdout, stderr=want_stderr, timestamps=query_bool(request, "timestamps"),
+    options = container_logs.LogOptions(
+        stdout=query_bool(request, "stdout"), stderr=query_bool(request, "stderr"),
+        follow=query_bool(request, "follow"), tail=tail,
         since=_parse_stamp(request.query.get("since")), until=_parse_stamp(request.query.get("until")),
-        details=(log_drivers.details_prefix(lc.type, lc.config, log_drivers.ContainerInfo.of(c))
-                 if query_bool(request, "details") else None))
+        timestamps=query_bool(request, "timestamps"), details=query_bool(request, "details"))
     tty = c.config.tty
-    # opened before the answer starts: see LogReader
-    source = await asyncio.to_thread(LogReader, c.log_path, None if tail is not None and tail < 0 else tail)
+    source = await container_logs.LogStream.open(mgr, c, options)  # before the answer starts
     try:
         response = web.StreamResponse(status=200, headers={
             "Content-Type": hijack.RAW if tty else hijack.MULTIPLEXED})
         await response.prepare(request)
-
-        async def send(chunk: bytes) -> None:
-            data = jsonfile.rendered(chunk, sel, framed=not tty)
-            if data:
-                await response.write(data)
-
-        while (chunk := await asyncio.to_thread(source.read)) is not None:
-            await send(chunk)
-        if follow and c.state.running:
-            await _follow_logs(mgr, c, source, send, sel.until)
+        async with contextlib.aclosing(source.batches()) as batches:
+            async for batch in batches:
+                data = batch.text() if tty else batch.frames()
+                if data:
+                    await response.write(data)
     finally:
         source.close()
     await response.write_eof()
     return response
-
-
-async def _follow_logs(mgr: ContainerManager, c: Container, source: LogReader,
-                       send: Callable[[bytes], Awaitable[None]], until: int) -> None:
-    live = mgr.live.get(c.id)
-    while True:
-        exited = live is None or live.exited.is_set() or not c.state.running
-        chunk = await asyncio.to_thread(source.follow)
-        if chunk:
-            await send(chunk)
-        if exited or (until and time.time_ns() > until):
-            return
-        with contextlib.suppress(TimeoutError):
-            assert live is not None
-            await asyncio.wait_for(live.exited.wait(), 0.1)
 
 
 def _parse_stamp(text: str | None) -> int:
