@@ -14,16 +14,13 @@ import ipaddress
 import json
 import logging
 import os
-import re
 import stat
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from berth import clock
 from berth.api import hijack
 from berth.api.server import (
     Routes,
@@ -31,13 +28,14 @@ from berth.api.server import (
     filters_param,
     json_body,
     json_response,
+    parse_until,
     query_bool,
     query_int,
 )
+from berth.containers import listing, validate
 from berth.containers import logs as container_logs
 from berth.containers import stats as container_stats
 from berth.containers import top as container_top
-from berth.containers import validate
 from berth.containers.manager import ContainerManager, apparmor_profile_of
 from berth.containers.model import (
     Container,
@@ -50,7 +48,7 @@ from berth.containers.model import (
     Status,
 )
 from berth.containers.users import resolve_user
-from berth.errors import BerthError, InvalidParameter, NotFound
+from berth.errors import InvalidParameter, NotFound
 from berth.images.model import Healthcheck
 from berth.layers import archive
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
@@ -581,30 +579,24 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
     }
 
 
-def _epoch(stamp: str) -> float:
-    if not stamp or stamp.startswith("0001-"):
-        return 0.0
-    return clock.parse_time(stamp) / 1e9
-
-
 def status_text(c: Container) -> str:
     s = c.state
     now = time.time()
     if s.status == Status.RUNNING and c.health is not None:
         health = "health: starting" if c.health.status == "starting" else c.health.status
-        return f"Up {human_duration(now - _epoch(s.started_at))} ({health})"
+        return f"Up {human_duration(now - listing.epoch(s.started_at))} ({health})"
     if s.status == Status.RUNNING:
-        return f"Up {human_duration(now - _epoch(s.started_at))}"
+        return f"Up {human_duration(now - listing.epoch(s.started_at))}"
     if s.status == Status.PAUSED:
-        return f"Up {human_duration(now - _epoch(s.started_at))} (Paused)"
+        return f"Up {human_duration(now - listing.epoch(s.started_at))} (Paused)"
     if s.status == Status.RESTARTING:
-        return f"Restarting ({s.exit_code}) {human_duration(now - _epoch(s.finished_at))} ago"
+        return f"Restarting ({s.exit_code}) {human_duration(now - listing.epoch(s.finished_at))} ago"
     if s.status == Status.REMOVING:
         return "Removal In Progress"
     if s.status == Status.DEAD:
         return "Dead"
-    if s.status == Status.EXITED or _epoch(s.finished_at):
-        return f"Exited ({s.exit_code}) {human_duration(now - _epoch(s.finished_at))} ago"
+    if s.status == Status.EXITED or listing.epoch(s.finished_at):
+        return f"Exited ({s.exit_code}) {human_duration(now - listing.epoch(s.finished_at))} ago"
     return "Created"
 
 
@@ -617,7 +609,7 @@ def render_summary(c: Container) -> dict[str, Any]:
         "Image": c.config.image,
         "ImageID": c.image_id,
         "Command": command,
-        "Created": int(_epoch(c.created)),
+        "Created": int(listing.epoch(c.created)),
         "Ports": ports_summary(c),
         "Labels": c.config.labels,
         "State": c.state.status.value,
@@ -633,34 +625,6 @@ CONTAINER_FILTERS = {"ancestor", "before", "expose", "exited", "health", "id", "
                      "network", "publish", "since", "status", "volume"}
 _STATES = [s.value for s in Status]
 _HEALTH_STATES = ["none", "starting", "healthy", "unhealthy"]
-
-
-@dataclass
-class _ListQuery:
-    """The list's filters, checked and resolved once (dockerd's listContext)."""
-
-    filters: dict[str, list[str]]
-    exited: list[int]
-    before: str | None  # a container ID: skip every container up to and including it
-    since: str | None  # a container ID: stop there
-    ancestors: set[str] | None  # image IDs; None when not filtering on them
-    publish: set[str]  # "8080/tcp"
-    expose: set[str]
-    is_task: bool | None
-    host_networks: dict[str, str]  # "host"/"none" → network ID, for containers in those modes
-
-
-def _regex_match(values: list[str], source: str) -> bool:
-    """dockerd's Args.Match: an exact value, or a regular expression found in source."""
-    for value in values:
-        if value == source:
-            return True
-        try:
-            if re.search(value, source):
-                return True
-        except re.error:
-            continue
-    return False
 
 
 def _port_filter(key: str, value: str) -> set[str]:
@@ -689,7 +653,8 @@ def _port_filter(key: str, value: str) -> set[str]:
     return {f"{p}/{proto}" for p in range(start, end + 1)}
 
 
-def _fold_filters(mgr: ContainerManager, filters: dict[str, list[str]]) -> _ListQuery:
+def parse_container_filters(filters: dict[str, list[str]]) -> listing.ContainerFilters:
+    """The list's `filters`, checked with dockerd's messages."""
     exited = []
     for v in filters.get("exited", []):
         try:
@@ -712,119 +677,22 @@ def _fold_filters(mgr: ContainerManager, filters: dict[str, list[str]]) -> _List
         if falsy == truthy:
             raise InvalidParameter(f"invalid filter 'is-task=[{' '.join(filters['is-task'])}]'")
         is_task = truthy
-    before = since = None
-    for v in filters.get("before", []):
-        before = mgr.get(v).id
-    for v in filters.get("since", []):
-        since = mgr.get(v).id
-    ancestors = None
-    if "ancestor" in filters:
-        ancestors = set()
-        images = mgr.images.all()
-        for v in filters["ancestor"]:
-            base = mgr.images.lookup(v)
-            if base is None:
-                continue  # dockerd only warns, and the filter then matches nothing
-            ancestors.add(base.id)
-            # its descendants: images built on all of its layers, and more
-            if base.chain_ids:
-                depth = len(base.chain_ids)
-                ancestors.update(img.id for img in images
-                                 if len(img.chain_ids) > depth and img.chain_ids[:depth] == base.chain_ids)
     publish: set[str] = set()
     for v in filters.get("publish", []):
         publish |= _port_filter("publish", v)
     expose: set[str] = set()
     for v in filters.get("expose", []):
         expose |= _port_filter("expose", v)
-    host_networks = {}
-    if mgr.network is not None:
-        for mode in ("host", "none"):
-            n = mgr.network.get(mode)
-            host_networks[mode] = n.id if n else ""
-    return _ListQuery(filters, exited, before, since, ancestors, publish, expose, is_task, host_networks)
 
+    def given(key: str) -> tuple[str, ...] | None:
+        return tuple(filters[key]) if key in filters else None
 
-def health_status(c: Container) -> str:
-    """"none" without a health check, else "starting", "healthy" or "unhealthy"."""
-    health = getattr(c, "health", None)
-    status = getattr(health, "status", None)
-    return status if isinstance(status, str) and status else "none"
-
-
-def _identity_matches(c: Container, q: _ListQuery) -> bool:
-    """The filters dockerd applies before the limit: name, id, is-task, label."""
-    f = q.filters
-    if "name" in f and not (_regex_match(f["name"], "/" + c.name) or _regex_match(f["name"], c.name)):
-        return False
-    if "id" in f and not _regex_match(f["id"], c.id):
-        return False
-    if q.is_task:
-        return False  # no container here is a swarm task
-    for v in f.get("label", []):
-        k, sep, want = v.partition("=")
-        if k not in c.config.labels or (sep and c.config.labels[k] != want):
-            return False
-    return True
-
-
-def _state_matches(c: Container, q: _ListQuery) -> bool:
-    """The filters dockerd applies after the limit: exit code, state, health, volume,
-    ancestor, network and ports."""
-    f = q.filters
-    if q.exited and not (not c.state.running and c.state.exit_code in q.exited
-                         and _epoch(c.state.started_at)):
-        return False
-    if "status" in f and not _regex_match(f["status"], c.state.status.value):
-        return False
-    if "health" in f and health_status(c) not in f["health"]:
-        return False
-    if "volume" in f:
-        names = {mp.name or mp.source for mp in c.mounts}
-        destinations = {mp.destination for mp in c.mounts if mp.destination}
-        if not any(v in destinations or v in names for v in f["volume"]):
-            return False
-    if q.ancestors is not None and c.image_id not in q.ancestors:
-        return False
-    if "network" in f:
-        networks = {name: ep.network_id for name, ep in c.networks.items()}
-        mode = c.host_config.network_mode
-        if not networks and mode in q.host_networks:
-            networks[mode] = q.host_networks[mode]
-        if not any(v in networks or any(nid.startswith(v) for nid in networks.values() if nid)
-                   for v in f["network"]):
-            return False
-    if q.publish or q.expose:
-        ports = ports_summary(c)
-        if not any(f"{p.get('PublicPort', 0)}/{p['Type']}" in q.publish
-                   or f"{p['PrivatePort']}/{p['Type']}" in q.expose for p in ports):
-            return False
-    return True
-
-
-def list_matching(mgr: ContainerManager, filters: dict[str, list[str]], show_all: bool = False,
-                  limit: int = -1) -> list[Container]:
-    """dockerd's container list: newest first, `before`/`since` by position, the limit
-    counted before the state filters (as dockerd counts it)."""
-    q = _fold_filters(mgr, filters)
-    show_all = show_all or "status" in filters
-    out: list[Container] = []
-    for c in mgr.all():
-        if q.before is not None:
-            if c.id == q.before:
-                q.before = None
-            continue
-        if q.since is not None and c.id == q.since:
-            break
-        if not c.state.running and not show_all and limit <= 0:
-            continue
-        if not _identity_matches(c, q):
-            continue
-        if 0 < limit <= len(out):
-            break
-        if _state_matches(c, q):
-            out.append(c)
-    return out
+    return listing.ContainerFilters(
+        name=given("name"), id=given("id"), status=given("status"), health=given("health"),
+        volume=given("volume"), network=given("network"), ancestor=given("ancestor"),
+        label=tuple(filters.get("label", [])), exited=tuple(exited), before=tuple(filters.get("before", [])),
+        since=tuple(filters.get("since", [])), publish=frozenset(publish), expose=frozenset(expose),
+        is_task=is_task)
 
 
 # -- routes --------------------------------------------------------------------------------
@@ -840,25 +708,15 @@ async def create(request: web.Request) -> web.Response:
 @routes.get("/containers/json")
 async def list_containers(request: web.Request) -> web.Response:
     mgr = _mgr(request)
-    filters = filters_param(request, CONTAINER_FILTERS)
-    found = list_matching(mgr, filters, query_bool(request, "all"), query_int(request, "limit", -1) or -1)
+    filters = parse_container_filters(filters_param(request, CONTAINER_FILTERS))
+    found = listing.list_containers(mgr, filters, query_bool(request, "all"), query_int(request, "limit", -1) or -1)
     out = []
     for c in found:
         doc = render_summary(c)
         if query_bool(request, "size"):
-            doc["SizeRw"], doc["SizeRootFs"] = await _layer_sizes(mgr, c)
+            doc["SizeRw"], doc["SizeRootFs"] = await listing.layer_sizes(mgr, c)
         out.append(doc)
     return json_response(out)
-
-
-async def _layer_sizes(mgr: ContainerManager, c: Container) -> tuple[int, int]:
-    """SizeRw (the container's own changes) and SizeRootFs (those and its image)."""
-    try:
-        rw = await asyncio.to_thread(mgr.layers.rw_size, c.id)
-    except OSError:
-        rw = 0  # removed while we listed
-    image = mgr.images.lookup(c.image_id)
-    return rw, rw + (image.size if image else 0)
 
 
 @routes.get("/containers/{id}/json")
@@ -1206,45 +1064,14 @@ def render_stats(c: Container, sample: container_stats.Sample | None,
 async def prune(request: web.Request) -> web.Response:
     """`docker container prune`: every container that does not run, but those created
     after `until` or failing the `label`/`label!` filters."""
-    from berth.api.images import parse_until
-
-    mgr = _mgr(request)
     filters = filters_param(request, {"label", "label!", "until"})
     if len(filters.get("until", [])) > 1:
         raise InvalidParameter("more than one until filter specified")
     until = parse_until(filters["until"][0]) if filters.get("until") else None
-    deleted: list[str] = []
-    reclaimed = 0
-    for c in mgr.all():
-        if c.state.running:
-            continue
-        if until is not None and _epoch(c.created) > until:
-            continue
-        if not _prune_labels_match(filters, c.config.labels):
-            continue
-        size, _ = await _layer_sizes(mgr, c)
-        try:
-            await mgr.remove(c.id)
-        except BerthError as e:
-            log.warning("container prune: %s: %s", c.id[:12], e)
-            continue
-        deleted.append(c.id)
-        reclaimed += size
-    context(request).events.log("container", "prune", "", {"reclaimed": str(reclaimed)})
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
-
-
-def _prune_labels_match(filters: dict[str, list[str]], labels: dict[str, str]) -> bool:
-    """dockerd's matchLabels: every `label` holds; and not every `label!` does."""
-
-    def holds(spec: str) -> bool:
-        key, eq, value = spec.partition("=")
-        return key in labels and (not eq or labels[key] == value)
-
-    if not all(holds(v) for v in filters.get("label", [])):
-        return False
-    negated = filters.get("label!", [])
-    return not (negated and all(holds(v) for v in negated))
+    result = await listing.prune(_mgr(request), listing.PruneFilters(
+        label=tuple(filters.get("label", [])), label_not=tuple(filters.get("label!", [])), until=until))
+    context(request).events.log("container", "prune", "", {"reclaimed": str(result.reclaimed)})
+    return json_response({"ContainersDeleted": result.deleted or None, "SpaceReclaimed": result.reclaimed})
 
 
 # -- filesystem: docker diff, export, cp ----------------------------------------------------

@@ -6,16 +6,14 @@ import fnmatch
 import json
 import logging
 import os
-import re
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
 from berth import clock
-from berth.api.server import Routes, context, filters_param, json_response, query_bool
+from berth.api.server import Routes, context, filters_param, json_response, parse_until, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
 from berth.errors import BerthError, InvalidParameter, NotFound
@@ -121,26 +119,6 @@ def _label_matches(img: Image, pattern: str) -> bool:
     if key.endswith("!"):
         return not (key[:-1] in labels and labels[key[:-1]] == value)
     return key in labels and (not eq or labels[key] == value)
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_until(text: str) -> float:
-    """An `until` filter value as unix seconds: a Go duration before now ("24h", "1h30m"),
-    unix seconds, or an RFC 3339 time, as dockerd accepts."""
-    parts = _DURATION.findall(text)
-    if parts and "".join(n + u for n, u in parts) == text:
-        return time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return clock.parse_time(text) / 1e9
-    except ValueError:
-        raise InvalidParameter(f"invalid filter 'until={text}'") from None
 
 
 def image_matcher(store: ImageStore, filters: dict[str, list[str]]) -> Callable[[Image], bool]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from berth import API_VERSION, MIN_API_VERSION
+from berth import API_VERSION, MIN_API_VERSION, clock
 from berth.daemon.context import DaemonContext
 from berth.errors import BerthError, InvalidParameter
 
@@ -187,3 +188,23 @@ def filters_param(request: web.Request, allowed: set[str]) -> dict[str, list[str
         else:
             out[key] = [str(value)]
     return out
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_until(text: str) -> float:
+    """An `until` filter value as unix seconds: a Go duration before now ("24h", "1h30m"),
+    unix seconds, or an RFC 3339 time, as dockerd accepts."""
+    parts = _DURATION.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return clock.parse_time(text) / 1e9
+    except ValueError:
+        raise InvalidParameter(f"invalid filter 'until={text}'") from None
