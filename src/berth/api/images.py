@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +17,7 @@ from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.images import archive, reference
+from berth.images import filters as image_filters
 from berth.images.content import file_chunks
 from berth.images.model import Image, RunConfig
 from berth.images.store import ImageStore, apply_changes, merge_run_config
@@ -34,20 +34,13 @@ def _containers(request: web.Request) -> ContainerManager:
     return context(request).containers
 
 
-def _created_epoch(img: Image) -> int:
-    try:
-        return clock.parse_time(img.config.created) // 1_000_000_000
-    except ValueError:
-        return 0
-
-
 def render_summary(img: Image) -> dict[str, Any]:
     return {
         "Id": img.id,
         "ParentId": img.parent,
         "RepoTags": img.repo_tags,
         "RepoDigests": [],
-        "Created": _created_epoch(img),
+        "Created": image_filters.created_epoch(img),
         "Size": img.size,
         "SharedSize": -1,
         "VirtualSize": img.size,
@@ -99,95 +92,47 @@ def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:
     }
 
 
-def _dangling(filters: dict[str, list[str]]) -> bool | None:
-    values = filters.get("dangling")
-    if not values:
-        return None
-    wanted = set()
-    for v in values:
-        if v.lower() not in ("true", "false", "1", "0"):
-            raise InvalidParameter(f"invalid filter 'dangling={v}'")
-        wanted.add(v.lower() in ("true", "1"))
-    if len(wanted) > 1:
-        raise InvalidParameter("invalid filter 'dangling': both true and false given")
-    return wanted.pop()
-
-
-def _label_matches(img: Image, pattern: str) -> bool:
-    labels = img.config.config.labels
-    key, eq, value = pattern.partition("=")
-    if key.endswith("!"):
-        return not (key[:-1] in labels and labels[key[:-1]] == value)
-    return key in labels and (not eq or labels[key] == value)
-
-
-def image_matcher(store: ImageStore, filters: dict[str, list[str]]) -> Callable[[Image], bool]:
-    """A test for the `label`, `reference`, `before`, `since` and `until` filters."""
-    refs = filters.get("reference", [])
-    labels = filters.get("label", [])
-    before = [_created_epoch(store.resolve(name)) for name in filters.get("before", [])]
-    since = [_created_epoch(store.resolve(name)) for name in filters.get("since", [])]
-    until = [parse_until(v) for v in filters.get("until", [])]
-
-    def matches(img: Image) -> bool:
-        created = _created_epoch(img)
-        if refs and not any(_ref_matches(t, r) for t in img.repo_tags for r in refs):
-            return False
-        if not all(_label_matches(img, pattern) for pattern in labels):
-            return False
-        if any(created >= b for b in before) or any(created <= s for s in since):
-            return False
-        return not any(created >= u for u in until)
-
-    return matches
+def parse_image_filters(filters: dict[str, list[str]]) -> image_filters.ImageFilters:
+    """`filters` of the list and of prune, checked with dockerd's messages."""
+    dangling = None
+    if filters.get("dangling"):
+        wanted = set()
+        for v in filters["dangling"]:
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise InvalidParameter(f"invalid filter 'dangling={v}'")
+            wanted.add(v.lower() in ("true", "1"))
+        if len(wanted) > 1:
+            raise InvalidParameter("invalid filter 'dangling': both true and false given")
+        dangling = wanted.pop()
+    return image_filters.ImageFilters(
+        dangling=dangling, label=tuple(filters.get("label", [])), reference=tuple(filters.get("reference", [])),
+        before=tuple(filters.get("before", [])), since=tuple(filters.get("since", [])),
+        until=tuple(parse_until(v) for v in filters.get("until", [])))
 
 
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
-    store = _store(request)
-    filters = filters_param(request, {"dangling", "label", "reference", "before", "since", "until"})
-    dangling = _dangling(filters)
-    matches = image_matcher(store, filters)
-    counts = _container_counts(request)
+    filters = parse_image_filters(filters_param(request, {"dangling", "label", "reference", "before", "since",
+                                                          "until"}))
+    found = image_filters.list_images(_store(request), filters, query_bool(request, "all"))
+    counts: dict[str, int] = {}
+    for c in _containers(request).all():
+        counts[c.image_id] = counts.get(c.image_id, 0) + 1
     out = []
-    show_all = query_bool(request, "all")
-    for img in store.all():
-        intermediate = store.is_intermediate(img)
-        if intermediate and not show_all:
-            continue
-        if dangling is not None and dangling != (not img.repo_tags and not intermediate):
-            continue
-        if not matches(img):
-            continue
+    for img in found:
         summary = render_summary(img)
         summary["Containers"] = counts.get(img.id, 0)
         out.append(summary)
     return json_response(out)
 
 
-def _container_counts(request: web.Request) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in _containers(request).all():
-        counts[c.image_id] = counts.get(c.image_id, 0) + 1
-    return counts
-
-
-def _ref_matches(tag: str, pattern: str) -> bool:
-    repo = tag.rsplit(":", 1)[0]
-    return fnmatch.fnmatch(tag, pattern) or fnmatch.fnmatch(repo, pattern)
-
-
 @routes.post("/images/prune")
 async def prune(request: web.Request) -> web.Response:
     """`docker image prune`: dangling images by default, every unused one with
     dangling=false; never an image a container (running or not) stands on."""
-    store = _store(request)
-    filters = filters_param(request, {"dangling", "label", "until"})
-    dangling = _dangling(filters)
-    matches = image_matcher(store, filters)
-    candidates = [img for img in store.all() if matches(img)]
+    filters = parse_image_filters(filters_param(request, {"dangling", "label", "until"}))
     used = set(_containers(request).images_in_use())
-    deleted, reclaimed = store.prune(candidates, used, dangling_only=dangling is not False)
+    deleted, reclaimed = image_filters.prune(_store(request), filters, used)
     return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
