@@ -12,9 +12,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import json
-import logging
 import os
-import stat
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -32,6 +30,7 @@ from berth.api.server import (
     query_bool,
     query_int,
 )
+from berth.containers import archive as container_archive
 from berth.containers import listing, validate
 from berth.containers import logs as container_logs
 from berth.containers import stats as container_stats
@@ -47,16 +46,13 @@ from berth.containers.model import (
     RunConfig,
     Status,
 )
-from berth.containers.users import resolve_user
-from berth.errors import InvalidParameter, NotFound
+from berth.errors import InvalidParameter
 from berth.images.model import Healthcheck
-from berth.layers import archive
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
 from berth.runtime.cgroups import BlkioEntry, CgroupStats
 from berth.stdstream import encode_frame
 from berth.units import human_duration
 
-log = logging.getLogger(__name__)
 routes = Routes()
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -1107,11 +1103,8 @@ async def _stream_tar(request: web.Request, chunks: AsyncGenerator[bytes, None],
 
 @routes.get("/containers/{id}/export")
 async def export(request: web.Request) -> web.StreamResponse:
-    mgr = _mgr(request)
-    async with mgr.root_of(request.match_info["id"]) as (c, root):
-        response = await _stream_tar(request, archive.pack(root, "/", ""))
-    mgr.on_event("export", c, {})
-    return response
+    async with container_archive.export(_mgr(request), request.match_info["id"]) as chunks:
+        return await _stream_tar(request, chunks)
 
 
 def _path_query(request: web.Request) -> str:
@@ -1121,50 +1114,29 @@ def _path_query(request: web.Request) -> str:
     return path
 
 
-def _path_stat_header(st: archive.PathStat) -> dict[str, str]:
+def _path_stat_header(st: container_archive.PathStat) -> dict[str, str]:
     doc = {"name": st.name, "size": st.size, "mode": st.mode, "mtime": st.mtime, "linkTarget": st.link_target}
     return {"X-Docker-Container-Path-Stat": base64.b64encode(json.dumps(doc).encode()).decode()}
 
 
 @routes.head("/containers/{id}/archive")
 async def archive_stat(request: web.Request) -> web.Response:
-    ref = request.match_info["id"]
-    path = _path_query(request)
-    async with _mgr(request).root_of(ref) as (_c, root):
-        st = archive.stat_path(archive.resolve(root, path), ref)
+    st = await container_archive.stat_path(_mgr(request), request.match_info["id"], _path_query(request))
     return web.Response(status=200, headers=_path_stat_header(st))
 
 
 @routes.get("/containers/{id}/archive")
 async def archive_get(request: web.Request) -> web.StreamResponse:
-    ref = request.match_info["id"]
     path = _path_query(request)
-    async with _mgr(request).root_of(ref) as (c, root):
-        resolved = archive.resolve(root, path)
-        st = archive.stat_path(resolved, ref)
-        name = "." if resolved.path.endswith("/.") else st.name
-        _mgr(request).on_event("archive-path", c, {})
-        return await _stream_tar(request, archive.pack(root, resolved.inside, name), _path_stat_header(st))
+    async with container_archive.read_path(_mgr(request), request.match_info["id"], path) as (st, chunks):
+        return await _stream_tar(request, chunks, _path_stat_header(st))
 
 
 @routes.put("/containers/{id}/archive")
 async def archive_put(request: web.Request) -> web.Response:
-    ref = request.match_info["id"]
     path = _path_query(request)
-    async with _mgr(request).root_of(ref) as (c, root):
-        resolved = archive.resolve_dir(root, path)
-        try:
-            st = os.lstat(resolved.host)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"Could not find the file {path} in container {ref}") from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise InvalidParameter("extraction point is not a directory")
-        owner = None
-        if query_bool(request, "copyUIDGID"):
-            user = resolve_user(root, c.config.user)
-            owner = (user.uid, user.gid)
-        await archive.unpack(root, resolved.inside, request.content.iter_chunked(1 << 16),
-                             no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
-                             owner=owner)
-    _mgr(request).on_event("extract-to-dir", c, {})
+    await container_archive.extract(_mgr(request), request.match_info["id"], path,
+                                    request.content.iter_chunked(1 << 16),
+                                    copy_uid_gid=query_bool(request, "copyUIDGID"),
+                                    no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"))
     return web.Response(status=200)
