@@ -1,7 +1,10 @@
-"""`/containers/…`: Docker's container routes, translated to and from ContainerManager.
+"""`/containers/…`: Docker's container routes, translated to and from the container services.
 
 Only this module knows Docker's JSON for containers: `parse_create` reads the create
 body into typed records, `render_inspect` and `render_summary` write them back out.
+A route parses its request, calls a service (the container manager, or
+containers.listing, .logs, .top, .archive, .validate) and renders the typed result;
+what a container is, where its files are and how its log is read are theirs.
 """
 
 from __future__ import annotations
