@@ -21,6 +21,7 @@ from berth.images import filters as image_filters
 from berth.images.content import file_chunks
 from berth.images.model import Image, RunConfig
 from berth.images.store import ImageStore, apply_changes, merge_run_config
+from berth.layers.store import LayerStore
 
 routes = Routes()
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ def _store(request: web.Request) -> ImageStore:
 
 def _containers(request: web.Request) -> ContainerManager:
     return context(request).containers
+
+
+def _layers(request: web.Request) -> LayerStore:
+    return context(request).layers
 
 
 def render_summary(img: Image) -> dict[str, Any]:
@@ -49,13 +54,13 @@ def render_summary(img: Image) -> dict[str, Any]:
     }
 
 
-def graph_driver(img: Image, store: ImageStore) -> dict[str, Any]:
+def graph_driver(img: Image, layers: LayerStore) -> dict[str, Any]:
     """Where the image's layers lie, in the shape `docker image inspect` shows."""
-    graph = store.layers.describe_image(img.chain_ids)
+    graph = layers.describe_image(img.chain_ids)
     return {"Name": graph.name, "Data": graph.data}
 
 
-def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:
+def render_inspect(img: Image, layers: LayerStore) -> dict[str, Any]:
     cfg = img.config
     run = cfg.config.to_oci()
     container_config: dict[str, Any] = {
@@ -86,7 +91,7 @@ def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:
         "Architecture": cfg.architecture,
         "Os": cfg.os,
         "Size": img.size,
-        "GraphDriver": graph_driver(img, store),
+        "GraphDriver": graph_driver(img, layers),
         "RootFS": {"Type": "layers", "Layers": cfg.diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
@@ -171,7 +176,7 @@ async def commit(request: web.Request) -> web.Response:
     run_config = RunConfig.from_oci(body) if body else _image_config_of(c.config)
     run_config = merge_run_config(apply_changes(run_config, request.query.getall("changes", [])), base)
     parent = store.resolve(c.image_id)
-    with tempfile.NamedTemporaryFile(dir=os.path.join(store.layers.root, "tmp"), suffix=".tar") as out:
+    with tempfile.NamedTemporaryFile(dir=os.path.join(_layers(request).root, "tmp"), suffix=".tar") as out:
         await mgr.write_changes(c.id, out, pause=query_bool(request, "pause", True))
         out.flush()
         image_id = await store.commit(
@@ -208,7 +213,7 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
             if entry.data is not None:
                 await response.write(entry.data + archive.tar_padding(len(entry.data)))
             elif entry.blob is not None:
-                path = store.layers.content.path(entry.blob)
+                path = _layers(request).content.path(entry.blob)
                 async for chunk in file_chunks(path, 0, entry.size):
                     await response.write(chunk)
                 await response.write(archive.tar_padding(entry.size))
@@ -249,8 +254,7 @@ async def load(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/images/{name:.+}/json")
 async def inspect(request: web.Request) -> web.Response:
-    store = _store(request)
-    return json_response(render_inspect(store.resolve(request.match_info["name"]), store))
+    return json_response(render_inspect(_store(request).resolve(request.match_info["name"]), _layers(request)))
 
 
 @routes.get("/images/{name:.+}/history")
@@ -262,7 +266,7 @@ async def history(request: web.Request) -> web.Response:
     sizes: list[int] = []
     chain = iter(img.chain_ids)
     for h in img.config.history:
-        layer = None if h.empty_layer else store.layers.get(next(chain, ""))
+        layer = None if h.empty_layer else _layers(request).get(next(chain, ""))
         sizes.append(layer.size if layer is not None else 0)
     ids: dict[int, tuple[str, list[str]]] = {}
     up: Image | None = img

@@ -95,7 +95,7 @@ async def info(request: web.Request) -> web.Response:
         "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running - paused,
         "Images": len(ctx.images.all()),
-        "Driver": ctx.images.layers.driver,
+        "Driver": ctx.layers.driver,
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                     "Authorization": None, "Log": ["json-file", "none"]},
@@ -149,7 +149,7 @@ async def disk_usage(request: web.Request) -> web.Response:
         for chain_id in img.chain_ids:
             users[chain_id] = users.get(chain_id, 0) + 1
             if chain_id not in layer_sizes:
-                layer = ctx.images.layers.get(chain_id)
+                layer = ctx.layers.get(chain_id)
                 layer_sizes[chain_id] = layer.size if layer else 0
     counts: dict[str, int] = {}
     containers = ctx.containers.all()
@@ -165,7 +165,7 @@ async def disk_usage(request: web.Request) -> web.Response:
     container_docs = []
     for c in containers:
         doc = container_api.render_summary(c)
-        doc["SizeRw"] = await asyncio.to_thread(ctx.images.layers.rw_size, c.id)
+        doc["SizeRw"] = await asyncio.to_thread(ctx.layers.rw_size, c.id)
         doc["SizeRootFs"] = doc["SizeRw"] + sizes.get(c.image_id, 0)
         container_docs.append(doc)
     vols = ctx.volumes.all()
