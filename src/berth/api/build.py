@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.server import Routes, json_response, query_bool, query_int
+from berth.api.server import Routes, context, json_response, query_bool, query_int
 from berth.builder import context as ctxmod
 from berth.builder.builder import Builder, BuildOptions
 from berth.errors import BerthError, InvalidParameter
@@ -19,7 +19,7 @@ routes = Routes()
 
 
 def _builder(request: web.Request) -> Builder:
-    return request.app["ctx"].builder  # type: ignore[no-any-return]
+    return context(request).builder
 
 
 def _json_param(request: web.Request, name: str, kind: type) -> Any:

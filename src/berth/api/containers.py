@@ -1,7 +1,10 @@
-"""`/containers/…`: Docker's container routes, translated to and from ContainerManager.
+"""`/containers/…`: Docker's container routes, translated to and from the container services.
 
 Only this module knows Docker's JSON for containers: `parse_create` reads the create
 body into typed records, `render_inspect` and `render_summary` write them back out.
+A route parses its request, calls a service (the container manager, or
+containers.listing, .logs, .top, .archive, .validate) and renders the typed result;
+what a container is, where its files are and how its log is read are theirs.
 """
 
 from __future__ import annotations
@@ -12,22 +15,30 @@ import contextlib
 import dataclasses
 import ipaddress
 import json
-import logging
 import os
-import re
-import stat
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp import web
 
-from berth import clock
 from berth.api import hijack
-from berth.api.server import Routes, filters_param, json_body, json_response, query_bool, query_int
+from berth.api.server import (
+    Routes,
+    context,
+    filters_param,
+    json_body,
+    json_response,
+    parse_until,
+    query_bool,
+    query_int,
+)
+from berth.containers import archive as container_archive
+from berth.containers import listing, validate
+from berth.containers import logs as container_logs
 from berth.containers import stats as container_stats
-from berth.containers.manager import ContainerManager, apparmor_profile_of, security_options
+from berth.containers import top as container_top
+from berth.containers.manager import ContainerManager, apparmor_profile_of
 from berth.containers.model import (
     Container,
     Health,
@@ -38,25 +49,19 @@ from berth.containers.model import (
     RunConfig,
     Status,
 )
-from berth.containers.users import resolve_user
-from berth.errors import BerthError, InvalidParameter, NotFound, SystemError_
+from berth.errors import InvalidParameter
 from berth.images.model import Healthcheck
-from berth.layers import archive
-from berth.logs import drivers as log_drivers
-from berth.logs import jsonfile
-from berth.logs.reader import LogReader
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
 from berth.runtime.cgroups import BlkioEntry, CgroupStats
-from berth.stdstream import STDERR, STDOUT, encode_frame
+from berth.stdstream import encode_frame
 from berth.units import human_duration
 
-log = logging.getLogger(__name__)
 routes = Routes()
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def _mgr(request: web.Request) -> ContainerManager:
-    return request.app["ctx"].containers
+    return context(request).containers
 
 
 # -- parsing the create body -----------------------------------------------------------
@@ -173,7 +178,7 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         shm_size=_opt(hc, "ShmSize", int, 0),
         oom_score_adj=_opt(hc, "OomScoreAdj", int, 0),
     )
-    _validate_host(host)
+    validate.check_host_config(host)
     return config, host
 
 
@@ -318,49 +323,12 @@ def _device_text(d: Any) -> str:
 def _ulimit(u: Any) -> tuple[str, int, int]:
     if not isinstance(u, dict) or not isinstance(u.get("Name"), str):
         raise InvalidParameter("json: cannot unmarshal HostConfig.Ulimits: each entry needs Name")
-    from berth.runtime.rlimits import DOCKER_ULIMIT_NAMES
-
-    if u["Name"] not in DOCKER_ULIMIT_NAMES:
-        raise InvalidParameter(f"invalid ulimit type: {u['Name']}")
+    validate.check_ulimit_name(u["Name"])
     soft, hard = u.get("Soft", 0), u.get("Hard", 0)
     if not isinstance(soft, int) or not isinstance(hard, int):
         raise InvalidParameter(f"invalid ulimit {u['Name']}: Soft and Hard must be integers")
-    if soft > hard and hard != -1:
-        raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    validate.check_ulimit_range(u["Name"], soft, hard)
     return (u["Name"], soft, hard)
-
-
-MIN_MEMORY = 6 * 1024 * 1024
-
-
-def _validate_host(host: HostConfig) -> None:
-    """Refuse what Docker's daemon refuses at create, with its messages."""
-    if host.memory and host.memory < MIN_MEMORY:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
-    if host.memory_swap > 0 and host.memory and host.memory_swap < host.memory:
-        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if host.memory_swap and not host.memory:
-        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
-    if host.nano_cpus and (host.cpu_quota or host.cpu_period):
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    ncpu = os.cpu_count() or 1
-    if host.nano_cpus < 0 or host.nano_cpus > ncpu * 1_000_000_000:
-        raise InvalidParameter(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
-    if host.cpu_shares < 0:
-        raise InvalidParameter("invalid CPU shares: must be a positive number")
-    if host.blkio_weight and not 10 <= host.blkio_weight <= 1000:
-        raise InvalidParameter("Range of blkio weight is from 10 to 1000")
-    if host.oom_score_adj < -1000 or host.oom_score_adj > 1000:
-        raise InvalidParameter(f"Invalid value {host.oom_score_adj}, range for oom score adj is [-1000, 1000]")
-    if host.shm_size < 0:
-        raise InvalidParameter("SHM size can not be less than 0")
-    from berth.runtime import capabilities
-
-    capabilities.normalize_docker_caps(host.cap_add)  # InvalidParameter for an unknown name
-    capabilities.normalize_docker_caps(host.cap_drop)
-    for opt, (key, _value) in zip(host.security_opt, security_options(host.security_opt), strict=True):
-        if key not in ("seccomp", "no-new-privileges", "apparmor", "label", "systempaths", "mask", "unmask"):
-            raise InvalidParameter(f"invalid --security-opt: {opt!r}")
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -582,10 +550,7 @@ def ports_summary(c: Container) -> list[dict[str, Any]]:
 
 
 def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
-    layer_dir = f"{mgr.layers.snapshotter.root}/{c.id}"
-    graph_data = ({"MergedDir": f"{layer_dir}/merged", "UpperDir": f"{layer_dir}/upper",
-                   "WorkDir": f"{layer_dir}/work"} if mgr.layers.driver == "overlay2"
-                  else {"Dir": f"{layer_dir}/merged"})
+    graph = mgr.layers.describe(c.id)
     return {
         "Id": c.id,
         "Created": c.created,
@@ -606,17 +571,11 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "AppArmorProfile": apparmor_profile_of(c.host_config),
         "ExecIDs": mgr.execs.of_container(c.id) or None,
         "HostConfig": _host_config_doc(c),
-        "GraphDriver": {"Name": mgr.layers.driver, "Data": graph_data},
+        "GraphDriver": {"Name": graph.name, "Data": graph.data},
         "Mounts": mount_points_doc(c),
         "Config": _config_doc(c),
         "NetworkSettings": _network_settings(c, mgr),
     }
-
-
-def _epoch(stamp: str) -> float:
-    if not stamp or stamp.startswith("0001-"):
-        return 0.0
-    return clock.parse_time(stamp) / 1e9
 
 
 def status_text(c: Container) -> str:
@@ -624,19 +583,19 @@ def status_text(c: Container) -> str:
     now = time.time()
     if s.status == Status.RUNNING and c.health is not None:
         health = "health: starting" if c.health.status == "starting" else c.health.status
-        return f"Up {human_duration(now - _epoch(s.started_at))} ({health})"
+        return f"Up {human_duration(now - listing.epoch(s.started_at))} ({health})"
     if s.status == Status.RUNNING:
-        return f"Up {human_duration(now - _epoch(s.started_at))}"
+        return f"Up {human_duration(now - listing.epoch(s.started_at))}"
     if s.status == Status.PAUSED:
-        return f"Up {human_duration(now - _epoch(s.started_at))} (Paused)"
+        return f"Up {human_duration(now - listing.epoch(s.started_at))} (Paused)"
     if s.status == Status.RESTARTING:
-        return f"Restarting ({s.exit_code}) {human_duration(now - _epoch(s.finished_at))} ago"
+        return f"Restarting ({s.exit_code}) {human_duration(now - listing.epoch(s.finished_at))} ago"
     if s.status == Status.REMOVING:
         return "Removal In Progress"
     if s.status == Status.DEAD:
         return "Dead"
-    if s.status == Status.EXITED or _epoch(s.finished_at):
-        return f"Exited ({s.exit_code}) {human_duration(now - _epoch(s.finished_at))} ago"
+    if s.status == Status.EXITED or listing.epoch(s.finished_at):
+        return f"Exited ({s.exit_code}) {human_duration(now - listing.epoch(s.finished_at))} ago"
     return "Created"
 
 
@@ -649,7 +608,7 @@ def render_summary(c: Container) -> dict[str, Any]:
         "Image": c.config.image,
         "ImageID": c.image_id,
         "Command": command,
-        "Created": int(_epoch(c.created)),
+        "Created": int(listing.epoch(c.created)),
         "Ports": ports_summary(c),
         "Labels": c.config.labels,
         "State": c.state.status.value,
@@ -665,34 +624,6 @@ CONTAINER_FILTERS = {"ancestor", "before", "expose", "exited", "health", "id", "
                      "network", "publish", "since", "status", "volume"}
 _STATES = [s.value for s in Status]
 _HEALTH_STATES = ["none", "starting", "healthy", "unhealthy"]
-
-
-@dataclass
-class _ListQuery:
-    """The list's filters, checked and resolved once (dockerd's listContext)."""
-
-    filters: dict[str, list[str]]
-    exited: list[int]
-    before: str | None  # a container ID: skip every container up to and including it
-    since: str | None  # a container ID: stop there
-    ancestors: set[str] | None  # image IDs; None when not filtering on them
-    publish: set[str]  # "8080/tcp"
-    expose: set[str]
-    is_task: bool | None
-    host_networks: dict[str, str]  # "host"/"none" → network ID, for containers in those modes
-
-
-def _regex_match(values: list[str], source: str) -> bool:
-    """dockerd's Args.Match: an exact value, or a regular expression found in source."""
-    for value in values:
-        if value == source:
-            return True
-        try:
-            if re.search(value, source):
-                return True
-        except re.error:
-            continue
-    return False
 
 
 def _port_filter(key: str, value: str) -> set[str]:
@@ -721,7 +652,8 @@ def _port_filter(key: str, value: str) -> set[str]:
     return {f"{p}/{proto}" for p in range(start, end + 1)}
 
 
-def _fold_filters(mgr: ContainerManager, filters: dict[str, list[str]]) -> _ListQuery:
+def parse_container_filters(filters: dict[str, list[str]]) -> listing.ContainerFilters:
+    """The list's `filters`, checked with dockerd's messages."""
     exited = []
     for v in filters.get("exited", []):
         try:
@@ -744,119 +676,22 @@ def _fold_filters(mgr: ContainerManager, filters: dict[str, list[str]]) -> _List
         if falsy == truthy:
             raise InvalidParameter(f"invalid filter 'is-task=[{' '.join(filters['is-task'])}]'")
         is_task = truthy
-    before = since = None
-    for v in filters.get("before", []):
-        before = mgr.get(v).id
-    for v in filters.get("since", []):
-        since = mgr.get(v).id
-    ancestors = None
-    if "ancestor" in filters:
-        ancestors = set()
-        images = mgr.images.all()
-        for v in filters["ancestor"]:
-            base = mgr.images.lookup(v)
-            if base is None:
-                continue  # dockerd only warns, and the filter then matches nothing
-            ancestors.add(base.id)
-            # its descendants: images built on all of its layers, and more
-            if base.chain_ids:
-                depth = len(base.chain_ids)
-                ancestors.update(img.id for img in images
-                                 if len(img.chain_ids) > depth and img.chain_ids[:depth] == base.chain_ids)
     publish: set[str] = set()
     for v in filters.get("publish", []):
         publish |= _port_filter("publish", v)
     expose: set[str] = set()
     for v in filters.get("expose", []):
         expose |= _port_filter("expose", v)
-    host_networks = {}
-    if mgr.network is not None:
-        for mode in ("host", "none"):
-            n = mgr.network.get(mode)
-            host_networks[mode] = n.id if n else ""
-    return _ListQuery(filters, exited, before, since, ancestors, publish, expose, is_task, host_networks)
 
+    def given(key: str) -> tuple[str, ...] | None:
+        return tuple(filters[key]) if key in filters else None
 
-def health_status(c: Container) -> str:
-    """"none" without a health check, else "starting", "healthy" or "unhealthy"."""
-    health = getattr(c, "health", None)
-    status = getattr(health, "status", None)
-    return status if isinstance(status, str) and status else "none"
-
-
-def _identity_matches(c: Container, q: _ListQuery) -> bool:
-    """The filters dockerd applies before the limit: name, id, is-task, label."""
-    f = q.filters
-    if "name" in f and not (_regex_match(f["name"], "/" + c.name) or _regex_match(f["name"], c.name)):
-        return False
-    if "id" in f and not _regex_match(f["id"], c.id):
-        return False
-    if q.is_task:
-        return False  # no container here is a swarm task
-    for v in f.get("label", []):
-        k, sep, want = v.partition("=")
-        if k not in c.config.labels or (sep and c.config.labels[k] != want):
-            return False
-    return True
-
-
-def _state_matches(c: Container, q: _ListQuery) -> bool:
-    """The filters dockerd applies after the limit: exit code, state, health, volume,
-    ancestor, network and ports."""
-    f = q.filters
-    if q.exited and not (not c.state.running and c.state.exit_code in q.exited
-                         and _epoch(c.state.started_at)):
-        return False
-    if "status" in f and not _regex_match(f["status"], c.state.status.value):
-        return False
-    if "health" in f and health_status(c) not in f["health"]:
-        return False
-    if "volume" in f:
-        names = {mp.name or mp.source for mp in c.mounts}
-        destinations = {mp.destination for mp in c.mounts if mp.destination}
-        if not any(v in destinations or v in names for v in f["volume"]):
-            return False
-    if q.ancestors is not None and c.image_id not in q.ancestors:
-        return False
-    if "network" in f:
-        networks = {name: ep.network_id for name, ep in c.networks.items()}
-        mode = c.host_config.network_mode
-        if not networks and mode in q.host_networks:
-            networks[mode] = q.host_networks[mode]
-        if not any(v in networks or any(nid.startswith(v) for nid in networks.values() if nid)
-                   for v in f["network"]):
-            return False
-    if q.publish or q.expose:
-        ports = ports_summary(c)
-        if not any(f"{p.get('PublicPort', 0)}/{p['Type']}" in q.publish
-                   or f"{p['PrivatePort']}/{p['Type']}" in q.expose for p in ports):
-            return False
-    return True
-
-
-def list_matching(mgr: ContainerManager, filters: dict[str, list[str]], show_all: bool = False,
-                  limit: int = -1) -> list[Container]:
-    """dockerd's container list: newest first, `before`/`since` by position, the limit
-    counted before the state filters (as dockerd counts it)."""
-    q = _fold_filters(mgr, filters)
-    show_all = show_all or "status" in filters
-    out: list[Container] = []
-    for c in mgr.all():
-        if q.before is not None:
-            if c.id == q.before:
-                q.before = None
-            continue
-        if q.since is not None and c.id == q.since:
-            break
-        if not c.state.running and not show_all and limit <= 0:
-            continue
-        if not _identity_matches(c, q):
-            continue
-        if 0 < limit <= len(out):
-            break
-        if _state_matches(c, q):
-            out.append(c)
-    return out
+    return listing.ContainerFilters(
+        name=given("name"), id=given("id"), status=given("status"), health=given("health"),
+        volume=given("volume"), network=given("network"), ancestor=given("ancestor"),
+        label=tuple(filters.get("label", [])), exited=tuple(exited), before=tuple(filters.get("before", [])),
+        since=tuple(filters.get("since", [])), publish=frozenset(publish), expose=frozenset(expose),
+        is_task=is_task)
 
 
 # -- routes --------------------------------------------------------------------------------
@@ -872,25 +707,15 @@ async def create(request: web.Request) -> web.Response:
 @routes.get("/containers/json")
 async def list_containers(request: web.Request) -> web.Response:
     mgr = _mgr(request)
-    filters = filters_param(request, CONTAINER_FILTERS)
-    found = list_matching(mgr, filters, query_bool(request, "all"), query_int(request, "limit", -1) or -1)
+    filters = parse_container_filters(filters_param(request, CONTAINER_FILTERS))
+    found = listing.list_containers(mgr, filters, query_bool(request, "all"), query_int(request, "limit", -1) or -1)
     out = []
     for c in found:
         doc = render_summary(c)
         if query_bool(request, "size"):
-            doc["SizeRw"], doc["SizeRootFs"] = await _layer_sizes(mgr, c)
+            doc["SizeRw"], doc["SizeRootFs"] = await listing.layer_sizes(mgr, c)
         out.append(doc)
     return json_response(out)
-
-
-async def _layer_sizes(mgr: ContainerManager, c: Container) -> tuple[int, int]:
-    """SizeRw (the container's own changes) and SizeRootFs (those and its image)."""
-    try:
-        rw = await asyncio.to_thread(mgr.layers.rw_size, c.id)
-    except OSError:
-        rw = 0  # removed while we listed
-    image = mgr.images.lookup(c.image_id)
-    return rw, rw + (image.size if image else 0)
 
 
 @routes.get("/containers/{id}/json")
@@ -990,10 +815,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     reader, writer, response = await hijack.hijack(request, hijack.RAW if tty else hijack.MULTIPLEXED)
     try:
         if with_logs and c.log_path:
-            for entry, _ in jsonfile.read_entries(c.log_path):
-                kind = STDOUT if entry.stream == "stdout" else STDERR
-                if (kind == STDOUT and want_stdout) or (kind == STDERR and want_stderr):
-                    writer.write(entry.data if tty else encode_frame(kind, entry.data))
+            for kind, data in container_logs.logged_output(c, want_stdout, want_stderr):
+                writer.write(data if tty else encode_frame(kind, data))
             await writer.drain()
         if stream:
             # A client that half-closes (no stdin) is still listening: wait for the
@@ -1042,13 +865,6 @@ async def _proxy(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
 async def logs(request: web.Request) -> web.StreamResponse:
     mgr = _mgr(request)
     c = mgr.get(request.match_info["id"])
-    want_stdout = query_bool(request, "stdout")
-    want_stderr = query_bool(request, "stderr")
-    if not (want_stdout or want_stderr):
-        raise InvalidParameter("Bad parameters: you must choose at least one stream")
-    if not c.log_path:
-        raise InvalidParameter("configured logging driver does not support reading")
-    follow = query_bool(request, "follow")
     tail_text = request.query.get("tail", "all")
     tail = None
     if tail_text not in ("", "all"):
@@ -1056,48 +872,26 @@ async def logs(request: web.Request) -> web.StreamResponse:
             tail = int(tail_text)
         except ValueError:
             tail = None
-    lc = c.host_config.log_config
-    sel = jsonfile.Selection(
-        stdout=want_stdout, stderr=want_stderr, timestamps=query_bool(request, "timestamps"),
+    options = container_logs.LogOptions(
+        stdout=query_bool(request, "stdout"), stderr=query_bool(request, "stderr"),
+        follow=query_bool(request, "follow"), tail=tail,
         since=_parse_stamp(request.query.get("since")), until=_parse_stamp(request.query.get("until")),
-        details=(log_drivers.details_prefix(lc.type, lc.config, log_drivers.ContainerInfo.of(c))
-                 if query_bool(request, "details") else None))
+        timestamps=query_bool(request, "timestamps"), details=query_bool(request, "details"))
     tty = c.config.tty
-    # opened before the answer starts: see LogReader
-    source = await asyncio.to_thread(LogReader, c.log_path, None if tail is not None and tail < 0 else tail)
+    source = await container_logs.LogStream.open(mgr, c, options)  # before the answer starts
     try:
         response = web.StreamResponse(status=200, headers={
             "Content-Type": hijack.RAW if tty else hijack.MULTIPLEXED})
         await response.prepare(request)
-
-        async def send(chunk: bytes) -> None:
-            data = jsonfile.rendered(chunk, sel, framed=not tty)
-            if data:
-                await response.write(data)
-
-        while (chunk := await asyncio.to_thread(source.read)) is not None:
-            await send(chunk)
-        if follow and c.state.running:
-            await _follow_logs(mgr, c, source, send, sel.until)
+        async with contextlib.aclosing(source.batches()) as batches:
+            async for batch in batches:
+                data = batch.text() if tty else batch.frames()
+                if data:
+                    await response.write(data)
     finally:
         source.close()
     await response.write_eof()
     return response
-
-
-async def _follow_logs(mgr: ContainerManager, c: Container, source: LogReader,
-                       send: Callable[[bytes], Awaitable[None]], until: int) -> None:
-    live = mgr.live.get(c.id)
-    while True:
-        exited = live is None or live.exited.is_set() or not c.state.running
-        chunk = await asyncio.to_thread(source.follow)
-        if chunk:
-            await send(chunk)
-        if exited or (until and time.time_ns() > until):
-            return
-        with contextlib.suppress(TimeoutError):
-            assert live is not None
-            await asyncio.wait_for(live.exited.wait(), 0.1)
 
 
 def _parse_stamp(text: str | None) -> int:
@@ -1144,118 +938,15 @@ async def update(request: web.Request) -> web.Response:
     rp = _opt(body, "RestartPolicy", dict, None)
     if rp is not None and rp.get("Name"):  # the CLI sends an empty policy when not asked to change it
         changes["restart_policy"] = RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0))
-    import dataclasses
-
-    _validate_host(dataclasses.replace(c.host_config, **changes))
+    validate.check_host_config(dataclasses.replace(c.host_config, **changes))
     warnings = await mgr.update(c.id, changes)
     return json_response({"Warnings": warnings})
 
 
 @routes.get("/containers/{id}/top")
 async def top(request: web.Request) -> web.Response:
-    """dockerd's way: host `ps` with the client's arguments (-ef by default), its rows
-    kept for the container's processes."""
-    ps_args = request.query.get("ps_args") or "-ef"
-    for key, value in _PS_ASSIGNMENT.findall(ps_args):
-        if key != "pid":
-            raise InvalidParameter(f'specifying "{key}={value}" is not allowed')
-    pids = await _mgr(request).top(request.match_info["id"])
-    args = ps_args.split(" ")
-    try:
-        code, output, error = await _run_ps([*args, "-q" + ",".join(str(p) for p in pids)])
-        if code != 0:
-            # some options (f, for one) do not go with -q: list everything, filter below
-            code, output, error = await _run_ps(args)
-    except FileNotFoundError:
-        if ps_args != "-ef":
-            raise SystemError_("ps: exec: \"ps\": executable file not found in $PATH") from None
-        return json_response(process_table(pids))
-    if code != 0:
-        first = error.decode(errors="replace").split("\n", 1)[0]
-        raise SystemError_(f"ps: {first or f'exit status {code}'}")
-    return json_response(parse_ps_output(output.decode(errors="replace"), set(pids)))
-
-
-_PS_ASSIGNMENT = re.compile(r"\s+([^\s]*)=\s*(PID[^\s]*)")
-
-
-async def _run_ps(args: list[str]) -> tuple[int, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        "ps", *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        output, error = await asyncio.wait_for(proc.communicate(), 30)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    return proc.returncode or 0, output, error
-
-
-def _ascii_fields(line: str) -> list[str]:
-    """Fields split on ASCII white space only, as dockerd splits ps output."""
-    return [f for f in re.split(r"[\t\n\f\r ]+", line) if f]
-
-
-def parse_ps_output(output: str, pids: set[int]) -> dict[str, Any]:
-    """`ps` output as Docker's top body: the rows of these pids (and, after such a row,
-    the thread rows of `ps m`, whose PID is "-"); the last column takes the rest."""
-    lines = output.split("\n")
-    titles = _ascii_fields(lines[0])
-    if "PID" not in titles:
-        raise SystemError_("Couldn't find PID field in ps output")
-    pid_index = titles.index("PID")
-    rows: list[list[str]] = []
-    keep_threads = False
-    for line in lines[1:]:
-        fields = _ascii_fields(line)
-        if len(fields) <= pid_index:
-            continue
-        row = [*fields[:len(titles) - 1], " ".join(fields[len(titles) - 1:])]
-        if fields[pid_index] == "-":
-            if keep_threads:
-                rows.append(row)
-            continue
-        try:
-            pid = int(fields[pid_index])
-        except ValueError:
-            raise SystemError_(f"Unexpected pid '{fields[pid_index]}': strconv.Atoi: parsing "
-                               f"{json.dumps(fields[pid_index])}: invalid syntax") from None
-        keep_threads = pid in pids
-        if keep_threads:
-            rows.append(row)
-    return {"Titles": titles, "Processes": rows}
-
-
-def process_table(pids: list[int]) -> dict[str, Any]:
-    """`docker top`'s default columns (ps -ef) for these host pids."""
-    import pwd
-
-    ticks = os.sysconf("SC_CLK_TCK")
-    boot = time.time() - float(open("/proc/uptime").read().split()[0])
-    rows = []
-    for pid in sorted(pids):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-            uid = os.stat(f"/proc/{pid}").st_uid
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        comm = stat[stat.find(b"(") + 1:stat.rfind(b")")].decode(errors="replace")
-        ppid = int(fields[1])
-        cpu_secs = (int(fields[11]) + int(fields[12])) // ticks
-        started = boot + int(fields[19]) / ticks
-        try:
-            user = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            user = str(uid)
-        rows.append([user, str(pid), str(ppid), "0", time.strftime("%H:%M", time.localtime(started)), "?",
-                     time.strftime("%H:%M:%S", time.gmtime(cpu_secs)), cmdline or f"[{comm}]"])
-    return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
+    table = await container_top.top(_mgr(request), request.match_info["id"], request.query.get("ps_args") or "")
+    return json_response({"Titles": table.titles, "Processes": table.processes})
 
 
 # -- stats, prune ----------------------------------------------------------------------------
@@ -1372,45 +1063,14 @@ def render_stats(c: Container, sample: container_stats.Sample | None,
 async def prune(request: web.Request) -> web.Response:
     """`docker container prune`: every container that does not run, but those created
     after `until` or failing the `label`/`label!` filters."""
-    from berth.api.images import parse_until
-
-    mgr = _mgr(request)
     filters = filters_param(request, {"label", "label!", "until"})
     if len(filters.get("until", [])) > 1:
         raise InvalidParameter("more than one until filter specified")
     until = parse_until(filters["until"][0]) if filters.get("until") else None
-    deleted: list[str] = []
-    reclaimed = 0
-    for c in mgr.all():
-        if c.state.running:
-            continue
-        if until is not None and _epoch(c.created) > until:
-            continue
-        if not _prune_labels_match(filters, c.config.labels):
-            continue
-        size, _ = await _layer_sizes(mgr, c)
-        try:
-            await mgr.remove(c.id)
-        except BerthError as e:
-            log.warning("container prune: %s: %s", c.id[:12], e)
-            continue
-        deleted.append(c.id)
-        reclaimed += size
-    request.app["ctx"].events.log("container", "prune", "", {"reclaimed": str(reclaimed)})
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
-
-
-def _prune_labels_match(filters: dict[str, list[str]], labels: dict[str, str]) -> bool:
-    """dockerd's matchLabels: every `label` holds; and not every `label!` does."""
-
-    def holds(spec: str) -> bool:
-        key, eq, value = spec.partition("=")
-        return key in labels and (not eq or labels[key] == value)
-
-    if not all(holds(v) for v in filters.get("label", [])):
-        return False
-    negated = filters.get("label!", [])
-    return not (negated and all(holds(v) for v in negated))
+    result = await listing.prune(_mgr(request), listing.PruneFilters(
+        label=tuple(filters.get("label", [])), label_not=tuple(filters.get("label!", [])), until=until))
+    context(request).events.log("container", "prune", "", {"reclaimed": str(result.reclaimed)})
+    return json_response({"ContainersDeleted": result.deleted or None, "SpaceReclaimed": result.reclaimed})
 
 
 # -- filesystem: docker diff, export, cp ----------------------------------------------------
@@ -1446,11 +1106,8 @@ async def _stream_tar(request: web.Request, chunks: AsyncGenerator[bytes, None],
 
 @routes.get("/containers/{id}/export")
 async def export(request: web.Request) -> web.StreamResponse:
-    mgr = _mgr(request)
-    async with mgr.root_of(request.match_info["id"]) as (c, root):
-        response = await _stream_tar(request, archive.pack(root, "/", ""))
-    mgr.on_event("export", c, {})
-    return response
+    async with container_archive.export(_mgr(request), request.match_info["id"]) as chunks:
+        return await _stream_tar(request, chunks)
 
 
 def _path_query(request: web.Request) -> str:
@@ -1460,50 +1117,29 @@ def _path_query(request: web.Request) -> str:
     return path
 
 
-def _path_stat_header(st: archive.PathStat) -> dict[str, str]:
+def _path_stat_header(st: container_archive.PathStat) -> dict[str, str]:
     doc = {"name": st.name, "size": st.size, "mode": st.mode, "mtime": st.mtime, "linkTarget": st.link_target}
     return {"X-Docker-Container-Path-Stat": base64.b64encode(json.dumps(doc).encode()).decode()}
 
 
 @routes.head("/containers/{id}/archive")
 async def archive_stat(request: web.Request) -> web.Response:
-    ref = request.match_info["id"]
-    path = _path_query(request)
-    async with _mgr(request).root_of(ref) as (_c, root):
-        st = archive.stat_path(archive.resolve(root, path), ref)
+    st = await container_archive.stat_path(_mgr(request), request.match_info["id"], _path_query(request))
     return web.Response(status=200, headers=_path_stat_header(st))
 
 
 @routes.get("/containers/{id}/archive")
 async def archive_get(request: web.Request) -> web.StreamResponse:
-    ref = request.match_info["id"]
     path = _path_query(request)
-    async with _mgr(request).root_of(ref) as (c, root):
-        resolved = archive.resolve(root, path)
-        st = archive.stat_path(resolved, ref)
-        name = "." if resolved.path.endswith("/.") else st.name
-        _mgr(request).on_event("archive-path", c, {})
-        return await _stream_tar(request, archive.pack(root, resolved.inside, name), _path_stat_header(st))
+    async with container_archive.read_path(_mgr(request), request.match_info["id"], path) as (st, chunks):
+        return await _stream_tar(request, chunks, _path_stat_header(st))
 
 
 @routes.put("/containers/{id}/archive")
 async def archive_put(request: web.Request) -> web.Response:
-    ref = request.match_info["id"]
     path = _path_query(request)
-    async with _mgr(request).root_of(ref) as (c, root):
-        resolved = archive.resolve_dir(root, path)
-        try:
-            st = os.lstat(resolved.host)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"Could not find the file {path} in container {ref}") from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise InvalidParameter("extraction point is not a directory")
-        owner = None
-        if query_bool(request, "copyUIDGID"):
-            user = resolve_user(root, c.config.user)
-            owner = (user.uid, user.gid)
-        await archive.unpack(root, resolved.inside, request.content.iter_chunked(1 << 16),
-                             no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
-                             owner=owner)
-    _mgr(request).on_event("extract-to-dir", c, {})
+    await container_archive.extract(_mgr(request), request.match_info["id"], path,
+                                    request.content.iter_chunked(1 << 16),
+                                    copy_uid_gid=query_bool(request, "copyUIDGID"),
+                                    no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"))
     return web.Response(status=200)

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.server import Routes
+from berth.api.server import Routes, context
 from berth.errors import InvalidParameter
 from berth.events import Event, EventFilter, EventLog, parse_timestamp
 
@@ -25,7 +25,7 @@ _LIVENESS_INTERVAL = 1.0
 
 
 def _log(request: web.Request) -> EventLog:
-    return request.app["ctx"].events
+    return context(request).events
 
 
 def render(ev: Event) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from berth.api import hijack
 from berth.api.containers import _proxy
-from berth.api.server import Routes, json_body, json_response, query_int
+from berth.api.server import Routes, context, json_body, json_response, query_int
 from berth.containers.execs import Exec, ExecService
 from berth.errors import BerthError, InvalidParameter
 from berth.stdstream import STDOUT, encode_frame
@@ -19,7 +19,7 @@ routes = Routes()
 
 
 def _execs(request: web.Request) -> ExecService:
-    return request.app["ctx"].containers.execs  # type: ignore[no-any-return]
+    return context(request).execs
 
 
 def _strings(doc: dict[str, Any], key: str) -> list[str]:

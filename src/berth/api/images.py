@@ -2,45 +2,41 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
-import re
 import tempfile
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from berth import clock
-from berth.api.server import Routes, filters_param, json_response, query_bool
+from berth.api.server import Routes, context, filters_param, json_response, parse_until, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.images import archive, reference
+from berth.images import filters as image_filters
 from berth.images.content import file_chunks
 from berth.images.model import Image, RunConfig
 from berth.images.store import ImageStore, apply_changes, merge_run_config
+from berth.layers.store import LayerStore
 
 routes = Routes()
 log = logging.getLogger(__name__)
 
 
 def _store(request: web.Request) -> ImageStore:
-    return request.app["ctx"].images
+    return context(request).images
 
 
 def _containers(request: web.Request) -> ContainerManager:
-    return request.app["ctx"].containers
+    return context(request).containers
 
 
-def _created_epoch(img: Image) -> int:
-    try:
-        return clock.parse_time(img.config.created) // 1_000_000_000
-    except ValueError:
-        return 0
+def _layers(request: web.Request) -> LayerStore:
+    return context(request).layers
 
 
 def render_summary(img: Image) -> dict[str, Any]:
@@ -49,7 +45,7 @@ def render_summary(img: Image) -> dict[str, Any]:
         "ParentId": img.parent,
         "RepoTags": img.repo_tags,
         "RepoDigests": [],
-        "Created": _created_epoch(img),
+        "Created": image_filters.created_epoch(img),
         "Size": img.size,
         "SharedSize": -1,
         "VirtualSize": img.size,
@@ -58,19 +54,13 @@ def render_summary(img: Image) -> dict[str, Any]:
     }
 
 
-def graph_driver(img: Image, store: ImageStore) -> dict[str, Any]:
+def graph_driver(img: Image, layers: LayerStore) -> dict[str, Any]:
     """Where the image's layers lie, in the shape `docker image inspect` shows."""
-    layers = store.layers
-    dirs = [layers.diff_dir(c) for c in reversed(img.chain_ids)]
-    data: dict[str, str] | None = None
-    if layers.driver == "overlay2" and dirs:
-        data = {"UpperDir": dirs[0]}
-        if len(dirs) > 1:
-            data["LowerDir"] = ":".join(dirs[1:])
-    return {"Name": layers.driver, "Data": data}
+    graph = layers.describe_image(img.chain_ids)
+    return {"Name": graph.name, "Data": graph.data}
 
 
-def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:
+def render_inspect(img: Image, layers: LayerStore) -> dict[str, Any]:
     cfg = img.config
     run = cfg.config.to_oci()
     container_config: dict[str, Any] = {
@@ -101,121 +91,53 @@ def render_inspect(img: Image, store: ImageStore) -> dict[str, Any]:
         "Architecture": cfg.architecture,
         "Os": cfg.os,
         "Size": img.size,
-        "GraphDriver": graph_driver(img, store),
+        "GraphDriver": graph_driver(img, layers),
         "RootFS": {"Type": "layers", "Layers": cfg.diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
 
 
-def _dangling(filters: dict[str, list[str]]) -> bool | None:
-    values = filters.get("dangling")
-    if not values:
-        return None
-    wanted = set()
-    for v in values:
-        if v.lower() not in ("true", "false", "1", "0"):
-            raise InvalidParameter(f"invalid filter 'dangling={v}'")
-        wanted.add(v.lower() in ("true", "1"))
-    if len(wanted) > 1:
-        raise InvalidParameter("invalid filter 'dangling': both true and false given")
-    return wanted.pop()
-
-
-def _label_matches(img: Image, pattern: str) -> bool:
-    labels = img.config.config.labels
-    key, eq, value = pattern.partition("=")
-    if key.endswith("!"):
-        return not (key[:-1] in labels and labels[key[:-1]] == value)
-    return key in labels and (not eq or labels[key] == value)
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_until(text: str) -> float:
-    """An `until` filter value as unix seconds: a Go duration before now ("24h", "1h30m"),
-    unix seconds, or an RFC 3339 time, as dockerd accepts."""
-    parts = _DURATION.findall(text)
-    if parts and "".join(n + u for n, u in parts) == text:
-        return time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return clock.parse_time(text) / 1e9
-    except ValueError:
-        raise InvalidParameter(f"invalid filter 'until={text}'") from None
-
-
-def image_matcher(store: ImageStore, filters: dict[str, list[str]]) -> Callable[[Image], bool]:
-    """A test for the `label`, `reference`, `before`, `since` and `until` filters."""
-    refs = filters.get("reference", [])
-    labels = filters.get("label", [])
-    before = [_created_epoch(store.resolve(name)) for name in filters.get("before", [])]
-    since = [_created_epoch(store.resolve(name)) for name in filters.get("since", [])]
-    until = [parse_until(v) for v in filters.get("until", [])]
-
-    def matches(img: Image) -> bool:
-        created = _created_epoch(img)
-        if refs and not any(_ref_matches(t, r) for t in img.repo_tags for r in refs):
-            return False
-        if not all(_label_matches(img, pattern) for pattern in labels):
-            return False
-        if any(created >= b for b in before) or any(created <= s for s in since):
-            return False
-        return not any(created >= u for u in until)
-
-    return matches
+def parse_image_filters(filters: dict[str, list[str]]) -> image_filters.ImageFilters:
+    """`filters` of the list and of prune, checked with dockerd's messages."""
+    dangling = None
+    if filters.get("dangling"):
+        wanted = set()
+        for v in filters["dangling"]:
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise InvalidParameter(f"invalid filter 'dangling={v}'")
+            wanted.add(v.lower() in ("true", "1"))
+        if len(wanted) > 1:
+            raise InvalidParameter("invalid filter 'dangling': both true and false given")
+        dangling = wanted.pop()
+    return image_filters.ImageFilters(
+        dangling=dangling, label=tuple(filters.get("label", [])), reference=tuple(filters.get("reference", [])),
+        before=tuple(filters.get("before", [])), since=tuple(filters.get("since", [])),
+        until=tuple(parse_until(v) for v in filters.get("until", [])))
 
 
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
-    store = _store(request)
-    filters = filters_param(request, {"dangling", "label", "reference", "before", "since", "until"})
-    dangling = _dangling(filters)
-    matches = image_matcher(store, filters)
-    counts = _container_counts(request)
+    filters = parse_image_filters(filters_param(request, {"dangling", "label", "reference", "before", "since",
+                                                          "until"}))
+    found = image_filters.list_images(_store(request), filters, query_bool(request, "all"))
+    counts: dict[str, int] = {}
+    for c in _containers(request).all():
+        counts[c.image_id] = counts.get(c.image_id, 0) + 1
     out = []
-    show_all = query_bool(request, "all")
-    for img in store.all():
-        intermediate = store.is_intermediate(img)
-        if intermediate and not show_all:
-            continue
-        if dangling is not None and dangling != (not img.repo_tags and not intermediate):
-            continue
-        if not matches(img):
-            continue
+    for img in found:
         summary = render_summary(img)
         summary["Containers"] = counts.get(img.id, 0)
         out.append(summary)
     return json_response(out)
 
 
-def _container_counts(request: web.Request) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in _containers(request).all():
-        counts[c.image_id] = counts.get(c.image_id, 0) + 1
-    return counts
-
-
-def _ref_matches(tag: str, pattern: str) -> bool:
-    repo = tag.rsplit(":", 1)[0]
-    return fnmatch.fnmatch(tag, pattern) or fnmatch.fnmatch(repo, pattern)
-
-
 @routes.post("/images/prune")
 async def prune(request: web.Request) -> web.Response:
     """`docker image prune`: dangling images by default, every unused one with
     dangling=false; never an image a container (running or not) stands on."""
-    store = _store(request)
-    filters = filters_param(request, {"dangling", "label", "until"})
-    dangling = _dangling(filters)
-    matches = image_matcher(store, filters)
-    candidates = [img for img in store.all() if matches(img)]
+    filters = parse_image_filters(filters_param(request, {"dangling", "label", "until"}))
     used = set(_containers(request).images_in_use())
-    deleted, reclaimed = store.prune(candidates, used, dangling_only=dangling is not False)
+    deleted, reclaimed = image_filters.prune(_store(request), filters, used)
     return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
@@ -254,7 +176,7 @@ async def commit(request: web.Request) -> web.Response:
     run_config = RunConfig.from_oci(body) if body else _image_config_of(c.config)
     run_config = merge_run_config(apply_changes(run_config, request.query.getall("changes", [])), base)
     parent = store.resolve(c.image_id)
-    with tempfile.NamedTemporaryFile(dir=os.path.join(store.layers.root, "tmp"), suffix=".tar") as out:
+    with tempfile.NamedTemporaryFile(dir=os.path.join(_layers(request).root, "tmp"), suffix=".tar") as out:
         await mgr.write_changes(c.id, out, pause=query_bool(request, "pause", True))
         out.flush()
         image_id = await store.commit(
@@ -291,7 +213,7 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
             if entry.data is not None:
                 await response.write(entry.data + archive.tar_padding(len(entry.data)))
             elif entry.blob is not None:
-                path = store.layers.content.path(entry.blob)
+                path = _layers(request).content.path(entry.blob)
                 async for chunk in file_chunks(path, 0, entry.size):
                     await response.write(chunk)
                 await response.write(archive.tar_padding(entry.size))
@@ -332,8 +254,7 @@ async def load(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/images/{name:.+}/json")
 async def inspect(request: web.Request) -> web.Response:
-    store = _store(request)
-    return json_response(render_inspect(store.resolve(request.match_info["name"]), store))
+    return json_response(render_inspect(_store(request).resolve(request.match_info["name"]), _layers(request)))
 
 
 @routes.get("/images/{name:.+}/history")
@@ -345,7 +266,7 @@ async def history(request: web.Request) -> web.Response:
     sizes: list[int] = []
     chain = iter(img.chain_ids)
     for h in img.config.history:
-        layer = None if h.empty_layer else store.layers.get(next(chain, ""))
+        layer = None if h.empty_layer else _layers(request).get(next(chain, ""))
         sizes.append(layer.size if layer is not None else 0)
     ids: dict[int, tuple[str, list[str]]] = {}
     up: Image | None = img

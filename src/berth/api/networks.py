@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from berth.api.containers import parse_endpoint_request
-from berth.api.server import Routes, filters_param, json_body, json_response
+from berth.api.server import Routes, context, filters_param, json_body, json_response
 from berth.containers.manager import ContainerManager
-from berth.errors import InvalidParameter, Unavailable
+from berth.errors import InvalidParameter
 from berth.network.controller import NETWORK_FILTERS, NetworkController
 from berth.network.model import Network, SubnetConfig
 
@@ -17,14 +17,11 @@ routes = Routes()
 
 
 def _ctl(request: web.Request) -> NetworkController:
-    ctl = request.app["ctx"].containers.network
-    if ctl is None:
-        raise Unavailable("networking is not available on this daemon")
-    return ctl  # type: ignore[no-any-return]
+    return context(request).network
 
 
 def _containers(request: web.Request) -> ContainerManager:
-    return request.app["ctx"].containers
+    return context(request).containers
 
 
 def render(n: Network, ctl: NetworkController, with_containers: bool = True) -> dict[str, Any]:
@@ -127,7 +124,7 @@ async def remove_network(request: web.Request) -> web.Response:
 async def prune_networks(request: web.Request) -> web.Response:
     filters = filters_param(request, {"label", "label!", "until"})
     gone = await _ctl(request).prune(filters)
-    request.app["ctx"].events.log("network", "prune", "", {"reclaimed": "0"})
+    context(request).events.log("network", "prune", "", {"reclaimed": "0"})
     return json_response({"NetworksDeleted": gone or None})
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from berth import API_VERSION, MIN_API_VERSION
+from berth import API_VERSION, MIN_API_VERSION, clock
+from berth.daemon.context import DaemonContext
 from berth.errors import BerthError, InvalidParameter
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _VERSION_RE = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+CONTEXT = web.AppKey("context", DaemonContext)
 
 
 def _vtuple(v: str) -> tuple[int, int]:
@@ -113,10 +116,10 @@ class Routes:
     put = lambda self, path: self.add("PUT", path)  # noqa: E731
 
 
-def make_app(routes: list[Routes], context: Any) -> web.Application:
+def make_app(routes: list[Routes], context: DaemonContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, _version_middleware()],
                           client_max_size=0, handler_args={"max_field_size": 65536})
-    app["ctx"] = context
+    app[CONTEXT] = context
     for group in routes:
         for method, path, handler in group.table:
             app.router.add_route(method, path, handler)
@@ -125,6 +128,11 @@ def make_app(routes: list[Routes], context: Any) -> web.Application:
 
 
 # -- request helpers ----------------------------------------------------------------------
+
+def context(request: web.Request) -> DaemonContext:
+    """The services this request's handler works with."""
+    return request.app[CONTEXT]
+
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
     value = request.query.get(name)
@@ -180,3 +188,23 @@ def filters_param(request: web.Request, allowed: set[str]) -> dict[str, list[str
         else:
             out[key] = [str(value)]
     return out
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_until(text: str) -> float:
+    """An `until` filter value as unix seconds: a Go duration before now ("24h", "1h30m"),
+    unix seconds, or an RFC 3339 time, as dockerd accepts."""
+    parts = _DURATION.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return clock.parse_time(text) / 1e9
+    except ValueError:
+        raise InvalidParameter(f"invalid filter 'until={text}'") from None

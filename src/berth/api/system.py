@@ -13,7 +13,7 @@ from berth import API_VERSION, MIN_API_VERSION, __version__
 from berth.api import containers as container_api
 from berth.api import images as image_api
 from berth.api import volumes as volume_api
-from berth.api.server import Routes, json_response, server_header
+from berth.api.server import Routes, context, json_response, server_header
 from berth.clock import now_rfc3339
 from berth.containers.model import Status
 from berth.images.store import ARCH
@@ -79,7 +79,7 @@ def _cgroup_version() -> str:
 
 @routes.get("/info")
 async def info(request: web.Request) -> web.Response:
-    ctx = request.app["ctx"]
+    ctx = context(request)
     containers = list(ctx.containers.containers.values())
     running = sum(1 for c in containers if c.state.status == Status.RUNNING)
     paused = sum(1 for c in containers if c.state.status == Status.PAUSED)
@@ -95,7 +95,7 @@ async def info(request: web.Request) -> web.Response:
         "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running - paused,
         "Images": len(ctx.images.all()),
-        "Driver": ctx.images.layers.driver,
+        "Driver": ctx.layers.driver,
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                     "Authorization": None, "Log": ["json-file", "none"]},
@@ -141,7 +141,7 @@ async def info(request: web.Request) -> web.Response:
 async def disk_usage(request: web.Request) -> web.Response:
     """`docker system df`: layers counted once; an image's SharedSize is what its layers
     share with other images."""
-    ctx = request.app["ctx"]
+    ctx = context(request)
     images = ctx.images.all()
     layer_sizes: dict[str, int] = {}
     users: dict[str, int] = {}
@@ -149,7 +149,7 @@ async def disk_usage(request: web.Request) -> web.Response:
         for chain_id in img.chain_ids:
             users[chain_id] = users.get(chain_id, 0) + 1
             if chain_id not in layer_sizes:
-                layer = ctx.images.layers.get(chain_id)
+                layer = ctx.layers.get(chain_id)
                 layer_sizes[chain_id] = layer.size if layer else 0
     counts: dict[str, int] = {}
     containers = ctx.containers.all()
@@ -165,7 +165,7 @@ async def disk_usage(request: web.Request) -> web.Response:
     container_docs = []
     for c in containers:
         doc = container_api.render_summary(c)
-        doc["SizeRw"] = await asyncio.to_thread(ctx.images.layers.rw_size, c.id)
+        doc["SizeRw"] = await asyncio.to_thread(ctx.layers.rw_size, c.id)
         doc["SizeRootFs"] = doc["SizeRw"] + sizes.get(c.image_id, 0)
         container_docs.append(doc)
     vols = ctx.volumes.all()

@@ -9,6 +9,7 @@ from aiohttp import web
 from berth.api.server import (
     Routes,
     api_version,
+    context,
     filters_param,
     json_body,
     json_response,
@@ -16,17 +17,24 @@ from berth.api.server import (
 )
 from berth.containers.manager import ContainerManager
 from berth.errors import InvalidParameter
-from berth.volumes.store import LIST_FILTERS, PRUNE_FILTERS, Volume, VolumeStore
+from berth.volumes.store import (
+    LIST_FILTERS,
+    PRUNE_FILTERS,
+    Volume,
+    VolumeFilters,
+    VolumePruneFilters,
+    VolumeStore,
+)
 
 routes = Routes()
 
 
 def _store(request: web.Request) -> VolumeStore:
-    return request.app["ctx"].volumes
+    return context(request).volumes
 
 
 def _containers(request: web.Request) -> ContainerManager:
-    return request.app["ctx"].containers
+    return context(request).containers
 
 
 def render(v: Volume, store: VolumeStore) -> dict[str, Any]:
@@ -53,10 +61,24 @@ def _str_dict(doc: dict[str, Any], key: str) -> dict[str, str]:
     return dict(value)
 
 
+def _bool_filter(name: str, value: str) -> bool:
+    v = value.lower()
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise InvalidParameter(f"invalid filter '{name}={value}'")
+
+
 @routes.get("/volumes")
 async def list_volumes(request: web.Request) -> web.Response:
     store, mgr = _store(request), _containers(request)
-    filters = filters_param(request, LIST_FILTERS)
+    raw = filters_param(request, LIST_FILTERS)
+    filters = VolumeFilters(
+        dangling=frozenset(_bool_filter("dangling", x) for x in raw["dangling"]) if "dangling" in raw else None,
+        driver=tuple(raw["driver"]) if "driver" in raw else None,
+        name=tuple(raw["name"]) if "name" in raw else None,
+        label=tuple(raw.get("label", [])))
     vols = store.find(filters, lambda name: bool(mgr.volume_users(name)))
     return json_response({"Volumes": [render(v, store) for v in vols], "Warnings": None})
 
@@ -92,7 +114,10 @@ async def remove_volume(request: web.Request) -> web.Response:
 @routes.post("/volumes/prune")
 async def prune_volumes(request: web.Request) -> web.Response:
     store, mgr = _store(request), _containers(request)
-    filters = filters_param(request, PRUNE_FILTERS)
+    raw = filters_param(request, PRUNE_FILTERS)
+    filters = VolumePruneFilters(
+        label=tuple(raw.get("label", [])), label_not=tuple(raw.get("label!", [])),
+        all=any(_bool_filter("all", x) for x in raw["all"]) if "all" in raw else None)
     # API 1.42 made prune keep named volumes unless asked (filter all=true)
     all_volumes = api_version(request) < (1, 42)
     deleted, reclaimed = await store.prune(filters, lambda name: bool(mgr.volume_users(name)), all_volumes)

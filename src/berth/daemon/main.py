@@ -15,26 +15,12 @@ import secrets
 import shutil
 import signal
 import sys
-from dataclasses import dataclass
 
 from aiohttp import web
 
 from berth.daemon.config import ConfigError, DaemonConfig, parse_args
 
 log = logging.getLogger("berthd")
-
-
-@dataclass
-class Context:
-    """What the API handlers reach: the stores and the configuration."""
-
-    config: DaemonConfig
-    images: object
-    containers: object
-    volumes: object
-    daemon_id: str
-    events: object
-    builder: object = None
 
 
 def _lock_data_root(config: DaemonConfig) -> int:
@@ -103,6 +89,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.api.server import make_app
     from berth.containers.manager import ContainerManager
     from berth.containers.model import LogConfig
+    from berth.daemon.context import DaemonContext
     from berth.events import EventLog
     from berth.images.store import ImageStore
     from berth.layers.store import LayerStore
@@ -138,7 +125,9 @@ async def run(config: DaemonConfig) -> None:
     builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"))
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
     os.makedirs(builder.tmp_root, mode=0o700, exist_ok=True)
-    ctx = Context(config, images, containers, volumes, _daemon_id(config.data_root), events, builder)
+    ctx = DaemonContext(config=config, daemon_id=_daemon_id(config.data_root), events=events, layers=layers,
+                        images=images, volumes=volumes, network=network, containers=containers,
+                        execs=containers.execs, builder=builder)
     app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,
                     networks_api.routes, execs_api.routes, events_api.routes, build_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)

@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass
 from typing import Protocol
 
 from berth.errors import InvalidParameter, SystemError_
@@ -29,6 +30,15 @@ from berth.runtime import linux
 log = logging.getLogger(__name__)
 
 DRIVERS = ("overlay2", "vfs")
+
+
+@dataclass(frozen=True)
+class GraphDriver:
+    """Where a container's or an image's files lie, as `docker inspect` shows them:
+    the driver's name and its own description (None: it has nothing to say)."""
+
+    name: str
+    data: dict[str, str] | None
 
 
 class Snapshotter(Protocol):
@@ -49,6 +59,13 @@ class Snapshotter(Protocol):
         """The directory holding only the container's own changes (for diff and commit)."""
 
     def rw_size(self, container_id: str) -> int: ...
+
+    def describe(self, container_id: str) -> GraphDriver:
+        """Where the container's layer and root lie."""
+
+    def describe_layers(self, layers: list[str]) -> GraphDriver:
+        """Where an image's layer directories (`layers`, top first) lie, as this driver
+        would stack them."""
 
 
 def pick(requested: str, root: str, tmp: str) -> Snapshotter:
@@ -149,6 +166,18 @@ class Overlay:
     def rw_size(self, container_id: str) -> int:
         return _tree_size(self.upper(container_id))
 
+    def describe(self, container_id: str) -> GraphDriver:
+        d = self._dir(container_id)
+        return GraphDriver(self.name, {"MergedDir": f"{d}/merged", "UpperDir": f"{d}/upper", "WorkDir": f"{d}/work"})
+
+    def describe_layers(self, layers: list[str]) -> GraphDriver:
+        if not layers:
+            return GraphDriver(self.name, None)
+        data = {"UpperDir": layers[0]}
+        if len(layers) > 1:
+            data["LowerDir"] = ":".join(layers[1:])
+        return GraphDriver(self.name, data)
+
 
 class Vfs:
     name = "vfs"
@@ -192,6 +221,12 @@ class Vfs:
 
     def rw_size(self, container_id: str) -> int:
         return _tree_size(os.path.join(self._dir(container_id), "merged"))
+
+    def describe(self, container_id: str) -> GraphDriver:
+        return GraphDriver(self.name, {"Dir": f"{self._dir(container_id)}/merged"})
+
+    def describe_layers(self, layers: list[str]) -> GraphDriver:
+        return GraphDriver(self.name, None)  # vfs copies layers into each container: nothing to show
 
 
 # -- vfs: copying layers ----------------------------------------------------------------------

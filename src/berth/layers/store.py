@@ -193,6 +193,14 @@ class LayerStore:
     def rw_size(self, container_id: str) -> int:
         return self.snapshotter.rw_size(container_id)
 
+    def describe(self, container_id: str) -> snapshotters.GraphDriver:
+        """Where the container's layer lies (inspect's GraphDriver)."""
+        return self.snapshotter.describe(container_id)
+
+    def describe_image(self, chain_ids: list[str]) -> snapshotters.GraphDriver:
+        """Where an image's layers (`chain_ids`, bottom first) lie (inspect's GraphDriver)."""
+        return self.snapshotter.describe_layers(self._lowers(chain_ids))
+
     def _lowers(self, chain_ids: list[str]) -> list[str]:
         return [self.diff_dir(c) for c in reversed(chain_ids)]
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from berth.errors import BerthError, Conflict, InvalidParameter, NotFound
+from berth.errors import BerthError, Conflict, NotFound
 from berth.volumes.drivers import LocalDriver, VolumeDriver, check_name
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,25 @@ log = logging.getLogger(__name__)
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 LIST_FILTERS = {"dangling", "driver", "label", "name"}
 PRUNE_FILTERS = {"label", "label!", "all"}
+
+
+@dataclass(frozen=True)
+class VolumeFilters:
+    """`docker volume ls --filter …`, checked. A field that is None does not filter."""
+
+    dangling: frozenset[bool] | None = None  # True: unused volumes; False: used ones
+    driver: tuple[str, ...] | None = None
+    name: tuple[str, ...] | None = None  # regular expressions found in the name
+    label: tuple[str, ...] = ()  # every one must hold: "key" or "key=value"
+
+
+@dataclass(frozen=True)
+class VolumePruneFilters:
+    """`docker volume prune --filter …`, checked."""
+
+    label: tuple[str, ...] = ()  # every one must hold
+    label_not: tuple[str, ...] = ()  # `label!`: none may hold
+    all: bool | None = None  # named volumes too (None: the API version's default)
 
 
 @dataclass
@@ -194,33 +213,26 @@ class VolumeStore:
                 total += st.st_size
         return total
 
-    def find(self, filters: dict[str, list[str]], in_use: Callable[[str], bool]) -> list[Volume]:
-        for key in filters:
-            if key not in LIST_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+    def find(self, filters: VolumeFilters, in_use: Callable[[str], bool]) -> list[Volume]:
         out = []
         for v in self.all():
-            if "dangling" in filters:
-                wanted = {_bool_filter("dangling", x) for x in filters["dangling"]}
-                if (not in_use(v.name)) not in wanted:
-                    continue
-            if "driver" in filters and v.driver not in filters["driver"]:
+            if filters.dangling is not None and (not in_use(v.name)) not in filters.dangling:
                 continue
-            if "name" in filters and not any(_matches(p, v.name) for p in filters["name"]):
+            if filters.driver is not None and v.driver not in filters.driver:
                 continue
-            if "label" in filters and not all(label_matches(v.labels, x) for x in filters["label"]):
+            if filters.name is not None and not any(_matches(p, v.name) for p in filters.name):
+                continue
+            if not all(label_matches(v.labels, x) for x in filters.label):
                 continue
             out.append(v)
         return out
 
-    async def prune(self, filters: dict[str, list[str]], in_use: Callable[[str], bool],
+    async def prune(self, filters: VolumePruneFilters, in_use: Callable[[str], bool],
                     all_volumes: bool) -> tuple[list[str], int]:
-        """Remove unused local volumes (only anonymous ones unless `all_volumes`)."""
-        for key in filters:
-            if key not in PRUNE_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
-        if "all" in filters:
-            all_volumes = any(_bool_filter("all", x) for x in filters["all"])
+        """Remove unused local volumes (only anonymous ones unless `all_volumes`, which
+        the filters' `all` overrides)."""
+        if filters.all is not None:
+            all_volumes = filters.all
         deleted: list[str] = []
         reclaimed = 0
         for v in self.all():
@@ -228,9 +240,9 @@ class VolumeStore:
                 continue
             if not all_volumes and not v.anonymous:
                 continue
-            if not all(label_matches(v.labels, x) for x in filters.get("label", [])):
+            if not all(label_matches(v.labels, x) for x in filters.label):
                 continue
-            if any(label_matches(v.labels, x) for x in filters.get("label!", [])):
+            if any(label_matches(v.labels, x) for x in filters.label_not):
                 continue
             size = await asyncio.to_thread(self.size, v)
             try:
@@ -249,15 +261,6 @@ def label_matches(labels: dict[str, str], spec: str) -> bool:
     if key not in labels:
         return False
     return not eq or labels[key] == value
-
-
-def _bool_filter(name: str, value: str) -> bool:
-    v = value.lower()
-    if v in ("true", "1"):
-        return True
-    if v in ("false", "0"):
-        return False
-    raise InvalidParameter(f"invalid filter '{name}={value}'")
 
 
 def _matches(pattern: str, name: str) -> bool:

@@ -1,0 +1,74 @@
+"""Files in and out of a container's root: `docker cp` (stat, read, extract) and
+`docker export`.
+
+Each operation works on the container's merged root for its duration (the container
+manager mounts a stopped container's root and holds its lock meanwhile), resolves the
+path inside it as Docker does (berth.layers.archive: no symlink leads out of the
+root), and emits the container event Docker emits. The tar streams are made and taken
+by a child process (berth.layers.archive); this module opens no socket and knows no
+HTTP or JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from berth.containers.manager import ContainerManager
+from berth.containers.users import resolve_user
+from berth.errors import InvalidParameter, NotFound
+from berth.layers import archive
+from berth.layers.archive import PathStat
+
+__all__ = ["PathStat", "export", "extract", "read_path", "stat_path"]
+
+
+async def stat_path(containers: ContainerManager, ref: str, path: str) -> PathStat:
+    """What `path` in the container is (`docker cp`'s HEAD)."""
+    async with containers.root_of(ref) as (_c, root):
+        return archive.stat_path(archive.resolve(root, path), ref)
+
+
+@contextlib.asynccontextmanager
+async def read_path(containers: ContainerManager, ref: str,
+                    path: str) -> AsyncIterator[tuple[PathStat, AsyncGenerator[bytes, None]]]:
+    """`path` in the container: what it is, and a tar of it (named as `docker cp` names
+    it: "." for a path ending in "/."). The root stays mounted until the block ends."""
+    async with containers.root_of(ref) as (c, root):
+        resolved = archive.resolve(root, path)
+        st = archive.stat_path(resolved, ref)
+        name = "." if resolved.path.endswith("/.") else st.name
+        containers.on_event("archive-path", c, {})
+        yield st, archive.pack(root, resolved.inside, name)
+
+
+async def extract(containers: ContainerManager, ref: str, path: str, chunks: AsyncIterator[bytes], *,
+                  copy_uid_gid: bool = False, no_overwrite_dir_non_dir: bool = False) -> None:
+    """Extract a tar into the directory `path` of the container; with `copy_uid_gid`
+    its files belong to the container's user, as `docker cp -a` asks."""
+    async with containers.root_of(ref) as (c, root):
+        resolved = archive.resolve_dir(root, path)
+        try:
+            st = os.lstat(resolved.host)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"Could not find the file {path} in container {ref}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidParameter("extraction point is not a directory")
+        owner = None
+        if copy_uid_gid:
+            user = resolve_user(root, c.config.user)
+            owner = (user.uid, user.gid)
+        await archive.unpack(root, resolved.inside, chunks, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                             owner=owner)
+    containers.on_event("extract-to-dir", c, {})
+
+
+@contextlib.asynccontextmanager
+async def export(containers: ContainerManager, ref: str) -> AsyncIterator[AsyncGenerator[bytes, None]]:
+    """A tar of the container's whole root (`docker export`); the event goes out once
+    the block ends without an error."""
+    async with containers.root_of(ref) as (c, root):
+        yield archive.pack(root, "/", "")
+    containers.on_event("export", c, {})
