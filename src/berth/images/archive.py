@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, cast
 
+from berth.content.store import Decompressor
 from berth.errors import InvalidParameter
 from berth.images import reference
-from berth.images.content import Decompressor
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
