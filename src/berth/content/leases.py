@@ -122,17 +122,21 @@ class LeaseStore:
         return self._drop("expires IS NULL OR expires <= ?", (self._now(),))
 
     def _drop(self, where: str, args: tuple[str, ...]) -> list[tuple[str, str]]:
-        self.db.execute("BEGIN IMMEDIATE")
+        ids = [i for (i,) in self.db.execute(f"SELECT id FROM leases WHERE {where}", args)]
+        if not ids:
+            return []  # the common case of a collection: no write at all
+        held: list[tuple[str, str]] = []
+        # a savepoint, not BEGIN: it nests in a caller's transaction, if there is one
+        self.db.execute("SAVEPOINT drop_leases")
         try:
-            ids = [i for (i,) in self.db.execute(f"SELECT id FROM leases WHERE {where}", args)]
-            held: list[tuple[str, str]] = []
             for lease_id in ids:
                 held += self.db.execute("SELECT kind, ref FROM lease_resources WHERE lease=?",
                                         (lease_id,)).fetchall()
                 self.db.execute("DELETE FROM lease_resources WHERE lease=?", (lease_id,))
                 self.db.execute("DELETE FROM leases WHERE id=?", (lease_id,))
-            self.db.execute("COMMIT")
+            self.db.execute("RELEASE drop_leases")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("ROLLBACK TO drop_leases")
+            self.db.execute("RELEASE drop_leases")
             raise
         return held

@@ -11,7 +11,6 @@ half way leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import platform
 import shutil
@@ -19,6 +18,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 
 from berth.clock import now_rfc3339
+from berth.content import digest
 from berth.content.leases import Lease
 from berth.content.store import file_chunks
 from berth.errors import Conflict, InvalidParameter, NotFound
@@ -121,7 +121,7 @@ class ImageStore:
 
     def add(self, config: ImageConfig, size: int) -> str:
         data = config.to_bytes()
-        image_id = "sha256:" + hashlib.sha256(data).hexdigest()
+        image_id = digest.of_bytes(data)
         self.db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?)",
                         (image_id, data, config.created, size))
         return image_id
