@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, cast
 
+from berth.content.compression import Decompressor
 from berth.content.digest import is_digest
 from berth.content.digest import of_bytes as _digest
-from berth.content.store import Decompressor
 from berth.errors import InvalidParameter
 from berth.images import reference
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from berth.content.store import ContentStore, Decompressor, file_chunks
+from berth.content.compression import Decompressor
+from berth.content.store import ContentStore, file_chunks
 from berth.errors import InvalidParameter
 
 

@@ -1,5 +1,5 @@
 """layers.extract: every compression a layer may come in, through the real child process;
-and content.store's streaming Decompressor on the same formats."""
+and content.compression's Decompressor on the same formats."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from berth.content.store import Decompressor
+from berth.content.compression import Decompressor
 from berth.layers.extract import child_env
 
 
