@@ -15,10 +15,10 @@ from berth import clock
 from berth.api.server import Routes, context, filters_param, json_response, parse_until, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
+from berth.content.store import file_chunks
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.images import archive, reference
 from berth.images import filters as image_filters
-from berth.images.content import file_chunks
 from berth.images.model import Image, RunConfig
 from berth.images.store import ImageStore, apply_changes, merge_run_config
 from berth.layers.store import LayerStore

@@ -6,7 +6,7 @@ entry per instruction). RUN runs in a container made from the current image thro
 the container manager, and the container's changes become the new layer; COPY and ADD
 make their layer as a tar written here (no container); the other instructions change
 only the config. Every step's image is recorded in the build cache (SQLite table
-`build_cache`: parent image + a key naming the step and, for COPY/ADD, the digest of
+`build_cache`, builder/cache.py: parent image + a key naming the step and, for COPY/ADD, the digest of
 what it copies), so a rebuild with nothing changed makes no new image at all.
 The output is the classic builder's stream: "Step N/M : …", " ---> Using cache",
 " ---> <id>", "Successfully built", "Successfully tagged", and the `aux` ID message.
@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import posixpath
-import sqlite3
 import stat
 import tarfile
 import tempfile
@@ -34,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from berth.builder import context as ctxmod
 from berth.builder import dockerfile as df
+from berth.builder.cache import BuildCache
 from berth.builder.imagefs import ImageFS, user_ids
 from berth.errors import BerthError, InvalidParameter
 from berth.images.model import Healthcheck, History, ImageConfig
@@ -89,25 +89,6 @@ class StageState:
     cmd_set: bool = False  # a CMD came in this stage (an ENTRYPOINT then keeps it)
 
 
-class BuildCache:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def get(self, parent: str, key: str) -> str | None:
-        row = self.db.execute("SELECT image_id FROM build_cache WHERE parent=? AND key=?", (parent, key)).fetchone()
-        return row[0] if row else None
-
-    def put(self, parent: str, key: str, image_id: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO build_cache VALUES (?,?,?)", (parent, key, image_id))
-
-    def forget(self, image_id: str) -> None:
-        self.db.execute("DELETE FROM build_cache WHERE image_id=?", (image_id,))
-
-    def prune(self) -> int:
-        cur = self.db.execute("DELETE FROM build_cache")
-        return cur.rowcount
-
-
 def now_rfc3339() -> str:
     from berth.clock import now_rfc3339 as now
 
@@ -119,6 +100,7 @@ class Builder:
         self.images = images
         self.containers = containers
         self.cache = cache
+        images.on_delete.append(cache.forget)
         self.tmp_root = tmp_root
 
     async def build(self, ctx: ctxmod.Context, opts: BuildOptions, emit: Emit,
@@ -527,13 +509,15 @@ class _Run:
 
         parent_img = self.b.images.resolve(state.image_id) if state.image_id else None
         top = parent_img.chain_ids[-1] if parent_img and parent_img.chain_ids else None
-        layer = await self.b.images.layers.apply(file_chunks(layer_tar), top)
-        created = now_rfc3339()
-        base = state.config
-        config = replace(base, created=created, config=_copy_run_config(base.config),
-                         diff_ids=[*base.diff_ids, layer.diff_id],
-                         history=[*base.history, History(created=created, created_by=created_by)])
-        image_id = self._add_image(config, (parent_img.size if parent_img else 0) + layer.size, state.image_id, key)
+        with self.b.images.layers.content.lease({"berth.operation": "build"}) as lease:
+            layer = await self.b.images.layers.apply(file_chunks(layer_tar), top, lease=lease)
+            created = now_rfc3339()
+            base = state.config
+            config = replace(base, created=created, config=_copy_run_config(base.config),
+                             diff_ids=[*base.diff_ids, layer.diff_id],
+                             history=[*base.history, History(created=created, created_by=created_by)])
+            image_id = self._add_image(config, (parent_img.size if parent_img else 0) + layer.size,
+                                       state.image_id, key)
         state.config = config
         return image_id
 

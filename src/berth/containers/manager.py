@@ -41,6 +41,7 @@ from berth.containers.model import (
     Status,
 )
 from berth.containers.names import random_name
+from berth.containers.store import ContainerStore
 from berth.containers.users import resolve_user
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
 from berth.images.store import ImageStore
@@ -113,6 +114,7 @@ class ContainerManager:
         # shim sockets get short paths: AF_UNIX paths are limited to 107 bytes
         self.socket_dir = os.path.join(exec_root, "s")
         self.db = db
+        self.store = ContainerStore(db)
         self.images = images
         self.layers = layers
         self.volumes = volumes
@@ -176,11 +178,10 @@ class ContainerManager:
     # -- records ------------------------------------------------------------------------
 
     def _save(self, c: Container) -> None:
-        self.db.execute("INSERT OR REPLACE INTO containers VALUES (?,?,?)",
-                        (c.id, c.name, json.dumps(c.to_doc())))
+        self.store.save(c.id, c.name, json.dumps(c.to_doc()))
 
     def load(self) -> None:
-        for cid, doc in self.db.execute("SELECT id, doc FROM containers"):
+        for cid, doc in self.store.records():
             try:
                 c = Container.from_doc(json.loads(doc))
             except (ValueError, TypeError, KeyError) as e:
@@ -445,7 +446,7 @@ class ContainerManager:
         except BaseException:
             shutil.rmtree(cdir, ignore_errors=True)
             self.layers.remove_rw(cid)
-            self.db.execute("DELETE FROM containers WHERE id=?", (cid,))
+            self.store.delete(cid)
             await mounting.remove_volumes(self.volumes, new_volumes)
             raise
         finally:
@@ -955,7 +956,7 @@ class ContainerManager:
         await asyncio.to_thread(remove_files)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._sock(c.id))
-        self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
+        self.store.delete(c.id)
         del self.containers[c.id]
         del self.live[c.id]
         self.execs.forget_container(c.id)

@@ -29,9 +29,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, cast
 
+from berth.content.compression import Decompressor
+from berth.content.digest import is_digest
+from berth.content.digest import of_bytes as _digest
 from berth.errors import InvalidParameter
 from berth.images import reference
-from berth.images.content import Decompressor
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -51,10 +53,6 @@ class Readable(Protocol):
 
     def read(self, size: int = -1, /) -> bytes: ...
     def read_some(self, size: int, /) -> bytes | memoryview: ...
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _dumps(doc: Any) -> bytes:
@@ -413,8 +411,7 @@ def _image(index: ArchiveIndex, config: bytes, layers: list[Member], repo_tags: 
     if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
         raise _bad(f"config {config_name!r} has no rootfs.diff_ids")
     for d in diff_ids:
-        algo, _, hexpart = d.partition(":")
-        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+        if not is_digest(d):
             raise _bad(f"config {config_name!r} has an invalid diff ID {d!r}")
     if len(diff_ids) != len(layers):
         raise _bad(f"config {config_name!r} has {len(diff_ids)} diff IDs for {len(layers)} layers")

@@ -1,14 +1,16 @@
 """The image store: image configs, tags, and which layers each image stands on.
 
 Configs and tags live in SQLite (their bytes kept exactly, since the image ID is
-their digest); layers are the LayerStore's. Names are stored normalized
-(`docker.io/library/busybox:latest`) and shown in their familiar form.
+their digest), in this module's tables `images`, `image_parents` and `tags`, with their
+migrations; layers are the LayerStore's. Names are stored normalized
+(`docker.io/library/busybox:latest`) and shown in their familiar form. A load, an
+import and a commit each hold what they write with a content lease, so a failure
+half way leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import platform
 import shutil
@@ -16,19 +18,40 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 
 from berth.clock import now_rfc3339
+from berth.content import digest
+from berth.content.leases import Lease
+from berth.content.store import file_chunks
 from berth.errors import Conflict, InvalidParameter, NotFound
 from berth.images import archive, reference
-from berth.images.content import file_chunks
 from berth.images.model import History, Image, ImageConfig, RunConfig
 from berth.layers.store import LayerStore, chain_id_of
+from berth.metadata import Step, migrate
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+MIGRATIONS: list[Step] = [
+    # 1: the schema of 623d42e, which made every table at once
+    ["CREATE TABLE IF NOT EXISTS images ("
+     " id      TEXT PRIMARY KEY,"
+     " config  BLOB NOT NULL,"
+     " created TEXT NOT NULL,"
+     " size    INTEGER NOT NULL)",
+     "CREATE TABLE IF NOT EXISTS image_parents ("
+     " id     TEXT PRIMARY KEY,"
+     " parent TEXT NOT NULL)",
+     "CREATE TABLE IF NOT EXISTS tags ("
+     " name     TEXT PRIMARY KEY,"
+     " image_id TEXT NOT NULL REFERENCES images(id))"],
+]
 
 
 class ImageStore:
     def __init__(self, db: sqlite3.Connection, layers: LayerStore) -> None:
         self.db = db
+        migrate(db, "images", MIGRATIONS)
         self.layers = layers
+        # called with an image ID when the image is deleted (the build cache forgets it)
+        self.on_delete: list[Callable[[str], None]] = []
         # (action, image ID, attributes): berthd's event log listens here
         self.on_event: Callable[[str, str, dict[str, str]], None] = lambda *a: None
 
@@ -98,7 +121,7 @@ class ImageStore:
 
     def add(self, config: ImageConfig, size: int) -> str:
         data = config.to_bytes()
-        image_id = "sha256:" + hashlib.sha256(data).hexdigest()
+        image_id = digest.of_bytes(data)
         self.db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?)",
                         (image_id, data, config.created, size))
         return image_id
@@ -143,14 +166,15 @@ class ImageStore:
         if repo_tag:
             reference.parse(repo_tag)  # refuse a bad name before reading the archive
         run_config = apply_changes(RunConfig(), changes)
-        layer = await self.layers.apply(chunks, None)
-        created = now_rfc3339()
-        config = ImageConfig(
-            created=created, architecture=ARCH, os="linux", config=run_config,
-            diff_ids=[layer.diff_id], comment=message or "",
-            history=[History(created=created, created_by="", comment=message or "Imported from -")],
-        )
-        image_id = self.add(config, layer.size)
+        with self.layers.content.lease({"berth.operation": "import"}) as lease:
+            layer = await self.layers.apply(chunks, None, lease=lease)
+            created = now_rfc3339()
+            config = ImageConfig(
+                created=created, architecture=ARCH, os="linux", config=run_config,
+                diff_ids=[layer.diff_id], comment=message or "",
+                history=[History(created=created, created_by="", comment=message or "Imported from -")],
+            )
+            image_id = self.add(config, layer.size)
         if repo_tag:
             self.tag(image_id, repo_tag)
         self.log_event("import", image_id, image_id)
@@ -162,16 +186,17 @@ class ImageStore:
         if repo_tag:
             reference.parse(repo_tag)  # refuse a bad name before storing the layer
         top = parent.chain_ids[-1] if parent.chain_ids else None
-        layer = await self.layers.apply(file_chunks(layer_tar), top)
-        created = now_rfc3339()
-        config = ImageConfig(
-            created=created, architecture=parent.config.architecture or ARCH, os=parent.config.os or "linux",
-            config=run_config, diff_ids=[*parent.config.diff_ids, layer.diff_id],
-            history=[*parent.config.history, History(created=created, created_by=created_by, comment=comment)],
-            author=author, comment=comment,
-        )
-        image_id = self.add(config, parent.size + layer.size)
-        self.set_parent(image_id, parent.id)
+        with self.layers.content.lease({"berth.operation": "commit"}) as lease:
+            layer = await self.layers.apply(file_chunks(layer_tar), top, lease=lease)
+            created = now_rfc3339()
+            config = ImageConfig(
+                created=created, architecture=parent.config.architecture or ARCH, os=parent.config.os or "linux",
+                config=run_config, diff_ids=[*parent.config.diff_ids, layer.diff_id],
+                history=[*parent.config.history, History(created=created, created_by=created_by, comment=comment)],
+                author=author, comment=comment,
+            )
+            image_id = self.add(config, parent.size + layer.size)
+            self.set_parent(image_id, parent.id)
         self.log_event("create", image_id, image_id)
         if repo_tag:
             self.tag(image_id, repo_tag)
@@ -179,8 +204,7 @@ class ImageStore:
 
     def layers_size(self) -> int:
         """What all stored layers take, counting a layer shared by images once."""
-        row = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()
-        return int(row[0])
+        return self.layers.total_size()
 
     def prune(self, candidates: list[Image], used: set[str], dangling_only: bool) -> tuple[list[dict[str, str]], int]:
         """`docker image prune`: remove `candidates` that no container uses (only the
@@ -256,19 +280,20 @@ class ImageStore:
         lines to show ("Loaded image: …")."""
         spool = await asyncio.to_thread(self.layers.content.spool_dir)
         try:
-            plan = await self.layers.content.read_stream(
-                chunks, lambda stream: archive.spool_archive(stream, spool, ARCH))
-            created: list[str] = []
-            try:
-                sizes = [await self._apply_layers(item, created) for item in plan]
-            except BaseException:
-                self._collect_layers(created)
-                raise
-            return self._commit_loaded(plan, sizes)
+            with self.layers.content.lease({"berth.operation": "load"}) as lease:
+                plan = await self.layers.content.read_stream(
+                    chunks, lambda stream: archive.spool_archive(stream, spool, ARCH))
+                created: list[str] = []
+                try:
+                    sizes = [await self._apply_layers(item, created, lease) for item in plan]
+                except BaseException:
+                    self._collect_layers(created)
+                    raise
+                return self._commit_loaded(plan, sizes)
         finally:
             await asyncio.to_thread(shutil.rmtree, spool, True)
 
-    async def _apply_layers(self, item: archive.LoadImage, created: list[str]) -> int:
+    async def _apply_layers(self, item: archive.LoadImage, created: list[str], lease: Lease) -> int:
         parent: str | None = None
         size = 0
         for diff_id, member in zip(item.diff_ids, item.layers, strict=True):
@@ -285,7 +310,7 @@ class ImageStore:
                 try:
                     layer = await self.layers.apply_file(member.path, member.offset, member.size,
                                                          parent, expected=diff_id,
-                                                         digest=member.sha256)
+                                                         digest=member.sha256, lease=lease)
                 except InvalidParameter as e:
                     raise InvalidParameter(f"invalid image archive: layer {member.name}: {e}") from None
                 created.append(layer.chain_id)
@@ -380,7 +405,8 @@ class ImageStore:
         self.db.execute("DELETE FROM tags WHERE image_id=?", (img.id,))
         self.db.execute("DELETE FROM images WHERE id=?", (img.id,))
         self.db.execute("DELETE FROM image_parents WHERE id=?", (img.id,))
-        self.db.execute("DELETE FROM build_cache WHERE image_id=?", (img.id,))
+        for forget in self.on_delete:
+            forget(img.id)
         results.append({"Deleted": img.id})
         self.log_event("delete", img.id, img.id)
         self._collect_layers(img.chain_ids)

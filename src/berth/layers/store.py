@@ -6,8 +6,11 @@ Layout under the data root:
   vfs/containers/<id>/merged               a container's full copy of its layers (vfs)
   overlay/tmp/                             extractions under way (cleared at start)
   content/sha256/<diff-id hex>             each layer's uncompressed tar, kept for `save`
-A layer directory is renamed into place only when complete, then recorded in SQLite;
-at start-up, directories the database does not know are removed.
+A layer directory is renamed into place only when complete, then recorded in SQLite
+(table `layers`, this module's, with its migrations); at start-up, directories the
+database does not know are removed. The content store keeps each layer's tar because
+this store names it as a referrer; while a layer is being made, its tar is held by a
+lease (the caller's, or one of its own).
 """
 
 from __future__ import annotations
@@ -20,16 +23,28 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from berth.content.leases import Lease
+from berth.content.store import Blob, ContentStore
 from berth.errors import InvalidParameter
-from berth.images.content import Blob, ContentStore
 from berth.layers import snapshotters
 from berth.layers.extract import run_child
 from berth.layers.snapshotters import Snapshotter
+from berth.metadata import Step, migrate
 from berth.runtime import linux
 
 log = logging.getLogger(__name__)
+
+MIGRATIONS: list[Step] = [
+    # 1: the schema of 623d42e, which made every table at once
+    ["CREATE TABLE IF NOT EXISTS layers ("
+     " chain_id TEXT PRIMARY KEY,"
+     " diff_id  TEXT NOT NULL,"
+     " parent   TEXT,"
+     " size     INTEGER NOT NULL)"],
+]
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,9 @@ class LayerStore:
                  storage_driver: str = "overlay2") -> None:
         self.root = os.path.join(root, "overlay")
         self.db = db
-        self.content = content or ContentStore(root)
+        migrate(db, "layers", MIGRATIONS)
+        self.content = content or ContentStore(root, db)
+        self.content.add_referrer(self._referenced_blobs)
         for sub in ("layers", "containers", "tmp"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
         self.snapshotter: Snapshotter = snapshotters.pick(storage_driver, root, os.path.join(self.root, "tmp"))
@@ -69,7 +86,11 @@ class LayerStore:
             if name not in known:
                 log.warning("removing layer directory %s that the database does not know", name)
                 shutil.rmtree(os.path.join(self.root, "layers", name), ignore_errors=True)
-        self.content.reconcile({row[0] for row in self.db.execute("SELECT diff_id FROM layers")})
+        self.content.reconcile()
+
+    def _referenced_blobs(self) -> set[str]:
+        """Each layer's tar: the content store keeps these."""
+        return {row[0] for row in self.db.execute("SELECT DISTINCT diff_id FROM layers")}
 
     def _dir(self, chain_id: str) -> str:
         return os.path.join(self.root, "layers", chain_id.split(":", 1)[1])
@@ -79,29 +100,44 @@ class LayerStore:
                               (chain_id,)).fetchone()
         return Layer(*row) if row else None
 
+    @asynccontextmanager
+    async def _leased(self, lease: Lease | None) -> AsyncIterator[Lease]:
+        """The caller's lease, or one of our own for the time the layer is made."""
+        if lease is not None:
+            yield lease
+            return
+        with self.content.lease({"berth.operation": "layer"}) as own:
+            yield own
+
     async def apply(self, chunks: AsyncIterator[bytes], parent: str | None,
-                    expected: str | None = None) -> Layer:
+                    expected: str | None = None, lease: Lease | None = None) -> Layer:
         """Store a (possibly compressed) layer tar as a blob and extract it on `parent`.
 
         The uncompressed tar is kept in the content store under its diff ID (checked
-        against `expected` when given, before anything is extracted).
+        against `expected` when given, before anything is extracted). `lease` holds the
+        tar until the layer is recorded; without one, the layer store takes its own.
         """
-        blob = await self.content.write_stream(chunks, expected, decompress=True)
-        return await self._apply_blob(blob, parent)
+        async with self._leased(lease) as held:
+            blob = await self.content.write_stream(chunks, expected, decompress=True, lease=held)
+            return await self._apply_blob(blob, parent)
 
     async def apply_file(self, path: str, offset: int, size: int, parent: str | None,
-                         expected: str | None = None, digest: str | None = None) -> Layer:
+                         expected: str | None = None, digest: str | None = None,
+                         lease: Lease | None = None) -> Layer:
         """`apply` for a layer tar that lies in a local file (a spooled archive's member):
         copied to the content store in one thread, in large reads. When the caller knows
         the `digest` of the whole private file `path` and it is the expected, plain
         layer's, the file itself becomes the blob, with no copy."""
-        if digest is not None and digest == expected and offset == 0 and \
-                await asyncio.to_thread(self.content.is_plain, path):
-            return await self._apply_private_file(path, digest, parent)
-        blob = await self.content.write_file_range(path, offset, size, expected, decompress=True)
-        return await self._apply_blob(blob, parent)
+        async with self._leased(lease) as held:
+            if digest is not None and digest == expected and offset == 0 and \
+                    await asyncio.to_thread(self.content.is_plain, path):
+                return await self._apply_private_file(path, digest, parent, held)
+            blob = await self.content.write_file_range(path, offset, size, expected, decompress=True,
+                                                       lease=held)
+            return await self._apply_blob(blob, parent)
 
-    async def _apply_private_file(self, path: str, digest: str, parent: str | None) -> Layer:
+    async def _apply_private_file(self, path: str, digest: str, parent: str | None,
+                                  lease: Lease) -> Layer:
         """Extract a verified plain layer file, then make the same file its blob: the
         extraction's syncfs makes both durable, before either is named."""
         chain_id = chain_id_of(parent, digest)
@@ -114,6 +150,7 @@ class LayerStore:
             shutil.rmtree(self._dir(chain_id), ignore_errors=True)
             raise
         try:
+            self.content.hold(lease, digest)
             await asyncio.to_thread(self.content.adopt, path, digest, True)
         except BaseException:
             shutil.rmtree(self._dir(chain_id), ignore_errors=True)
@@ -128,12 +165,7 @@ class LayerStore:
         existing = self.get(chain_id)
         if existing:
             return existing
-        try:
-            size = await self._extract(blob.digest, chain_id)
-        except BaseException:
-            if not self._blob_in_use(blob.digest):
-                self.content.delete(blob.digest)
-            raise
+        size = await self._extract(blob.digest, chain_id)  # failed: the lease's end collects the blob
         layer = Layer(chain_id, blob.digest, parent, size)
         self.db.execute("INSERT OR IGNORE INTO layers VALUES (?,?,?,?)",
                         (layer.chain_id, layer.diff_id, layer.parent, layer.size))
@@ -157,19 +189,21 @@ class LayerStore:
             raise
         return int(result["size"])
 
+    def total_size(self) -> int:
+        """What all stored layers take, each counted once."""
+        row = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()
+        return int(row[0])
+
     def diff_dir(self, chain_id: str) -> str:
         """The extracted contents of one layer."""
         return os.path.join(self._dir(chain_id), "diff")
-
-    def _blob_in_use(self, diff_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM layers WHERE diff_id=? LIMIT 1", (diff_id,)).fetchone() is not None
 
     def remove(self, chain_id: str) -> None:
         layer = self.get(chain_id)
         self.db.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
         shutil.rmtree(self._dir(chain_id), ignore_errors=True)
-        if layer is not None and not self._blob_in_use(layer.diff_id):
-            self.content.delete(layer.diff_id)
+        if layer is not None:
+            self.content.collect([layer.diff_id])  # kept if another layer or a lease has it
 
     # -- container layers: delegated to the snapshotter picked at start-up ---------------
 

@@ -49,6 +49,7 @@ from berth.network.model import (
     SubnetConfig,
 )
 from berth.network.proxy import TcpProxy
+from berth.network.store import NetworkStore
 
 if TYPE_CHECKING:
     from berth.containers.model import Container
@@ -73,6 +74,7 @@ class NetworkController:
     def __init__(self, db: sqlite3.Connection, exec_root: str, *, default_bridge: str = DEFAULT_BRIDGE,
                  firewall: bool = True) -> None:
         self.db = db
+        self.store = NetworkStore(db)
         self.netns_dir = os.path.join(exec_root, "netns")
         self.default_bridge = default_bridge
         self.links = netlink.HostLinks()
@@ -95,7 +97,7 @@ class NetworkController:
     async def start(self) -> None:
         """Load the records, make the built-in networks, and put every bridge network's
         links and rules back (they may be gone after a reboot)."""
-        for (doc,) in self.db.execute("SELECT doc FROM networks"):
+        for doc in self.store.docs():
             n = _network_from_doc(json.loads(doc))
             self.networks[n.id] = n
         if self._use_firewall:
@@ -159,7 +161,7 @@ class NetworkController:
     # -- records ---------------------------------------------------------------------------
 
     def _save(self, n: Network) -> None:
-        self.db.execute("INSERT OR REPLACE INTO networks VALUES (?,?,?)", (n.id, n.name, json.dumps(asdict(n))))
+        self.store.save(n.id, n.name, json.dumps(asdict(n)))
         self.networks[n.id] = n
 
     def _by_name(self, name: str) -> Network | None:
@@ -357,7 +359,7 @@ class NetworkController:
                 names = ", ".join(f'name:"{c.name}" id:"{c.id[:12]}"' for c in users)
                 raise Forbidden(f"error while removing network: network {n.name} has active endpoints ({names})")
             await self._tear_down(n)
-            self.db.execute("DELETE FROM networks WHERE id=?", (n.id,))
+            self.store.delete(n.id)
             del self.networks[n.id]
         self.on_event("destroy", n, {})
 

@@ -1,7 +1,7 @@
 """The volume store: every volume's record, its driver, and who may remove it.
 
-Records live in SQLite (table `volumes`), written in one statement, so a volume that
-`create` returned survives a crash of berthd. The data lives with the driver
+Records live in SQLite (table `volumes`, this module's, with its migrations), written
+in one statement, so a volume that `create` returned survives a crash of berthd. The data lives with the driver
 (volumes/drivers.py: `local`, or a plugin found by name). Which containers use a
 volume is the container manager's knowledge: callers pass it in where it matters
 (remove, prune), so this module never looks at containers.
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from berth.errors import BerthError, Conflict, NotFound
+from berth.metadata import Step, migrate
 from berth.volumes.drivers import LocalDriver, VolumeDriver, check_name
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,13 @@ log = logging.getLogger(__name__)
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 LIST_FILTERS = {"dangling", "driver", "label", "name"}
 PRUNE_FILTERS = {"label", "label!", "all"}
+
+MIGRATIONS: list[Step] = [
+    # 1: the schema of 623d42e, which made every table at once
+    ["CREATE TABLE IF NOT EXISTS volumes ("
+     " name TEXT PRIMARY KEY,"
+     " doc  TEXT NOT NULL)"],
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ def _now() -> str:
 class VolumeStore:
     def __init__(self, data_root: str, db: sqlite3.Connection) -> None:
         self.db = db
+        migrate(db, "volumes", MIGRATIONS)
         self.local = LocalDriver(os.path.join(data_root, "volumes"))
         self._plugins: dict[str, VolumeDriver] = {}
         self._plugin_paths: dict[str, str] = {}  # what plugins last said a volume's path is

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from berth.content.store import ContentStore
 from berth.errors import InvalidParameter
 from berth.images import archive, reference
-from berth.images.content import ContentStore
 
 
 def sha(data: bytes) -> str:

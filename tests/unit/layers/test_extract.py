@@ -1,5 +1,5 @@
 """layers.extract: every compression a layer may come in, through the real child process;
-and images.content's streaming Decompressor on the same formats."""
+and content.compression's Decompressor on the same formats."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from berth.images.content import Decompressor
+from berth.content.compression import Decompressor
 from berth.layers.extract import child_env
 
 

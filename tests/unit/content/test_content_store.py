@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from berth.content.compression import Decompressor
+from berth.content.store import ContentStore, file_chunks
 from berth.errors import InvalidParameter
-from berth.images.content import ContentStore, Decompressor, file_chunks
 
 
 def digest(data: bytes) -> str:

@@ -1,51 +1,49 @@
-"""The content store: blobs addressed by their sha256, written atomically.
+"""The content store: blobs addressed by their sha256, written atomically, held by
+leases, collected when nothing wants them.
 
 Layout under the data root:
   content/sha256/<hex>            one blob, never changed once renamed into place
-  content/sha256/.ingest-<rand>   a blob being written (removed at start-up)
+  content/sha256/.ingest-<rand>   a blob being written (held by its writer's lease)
   content/spool/                  private scratch files of loads under way (cleared at start)
 A blob is written to a temp name in its final directory, hashed on the way, fsynced
-and renamed, so a reader never sees a partial blob under a digest. Which blobs are
-still wanted is the layer store's business: this module only stores and deletes.
+and renamed, so a reader never sees a partial blob under a digest.
+
+Which blobs are wanted is not this module's knowledge: owners register a referrer
+(`add_referrer`, the layer store does: each layer's tar), and an operation under way
+holds what it writes with a lease (`with store.lease() as lease:`, passed to the
+writers). Garbage collection keeps a blob that a referrer names or a live lease holds
+and deletes the rest: `collect(digests)` when a lease ends or an owner lets go of
+some, and `reconcile()` over everything at start-up, after dropping the leases of
+operations the previous berthd did not finish.
+
 It does no network IO and never blocks the event loop (file IO goes to threads).
 """
 
 from __future__ import annotations
 
 import asyncio
-import bz2
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
-import lzma
 import os
+import secrets
 import shutil
+import sqlite3
 import tempfile
-import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol, TypeVar
+from typing import IO, TypeVar
 
+from berth.content.compression import Decompressor, compression_of
+from berth.content.digest import hex_of, verify
+from berth.content.leases import BLOB, INGEST, Lease, LeaseStore
 from berth.errors import InvalidParameter
-
-try:
-    from isal import isal_zlib as _zlib
-except ImportError:  # isal is optional: the stdlib decodes gzip too, only slower
-    _zlib = zlib  # type: ignore[no-redef,misc]
-try:
-    import zstandard
-except ImportError:
-    zstandard = None  # type: ignore[assignment]
-
-_DECODE_ERRORS: tuple[type[Exception], ...] = (
-    zlib.error, _zlib.error, OSError, EOFError, lzma.LZMAError,  # type: ignore[assignment]
-    *((zstandard.ZstdError,) if zstandard is not None else ()))
 
 log = logging.getLogger(__name__)
 
 _INGEST_PREFIX = ".ingest-"
 _COPY_CHUNK = 8 << 20  # file-to-blob copies go by this much; spooled chunks are batched to it
-_HEX = frozenset("0123456789abcdef")
 T = TypeVar("T")
 
 
@@ -53,100 +51,6 @@ T = TypeVar("T")
 class Blob:
     digest: str  # "sha256:<hex>"
     size: int
-
-
-def _hex_of(digest: str) -> str:
-    algo, _, hexpart = digest.partition(":")
-    if algo != "sha256" or len(hexpart) != 64 or not set(hexpart) <= _HEX:
-        raise InvalidParameter(f"invalid digest: {digest!r}")
-    return hexpart
-
-
-class _Decoder(Protocol):
-    @property
-    def eof(self) -> bool: ...
-    @property
-    def unused_data(self) -> bytes: ...
-    def decompress(self, data: bytes | memoryview) -> bytes: ...
-
-
-class Decompressor:
-    """Turns a gzip, bzip2, xz, zstd or plain byte stream into plain bytes, chunk by chunk.
-
-    Pure: fed bytes, returns bytes. The format is sniffed from the first six bytes;
-    concatenated gzip members (as pigz and some tools write) and zstd frames are all
-    decoded. gzip goes through isal when it is installed, zstd through zstandard.
-    """
-
-    def __init__(self) -> None:
-        self._head = b""
-        self._kind: str | None = None
-        self._decoder: _Decoder | None = None
-
-    def _new_decoder(self) -> _Decoder | None:
-        if self._kind == "gzip":
-            return _zlib.decompressobj(16 + _zlib.MAX_WBITS)
-        if self._kind == "bzip2":
-            return bz2.BZ2Decompressor()
-        if self._kind == "xz":
-            return lzma.LZMADecompressor()
-        if self._kind == "zstd":
-            if zstandard is None:
-                raise InvalidParameter("zstd-compressed data, but the zstandard module is not installed")
-            return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
-        return None
-
-    def feed(self, data: bytes | memoryview) -> bytes | memoryview:
-        if self._kind is None:
-            self._head += data
-            if len(self._head) < 6:
-                return b""
-            data, self._head = self._head, b""
-            self._sniff(data)
-        return self._decode(data)
-
-    def _sniff(self, head: bytes) -> None:
-        self._kind = compression_of(head)
-        self._decoder = self._new_decoder()
-
-    def _decode(self, data: bytes | memoryview) -> bytes | memoryview:
-        if self._decoder is None:
-            return data
-        out = []
-        try:
-            while data:
-                if self._decoder.eof:  # a further concatenated member
-                    self._decoder = self._new_decoder()
-                    assert self._decoder is not None
-                out.append(self._decoder.decompress(data))
-                data = self._decoder.unused_data if self._decoder.eof else b""
-        except _DECODE_ERRORS as e:
-            raise InvalidParameter(f"invalid {self._kind} data: {e}") from None
-        return b"".join(out)
-
-    def finish(self) -> bytes | memoryview:
-        """The last bytes; an error if the compressed stream stopped half way."""
-        out: bytes | memoryview = b""
-        if self._kind is None:
-            data, self._head = self._head, b""
-            self._sniff(data)
-            out = self._decode(data)
-        if self._decoder is not None and not self._decoder.eof:
-            raise InvalidParameter(f"invalid {self._kind} data: unexpected end of stream")
-        return out
-
-
-def compression_of(head: bytes) -> str:
-    """"gzip", "bzip2", "xz", "zstd" or "plain", from a stream's first six bytes."""
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    return "plain"
 
 
 class StreamReader:
@@ -237,8 +141,12 @@ class StreamReader:
 class _Writer:
     """One blob being written: temp file, running hash, optional decompression."""
 
-    def __init__(self, directory: str, decompress: bool, scratch: bool = False) -> None:
-        fd, self.tmp = tempfile.mkstemp(prefix=_INGEST_PREFIX, dir=directory)
+    def __init__(self, directory: str, decompress: bool, scratch: bool = False, name: str = "") -> None:
+        if name:  # named by the caller, who has put the name in a lease first
+            self.tmp = os.path.join(directory, name)
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        else:
+            fd, self.tmp = tempfile.mkstemp(prefix=_INGEST_PREFIX, dir=directory)
         self.file: IO[bytes] = os.fdopen(fd, "wb", buffering=0)
         self.hash = None if scratch else hashlib.sha256()  # a scratch file: no digest, no fsync
         self.size = 0
@@ -287,27 +195,97 @@ class _Writer:
 
 
 class ContentStore:
-    def __init__(self, data_root: str) -> None:
+    def __init__(self, data_root: str, db: sqlite3.Connection | None = None) -> None:
         self.root = os.path.join(data_root, "content")
         self.blobs = os.path.join(self.root, "sha256")
         self.spool_root = os.path.join(self.root, "spool")
         os.makedirs(self.blobs, mode=0o700, exist_ok=True)
         os.makedirs(self.spool_root, mode=0o700, exist_ok=True)
+        if db is None:  # a store on its own (tools, tests): its leases last as long as it does
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.leases = LeaseStore(db)
+        self._referrers: list[Callable[[], set[str]]] = []
+
+    # -- what is wanted, and garbage collection -----------------------------------------
+
+    def add_referrer(self, referenced: Callable[[], set[str]]) -> None:
+        """Register an owner's view of the blobs it references (digests): those are kept."""
+        self._referrers.append(referenced)
+
+    @contextlib.contextmanager
+    def lease(self, labels: dict[str, str] | None = None,
+              expires_in: float | None = None) -> Iterator[Lease]:
+        """Hold what an operation writes while it runs: pass the lease to the writers.
+        When the block ends, failed or not, the lease goes and what it held that no
+        referrer wants is deleted (an operation that succeeded has made its blobs
+        referenced by then: a layer, an image)."""
+        lease = self.leases.create(labels, expires_in)
+        try:
+            yield lease
+        finally:
+            self._release(self.leases.delete(lease))
+
+    def hold(self, lease: Lease | None, digest: str) -> None:
+        """Make `lease` hold blob `digest` (which may not exist yet)."""
+        hex_of(digest)
+        if lease is not None:
+            self.leases.add(lease, BLOB, digest)
+
+    def _release(self, resources: list[tuple[str, str]]) -> None:
+        self.collect([ref for kind, ref in resources if kind == BLOB])
+
+    def collect(self, digests: Collection[str] | None = None) -> list[str]:
+        """Garbage-collect blobs `digests` (all blobs if None): delete those no referrer
+        names and no live lease holds; expired leases are dropped first. Returns the
+        digests deleted. A full collection also deletes ingests no lease holds."""
+        self._release_expired()
+        keep = self.leases.held(BLOB)
+        for referenced in self._referrers:
+            keep |= referenced()
+        gone = []
+        if digests is None:
+            leased_ingests = self.leases.held(INGEST)
+            digests = []
+            for name in os.listdir(self.blobs):
+                if name.startswith(_INGEST_PREFIX):
+                    if name not in leased_ingests:
+                        log.warning("removing the half-written blob %s", name)
+                        _unlink(os.path.join(self.blobs, name))
+                else:
+                    digests.append("sha256:" + name)
+        for digest in digests:
+            if digest not in keep and self.has(digest):
+                log.info("removing blob %s that nothing references", digest)
+                self.delete(digest)
+                gone.append(digest)
+        return gone
+
+    def _release_expired(self) -> None:
+        held = self.leases.drop_expired()
+        if held:
+            log.info("dropped expired leases holding %d resources", len(held))
 
     def reconcile(self, wanted: set[str] | None = None) -> None:
-        """Remove half-written blobs and spool files; and blobs not in `wanted`, if given."""
+        """At start-up: clear the spool, drop the leases of operations that a previous
+        berthd did not finish (and expired ones), and collect every blob and ingest
+        that neither a referrer, `wanted`, nor a remaining lease wants."""
         shutil.rmtree(self.spool_root, ignore_errors=True)
         os.makedirs(self.spool_root, mode=0o700, exist_ok=True)
-        for name in os.listdir(self.blobs):
-            if name.startswith(_INGEST_PREFIX):
-                log.warning("removing the half-written blob %s", name)
-                os.unlink(os.path.join(self.blobs, name))
-            elif wanted is not None and "sha256:" + name not in wanted:
-                log.warning("removing blob sha256:%s that no layer uses", name)
-                os.unlink(os.path.join(self.blobs, name))
+        dropped = self.leases.drop_orphans()
+        if dropped:
+            log.warning("dropped the leases of unfinished operations, holding %d resources", len(dropped))
+        if wanted is not None:
+            self._referrers.append(lambda: wanted)
+        try:
+            self.collect()
+        finally:
+            if wanted is not None:
+                self._referrers.pop()
+
+    # -- reading ------------------------------------------------------------------------
 
     def path(self, digest: str) -> str:
-        return os.path.join(self.blobs, _hex_of(digest))
+        return os.path.join(self.blobs, hex_of(digest))
 
     def has(self, digest: str) -> bool:
         return os.path.isfile(self.path(digest))
@@ -319,64 +297,92 @@ class ContentStore:
         return open(self.path(digest), "rb")
 
     def delete(self, digest: str) -> None:
-        try:
-            os.unlink(self.path(digest))
-        except FileNotFoundError:
-            pass
+        _unlink(self.path(digest))
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _ingest_name(self, lease: Lease | None) -> str:
+        """A temp name for a new blob, held by `lease` before the file exists, so that
+        no collection can take it while it is written."""
+        if lease is None:
+            return ""
+        name = _INGEST_PREFIX + secrets.token_hex(8)
+        self.leases.add(lease, INGEST, name)
+        return name
+
+    def _ingest_done(self, lease: Lease | None, name: str) -> None:
+        if lease is not None:
+            self.leases.remove(lease, INGEST, name)
 
     async def write_stream(self, chunks: AsyncIterator[bytes], expected: str | None = None,
-                           decompress: bool = False) -> Blob:
+                           decompress: bool = False, lease: Lease | None = None) -> Blob:
         """Store a stream as a blob (decompressed first if asked); checks `expected`."""
         if expected is not None:
-            _hex_of(expected)
-        writer = await asyncio.to_thread(_Writer, self.blobs, decompress)
+            hex_of(expected)
+        name = self._ingest_name(lease)
         try:
-            async for chunk in chunks:
-                await asyncio.to_thread(writer.write, chunk)
-            blob = await asyncio.to_thread(writer.close)
-            if expected is not None and blob.digest != expected:
-                raise InvalidParameter(f"digest mismatch: the content is {blob.digest}, "
-                                       f"expected {expected}")
-            await asyncio.to_thread(_publish, writer.tmp, self.path(blob.digest), self.blobs)
-        except BaseException:
-            await asyncio.to_thread(writer.abort)
-            raise
-        return blob
-
-    def write_bytes(self, data: bytes) -> Blob:
-        """Store small bytes (a config, a manifest) synchronously."""
-        writer = _Writer(self.blobs, False)
-        try:
-            writer.write(data)
-            blob = writer.close()
-            _publish(writer.tmp, self.path(blob.digest), self.blobs)
-        except BaseException:
-            writer.abort()
-            raise
-        return blob
-
-    async def write_file_range(self, path: str, offset: int, size: int,
-                               expected: str | None = None, decompress: bool = False) -> Blob:
-        """Store `size` bytes of file `path` from `offset` as a blob (decompressed first if
-        asked), in one thread; checks `expected` before the blob gets its name."""
-        if expected is not None:
-            _hex_of(expected)
-
-        def write() -> Blob:
-            writer = _Writer(self.blobs, decompress)
+            writer = await asyncio.to_thread(_Writer, self.blobs, decompress, False, name)
             try:
-                writer.copy_range(path, offset, size)
+                async for chunk in chunks:
+                    await asyncio.to_thread(writer.write, chunk)
+                blob = await asyncio.to_thread(writer.close)
+                verify(blob.digest, expected)
+                self.hold(lease, blob.digest)
+                await asyncio.to_thread(_publish, writer.tmp, self.path(blob.digest), self.blobs)
+            except BaseException:
+                await asyncio.to_thread(writer.abort)
+                raise
+        finally:
+            self._ingest_done(lease, name)
+        return blob
+
+    def write_bytes(self, data: bytes, lease: Lease | None = None) -> Blob:
+        """Store small bytes (a config, a manifest) synchronously."""
+        name = self._ingest_name(lease)
+        try:
+            writer = _Writer(self.blobs, False, False, name)
+            try:
+                writer.write(data)
                 blob = writer.close()
-                if expected is not None and blob.digest != expected:
-                    raise InvalidParameter(f"digest mismatch: the content is {blob.digest}, "
-                                           f"expected {expected}")
+                self.hold(lease, blob.digest)
                 _publish(writer.tmp, self.path(blob.digest), self.blobs)
             except BaseException:
                 writer.abort()
                 raise
-            return blob
+        finally:
+            self._ingest_done(lease, name)
+        return blob
 
-        return await asyncio.to_thread(write)
+    async def write_file_range(self, path: str, offset: int, size: int, expected: str | None = None,
+                               decompress: bool = False, lease: Lease | None = None) -> Blob:
+        """Store `size` bytes of file `path` from `offset` as a blob (decompressed first if
+        asked), in one thread; checks `expected` before the blob gets its name."""
+        if expected is not None:
+            hex_of(expected)
+
+        def write(name: str) -> tuple[_Writer, Blob]:
+            writer = _Writer(self.blobs, decompress, False, name)
+            try:
+                writer.copy_range(path, offset, size)
+                blob = writer.close()
+                verify(blob.digest, expected)
+            except BaseException:
+                writer.abort()
+                raise
+            return writer, blob
+
+        name = self._ingest_name(lease)
+        try:
+            writer, blob = await asyncio.to_thread(write, name)
+            try:
+                self.hold(lease, blob.digest)  # in the event loop: the database is not the thread's
+                await asyncio.to_thread(_publish, writer.tmp, self.path(blob.digest), self.blobs)
+            except BaseException:
+                await asyncio.to_thread(writer.abort)
+                raise
+        finally:
+            self._ingest_done(lease, name)
+        return blob
 
     async def spool(self, chunks: AsyncIterator[bytes], directory: str) -> str:
         """Write a stream, decompressed, to a new file in `directory`; returns its path.
@@ -421,7 +427,8 @@ class ContentStore:
         """Make the private, complete file `path`, whose sha256 the caller computed as it
         wrote it, the blob `digest` (a hard link: no copy); None if the file is
         compressed (a blob is what it decompresses to). `synced`: the caller has made
-        the file's data durable already (a syncfs of this filesystem)."""
+        the file's data durable already (a syncfs of this filesystem). May run in a
+        thread: a caller with a lease holds `digest` in it first (`hold`)."""
         final = self.path(digest)
         with open(path, "rb") as f:
             if compression_of(f.read(6)) != "plain":
@@ -448,6 +455,13 @@ class ContentStore:
     def spool_dir(self) -> str:
         """A private scratch directory; the caller removes it (start-up clears leftovers)."""
         return tempfile.mkdtemp(dir=self.spool_root)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _publish(tmp: str, final: str, directory: str) -> None:
