@@ -50,7 +50,8 @@ from berth.logs import drivers as log_drivers
 from berth.network.controller import NetworkController
 from berth.network.model import EndpointRequest
 from berth.runtime import rlimits, spec
-from berth.shim import client as shimclient
+from berth.tasks.model import AttachRequest, CreateTaskRequest, ExitStatus, TaskError
+from berth.tasks.shimtasks import ShimTaskService
 from berth.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,6 @@ class Live:
     exit_waiters: list[asyncio.Future[int]] = field(default_factory=list)
     remove_waiters: list[asyncio.Future[int]] = field(default_factory=list)
     monitor: asyncio.Task[None] | None = None
-    shim_proc: asyncio.subprocess.Process | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: restart.RestartTracker = field(default_factory=restart.RestartTracker)
@@ -123,7 +123,8 @@ class ContainerManager:
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
-        self.launcher = shimclient.Launcher(exec_root)
+        self.tasks = ShimTaskService(exec_root)
+        self.launcher = self.tasks.launcher  # daemon/main.py starts the zygote through it
         self._reserved_names: set[str] = set()
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
@@ -170,9 +171,6 @@ class ContainerManager:
             for key, value in self.default_log.config.items():
                 lc.config.setdefault(key, value)
 
-    def _sock(self, cid: str) -> str:
-        return os.path.join(self.socket_dir, cid[:24] + ".sock")
-
     # -- records ------------------------------------------------------------------------
 
     def _save(self, c: Container) -> None:
@@ -204,10 +202,10 @@ class ContainerManager:
                     await self._finish_cleanup(c, state_dir)
                 continue
             try:
-                doc = await shimclient.call(self._sock(c.id), {"op": "state"})
-            except (shimclient.ShimError, OSError):
-                doc = None
-            if doc is not None:
+                task = await self.tasks.state(c.id)
+            except TaskError:
+                task = None
+            if task is not None:
                 # its shim still runs (the container may have exited meanwhile): the
                 # monitor learns the exit from it either way
                 log.info("container %s has its shim still running; watching it again", c.id[:12])
@@ -215,19 +213,18 @@ class ContainerManager:
                 if self.network is not None:
                     await self.network.readopt(c)
                 self._watch(c)
-                if not live_restore and doc.get("status") in ("running", "paused"):
+                if not live_restore and task.status in ("running", "paused"):
                     log.warning("live-restore is off: stopping container %s", c.id[:12])
-                    with contextlib.suppress(shimclient.ShimError):
-                        await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
-                        if doc.get("status") == "paused":
-                            await shimclient.call(self._sock(c.id), {"op": "resume"})
+                    with contextlib.suppress(TaskError):
+                        await self.tasks.kill(c.id, signals.SIGKILL)
+                        if task.status == "paused":
+                            await self.tasks.resume(c.id)
                 continue
-            exit_doc: dict[str, Any] = _read_exit_file(state_dir) or {}
-            code = exit_doc.get("exit_code")
+            recorded = self.tasks.recorded_exit(c.id) or ExitStatus(255)
             log.warning("container %s lost its shim while berthd was away; recording it as exited", c.id[:12])
-            c.state = State(status=Status.EXITED, exit_code=255 if code is None else int(code),
+            c.state = State(status=Status.EXITED, exit_code=recorded.exit_code,
                             started_at=c.state.started_at,
-                            finished_at=exit_doc.get("finished_at") or now_rfc3339())
+                            finished_at=recorded.finished_at or now_rfc3339())
             self._save_or_log(c)
             await self._release(c, state_dir, lost=True)
         await self._start_by_policy_at_boot()
@@ -478,7 +475,7 @@ class ContainerManager:
                 await self._release_network(c)
                 shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
                 message = str(e)
-                if isinstance(e, shimclient.ShimError):
+                if isinstance(e, TaskError):
                     message = f"failed to create task for container: OCI runtime create failed: {e}"
                     code = 127 if ("executable file not found" in message or "no such file or directory" in message) else (
                         126 if "permission denied" in message else 128)
@@ -533,17 +530,16 @@ class ContainerManager:
         except (spec.SpecBuildError, rlimits.UlimitError) as e:
             raise InvalidParameter(str(e)) from None
         spec.write_bundle(state_dir, config)
-        proc, pid = await self.launcher.spawn(shimclient.ShimOptions(
-            container_id=c.id, bundle=state_dir, state_dir=state_dir, socket=self._sock(c.id),
-            log_path=c.log_path, runtime=self.runtime_path(h.runtime),
+        created = await self.tasks.create(CreateTaskRequest(
+            container_id=c.id, bundle=state_dir, log_path=c.log_path, runtime=self.runtime_path(h.runtime),
             stdin=c.config.open_stdin, stdin_once=c.config.stdin_once, log_driver=h.log_config.type,
             log_options=log_drivers.shim_options(h.log_config.type, h.log_config.config,
                                                  log_drivers.ContainerInfo.of(c))))
-        live.shim_proc = proc
+        pid = created.pid
         for a in live.pending_attaches:
             try:
-                streams = await shimclient.attach(self._sock(c.id), a.stdin, a.stdout, a.stderr)
-            except shimclient.ShimError:
+                streams = await self.tasks.attach(AttachRequest(c.id, a.stdin, a.stdout, a.stderr))
+            except TaskError:
                 streams = None
             if not a.ready.done():
                 a.ready.set_result(streams)
@@ -551,10 +547,10 @@ class ContainerManager:
                 streams[1].close()
         live.pending_attaches.clear()
         try:
-            await shimclient.call(self._sock(c.id), {"op": "start"})
-        except shimclient.ShimError:
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "kill", "signal": 9})
+            await self.tasks.start(c.id)
+        except TaskError:
+            with contextlib.suppress(TaskError):
+                await self.tasks.kill(c.id, signals.SIGKILL)
             raise
         c.state = State(status=Status.RUNNING, pid=pid, started_at=now_rfc3339())
         live.exited.clear()
@@ -576,40 +572,37 @@ class ContainerManager:
 
     async def _monitor(self, c: Container, live: Live) -> None:
         state_dir = os.path.join(self.exec_root, c.id)
-        doc: dict[str, Any] = {}
+        ended: ExitStatus | None = None
         failures = 0
         while True:
             try:
-                doc = await shimclient.call(self._sock(c.id), {"op": "wait"})
+                ended = await self.tasks.wait(c.id)
                 break
-            except shimclient.ShimError as e:
-                doc = dict(_read_exit_file(state_dir) or {})
+            except TaskError as e:
+                ended = self.tasks.recorded_exit(c.id)
                 failures += 1
-                if doc or not os.path.exists(self._sock(c.id)) or failures >= 5:
-                    if not doc:
+                if ended or not self.tasks.shim_present(c.id) or failures >= 5:
+                    if not ended:
                         log.error("container %s: its shim is gone without recording an exit (%s)%s",
-                                  c.id[:12], e, _shim_log(state_dir))
+                                  c.id[:12], e, self.tasks.last_words(c.id))
                         await self._reap_lost(c)
                     break
                 await asyncio.sleep(0.2)
-        code = doc.get("exit_code")
-        exit_code = 255 if code is None else int(code)
+        ended = ended or ExitStatus(255)
+        exit_code = ended.exit_code
         await self._stop_health(live)
         delay = None if self._shutting_down else live.restarts.after_exit(
             c.host_config.restart_policy, exit_code, c.manually_stopped, _seconds_since(c.state.started_at))
         async with live.lock:
             c.state = State(status=Status.EXITED if delay is None else Status.RESTARTING,
                             exit_code=exit_code, started_at=c.state.started_at,
-                            finished_at=str(doc.get("finished_at") or now_rfc3339()),
-                            oom_killed=bool(doc.get("oom_killed")))
+                            finished_at=ended.finished_at or now_rfc3339(),
+                            oom_killed=ended.oom_killed)
             if delay is not None:
                 c.restart_count += 1
             self._save_or_log(c)
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "delete"})
-            if live.shim_proc is not None:
-                await live.shim_proc.wait()
-                live.shim_proc = None
+            with contextlib.suppress(TaskError):
+                await self.tasks.delete(c.id)
             await self._release(c, state_dir)
             live.monitor = None
             live.exited.set()
@@ -630,8 +623,8 @@ class ContainerManager:
         """berthd died between recording a container's exit and cleaning up after it:
         its shim, root mount, volumes and cgroup may still be there."""
         log.warning("container %s exited while berthd was cleaning up; finishing that", c.id[:12])
-        with contextlib.suppress(shimclient.ShimError, OSError):
-            await shimclient.call(self._sock(c.id), {"op": "delete"})
+        with contextlib.suppress(TaskError):
+            await self.tasks.delete(c.id)
         await self._release(c, state_dir, lost=True)
 
     async def _release(self, c: Container, state_dir: str, lost: bool = False) -> None:
@@ -663,18 +656,8 @@ class ContainerManager:
             log.error("container %s: recording its state: %s", c.id[:12], e)
 
     async def _reap_lost(self, c: Container) -> None:
-        """A shim died: kill what is left of its container and remove the cgroup."""
-        from berth.runtime import cgroups
-
-        def clean() -> None:
-            try:
-                cgroups.open_manager(f"/berth/{c.id}").destroy(kill=True)
-            except Exception as e:  # noqa: BLE001
-                log.warning("container %s: removing its cgroup: %s", c.id[:12], e)
-
-        await asyncio.to_thread(clean)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._sock(c.id))
+        """A shim died: kill what is left of its container and remove its cgroup."""
+        await self.tasks.delete(c.id, lost=True)
 
     # -- restart policies and health checks ----------------------------------------------------
 
@@ -778,8 +761,8 @@ class ContainerManager:
             self.on_event("kill", c, {"signal": str(num)})
             return
         try:
-            await shimclient.call(self._sock(c.id), {"op": "kill", "signal": num})
-        except shimclient.ShimError as e:
+            await self.tasks.kill(c.id, num)
+        except TaskError as e:
             raise SystemError_(f"cannot kill container: {ref}: {e}") from None
         await self._thaw_for_signal(c)
         self.on_event("kill", c, {"signal": str(num)})
@@ -787,8 +770,8 @@ class ContainerManager:
     async def _thaw_for_signal(self, c: Container) -> None:
         """A frozen process acts on no signal: a paused container is thawed to receive it."""
         if c.state.status == Status.PAUSED:
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "resume"})
+            with contextlib.suppress(TaskError):
+                await self.tasks.resume(c.id)
             c.state.status = Status.RUNNING
             self._save(c)
 
@@ -803,9 +786,8 @@ class ContainerManager:
             return
         if timeout is None:
             timeout = c.config.stop_timeout if c.config.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
-        sock = self._sock(c.id)
-        with contextlib.suppress(shimclient.ShimError):
-            await shimclient.call(sock, {"op": "kill", "signal": num})
+        with contextlib.suppress(TaskError):
+            await self.tasks.kill(c.id, num)
         await self._thaw_for_signal(c)
         self.on_event("kill", c, {"signal": str(num)})
         if timeout < 0:
@@ -814,8 +796,8 @@ class ContainerManager:
             try:
                 await asyncio.wait_for(live.exited.wait(), timeout)
             except TimeoutError:
-                with contextlib.suppress(shimclient.ShimError):
-                    await shimclient.call(sock, {"op": "kill", "signal": signals.SIGKILL})
+                with contextlib.suppress(TaskError):
+                    await self.tasks.kill(c.id, signals.SIGKILL)
                 self.on_event("kill", c, {"signal": str(int(signals.SIGKILL))})
                 await live.exited.wait()
         self.on_event("stop", c, {})
@@ -845,10 +827,11 @@ class ContainerManager:
 
     # -- pause, update, top ----------------------------------------------------------------
 
-    async def _shim_op(self, c: Container, doc: dict[str, Any], what: str) -> dict[str, Any]:
+    @contextlib.asynccontextmanager
+    async def _task_op(self, c: Container, what: str) -> AsyncIterator[None]:
         try:
-            return await shimclient.call(self._sock(c.id), doc)
-        except shimclient.ShimError as e:
+            yield
+        except TaskError as e:
             raise SystemError_(f"Cannot {what} container {c.id[:12]}: {e}") from None
 
     async def pause(self, ref: str) -> None:
@@ -857,7 +840,8 @@ class ContainerManager:
             raise Conflict(f"Container {c.id} is already paused")
         if c.state.status != Status.RUNNING:
             raise Conflict(f"Container {c.id} is not running")
-        await self._shim_op(c, {"op": "pause"}, "pause")
+        async with self._task_op(c, "pause"):
+            await self.tasks.pause(c.id)
         c.state.status = Status.PAUSED
         self._save(c)
         self.on_event("pause", c, {})
@@ -866,7 +850,8 @@ class ContainerManager:
         c = self.get(ref)
         if c.state.status != Status.PAUSED:
             raise Conflict(f"Container {c.id} is not paused")
-        await self._shim_op(c, {"op": "resume"}, "unpause")
+        async with self._task_op(c, "unpause"):
+            await self.tasks.resume(c.id)
         c.state.status = Status.RUNNING
         self._save(c)
         self.on_event("unpause", c, {})
@@ -884,9 +869,8 @@ class ContainerManager:
         for key, value in changes.items():
             setattr(h, key, value)
         if c.state.status in (Status.RUNNING, Status.PAUSED):
-            resources = limits_of(h).to_oci()
-            resources.pop("devices", None)
-            await self._shim_op(c, {"op": "update", "resources": resources}, "update")
+            async with self._task_op(c, "update"):
+                await self.tasks.update(c.id, limits_of(h))
         self._save(c)
         self.on_event("update", c, {})
         return []
@@ -897,9 +881,10 @@ class ContainerManager:
             raise Conflict(f"container {c.id} is not running")
         if c.state.status == Status.RESTARTING:
             raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
-        doc = await self._shim_op(c, {"op": "pids"}, "list processes of")
+        async with self._task_op(c, "list processes of"):
+            pids = await self.tasks.pids(c.id)
         self.on_event("top", c, {})
-        return [int(p) for p in doc.get("pids", [])]
+        return pids
 
     async def stats(self, c: Container) -> container_stats.Sample | None:
         """One sample of the container's resource usage; None unless it runs."""
@@ -913,8 +898,13 @@ class ContainerManager:
             with contextlib.suppress(BerthError):
                 owner = self.get(mode.partition(":")[2])
         interfaces = {ep.ifname for ep in owner.networks.values() if ep.ifname}
-        return await asyncio.to_thread(container_stats.take_sample, f"/berth/{c.id}", c.state.pid, interfaces,
-                                       os.path.join(self.exec_root, c.id))
+        try:
+            counters = await self.tasks.stats(c.id)
+        except TaskError as e:
+            raise SystemError_(f"Cannot read the stats of container {c.id[:12]}: {e}") from None
+        if counters is None:
+            return None
+        return await asyncio.to_thread(container_stats.take_sample, counters.cgroup, c.state.pid, interfaces)
 
     # -- remove, rename ------------------------------------------------------------------
 
@@ -926,8 +916,8 @@ class ContainerManager:
                 raise Conflict(f'cannot remove container "/{c.name}": container is {state}: '
                                "stop the container before removing or force remove")
             await self._stopped_by_user(c, signals.SIGKILL)
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
+            with contextlib.suppress(TaskError):
+                await self.tasks.kill(c.id, signals.SIGKILL)
             await self._thaw_for_signal(c)
             self.on_event("kill", c, {"signal": str(int(signals.SIGKILL))})
             await self.live[c.id].exited.wait()
@@ -953,8 +943,7 @@ class ContainerManager:
             shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
 
         await asyncio.to_thread(remove_files)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._sock(c.id))
+        self.tasks.forget(c.id)
         self.db.execute("DELETE FROM containers WHERE id=?", (c.id,))
         del self.containers[c.id]
         del self.live[c.id]
@@ -1024,8 +1013,8 @@ class ContainerManager:
         async with live.lock:
             if c.state.status == Status.RUNNING:
                 try:
-                    return await shimclient.attach(self._sock(c.id), stdin, stdout, stderr)
-                except shimclient.ShimError:
+                    return await self.tasks.attach(AttachRequest(c.id, stdin, stdout, stderr))
+                except TaskError:
                     return None
             if c.state.status == Status.CREATED or c.state.status == Status.EXITED:
                 a = Attachment(stdin, stdout, stderr)
@@ -1040,8 +1029,8 @@ class ContainerManager:
         if not c.state.running:
             raise Conflict(f"cannot resize container {c.id[:12]}: container is not running")
         try:
-            await shimclient.call(self._sock(c.id), {"op": "resize", "height": height, "width": width})
-        except shimclient.ShimError:
+            await self.tasks.resize(c.id, height, width)
+        except TaskError:
             return
         self.on_event("resize", c, {"height": str(height), "width": str(width)})
 
@@ -1119,7 +1108,7 @@ class ContainerManager:
             if live.restarter is not None:
                 live.restarter.cancel()
             await self._stop_health(live)
-        await self.launcher.stop()
+        await self.tasks.close()
 
     async def _stop_quietly(self, c: Container) -> None:
         try:
@@ -1193,15 +1182,6 @@ def _merge_env(base: list[str], override: list[str]) -> list[str]:
     return list(out.values())
 
 
-def _shim_log(state_dir: str) -> str:
-    try:
-        with open(os.path.join(state_dir, "shim.log")) as f:
-            text = f.read()[-2000:].strip()
-    except OSError:
-        return ""
-    return f"; its log: {text}" if text else ""
-
-
 def _seconds_since(stamp: str) -> int:
     """Whole seconds from an RFC 3339 time until now (a die event's execDuration)."""
     from berth.clock import parse_time
@@ -1210,15 +1190,6 @@ def _seconds_since(stamp: str) -> int:
         return max(0, (time.time_ns() - parse_time(stamp)) // 1_000_000_000)
     except ValueError:
         return 0
-
-
-def _read_exit_file(state_dir: str) -> dict[str, Any] | None:
-    try:
-        with open(os.path.join(state_dir, "exit.json")) as f:
-            doc = json.load(f)
-            return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        return None
 
 
 def _write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = (), host_gateway: str = "") -> None:
