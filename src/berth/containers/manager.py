@@ -51,6 +51,7 @@ from berth.logs import drivers as log_drivers
 from berth.network.controller import NetworkController
 from berth.network.model import EndpointRequest
 from berth.tasks.model import Streams, TaskError
+from berth.tasks.service import TaskService
 from berth.tasks.shimtasks import ShimTaskService
 from berth.volumes.store import VolumeStore
 
@@ -81,8 +82,9 @@ class ContainerManager:
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
-        self.tasks = ShimTaskService(exec_root)
-        self.launcher = self.tasks.launcher  # daemon/main.py starts the zygote through it
+        tasks = ShimTaskService(exec_root)
+        self.launcher = tasks.launcher  # daemon/main.py starts the zygote through it
+        self.tasks: TaskService = tasks
         self._reserved_names: set[str] = set()
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"

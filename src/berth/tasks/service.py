@@ -42,6 +42,12 @@ class TaskService(Protocol):
     def recorded_exit(self, container_id: str) -> ExitStatus | None:
         """The exit the shim wrote down (exit.json), for when the shim is gone."""
 
+    def shim_present(self, container_id: str) -> bool:
+        """Whether the task's shim may still answer (a shim that ended is not)."""
+
+    def last_words(self, container_id: str) -> str:
+        """The end of a dead shim's own log ("; its log: …"), or ""."""
+
     async def exec(self, req: ExecRequest) -> int:
         """Create an exec process in the running task; its pid."""
 
@@ -70,3 +76,9 @@ class TaskService(Protocol):
         """The end of an exited process: its shim (or an exec's record) goes. A `lost`
         task, whose shim died, is cleaned up from its bundle instead: what is left of its
         processes killed, its cgroup removed, the OCI runtime's record deleted."""
+
+    def forget(self, container_id: str) -> None:
+        """The container is removed: whatever its task left behind goes."""
+
+    async def close(self) -> None:
+        """berthd stops; the tasks run on (they outlive berthd)."""
