@@ -69,8 +69,6 @@ class ContainerManager:
                  network: NetworkController | None = None) -> None:
         self.data_root = os.path.join(data_root, "containers")
         self.exec_root = os.path.join(exec_root, "containers")
-        # shim sockets get short paths: AF_UNIX paths are limited to 107 bytes
-        self.socket_dir = os.path.join(exec_root, "s")
         self.db = db
         self.images = images
         self.layers = layers
@@ -93,7 +91,6 @@ class ContainerManager:
         self.attacher = Attacher(self)
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
-        os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
 
     def runtime_path(self, name: str) -> str:
         """'' for berth's own runtime inside the shim; else the OCI runtime binary."""

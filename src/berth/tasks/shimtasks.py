@@ -68,6 +68,7 @@ class ShimTaskService:
         self.launcher = shimclient.Launcher(exec_root)  # daemon/main.py starts its zygote
         # shims started as our own children (no zygote): waited for at delete
         self._procs: dict[str, asyncio.subprocess.Process] = {}
+        os.makedirs(self.socket_root, mode=0o700, exist_ok=True)
 
     # -- layout -------------------------------------------------------------------------
 
