@@ -62,6 +62,20 @@ class Attacher:
                 return None
         return await fut
 
+    def attach_at_start(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> asyncio.Future[Streams | None]:
+        """An attach to a container that has not started (created or exited), registered
+        at once, with no await in between: its streams come at the next start, None if
+        it never comes. A Conflict when the container runs or a start is under way."""
+        mgr = self.mgr
+        c = mgr.get(ref)
+        live = mgr.live[c.id]
+        if live.lock.locked() or c.state.status not in (Status.CREATED, Status.EXITED):
+            raise Conflict(f"container {c.id[:12]} is not waiting to be started")
+        mgr.on_event("attach", c, {})
+        a = Attachment(stdin, stdout, stderr)
+        live.pending_attaches.append(a)
+        return a.ready
+
     async def connect_pending(self, c: Container, live: Live) -> None:
         """The start's created task: every attach that waited for it gets its streams."""
         for a in live.pending_attaches:

@@ -458,6 +458,10 @@ class ContainerManager:
         """Streams to the container's stdio; None when it is not (or no longer) running."""
         return await self.attacher.attach(ref, stdin, stdout, stderr)
 
+    def attach_at_start(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> asyncio.Future[Streams | None]:
+        """An attach to a container not yet started, registered at once (the builder's RUN)."""
+        return self.attacher.attach_at_start(ref, stdin, stdout, stderr)
+
     async def resize(self, ref: str, height: int, width: int) -> None:
         await self.attacher.resize(ref, height, width)
 
