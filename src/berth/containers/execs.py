@@ -146,7 +146,7 @@ class ExecService:
         c = self._check_running(e.container_id)
         e.started = True
         try:
-            with open(os.path.join(self.mgr.exec_root, c.id, "config.json")) as f:
+            with open(os.path.join(self.mgr.tasks.bundle(c.id), "config.json")) as f:
                 bundle = json.load(f)
             user = resolve_user(bundle["root"]["path"], e.user) if e.user else None
             doc = process_doc(bundle, e, user.uid if user else 0, user.gid if user else 0,

@@ -86,7 +86,7 @@ class Lifecycle:
         Without live-restore, survivors of a crash are killed, as dockerd does at start.
         """
         for c in list(self.mgr.containers.values()):
-            state_dir = os.path.join(self.mgr.exec_root, c.id)
+            state_dir = self.mgr.tasks.bundle(c.id)
             if c.state.status == Status.RESTARTING:  # berthd went away in the back-off
                 states.move(c, Op.GIVE_UP)
                 self.mgr._save(c)
@@ -161,7 +161,7 @@ class Lifecycle:
                 self.mgr.layers.unmount(c.id)
                 await mounting.release(self.mgr.volumes, c)
                 await self.mgr._release_network(c)
-                shutil.rmtree(os.path.join(self.mgr.exec_root, c.id), ignore_errors=True)
+                shutil.rmtree(self.mgr.tasks.bundle(c.id), ignore_errors=True)
                 message = str(e)
                 if isinstance(e, TaskError):
                     message = f"failed to create task for container: OCI runtime create failed: {e}"
@@ -187,7 +187,7 @@ class Lifecycle:
         netns = await self.mgr._setup_network(c)
         etcfiles.write_etc_files(c, self.mgr._link_entries(c), self.mgr._host_gateway())
         user_mounts = await mounting.prepare(self.mgr.volumes, c, root)
-        state_dir = os.path.join(self.mgr.exec_root, c.id)
+        state_dir = self.mgr.tasks.bundle(c.id)
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, "exit.json"))
@@ -225,7 +225,7 @@ class Lifecycle:
         return task
 
     async def _monitor(self, c: Container, live: Live) -> None:
-        state_dir = os.path.join(self.mgr.exec_root, c.id)
+        state_dir = self.mgr.tasks.bundle(c.id)
         ended: ExitStatus | None = None
         failures = 0
         while True:
@@ -507,7 +507,7 @@ class Lifecycle:
         def remove_files() -> None:  # a container's layer can be big: not on the event loop
             self.mgr.layers.remove_rw(c.id)
             shutil.rmtree(os.path.join(self.mgr.data_root, c.id), ignore_errors=True)
-            shutil.rmtree(os.path.join(self.mgr.exec_root, c.id), ignore_errors=True)
+            shutil.rmtree(self.mgr.tasks.bundle(c.id), ignore_errors=True)
 
         await asyncio.to_thread(remove_files)
         self.mgr.tasks.forget(c.id)

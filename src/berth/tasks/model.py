@@ -32,7 +32,7 @@ class CreateTaskRequest:
     """Start a shim for a container; the shim creates the container from the bundle."""
 
     container_id: str
-    bundle: str  # the directory of config.json; also the shim's state directory
+    bundle: str  # TaskService.bundle(container_id), with config.json written; the shim's state goes there too
     log_path: str
     stdin: bool = False
     stdin_once: bool = False

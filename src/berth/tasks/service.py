@@ -25,6 +25,10 @@ from berth.tasks.model import (
 
 
 class TaskService(Protocol):
+    def bundle(self, container_id: str) -> str:
+        """The task's bundle directory: the caller writes config.json there before create;
+        the shim keeps its state (exit.json, its log) there too."""
+
     async def create(self, req: CreateTaskRequest) -> CreatedTask:
         """Start the container's shim; it creates the container (not started)."""
 
