@@ -452,14 +452,8 @@ class _Run:
         await self.say(f" ---> Running in {c.id[:12]}\n")
         ok = False
         try:
-            attach = asyncio.ensure_future(mgr.attach(c.id, False, True, True))
-            # let the attach register before the start takes the container's lock, or a
-            # quick RUN's output is over before anyone listens
-            live = mgr.live[c.id]
-            for _ in range(20):
-                await asyncio.sleep(0)
-                if live.pending_attaches or attach.done():
-                    break
+            # registered before the start, or a quick RUN's output is over before anyone listens
+            attach = mgr.attach_at_start(c.id, False, True, True)
             await mgr.start(c.id)
             streams = await attach
             if streams is not None:

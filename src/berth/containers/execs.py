@@ -1,7 +1,7 @@
 """`docker exec`: processes started in a running container, kept by the container's shim.
 
 An exec is a record (kept in memory, as Docker keeps them) until it runs: then berthd
-asks the container's shim (shim/shim.py, op "exec") to create it from a process
+asks the task service (berth.tasks: the container's shim) to create it from a process
 description made here from the container's own process (its environment, user,
 working directory, capabilities), changed the way the user asked. The shim has it
 forked inside the container's cgroups and namespaces, owns its stdio or terminal, and
@@ -15,13 +15,14 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from berth.containers.model import Container, Status
 from berth.containers.users import resolve_user
 from berth.errors import Conflict, InvalidParameter, NotFound, SystemError_
-from berth.shim import client as shimclient
+from berth.tasks.model import AttachRequest, ExecRequest, TaskError
 
 if TYPE_CHECKING:
     from berth.containers.manager import ContainerManager
@@ -135,9 +136,6 @@ class ExecService:
         for k in [k for k, e in self.execs.items() if e.container_id == container_id]:
             del self.execs[k]
 
-    def _call(self, e: Exec, doc: dict[str, Any]) -> Any:
-        return shimclient.call(self.mgr._sock(e.container_id), {**doc, "exec": e.id})
-
     async def start(self, exec_id: str, attach: bool
                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """Run the exec; with `attach`, the streams to its stdio (output closes at its end)."""
@@ -148,7 +146,7 @@ class ExecService:
         c = self._check_running(e.container_id)
         e.started = True
         try:
-            with open(os.path.join(self.mgr.exec_root, c.id, "config.json")) as f:
+            with open(os.path.join(self.mgr.tasks.bundle(c.id), "config.json")) as f:
                 bundle = json.load(f)
             user = resolve_user(bundle["root"]["path"], e.user) if e.user else None
             doc = process_doc(bundle, e, user.uid if user else 0, user.gid if user else 0,
@@ -156,12 +154,10 @@ class ExecService:
         except (OSError, ValueError, KeyError) as err:
             e.exit_code = 126
             raise SystemError_(f"cannot exec in container {c.id[:12]}: {err}") from None
-        sock = self.mgr._sock(c.id)
+        tasks = self.mgr.tasks
         try:
-            created = await shimclient.call(sock, {"op": "exec", "id": e.id, "process": doc,
-                                                   "stdin": e.attach_stdin})
-            e.pid = int(created["pid"])
-        except shimclient.ShimError as err:
+            e.pid = await tasks.exec(ExecRequest(c.id, e.id, doc, stdin=e.attach_stdin))
+        except TaskError as err:
             message = f"OCI runtime exec failed: {err}"
             e.exit_code = 127 if ("executable file not found" in message or "no such file or directory" in message) \
                 else 126
@@ -170,14 +166,14 @@ class ExecService:
         streams = None
         try:
             if attach:
-                streams = await shimclient.attach(sock, e.attach_stdin, e.attach_stdout, e.attach_stderr,
-                                                  exec_id=e.id)
-            await self._call(e, {"op": "start"})
-        except shimclient.ShimError as err:
+                streams = await tasks.attach(AttachRequest(c.id, e.attach_stdin, e.attach_stdout, e.attach_stderr,
+                                                           exec_id=e.id))
+            await tasks.start_exec(c.id, e.id)
+        except TaskError as err:
             e.running = False
             e.exit_code = 126
-            with contextlib.suppress(shimclient.ShimError):
-                await self._call(e, {"op": "kill", "signal": 9})
+            with contextlib.suppress(TaskError):
+                await tasks.kill(c.id, signal.SIGKILL, exec_id=e.id)
             raise SystemError_(f"OCI runtime exec failed: {err}") from None
         self.mgr.on_event("exec_start: " + " ".join(e.argv), c, {"execID": e.id})
         task = asyncio.create_task(self._reap(e, c))
@@ -186,17 +182,16 @@ class ExecService:
         return streams
 
     async def _reap(self, e: Exec, c: Container) -> None:
+        tasks = self.mgr.tasks
         try:
-            doc = await self._call(e, {"op": "wait"})
-            code = doc.get("exit_code")
-            e.exit_code = 255 if code is None else int(code)
-        except (shimclient.ShimError, OSError):
+            e.exit_code = (await tasks.wait_exec(c.id, e.id)).exit_code
+        except TaskError:
             e.exit_code = e.exit_code if e.exit_code is not None else 255
         finally:
             e.running = False
             e.done.set()
-            with contextlib.suppress(shimclient.ShimError, OSError):
-                await self._call(e, {"op": "delete"})
+            with contextlib.suppress(TaskError):
+                await tasks.delete(c.id, e.id)
         self.mgr.on_event("exec_die", c, {"execID": e.id, "exitCode": str(e.exit_code)})
 
     async def wait(self, exec_id: str) -> int:
@@ -209,8 +204,8 @@ class ExecService:
         e = self.get(exec_id)
         if not e.running:
             raise Conflict(f"exec {e.id} is not running")
-        with contextlib.suppress(shimclient.ShimError):
-            await self._call(e, {"op": "resize", "height": height, "width": width})
+        with contextlib.suppress(TaskError):
+            await self.mgr.tasks.resize(e.container_id, height, width, exec_id=e.id)
 
     async def run(self, ref: str, argv: list[str], *, timeout: float | None = None, user: str = "",
                   env: list[str] | None = None) -> tuple[int, bytes]:
@@ -232,8 +227,8 @@ class ExecService:
             try:
                 await asyncio.wait_for(collect(), timeout)
             except TimeoutError:
-                with contextlib.suppress(shimclient.ShimError, OSError):
-                    await self._call(e, {"op": "kill", "signal": 9})
+                with contextlib.suppress(TaskError):
+                    await self.mgr.tasks.kill(e.container_id, signal.SIGKILL, exec_id=e.id)
                 raise
             finally:
                 writer.close()

@@ -1,13 +1,15 @@
-"""Containers: creating them, the lifecycle state machine, and their records.
+"""Containers: their records, and the one entry point the API, the builder and the daemon use.
 
-created --start--> running --(exit)--> exited --start--> running ...
-   any state --remove--> gone   (running only with force: killed first)
-
-A start mounts the root, writes the bundle, and has a shim create the container; the
-attach streams that were waiting are connected before the shim lets the process
-exec, so no output is lost. One monitor task per running container waits for the
-exit, records it, unmounts, and removes the container when asked to (`--rm`).
-Records are saved to SQLite at every transition.
+`ContainerManager` owns the records (in memory and in the containers table), names,
+create, rename, networks joined and left, and the container's file system (cp, diff,
+commit). The rest is done by the modules it is made of, each behind the same public
+methods as before:
+  - containers/defaults.py: create-time defaults and the record's OCI translation;
+  - containers/lifecycle.py: start, exit, restart, stop, kill, wait, pause, remove,
+    over the one table of state transitions in containers/states.py;
+  - containers/attach.py: attach streams, attaches waiting for a start, resize;
+  - containers/execs.py: `docker exec`;
+  - berth.tasks: the task service, the only way to the container's shim.
 """
 
 from __future__ import annotations
@@ -20,89 +22,46 @@ import os
 import re
 import secrets
 import shutil
-import signal as signals
 import socket
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import IO, Any
 
 from berth.clock import now_rfc3339
-from berth.containers import execs, health, mounting, mounts, restart
+from berth.containers import defaults, etcfiles, execs, mounting, mounts, restart
 from berth.containers import stats as container_stats
-from berth.containers.model import (
-    Container,
-    Health,
-    HostConfig,
-    LogConfig,
-    RunConfig,
-    State,
-    Status,
+from berth.containers.attach import Attacher, Attachment
+from berth.containers.defaults import (  # the names the API and older callers import from here
+    DEFAULT_PATH,
+    DEFAULT_STOP_TIMEOUT,
+    apparmor_profile_of,
+    limits_of,
+    parse_signal,
+    security_of,
+    security_options,
 )
+from berth.containers.lifecycle import Lifecycle, Live, task_op
+from berth.containers.model import Container, HostConfig, LogConfig, RunConfig, Status
 from berth.containers.names import random_name
 from berth.containers.store import ContainerStore
-from berth.containers.users import resolve_user
-from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified, SystemError_
+from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, SystemError_
 from berth.images.store import ImageStore
 from berth.layers import changeset, diff
 from berth.layers.store import LayerStore
 from berth.logs import drivers as log_drivers
 from berth.network.controller import NetworkController
 from berth.network.model import EndpointRequest
-from berth.runtime import rlimits, spec
-from berth.shim import client as shimclient
+from berth.tasks.model import Streams, TaskError
+from berth.tasks.service import TaskService
+from berth.tasks.shimtasks import ShimTaskService
 from berth.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DEFAULT_STOP_TIMEOUT = 10
 
-
-def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int:
-    if value in (None, ""):
-        return default
-    text = str(value).upper()
-    if text.isdigit():
-        num = int(text)
-        if 0 < num < signals.NSIG:
-            return num
-    else:
-        name = text if text.startswith("SIG") else "SIG" + text
-        try:
-            return int(signals.Signals[name])
-        except KeyError:
-            pass
-    raise InvalidParameter(f"Invalid signal: {value}")
-
-
-@dataclass
-class Attachment:
-    """An attach request waiting for the container to start."""
-
-    stdin: bool
-    stdout: bool
-    stderr: bool
-    ready: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-@dataclass
-class Live:
-    """What berthd holds in memory about a container beyond its record."""
-
-    pending_attaches: list[Attachment] = field(default_factory=list)
-    exit_waiters: list[asyncio.Future[int]] = field(default_factory=list)
-    remove_waiters: list[asyncio.Future[int]] = field(default_factory=list)
-    monitor: asyncio.Task[None] | None = None
-    shim_proc: asyncio.subprocess.Process | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
-    restarts: restart.RestartTracker = field(default_factory=restart.RestartTracker)
-    restarter: asyncio.Task[None] | None = None  # waiting out the back-off, then starting it
-    health_monitor: health.HealthMonitor | None = None
+__all__ = ["DEFAULT_PATH", "DEFAULT_STOP_TIMEOUT", "Attachment", "ContainerManager", "Live", "apparmor_profile_of",
+           "limits_of", "parse_signal", "security_of", "security_options"]
 
 
 class ContainerManager:
@@ -111,8 +70,6 @@ class ContainerManager:
                  network: NetworkController | None = None) -> None:
         self.data_root = os.path.join(data_root, "containers")
         self.exec_root = os.path.join(exec_root, "containers")
-        # shim sockets get short paths: AF_UNIX paths are limited to 107 bytes
-        self.socket_dir = os.path.join(exec_root, "s")
         self.db = db
         self.store = ContainerStore(db)
         self.images = images
@@ -125,55 +82,24 @@ class ContainerManager:
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
-        self.launcher = shimclient.Launcher(exec_root)
+        tasks = ShimTaskService(exec_root)
+        self.launcher = tasks.launcher  # daemon/main.py starts the zygote through it
+        self.tasks: TaskService = tasks
         self._reserved_names: set[str] = set()
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
         self.default_log = LogConfig()  # daemon.json's log-driver and log-opts
-        self._shutting_down = False  # its stops are not the user's: restart policies hold
-        # The event loop keeps only weak references to tasks: a monitor or a restart that
-        # waits on a stream (whose reader only its own frame holds) would otherwise be
-        # collected mid-way, leaving a half-started container behind.
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.lifecycle = Lifecycle(self)
+        self.attacher = Attacher(self)
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
-        os.makedirs(self.socket_dir, mode=0o700, exist_ok=True)
 
     def runtime_path(self, name: str) -> str:
-        """'' for berth's own runtime inside the shim; else the OCI runtime binary.
-
-        Known: berth, the daemon.json `runtimes`, and runc when it is installed (as in Docker).
-        """
-        name = name or self.default_runtime
-        if name == "berth":
-            return ""
-        if name in self.runtimes:
-            return self.runtimes[name]
-        if name == "runc":
-            path = shutil.which("runc", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            if path:
-                return path
-        raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+        """'' for berth's own runtime inside the shim; else the OCI runtime binary."""
+        return defaults.runtime_path(name, self.default_runtime, self.runtimes)
 
     def known_runtimes(self) -> dict[str, str]:
-        known = {"berth": "berth-runtime"}
-        runc = shutil.which("runc", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        if runc:
-            known["runc"] = runc
-        known.update(self.runtimes)
-        return known
-
-    def _default_log_config(self, lc: LogConfig) -> None:
-        """As dockerd: no driver named means the daemon's, and a container of the daemon's
-        driver gets the daemon's options it does not set itself."""
-        if not lc.type:
-            lc.type = self.default_log.type
-        if lc.type == self.default_log.type:
-            for key, value in self.default_log.config.items():
-                lc.config.setdefault(key, value)
-
-    def _sock(self, cid: str) -> str:
-        return os.path.join(self.socket_dir, cid[:24] + ".sock")
+        return defaults.known_runtimes(self.runtimes)
 
     # -- records ------------------------------------------------------------------------
 
@@ -190,48 +116,12 @@ class ContainerManager:
             self.containers[c.id] = c
             self.live[c.id] = Live()
 
-    async def restore(self, live_restore: bool) -> None:
-        """After a restart: re-adopt containers whose shims still run, close out the rest.
-
-        Without live-restore, survivors of a crash are killed, as dockerd does at start.
-        """
-        for c in list(self.containers.values()):
-            state_dir = os.path.join(self.exec_root, c.id)
-            if c.state.status == Status.RESTARTING:  # berthd went away in the back-off
-                c.state.status = Status.EXITED
-                self._save(c)
-            if not c.state.running:
-                if os.path.isdir(state_dir):
-                    await self._finish_cleanup(c, state_dir)
-                continue
-            try:
-                doc = await shimclient.call(self._sock(c.id), {"op": "state"})
-            except (shimclient.ShimError, OSError):
-                doc = None
-            if doc is not None:
-                # its shim still runs (the container may have exited meanwhile): the
-                # monitor learns the exit from it either way
-                log.info("container %s has its shim still running; watching it again", c.id[:12])
-                await self._readopt_volumes(c)
-                if self.network is not None:
-                    await self.network.readopt(c)
-                self._watch(c)
-                if not live_restore and doc.get("status") in ("running", "paused"):
-                    log.warning("live-restore is off: stopping container %s", c.id[:12])
-                    with contextlib.suppress(shimclient.ShimError):
-                        await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
-                        if doc.get("status") == "paused":
-                            await shimclient.call(self._sock(c.id), {"op": "resume"})
-                continue
-            exit_doc: dict[str, Any] = _read_exit_file(state_dir) or {}
-            code = exit_doc.get("exit_code")
-            log.warning("container %s lost its shim while berthd was away; recording it as exited", c.id[:12])
-            c.state = State(status=Status.EXITED, exit_code=255 if code is None else int(code),
-                            started_at=c.state.started_at,
-                            finished_at=exit_doc.get("finished_at") or now_rfc3339())
-            self._save_or_log(c)
-            await self._release(c, state_dir, lost=True)
-        await self._start_by_policy_at_boot()
+    def _forget(self, c: Container) -> None:
+        """The record of a removed container goes, with what berthd held of it in memory."""
+        self.store.delete(c.id)
+        del self.containers[c.id]
+        del self.live[c.id]
+        self.execs.forget_container(c.id)
 
     async def _release_network(self, c: Container) -> None:
         if self.network is not None:
@@ -377,32 +267,7 @@ class ContainerManager:
             taken = {c.name for c in self.containers.values()} | self._reserved_names
             name = random_name(taken)
         image = self.images.resolve(config.image)
-        defaults = image.config.config
-        if config.cmd is None and config.entrypoint is None:
-            config.cmd = defaults.cmd
-        if config.entrypoint is None:
-            config.entrypoint = defaults.entrypoint
-        elif config.entrypoint == [""] or config.entrypoint == []:
-            config.entrypoint = None
-        argv = (config.entrypoint or []) + (config.cmd or [])
-        if not argv:
-            raise InvalidParameter("no command specified")
-        env = _merge_env(defaults.env, config.env)
-        if not any(e.startswith("PATH=") for e in env):
-            env.insert(0, DEFAULT_PATH)
-        config.env = env
-        config.working_dir = config.working_dir or defaults.working_dir
-        if config.working_dir and not config.working_dir.startswith("/"):
-            raise InvalidParameter(f"the working directory '{config.working_dir}' is invalid, it needs to be an absolute path")
-        config.user = config.user or defaults.user
-        config.labels = {**defaults.labels, **config.labels}
-        config.stop_signal = config.stop_signal or defaults.stop_signal
-        health.validate(config.healthcheck)
-        config.healthcheck = health.merge(config.healthcheck, defaults.healthcheck)
-        config.exposed_ports = sorted(set(config.exposed_ports) | set(defaults.exposed_ports))
-        config.volumes = sorted(set(config.volumes) | set(defaults.volumes))
-        if config.stop_signal:
-            parse_signal(config.stop_signal)
+        argv = defaults.apply_image_defaults(config, image.config.config)
         inherited = [(self.get(other), mode) for other, mode in map(mounts.parse_volumes_from, host.volumes_from)]
         endpoints = self._plan_network(host, requests or {}, config.hostname)
         points = mounts.plan(host.binds, host.mounts, config.volumes, inherited, host.tmpfs.keys(),
@@ -412,7 +277,7 @@ class ContainerManager:
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
-        self._default_log_config(host.log_config)
+        defaults.default_log_config(host.log_config, self.default_log)
         log_drivers.validate(host.log_config.type, host.log_config.config)
         cid = secrets.token_hex(32)
         mode = host.network_mode or ""
@@ -456,421 +321,41 @@ class ContainerManager:
         self.on_event("create", c, {})
         return c
 
-    # -- start --------------------------------------------------------------------------------
+    # -- the lifecycle (containers/lifecycle.py) ----------------------------------------------
+
+    async def restore(self, live_restore: bool) -> None:
+        """After a restart: re-adopt containers whose shims still run, close out the rest."""
+        await self.lifecycle.restore(live_restore)
 
     async def start(self, ref: str, *, by_restart_policy: bool = False) -> None:
-        c = self.get(ref)
-        live = self.live[c.id]
-        async with live.lock:
-            if by_restart_policy and c.state.status != Status.RESTARTING:
-                return  # stopped or removed while it waited
-            if not by_restart_policy and c.state.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING):
-                raise NotModified("container already started")
-            if c.state.status == Status.REMOVING:
-                raise Conflict(f"container {c.id[:12]} is marked for removal and cannot be started")
-            if not by_restart_policy:  # the user's start: the restart policy starts over
-                live.restarts = restart.RestartTracker()
-                c.manually_stopped = False
-            try:
-                await self._start(c, live)
-            except BaseException as e:
-                self.layers.unmount(c.id)
-                await mounting.release(self.volumes, c)
-                await self._release_network(c)
-                shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
-                message = str(e)
-                if isinstance(e, shimclient.ShimError):
-                    message = f"failed to create task for container: OCI runtime create failed: {e}"
-                    code = 127 if ("executable file not found" in message or "no such file or directory" in message) else (
-                        126 if "permission denied" in message else 128)
-                    c.state.exit_code = code
-                    e = InvalidParameter(message) if code in (126, 127) else SystemError_(message)
-                c.state.error = message
-                self._save(c)
-                for a in live.pending_attaches:
-                    if not a.ready.done():
-                        a.ready.set_result(None)
-                live.pending_attaches.clear()
-                if c.host_config.auto_remove:
-                    await self._remove(c, volumes=True)
-                if isinstance(e, BerthError):
-                    raise e from None
-                raise
-
-    async def _start(self, c: Container, live: Live) -> None:
-        image = self.images.resolve(c.image_id)
-        root = self.layers.mount(c.id, image.chain_ids)
-        h = c.host_config
-        user = resolve_user(root, c.config.user, h.group_add)
-        env = list(c.config.env)
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={user.home}")
-        if c.config.tty and not any(e.startswith("TERM=") for e in env):
-            env.append("TERM=xterm")
-        if not any(e.startswith("HOSTNAME=") for e in env):
-            env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={c.config.hostname}")
-        netns = await self._setup_network(c)
-        _write_etc_files(c, self._link_entries(c), self._host_gateway())
-        user_mounts = await mounting.prepare(self.volumes, c, root)
-        state_dir = os.path.join(self.exec_root, c.id)
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(state_dir, "exit.json"))
-        try:
-            config = spec.build_config(spec.BundleRequest(
-                root=root, args=[c.path, *c.args], env=env, cwd=c.config.working_dir or "/",
-                uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
-                network_namespace=netns, host_network=h.network_mode == "host",
-                hostname=c.config.hostname, terminal=c.config.tty, console_size=h.console_size,
-                files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
-                       "/etc/hosts": c.hosts_path},
-                cgroups_path=f"/berth/{c.id}",
-                limits=limits_of(h),
-                security=security_of(h),
-                rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],
-                sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size, mounts=user_mounts,
-                oom_score_adj=h.oom_score_adj, init=_init_binary() if h.init else "",
-            ))
-        except (spec.SpecBuildError, rlimits.UlimitError) as e:
-            raise InvalidParameter(str(e)) from None
-        spec.write_bundle(state_dir, config)
-        proc, pid = await self.launcher.spawn(shimclient.ShimOptions(
-            container_id=c.id, bundle=state_dir, state_dir=state_dir, socket=self._sock(c.id),
-            log_path=c.log_path, runtime=self.runtime_path(h.runtime),
-            stdin=c.config.open_stdin, stdin_once=c.config.stdin_once, log_driver=h.log_config.type,
-            log_options=log_drivers.shim_options(h.log_config.type, h.log_config.config,
-                                                 log_drivers.ContainerInfo.of(c))))
-        live.shim_proc = proc
-        for a in live.pending_attaches:
-            try:
-                streams = await shimclient.attach(self._sock(c.id), a.stdin, a.stdout, a.stderr)
-            except shimclient.ShimError:
-                streams = None
-            if not a.ready.done():
-                a.ready.set_result(streams)
-            elif streams:
-                streams[1].close()
-        live.pending_attaches.clear()
-        try:
-            await shimclient.call(self._sock(c.id), {"op": "start"})
-        except shimclient.ShimError:
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "kill", "signal": 9})
-            raise
-        c.state = State(status=Status.RUNNING, pid=pid, started_at=now_rfc3339())
-        live.exited.clear()
-        self._save(c)
-        self.on_event("start", c, {})
-        self._watch(c)
-
-    def _watch(self, c: Container) -> None:
-        live = self.live[c.id]
-        live.monitor = self._keep(self._monitor(c, live))
-        self._start_health(c, live)
-
-    def _keep(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """A task held until it is done (see _tasks)."""
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _monitor(self, c: Container, live: Live) -> None:
-        state_dir = os.path.join(self.exec_root, c.id)
-        doc: dict[str, Any] = {}
-        failures = 0
-        while True:
-            try:
-                doc = await shimclient.call(self._sock(c.id), {"op": "wait"})
-                break
-            except shimclient.ShimError as e:
-                doc = dict(_read_exit_file(state_dir) or {})
-                failures += 1
-                if doc or not os.path.exists(self._sock(c.id)) or failures >= 5:
-                    if not doc:
-                        log.error("container %s: its shim is gone without recording an exit (%s)%s",
-                                  c.id[:12], e, _shim_log(state_dir))
-                        await self._reap_lost(c)
-                    break
-                await asyncio.sleep(0.2)
-        code = doc.get("exit_code")
-        exit_code = 255 if code is None else int(code)
-        await self._stop_health(live)
-        delay = None if self._shutting_down else live.restarts.after_exit(
-            c.host_config.restart_policy, exit_code, c.manually_stopped, _seconds_since(c.state.started_at))
-        async with live.lock:
-            c.state = State(status=Status.EXITED if delay is None else Status.RESTARTING,
-                            exit_code=exit_code, started_at=c.state.started_at,
-                            finished_at=str(doc.get("finished_at") or now_rfc3339()),
-                            oom_killed=bool(doc.get("oom_killed")))
-            if delay is not None:
-                c.restart_count += 1
-            self._save_or_log(c)
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "delete"})
-            if live.shim_proc is not None:
-                await live.shim_proc.wait()
-                live.shim_proc = None
-            await self._release(c, state_dir)
-            live.monitor = None
-            live.exited.set()
-            if c.state.oom_killed:
-                self.on_event("oom", c, {})
-            self.on_event("die", c, {"exitCode": str(exit_code), "execDuration": str(_seconds_since(c.state.started_at))})
-            if delay is None:
-                self._resolve_exit_waiters(live, exit_code)
-            else:  # waiters wait on: the container is not stopped, it is restarting
-                live.restarter = self._keep(self._restart_after(c, live, delay))
-        if c.host_config.auto_remove and c.id in self.containers:
-            try:
-                await self.remove(c.id, force=True, volumes=True)
-            except BerthError as e:
-                log.warning("auto-remove of %s failed: %s", c.id[:12], e)
-
-    async def _finish_cleanup(self, c: Container, state_dir: str) -> None:
-        """berthd died between recording a container's exit and cleaning up after it:
-        its shim, root mount, volumes and cgroup may still be there."""
-        log.warning("container %s exited while berthd was cleaning up; finishing that", c.id[:12])
-        with contextlib.suppress(shimclient.ShimError, OSError):
-            await shimclient.call(self._sock(c.id), {"op": "delete"})
-        await self._release(c, state_dir, lost=True)
-
-    async def _release(self, c: Container, state_dir: str, lost: bool = False) -> None:
-        """What a container that stopped held: its root's mount, volumes and network (and,
-        when its shim is `lost`, its processes and cgroup), then its state directory.
-        A step that fails is logged and the next one still runs, as dockerd's exit
-        handling does: the exit must still reach those waiting for it."""
-        steps: list[tuple[str, Callable[[], Awaitable[None] | None]]] = [
-            ("unmounting its root", lambda: self.layers.unmount(c.id)),
-            ("releasing its volumes", lambda: mounting.release(self.volumes, c)),
-            ("releasing its network", lambda: self._release_network(c)),
-        ]
-        if lost:
-            steps.append(("removing what is left of it", lambda: self._reap_lost(c)))
-        for what, step in steps:
-            try:
-                pending = step()
-                if pending is not None:
-                    await pending
-            except Exception as e:  # noqa: BLE001  (logged; the other steps must run)
-                log.error("container %s: %s: %s", c.id[:12], what, e)
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-    def _save_or_log(self, c: Container) -> None:
-        """Record `c`; if the database cannot take it, berthd goes on with what it knows."""
-        try:
-            self._save(c)
-        except sqlite3.Error as e:
-            log.error("container %s: recording its state: %s", c.id[:12], e)
-
-    async def _reap_lost(self, c: Container) -> None:
-        """A shim died: kill what is left of its container and remove the cgroup."""
-        from berth.runtime import cgroups
-
-        def clean() -> None:
-            try:
-                cgroups.open_manager(f"/berth/{c.id}").destroy(kill=True)
-            except Exception as e:  # noqa: BLE001
-                log.warning("container %s: removing its cgroup: %s", c.id[:12], e)
-
-        await asyncio.to_thread(clean)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._sock(c.id))
-
-    # -- restart policies and health checks ----------------------------------------------------
-
-    def _resolve_exit_waiters(self, live: Live, exit_code: int) -> None:
-        for f in live.exit_waiters:
-            if not f.done():
-                f.set_result(exit_code)
-        live.exit_waiters.clear()
-
-    async def _restart_after(self, c: Container, live: Live, delay: float) -> None:
-        """The restart policy's start, after the back-off; when it fails the container
-        stays exited, as Docker's does."""
-        await asyncio.sleep(delay)
-        if live.restarter is asyncio.current_task():
-            live.restarter = None  # from here on a stop waits for this start, as for any other
-        try:
-            await self.start(c.id, by_restart_policy=True)
-        except Exception as e:  # noqa: BLE001 - whatever failed, the container is left stopped
-            log.warning("container %s: restart by its policy failed: %s", c.id[:12], e)
-        self._stay_exited(c, live)
-
-    def _stay_exited(self, c: Container, live: Live) -> None:
-        if c.id in self.containers and c.state.status == Status.RESTARTING:
-            c.state.status = Status.EXITED
-            self._save(c)
-            self._resolve_exit_waiters(live, c.state.exit_code)
-
-    async def _stopped_by_user(self, c: Container, num: int | None) -> bool:
-        """A stop (`num` None) or kill from the user: no restart of an `unless-stopped`
-        container until the user starts it (after a stop, SIGKILL or the stop signal, of
-        any), a pending restart called off. True when that left it stopped: nothing runs
-        to be signalled."""
-        live = self.live[c.id]
-        if num in (None, signals.SIGKILL) or not c.config.stop_signal or num == parse_signal(c.config.stop_signal):
-            live.restarts.cancelled = True
-        if not self._shutting_down:
-            c.manually_stopped = True
-            self._save(c)
-        if c.state.status != Status.RESTARTING:
-            return False
-        if live.restarter is not None:
-            live.restarter.cancel()
-            live.restarter = None
-        else:
-            async with live.lock:  # its start is under way: what runs after it is stopped as usual
-                pass
-        self._stay_exited(c, live)
-        return not c.state.running
-
-    def _start_health(self, c: Container, live: Live) -> None:
-        """Probe a container that has a health check while it runs: "starting" again at
-        each start, the log of the earlier runs kept (as Docker)."""
-        check = c.config.healthcheck
-        argv = health.probe_argv(check)
-        if check is None or argv is None:
-            return
-        if c.health is None:
-            c.health = Health()
-        c.health.status, c.health.failing_streak = health.STARTING, 0
-        self._save(c)
-
-        def probed(changed: str | None) -> None:
-            if c.id in self.containers:
-                self._save(c)
-                if changed:
-                    self.on_event(f"health_status: {changed}", c, {})
-
-        live.health_monitor = health.HealthMonitor(
-            check, c.health, argv,
-            run=lambda argv, timeout: self.exec_run(c.id, argv, timeout=timeout),
-            on_probe=probed, paused=lambda: c.state.status == Status.PAUSED,
-            started=time.monotonic() - _seconds_since(c.state.started_at))
-        live.health_monitor.start()
-
-    async def _stop_health(self, live: Live) -> None:
-        monitor, live.health_monitor = live.health_monitor, None
-        if monitor is not None:
-            await monitor.stop()
-
-    async def _start_by_policy_at_boot(self) -> None:
-        """berthd starts: the stopped containers whose policy says so start again."""
-        due = [c for c in self.containers.values()
-               if c.state.status == Status.EXITED and restart.restart_at_daemon_start(
-                   c.host_config.restart_policy, c.state.exit_code, c.manually_stopped,
-                   not c.state.started_at.startswith("0001-"))]
-        results = await asyncio.gather(*(self.start(c.id) for c in due), return_exceptions=True)
-        for c, result in zip(due, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("container %s: starting it by its restart policy: %s", c.id[:12], result)
-            else:
-                log.info("container %s started again by its restart policy", c.id[:12])
-
-    # -- signals, stop, wait --------------------------------------------------------------
+        await self.lifecycle.start(ref, by_restart_policy=by_restart_policy)
 
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
-        c = self.get(ref)
-        num = parse_signal(sig)
-        if not c.state.running:
-            raise Conflict(f"cannot kill container: {ref}: container {c.id} is not running")
-        if await self._stopped_by_user(c, num):
-            self.on_event("kill", c, {"signal": str(num)})
-            return
-        try:
-            await shimclient.call(self._sock(c.id), {"op": "kill", "signal": num})
-        except shimclient.ShimError as e:
-            raise SystemError_(f"cannot kill container: {ref}: {e}") from None
-        await self._thaw_for_signal(c)
-        self.on_event("kill", c, {"signal": str(num)})
-
-    async def _thaw_for_signal(self, c: Container) -> None:
-        """A frozen process acts on no signal: a paused container is thawed to receive it."""
-        if c.state.status == Status.PAUSED:
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "resume"})
-            c.state.status = Status.RUNNING
-            self._save(c)
+        await self.lifecycle.kill(ref, sig)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
-        c = self.get(ref)
-        if not c.state.running:
-            raise NotModified("container already stopped")
-        live = self.live[c.id]
-        num = parse_signal(sig or c.config.stop_signal or "SIGTERM")
-        if await self._stopped_by_user(c, None):
-            self.on_event("stop", c, {})
-            return
-        if timeout is None:
-            timeout = c.config.stop_timeout if c.config.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
-        sock = self._sock(c.id)
-        with contextlib.suppress(shimclient.ShimError):
-            await shimclient.call(sock, {"op": "kill", "signal": num})
-        await self._thaw_for_signal(c)
-        self.on_event("kill", c, {"signal": str(num)})
-        if timeout < 0:
-            await live.exited.wait()
-        else:
-            try:
-                await asyncio.wait_for(live.exited.wait(), timeout)
-            except TimeoutError:
-                with contextlib.suppress(shimclient.ShimError):
-                    await shimclient.call(sock, {"op": "kill", "signal": signals.SIGKILL})
-                self.on_event("kill", c, {"signal": str(int(signals.SIGKILL))})
-                await live.exited.wait()
-        self.on_event("stop", c, {})
+        await self.lifecycle.stop(ref, timeout, sig)
 
     async def wait(self, ref: str, condition: str = "not-running") -> int:
-        c = self.get(ref)
-        live = self.live[c.id]
-        loop = asyncio.get_running_loop()
-        if condition == "removed":
-            fut: asyncio.Future[int] = loop.create_future()
-            live.remove_waiters.append(fut)
-            return await fut
-        if condition == "not-running" and not c.state.running:
-            return c.state.exit_code
-        if condition not in ("not-running", "next-exit"):
-            raise InvalidParameter(f"invalid condition: \"{condition}\"")
-        fut = loop.create_future()
-        live.exit_waiters.append(fut)
-        return await fut
+        return await self.lifecycle.wait(ref, condition)
 
     async def restart(self, ref: str, timeout: int | None = None) -> None:
-        c = self.get(ref)
-        if c.state.running:
-            await self.stop(c.id, timeout)
-        await self.start(c.id)
-        self.on_event("restart", c, {})
-
-    # -- pause, update, top ----------------------------------------------------------------
-
-    async def _shim_op(self, c: Container, doc: dict[str, Any], what: str) -> dict[str, Any]:
-        try:
-            return await shimclient.call(self._sock(c.id), doc)
-        except shimclient.ShimError as e:
-            raise SystemError_(f"Cannot {what} container {c.id[:12]}: {e}") from None
+        await self.lifecycle.restart(ref, timeout)
 
     async def pause(self, ref: str) -> None:
-        c = self.get(ref)
-        if c.state.status == Status.PAUSED:
-            raise Conflict(f"Container {c.id} is already paused")
-        if c.state.status != Status.RUNNING:
-            raise Conflict(f"Container {c.id} is not running")
-        await self._shim_op(c, {"op": "pause"}, "pause")
-        c.state.status = Status.PAUSED
-        self._save(c)
-        self.on_event("pause", c, {})
+        await self.lifecycle.pause(ref)
 
     async def unpause(self, ref: str) -> None:
-        c = self.get(ref)
-        if c.state.status != Status.PAUSED:
-            raise Conflict(f"Container {c.id} is not paused")
-        await self._shim_op(c, {"op": "resume"}, "unpause")
-        c.state.status = Status.RUNNING
-        self._save(c)
-        self.on_event("unpause", c, {})
+        await self.lifecycle.unpause(ref)
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        await self.lifecycle.remove(ref, force, volumes)
+
+    async def shutdown(self, live_restore: bool) -> None:
+        """Without live-restore, stop every running container, as dockerd does."""
+        await self.lifecycle.shutdown(live_restore)
+
+    # -- update, top, stats: the running task's resources ------------------------------------
 
     async def update(self, ref: str, changes: dict[str, Any]) -> list[str]:
         """Change resource limits, on the record and, when it runs, on the container."""
@@ -885,9 +370,8 @@ class ContainerManager:
         for key, value in changes.items():
             setattr(h, key, value)
         if c.state.status in (Status.RUNNING, Status.PAUSED):
-            resources = limits_of(h).to_oci()
-            resources.pop("devices", None)
-            await self._shim_op(c, {"op": "update", "resources": resources}, "update")
+            async with task_op(c, "update"):
+                await self.tasks.update(c.id, limits_of(h))
         self._save(c)
         self.on_event("update", c, {})
         return []
@@ -898,9 +382,10 @@ class ContainerManager:
             raise Conflict(f"container {c.id} is not running")
         if c.state.status == Status.RESTARTING:
             raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
-        doc = await self._shim_op(c, {"op": "pids"}, "list processes of")
+        async with task_op(c, "list processes of"):
+            pids = await self.tasks.pids(c.id)
         self.on_event("top", c, {})
-        return [int(p) for p in doc.get("pids", [])]
+        return pids
 
     async def stats(self, c: Container) -> container_stats.Sample | None:
         """One sample of the container's resource usage; None unless it runs."""
@@ -914,61 +399,15 @@ class ContainerManager:
             with contextlib.suppress(BerthError):
                 owner = self.get(mode.partition(":")[2])
         interfaces = {ep.ifname for ep in owner.networks.values() if ep.ifname}
-        return await asyncio.to_thread(container_stats.take_sample, f"/berth/{c.id}", c.state.pid, interfaces,
-                                       os.path.join(self.exec_root, c.id))
+        try:
+            counters = await self.tasks.stats(c.id)
+        except TaskError as e:
+            raise SystemError_(f"Cannot read the stats of container {c.id[:12]}: {e}") from None
+        if counters is None:
+            return None
+        return await asyncio.to_thread(container_stats.take_sample, counters.cgroup, c.state.pid, interfaces)
 
-    # -- remove, rename ------------------------------------------------------------------
-
-    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        c = self.get(ref)
-        if c.state.running:
-            if not force:
-                state = "restarting" if c.state.status == Status.RESTARTING else "running"
-                raise Conflict(f'cannot remove container "/{c.name}": container is {state}: '
-                               "stop the container before removing or force remove")
-            await self._stopped_by_user(c, signals.SIGKILL)
-            with contextlib.suppress(shimclient.ShimError):
-                await shimclient.call(self._sock(c.id), {"op": "kill", "signal": signals.SIGKILL})
-            await self._thaw_for_signal(c)
-            self.on_event("kill", c, {"signal": str(int(signals.SIGKILL))})
-            await self.live[c.id].exited.wait()
-        if c.id not in self.containers:
-            return
-        await self._remove(c, volumes)
-
-    async def _remove(self, c: Container, volumes: bool = False) -> None:
-        if c.id not in self.containers:
-            return
-        live = self.live[c.id]
-        if live.monitor is not None and not live.exited.is_set() and live.monitor is not asyncio.current_task():
-            await live.exited.wait()  # it exited, and its monitor is still cleaning up after it
-            if c.id not in self.containers:
-                return
-        if c.state.status == Status.REMOVING:
-            raise Conflict(f"removal of container {c.id[:12]} is already in progress")
-        c.state.status = Status.REMOVING
-
-        def remove_files() -> None:  # a container's layer can be big: not on the event loop
-            self.layers.remove_rw(c.id)
-            shutil.rmtree(os.path.join(self.data_root, c.id), ignore_errors=True)
-            shutil.rmtree(os.path.join(self.exec_root, c.id), ignore_errors=True)
-
-        await asyncio.to_thread(remove_files)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._sock(c.id))
-        self.store.delete(c.id)
-        del self.containers[c.id]
-        del self.live[c.id]
-        self.execs.forget_container(c.id)
-        if volumes:
-            await mounting.remove_anonymous(self.volumes, c, lambda name: bool(self.volume_users(name)))
-        self.on_event("destroy", c, {})
-        for a in live.pending_attaches:
-            if not a.ready.done():
-                a.ready.set_result(None)
-        for f in live.exit_waiters + live.remove_waiters:
-            if not f.done():
-                f.set_result(c.state.exit_code)
+    # -- exec, networks, rename ----------------------------------------------------------
 
     async def exec_run(self, ref: str, argv: list[str], *, timeout: float | None = None, user: str = "",
                        env: list[str] | None = None) -> tuple[int, bytes]:
@@ -985,7 +424,7 @@ class ContainerManager:
             await self.network.connect(c, network, req)
             self._save(c)
             if c.state.running:
-                _write_etc_files(c, self._link_entries(c), self._host_gateway())
+                etcfiles.write_etc_files(c, self._link_entries(c), self._host_gateway())
 
     async def disconnect(self, ref: str, network: str, force: bool = False) -> None:
         try:
@@ -1014,44 +453,22 @@ class ContainerManager:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use') from None
         self.on_event("rename", c, {"oldName": "/" + old})
 
-    # -- attach -----------------------------------------------------------------------------
+    # -- attach (containers/attach.py) --------------------------------------------------------
 
-    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool
-                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Streams | None:
         """Streams to the container's stdio; None when it is not (or no longer) running."""
-        c = self.get(ref)
-        live = self.live[c.id]
-        self.on_event("attach", c, {})
-        async with live.lock:
-            if c.state.status == Status.RUNNING:
-                try:
-                    return await shimclient.attach(self._sock(c.id), stdin, stdout, stderr)
-                except shimclient.ShimError:
-                    return None
-            if c.state.status == Status.CREATED or c.state.status == Status.EXITED:
-                a = Attachment(stdin, stdout, stderr)
-                live.pending_attaches.append(a)
-                fut = a.ready
-            else:
-                return None
-        return await fut
+        return await self.attacher.attach(ref, stdin, stdout, stderr)
+
+    def attach_at_start(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> asyncio.Future[Streams | None]:
+        """An attach to a container not yet started, registered at once (the builder's RUN)."""
+        return self.attacher.attach_at_start(ref, stdin, stdout, stderr)
 
     async def resize(self, ref: str, height: int, width: int) -> None:
-        c = self.get(ref)
-        if not c.state.running:
-            raise Conflict(f"cannot resize container {c.id[:12]}: container is not running")
-        try:
-            await shimclient.call(self._sock(c.id), {"op": "resize", "height": height, "width": width})
-        except shimclient.ShimError:
-            return
-        self.on_event("resize", c, {"height": str(height), "width": str(width)})
+        await self.attacher.resize(ref, height, width)
 
     def detach_pending(self, ref: str, attachment_future: Awaitable[object]) -> None:
         """Forget an attach whose client went away before the start."""
-        with contextlib.suppress(NotFound):
-            c = self.get(ref)
-            live = self.live[c.id]
-            live.pending_attaches = [a for a in live.pending_attaches if a.ready is not attachment_future]
+        self.attacher.detach_pending(ref, attachment_future)
 
     # -- filesystem (cp, diff, export) -------------------------------------------------------
 
@@ -1105,201 +522,3 @@ class ContainerManager:
             if paused_here and c.state.status == Status.PAUSED:
                 await self.unpause(c.id)
         return c
-
-    # -- shutdown ---------------------------------------------------------------------------
-
-    async def shutdown(self, live_restore: bool) -> None:
-        """Without live-restore, stop every running container, as dockerd does."""
-        self._shutting_down = True
-        running = [c for c in self.containers.values() if c.state.running]
-        if not live_restore and running:
-            await asyncio.gather(*(self._stop_quietly(c) for c in running))
-        for live in self.live.values():
-            if live.monitor is not None:
-                live.monitor.cancel()
-            if live.restarter is not None:
-                live.restarter.cancel()
-            await self._stop_health(live)
-        await self.launcher.stop()
-
-    async def _stop_quietly(self, c: Container) -> None:
-        try:
-            await asyncio.wait_for(self.stop(c.id), DEFAULT_STOP_TIMEOUT + 5)
-        except (BerthError, TimeoutError) as e:
-            log.warning("stopping %s at shutdown: %s", c.id[:12], e)
-
-
-def limits_of(h: HostConfig) -> spec.Limits:
-    return spec.Limits(
-        memory=h.memory, memory_swap=h.memory_swap, memory_reservation=h.memory_reservation,
-        memory_swappiness=h.memory_swappiness, oom_kill_disable=h.oom_kill_disable,
-        nano_cpus=h.nano_cpus, cpu_shares=h.cpu_shares, cpu_period=h.cpu_period, cpu_quota=h.cpu_quota,
-        cpuset_cpus=h.cpuset_cpus, cpuset_mems=h.cpuset_mems, pids_limit=h.pids_limit,
-        blkio_weight=h.blkio_weight)
-
-
-def security_options(opts: list[str]) -> list[tuple[str, str]]:
-    """`--security-opt` values as (key, value): KEY=VALUE, or Docker's older KEY:VALUE."""
-    pairs = []
-    for opt in opts:
-        key, sep, value = opt.partition("=")
-        if not sep:
-            key, sep, value = opt.partition(":")
-        pairs.append((key, value))
-    return pairs
-
-
-def security_of(h: HostConfig) -> spec.Security:
-    sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
-                        readonly_root=h.readonly_rootfs)
-    for key, value in security_options(h.security_opt):
-        if key == "seccomp":
-            sec.seccomp = value
-        elif key == "no-new-privileges":
-            sec.no_new_privileges = value.lower() in ("", "true", "1")
-        elif key == "systempaths" and value == "unconfined":
-            sec.masked_paths, sec.readonly_paths = [], []
-    sec.apparmor = apparmor_profile_of(h)
-    return sec
-
-
-def apparmor_profile_of(h: HostConfig) -> str:
-    """The AppArmor profile the container's processes run under, as dockerd picks it on a
-    host with AppArmor: `--security-opt apparmor=NAME`, else "unconfined" when privileged;
-    "" without AppArmor (the option is ignored, as dockerd ignores it). berth loads no
-    docker-default profile of its own: other containers run unconfined."""
-    from berth.runtime import apparmor
-
-    profile = ""
-    for key, value in security_options(h.security_opt):
-        if key == "apparmor":
-            profile = value
-    if not profile and h.privileged:
-        profile = apparmor.UNCONFINED
-    return profile if profile and apparmor.enabled() else ""
-
-
-def _init_binary() -> str:
-    for path in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/bin/tini"):
-        if os.path.exists(path):
-            return path
-    raise InvalidParameter("docker-init binary not found: install Debian's tini package for --init")
-
-
-def _merge_env(base: list[str], override: list[str]) -> list[str]:
-    out: dict[str, str] = {}
-    for e in base + override:
-        key, sep, value = e.partition("=")
-        out[key] = e if sep else key
-    return list(out.values())
-
-
-def _shim_log(state_dir: str) -> str:
-    try:
-        with open(os.path.join(state_dir, "shim.log")) as f:
-            text = f.read()[-2000:].strip()
-    except OSError:
-        return ""
-    return f"; its log: {text}" if text else ""
-
-
-def _seconds_since(stamp: str) -> int:
-    """Whole seconds from an RFC 3339 time until now (a die event's execDuration)."""
-    from berth.clock import parse_time
-
-    try:
-        return max(0, (time.time_ns() - parse_time(stamp)) // 1_000_000_000)
-    except ValueError:
-        return 0
-
-
-def _read_exit_file(state_dir: str) -> dict[str, Any] | None:
-    try:
-        with open(os.path.join(state_dir, "exit.json")) as f:
-            doc = json.load(f)
-            return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = (), host_gateway: str = "") -> None:
-    """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them; `links`
-    are (address, alias, name-and-id) of `--link`ed containers; `host_gateway` is what
-    `--add-host NAME:host-gateway` means (the default bridge's gateway, as Docker)."""
-    hostname = c.config.hostname
-    fqdn = f"{hostname}.{c.config.domainname}" if c.config.domainname else hostname
-    _atomic_write(c.hostname_path, hostname + "\n")
-    mode = c.host_config.network_mode
-    if mode == "host":
-        try:
-            with open("/etc/hosts") as f:
-                hosts = f.read()
-        except OSError:
-            hosts = "127.0.0.1\tlocalhost\n"
-    else:
-        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                 "fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
-    for entry in c.host_config.extra_hosts:
-        name, _, ip = entry.partition(":")
-        if ip == "host-gateway":
-            ip = host_gateway
-        hosts += f"{ip}\t{name}\n"
-    for address, alias, names in links:
-        hosts += f"{address}\t{alias} {names}\n" if alias else f"{address}\t{names}\n"
-    if mode != "host":
-        own = [ep for ep in c.networks.values() if ep.ipv4 or ep.ipv6]
-        if own:
-            ep = own[0]
-            label = f"{fqdn} {hostname}" if fqdn != hostname else hostname
-            for address in (ep.ipv4, ep.ipv6):
-                if address:
-                    hosts += f"{address}\t{label}\n"
-        elif fqdn != hostname:
-            hosts += f"127.0.1.1\t{fqdn}\n"
-    _atomic_write(c.hosts_path, hosts)
-    h = c.host_config
-    embedded = any(name not in ("bridge", "host", "none") for name in c.networks) and mode != "host"
-    _atomic_write(c.resolv_conf_path, _resolv_conf(h.dns, h.dns_search, h.dns_options, embedded))
-
-
-def _resolv_conf(dns: list[str], search: Sequence[str] = (), options: Sequence[str] = (),
-                 embedded: bool = False) -> str:
-    """The host's resolv.conf without loopback servers (they can't be reached from inside);
-    on user-defined networks, the embedded DNS server instead (it forwards to the others)."""
-    servers: list[str] = []
-    host_search: list[str] = []
-    host_options: list[str] = []
-    try:
-        with open("/etc/resolv.conf") as f:
-            for line in f:
-                words = line.split()
-                if words[:1] == ["nameserver"] and len(words) > 1:
-                    if not words[1].startswith("127.") and words[1] != "::1":
-                        servers.append(words[1])
-                elif words[:1] == ["search"]:
-                    host_search = words[1:]
-                elif words[:1] == ["options"]:
-                    host_options += words[1:]
-    except OSError:
-        pass
-    if dns:
-        servers = list(dns)
-    if not servers:
-        servers = ["8.8.8.8", "8.8.4.4"]
-    if embedded:
-        servers = ["127.0.0.11"]
-        host_options = [o for o in host_options if not o.startswith("ndots:")] + ["ndots:0"]
-    text = "".join(f"nameserver {s}\n" for s in servers)
-    if search or host_search:
-        text += "search " + " ".join(search or host_search) + "\n"
-    opts = list(options) or host_options
-    if opts:
-        text += "options " + " ".join(opts) + "\n"
-    return text
-
-
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{time.monotonic_ns()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)

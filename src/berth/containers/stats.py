@@ -1,20 +1,19 @@
 """Resource-usage samples of running containers, for `docker stats`.
 
 A `Sample` joins what is read at one moment: the kernel's counters for the container's
-cgroup (`CgroupStats`, from whichever cgroup back end the host runs), the host's total
+cgroup (`CgroupStats`, which the task service reads, whichever runtime runs the
+container and whichever cgroup back end the host runs), the host's total
 CPU time (the denominator of docker's CPU %), and the counters of the container's
 network interfaces. Those come from /proc/<pid>/net/dev, which lists the interfaces of
 the network namespace that pid lives in, so no namespace has to be entered.
 
-This module reads files and nothing else: it never writes to a cgroup, and it does not
+This module reads files and nothing else: it never touches a cgroup, and it does not
 know Docker's JSON (api/containers.py writes that). Reading blocks: callers run
 `take_sample` in a thread.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import time
 from collections.abc import Collection
@@ -88,20 +87,9 @@ def machine_memory() -> int:
         return 0
 
 
-def take_sample(cgroup_path: str, pid: int, interfaces: Collection[str], state_dir: str = "") -> Sample | None:
-    """Read the group at `cgroup_path` and the named interfaces of `pid`'s network
-    namespace; None when the group is gone (the container has just stopped). The shim's
-    exec forker, when its note is in `state_dir`, is left out of the pids counts."""
-    cg = cgroups.open_manager(cgroup_path)
-    if not cg.exists():
-        return None
-    try:
-        counters = cg.stats()
-    except cgroups.CgroupError:
-        if not cg.exists():
-            return None
-        raise
-    counters = _without_forker(counters, state_dir)
+def take_sample(counters: cgroups.CgroupStats, pid: int, interfaces: Collection[str]) -> Sample:
+    """`counters` (the container's cgroup, just read) with the host's CPU time and the
+    named interfaces of `pid`'s network namespace."""
     read_ns = time.time_ns()
     with open("/proc/stat") as f:
         system_cpu_ns, online_cpus = parse_proc_stat(f.read(), os.sysconf("SC_CLK_TCK"))
@@ -115,15 +103,3 @@ def take_sample(cgroup_path: str, pid: int, interfaces: Collection[str], state_d
     return Sample(read_ns=read_ns, cgroup=counters, system_cpu_ns=system_cpu_ns, online_cpus=online_cpus,
                   machine_memory=machine_memory(), networks=networks)
 
-
-def _without_forker(counters: cgroups.CgroupStats, state_dir: str) -> cgroups.CgroupStats:
-    try:
-        with open(os.path.join(state_dir, "forker")) as f:
-            note = json.load(f)
-    except (OSError, ValueError):
-        return counters
-    current = counters.pids_current
-    limit = counters.pids_limit
-    return dataclasses.replace(
-        counters, pids_current=current - 1 if current else current,
-        pids_limit=limit - 1 if limit and note.get("pids_limit_raised") else limit)

@@ -19,6 +19,10 @@ class ShimError(Exception):
     pass
 
 
+class ShimGone(ShimError):
+    """The shim does not answer, or went away before its answer was whole."""
+
+
 @dataclass
 class ShimOptions:
     container_id: str
@@ -117,13 +121,13 @@ async def _open(sock: str, doc: dict[str, Any]) -> tuple[asyncio.StreamReader, a
     try:
         reader, writer = await asyncio.open_unix_connection(sock, limit=1 << 20)
     except OSError as e:
-        raise ShimError(f"the container's shim does not answer: {e}") from None
+        raise ShimGone(f"the container's shim does not answer: {e}") from None
     try:
         writer.write(json.dumps(doc).encode() + b"\n")
         await writer.drain()
     except OSError as e:
         writer.close()
-        raise ShimError(f"the container's shim closed the connection: {e}") from None
+        raise ShimGone(f"the container's shim closed the connection: {e}") from None
     return reader, writer
 
 
@@ -134,7 +138,7 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         return await reader.readline()
     except (OSError, ValueError) as e:  # ValueError: a line over the reader's limit
         writer.close()
-        raise ShimError(f"the container's shim closed the connection: {e}") from None
+        raise ShimGone(f"the container's shim closed the connection: {e}") from None
 
 
 async def call(sock: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +149,7 @@ async def call(sock: str, doc: dict[str, Any]) -> dict[str, Any]:
     finally:
         writer.close()
     if not line:
-        raise ShimError("the container's shim closed the connection")
+        raise ShimGone("the container's shim closed the connection")
     try:
         result = json.loads(line)
     except ValueError:

@@ -21,6 +21,9 @@ Protocol on the socket: each connection sends one JSON line, the request:
   {"op": "wait"}                          -> {"exit_code", "finished_at"} once exited
   {"op": "kill", "signal": N}             -> {"ok": true}
   {"op": "resize", "height": H, "width": W}
+  {"op": "stats"}                         -> {"cgroup": counters | null}: the container's cgroup
+                                             (runtime.cgroups.CgroupStats as a dict), read from
+                                             the bundle's linux.cgroupsPath, whichever runtime
   {"op": "delete"}                        -> the shim exits (the container must be gone);
                                              an exec's record goes (it must have exited)
   {"op": "attach", "stdin", "stdout", "stderr"}
@@ -650,6 +653,11 @@ class Shim:
                     self.reply(c, {"ok": True}, close=True)
             except Exception as e:  # noqa: BLE001
                 self.reply(c, {"error": str(e)}, close=True)
+        elif op == "stats":
+            try:
+                self.reply(c, {"cgroup": self.cgroup_counters()}, close=True)
+            except Exception as e:  # noqa: BLE001  (a failed read goes back to berthd)
+                self.reply(c, {"error": f"stats failed: {e}"}, close=True)
         elif op == "close-stdin":
             self.close_stdin(target)
             self.reply(c, {"ok": True}, close=True)
@@ -671,6 +679,27 @@ class Shim:
                     target.stdin_w = None
         else:
             self.reply(c, {"error": f"unknown op {op!r}"}, close=True)
+
+    def cgroup_counters(self) -> dict[str, Any] | None:
+        """The counters of the container's cgroup; None when it has none or it is gone.
+        Imported here, at the first stats, not at start: most shims never need them."""
+        if not self.cgroups_path:
+            return None
+        from berth.runtime import cgroups
+        from berth.runtime.record import asdict
+
+        cg = cgroups.open_manager(self.cgroups_path)
+        if not cg.exists():
+            return None
+        try:
+            counters = cg.stats()
+        except cgroups.CgroupError:
+            if not cg.exists():
+                return None
+            raise
+        doc: dict[str, Any] = asdict(counters)
+        doc["memory_stat"] = dict(doc.get("memory_stat") or {})
+        return doc
 
     def reply(self, c: Client, doc: dict[str, Any], close: bool = False) -> None:
         c.outbuf += json.dumps(doc).encode() + b"\n"

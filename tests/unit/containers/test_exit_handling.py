@@ -55,7 +55,7 @@ def _manager(tmp_path: Path) -> tuple[ContainerManager, StuckLayers, Container, 
 
 async def _exit_seen(m: ContainerManager, c: Container) -> None:
     live = m.live[c.id]
-    await asyncio.wait_for(m._monitor(c, live), 10)
+    await asyncio.wait_for(m.lifecycle._monitor(c, live), 10)
     await asyncio.wait_for(live.exited.wait(), 1)
 
 
@@ -100,10 +100,10 @@ def test_a_restart_waiting_on_its_start_survives_a_garbage_collection(tmp_path: 
         restarts.append(weakref.ref(task))
         await asyncio.get_running_loop().create_future()  # only this frame holds it
 
-    m.start = start  # type: ignore[method-assign]
+    m.lifecycle.start = start  # type: ignore[method-assign]
 
     async def scenario() -> None:
-        await asyncio.wait_for(m._monitor(c, m.live[c.id]), 10)
+        await asyncio.wait_for(m.lifecycle._monitor(c, m.live[c.id]), 10)
         while not restarts:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0)

@@ -1,0 +1,215 @@
+"""What a container's configuration means: the defaults filled in at create, and its
+translation into the OCI runtime's terms at start.
+
+At create, the image's config supplies what the container's own leaves out (command,
+environment, working directory, user, labels, stop signal, health check, ports,
+volumes), and the daemon's defaults supply the runtime and the log driver, as dockerd
+does. At start, the record becomes a bundle request: the process's environment, the
+resource limits (`limits_of`), the security settings (`security_of`, with
+`--security-opt` parsed by `security_options`) and the rest of `spec.BundleRequest`.
+Pure functions of the record (and a few host facts: which binaries exist, whether
+AppArmor is on); nothing here starts, stores or mounts anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal as signals
+from typing import Any
+
+from berth.containers import health
+from berth.containers.model import Container, HostConfig, LogConfig, RunConfig
+from berth.containers.users import ResolvedUser
+from berth.errors import InvalidParameter
+from berth.images.model import RunConfig as ImageRunConfig
+from berth.runtime import rlimits, spec
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_STOP_TIMEOUT = 10
+_SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int:
+    if value in (None, ""):
+        return default
+    text = str(value).upper()
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signals.NSIG:
+            return num
+    else:
+        name = text if text.startswith("SIG") else "SIG" + text
+        try:
+            return int(signals.Signals[name])
+        except KeyError:
+            pass
+    raise InvalidParameter(f"Invalid signal: {value}")
+
+
+def runtime_path(name: str, default: str, runtimes: dict[str, str]) -> str:
+    """'' for berth's own runtime inside the shim; else the OCI runtime binary.
+
+    Known: berth, the daemon.json `runtimes`, and runc when it is installed (as in Docker).
+    """
+    name = name or default
+    if name == "berth":
+        return ""
+    if name in runtimes:
+        return runtimes[name]
+    if name == "runc":
+        path = shutil.which("runc", path=_SBIN_PATH)
+        if path:
+            return path
+    raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+
+
+def known_runtimes(runtimes: dict[str, str]) -> dict[str, str]:
+    known = {"berth": "berth-runtime"}
+    runc = shutil.which("runc", path=_SBIN_PATH)
+    if runc:
+        known["runc"] = runc
+    known.update(runtimes)
+    return known
+
+
+def default_log_config(lc: LogConfig, daemon: LogConfig) -> None:
+    """As dockerd: no driver named means the daemon's, and a container of the daemon's
+    driver gets the daemon's options it does not set itself."""
+    if not lc.type:
+        lc.type = daemon.type
+    if lc.type == daemon.type:
+        for key, value in daemon.config.items():
+            lc.config.setdefault(key, value)
+
+
+def apply_image_defaults(config: RunConfig, defaults: ImageRunConfig) -> list[str]:
+    """Fill in what `config` leaves to the image's config, as dockerd does at create, and
+    refuse what it refuses; the command line the container runs."""
+    if config.cmd is None and config.entrypoint is None:
+        config.cmd = defaults.cmd
+    if config.entrypoint is None:
+        config.entrypoint = defaults.entrypoint
+    elif config.entrypoint == [""] or config.entrypoint == []:
+        config.entrypoint = None
+    argv = (config.entrypoint or []) + (config.cmd or [])
+    if not argv:
+        raise InvalidParameter("no command specified")
+    env = merge_env(defaults.env, config.env)
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, DEFAULT_PATH)
+    config.env = env
+    config.working_dir = config.working_dir or defaults.working_dir
+    if config.working_dir and not config.working_dir.startswith("/"):
+        raise InvalidParameter(f"the working directory '{config.working_dir}' is invalid, it needs to be an absolute path")
+    config.user = config.user or defaults.user
+    config.labels = {**defaults.labels, **config.labels}
+    config.stop_signal = config.stop_signal or defaults.stop_signal
+    health.validate(config.healthcheck)
+    config.healthcheck = health.merge(config.healthcheck, defaults.healthcheck)
+    config.exposed_ports = sorted(set(config.exposed_ports) | set(defaults.exposed_ports))
+    config.volumes = sorted(set(config.volumes) | set(defaults.volumes))
+    if config.stop_signal:
+        parse_signal(config.stop_signal)
+    return argv
+
+
+def process_env(config: RunConfig, home: str) -> list[str]:
+    """The init's environment: the container's, with HOME, TERM and HOSTNAME as Docker adds them."""
+    env = list(config.env)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    if config.tty and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    if not any(e.startswith("HOSTNAME=") for e in env):
+        env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={config.hostname}")
+    return env
+
+
+def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
+               user_mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bundle's config.json for starting `c` on the mounted `root`; InvalidParameter
+    naming what the runtime cannot do."""
+    h = c.host_config
+    try:
+        return spec.build_config(spec.BundleRequest(
+            root=root, args=[c.path, *c.args], env=process_env(c.config, user.home), cwd=c.config.working_dir or "/",
+            uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
+            network_namespace=netns, host_network=h.network_mode == "host",
+            hostname=c.config.hostname, terminal=c.config.tty, console_size=h.console_size,
+            files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
+                   "/etc/hosts": c.hosts_path},
+            cgroups_path=f"/berth/{c.id}",
+            limits=limits_of(h),
+            security=security_of(h),
+            rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],
+            sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size, mounts=user_mounts,
+            oom_score_adj=h.oom_score_adj, init=init_binary() if h.init else "",
+        ))
+    except (spec.SpecBuildError, rlimits.UlimitError) as e:
+        raise InvalidParameter(str(e)) from None
+
+
+def limits_of(h: HostConfig) -> spec.Limits:
+    return spec.Limits(
+        memory=h.memory, memory_swap=h.memory_swap, memory_reservation=h.memory_reservation,
+        memory_swappiness=h.memory_swappiness, oom_kill_disable=h.oom_kill_disable,
+        nano_cpus=h.nano_cpus, cpu_shares=h.cpu_shares, cpu_period=h.cpu_period, cpu_quota=h.cpu_quota,
+        cpuset_cpus=h.cpuset_cpus, cpuset_mems=h.cpuset_mems, pids_limit=h.pids_limit,
+        blkio_weight=h.blkio_weight)
+
+
+def security_options(opts: list[str]) -> list[tuple[str, str]]:
+    """`--security-opt` values as (key, value): KEY=VALUE, or Docker's older KEY:VALUE."""
+    pairs = []
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        pairs.append((key, value))
+    return pairs
+
+
+def security_of(h: HostConfig) -> spec.Security:
+    sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
+                        readonly_root=h.readonly_rootfs)
+    for key, value in security_options(h.security_opt):
+        if key == "seccomp":
+            sec.seccomp = value
+        elif key == "no-new-privileges":
+            sec.no_new_privileges = value.lower() in ("", "true", "1")
+        elif key == "systempaths" and value == "unconfined":
+            sec.masked_paths, sec.readonly_paths = [], []
+    sec.apparmor = apparmor_profile_of(h)
+    return sec
+
+
+def apparmor_profile_of(h: HostConfig) -> str:
+    """The AppArmor profile the container's processes run under, as dockerd picks it on a
+    host with AppArmor: `--security-opt apparmor=NAME`, else "unconfined" when privileged;
+    "" without AppArmor (the option is ignored, as dockerd ignores it). berth loads no
+    docker-default profile of its own: other containers run unconfined."""
+    from berth.runtime import apparmor
+
+    profile = ""
+    for key, value in security_options(h.security_opt):
+        if key == "apparmor":
+            profile = value
+    if not profile and h.privileged:
+        profile = apparmor.UNCONFINED
+    return profile if profile and apparmor.enabled() else ""
+
+
+def init_binary() -> str:
+    for path in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/bin/tini"):
+        if os.path.exists(path):
+            return path
+    raise InvalidParameter("docker-init binary not found: install Debian's tini package for --init")
+
+
+def merge_env(base: list[str], override: list[str]) -> list[str]:
+    out: dict[str, str] = {}
+    for e in base + override:
+        key, sep, value = e.partition("=")
+        out[key] = e if sep else key
+    return list(out.values())
