@@ -240,17 +240,22 @@ def own_processes(
 def container_processes(
     procs: Mapping[int, ProcInfo], own_root: str, marker: str, daemon_pid: int | None
 ) -> dict[int, str]:
-    """Of our processes, the shims and whatever runs in another pid namespace. berthd's
-    zygote (its child, berth.shim.zygote) lives as long as berthd and is no container's;
-    the shims forked from it keep its command line and are counted."""
+    """Of our processes, the shims and whatever runs in another pid namespace. A berthd's
+    zygote (its child, berth.shim.zygote) lives as long as that berthd and is no
+    container's; the shims forked from it keep its command line and are counted."""
     host_ns = os.readlink("/proc/self/ns/pid")
     result = {}
     for pid, p in own_processes(procs, own_root, marker).items():
-        if pid == daemon_pid or (p.ppid == daemon_pid and "berth.shim.zygote" in p.cmdline):
+        if pid == daemon_pid or _is_zygote(p, procs):
             continue
         if "shim" in p.cmdline or (p.pidns and p.pidns != host_ns):
             result[pid] = p.cmdline
     return result
+
+
+def _is_zygote(p: ProcInfo, procs: Mapping[int, ProcInfo]) -> bool:
+    parent = procs.get(p.ppid)
+    return "berth.shim.zygote" in p.cmdline and parent is not None and "berthd" in parent.cmdline
 
 
 def foreign_daemons(procs: Mapping[int, ProcInfo], own_root: str) -> dict[int, str]:
