@@ -49,10 +49,10 @@ from berth.containers.model import (
     RunConfig,
     Status,
 )
+from berth.containers.stats import BlkioEntry, CgroupStats
 from berth.errors import InvalidParameter
 from berth.images.model import Healthcheck
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
-from berth.runtime.cgroups import BlkioEntry, CgroupStats
 from berth.stdstream import encode_frame
 from berth.units import human_duration
 

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import API_VERSION, MIN_API_VERSION, clock
-from berth.daemon.context import DaemonContext
+from berth.api.context import DaemonContext
 from berth.errors import BerthError, InvalidParameter
 
 log = logging.getLogger(__name__)

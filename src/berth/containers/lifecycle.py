@@ -197,7 +197,7 @@ class Lifecycle:
             container_id=c.id, bundle=state_dir, log_path=c.log_path, runtime=self.mgr.runtime_path(h.runtime),
             stdin=c.config.open_stdin, stdin_once=c.config.stdin_once, log_driver=h.log_config.type,
             log_options=log_drivers.shim_options(h.log_config.type, h.log_config.config,
-                                                 log_drivers.ContainerInfo.of(c))))
+                                                 c.log_info())))
         pid = created.pid
         await self.mgr.attacher.connect_pending(c, live)
         try:

@@ -84,7 +84,7 @@ class LogStream:
         selection = jsonfile.Selection(
             stdout=options.stdout, stderr=options.stderr, timestamps=options.timestamps,
             since=options.since, until=options.until,
-            details=(log_drivers.details_prefix(lc.type, lc.config, log_drivers.ContainerInfo.of(c))
+            details=(log_drivers.details_prefix(lc.type, lc.config, c.log_info())
                      if options.details else None))
         tail = None if options.tail is not None and options.tail < 0 else options.tail
         reader = await asyncio.to_thread(LogReader, c.log_path, tail)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.images.model import Healthcheck
+from berth.logs.drivers import ContainerInfo
 from berth.network.model import Endpoint, PortBinding, PublishedPort
 
 
@@ -219,6 +220,11 @@ class Container:
 
     def to_doc(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def log_info(self) -> ContainerInfo:
+        """What the log drivers may draw on for tags and `--details` attributes."""
+        return ContainerInfo(self.id, self.name, self.image_id, self.config.image,
+                             self.config.labels, self.config.env)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Container:

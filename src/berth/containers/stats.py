@@ -19,7 +19,10 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from berth.runtime import cgroups
+from berth.runtime.cgroups import BlkioEntry, CgroupStats
+
+# The sample's parts, for those who render it (the API) without loading the runtime's code.
+__all__ = ["BlkioEntry", "CgroupStats", "InterfaceCounters", "Sample", "take_sample"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class InterfaceCounters:
 @dataclass(frozen=True)
 class Sample:
     read_ns: int  # when it was taken, ns since the epoch
-    cgroup: cgroups.CgroupStats
+    cgroup: CgroupStats
     system_cpu_ns: int  # CPU time of the whole host since boot, all CPUs together
     online_cpus: int
     machine_memory: int  # bytes; what "no memory limit" amounts to
@@ -87,7 +90,7 @@ def machine_memory() -> int:
         return 0
 
 
-def take_sample(counters: cgroups.CgroupStats, pid: int, interfaces: Collection[str]) -> Sample:
+def take_sample(counters: CgroupStats, pid: int, interfaces: Collection[str]) -> Sample:
     """`counters` (the container's cgroup, just read) with the host's CPU time and the
     named interfaces of `pid`'s network namespace."""
     read_ns = time.time_ns()

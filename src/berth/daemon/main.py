@@ -86,10 +86,10 @@ async def run(config: DaemonConfig) -> None:
     from berth.api import networks as networks_api
     from berth.api import system as system_api
     from berth.api import volumes as volumes_api
+    from berth.api.context import DaemonContext, DaemonInfo
     from berth.api.server import make_app
     from berth.containers.manager import ContainerManager
     from berth.containers.model import LogConfig
-    from berth.daemon.context import DaemonContext
     from berth.events import EventLog
     from berth.images.store import ImageStore
     from berth.layers.store import LayerStore
@@ -125,7 +125,9 @@ async def run(config: DaemonConfig) -> None:
     builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"))
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
     os.makedirs(builder.tmp_root, mode=0o700, exist_ok=True)
-    ctx = DaemonContext(config=config, daemon_id=_daemon_id(config.data_root), events=events, layers=layers,
+    info = DaemonInfo(daemon_id=_daemon_id(config.data_root), data_root=config.data_root,
+                      log_driver=config.log_driver, live_restore=config.live_restore, debug=config.debug)
+    ctx = DaemonContext(info=info, events=events, layers=layers,
                         images=images, volumes=volumes, network=network, containers=containers,
                         execs=containers.execs, builder=builder)
     app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,

@@ -22,15 +22,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
 from berth.errors import InvalidParameter
 from berth.logs import syslog
 from berth.logs.files import from_human_size
-
-if TYPE_CHECKING:
-    from berth.containers.model import Container
 
 _ATTRIBUTE_OPTS = frozenset({"labels", "labels-regex", "env", "env-regex"})
 _GENERIC_OPTS = frozenset({"mode", "max-buffer-size"})
@@ -141,7 +137,8 @@ def log_path(driver_name: str, config: dict[str, str], container_dir: str, conta
 
 @dataclass
 class ContainerInfo:
-    """What a tag template and the `labels`/`env` attributes may draw on."""
+    """What a tag template and the `labels`/`env` attributes may draw on (the container's
+    side makes it: Container.log_info(); the drivers know no container records)."""
 
     id: str
     name: str
@@ -149,10 +146,6 @@ class ContainerInfo:
     image_name: str
     labels: dict[str, str]
     env: list[str]
-
-    @classmethod
-    def of(cls, c: Container) -> ContainerInfo:
-        return cls(c.id, c.name, c.image_id, c.config.image, c.config.labels, c.config.env)
 
 
 def shim_options(driver_name: str, config: dict[str, str], info: ContainerInfo) -> dict[str, str]:

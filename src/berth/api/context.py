@@ -1,9 +1,10 @@
 """The daemon's context: the services berthd built at start-up, as the API reaches them.
 
 daemon/main.py builds every service once and passes each to the ones that need it
-(constructor injection); this record is what the API's handlers get, typed, so that
-mypy checks route code against the services. It holds references only: it builds,
-starts and stops nothing.
+(constructor injection), then hands this record to the API; the handlers get it typed,
+so that mypy checks route code against the services. It is declared here, by the layer
+that uses it, so that the API never imports the daemon's start-up code (daemon/ sits
+above api/). It holds references only: it builds, starts and stops nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from berth.builder.builder import Builder
 from berth.containers.execs import ExecService
 from berth.containers.manager import ContainerManager
-from berth.daemon.config import DaemonConfig
 from berth.events import EventLog
 from berth.images.store import ImageStore
 from berth.layers.store import LayerStore
@@ -22,11 +22,21 @@ from berth.volumes.store import VolumeStore
 
 
 @dataclass(frozen=True)
-class DaemonContext:
-    """What the API handlers reach: the configuration and the services."""
+class DaemonInfo:
+    """What `/info` tells of the daemon's own configuration."""
 
-    config: DaemonConfig
     daemon_id: str
+    data_root: str
+    log_driver: str
+    live_restore: bool
+    debug: bool
+
+
+@dataclass(frozen=True)
+class DaemonContext:
+    """What the API handlers reach: the daemon's facts and the services."""
+
+    info: DaemonInfo
     events: EventLog
     layers: LayerStore
     images: ImageStore
