@@ -38,6 +38,7 @@ from berth.builder.imagefs import ImageFS, user_ids
 from berth.errors import BerthError, InvalidParameter
 from berth.images.model import Healthcheck, History, ImageConfig
 from berth.images.model import RunConfig as ImageRunConfig
+from berth.stdstream import FrameDecoder
 
 if TYPE_CHECKING:
     from berth.containers.manager import ContainerManager
@@ -509,18 +510,10 @@ class _Run:
         await self.say(f" ---> {_short(image_id)}\n")
 
     async def _relay(self, reader: asyncio.StreamReader) -> None:
-        buf = b""
-        while True:
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            buf += chunk
-            while len(buf) >= 8:
-                size = int.from_bytes(buf[4:8], "big")
-                if len(buf) < 8 + size:
-                    break
-                await self.say(buf[8:8 + size].decode(errors="replace"))
-                buf = buf[8 + size:]
+        decoder = FrameDecoder()
+        while chunk := await reader.read(65536):
+            for _, payload in decoder.feed(chunk):
+                await self.say(payload.decode(errors="replace"))
 
     async def _commit_layer(self, state: StageState, layer_tar: str, created_by: str, key: str) -> str:
         from berth.images.store import file_chunks
