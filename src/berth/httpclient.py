@@ -313,7 +313,10 @@ class _Exchange:
     async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self._resp is not None:
-            self._resp.release()
+            if kind is None:
+                self._resp.release()  # read to its end: the connection may serve again
+            else:
+                self._resp.close()  # a body left half-read is not reused
 
 
 async def _body(resp: aiohttp.ClientResponse, method: str, url: str, lim: Limits) -> AsyncIterator[bytes]:

@@ -4,6 +4,7 @@ errors that name the URL, Last-Modified."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import os
@@ -319,3 +320,32 @@ def test_a_full_listen_backlog_is_waited_out(tmp: Path) -> None:
         assert run(scenario()) == [200, 200, 200, 200]
     finally:
         listener.close()
+
+
+# -- the seam is the only one ------------------------------------------------------------
+
+
+def test_no_other_module_of_berthd_makes_http_requests() -> None:
+    """http.client, urllib.request and aiohttp's client side appear only in the seam (and
+    in the CLI's Engine API client, another program's)."""
+    src = Path(__file__).resolve().parents[2] / "src" / "berth"
+    allowed = {src / "httpclient.py", src / "client" / "engine.py"}
+    client_names = ("Client", "TCPConnector", "UnixConnector", "request")
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                names = [f"{node.value.id}.{node.attr}"]
+            else:
+                continue
+            for name in names:
+                if name.startswith(("http.client", "urllib.request")) or (
+                        name.startswith("aiohttp.") and name.split(".")[1].startswith(client_names)):
+                    offenders.append(f"{path.relative_to(src)}:{node.lineno}: {name}")
+    assert offenders == []

@@ -677,7 +677,8 @@ class _Run:
                 got = await httpclient.download(e.url, path)
             except httpclient.HTTPClientError as err:  # one line naming the URL, as dockerd's
                 raise BuildError(str(err)) from None
-            e.mtime = int(got.last_modified) if got.last_modified is not None else int(time.time())
+            # before the epoch is the epoch, as dockerd's Chtimes makes it
+            e.mtime = max(0, int(got.last_modified)) if got.last_modified is not None else int(time.time())
 
     def _collect(self, sources: list[str], src_fs: ImageFS | None, heredocs: dict[str, df.Heredoc], kw: str,
                  from_ref: str | None) -> list[_Source]:
