@@ -6,27 +6,31 @@ payload. With a terminal the stream is raw. The shim encodes; berthd's API, exec
 builder, and the CLI's Engine API client decode and encode with this module.
 
 It owns the frame format only: nothing here touches a socket, a file or a thread.
-It imports nothing, not even `struct`: the shim imports it, and the shim loads only
-what it must (it starts once per container).
+The shim imports it, and the shim loads only what it must (it starts once per
+container): so this module imports `struct` alone, which the shim has loaded anyway
+(berth.runtime.linux, which it needs to create the container, imports it).
 """
 
 from __future__ import annotations
 
+import struct
+
 STDIN, STDOUT, STDERR, SYSTEM = 0, 1, 2, 3
-HEADER_SIZE = 8
+_HEADER = struct.Struct(">BxxxL")
+HEADER_SIZE = _HEADER.size
 MAX_PAYLOAD = 0xFFFFFFFF  # what the header's length field holds
 
 
 def encode_frame(stream: int, data: bytes) -> bytes:
     """One frame. `data` longer than MAX_PAYLOAD is the caller's to split."""
-    return ((stream << 56) + len(data)).to_bytes(8) + data
+    return _HEADER.pack(stream, len(data)) + data
 
 
 def encode_lines(stream: int, lines: list[bytes]) -> bytes:
     """Each of `lines` (given without its newline) in a frame of its own, newline
     included: what dockerd sends for log messages. One pass, for 200,000 lines a go."""
-    head = (stream << 56) + 1  # the header of an empty line: len(line) is added to it
-    return b"".join([(head + len(line)).to_bytes(8) + line + b"\n" for line in lines])
+    pack = _HEADER.pack
+    return b"".join([pack(stream, len(line) + 1) + line + b"\n" for line in lines])
 
 
 class FrameDecoder:
@@ -40,12 +44,14 @@ class FrameDecoder:
         buf = self._buf
         buf += data
         frames: list[tuple[int, bytes]] = []
+        unpack = _HEADER.unpack_from
         pos, end_of_data = 0, len(buf)
         while end_of_data - pos >= HEADER_SIZE:
-            end = pos + HEADER_SIZE + int.from_bytes(buf[pos + 4:pos + HEADER_SIZE])
+            stream, size = unpack(buf, pos)
+            end = pos + HEADER_SIZE + size
             if end > end_of_data:
                 break
-            frames.append((buf[pos], bytes(buf[pos + HEADER_SIZE:end])))
+            frames.append((stream, bytes(buf[pos + HEADER_SIZE:end])))
             pos = end
         if pos:
             del buf[:pos]  # once per feed, not once per frame
