@@ -64,5 +64,11 @@ class FrameDecoder:
 
 def join_payloads(data: bytes | bytearray) -> bytes:
     """The payloads of a whole framed stream, stdout and stderr joined in their order;
-    an unfinished last frame is dropped."""
-    return b"".join(payload for _, payload in FrameDecoder().feed(data))
+    of a last frame cut short, what there is of its payload."""
+    parts = []
+    pos, end_of_data = 0, len(data)
+    while end_of_data - pos >= HEADER_SIZE:
+        _, size = _HEADER.unpack_from(data, pos)
+        parts.append(data[pos + HEADER_SIZE:pos + HEADER_SIZE + size])
+        pos += HEADER_SIZE + size
+    return b"".join(parts)

@@ -47,7 +47,9 @@ def test_an_unfinished_frame_waits(frames: list[tuple[int, bytes]], tail: bytes)
     decoder = FrameDecoder()
     assert decoder.feed(stream + tail) == frames
     assert decoder.pending == len(tail)
-    assert join_payloads(stream + encode_frame(STDOUT, b"cut short")[:-1]) == b"".join(d for _, d in frames)
+    payloads = b"".join(d for _, d in frames)
+    assert join_payloads(stream + encode_frame(STDOUT, b"cut short")[:-1]) == payloads + b"cut shor"
+    assert join_payloads(stream + tail) == payloads
 
 
 @settings(max_examples=200, deadline=None)
