@@ -23,6 +23,7 @@ test_build_contexts.py, which reuses the fixtures here.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import io
 import json
@@ -757,6 +758,25 @@ ADD --chown=1000:1000 dir /add/owned-dir
         "owned.txt 1000 1001 644", "mode.txt 0 0 640", "owned-dir 1000 1000 755",
         "owned-dir/sub/y 1000 1000 644", "url/remote.txt 0 0 600", "file.txt 0 0 644",
     ], out
+
+
+def test_add_url_streams_a_large_file_and_keeps_last_modified(dbuild: Cli, docker: Cli,
+                                                              workdir: Callable[..., Path]) -> None:
+    """The download's mtime is the answer's Last-Modified, as dockerd's; a file larger
+    than any buffer arrives whole."""
+    served = workdir()
+    big = served / "big.bin"
+    with open(big, "wb") as f:
+        for i in range(24):
+            f.write(bytes([i]) * (1 << 20))
+    os.utime(big, (1_000_000_000, 1_000_000_000))
+    with http_server(served) as url:
+        ctx = workdir({"Dockerfile": f"FROM busybox:latest\nADD {url}/big.bin /big.bin\n"})
+        name = tag()
+        build_ok(dbuild, ctx, "-t", name)
+    out = run_out(docker, name, "sh", "-c", "stat -c '%s %Y' /big.bin && md5sum /big.bin")
+    assert out.splitlines()[0] == f"{24 << 20} 1000000000", out
+    assert out.splitlines()[1].split()[0] == hashlib.md5(big.read_bytes()).hexdigest(), out
 
 
 def test_copy_from_stage_image_index_chown_chmod_wildcards_dirs(

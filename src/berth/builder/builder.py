@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
+from berth import httpclient
 from berth.builder import context as ctxmod
 from berth.builder import dockerfile as df
 from berth.builder.cache import BuildCache
@@ -38,6 +39,7 @@ from berth.builder.imagefs import ImageFS, user_ids
 from berth.errors import BerthError, InvalidParameter
 from berth.images.model import Healthcheck, History, ImageConfig
 from berth.images.model import RunConfig as ImageRunConfig
+from berth.stdstream import FrameDecoder
 
 if TYPE_CHECKING:
     from berth.containers.manager import ContainerManager
@@ -485,18 +487,10 @@ class _Run:
         await self.say(f" ---> {_short(image_id)}\n")
 
     async def _relay(self, reader: asyncio.StreamReader) -> None:
-        buf = b""
-        while True:
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            buf += chunk
-            while len(buf) >= 8:
-                size = int.from_bytes(buf[4:8], "big")
-                if len(buf) < 8 + size:
-                    break
-                await self.say(buf[8:8 + size].decode(errors="replace"))
-                buf = buf[8 + size:]
+        decoder = FrameDecoder()
+        while chunk := await reader.read(65536):
+            for _, payload in decoder.feed(chunk):
+                await self.say(payload.decode(errors="replace"))
 
     async def _commit_layer(self, state: StageState, layer_tar: str, created_by: str, key: str) -> str:
         from berth.images.store import file_chunks
@@ -631,6 +625,7 @@ class _Run:
             await self.ctx.materialize()  # the files go into the layer from the disk
         fd, layer_path = tempfile.mkstemp(prefix="copy-", dir=self.b.tmp_root)
         try:
+            await self._download(entries)
             with os.fdopen(fd, "wb") as f:
                 await asyncio.to_thread(self._write_layer, f, entries, plan, dest_fs)
             what = "multi:" + digest.hexdigest() if len(entries) > 1 else (
@@ -640,8 +635,28 @@ class _Run:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(layer_path)
+            for e in entries:
+                if e.url is not None and e.host:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(e.host)
         state.image_id = image_id
         await self.say(f" ---> {_short(image_id)}\n")
+
+    async def _download(self, entries: list[_Source]) -> None:
+        """ADD's URLs, each streamed to a file of its own (never held in memory); its
+        mtime is the answer's Last-Modified, as dockerd's, else now."""
+        for e in entries:
+            if e.url is None:
+                continue
+            fd, path = tempfile.mkstemp(prefix="add-", dir=self.b.tmp_root)
+            os.close(fd)
+            e.host = path  # removed by the caller, whatever happens
+            try:
+                got = await httpclient.download(e.url, path)
+            except httpclient.HTTPClientError as err:  # one line naming the URL, as dockerd's
+                raise BuildError(str(err)) from None
+            # before the epoch is the epoch, as dockerd's Chtimes makes it
+            e.mtime = max(0, int(got.last_modified)) if got.last_modified is not None else int(time.time())
 
     def _collect(self, sources: list[str], src_fs: ImageFS | None, heredocs: dict[str, df.Heredoc], kw: str,
                  from_ref: str | None) -> list[_Source]:
@@ -652,8 +667,8 @@ class _Run:
                 out.append(_Source(h.name, "", False, h.content.encode(), f"heredoc:{h.name}:{h.content}"))
                 continue
             if kw == "ADD" and src.startswith(("http://", "https://")):
-                out.append(_Source(posixpath.basename(src.split("?")[0]) or "download", src, False, None,
-                                   f"url:{src}", url=src))
+                out.append(_Source(posixpath.basename(src.split("?")[0]) or "download", "", False, None,
+                                   f"url:{src}", url=src))  # host: where _download puts it
                 continue
             if src_fs is None and posixpath.normpath(src).startswith(".."):
                 raise BuildError(f"{kw} failed: forbidden path outside the build context: {src} ()")
@@ -775,13 +790,13 @@ class _Run:
 
     def _add(self, tar: tarfile.TarFile, target: str, e: _Source, plan: _Plan, is_dir: bool) -> None:
         name = target.lstrip("/")
-        if e.url is not None:
-            data = _download(e.url)
+        if e.url is not None:  # downloaded to e.host by _download
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.uid, info.gid = len(data), plan.mode if plan.mode is not None else 0o600, \
-                plan.uid, plan.gid
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
+            info.size, info.mode, info.uid, info.gid = os.path.getsize(e.host), \
+                plan.mode if plan.mode is not None else 0o600, plan.uid, plan.gid
+            info.mtime = e.mtime if e.mtime is not None else int(time.time())
+            with open(e.host, "rb") as src:
+                tar.addfile(info, src)
             return
         if e.data is not None:
             info = tarfile.TarInfo(name)
@@ -849,6 +864,7 @@ class _Source:
     inside: bool = False  # below a directory source
     wildcard: bool = False
     url: str | None = None
+    mtime: int | None = None  # a downloaded URL's, from its Last-Modified
 
 
 def _fp(rel: str, st: os.stat_result, content: str = "") -> str:
@@ -866,16 +882,6 @@ def _is_archive(path: str) -> bool:
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
         return True
     return len(head) >= 262 and head[257:262] == b"ustar"
-
-
-def _download(url: str) -> bytes:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - the user's ADD URL
-            return bytes(resp.read())
-    except OSError as e:
-        raise BuildError(f"failed to download {url}: {e}") from None
 
 
 def _repository(name: str) -> str:

@@ -603,22 +603,37 @@ async def from_git(remote: str, tmp_root: str) -> Context:
 
 
 async def from_url(url: str, tmp_root: str) -> tuple[Context | None, bytes | None]:
-    """A remote tarball (the context), or a plain Dockerfile (returned as bytes)."""
-    import aiohttp
+    """A remote tarball (the context), or a plain Dockerfile (returned as bytes). The
+    download goes to a file first, never whole into memory."""
+    from berth import httpclient
 
-    async with aiohttp.ClientSession() as session:
+    os.makedirs(tmp_root, mode=0o700, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="remote-", dir=tmp_root)
+    os.close(fd)
+    try:
         try:
-            async with session.get(url) as resp:
-                if resp.status != 200:
-                    raise InvalidParameter(f"error downloading remote context {url}: {resp.status} {resp.reason}")
-                body = await resp.read()
-        except aiohttp.ClientError as e:
-            raise InvalidParameter(f"error downloading remote context {url}: {e}") from None
-    if _looks_like_archive(body):
-        async def chunks() -> AsyncIterator[bytes]:
-            yield body
-        return await from_tar(chunks(), tmp_root), None
-    return None, body
+            got = await httpclient.download(url, path)
+        except httpclient.BadStatus as e:
+            raise InvalidParameter(f"error downloading remote context {url}: {e.status} {e.status_reason}") from None
+        except httpclient.HTTPClientError as e:
+            raise InvalidParameter(f"error downloading remote context {url}: {e.reason}") from None
+        if got.status != 200:
+            raise InvalidParameter(f"error downloading remote context {url}: {got.status} {got.reason}")
+        with open(path, "rb") as f:
+            head = f.read(512)
+        if _looks_like_archive(head):
+            return await from_tar(_file_chunks(path), tmp_root), None
+        with open(path, "rb") as f:
+            return None, f.read()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+async def _file_chunks(path: str) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := await asyncio.to_thread(f.read, 1 << 20):
+            yield chunk
 
 
 def _compressed(head: bytes) -> bool:

@@ -7,9 +7,10 @@ connections (attach, exec) and the errors the docker CLI prints for each
 failure.  It is deliberately stdlib-only and imports nothing heavy, so the
 CLI starts fast.
 
-The protocol pieces that need no socket — the response-head parser, the
-chunked-transfer decoder and the stdout/stderr frame demultiplexer — are pure
-classes at the top; the socket code is a thin adapter below them.
+The protocol pieces that need no socket — the response-head parser and the
+chunked-transfer decoder — are pure classes at the top; the socket code is a thin
+adapter below them. The stdout/stderr frame codec is berth.stdstream's (pure, stdlib
+only), re-exported here.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
+
+# The frame codec is berth.stdstream's; the CLI imports it from here, as before.
+from berth.stdstream import STDERR as STDERR
+from berth.stdstream import STDIN as STDIN
+from berth.stdstream import STDOUT as STDOUT
+from berth.stdstream import SYSTEM
+from berth.stdstream import FrameDecoder as FrameDecoder
+from berth.stdstream import encode_frame as encode_frame
 
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
 API_VERSION = "1.51"
@@ -144,34 +152,7 @@ class ChunkedDecoder:
         return b"".join(out)
 
 
-STDIN, STDOUT, STDERR, SYSTEMERR = 0, 1, 2, 3
-
-
-class FrameDecoder:
-    """Docker's multiplexed stream: 8-byte header [stream, 0, 0, 0, size uint32 BE] + payload."""
-
-    def __init__(self) -> None:
-        self._buf = b""
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self._buf += data
-        frames: list[tuple[int, bytes]] = []
-        while len(self._buf) >= 8:
-            stream = self._buf[0]
-            (size,) = struct.unpack(">I", self._buf[4:8])
-            if len(self._buf) < 8 + size:
-                break
-            frames.append((stream, self._buf[8 : 8 + size]))
-            self._buf = self._buf[8 + size :]
-        return frames
-
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
-
-
-def encode_frame(stream: int, payload: bytes) -> bytes:
-    return struct.pack(">BxxxI", stream, len(payload)) + payload
+SYSTEMERR = SYSTEM  # the name this module gave stream 3
 
 
 def iter_json_stream(chunks: Iterator[bytes]) -> Iterator[Any]:

@@ -19,6 +19,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from berth import stdstream
 from berth.containers.model import Container, Status
 from berth.containers.users import resolve_user
 from berth.errors import Conflict, InvalidParameter, NotFound, SystemError_
@@ -233,16 +234,6 @@ class ExecService:
             finally:
                 writer.close()
             code = await self.wait(e.id)
-            return code, _unframe(bytes(output))
+            return code, stdstream.join_payloads(output)
         finally:
             self.execs.pop(e.id, None)
-
-
-def _unframe(data: bytes) -> bytes:
-    """Docker's multiplexed stream, its payloads joined."""
-    out = bytearray()
-    while len(data) >= 8:
-        size = int.from_bytes(data[4:8], "big")
-        out += data[8:8 + size]
-        data = data[8 + size:]
-    return bytes(out)

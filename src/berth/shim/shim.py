@@ -48,11 +48,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-STDOUT, STDERR = 1, 2
-
-
-def _encode_frame(stream: int, data: bytes) -> bytes:
-    return bytes((stream, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
+from berth.stdstream import STDERR, STDOUT, encode_frame
 
 
 class ShimCreateError(Exception):
@@ -452,7 +448,7 @@ class Shim:
     def emit(self, p: Proc, stream: int, data: bytes) -> None:
         if p.log:
             p.log.write("stdout" if stream == STDOUT else "stderr", data)
-        framed = data if p.tty else _encode_frame(stream, data)
+        framed = data if p.tty else encode_frame(stream, data)
         for c in self.clients:
             if c.attached is p and not c.closed and (c.want_stdout if stream == STDOUT else c.want_stderr):
                 c.outbuf += framed

@@ -9,7 +9,7 @@ spec file NAME.spec (one line, `unix:///path` or `tcp://host:port`) or NAME.json
 
 This module owns three things: the lookup of a plugin's address (`find_plugin`), the
 protocol itself as pure code on bytes (`encode_request`, `decode_response`), and the
-thin transport that sends one request over one connection (`_post`). `PluginDriver`
+thin transport that sends one request (`_post`, through berth.httpclient). `PluginDriver`
 puts them together: it activates the plugin once, lazily and thread-safely, checks
 that it implements "VolumeDriver", and caches its capabilities (the scope).
 
@@ -20,18 +20,19 @@ Calls block, with Docker's timeouts: the store runs them in a thread.
 
 from __future__ import annotations
 
-import http.client
+import asyncio
+import concurrent.futures
 import json
 import logging
 import os
-import socket
 import stat
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from berth import httpclient
 from berth.errors import BerthError, NotFound, SystemError_
 from berth.volumes.drivers import DriverVolume
 
@@ -49,6 +50,7 @@ ACTIVATE_TIMEOUT = 30.0
 SHORT_TIMEOUT = 60.0
 LONG_TIMEOUT = 120.0
 _LONG_METHODS = ("VolumeDriver.Create", "VolumeDriver.Mount")
+_T = TypeVar("_T")
 
 
 # -- addresses -------------------------------------------------------------------------
@@ -236,59 +238,41 @@ def _one_line(text: str) -> str:
 # -- transport -------------------------------------------------------------------------
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__(DUMMY_HOST, timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        deadline = time.monotonic() + (self.timeout if isinstance(self.timeout, (int, float)) else 30.0)
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self.timeout)
-                sock.connect(self.socket_path)
-            except BlockingIOError:  # EAGAIN: the plugin's backlog is full; it is busy, not gone
-                sock.close()
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.01)
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            self.sock = sock
-            return
-
-
 def _post(address: PluginAddress, request: PluginRequest) -> tuple[int, bytes]:
-    """Send one request on a fresh connection; SystemError_ when the plugin cannot be
-    reached or does not answer in time."""
-    conn: http.client.HTTPConnection
+    """Send one request through berthd's HTTP client (a session of its own); SystemError_
+    when the plugin cannot be reached or does not answer in time."""
+    return _blocking(_post_async(address, request))
+
+
+async def _post_async(address: PluginAddress, request: PluginRequest) -> tuple[int, bytes]:
     if address.network == "unix":
-        conn = _UnixHTTPConnection(address.path, request.timeout)
+        url, unix_socket = f"http://{DUMMY_HOST}{request.target}", address.path
     else:
-        conn = http.client.HTTPConnection(address.host, address.port, timeout=request.timeout)
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        url, unix_socket = f"http://{host}:{address.port}{request.target}", None
+    limits = httpclient.Limits(connect=request.timeout, read=None, total=request.timeout, max_redirects=0)
     try:
-        try:
-            conn.connect()
-        except OSError as e:
-            reason = e.strerror or str(e) or type(e).__name__
-            raise SystemError_(f"{request.method}: dial {address}: "
-                               f"connect: {reason.lower()}") from None
-        try:
-            conn.request("POST", request.target, body=request.body, headers=request.headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        except TimeoutError:
-            raise SystemError_(f"{request.method}: no answer from {address} "
-                               f"within {request.timeout:g} s") from None
-        except (OSError, http.client.HTTPException) as e:
-            reason = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
-            raise SystemError_(f"{request.method}: {address}: "
-                               f"{reason}") from None
-    finally:
-        conn.close()
+        resp = await httpclient.request("POST", url, body=request.body, headers=request.headers,
+                                        unix_socket=unix_socket, limits=limits)
+    except httpclient.ConnectError as e:
+        raise SystemError_(f"{request.method}: dial {address}: connect: {e.os_reason}") from None
+    except httpclient.RequestTimeout:
+        raise SystemError_(f"{request.method}: no answer from {address} within {request.timeout:g} s") from None
+    except httpclient.HTTPClientError as e:
+        raise SystemError_(f"{request.method}: {address}: {e.reason}") from None
+    return resp.status, resp.body
+
+
+def _blocking(call: Coroutine[Any, Any, _T]) -> _T:
+    """Run `call` to its end on an event loop of its own: the driver's methods block
+    (the store runs them in a thread), the HTTP client is async. On a thread whose loop
+    runs (the store reading `scope`), it blocks that loop, as a blocking call there did."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(call)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, call).result()
 
 
 # -- the driver ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ in-process fakes for the plugins that misbehave."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -372,3 +373,24 @@ def test_tcp_spec_file(serve_fake, plugin_dir: str) -> None:  # type: ignore[no-
     assert driver.scope == "global"
     with pytest.raises(NotFound, match="^VolumeDriver.Get: volume nope not found$"):
         driver.get("nope")
+
+
+def test_a_call_made_on_a_running_event_loop(serve_fake, plugin_dir: str) -> None:  # type: ignore[no-untyped-def]
+    """The driver blocks; on a thread whose event loop runs (berthd's, reading `scope`)
+    its call still completes, on a loop of its own."""
+    fake = FakePlugin({"/Plugin.Activate": ACTIVATE_VOLUME,
+                       "/VolumeDriver.Capabilities": (200, b'{"Capabilities": {"Scope": "global"}}')})
+    serve_fake(fake, os.path.join(plugin_dir, "onloop.sock"))
+
+    async def read_scope() -> str:
+        return find_plugin("onloop", dirs=[plugin_dir]).scope
+
+    assert asyncio.run(read_scope()) == "global"
+
+
+def test_a_redirect_is_an_answer_not_followed(serve_fake, plugin_dir: str) -> None:  # type: ignore[no-untyped-def]
+    fake = FakePlugin({"/Plugin.Activate": (307, b"")})
+    serve_fake(fake, os.path.join(plugin_dir, "moved.sock"))
+    with pytest.raises(SystemError_, match="^error looking up volume plugin moved: Plugin.Activate: HTTP status 307$"):
+        find_plugin("moved", dirs=[plugin_dir]).list()
+    assert fake.calls == ["/Plugin.Activate"]
