@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from berth.clock import now_rfc3339
-from berth.containers import execs, health, mounting, mounts, restart
+from berth.containers import execs, health, mounting, mounts, networking, restart
 from berth.containers import stats as container_stats
 from berth.containers.model import (
     Container,
@@ -119,7 +119,8 @@ class ContainerManager:
         self.network = network
         self.execs = execs.ExecService(self)
         if network is not None:
-            network.containers = lambda: list(self.containers.values())
+            network.named_by = lambda nid: [c.id for c in self.containers.values()
+                                            if any(ep.network_id == nid for ep in c.networks.values())]
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
@@ -213,7 +214,7 @@ class ContainerManager:
                 log.info("container %s has its shim still running; watching it again", c.id[:12])
                 await self._readopt_volumes(c)
                 if self.network is not None:
-                    await self.network.readopt(c)
+                    await self.network.readopt(networking.sandbox_request(c), networking.sandbox_of(c))
                 self._watch(c)
                 if not live_restore and doc.get("status") in ("running", "paused"):
                     log.warning("live-restore is off: stopping container %s", c.id[:12])
@@ -235,9 +236,10 @@ class ContainerManager:
     async def _release_network(self, c: Container) -> None:
         if self.network is not None:
             try:
-                await self.network.release(c)
+                await self.network.release(networking.sandbox_of(c))
             except BerthError as e:
                 log.warning("container %s: releasing its network: %s", c.id[:12], e)
+            networking.forget_sandbox(c)
             self._save(c)
 
     async def _setup_network(self, c: Container) -> str | None:
@@ -252,7 +254,7 @@ class ContainerManager:
             return other.sandbox_key or f"/proc/{other.state.pid}/ns/net"
         if self.network is None:
             return None
-        return await self.network.setup(c)
+        return networking.keep_sandbox(c, await self.network.setup(networking.sandbox_request(c)))
 
     def _host_gateway(self) -> str:
         if self.network is None:
@@ -981,7 +983,8 @@ class ContainerManager:
         if self.network is None:
             raise NotFound(f"network {network} not found")
         async with self.live[c.id].lock:
-            await self.network.connect(c, network, req)
+            name, ep = await self.network.connect(networking.sandbox_request(c), network, req)
+            c.networks[name] = ep
             self._save(c)
             if c.state.running:
                 _write_etc_files(c, self._link_entries(c), self._host_gateway())
@@ -996,7 +999,7 @@ class ContainerManager:
         if self.network is None:
             raise NotFound(f"network {network} not found")
         async with self.live[c.id].lock:
-            await self.network.disconnect(c, network, force)
+            del c.networks[await self.network.disconnect(networking.sandbox_request(c), network, force)]
             self._save(c)
 
     def rename(self, ref: str, new_name: str) -> None:
@@ -1011,6 +1014,8 @@ class ContainerManager:
         except sqlite3.IntegrityError:
             c.name = old
             raise Conflict(f'Conflict. The container name "/{name}" is already in use') from None
+        if self.network is not None:
+            self.network.rename(c.id, name)
         self.on_event("rename", c, {"oldName": "/" + old})
 
     # -- attach -----------------------------------------------------------------------------
