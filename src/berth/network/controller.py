@@ -46,6 +46,7 @@ from berth.network.model import (
     SandboxRequest,
     SubnetConfig,
 )
+from berth.network.ports import PortMapper
 from berth.network.store import NetworkStore
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,8 @@ class NetworkController:
         if self._use_firewall:
             from berth.network.firewall import Firewall
 
-            self.host.firewall = self.host.ports.firewall = Firewall()
+            self.host.firewall = Firewall()
+            self.host.ports = PortMapper(self.host.firewall)
             await asyncio.to_thread(self.host.firewall.setup)
         default = self._by_name("bridge")
         if default is not None and self.default_bridge != "none" and default.interface != self.default_bridge:

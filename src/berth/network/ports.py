@@ -30,8 +30,8 @@ EPHEMERAL_PORTS = (32768, 60999)
 
 
 class PortMapper:
-    def __init__(self) -> None:
-        self.firewall: Firewall | None = None  # set by the controller at start, unless the firewall is off
+    def __init__(self, firewall: Firewall | None = None) -> None:
+        self.firewall = firewall  # None: berthd runs without its firewall, ports are held only
         self._held: dict[tuple[str, str, int], socket.socket] = {}  # (proto, ip, port)
         self._proxies: dict[tuple[str, str, int], TcpProxy] = {}  # IPv6 sides of all-address ports
 

@@ -31,7 +31,8 @@ Scope = Literal["local", "swarm"]
 @dataclass
 class HostNetworking:
     """The host's networking, shared by the drivers: the netlink thread, berth's
-    firewall (None when berthd runs with it off, or before start) and the ports held."""
+    firewall (None when berthd runs with it off, or before start) and the ports held
+    (through the same firewall: the controller sets both at start)."""
 
     links: netlink.HostLinks = field(default_factory=netlink.HostLinks)
     firewall: Firewall | None = None
