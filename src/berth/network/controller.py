@@ -492,8 +492,14 @@ class NetworkController:
                             ipv4=ipv4, ipv4_prefixlen=ipv4_prefixlen, gateway=gateway,
                             ipv6=ipv6, ipv6_prefixlen=ipv6_prefixlen, ipv6_gateway=ipv6_gateway)
         try:
-            ep = await driver.join(n, sb.key, ep, default_route)
+            ep = await driver.create_endpoint(n, ep)
         except BaseException:
+            await self._give_back(n, ep)
+            raise
+        try:
+            await driver.join(n, sb.key, ep, default_route)
+        except BaseException:
+            await driver.delete_endpoint(n, ep)
             await self._give_back(n, ep)
             raise
         self.on_event("connect", n, {"container": sb.container_id})

@@ -111,9 +111,12 @@ class FakeDriver:
     def firewall_rules(self, n: Network) -> None:
         return None
 
-    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> EndpointResult:
-        self.calls.append(("join", (sandbox, ep.ifname, default_route)))
+    async def create_endpoint(self, n: Network, ep: EndpointResult) -> EndpointResult:
+        self.calls.append(("create_endpoint", ep.ifname))
         return dataclasses.replace(ep, host_ifname="fkhost")
+
+    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+        self.calls.append(("join", (sandbox, ep.ifname, ep.host_ifname, default_route)))
 
     async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
         self.calls.append(("leave", ep.ifname))
@@ -187,7 +190,7 @@ def test_the_controller_works_through_the_driver_the_record_names(ctl: NetworkCo
         assert ep.ipv4 in ipam.Allocator.from_doc(n.ipam_state).allocated()
         assert ep.gateway and ep.ipv4_prefixlen == 24 and ep.mac.startswith("02:42:")
         assert sb.ports == [PublishedPort("tcp", 80, "", 8080)]
-        assert ("join", (sb.key, "eth0", True)) in fake.calls
+        assert fake.calls.index(("create_endpoint", "eth0")) < fake.calls.index(("join", (sb.key, "eth0", "fkhost", True)))
         assert ("program", ep.ipv4) in fake.calls
 
         # what the embedded DNS answers comes from the live sandboxes

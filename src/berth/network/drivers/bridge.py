@@ -23,6 +23,7 @@ from berth.network.drivers.driver import (
     HostNetworking,
     Scope,
     delete_link,
+    link_name,
     plug_in,
     remove_from_sandbox,
 )
@@ -98,25 +99,26 @@ class BridgeDriver:
             internal=n.internal, masquerade=n.options.get(MASQUERADE_OPTION, "true") != "false",
             icc=n.options.get(ICC_OPTION, "true") != "false")
 
-    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> EndpointResult:
+    async def create_endpoint(self, n: Network, ep: EndpointResult) -> EndpointResult:
         ep = replace(ep, host_ifname="veth" + secrets.token_hex(4)[:7])
-        temp = "vt" + secrets.token_hex(6)
         mtu = int(n.options.get(MTU_OPTION) or 0)
         try:
             await asyncio.wrap_future(self.host.links.call(
-                lambda ipr: netlink.create_veth(ipr, ep.host_ifname, temp, n.interface, mtu)))
-            await plug_in(self.host, temp, sandbox, ep, default_route)
+                lambda ipr: netlink.create_veth(ipr, ep.host_ifname, link_name(ep), n.interface, mtu)))
         except BaseException:
-            await delete_link(self.host, ep.host_ifname)  # its peer goes with it
+            await self.delete_endpoint(n, ep)
             raise
         return ep
 
-    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
-        await remove_from_sandbox(sandbox, ep)
-
     async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
         if ep.host_ifname:
-            await delete_link(self.host, ep.host_ifname)
+            await delete_link(self.host, ep.host_ifname)  # its peer goes with it, wherever it is
+
+    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+        await plug_in(self.host, sandbox, ep, default_route)
+
+    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
+        await remove_from_sandbox(sandbox, ep)
 
     async def program_external_connectivity(self, n: Network, ep: EndpointResult,
                                             ports: PortRequest) -> list[PublishedPort]:

@@ -1,9 +1,9 @@
 """The network driver interface, and what every driver is given to work with.
 
 A driver makes a network's host side (a bridge and its rules, nothing at all for
-macvlan), puts one endpoint of a network into a sandbox (a container's network
-namespace) and takes it out again, and programs external connectivity (published
-ports) for an endpoint. Addresses come from the controller's IPAM, names of records
+macvlan); makes an endpoint's link and deletes it; puts the endpoint into a sandbox (a
+container's network namespace: join) and takes it out again (leave); and programs
+external connectivity (published ports) for an endpoint. Addresses come from the controller's IPAM, names of records
 from the controller: a driver sees one network and one endpoint at a time, never a
 container, and keeps no records (what it needs again is in the network's record or in
 the endpoint it is handed).
@@ -65,19 +65,25 @@ class NetworkDriver(Protocol):
         can be put back whole after a firewall reload."""
         ...
 
-    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> EndpointResult:
-        """Makes the endpoint's interface, with its addresses (and the default route
-        through its gateways, when asked), in the namespace at path `sandbox`. Returns
-        the endpoint with what the driver chose (the host side's name). On failure
-        nothing of it is left."""
+    async def create_endpoint(self, n: Network, ep: EndpointResult) -> EndpointResult:
+        """Makes the endpoint's link, on the host under the name `link_name(ep)` until it
+        joins a sandbox. Returns the endpoint with what the driver chose (the name of a
+        host side that stays, if any). On failure nothing of it is left."""
+        ...
+
+    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+        """Removes what of the endpoint is on the host (its host side, or the link that
+        never joined); what is in a sandbox goes with the sandbox."""
+        ...
+
+    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+        """Moves the endpoint's link into the namespace at path `sandbox` and sets it up
+        there: its name, MAC, addresses, and the default route through its gateways
+        when asked."""
         ...
 
     async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
         """Takes the endpoint's interface out of a sandbox that lives on (disconnect)."""
-        ...
-
-    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
-        """The sandbox is going away: removes what of the endpoint is on the host side."""
         ...
 
     async def program_external_connectivity(self, n: Network, ep: EndpointResult,
@@ -99,9 +105,15 @@ class NetworkDriver(Protocol):
         ...
 
 
-async def plug_in(host: HostNetworking, temp: str, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
-    """A link made on the host under the name `temp`, moved into the sandbox and set up
-    there as the endpoint's interface (name, MAC, addresses, routes)."""
+def link_name(ep: EndpointResult) -> str:
+    """The name of an endpoint's link on the host between create_endpoint and join."""
+    return "vt" + ep.endpoint_id[:12]
+
+
+async def plug_in(host: HostNetworking, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+    """The endpoint's link, made on the host as `link_name(ep)`, moved into the sandbox
+    and set up there as its interface (name, MAC, addresses, routes)."""
+    temp = link_name(ep)
     addresses = [netlink.Address(a, p) for a, p in ((ep.ipv4, ep.ipv4_prefixlen), (ep.ipv6, ep.ipv6_prefixlen)) if a]
     gateways = [g for g in (ep.gateway, ep.ipv6_gateway) if g] if default_route else []
     await asyncio.wrap_future(host.links.call(lambda ipr: netlink.move_to_netns(ipr, temp, sandbox)))

@@ -41,14 +41,17 @@ class NoEndpoints:
     def _none(self) -> SystemError_:
         return SystemError_(f"the {self.name} driver has no endpoints")
 
-    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> EndpointResult:
-        raise self._none()
-
-    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
+    async def create_endpoint(self, n: Network, ep: EndpointResult) -> EndpointResult:
         raise self._none()
 
     async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
         pass
+
+    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+        raise self._none()
+
+    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
+        raise self._none()
 
     async def program_external_connectivity(self, n: Network, ep: EndpointResult,
                                             ports: PortRequest) -> list[PublishedPort]:

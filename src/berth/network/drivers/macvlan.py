@@ -10,7 +10,6 @@ Keeps no records.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import TYPE_CHECKING
 
 from berth.errors import InvalidParameter
@@ -19,6 +18,7 @@ from berth.network.drivers.driver import (
     HostNetworking,
     Scope,
     delete_link,
+    link_name,
     plug_in,
     remove_from_sandbox,
 )
@@ -69,23 +69,26 @@ class MacvlanDriver:
     def firewall_rules(self, n: Network) -> BridgeNetwork | None:
         return None
 
-    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> EndpointResult:
-        temp = "vt" + secrets.token_hex(6)
+    async def create_endpoint(self, n: Network, ep: EndpointResult) -> EndpointResult:
         mode = n.options.get(MACVLAN_MODE_OPTION, "bridge")
         try:
             await asyncio.wrap_future(self.host.links.call(
-                lambda ipr: netlink.create_macvlan(ipr, temp, n.interface, mode)))
-            await plug_in(self.host, temp, sandbox, ep, default_route)
+                lambda ipr: netlink.create_macvlan(ipr, link_name(ep), n.interface, mode)))
         except BaseException:
-            await delete_link(self.host, temp)
+            await self.delete_endpoint(n, ep)
             raise
         return ep
 
+    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+        # once joined, the link lives in the sandbox only and goes with it; before, it is
+        # on the host under its temporary name
+        await delete_link(self.host, link_name(ep))
+
+    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+        await plug_in(self.host, sandbox, ep, default_route)
+
     async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
         await remove_from_sandbox(sandbox, ep)
-
-    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
-        pass  # it lives in the sandbox only, and goes with it
 
     async def program_external_connectivity(self, n: Network, ep: EndpointResult,
                                             ports: PortRequest) -> list[PublishedPort]:
