@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from berth.clock import now_rfc3339
-from berth.containers import defaults, etcfiles, health, mounting, restart, states
+from berth.containers import defaults, etcfiles, health, mounting, networking, restart, states
 from berth.containers.attach import Attachment
 from berth.containers.defaults import DEFAULT_STOP_TIMEOUT, parse_signal
 from berth.containers.model import Container, Health, State, Status
@@ -104,7 +104,7 @@ class Lifecycle:
                 log.info("container %s has its shim still running; watching it again", c.id[:12])
                 await self.mgr._readopt_volumes(c)
                 if self.mgr.network is not None:
-                    await self.mgr.network.readopt(c)
+                    await self.mgr.network.readopt(networking.sandbox_request(c), networking.sandbox_of(c))
                 self._watch(c)
                 if not live_restore and task.status in ("running", "paused"):
                     log.warning("live-restore is off: stopping container %s", c.id[:12])

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import IO, Any
 
 from berth.clock import now_rfc3339
-from berth.containers import defaults, etcfiles, execs, mounting, mounts, restart
+from berth.containers import defaults, etcfiles, execs, mounting, mounts, networking, restart
 from berth.containers import stats as container_stats
 from berth.containers.attach import Attacher, Attachment
 from berth.containers.defaults import (  # the names the API and older callers import from here
@@ -78,7 +78,8 @@ class ContainerManager:
         self.network = network
         self.execs = execs.ExecService(self)
         if network is not None:
-            network.containers = lambda: list(self.containers.values())
+            network.named_by = lambda nid: [c.id for c in self.containers.values()
+                                            if any(ep.network_id == nid for ep in c.networks.values())]
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.on_event: Callable[[str, Container, dict[str, str]], None] = lambda *a: None
@@ -126,9 +127,10 @@ class ContainerManager:
     async def _release_network(self, c: Container) -> None:
         if self.network is not None:
             try:
-                await self.network.release(c)
+                await self.network.release(networking.sandbox_of(c))
             except BerthError as e:
                 log.warning("container %s: releasing its network: %s", c.id[:12], e)
+            networking.forget_sandbox(c)
             self._save(c)
 
     async def _setup_network(self, c: Container) -> str | None:
@@ -143,7 +145,7 @@ class ContainerManager:
             return other.sandbox_key or f"/proc/{other.state.pid}/ns/net"
         if self.network is None:
             return None
-        return await self.network.setup(c)
+        return networking.keep_sandbox(c, await self.network.setup(networking.sandbox_request(c)))
 
     def _host_gateway(self) -> str:
         if self.network is None:
@@ -421,7 +423,8 @@ class ContainerManager:
         if self.network is None:
             raise NotFound(f"network {network} not found")
         async with self.live[c.id].lock:
-            await self.network.connect(c, network, req)
+            name, ep = await self.network.connect(networking.sandbox_request(c), network, req)
+            c.networks[name] = ep
             self._save(c)
             if c.state.running:
                 etcfiles.write_etc_files(c, self._link_entries(c), self._host_gateway())
@@ -436,7 +439,7 @@ class ContainerManager:
         if self.network is None:
             raise NotFound(f"network {network} not found")
         async with self.live[c.id].lock:
-            await self.network.disconnect(c, network, force)
+            del c.networks[await self.network.disconnect(networking.sandbox_request(c), network, force)]
             self._save(c)
 
     def rename(self, ref: str, new_name: str) -> None:
@@ -451,6 +454,8 @@ class ContainerManager:
         except sqlite3.IntegrityError:
             c.name = old
             raise Conflict(f'Conflict. The container name "/{name}" is already in use') from None
+        if self.network is not None:
+            self.network.rename(c.id, name)
         self.on_event("rename", c, {"oldName": "/" + old})
 
     # -- attach (containers/attach.py) --------------------------------------------------------

@@ -95,6 +95,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.layers.store import LayerStore
     from berth.metadata import open_db
     from berth.network.controller import DEFAULT_BRIDGE, NetworkController
+    from berth.network.store import SqliteNetworkStore
     from berth.volumes.store import VolumeStore
 
     lock_fd = _lock_data_root(config)
@@ -109,7 +110,7 @@ async def run(config: DaemonConfig) -> None:
     volumes = VolumeStore(config.data_root, db)
     volumes.on_event = lambda action, name, attrs: events.log("volume", action, name, attrs)
     volumes.reconcile()
-    network = NetworkController(db, config.exec_root, default_bridge=config.bridge or DEFAULT_BRIDGE)
+    network = NetworkController(SqliteNetworkStore(db), config.exec_root, default_bridge=config.bridge or DEFAULT_BRIDGE)
     network.on_event = events.network
     await network.start()
     containers = ContainerManager(config.data_root, config.exec_root, db, images, layers, volumes, network)

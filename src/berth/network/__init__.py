@@ -1,3 +1,5 @@
-"""Container networking: sandboxes (network namespaces), endpoints (veth pairs), networks
-and their drivers (bridge, macvlan, host, none), IPAM, the firewall (nftables) and the
-embedded DNS server."""
+"""Container networking: the controller (controller.py) over network drivers behind one
+interface (drivers/: bridge, macvlan, host, null), the network store (store.py), IPAM,
+published ports (ports.py, proxy.py), the firewall (nftables), netlink and the embedded
+DNS server. The controller works on sandbox and endpoint requests and returns results
+(model.py); it never sees a container record."""

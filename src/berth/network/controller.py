@@ -1,18 +1,18 @@
 """The network controller: networks, and each container's sandbox, endpoints and ports.
 
-Docker's Container Network Model, single host. A network is a record (SQLite table
-`networks`) plus what its driver made on the host: for `bridge`, a Linux bridge with
-the gateway addresses and berth's firewall rules for it; for `macvlan`, nothing until
-a container joins. A running container has a sandbox (a network namespace, kept by a
-bind mount under the exec root, joined by the runtime by path) with one endpoint (a
-veth pair, or a macvlan link) per network, its published ports (DNAT rules, each host
-port held by a socket so that nobody else takes it) and, on user-defined networks, the
-embedded DNS server at 127.0.0.11 inside it.
+Docker's Container Network Model, single host. A network is a record (kept in a
+`NetworkStore`) plus what its driver made on the host; the driver is picked by the
+record's driver name (`drivers.Drivers`), and the controller never asks which one it
+has. A running container has a sandbox (a network namespace, kept by a bind mount
+under the exec root, joined by the runtime by path) with one endpoint per network, its
+published ports and, on user-defined networks, the embedded DNS server at 127.0.0.11.
 
-Addresses are handed out at start and given back at exit, as Docker does; what the
-user asked for (networks, --ip, aliases, ports) stays in the container's record.
-Container records are the container manager's; this module changes their network
-fields only, and the caller saves them.
+The controller works on requests and returns results (model.SandboxRequest ->
+model.Sandbox, an endpoint request -> model.Endpoint): it never sees a container
+record; the container side writes what it is given into its records. It remembers
+the sandboxes it made (or adopted after a restart) while they live: their names and
+addresses are what the embedded DNS answers, their ports what a firewall reload puts
+back. Addresses are handed out at setup and given back at release, as Docker does.
 """
 
 from __future__ import annotations
@@ -20,47 +20,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import os
-import random
 import secrets
-import socket
-import sqlite3
-from collections.abc import Callable, Iterable
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
+from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotFound
 from berth.network import ipam, netlink
+from berth.network.drivers import Drivers, HostNetworking, NetworkDriver, local_drivers
+from berth.network.drivers.driver import delete_link
 from berth.network.model import (
     BRIDGE_NAME_OPTION,
     DEFAULT_BRIDGE_OPTION,
-    HOST_BINDING_OPTION,
     ICC_OPTION,
-    MACVLAN_MODE_OPTION,
-    MACVLAN_PARENT_OPTION,
     MASQUERADE_OPTION,
     MTU_OPTION,
     Endpoint,
     EndpointRequest,
+    EndpointResult,
+    EndpointSpec,
     Network,
-    PublishedPort,
+    Sandbox,
+    SandboxRequest,
     SubnetConfig,
 )
-from berth.network.proxy import TcpProxy
+from berth.network.ports import PortMapper
 from berth.network.store import NetworkStore
-
-if TYPE_CHECKING:
-    from berth.containers.model import Container
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BRIDGE = "berth0"
-EPHEMERAL_PORTS = (32768, 60999)
 FIREWALL_CHECK_INTERVAL = 5.0  # seconds between checks that berth's nftables rules are still there
 BUILTIN = ("bridge", "host", "none")
-DRIVERS = ("bridge", "macvlan", "host", "null")
 NETWORK_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
 
 
@@ -70,47 +63,72 @@ def _now() -> str:
     return now_rfc3339()
 
 
+@dataclass
+class LiveSandbox:
+    """A sandbox the controller made (or adopted) and that still lives: what was asked
+    (names, for the embedded DNS) and what was made. `id`, `name` and `networks` are
+    what the network API shows of a container attached to a network."""
+
+    request: SandboxRequest
+    sandbox: Sandbox
+    specs: list[EndpointSpec] = field(default_factory=list)  # as asked, and connected since
+
+    @property
+    def id(self) -> str:
+        return self.request.container_id
+
+    @property
+    def name(self) -> str:
+        return self.request.name
+
+    @property
+    def networks(self) -> dict[str, EndpointResult]:
+        return self.sandbox.networks
+
+
 class NetworkController:
-    def __init__(self, db: sqlite3.Connection, exec_root: str, *, default_bridge: str = DEFAULT_BRIDGE,
+    def __init__(self, store: NetworkStore, exec_root: str, *, default_bridge: str = DEFAULT_BRIDGE,
                  firewall: bool = True) -> None:
-        self.db = db
-        self.store = NetworkStore(db)
+        self.store = store
         self.netns_dir = os.path.join(exec_root, "netns")
         self.default_bridge = default_bridge
-        self.links = netlink.HostLinks()
+        self.host = HostNetworking()
         self.networks: dict[str, Network] = {}
+        self.drivers: Drivers = local_drivers(self.host, lambda: self.networks.values())
         self._lock = asyncio.Lock()
-        self._held_ports: dict[tuple[str, str, int], socket.socket] = {}  # (proto, ip, port)
-        self._proxies: dict[tuple[str, str, int], TcpProxy] = {}  # IPv6 sides of all-address ports
-        self._fw: Any = None
         self._use_firewall = firewall
         self._fw_watch: asyncio.Task[None] | None = None
         self._dns: Any = None
-        # who is attached where, for DNS: container id -> Container
-        self.containers: Callable[[], Iterable[Container]] = lambda: ()
+        self._live: dict[str, LiveSandbox] = {}  # container id -> its sandbox, while it lives
+        # IDs of the containers, running or not, whose configuration names a network (by
+        # ID): a network they name is in use, for prune and the dangling filter
+        self.named_by: Callable[[str], list[str]] = lambda network_id: []
         # (action, network, attributes): berthd's event log listens here
         self.on_event: Callable[[str, Network, dict[str, str]], None] = lambda *a: None
         os.makedirs(self.netns_dir, mode=0o700, exist_ok=True)
 
+    def _driver(self, n: Network) -> NetworkDriver:
+        return self.drivers.get(n.driver)
+
     # -- start-up and shutdown ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the records, make the built-in networks, and put every bridge network's
-        links and rules back (they may be gone after a reboot)."""
-        for doc in self.store.docs():
-            n = _network_from_doc(json.loads(doc))
+        """Load the records, make the built-in networks, and put every network's host side
+        back (links and rules may be gone after a reboot)."""
+        for n in self.store.load():
             self.networks[n.id] = n
         if self._use_firewall:
             from berth.network.firewall import Firewall
 
-            self._fw = Firewall()
-            await asyncio.to_thread(self._fw.setup)
+            self.host.firewall = Firewall()
+            self.host.ports = PortMapper(self.host.firewall)
+            await asyncio.to_thread(self.host.firewall.setup)
         default = self._by_name("bridge")
         if default is not None and self.default_bridge != "none" and default.interface != self.default_bridge:
             log.info("the default bridge is now %s (was %s)", self.default_bridge, default.interface)
-            if self._fw is not None:
+            if self.host.firewall is not None:
                 with contextlib.suppress(BerthError):
-                    await asyncio.to_thread(self._fw.remove_network, default.interface)
+                    await asyncio.to_thread(self.host.firewall.remove_network, default.interface)
             default.interface = default.options[BRIDGE_NAME_OPTION] = self.default_bridge
             self._save(default)
         if self.default_bridge != "none" and default is None:
@@ -120,13 +138,12 @@ class NetworkController:
                 n = Network(secrets.token_hex(32), name, driver, _now())
                 self._save(n)
         for n in list(self.networks.values()):
-            if n.driver == "bridge":
-                try:
-                    await self._bring_up_bridge(n)
-                except BerthError as e:
-                    log.error("network %s: %s", n.name, e)
-        if self._use_firewall:
-            await asyncio.to_thread(self._fw.sync_docker_user)
+            try:
+                await self._driver(n).restore_network(n)
+            except BerthError as e:
+                log.error("network %s: %s", n.name, e)
+        if self.host.firewall is not None:
+            await asyncio.to_thread(self.host.firewall.sync_docker_user)
             self._fw_watch = asyncio.create_task(self._watch_firewall())
         from berth.network.resolver import EmbeddedDns
 
@@ -150,18 +167,13 @@ class NetworkController:
             self._fw_watch = None
         if self._dns is not None:
             await self._dns.close()
-        for proxy in self._proxies.values():
-            await proxy.close()
-        self._proxies.clear()
-        for sock in self._held_ports.values():
-            sock.close()
-        self._held_ports.clear()
-        self.links.close()
+        await self.host.ports.close()
+        self.host.links.close()
 
     # -- records ---------------------------------------------------------------------------
 
     def _save(self, n: Network) -> None:
-        self.store.save(n.id, n.name, json.dumps(asdict(n)))
+        self.store.save(n)
         self.networks[n.id] = n
 
     def _by_name(self, name: str) -> Network | None:
@@ -187,10 +199,13 @@ class NetworkController:
     def all(self) -> list[Network]:
         return sorted(self.networks.values(), key=lambda n: n.created)
 
+    def scope(self, n: Network) -> str:
+        return self._driver(n).scope
+
     # -- creating and removing networks ----------------------------------------------------------
 
     async def _host_routes(self) -> list[Any]:
-        return await asyncio.wrap_future(self.links.call(netlink.routed_networks))
+        return await asyncio.wrap_future(self.host.links.call(netlink.routed_networks))
 
     def _taken_subnets(self, skip: str = "") -> list[Any]:
         out = []
@@ -204,7 +219,8 @@ class NetworkController:
     async def _create_default_bridge(self) -> None:
         routes = await self._host_routes()
         # the bridge's own addresses are routes too once it exists: reuse what it holds
-        existing = await asyncio.wrap_future(self.links.call(lambda ipr: _bridge_subnets(ipr, self.default_bridge)))
+        existing = await asyncio.wrap_future(
+            self.host.links.call(lambda ipr: _bridge_subnets(ipr, self.default_bridge)))
         subnet = existing[0] if existing else ipam.choose_subnet(self._taken_subnets(), routes)
         plan = ipam.plan_subnets([SubnetConfig(str(subnet))], self._taken_subnets(), [], False)
         n = Network(secrets.token_hex(32), "bridge", "bridge", _now(),
@@ -224,16 +240,11 @@ class NetworkController:
             raise InvalidParameter("network name cannot be empty")
         if name in BUILTIN:
             raise Forbidden(f"operation is not permitted on predefined {name} network")
-        if driver not in ("bridge", "macvlan"):
-            if driver in ("host", "null"):
-                raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
-            if driver in ("overlay", "ipvlan"):
-                raise InvalidParameter(f"the {driver} driver is not supported by berth")
-            raise NotFound(f'could not find plugin {driver} in v1 plugin registry: plugin not found')
+        d = self.drivers.get(driver)
+        d.check_create(dict(options or {}))
         if ipam_driver not in ("", "default"):
             raise NotFound(f'could not find plugin {ipam_driver} in v1 plugin registry: plugin not found')
-        if driver == "bridge":
-            await self.ensure_firewall()
+        await self.ensure_firewall()
         async with self._lock:
             if self._by_name(name) is not None:
                 raise Conflict(f"network with name {name} already exists")
@@ -244,108 +255,50 @@ class NetworkController:
                         enable_ipv6=enable_ipv6, options=options, labels=dict(labels or {}),
                         ipam_driver="default", ipam_options=dict(ipam_options or {}), subnets=plan)
             n.ipam_state = ipam.Allocator(plan, serial=False).to_doc()
-            if driver == "bridge":
-                n.interface = options.get(BRIDGE_NAME_OPTION) or f"br-{n.id[:12]}"
-                if any(o.interface == n.interface for o in self.networks.values()):
-                    raise Conflict(f"bridge name {n.interface} is already used by another network")
-                if len(n.interface) > 15:
-                    raise InvalidParameter(f"bridge name {n.interface} is longer than 15 characters")
-                await self._bring_up_bridge(n, fresh=True)
-            else:
-                parent = options.get(MACVLAN_PARENT_OPTION, "")
-                if not parent:
-                    raise InvalidParameter("macvlan: the parent interface is required (-o parent=IFACE)")
-                mode = options.get(MACVLAN_MODE_OPTION, "bridge")
-                if mode not in ("bridge", "private", "vepa", "passthru"):
-                    raise InvalidParameter(f"requested macvlan mode '{mode}' is not valid, 'bridge' mode is the macvlan driver default")
-                exists = await asyncio.wrap_future(self.links.call(lambda ipr: netlink.link_exists(ipr, parent)))
-                if not exists:
-                    raise InvalidParameter(f"-o parent interface was not found on the host: {parent}")
-                n.interface = parent
+            await d.create_network(n)
             try:
                 self._save(n)
             except BaseException:
-                await self._tear_down(n)
+                await d.delete_network(n)
                 raise
         self.on_event("create", n, {})
         return n
-
-    async def _bring_up_bridge(self, n: Network, fresh: bool = False) -> None:
-        addresses = [netlink.Address(s.gateway, ipam.prefix_len(s.subnet)) for s in n.subnets if s.gateway]
-        mtu = int(n.options.get(MTU_OPTION) or 0)
-        try:
-            created = await asyncio.wrap_future(
-                self.links.call(lambda ipr: netlink.ensure_bridge(ipr, n.interface, addresses, mtu)))
-        except BerthError:
-            raise
-        except Exception as e:  # noqa: BLE001 - netlink's errors
-            raise SystemError_(f"failed to set up bridge {n.interface}: {e}") from None
-        try:
-            await self._network_rules(n)
-        except BaseException:
-            if created or fresh:
-                await asyncio.wrap_future(self.links.call(lambda ipr: netlink.delete_link(ipr, n.interface)))
-            raise
-        await asyncio.to_thread(netlink.set_sysctl, "net/ipv4/ip_forward", "1")
-
-    async def _network_rules(self, n: Network) -> None:
-        if self._fw is not None:
-            from berth.network.firewall import BridgeNetwork
-
-            await asyncio.to_thread(self._fw.add_network, BridgeNetwork(
-                n.interface, tuple(ipaddress.ip_network(s.subnet, strict=False) for s in n.subnets),
-                internal=n.internal, masquerade=n.options.get(MASQUERADE_OPTION, "true") != "false",
-                icc=n.options.get(ICC_OPTION, "true") != "false"))
 
     async def ensure_firewall(self) -> None:
         """Put berth's nftables rules back if they are gone: `nft flush ruleset`, or a
         firewall service that reloads, removes them, and with them every network's NAT
         and isolation and every published port. They come back whole: the base chains,
-        each bridge network's rules, the running containers' ports. Under the lock that
-        network creation, removal and a container's unpublishing hold, so nothing is put
-        back that is being taken away."""
-        if self._fw is None:
+        each network's rules, the live sandboxes' ports. Under the lock that network
+        creation, removal and a sandbox's unpublishing hold, so nothing is put back that
+        is being taken away."""
+        fw = self.host.firewall
+        if fw is None:
             return
         async with self._lock:
-            bridges = {n.interface for n in self.networks.values() if n.driver == "bridge"}
-            if not await asyncio.to_thread(self._fw.missing, bridges):
+            rules = [(n, r) for n in self.networks.values() if (r := self._driver(n).firewall_rules(n)) is not None]
+            if not await asyncio.to_thread(fw.missing, {r.bridge for _, r in rules}):
                 return
             log.warning("berth's nftables rules were removed (a firewall reload?); putting them back")
-            await asyncio.to_thread(self._fw.setup)
-            for n in list(self.networks.values()):
-                if n.driver == "bridge":
-                    try:
-                        await self._network_rules(n)
-                    except BerthError as e:
-                        log.error("network %s: %s", n.name, e)
-            for c in self.containers():
-                if c.state.running:
-                    await self._port_rules(c)
+            await asyncio.to_thread(fw.setup)
+            for n, r in rules:
+                try:
+                    await asyncio.to_thread(fw.add_network, r)
+                except BerthError as e:
+                    log.error("network %s: %s", n.name, e)
+            for live in list(self._live.values()):
+                primary = self._primary(live.sandbox)
+                if primary is not None and live.sandbox.ports:
+                    n, ep = primary
+                    await self._driver(n).restore_external_connectivity(n, ep, live.sandbox.ports)
 
-    async def _port_rules(self, c: Container) -> None:
-        """`c`'s published ports in the firewall again, as they were (adding a mapping
-        that is there already does nothing)."""
-        primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
-        if self._fw is None or primary is None or primary.network_id not in self.networks:
-            return
-        bridge = self.networks[primary.network_id].interface
-        for p in c.ports:
-            try:
-                await asyncio.to_thread(self._fw.add_port, p.proto, p.host_ip, p.host_port, primary.ipv4,
-                                        p.container_port, bridge)
-            except BerthError as e:
-                log.error("container %s: port %s: %s", c.id[:12], p.host_port, e)
+    def attached(self, n: Network) -> list[LiveSandbox]:
+        """The live sandboxes with an endpoint on `n`."""
+        return [live for live in self._live.values()
+                if any(ep.network_id == n.id for ep in live.sandbox.networks.values())]
 
-    async def _tear_down(self, n: Network) -> None:
-        if n.driver != "bridge":
-            return
-        if self._fw is not None:
-            with contextlib.suppress(BerthError):
-                await asyncio.to_thread(self._fw.remove_network, n.interface)
-        await asyncio.wrap_future(self.links.call(lambda ipr: netlink.delete_link(ipr, n.interface)))
-
-    def attached(self, n: Network) -> list[Container]:
-        return [c for c in self.containers() if any(e.network_id == n.id for e in c.networks.values())]
+    def in_use(self, n: Network) -> bool:
+        """A live sandbox has an endpoint on `n`, or a container (running or not) names it."""
+        return bool(self.attached(n) or self.named_by(n.id))
 
     async def remove(self, ref: str) -> None:
         n = self.get(ref)
@@ -354,11 +307,11 @@ class NetworkController:
         async with self._lock:
             # as Docker: only running containers have endpoints; a stopped one that names
             # the network fails at its next start
-            users = [c for c in self.attached(n) if c.state.running]
+            users = self.attached(n)
             if users:
-                names = ", ".join(f'name:"{c.name}" id:"{c.id[:12]}"' for c in users)
+                names = ", ".join(f'name:"{u.name}" id:"{u.id[:12]}"' for u in users)
                 raise Forbidden(f"error while removing network: network {n.name} has active endpoints ({names})")
-            await self._tear_down(n)
+            await self._driver(n).delete_network(n)
             self.store.delete(n.id)
             del self.networks[n.id]
         self.on_event("destroy", n, {})
@@ -366,7 +319,7 @@ class NetworkController:
     async def prune(self, filters: dict[str, list[str]]) -> list[str]:
         gone = []
         for n in list(self.networks.values()):
-            if n.builtin or self.attached(n):
+            if n.builtin or self.in_use(n):
                 continue
             if not all(_label_match(n.labels, x) for x in filters.get("label", [])):
                 continue
@@ -396,7 +349,7 @@ class NetworkController:
                 continue
             if "label" in filters and not all(_label_match(n.labels, v) for v in filters["label"]):
                 continue
-            if "scope" in filters and "local" not in filters["scope"]:
+            if "scope" in filters and self.scope(n) not in filters["scope"]:
                 continue
             if "type" in filters:
                 for v in filters["type"]:
@@ -410,7 +363,7 @@ class NetworkController:
                         raise InvalidParameter(f"invalid value for filter 'dangling', must be 'true' (or '1'), "
                                                f"or 'false' (or '0'): {v}")
                 want = {v.lower() in ("true", "1") for v in filters["dangling"]}
-                if (not n.builtin and not self.attached(n)) not in want:
+                if (not n.builtin and not self.in_use(n)) not in want:
                     continue
             out.append(n)
         return out
@@ -461,97 +414,98 @@ class NetworkController:
         if req.mac:
             _check_mac(req.mac)
 
-    # -- containers: at start, connect, disconnect and exit ---------------------------------------------
+    # -- sandboxes: at start, connect, disconnect and exit ---------------------------------------------
 
     def netns_path(self, container_id: str) -> str:
         return os.path.join(self.netns_dir, container_id[:24])
 
-    async def setup(self, c: Container) -> str | None:
-        """Before the runtime starts `c`: its sandbox, endpoints, ports and DNS. Returns
-        the namespace to join (None: the runtime makes a private one, or none at all)."""
-        mode = c.host_config.network_mode or "bridge"
-        if mode == "host":
+    def _primary(self, sb: Sandbox) -> tuple[Network, EndpointResult] | None:
+        """The endpoint published ports forward to: the first with an IPv4 address."""
+        ep = next((ep for ep in sb.networks.values() if ep.ipv4), None)
+        if ep is None or ep.network_id not in self.networks:
             return None
-        if mode == "none":
+        return self.networks[ep.network_id], ep
+
+    async def setup(self, req: SandboxRequest) -> Sandbox | None:
+        """Before the runtime starts a container: its sandbox, endpoints, ports and DNS.
+        None when it gets no sandbox of its own (host or none: the runtime keeps it in
+        the host's namespace or makes a private one; container:…: the caller joins the
+        other one's). On failure nothing of it is left."""
+        mode = req.network_mode or "bridge"
+        if mode in ("host", "none") or mode.startswith("container:"):
             return None
-        if mode.startswith("container:"):
-            return None  # the manager resolves it to the other container's namespace
         await self.ensure_firewall()
-        path = self.netns_path(c.id)
+        path = self.netns_path(req.container_id)
         await asyncio.to_thread(netlink.create_netns, path)
-        c.sandbox_key = path
+        sb = Sandbox(req.container_id, path)
         try:
             first = True
-            for name, ep in c.networks.items():
-                n = self.get(ep.network_id) if ep.network_id in self.networks else self.get(name)
-                await self._join(c, n, ep, default_route=first and not n.internal)
+            for spec in req.endpoints:
+                n = self.networks.get(spec.network_id) or self.get(spec.network)
+                sb.networks[spec.network] = await self._join(sb, n, spec, default_route=first and not n.internal)
                 first = False
-            await self._publish(c)
-            if any(self.networks[ep.network_id].user_defined for ep in c.networks.values()
-                   if ep.network_id in self.networks) and self._dns is not None:
-                await self._dns.attach(c.id, path)
+            primary = self._primary(sb)
+            if primary is not None:
+                n, ep = primary
+                sb.ports = await self._driver(n).program_external_connectivity(n, ep, req.ports)
+            if self._dns is not None and self._user_defined(sb):
+                await self._dns.attach(req.container_id, path)
         except BaseException:
-            await self.release(c)
+            await self.release(sb)
             raise
-        return path
+        self._live[req.container_id] = LiveSandbox(req, sb, list(req.endpoints))
+        return sb
 
-    async def _join(self, c: Container, n: Network, ep: Endpoint, default_route: bool) -> None:
+    def _user_defined(self, sb: Sandbox) -> bool:
+        return any(self.networks[ep.network_id].user_defined for ep in sb.networks.values()
+                   if ep.network_id in self.networks)
+
+    async def _join(self, sb: Sandbox, n: Network, spec: EndpointSpec, default_route: bool) -> EndpointResult:
+        driver = self._driver(n)
         async with self._lock:
             alloc = ipam.Allocator.from_doc(n.ipam_state)
-            ipv4 = alloc.allocate(4, ep.request.ipv4) if any(":" not in s.subnet for s in n.subnets) else ""
+            ipv4 = alloc.allocate(4, spec.request.ipv4) if any(":" not in s.subnet for s in n.subnets) else ""
             ipv6 = ""
             if n.enable_ipv6 and any(":" in s.subnet for s in n.subnets):
                 try:
-                    ipv6 = alloc.allocate(6, ep.request.ipv6)
+                    ipv6 = alloc.allocate(6, spec.request.ipv6)
                 except BaseException:
                     if ipv4:
                         alloc.release(ipv4)
                     raise
             n.ipam_state = alloc.to_doc()
             self._save(n)
-        ep.endpoint_id = secrets.token_hex(32)
-        ep.ipv4, ep.ipv6 = ipv4, ipv6
+        ipv4_prefixlen = ipv6_prefixlen = 0
+        gateway = ipv6_gateway = ""
         for s in n.subnets:
             net = ipaddress.ip_network(s.subnet, strict=False)
             if ipv4 and ":" not in s.subnet and ipaddress.ip_address(ipv4) in net:
-                ep.ipv4_prefixlen, ep.gateway = net.prefixlen, s.gateway
+                ipv4_prefixlen, gateway = net.prefixlen, s.gateway
             if ipv6 and ":" in s.subnet and ipaddress.ip_address(ipv6) in net:
-                ep.ipv6_prefixlen, ep.ipv6_gateway = net.prefixlen, s.gateway
-        ep.mac = ep.request.mac or (_mac_of(ipv4) if ipv4 else _random_mac())
-        index = len([e for e in c.networks.values() if e.ifname])
-        ep.ifname = f"eth{index}"
-        while any(e.ifname == ep.ifname and e is not ep for e in c.networks.values()):
+                ipv6_prefixlen, ipv6_gateway = net.prefixlen, s.gateway
+        taken = {ep.ifname for ep in sb.networks.values() if ep.ifname}
+        index = len(taken)
+        while f"eth{index}" in taken:
             index += 1
-            ep.ifname = f"eth{index}"
-        ep.host_ifname = "veth" + secrets.token_hex(4)[:7]
-        temp = "vt" + secrets.token_hex(6)
-        addresses = [netlink.Address(a, p) for a, p in ((ipv4, ep.ipv4_prefixlen), (ipv6, ep.ipv6_prefixlen)) if a]
-        gateways = [g for g in (ep.gateway, ep.ipv6_gateway) if g] if default_route else []
-        mtu = int(n.options.get(MTU_OPTION) or 0)
-        path = c.sandbox_key
+        ep = EndpointResult(n.id, secrets.token_hex(32), f"eth{index}",
+                            mac=spec.request.mac or (_mac_of(ipv4) if ipv4 else _random_mac()),
+                            ipv4=ipv4, ipv4_prefixlen=ipv4_prefixlen, gateway=gateway,
+                            ipv6=ipv6, ipv6_prefixlen=ipv6_prefixlen, ipv6_gateway=ipv6_gateway)
         try:
-            if n.driver == "bridge":
-                await asyncio.wrap_future(self.links.call(
-                    lambda ipr: netlink.create_veth(ipr, ep.host_ifname, temp, n.interface, mtu)))
-            else:
-                ep.host_ifname = ""
-                mode = n.options.get(MACVLAN_MODE_OPTION, "bridge")
-                await asyncio.wrap_future(self.links.call(
-                    lambda ipr: netlink.create_macvlan(ipr, temp, n.interface, mode)))
-            await asyncio.wrap_future(self.links.call(lambda ipr: netlink.move_to_netns(ipr, temp, path)))
-            await asyncio.to_thread(netlink.configure_inside, path, temp, ep.ifname, ep.mac, addresses, gateways)
+            ep = await driver.create_endpoint(n, ep)
         except BaseException:
-            name = ep.host_ifname or temp
-            await asyncio.wrap_future(self.links.call(lambda ipr: netlink.delete_link(ipr, name)))
             await self._give_back(n, ep)
-            ep.clear()
             raise
-        self.on_event("connect", n, {"container": c.id})
+        try:
+            await driver.join(n, sb.key, ep, default_route)
+        except BaseException:
+            await driver.delete_endpoint(n, ep)
+            await self._give_back(n, ep)
+            raise
+        self.on_event("connect", n, {"container": sb.container_id})
+        return ep
 
-    async def _delete_link(self, name: str) -> None:
-        await asyncio.wrap_future(self.links.call(lambda ipr: netlink.delete_link(ipr, name)))
-
-    async def _give_back(self, n: Network, ep: Endpoint) -> None:
+    async def _give_back(self, n: Network, ep: EndpointResult) -> None:
         async with self._lock:
             alloc = ipam.Allocator.from_doc(n.ipam_state)
             for a in (ep.ipv4, ep.ipv6):
@@ -560,212 +514,129 @@ class NetworkController:
             n.ipam_state = alloc.to_doc()
             self._save(n)
 
-    async def release(self, c: Container) -> None:
-        """After `c` exited (or failed to start): everything setup made, undone."""
-        await self._unpublish(c)
+    async def release(self, sb: Sandbox) -> None:
+        """After the container exited (or failed to start): everything setup made, undone."""
+        self._live.pop(sb.container_id, None)
+        await self._unpublish(sb)
         if self._dns is not None:
-            await self._dns.detach(c.id)
-        for ep in c.networks.values():
+            await self._dns.detach(sb.container_id)
+        for ep in sb.networks.values():
             n = self.networks.get(ep.network_id)
-            joined = bool(ep.ifname)
-            if ep.host_ifname:
-                await self._delete_link(ep.host_ifname)
             if n is not None:
+                await self._driver(n).delete_endpoint(n, ep)
                 await self._give_back(n, ep)
-            ep.clear()
-            if n is not None and joined:
-                self.on_event("disconnect", n, {"container": c.id})
-        if c.sandbox_key:
-            await asyncio.to_thread(netlink.delete_netns, c.sandbox_key)
-            c.sandbox_key = ""
+                if ep.ifname:
+                    self.on_event("disconnect", n, {"container": sb.container_id})
+            elif ep.host_ifname:  # its network is gone: what is left of it on the host
+                await delete_link(self.host, ep.host_ifname)
+        if sb.key:
+            await asyncio.to_thread(netlink.delete_netns, sb.key)
 
-    async def readopt(self, c: Container) -> None:
-        """berthd restarted while `c` ran on: hold its ports (and put their rules back, in
-        case the firewall was reloaded meanwhile) and serve its DNS again."""
-        primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
-        for p in c.ports:
-            with contextlib.suppress(BerthError):
-                self._hold_port(p.proto, p.host_ip, p.host_port)
-            if primary is not None and not p.host_ip and p.proto == "tcp":
-                await self._proxy_ipv6(p.host_port, primary.ipv4, p.container_port)
-        await self._port_rules(c)
-        if c.sandbox_key and self._dns is not None and any(
-                self.networks[ep.network_id].user_defined for ep in c.networks.values() if ep.network_id in self.networks):
+    async def _unpublish(self, sb: Sandbox) -> None:
+        if not sb.ports:
+            return
+        primary = self._primary(sb)
+        async with self._lock:  # ensure_firewall must not put back what goes here
+            if primary is not None:
+                n, ep = primary
+                await self._driver(n).revoke_external_connectivity(n, ep, sb.ports)
+            else:  # nothing to forward to any more: the host ports only
+                await self.host.ports.unpublish(sb.ports, "", "")
+
+    async def readopt(self, req: SandboxRequest, sb: Sandbox) -> None:
+        """berthd restarted while the container ran on: remember its sandbox, hold its
+        ports (and put their rules back, in case the firewall was reloaded meanwhile) and
+        serve its DNS again."""
+        primary = self._primary(sb)
+        if primary is not None:
+            n, ep = primary
+            await self._driver(n).adopt_external_connectivity(n, ep, sb.ports)
+        else:
+            await self.host.ports.adopt(sb.ports, "", "")
+        self._live[req.container_id] = LiveSandbox(req, sb, list(req.endpoints))
+        if sb.key and self._dns is not None and self._user_defined(sb):
             with contextlib.suppress(Exception):
-                await self._dns.attach(c.id, c.sandbox_key)
+                await self._dns.attach(req.container_id, sb.key)
 
-    async def connect(self, c: Container, ref: str, req: EndpointRequest) -> None:
+    def rename(self, container_id: str, name: str) -> None:
+        """The container is called `name` now (in the embedded DNS too)."""
+        live = self._live.get(container_id)
+        if live is not None:
+            live.request = replace(live.request, name=name)
+
+    async def connect(self, req: SandboxRequest, ref: str, wish: EndpointRequest) -> tuple[str, Endpoint]:
+        """`docker network connect`: the container described by `req` (its endpoints so
+        far) asks for one more, on network `ref`. Returns the network's name and the new
+        endpoint, joined at once when the container's sandbox lives."""
         n = self.get(ref)
-        if n.name in ("host", "none") or (c.host_config.network_mode or "").startswith(("container:", "host", "none")):
+        mode = req.network_mode or ""
+        if n.name in ("host", "none") or mode.startswith(("container:", "host", "none")):
             raise Forbidden("container sharing network namespace with another container or host cannot be "
                             "connected to any other network" if n.name not in ("none",) else
                             "container cannot be disconnected from host network or connected to host network")
-        if n.name in c.networks or any(ep.network_id == n.id for ep in c.networks.values()):
-            raise Forbidden(f"endpoint with name {c.name} already exists in network {n.name}")
-        self._check_request(n, req)
-        ep = Endpoint(n.id, req)
-        if c.state.running and c.sandbox_key:
-            await self._join(c, n, ep, default_route=not any(e.gateway for e in c.networks.values()) and not n.internal)
+        if any(s.network == n.name or s.network_id == n.id for s in req.endpoints):
+            raise Forbidden(f"endpoint with name {req.name} already exists in network {n.name}")
+        self._check_request(n, wish)
+        out = Endpoint(n.id, wish)
+        spec = EndpointSpec(n.name, n.id, wish)
+        live = self._live.get(req.container_id)
+        if live is not None:
+            sb = live.sandbox
+            default_route = not any(e.gateway for e in sb.networks.values()) and not n.internal
+            ep = await self._join(sb, n, spec, default_route)
+            sb.networks[n.name] = ep
+            live.specs.append(spec)
+            out.assign(ep)
             if n.user_defined and self._dns is not None:
                 with contextlib.suppress(Conflict):  # served already, for another network
-                    await self._dns.attach(c.id, c.sandbox_key)
-        c.networks[n.name] = ep
+                    await self._dns.attach(req.container_id, sb.key)
+        return n.name, out
 
-    async def disconnect(self, c: Container, ref: str, force: bool = False) -> None:
+    async def disconnect(self, req: SandboxRequest, ref: str, force: bool = False) -> str:
+        """`docker network disconnect`: the name of the network the container described by
+        `req` leaves (its interface is gone at once when its sandbox lives)."""
         n = self.get(ref)
-        name = next((k for k, ep in c.networks.items() if ep.network_id == n.id), None)
+        name = next((s.network for s in req.endpoints if s.network_id == n.id), None)
         if name is None:
-            raise Forbidden(f"container {c.id} is not connected to network {n.name}")
-        ep = c.networks[name]
-        if c.state.running and ep.ifname and c.sandbox_key:
-            await asyncio.to_thread(netlink.delete_inside, c.sandbox_key, ep.ifname)
-            await self._give_back(n, ep)
-            self.on_event("disconnect", n, {"container": c.id})
-        del c.networks[name]
+            raise Forbidden(f"container {req.container_id} is not connected to network {n.name}")
+        live = self._live.get(req.container_id)
+        if live is not None:
+            ep = live.sandbox.networks.get(name)
+            if ep is not None and ep.ifname and live.sandbox.key:
+                await self._driver(n).leave(n, live.sandbox.key, ep)
+                await self._give_back(n, ep)
+                self.on_event("disconnect", n, {"container": req.container_id})
+            live.sandbox.networks.pop(name, None)
+            live.specs = [s for s in live.specs if s.network != name]
+        return name
 
-    # -- published ports ----------------------------------------------------------------------
-
-    def _hold_port(self, proto: str, host_ip: str, port: int) -> socket.socket:
-        """A socket bound to the host port, so that nobody else takes it while it is
-        published (it never listens: the DNAT rules take the traffic)."""
-        where = f"{host_ip or '0.0.0.0'}:{port}"
-        for (p, ip, n) in self._held_ports:
-            if p == proto and n == port and (ip == host_ip or not ip or not host_ip):
-                raise SystemError_(f"driver failed programming external connectivity on endpoint: Bind for {where} "
-                                   "failed: port is already allocated")
-        family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-        try:
-            sock.bind((host_ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
-        except OSError as e:
-            sock.close()
-            why = "bind: address already in use" if e.errno == 98 else f"bind: {(e.strerror or '').lower()}"
-            raise SystemError_(f"driver failed programming external connectivity on endpoint: failed to bind port "
-                               f"{where}/{proto}: Error starting userland proxy: listen {proto}"
-                               f"{'6' if family == socket.AF_INET6 else '4'} {where}: {why}") from None
-        self._held_ports[(proto, host_ip, port)] = sock
-        return sock
-
-    def _free_ephemeral(self, proto: str, host_ip: str) -> int:
-        low, high = EPHEMERAL_PORTS
-        for _ in range(200):
-            port = random.randint(low, high)
-            if (proto, host_ip, port) in self._held_ports:
-                continue
-            try:
-                self._hold_port(proto, host_ip, port)
-            except SystemError_:
-                continue
-            return port
-        raise SystemError_("no port available in the ephemeral range")
-
-    async def _publish(self, c: Container) -> None:
-        primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
-        h = c.host_config
-        wanted: dict[str, list[tuple[str, str]]] = {
-            k: [(b.host_ip, b.host_port) for b in v] for k, v in h.port_bindings.items()}
-        if h.publish_all_ports:
-            for port in c.config.exposed_ports:
-                wanted.setdefault(port if "/" in port else f"{port}/tcp", [("", "")])
-        if not wanted:
-            return
-        if primary is None:
-            return  # nothing to forward to (Docker publishes nothing either)
-        n = self.networks[primary.network_id]
-        default_ip = n.options.get(HOST_BINDING_OPTION, "")
-        for key, bindings in sorted(wanted.items()):
-            port_text, _, proto = key.partition("/")
-            proto = proto or "tcp"
-            container_port = int(port_text)
-            for host_ip, host_port in bindings or [("", "")]:
-                host_ip = host_ip or default_ip
-                if host_ip in ("0.0.0.0", "::"):
-                    host_ip = ""
-                low, _, high = (host_port or "").partition("-")
-                number = int(low) if low else 0
-                if high and int(high) != number:
-                    number = self._pick_in_range(proto, host_ip, int(low), int(high))
-                elif number:
-                    self._hold_port(proto, host_ip, number)
-                else:
-                    number = self._free_ephemeral(proto, host_ip)
-                c.ports.append(PublishedPort(proto, container_port, host_ip, number))
-                if self._fw is not None:
-                    await asyncio.to_thread(self._fw.add_port, proto, host_ip, number, primary.ipv4,
-                                            container_port, n.interface)
-                if not host_ip and proto == "tcp":
-                    await self._proxy_ipv6(number, primary.ipv4, container_port)
-
-    async def _proxy_ipv6(self, port: int, target: str, target_port: int) -> None:
-        """[::]:port, relayed in userland: IPv6 clients of an IPv4-only container."""
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("::", port))
-        except OSError as e:
-            sock.close()
-            log.warning("no IPv6 side for published port %d: %s", port, e.strerror)
-            return
-        proxy = TcpProxy(sock, target, target_port)
-        await proxy.start()
-        self._proxies[("tcp", "", port)] = proxy
-
-    def _pick_in_range(self, proto: str, host_ip: str, low: int, high: int) -> int:
-        for port in range(low, high + 1):
-            try:
-                self._hold_port(proto, host_ip, port)
-            except SystemError_:
-                continue
-            return port
-        raise SystemError_(f"driver failed programming external connectivity on endpoint: Bind for "
-                           f"{host_ip or '0.0.0.0'}:{low}-{high} failed: port is already allocated")
-
-    async def _unpublish(self, c: Container) -> None:
-        primary = next((ep for ep in c.networks.values() if ep.ipv4), None)
-        async with self._lock:  # ensure_firewall must not put back what goes here
-            for p in c.ports:
-                if self._fw is not None and primary is not None:
-                    n = self.networks.get(primary.network_id)
-                    with contextlib.suppress(BerthError):
-                        await asyncio.to_thread(self._fw.remove_port, p.proto, p.host_ip, p.host_port,
-                                                primary.ipv4, p.container_port, n.interface if n else "")
-                sock = self._held_ports.pop((p.proto, p.host_ip, p.host_port), None)
-                if sock is not None:
-                    sock.close()
-                proxy = self._proxies.pop((p.proto, p.host_ip, p.host_port), None)
-                if proxy is not None:
-                    await proxy.close()
-            c.ports = []
-
-    # -- names, for /etc/hosts and the embedded DNS ---------------------------------------------------
+    # -- names, for the embedded DNS ---------------------------------------------------
 
     def _dns_lookup(self, container_id: str, name: str, qtype: int) -> list[str] | None:
-        asker = next((c for c in self.containers() if c.id == container_id), None)
+        asker = self._live.get(container_id)
         if asker is None:
             return None
-        nets = {ep.network_id for ep in asker.networks.values() if self.networks.get(ep.network_id) and
-                self.networks[ep.network_id].user_defined}
+        nets = {s.network_id for s in asker.specs if self.networks.get(s.network_id) and
+                self.networks[s.network_id].user_defined}
         name = name.rstrip(".").lower()
         if qtype == 12:  # PTR
             return self._ptr(name, nets)
-        for ep in asker.networks.values():  # --link name:alias on a user network: the asker's own alias
-            for link in ep.request.links:
+        for s in asker.specs:  # --link name:alias on a user network: the asker's own alias
+            for link in s.request.links:
                 target, _, alias = link.partition(":")
                 if name == (alias or target).lower().lstrip("/"):
                     name = target.lower().lstrip("/")
         out: list[str] = []
-        for c in self.containers():
-            if not c.state.running:
-                continue
-            for ep in c.networks.values():
-                if ep.network_id not in nets:
+        for live in self._live.values():
+            for s in live.specs:
+                if s.network_id not in nets:
                     continue
-                names = {c.name.lower(), c.id[:12]} | {a.lower() for a in ep.request.aliases}
-                if c.config.hostname and ep is next(iter(c.networks.values())):
-                    names.add(c.config.hostname.lower())
+                names = {live.name.lower(), live.id[:12]} | {a.lower() for a in s.request.aliases}
+                if live.request.hostname and s is live.specs[0]:
+                    names.add(live.request.hostname.lower())
                 if name in names:
-                    addr = ep.ipv4 if qtype == 1 else ep.ipv6 if qtype == 28 else ""
+                    ep = live.sandbox.networks.get(s.network)
+                    addr = (ep.ipv4 if qtype == 1 else ep.ipv6 if qtype == 28 else "") if ep is not None else ""
                     if addr:
                         out.append(addr)
                     elif qtype in (1, 28):
@@ -777,20 +648,15 @@ class NetworkController:
             addr = _address_of_ptr(name)
         except ValueError:
             return None
-        for c in self.containers():
-            for ep in c.networks.values():
+        for live in self._live.values():
+            for ep in live.sandbox.networks.values():
                 if ep.network_id in nets and addr in (ep.ipv4, ep.ipv6):
                     n = self.networks[ep.network_id]
-                    return [f"{c.name}.{n.name}"]
+                    return [f"{live.name}.{n.name}"]
         return None
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _network_from_doc(doc: dict[str, Any]) -> Network:
-    subnets = [SubnetConfig(**s) for s in doc.pop("subnets", [])]
-    return Network(**{k: v for k, v in doc.items() if k in Network.__dataclass_fields__}, subnets=subnets)
 
 
 def _bridge_subnets(ipr: Any, name: str) -> list[Any]:

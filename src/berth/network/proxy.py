@@ -16,6 +16,8 @@ import socket
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
+REFUSED_RETRIES = 40  # x REFUSED_BACKOFF: a refused upstream is tried again for about 2 s
+REFUSED_BACKOFF = 0.05
 
 
 class TcpProxy:
@@ -40,13 +42,25 @@ class TcpProxy:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The container's side. Refused, it is tried again for a moment: the proxy
+        accepts as soon as the port is published, before the container's server may
+        listen, and the client of a refused connection should see what an IPv4 client
+        sees through DNAT at that moment (a wait, then its retry), not an empty reply."""
+        for _ in range(REFUSED_RETRIES):
+            try:
+                return await asyncio.open_connection(*self.target)
+            except ConnectionRefusedError:
+                await asyncio.sleep(REFUSED_BACKOFF)
+        return await asyncio.open_connection(*self.target)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)  # type: ignore[arg-type]
         try:
             try:
-                up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*self.target), 10)
+                up_reader, up_writer = await asyncio.wait_for(self._connect_upstream(), 10)
             except (OSError, TimeoutError) as e:
                 log.debug("proxy to %s:%d: %s", *self.target, e)
                 return

@@ -26,7 +26,7 @@ from berth.images.store import ImageStore
 from berth.layers.store import LayerStore
 from berth.metadata import GENERATION, open_db, store_version
 from berth.network.model import Network, SubnetConfig
-from berth.network.store import NetworkStore
+from berth.network.store import SqliteNetworkStore
 from berth.volumes.store import VolumeStore
 
 # git show 623d42e:src/berth/metadata.py, SCHEMA
@@ -146,9 +146,8 @@ def test_a_data_root_of_623d42e_opens_with_everything_there(tmp_path: Path) -> N
     vol = volumes.get("data")
     assert (vol.driver, vol.labels, vol.created_at) == ("local", {"app": "db"}, "2026-01-01T00:00:00Z")
 
-    networks = NetworkStore(db)
-    (doc,) = networks.docs()
-    assert json.loads(doc) == asdict(old["network"])
+    (network,) = SqliteNetworkStore(db).load()
+    assert network == old["network"]
 
     assert [cid for cid, _ in ContainerStore(db).records()] == [old["container"].id]
     nothing = cast(Any, None)

@@ -1,0 +1,105 @@
+"""The macvlan driver: endpoints are macvlan links on a parent interface of the host.
+
+A network is only its record: the parent (`-o parent=IFACE`) must exist, nothing is
+made on the host until an endpoint joins. An endpoint is a macvlan link on the parent,
+moved into the sandbox (deleting the sandbox deletes it). Published ports, as berth has
+always done for them, are DNAT rules to the endpoint's address through the parent.
+Keeps no records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from berth.errors import InvalidParameter
+from berth.network import netlink
+from berth.network.drivers.driver import (
+    HostNetworking,
+    Scope,
+    delete_link,
+    link_name,
+    plug_in,
+    remove_from_sandbox,
+)
+from berth.network.model import (
+    HOST_BINDING_OPTION,
+    MACVLAN_MODE_OPTION,
+    MACVLAN_PARENT_OPTION,
+    EndpointResult,
+    Network,
+    PortRequest,
+    PublishedPort,
+)
+
+if TYPE_CHECKING:
+    from berth.network.firewall import BridgeNetwork
+
+MODES = ("bridge", "private", "vepa", "passthru")
+
+
+class MacvlanDriver:
+    name = "macvlan"
+    scope: Scope = "local"
+
+    def __init__(self, host: HostNetworking) -> None:
+        self.host = host
+
+    def check_create(self, options: dict[str, str]) -> None:
+        pass
+
+    async def create_network(self, n: Network) -> None:
+        parent = n.options.get(MACVLAN_PARENT_OPTION, "")
+        if not parent:
+            raise InvalidParameter("macvlan: the parent interface is required (-o parent=IFACE)")
+        mode = n.options.get(MACVLAN_MODE_OPTION, "bridge")
+        if mode not in MODES:
+            raise InvalidParameter(f"requested macvlan mode '{mode}' is not valid, 'bridge' mode is the macvlan driver default")
+        exists = await asyncio.wrap_future(self.host.links.call(lambda ipr: netlink.link_exists(ipr, parent)))
+        if not exists:
+            raise InvalidParameter(f"-o parent interface was not found on the host: {parent}")
+        n.interface = parent
+
+    async def restore_network(self, n: Network) -> None:
+        pass
+
+    async def delete_network(self, n: Network) -> None:
+        pass
+
+    def firewall_rules(self, n: Network) -> BridgeNetwork | None:
+        return None
+
+    async def create_endpoint(self, n: Network, ep: EndpointResult) -> EndpointResult:
+        mode = n.options.get(MACVLAN_MODE_OPTION, "bridge")
+        try:
+            await asyncio.wrap_future(self.host.links.call(
+                lambda ipr: netlink.create_macvlan(ipr, link_name(ep), n.interface, mode)))
+        except BaseException:
+            await self.delete_endpoint(n, ep)
+            raise
+        return ep
+
+    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+        # once joined, the link lives in the sandbox only and goes with it; before, it is
+        # on the host under its temporary name
+        await delete_link(self.host, link_name(ep))
+
+    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+        await plug_in(self.host, sandbox, ep, default_route)
+
+    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
+        await remove_from_sandbox(sandbox, ep)
+
+    async def program_external_connectivity(self, n: Network, ep: EndpointResult,
+                                            ports: PortRequest) -> list[PublishedPort]:
+        return await self.host.ports.publish(ports, ep.ipv4, n.interface, n.options.get(HOST_BINDING_OPTION, ""))
+
+    async def adopt_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
+        await self.host.ports.adopt(ports, ep.ipv4, n.interface)
+
+    async def restore_external_connectivity(self, n: Network, ep: EndpointResult,
+                                            ports: list[PublishedPort]) -> None:
+        await self.host.ports.restore_rules(ports, ep.ipv4, n.interface)
+
+    async def revoke_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
+        await self.host.ports.unpublish(ports, ep.ipv4, n.interface)
