@@ -21,34 +21,30 @@ from berth.errors import BerthError, Conflict, InvalidParameter, SystemError_
 from berth.network import ipam, netlink
 from berth.network.drivers.driver import (
     HostNetworking,
+    LinkDriver,
     Scope,
     delete_link,
     link_name,
-    plug_in,
-    remove_from_sandbox,
 )
 from berth.network.model import (
     BRIDGE_NAME_OPTION,
-    HOST_BINDING_OPTION,
     ICC_OPTION,
     MASQUERADE_OPTION,
     MTU_OPTION,
     EndpointResult,
     Network,
-    PortRequest,
-    PublishedPort,
 )
 
 if TYPE_CHECKING:
     from berth.network.firewall import BridgeNetwork
 
 
-class BridgeDriver:
+class BridgeDriver(LinkDriver):
     name = "bridge"
     scope: Scope = "local"
 
     def __init__(self, host: HostNetworking, networks: Callable[[], Iterable[Network]]) -> None:
-        self.host = host
+        super().__init__(host)
         self._networks = networks  # every network known, for bridge names already taken
 
     def check_create(self, options: dict[str, str]) -> None:
@@ -113,23 +109,3 @@ class BridgeDriver:
     async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
         if ep.host_ifname:
             await delete_link(self.host, ep.host_ifname)  # its peer goes with it, wherever it is
-
-    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
-        await plug_in(self.host, sandbox, ep, default_route)
-
-    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
-        await remove_from_sandbox(sandbox, ep)
-
-    async def program_external_connectivity(self, n: Network, ep: EndpointResult,
-                                            ports: PortRequest) -> list[PublishedPort]:
-        return await self.host.ports.publish(ports, ep.ipv4, n.interface, n.options.get(HOST_BINDING_OPTION, ""))
-
-    async def adopt_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
-        await self.host.ports.adopt(ports, ep.ipv4, n.interface)
-
-    async def restore_external_connectivity(self, n: Network, ep: EndpointResult,
-                                            ports: list[PublishedPort]) -> None:
-        await self.host.ports.restore_rules(ports, ep.ipv4, n.interface)
-
-    async def revoke_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
-        await self.host.ports.unpublish(ports, ep.ipv4, n.interface)

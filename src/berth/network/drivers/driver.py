@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from berth.network import netlink
-from berth.network.model import EndpointResult, Network, PortRequest, PublishedPort
+from berth.network.model import (
+    HOST_BINDING_OPTION,
+    EndpointResult,
+    Network,
+    PortRequest,
+    PublishedPort,
+)
 from berth.network.ports import PortMapper
 
 if TYPE_CHECKING:
@@ -124,5 +130,31 @@ async def delete_link(host: HostNetworking, name: str) -> None:
     await asyncio.wrap_future(host.links.call(lambda ipr: netlink.delete_link(ipr, name)))
 
 
-async def remove_from_sandbox(sandbox: str, ep: EndpointResult) -> None:
-    await asyncio.to_thread(netlink.delete_inside, sandbox, ep.ifname)
+class LinkDriver:
+    """What the drivers that give an endpoint a link of the host's (bridge's veth,
+    macvlan's sub-interface) do alike: join moves the link into the sandbox, leave
+    deletes it there, and published ports are DNAT rules to the endpoint's address
+    through the network's interface on the host."""
+
+    def __init__(self, host: HostNetworking) -> None:
+        self.host = host
+
+    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
+        await plug_in(self.host, sandbox, ep, default_route)
+
+    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
+        await asyncio.to_thread(netlink.delete_inside, sandbox, ep.ifname)
+
+    async def program_external_connectivity(self, n: Network, ep: EndpointResult,
+                                            ports: PortRequest) -> list[PublishedPort]:
+        return await self.host.ports.publish(ports, ep.ipv4, n.interface, n.options.get(HOST_BINDING_OPTION, ""))
+
+    async def adopt_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
+        await self.host.ports.adopt(ports, ep.ipv4, n.interface)
+
+    async def restore_external_connectivity(self, n: Network, ep: EndpointResult,
+                                            ports: list[PublishedPort]) -> None:
+        await self.host.ports.restore_rules(ports, ep.ipv4, n.interface)
+
+    async def revoke_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
+        await self.host.ports.unpublish(ports, ep.ipv4, n.interface)

@@ -15,21 +15,16 @@ from typing import TYPE_CHECKING
 from berth.errors import InvalidParameter
 from berth.network import netlink
 from berth.network.drivers.driver import (
-    HostNetworking,
+    LinkDriver,
     Scope,
     delete_link,
     link_name,
-    plug_in,
-    remove_from_sandbox,
 )
 from berth.network.model import (
-    HOST_BINDING_OPTION,
     MACVLAN_MODE_OPTION,
     MACVLAN_PARENT_OPTION,
     EndpointResult,
     Network,
-    PortRequest,
-    PublishedPort,
 )
 
 if TYPE_CHECKING:
@@ -38,12 +33,9 @@ if TYPE_CHECKING:
 MODES = ("bridge", "private", "vepa", "passthru")
 
 
-class MacvlanDriver:
+class MacvlanDriver(LinkDriver):
     name = "macvlan"
     scope: Scope = "local"
-
-    def __init__(self, host: HostNetworking) -> None:
-        self.host = host
 
     def check_create(self, options: dict[str, str]) -> None:
         pass
@@ -83,23 +75,3 @@ class MacvlanDriver:
         # once joined, the link lives in the sandbox only and goes with it; before, it is
         # on the host under its temporary name
         await delete_link(self.host, link_name(ep))
-
-    async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
-        await plug_in(self.host, sandbox, ep, default_route)
-
-    async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
-        await remove_from_sandbox(sandbox, ep)
-
-    async def program_external_connectivity(self, n: Network, ep: EndpointResult,
-                                            ports: PortRequest) -> list[PublishedPort]:
-        return await self.host.ports.publish(ports, ep.ipv4, n.interface, n.options.get(HOST_BINDING_OPTION, ""))
-
-    async def adopt_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
-        await self.host.ports.adopt(ports, ep.ipv4, n.interface)
-
-    async def restore_external_connectivity(self, n: Network, ep: EndpointResult,
-                                            ports: list[PublishedPort]) -> None:
-        await self.host.ports.restore_rules(ports, ep.ipv4, n.interface)
-
-    async def revoke_external_connectivity(self, n: Network, ep: EndpointResult, ports: list[PublishedPort]) -> None:
-        await self.host.ports.unpublish(ports, ep.ipv4, n.interface)
