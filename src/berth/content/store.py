@@ -301,17 +301,18 @@ class ContentStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def _ingest_name(self, lease: Lease | None) -> str:
-        """A temp name for a new blob, held by `lease` before the file exists, so that
-        no collection can take it while it is written."""
+    @contextlib.contextmanager
+    def _ingest(self, lease: Lease | None) -> Iterator[str]:
+        """A temp name for a new blob, held by `lease` before the file exists and until the
+        blob has its own name, so that no collection can take it while it is written."""
         if lease is None:
-            return ""
+            yield ""
+            return
         name = _INGEST_PREFIX + secrets.token_hex(8)
         self.leases.add(lease, INGEST, name)
-        return name
-
-    def _ingest_done(self, lease: Lease | None, name: str) -> None:
-        if lease is not None:
+        try:
+            yield name
+        finally:
             self.leases.remove(lease, INGEST, name)
 
     async def write_stream(self, chunks: AsyncIterator[bytes], expected: str | None = None,
@@ -319,8 +320,7 @@ class ContentStore:
         """Store a stream as a blob (decompressed first if asked); checks `expected`."""
         if expected is not None:
             hex_of(expected)
-        name = self._ingest_name(lease)
-        try:
+        with self._ingest(lease) as name:
             writer = await asyncio.to_thread(_Writer, self.blobs, decompress, False, name)
             try:
                 async for chunk in chunks:
@@ -332,14 +332,11 @@ class ContentStore:
             except BaseException:
                 await asyncio.to_thread(writer.abort)
                 raise
-        finally:
-            self._ingest_done(lease, name)
         return blob
 
     def write_bytes(self, data: bytes, lease: Lease | None = None) -> Blob:
         """Store small bytes (a config, a manifest) synchronously."""
-        name = self._ingest_name(lease)
-        try:
+        with self._ingest(lease) as name:
             writer = _Writer(self.blobs, False, False, name)
             try:
                 writer.write(data)
@@ -349,8 +346,6 @@ class ContentStore:
             except BaseException:
                 writer.abort()
                 raise
-        finally:
-            self._ingest_done(lease, name)
         return blob
 
     async def write_file_range(self, path: str, offset: int, size: int, expected: str | None = None,
@@ -371,8 +366,7 @@ class ContentStore:
                 raise
             return writer, blob
 
-        name = self._ingest_name(lease)
-        try:
+        with self._ingest(lease) as name:
             writer, blob = await asyncio.to_thread(write, name)
             try:
                 self.hold(lease, blob.digest)  # in the event loop: the database is not the thread's
@@ -380,8 +374,6 @@ class ContentStore:
             except BaseException:
                 await asyncio.to_thread(writer.abort)
                 raise
-        finally:
-            self._ingest_done(lease, name)
         return blob
 
     async def spool(self, chunks: AsyncIterator[bytes], directory: str) -> str:
