@@ -121,7 +121,8 @@ async def run(config: DaemonConfig) -> None:
     containers.load()
     await containers.launcher.start_zygote()
     await containers.restore(config.live_restore)
-    from berth.builder.builder import BuildCache, Builder
+    from berth.builder.builder import Builder
+    from berth.builder.cache import BuildCache
 
     builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"))
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
