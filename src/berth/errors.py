@@ -17,6 +17,12 @@ class InvalidParameter(BerthError):
     status = 400
 
 
+class Unauthorized(BerthError):
+    """Credentials missing or refused (a registry's 401, a failed login)."""
+
+    status = 401
+
+
 class Forbidden(BerthError):
     status = 403
 
