@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from aiohttp import web
 from berth.api.server import Routes, context, json_response, query_bool, query_int
 from berth.builder import context as ctxmod
 from berth.builder.builder import Builder, BuildOptions
+from berth.distribution.registry import Credentials
 from berth.errors import BerthError, InvalidParameter
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,21 @@ def _json_param(request: web.Request, name: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise InvalidParameter(f"invalid {name}: {raw}")
     return value
+
+
+def registry_config(header: str | None) -> dict[str, Credentials]:
+    """X-Registry-Config: base64url JSON of {server: AuthConfig}, as the docker CLI
+    sends every login it knows with a build; a header that does not decode is ignored,
+    as dockerd does."""
+    if not header:
+        return {}
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {str(k): Credentials.from_json(v) for k, v in doc.items() if isinstance(v, dict)}
 
 
 def parse_options(request: web.Request) -> BuildOptions:
@@ -59,6 +76,9 @@ def parse_options(request: web.Request) -> BuildOptions:
         memory=query_int(request, "memory", 0) or 0,
         ulimits=ulimits,
         cache_from=[str(x) for x in _json_param(request, "cachefrom", list)],
+        pull=query_bool(request, "pull"),
+        platform=q.get("platform") or "",
+        registry_auth=registry_config(request.headers.get("X-Registry-Config")),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from berth.builder.builder import Builder
 from berth.containers.execs import ExecService
 from berth.containers.manager import ContainerManager
+from berth.distribution.service import DistributionService
 from berth.events import EventLog
 from berth.images.store import ImageStore
 from berth.layers.store import LayerStore
@@ -45,3 +46,4 @@ class DaemonContext:
     containers: ContainerManager
     execs: ExecService
     builder: Builder
+    distribution: DistributionService

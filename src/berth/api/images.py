@@ -12,11 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from berth import clock
+from berth.api import progress
 from berth.api.server import Routes, context, filters_param, json_response, parse_until, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
 from berth.content.store import file_chunks
-from berth.errors import BerthError, InvalidParameter, NotFound
+from berth.distribution.registry import Credentials
+from berth.errors import BerthError, InvalidParameter
 from berth.images import archive, reference
 from berth.images import filters as image_filters
 from berth.images.model import Image, RunConfig
@@ -44,7 +46,7 @@ def render_summary(img: Image) -> dict[str, Any]:
         "Id": img.id,
         "ParentId": img.parent,
         "RepoTags": img.repo_tags,
-        "RepoDigests": [],
+        "RepoDigests": img.repo_digests,
         "Created": image_filters.created_epoch(img),
         "Size": img.size,
         "SharedSize": -1,
@@ -81,7 +83,7 @@ def render_inspect(img: Image, layers: LayerStore) -> dict[str, Any]:
     return {
         "Id": img.id,
         "RepoTags": img.repo_tags,
-        "RepoDigests": [],
+        "RepoDigests": img.repo_digests,
         "Parent": img.parent,
         "Comment": cfg.comment,
         "Created": cfg.created,
@@ -252,6 +254,16 @@ async def load(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@routes.post("/images/{name:.+}/push")
+async def push(request: web.Request) -> web.StreamResponse:
+    """`docker push`: the tag given, or every tag of the repository without one."""
+    service = context(request).distribution
+    creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+    name = request.match_info["name"]
+    tag_name = request.query.get("tag", "")
+    return await progress.stream(request, lambda emit: service.push(name, tag_name, creds, emit))
+
+
 @routes.get("/images/{name:.+}/json")
 async def inspect(request: web.Request) -> web.Response:
     return json_response(render_inspect(_store(request).resolve(request.match_info["name"]), _layers(request)))
@@ -309,15 +321,13 @@ async def remove(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.StreamResponse:
     src = request.query.get("fromSrc")
     if src is None:
+        service = context(request).distribution
+        creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
         image = request.query.get("fromImage", "")
         tag_name = request.query.get("tag", "")
-        name = f"{image}:{tag_name}" if tag_name and "@" not in image else image
-        try:
-            ref = reference.parse(name)
-        except InvalidParameter:
-            raise
-        raise NotFound(f"pull access denied for {ref.familiar_name}, repository does not exist or may "
-                       "require 'docker login': berth cannot reach a registry for it yet")
+        platform = request.query.get("platform", "")
+        reference.parse(image, default_tag=False)  # a bad name is a 400 before anything starts
+        return await progress.stream(request, lambda emit: service.pull(image, tag_name, platform, creds, emit))
     if src != "-":
         raise InvalidParameter("importing from a URL is not supported yet; pass the archive on stdin")
     repo = request.query.get("repo", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 from typing import Any
@@ -16,6 +17,8 @@ from berth.api import volumes as volume_api
 from berth.api.server import Routes, context, json_response, server_header
 from berth.clock import now_rfc3339
 from berth.containers.model import Status
+from berth.distribution.registry import Credentials
+from berth.errors import InvalidParameter
 from berth.images.store import ARCH
 
 routes = Routes()
@@ -25,6 +28,21 @@ def _ping_headers() -> dict[str, str]:
     return {"Api-Version": API_VERSION, "Ostype": "linux", "Server": server_header(),
             "Builder-Version": "1", "Docker-Experimental": "false", "Cache-Control": "no-cache, no-store, must-revalidate",
             "Pragma": "no-cache"}
+
+
+@routes.post("/auth")
+async def auth(request: web.Request) -> web.Response:
+    """`docker login`: the credentials are checked against the registry; berthd keeps
+    nothing (the client stores them, as Docker's CLI does)."""
+    try:
+        body = json.loads(await request.text() or "{}")
+    except ValueError:
+        raise InvalidParameter("invalid JSON in the login request") from None
+    if not isinstance(body, dict):
+        raise InvalidParameter("the login request must be a JSON object")
+    creds = Credentials.from_json(body)
+    token = await context(request).distribution.login(creds.server, creds)
+    return json_response({"Status": "Login Succeeded", "IdentityToken": token})
 
 
 @routes.get("/_ping")

@@ -36,8 +36,12 @@ from berth.builder import context as ctxmod
 from berth.builder import dockerfile as df
 from berth.builder.cache import BuildCache
 from berth.builder.imagefs import ImageFS, user_ids
+from berth.distribution.progress import Message, drain, to_json
+from berth.distribution.registry import Credentials
+from berth.distribution.service import DistributionService, credentials_for
 from berth.errors import BerthError, InvalidParameter
-from berth.images.model import Healthcheck, History, ImageConfig
+from berth.images import reference
+from berth.images.model import Healthcheck, History, Image, ImageConfig
 from berth.images.model import RunConfig as ImageRunConfig
 from berth.stdstream import FrameDecoder
 
@@ -72,6 +76,9 @@ class BuildOptions:
     memory: int = 0
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)
     cache_from: list[str] = field(default_factory=list)
+    pull: bool = False  # pull every FROM image even if it is here (`--pull`)
+    platform: str = ""
+    registry_auth: dict[str, Credentials] = field(default_factory=dict)  # X-Registry-Config, by registry
 
 
 class BuildError(BerthError):
@@ -98,8 +105,10 @@ def now_rfc3339() -> str:
 
 
 class Builder:
-    def __init__(self, images: ImageStore, containers: ContainerManager, cache: BuildCache, tmp_root: str) -> None:
+    def __init__(self, images: ImageStore, containers: ContainerManager, cache: BuildCache, tmp_root: str,
+                 distribution: DistributionService | None = None) -> None:
         self.images = images
+        self.distribution = distribution
         self.containers = containers
         self.cache = cache
         images.on_delete.append(cache.forget)
@@ -142,6 +151,22 @@ class _Run:
     async def say(self, text: str) -> None:
         if not self.opts.quiet:
             await self.emit_raw({"stream": text})
+
+    async def _pull(self, name: str) -> Image:
+        """A FROM image from its registry, its progress in the build's stream."""
+        service = self.b.distribution
+        if service is None:
+            raise BuildError(f"pull access denied for {_repository(name)}, repository does not exist "
+                             "or may require 'docker login'")
+        ref = reference.parse(name)
+        creds = credentials_for(self.opts.registry_auth, ref.domain)
+
+        async def sink(msg: Message) -> None:
+            if not self.opts.quiet:
+                await self.emit_raw(to_json(msg))
+
+        await drain(lambda emit: service.pull(str(ref), "", self.opts.platform, creds, emit), sink)
+        return self.b.images.resolve(str(ref))
 
     # -- stage selection -----------------------------------------------------------------
 
@@ -217,8 +242,6 @@ class _Run:
             await self.say(f"Successfully built {short}\n")
         for tag in self.opts.tags:
             self.b.images.tag(image_id, tag)
-            from berth.images import reference
-
             await self.say(f"Successfully tagged {reference.parse(tag).familiar()}\n")
         return image_id
 
@@ -238,10 +261,9 @@ class _Run:
             if j is not None and j < index and str(j) in self.stage_images:
                 image_id = self.stage_images[str(j)]
             else:
-                img = self.b.images.lookup(base)
+                img = None if self.opts.pull else self.b.images.lookup(base)
                 if img is None:
-                    raise BuildError(f"pull access denied for {_repository(base)}, repository does not exist "
-                                     "or may require 'docker login': berth cannot reach a registry for it yet")
+                    img = await self._pull(base)
                 image_id = img.id
             img = self.b.images.resolve(image_id)
             config = ImageConfig.from_bytes(self.b.images.config_bytes(image_id))

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from berth.cli import credentials
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags, parse_ram_bytes
 from berth.cli.formatting import human_size
@@ -356,7 +357,7 @@ def run_build(cli: CliContext, flags: ParsedFlags) -> int:
             "version": "1",
         }
         params.update({k: v for k, v in candidates.items() if v not in (None, "", 0, [])})
-        headers = {"Content-Type": "application/x-tar", "X-Registry-Config": "e30="}
+        headers = {"Content-Type": "application/x-tar", "X-Registry-Config": credentials.registry_config_header(cli.config)}
         resp = cli.client.request("POST", "/build", params, headers=headers, raw_body=body)
         image_id = ""
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from berth.cli import credentials
 from berth.cli.context import CliContext, CliExit, as_int
 from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import ContainerContext, render_rows
@@ -94,7 +95,8 @@ def pull_image(cli: CliContext, image: str, platform: str, quiet: bool) -> None:
     ref = parse_normalized(image)
     tag = ref.digest or ref.tag or "latest"
     params = {"fromImage": ref.name, "tag": tag, "platform": platform or None}
-    resp = cli.client.request("POST", "/images/create", params, headers={"X-Registry-Auth": "e30="})
+    auth = credentials.registry_auth_header(ref.domain, cli.config)
+    resp = cli.client.request("POST", "/images/create", params, headers={"X-Registry-Auth": auth})
     from berth.client.engine import iter_json_stream
 
     out = open(os.devnull, "w") if quiet else sys.stderr  # noqa: SIM115

@@ -24,8 +24,9 @@ class CliExit(Exception):
 
 
 class CliContext:
-    def __init__(self, hosts: list[str] | None = None, debug: bool = False) -> None:
+    def __init__(self, hosts: list[str] | None = None, debug: bool = False, config: str = "") -> None:
         self._hosts = hosts
+        self.config = config  # --config: the client's config directory ("" = $DOCKER_CONFIG or ~/.docker)
         self._client: Client | None = None
         self.debug = debug
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from berth.cli import credentials
 from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP, write_archive
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
@@ -229,10 +230,11 @@ def _remote_ref(cli: CliContext, flags: ParsedFlags) -> Reference:
     return ref
 
 
-def _registry_progress(cli: CliContext, path: str, params: dict[str, Any], quiet: bool) -> None:
+def _registry_progress(cli: CliContext, path: str, params: dict[str, Any], quiet: bool, domain: str) -> None:
     """POST a pull or push and show its progress on stdout (nothing with ``quiet``)."""
     try:
-        resp = cli.client.request("POST", path, params, headers={"X-Registry-Auth": "e30="})
+        auth = credentials.registry_auth_header(domain, cli.config)
+        resp = cli.client.request("POST", path, params, headers={"X-Registry-Auth": auth})
         out = open(os.devnull, "w") if quiet else sys.stdout  # noqa: SIM115
         try:
             display_stream(iter_json_stream(resp.iter_chunks()), out, is_terminal(1) and not quiet, terminal_width())
@@ -253,7 +255,7 @@ def run_pull(cli: CliContext, flags: ParsedFlags) -> int:
         "tag": None if all_tags else (ref.digest or ref.tag),
         "platform": flags["platform"] or None,
     }
-    _registry_progress(cli, "/images/create", params, flags["quiet"])
+    _registry_progress(cli, "/images/create", params, flags["quiet"], ref.domain)
     full = ref.name
     if ref.tag:
         full += ":" + ref.tag
@@ -267,7 +269,7 @@ def run_push(cli: CliContext, flags: ParsedFlags) -> int:
     ref = _remote_ref(cli, flags)
     all_tags = flags["all-tags"]
     params = {"tag": None if all_tags else ref.tag or None}
-    _registry_progress(cli, f"/images/{path_escape(ref.name)}/push", params, flags["quiet"])
+    _registry_progress(cli, f"/images/{path_escape(ref.name)}/push", params, flags["quiet"], ref.domain)
     if flags["quiet"]:
         cli.out(ref.familiar_string())
     return 0

@@ -20,7 +20,7 @@ ROOT_USAGE = f"{PROG} [OPTIONS] COMMAND [ARG...]"
 
 
 def build_root() -> Command:
-    from berth.cli import container, image, network, system
+    from berth.cli import container, image, network, registry, system
 
     root = Command(PROG, use=ROOT_USAGE, short="A self-sufficient runtime for containers")
     f = root.flags
@@ -50,6 +50,7 @@ def build_root() -> Command:
         *container.top_level_commands(),
         *image.top_level_commands(),
         *system.top_level_commands(),
+        *registry.top_level_commands(),
     )
     return root
 
@@ -93,7 +94,7 @@ def run(argv: Sequence[str]) -> int:
     except HelpRequested as req:
         _print_help(req)
         return 0
-    cli = CliContext(hosts=glob["host"] or None, debug=glob["debug"])
+    cli = CliContext(hosts=glob["host"] or None, debug=glob["debug"], config=glob["config"] or "")
     assert cmd.run is not None
     status = cmd.run(cli, flags)
     return int(status or 0)

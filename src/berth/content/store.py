@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _INGEST_PREFIX = ".ingest-"
 _COPY_CHUNK = 8 << 20  # file-to-blob copies go by this much; spooled chunks are batched to it
+_STREAM_BATCH = 1 << 20  # a streamed blob's chunks are written in batches of this much
 T = TypeVar("T")
 
 
@@ -323,8 +324,17 @@ class ContentStore:
         with self._ingest(lease) as name:
             writer = await asyncio.to_thread(_Writer, self.blobs, decompress, False, name)
             try:
+                # batched, so that each trip to a thread writes megabytes, not a socket read
+                batch: list[bytes] = []
+                batched = 0
                 async for chunk in chunks:
-                    await asyncio.to_thread(writer.write, chunk)
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= _STREAM_BATCH:
+                        await asyncio.to_thread(writer.write, b"".join(batch))
+                        batch, batched = [], 0
+                if batch:
+                    await asyncio.to_thread(writer.write, b"".join(batch))
                 blob = await asyncio.to_thread(writer.close)
                 verify(blob.digest, expected)
                 self.hold(lease, blob.digest)

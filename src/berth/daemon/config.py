@@ -35,6 +35,10 @@ class DaemonConfig:
     storage_driver: str = ""  # "overlay2" or "vfs"; "" = overlay2, or vfs where overlayfs cannot mount
     log_driver: str = "json-file"  # containers' log driver when they name none
     log_opts: dict[str, str] = field(default_factory=dict)  # and its options
+    registry_mirrors: list[str] = field(default_factory=list)  # for docker.io pulls, in order
+    insecure_registries: list[str] = field(default_factory=list)  # "host:port" or CIDRs (loopback always)
+    max_concurrent_downloads: int = 3  # layers a pull fetches at once
+    max_concurrent_uploads: int = 5  # layers a push sends at once
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
@@ -59,6 +63,14 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     p.add_argument("--log-driver", help="default log driver for containers (default json-file)")
     p.add_argument("--log-opt", action="append", dest="log_opts", metavar="KEY=VALUE",
                    help="default log driver option for containers (repeatable)")
+    p.add_argument("--registry-mirror", action="append", dest="registry_mirrors", metavar="URL",
+                   help="preferred registry mirror for docker.io (repeatable)")
+    p.add_argument("--insecure-registry", action="append", dest="insecure_registries", metavar="HOST",
+                   help="registry (host:port or CIDR) reached without TLS verification (repeatable)")
+    p.add_argument("--max-concurrent-downloads", type=int, metavar="N",
+                   help="layers a pull downloads at once (default 3)")
+    p.add_argument("--max-concurrent-uploads", type=int, metavar="N",
+                   help="layers a push uploads at once (default 5)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -84,12 +96,47 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
         config.log_level = "debug"
     config.runtimes, config.default_runtime = _runtimes(from_file)
     config.log_opts = _log_opts(from_file, args.log_opts)
+    _registry_options(config, from_file, args)
     _check_log_config(config.log_driver, config.log_opts)
     if config.storage_driver not in ("", "overlay2", "vfs"):
         raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
     config.data_root = os.path.abspath(config.data_root)
     config.exec_root = os.path.abspath(config.exec_root)
     return config
+
+
+def _registry_options(config: DaemonConfig, doc: dict[str, object], args: argparse.Namespace) -> None:
+    """registry-mirrors, insecure-registries, max-concurrent-downloads/uploads: from the
+    flags or daemon.json (not both, as dockerd)."""
+    for key, attr in (("registry-mirrors", "registry_mirrors"), ("insecure-registries", "insecure_registries")):
+        flag = getattr(args, attr)
+        raw = doc.get(key)
+        if raw is not None and flag:
+            raise ConfigError(f"the following directives are specified both as a flag and in the "
+                              f"configuration file: {key}: (from flag: {flag}, from file: {raw})")
+        values = flag or raw or []
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise ConfigError(f"{key} in daemon.json must be a list of strings")
+        setattr(config, attr, list(values))
+    for mirror in config.registry_mirrors:
+        scheme, sep, rest = mirror.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest.strip("/"):
+            raise ConfigError(f"invalid mirror: unsupported scheme {scheme!r} in {mirror!r}" if sep
+                              else f"invalid mirror: no scheme specified for {mirror!r}: must use either "
+                                   "'https://' or 'http://'")
+    for key, attr in (("max-concurrent-downloads", "max_concurrent_downloads"),
+                      ("max-concurrent-uploads", "max_concurrent_uploads")):
+        flag = getattr(args, attr)
+        raw = doc.get(key)
+        if raw is not None and flag is not None:
+            raise ConfigError(f"the following directives are specified both as a flag and in the "
+                              f"configuration file: {key}: (from flag: {flag}, from file: {raw})")
+        value = flag if flag is not None else raw
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"invalid {key}: {value} (it must be a whole number of at least 1)")
+        setattr(config, attr, value)
 
 
 def _runtimes(doc: dict[str, object]) -> tuple[dict[str, str], str]:
@@ -157,7 +204,8 @@ def _load_file(path: str, required: bool) -> dict[str, object]:
         raise ConfigError(f"unable to configure the daemon with file {path}: not a JSON object")
     unknown = set(doc) - set(_FILE_KEYS) - {"runtimes", "default-runtime", "log-opts",
                                               "bip", "dns", "registry-mirrors",
-                                              "insecure-registries", "features", "iptables"}
+                                              "insecure-registries", "max-concurrent-downloads",
+                                              "max-concurrent-uploads", "features", "iptables"}
     if unknown:
         raise ConfigError(f"the following directives don't match any configuration option: {', '.join(sorted(unknown))}")
     return doc

@@ -80,6 +80,7 @@ async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
 async def run(config: DaemonConfig) -> None:
     from berth.api import build as build_api
     from berth.api import containers as containers_api
+    from berth.api import distribution as distribution_api
     from berth.api import events as events_api
     from berth.api import execs as execs_api
     from berth.api import images as images_api
@@ -90,6 +91,9 @@ async def run(config: DaemonConfig) -> None:
     from berth.api.server import make_app
     from berth.containers.manager import ContainerManager
     from berth.containers.model import LogConfig
+    from berth.distribution.metadata import LayerSources
+    from berth.distribution.registry import Registry, RegistryConfig
+    from berth.distribution.service import DistributionService
     from berth.events import EventLog
     from berth.images.store import ImageStore
     from berth.layers.store import LayerStore
@@ -103,9 +107,10 @@ async def run(config: DaemonConfig) -> None:
     db = open_db(os.path.join(config.data_root, "berth.db"))
     layers = LayerStore(config.data_root, db, storage_driver=config.storage_driver)
     log.info("storage driver: %s", layers.driver)
-    layers.reconcile()
     events = EventLog()
     images = ImageStore(db, layers)
+    images.collect_unused_layers()  # before the content store's collection: their tars go too
+    layers.reconcile()
     images.on_event = lambda action, image_id, attrs: events.log("image", action, image_id, attrs)
     volumes = VolumeStore(config.data_root, db)
     volumes.on_event = lambda action, name, attrs: events.log("volume", action, name, attrs)
@@ -124,16 +129,21 @@ async def run(config: DaemonConfig) -> None:
     from berth.builder.builder import Builder
     from berth.builder.cache import BuildCache
 
-    builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"))
+    distribution = DistributionService(
+        images,
+        Registry(RegistryConfig(mirrors=tuple(config.registry_mirrors), insecure=tuple(config.insecure_registries))),
+        LayerSources(db), config.max_concurrent_downloads, config.max_concurrent_uploads)
+    builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"), distribution)
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
     os.makedirs(builder.tmp_root, mode=0o700, exist_ok=True)
     info = DaemonInfo(daemon_id=_daemon_id(config.data_root), data_root=config.data_root,
                       log_driver=config.log_driver, live_restore=config.live_restore, debug=config.debug)
     ctx = DaemonContext(info=info, events=events, layers=layers,
                         images=images, volumes=volumes, network=network, containers=containers,
-                        execs=containers.execs, builder=builder)
+                        execs=containers.execs, builder=builder, distribution=distribution)
     app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,
-                    networks_api.routes, execs_api.routes, events_api.routes, build_api.routes], ctx)
+                    networks_api.routes, execs_api.routes, events_api.routes, build_api.routes,
+                    distribution_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:
@@ -153,6 +163,7 @@ async def run(config: DaemonConfig) -> None:
     await containers.shutdown(config.live_restore)
     await network.close()
     await runner.cleanup()
+    await distribution.close()
     for host in config.hosts:
         if host.startswith("unix://"):
             try:

@@ -76,7 +76,7 @@ def list_images(store: ImageStore, filters: ImageFilters, show_all: bool = False
         intermediate = store.is_intermediate(img)
         if intermediate and not show_all:
             continue
-        if filters.dangling is not None and filters.dangling != (not img.repo_tags and not intermediate):
+        if filters.dangling is not None and filters.dangling != (not img.repo_tags and not img.repo_digests and not intermediate):
             continue
         if matches(img):
             out.append(img)

@@ -178,3 +178,4 @@ class Image:
     repo_tags: list[str] = field(default_factory=list)
     chain_ids: list[str] = field(default_factory=list)
     parent: str = ""  # the image it was built or committed from ("" for imported/loaded ones)
+    repo_digests: list[str] = field(default_factory=list)  # "name@sha256:…" of manifests pulled or pushed

@@ -2,7 +2,9 @@
 
 Configs and tags live in SQLite (their bytes kept exactly, since the image ID is
 their digest), in this module's tables `images`, `image_parents` and `tags`, with their
-migrations; layers are the LayerStore's. Names are stored normalized
+migrations; layers are the LayerStore's. As in Docker's reference store, `tags` holds
+both kinds of reference: tags (`name:tag`) and digests (`name@sha256:…`, the manifest
+an image was pulled by or pushed as: its RepoDigests). Names are stored normalized
 (`docker.io/library/busybox:latest`) and shown in their familiar form. A load, an
 import and a commit each hold what they write with a content lease, so a failure
 half way leaves nothing behind.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import platform
 import shutil
 import sqlite3
@@ -27,6 +30,7 @@ from berth.images.model import History, Image, ImageConfig, RunConfig
 from berth.layers.store import LayerStore, chain_id_of
 from berth.metadata import Step, migrate
 
+log = logging.getLogger(__name__)
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 MIGRATIONS: list[Step] = [
@@ -62,15 +66,17 @@ class ImageStore:
         if row is None:
             return None
         config = ImageConfig.from_bytes(row[0])
-        tags = [reference.parse(r[0]).familiar() for r in
-                self.db.execute("SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,))]
+        tags: list[str] = []
+        digests: list[str] = []
+        for (name,) in self.db.execute("SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,)):
+            (digests if "@" in name else tags).append(reference.parse(name).familiar())
         chain: list[str] = []
         parent: str | None = None
         for diff_id in config.diff_ids:
             parent = chain_id_of(parent, diff_id)
             chain.append(parent)
         parent_row = self.db.execute("SELECT parent FROM image_parents WHERE id=?", (image_id,)).fetchone()
-        return Image(image_id, config, row[1], tags, chain, parent_row[0] if parent_row else "")
+        return Image(image_id, config, row[1], tags, chain, parent_row[0] if parent_row else "", digests)
 
     def config_bytes(self, image_id: str) -> bytes:
         row = self.db.execute("SELECT config FROM images WHERE id=?", (image_id,)).fetchone()
@@ -138,7 +144,7 @@ class ImageStore:
 
     def is_intermediate(self, img: Image) -> bool:
         """An untagged image that other images were made from: shown by `images -a` only."""
-        return not img.repo_tags and bool(self.children(img.id))
+        return not img.repo_tags and not img.repo_digests and bool(self.children(img.id))
 
     def tag(self, image_id: str, name: str) -> None:
         ref = self._add_tag(image_id, name)
@@ -150,6 +156,43 @@ class ImageStore:
             raise InvalidParameter(f"refusing to create a tag with a digest reference: {name}")
         self.db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (str(ref), image_id))
         return ref
+
+    def add_digest(self, image_id: str, name: str, manifest_digest: str) -> None:
+        """Record that `image_id` is the manifest `manifest_digest` of repository `name`
+        (a pull or a push): one of its RepoDigests."""
+        ref = reference.parse(name, default_tag=False)
+        self.db.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (f"{ref.name}@{manifest_digest}", image_id))
+
+    def commit_pulled(self, config: bytes, size: int, names: list[str], manifest_digest: str,
+                      repository: str) -> str:
+        """Store a pulled image's config (its layers are in the layer store already),
+        tag it with `names` and record its digest in `repository`, in one transaction."""
+        image_id = digest.of_bytes(config)
+        try:
+            created = str(json.loads(config).get("created") or "")
+        except ValueError:
+            created = ""
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?,?)", (image_id, config, created, size))
+            for name in names:
+                self._add_tag(image_id, name)
+            self.add_digest(image_id, repository, manifest_digest)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return image_id
+
+    def collect_unused_layers(self) -> list[str]:
+        """At start-up: remove the layers no image stands on (what a pull, load, build or
+        commit that berthd was killed in had made before its image was recorded)."""
+        chains = [row[0] for row in self.db.execute("SELECT chain_id FROM layers")]
+        gone = self.collect_layers(chains)
+        if gone:
+            log.warning("removed %d layers that no image uses (left by an operation berthd did not finish)",
+                        len(gone))
+        return gone
 
     def log_event(self, action: str, image_id: str, name: str = "") -> None:
         """Report an image event, as dockerd does: the image's labels (while it still
@@ -214,7 +257,7 @@ class ImageStore:
         for img in candidates:
             if img.id in used or (dangling_only and img.repo_tags) or self.children(img.id):
                 continue
-            for tag in img.repo_tags:
+            for tag in img.repo_tags + img.repo_digests:
                 results.append({"Untagged": self.untag(tag)})
                 self.log_event("untag", img.id, img.id)
             self._delete(img, results)
@@ -287,7 +330,7 @@ class ImageStore:
                 try:
                     sizes = [await self._apply_layers(item, created, lease) for item in plan]
                 except BaseException:
-                    self._collect_layers(created)
+                    self.collect_layers(created)
                     raise
                 return self._commit_loaded(plan, sizes)
         finally:
@@ -367,7 +410,8 @@ class ImageStore:
             untagged = self.untag(name)
             results.append({"Untagged": untagged})
             self.log_event("untag", img.id, img.id)
-            if len(img.repo_tags) > 1:
+            results += self._untag_orphaned_digests(img.id, reference.parse(name))
+            if self.db.execute("SELECT 1 FROM tags WHERE image_id=?", (img.id,)).fetchone():
                 return results
         else:
             if self.children(img.id):
@@ -385,7 +429,7 @@ class ImageStore:
                 if not force:
                     raise Conflict(f"conflict: unable to delete {short} (must be forced) - "
                                    f"image is being used by stopped container {cid[:12]}")
-            for tag in img.repo_tags:
+            for tag in img.repo_tags + img.repo_digests:
                 results.append({"Untagged": self.untag(tag)})
                 self.log_event("untag", img.id, img.id)
         if img.id in used_by or self.children(img.id):
@@ -401,6 +445,21 @@ class ImageStore:
             parent = up.parent
         return results
 
+    def _untag_orphaned_digests(self, image_id: str, removed: reference.Reference) -> list[dict[str, str]]:
+        """After a tag of a repository is removed: when no other tag of that repository
+        names the image, its digest references in that repository go too (as Docker)."""
+        if removed.digest:
+            return []
+        names = [r[0] for r in self.db.execute("SELECT name FROM tags WHERE image_id=?", (image_id,))]
+        same_repo = [n for n in names if reference.parse(n, default_tag=False).name == removed.name]
+        if any("@" not in n for n in same_repo):
+            return []
+        out = []
+        for name in same_repo:
+            self.db.execute("DELETE FROM tags WHERE name=?", (name,))
+            out.append({"Untagged": reference.parse(name, default_tag=False).familiar()})
+        return out
+
     def _delete(self, img: Image, results: list[dict[str, str]]) -> None:
         self.db.execute("DELETE FROM tags WHERE image_id=?", (img.id,))
         self.db.execute("DELETE FROM images WHERE id=?", (img.id,))
@@ -409,19 +468,22 @@ class ImageStore:
             forget(img.id)
         results.append({"Deleted": img.id})
         self.log_event("delete", img.id, img.id)
-        self._collect_layers(img.chain_ids)
+        self.collect_layers(img.chain_ids)
 
-    def _collect_layers(self, chain_ids: list[str]) -> None:
-        """Remove layers no remaining image stands on."""
+    def collect_layers(self, chain_ids: list[str]) -> list[str]:
+        """Remove layers no remaining image stands on; returns their chain IDs."""
         in_use: set[str] = set()
         for (data,) in self.db.execute("SELECT config FROM images"):
             parent: str | None = None
             for diff_id in json.loads(data).get("rootfs", {}).get("diff_ids", []):
                 parent = chain_id_of(parent, diff_id)
                 in_use.add(parent)
+        gone = []
         for chain_id in reversed(chain_ids):
             if chain_id not in in_use:
                 self.layers.remove(chain_id)
+                gone.append(chain_id)
+        return gone
 
 
 def merge_run_config(user: RunConfig, base: RunConfig) -> RunConfig:

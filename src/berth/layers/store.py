@@ -119,7 +119,7 @@ class LayerStore:
         """
         async with self._leased(lease) as held:
             blob = await self.content.write_stream(chunks, expected, decompress=True, lease=held)
-            return await self._apply_blob(blob, parent)
+            return await self.apply_blob(blob, parent)
 
     async def apply_file(self, path: str, offset: int, size: int, parent: str | None,
                          expected: str | None = None, digest: str | None = None,
@@ -134,7 +134,7 @@ class LayerStore:
                 return await self._apply_private_file(path, digest, parent, held)
             blob = await self.content.write_file_range(path, offset, size, expected, decompress=True,
                                                        lease=held)
-            return await self._apply_blob(blob, parent)
+            return await self.apply_blob(blob, parent)
 
     async def _apply_private_file(self, path: str, digest: str, parent: str | None,
                                   lease: Lease) -> Layer:
@@ -160,7 +160,9 @@ class LayerStore:
                         (layer.chain_id, layer.diff_id, layer.parent, layer.size))
         return layer
 
-    async def _apply_blob(self, blob: Blob, parent: str | None) -> Layer:
+    async def apply_blob(self, blob: Blob, parent: str | None) -> Layer:
+        """Extract the plain layer tar `blob` (a verified blob of the content store, held
+        by the caller's lease) on `parent`, unless that layer exists already."""
         chain_id = chain_id_of(parent, blob.digest)
         existing = self.get(chain_id)
         if existing:

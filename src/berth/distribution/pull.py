@@ -1,0 +1,170 @@
+"""`docker pull`: a reference becomes a manifest, a config and layers in the stores.
+
+The manifest (an index is narrowed to one platform: the host's, or the one asked
+for) and the config come first, whole and verified. Then every layer the layer store
+lacks is fetched, at most `max_downloads` at once, each streamed straight into the
+content store: hashed as it arrives (the registry's digest, by the registry client),
+decompressed and hashed again (the diff ID the config names), so a layer is written
+once and checked twice before anything is extracted. Layers are extracted in order, as
+each has its parent; the image is recorded last, in one transaction.
+
+Everything the pull writes is held by one content lease. A failure at any point
+(a bad digest, a lost registry, a cancelled request) releases the lease and removes
+the layers it made, so no image and no dangling layer is left; a berthd killed half
+way leaves a lease that the next start-up drops, and the layers no image uses are
+removed then too (ImageStore.collect_unused_layers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from berth.content.digest import is_digest
+from berth.content.leases import Lease
+from berth.content.store import Blob
+from berth.distribution.manifest import Descriptor, ImageIndex, ImageManifest, Platform, select
+from berth.distribution.metadata import LayerSource, LayerSources
+from berth.distribution.progress import Emit, Progress, Reporter, short_id
+from berth.distribution.registry import Repository
+from berth.errors import InvalidParameter, NotFound
+from berth.images import reference
+from berth.images.store import ImageStore
+from berth.layers.store import Layer, chain_id_of
+
+MAX_CONFIG = 8 << 20  # an image config larger than this is refused
+
+
+@dataclass(frozen=True)
+class PullResult:
+    image_id: str
+    manifest_digest: str
+    updated: bool  # the name now points at a different image than before
+
+
+@dataclass(frozen=True)
+class _Plan:
+    manifest: ImageManifest
+    manifest_digest: str  # what the name resolved to (the index's digest for an index)
+    config: bytes
+    diff_ids: list[str]
+
+
+class Puller:
+    def __init__(self, images: ImageStore, sources: LayerSources, max_downloads: int = 3) -> None:
+        self.images = images
+        self.layers = images.layers
+        self.content = images.layers.content
+        self.sources = sources
+        self.downloads = asyncio.Semaphore(max(1, max_downloads))
+
+    async def pull(self, repo: Repository, ref: reference.Reference, platform: Platform | None,
+                   emit: Emit) -> PullResult:
+        """Pull `ref` (a tag or a digest) from `repo`; progress goes to `emit`."""
+        plan = await self._resolve(repo, ref, platform)
+        emit(Progress(f"Pulling from {ref.familiar_name}", ref.digest or ref.tag))
+        size = await self._fetch_layers(repo, ref, plan, emit)
+        name = str(ref) if ref.tag and not ref.digest else None
+        before = self.images.lookup(str(ref))
+        image_id = self.images.commit_pulled(plan.config, size, [name] if name else [],
+                                             plan.manifest_digest, ref.name)
+        emit(Progress(f"Digest: {plan.manifest_digest}"))
+        return PullResult(image_id, plan.manifest_digest, before is None or before.id != image_id)
+
+    async def _resolve(self, repo: Repository, ref: reference.Reference,
+                       platform: Platform | None) -> _Plan:
+        found = await repo.manifest(ref.digest or ref.tag)
+        top_digest = found.digest
+        wanted = platform or Platform.host()
+        if isinstance(found, ImageIndex):
+            chosen = select(found, wanted)
+            found = await repo.manifest(chosen.digest)
+            if isinstance(found, ImageIndex):
+                raise InvalidParameter(f"{ref.familiar()}: an index may not name another index "
+                                       f"({chosen.digest}) as a platform's image")
+        config = await repo.blob_bytes(found.config, MAX_CONFIG)
+        try:
+            doc = json.loads(config)
+            diff_ids = list(doc["rootfs"]["diff_ids"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidParameter(f"{ref.familiar()}: the image config {found.config.digest} "
+                                   "is not a valid image configuration") from None
+        if not all(isinstance(d, str) and is_digest(d) for d in diff_ids):
+            raise InvalidParameter(f"{ref.familiar()}: the image config {found.config.digest} "
+                                   "names a layer by an invalid digest")
+        if len(diff_ids) != len(found.layers):
+            raise InvalidParameter(f"{ref.familiar()}: layers from manifest don't match image configuration")
+        if platform is not None:
+            actual = Platform(str(doc.get("os") or ""), str(doc.get("architecture") or ""),
+                              str(doc.get("variant") or ""))
+            if not platform.matches(actual):
+                raise NotFound(f"image with reference {ref.familiar()} was found but does not match "
+                               f"the specified platform: wanted {platform}, actual: {actual}")
+        return _Plan(found, top_digest, config, diff_ids)
+
+    async def _fetch_layers(self, repo: Repository, ref: reference.Reference, plan: _Plan,
+                            emit: Emit) -> int:
+        """Every layer of the plan in the layer store; returns the image's size."""
+        created: list[str] = []
+        tasks: list[asyncio.Task[Blob] | None] = []
+        with self.content.lease({"berth.operation": "pull", "berth.reference": str(ref)}) as lease:
+            try:
+                parent: str | None = None
+                for desc, diff_id in zip(plan.manifest.layers, plan.diff_ids, strict=True):
+                    parent = chain_id_of(parent, diff_id)
+                    if self.layers.get(parent) is not None:
+                        emit(Progress("Already exists", short_id(desc.digest)))
+                        tasks.append(None)
+                        continue
+                    emit(Progress("Pulling fs layer", short_id(desc.digest)))
+                    tasks.append(asyncio.create_task(self._download(repo, ref, desc, diff_id, lease, emit)))
+                size = 0
+                parent = None
+                for desc, diff_id, task in zip(plan.manifest.layers, plan.diff_ids, tasks, strict=True):
+                    layer: Layer | None
+                    if task is None:
+                        layer = self.layers.get(chain_id_of(parent, diff_id))
+                        assert layer is not None
+                    else:
+                        blob = await task
+                        layer_id = short_id(desc.digest)
+                        emit(Progress("Extracting", layer_id, 0, desc.size))
+                        layer = await self.layers.apply_blob(blob, parent)
+                        created.append(layer.chain_id)
+                        emit(Progress("Extracting", layer_id, desc.size, desc.size))
+                        emit(Progress("Pull complete", layer_id))
+                    parent = layer.chain_id
+                    size += layer.size
+                return size
+            except BaseException:
+                for task in tasks:
+                    if task is not None:
+                        task.cancel()
+                await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+                self.images.collect_layers(created)
+                raise
+
+    async def _download(self, repo: Repository, ref: reference.Reference, desc: Descriptor, diff_id: str,
+                        lease: Lease, emit: Emit) -> Blob:
+        layer_id = short_id(desc.digest)
+        if self.content.has(diff_id):  # the same tar under another parent: no download
+            self.content.hold(lease, diff_id)
+            if self.content.has(diff_id):
+                emit(Progress("Download complete", layer_id))
+                return Blob(diff_id, self.content.size(diff_id))
+        if self.downloads.locked():
+            emit(Progress("Waiting", layer_id))
+        async with self.downloads:
+            reporter = Reporter(emit, layer_id, "Downloading", desc.size)
+            reporter.update(0)
+            chunks: AsyncIterator[bytes] = repo.blob_chunks(desc, reporter.update)
+            try:
+                blob = await self.content.write_stream(chunks, expected=diff_id, decompress=True, lease=lease)
+            except InvalidParameter as e:
+                raise InvalidParameter(f"failed to register layer {desc.digest} of {ref.familiar()}: {e}") from None
+            emit(Progress("Verifying Checksum", layer_id))
+            emit(Progress("Download complete", layer_id))
+        self.sources.add(LayerSource(diff_id, desc.digest, desc.size, desc.media_type, ref.name))
+        return blob
