@@ -31,6 +31,8 @@ class DaemonInfo:
     log_driver: str
     live_restore: bool
     debug: bool
+    registry_mirrors: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

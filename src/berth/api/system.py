@@ -30,6 +30,24 @@ def _ping_headers() -> dict[str, str]:
             "Pragma": "no-cache"}
 
 
+def _registry_config(mirrors: tuple[str, ...], insecure: tuple[str, ...]) -> dict[str, Any]:
+    """/info's RegistryConfig, as dockerd's ServiceConfig shows it: loopback is always an
+    insecure CIDR; a name in insecure-registries is an index config that is not secure."""
+    cidrs = ["::1/128", "127.0.0.0/8"]
+    index_configs: dict[str, Any] = {
+        "docker.io": {"Name": "docker.io", "Mirrors": [m.rstrip("/") + "/" for m in mirrors],
+                      "Secure": True, "Official": True}}
+    for entry in insecure:
+        if "/" in entry:
+            if entry not in cidrs:
+                cidrs.append(entry)
+        else:
+            index_configs[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
+    return {"AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None,
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index_configs,
+            "Mirrors": [m.rstrip("/") + "/" for m in mirrors]}
+
+
 @routes.post("/auth")
 async def auth(request: web.Request) -> web.Response:
     """`docker login`: the credentials are checked against the registry; berthd keeps
@@ -134,7 +152,7 @@ async def info(request: web.Request) -> web.Response:
         "OSType": "linux",
         "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "RegistryConfig": _registry_config(ctx.info.registry_mirrors, ctx.info.insecure_registries),
         "NCPU": os.cpu_count() or 1,
         "MemTotal": mem,
         "DockerRootDir": ctx.info.data_root,

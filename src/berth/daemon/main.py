@@ -137,7 +137,9 @@ async def run(config: DaemonConfig) -> None:
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
     os.makedirs(builder.tmp_root, mode=0o700, exist_ok=True)
     info = DaemonInfo(daemon_id=_daemon_id(config.data_root), data_root=config.data_root,
-                      log_driver=config.log_driver, live_restore=config.live_restore, debug=config.debug)
+                      log_driver=config.log_driver, live_restore=config.live_restore, debug=config.debug,
+                      registry_mirrors=tuple(config.registry_mirrors),
+                      insecure_registries=tuple(config.insecure_registries))
     ctx = DaemonContext(info=info, events=events, layers=layers,
                         images=images, volumes=volumes, network=network, containers=containers,
                         execs=containers.execs, builder=builder, distribution=distribution)

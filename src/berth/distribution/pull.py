@@ -22,6 +22,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from berth.content import digest
 from berth.content.digest import is_digest
 from berth.content.leases import Lease
 from berth.content.store import Blob
@@ -65,7 +66,8 @@ class Puller:
         """Pull `ref` (a tag or a digest) from `repo`; progress goes to `emit`."""
         plan = await self._resolve(repo, ref, platform)
         emit(Progress(f"Pulling from {ref.familiar_name}", ref.digest or ref.tag))
-        size = await self._fetch_layers(repo, ref, plan, emit)
+        have = self.images.lookup(digest.of_bytes(plan.config))
+        size = have.size if have is not None else await self._fetch_layers(repo, ref, plan, emit)
         name = str(ref) if ref.tag and not ref.digest else None
         before = self.images.lookup(str(ref))
         image_id = self.images.commit_pulled(plan.config, size, [name] if name else [],
