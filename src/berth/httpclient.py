@@ -2,11 +2,14 @@
 build contexts, volume plugins; registries and managed plugins next).
 
 It owns the aiohttp sessions and their connectors (TCP, or a UNIX socket for plugins),
-timeouts, the redirect limit, size caps on bodies, proxies from the environment (as
+their TLS set-up (an ssl.SSLContext per Session, for registries' certs.d), timeouts, the redirect limit, size caps on bodies, proxies from the environment (as
 Docker's daemon honours HTTP_PROXY, HTTPS_PROXY and NO_PROXY), and the translation of
 aiohttp's and the OS's exceptions into `HTTPClientError`s: berth.errors, one line,
-naming the URL. A body is either read whole (capped: `Session.request`) or streamed to
-a file under a temp name and renamed into place (`Session.download`), never held whole.
+naming the URL. A body is either read whole (capped: `Session.request`), streamed to
+a file under a temp name and renamed into place (`Session.download`), or handed to the
+caller piece by piece (`Session.stream`); a request body may be streamed from an async
+iterator. Redirects to another origin drop the Authorization header (aiohttp's rule,
+which registries' blob redirects to storage rely on).
 
 It does not interpret what it fetches: what a status means, a plugin's JSON, whether a
 download is an archive are the callers'. Only this module imports aiohttp's client side
@@ -20,10 +23,11 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -36,6 +40,7 @@ from aiohttp.client_proto import ResponseHandler
 from berth.errors import SystemError_
 
 CHUNK = 1 << 16  # read from the connection in pieces of this size
+STREAM_BUFFER = 1 << 20  # what a streaming Session buffers from its connection at most
 WRITE_BATCH = 1 << 20  # and written to the file in batches of this size, in a thread
 
 
@@ -123,6 +128,28 @@ class Response:
     reason: str
     headers: Mapping[str, str]  # case-insensitive
     body: bytes
+
+
+class StreamedResponse:
+    """An answer whose body the caller reads as it arrives: `chunks()` (each piece as
+    the connection delivers it, within the limits) or `read()` (whole, capped). `url`
+    is where it came from, after redirects."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, method: str, url: str, lim: Limits) -> None:
+        self._resp, self._method, self._lim = resp, method, lim
+        self.url = str(resp.url)
+        self.request_url = url
+        self.status = resp.status
+        self.reason = resp.reason or ""
+        self.headers: Mapping[str, str] = resp.headers
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _body(self._resp, self._method, self.request_url, self._lim, any_size=True)
+
+    async def read(self, limit: int = REQUEST_MAX_BODY) -> bytes:
+        lim = self._lim if self._lim.max_body is not None and self._lim.max_body <= limit \
+            else replace(self._lim, max_body=limit)
+        return b"".join([chunk async for chunk in _body(self._resp, self._method, self.request_url, lim)])
 
 
 @dataclass
@@ -214,9 +241,13 @@ class Session:
     `unix_socket` (then every URL's host is only the Host header). Use it in `async
     with`, or close() it; requests may run on it concurrently."""
 
-    def __init__(self, unix_socket: str | None = None, limits: Limits = Limits()) -> None:
+    def __init__(self, unix_socket: str | None = None, limits: Limits = Limits(),
+                 tls: ssl.SSLContext | bool = True) -> None:
+        """`tls`: the SSLContext for https (CAs, client certificate), True for the
+        system's default verification, False for none (insecure registries)."""
         self.unix_socket = unix_socket
         self.limits = limits
+        self.tls = tls
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Session:
@@ -234,8 +265,9 @@ class Session:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector: aiohttp.BaseConnector = (
-                _UnixConnector(self.unix_socket) if self.unix_socket else aiohttp.TCPConnector())
-            self._session = aiohttp.ClientSession(connector=connector)
+                _UnixConnector(self.unix_socket) if self.unix_socket
+                else aiohttp.TCPConnector(ssl=self.tls, limit=0))
+            self._session = aiohttp.ClientSession(connector=connector, read_bufsize=STREAM_BUFFER)
         return self._session
 
     async def request(self, method: str, url: str, *, body: bytes = b"", headers: Mapping[str, str] | None = None,
@@ -282,8 +314,20 @@ class Session:
             return Download(str(resp.url), resp.status, resp.reason or "", resp.headers, dest, size,
                             parse_http_date(resp.headers.get("Last-Modified")))
 
-    def _exchange(self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None,
-                  lim: Limits) -> _Exchange:
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, url: str, *, body: bytes | AsyncIterable[bytes] = b"",
+                     headers: Mapping[str, str] | None = None,
+                     limits: Limits | None = None) -> AsyncIterator[StreamedResponse]:
+        """Send one request (its body bytes, or streamed from an async iterable with
+        chunked transfer encoding unless `headers` give a Content-Length) and yield
+        the answer once its head has come, whatever its status; the caller reads the
+        body from it inside the `async with`. Leaving early closes the connection."""
+        lim = limits or self.limits
+        async with self._exchange(method, url, body, headers, lim) as resp:
+            yield StreamedResponse(resp, method, url, lim)
+
+    def _exchange(self, method: str, url: str, body: bytes | AsyncIterable[bytes],
+                  headers: Mapping[str, str] | None, lim: Limits) -> _Exchange:
         return _Exchange(self, method, url, body, headers, lim)
 
 
@@ -291,7 +335,7 @@ class _Exchange:
     """One request in flight, as an async context manager: the response once its head
     has come; aiohttp's and the OS's errors translated on the way in and out."""
 
-    def __init__(self, session: Session, method: str, url: str, body: bytes,
+    def __init__(self, session: Session, method: str, url: str, body: bytes | AsyncIterable[bytes],
                  headers: Mapping[str, str] | None, lim: Limits) -> None:
         self.session, self.method, self.url, self.body, self.headers, self.lim = \
             session, method, url, body, headers, lim
@@ -301,9 +345,10 @@ class _Exchange:
         lim = self.lim
         timeout = aiohttp.ClientTimeout(total=lim.total, sock_connect=lim.connect, sock_read=lim.read)
         proxy = None if self.session.unix_socket else _proxy_for(self.url)
+        data: Any = self.body if not isinstance(self.body, bytes) else (self.body or None)
         try:
             self._resp = await self.session._client().request(
-                self.method, self.url, data=self.body or None, headers=dict(self.headers or {}),
+                self.method, self.url, data=data, headers=dict(self.headers or {}),
                 allow_redirects=lim.max_redirects > 0, max_redirects=max(lim.max_redirects, 1),
                 timeout=timeout, proxy=proxy)
         except Exception as e:
@@ -313,20 +358,23 @@ class _Exchange:
     async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self._resp is not None:
-            if kind is None:
+            if kind is None and self._resp.content.at_eof():
                 self._resp.release()  # read to its end: the connection may serve again
             else:
                 self._resp.close()  # a body left half-read is not reused
 
 
-async def _body(resp: aiohttp.ClientResponse, method: str, url: str, lim: Limits) -> AsyncIterator[bytes]:
-    """The answer's body as it arrives, within the limits."""
+async def _body(resp: aiohttp.ClientResponse, method: str, url: str, lim: Limits,
+                any_size: bool = False) -> AsyncIterator[bytes]:
+    """The answer's body as it arrives, within the limits: in pieces of CHUNK, or
+    (`any_size`) in whatever the connection has buffered, up to STREAM_BUFFER."""
     declared = resp.content_length
     if lim.max_body is not None and declared is not None and declared > lim.max_body:
         raise BodyTooLarge(method, url, f"body of {declared} bytes is over the limit of {lim.max_body}")
     got = 0
     try:
-        async for chunk in resp.content.iter_chunked(CHUNK):
+        pieces = resp.content.iter_any() if any_size else resp.content.iter_chunked(CHUNK)
+        async for chunk in pieces:
             got += len(chunk)
             if lim.max_body is not None and got > lim.max_body:
                 raise BodyTooLarge(method, url, f"body is over the limit of {lim.max_body} bytes")
