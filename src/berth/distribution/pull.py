@@ -65,7 +65,7 @@ class Puller:
                    emit: Emit) -> PullResult:
         """Pull `ref` (a tag or a digest) from `repo`; progress goes to `emit`."""
         plan = await self._resolve(repo, ref, platform)
-        emit(Progress(f"Pulling from {ref.familiar_name}", ref.digest or ref.tag))
+        emit(Progress(f"Pulling from {ref.path}", ref.digest or ref.tag))
         have = self.images.lookup(digest.of_bytes(plan.config))
         size = have.size if have is not None else await self._fetch_layers(repo, ref, plan, emit)
         name = str(ref) if ref.tag and not ref.digest else None
