@@ -111,8 +111,7 @@ class Pusher:
                     self._remember(diff_id, desc, ref)
                     return desc
                 if source.repository != ref.name and await repo.mount_blob(source.digest, source.path):
-                    emit(Progress(f"Mounted from {reference.parse(source.repository, default_tag=False).familiar_name}",
-                                  layer_id))
+                    emit(Progress(f"Mounted from {source.path}", layer_id))
                     self._remember(diff_id, desc, ref)
                     return desc
             if not self.content.has(diff_id):
