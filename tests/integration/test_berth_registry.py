@@ -4,7 +4,6 @@ cases — then `berth-registry garbage-collect` on its store."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import gzip
 import hashlib
