@@ -104,7 +104,8 @@ async def _serve(settings: config.Settings) -> None:
     storage = Storage(Path(settings.root))
     await asyncio.to_thread(storage.create)
     registry = Registry(settings, storage, sys.stderr)
-    runner = web.AppRunner(registry.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(registry.app(), access_log=None, handle_signals=False,
+                           read_bufsize=1 << 20)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=_ssl_context(settings),
                        reuse_address=True, backlog=512)
