@@ -172,10 +172,6 @@ class Registry:
                     check_name(params["name"])
                 handler: Handler = getattr(self, f"_{kind}")
                 return await handler(request, params)
-        if path.startswith("/v2/"):
-            raise RegistryError("NAME_INVALID", 400 if "/.." in path or "/./" in path else 404,
-                                "invalid repository name" if ".." in path else "not found",
-                                {"path": path})
         raise web.HTTPNotFound()
 
     # auth --------------------------------------------------------------------------
@@ -418,10 +414,7 @@ class Registry:
     async def _upload(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         name, upload_id = params["name"], params["upload"]
         check_upload_id(upload_id)
-        if request.method in ("GET", "HEAD"):
-            await self._pull(request, name)
-        else:
-            await self._push(request, name)
+        await self._push(request, name)
         async with self._lock(upload_id):
             info = await asyncio.to_thread(self.storage.get_upload, name, upload_id,
                                            self.settings.upload_max_age)
