@@ -687,3 +687,32 @@ def test_command_line(start: object, tmp_path: Path) -> None:
     line = [ln for ln in server.log().splitlines() if ln.startswith("GET /v2/ ")][-1]
     method, path, status, size, ms = line.split()
     assert (status, size) == ("200", "2") and ms.endswith("ms")
+
+
+def test_kill_9_mid_upload_then_resume(start: object) -> None:
+    """A session outlives its server: after kill -9 nothing is visible, the next server
+    reports the session's offset, and finishing it re-hashes what is on disk."""
+    server: Server = start()  # type: ignore[operator]
+    data = os.urandom(2 << 20)
+    r = server.request("POST", "/v2/crash/blobs/uploads/")
+    location = r.headers["Location"]
+    assert server.request("PATCH", location, data=data[:1 << 20]).status_code == 202
+    server.proc.kill()
+    server.proc.wait()
+    again: Server = start("--root", str(server.root))  # type: ignore[operator]
+    assert again.request("HEAD", f"/v2/crash/blobs/{sha(data)}").status_code == 404
+    assert stored_blobs(again) == set()
+    r = again.request("GET", location)
+    assert r.status_code == 204 and r.headers["Range"] == f"0-{(1 << 20) - 1}"
+    r = again.request("PUT", f"{location}?digest={sha(b'wrong')}", data=data[1 << 20:])
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert stored_blobs(again) == set()
+    r = again.request("POST", "/v2/crash/blobs/uploads/")
+    location = r.headers["Location"]
+    assert again.request("PATCH", location, data=data[:1 << 20]).status_code == 202
+    again.proc.kill()
+    again.proc.wait()
+    third: Server = start("--root", str(server.root))  # type: ignore[operator]
+    r = third.request("PUT", f"{location}?digest={sha(data)}", data=data[1 << 20:])
+    assert r.status_code == 201
+    assert third.request("GET", f"/v2/crash/blobs/{sha(data)}").content == data
