@@ -251,7 +251,11 @@ def test_chunked_upload_status_and_ranges(start: object) -> None:
     r = server.request("GET", location)
     assert r.status_code == 204 and r.headers["Range"] == "0-199999"
     digest = sha(data)
-    r = server.request("PUT", f"{location}?digest={digest}", data=data[200_000:])
+    r = server.request("PUT", f"{location}?digest={digest}", data=data[200_000:],
+                       headers={"Content-Range": "100000-199999"})
+    assert r.status_code == 416 and r.headers["Range"] == "0-199999"
+    r = server.request("PUT", f"{location}?digest={digest}", data=data[200_000:],
+                       headers={"Content-Range": "200000-299999"})
     assert r.status_code == 201 and r.headers["Docker-Content-Digest"] == digest
     assert r.headers["Location"] == f"/v2/chunks/blobs/{digest}"
     assert server.request("GET", location).status_code == 404

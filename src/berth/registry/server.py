@@ -426,15 +426,9 @@ class Registry:
                 await asyncio.to_thread(self.storage.cancel_upload, upload_id)
                 self._forget(upload_id)
                 return web.Response(status=204)
+            if request.method in ("PATCH", "PUT"):
+                _check_range(request, name, upload_id, info.size)
             if request.method == "PATCH":
-                value = request.headers.get("Content-Range")
-                if value is not None:
-                    try:
-                        byte_range = parse_content_range(value)
-                    except ValueError:
-                        raise _range_invalid(name, upload_id, info.size) from None
-                    if byte_range.start != info.size:
-                        raise _range_invalid(name, upload_id, info.size)
                 try:
                     self._check_declared_size(request, info.size)
                 except RegistryError:
@@ -651,6 +645,19 @@ def _manifest_too_large() -> RegistryError:
     return RegistryError("MANIFEST_INVALID", 413,
                          f"manifest exceeds the maximum of {MAX_MANIFEST} bytes",
                          {"max": MAX_MANIFEST})
+
+
+def _check_range(request: web.Request, name: str, upload_id: str, offset: int) -> None:
+    """416 when a chunk's Content-Range does not start where the upload ends."""
+    value = request.headers.get("Content-Range")
+    if value is None or (request.method == "PUT" and not request.content_length):
+        return
+    try:
+        byte_range = parse_content_range(value)
+    except ValueError:
+        raise _range_invalid(name, upload_id, offset) from None
+    if byte_range.start != offset:
+        raise _range_invalid(name, upload_id, offset)
 
 
 def _range_invalid(name: str, upload_id: str, offset: int) -> RegistryError:
