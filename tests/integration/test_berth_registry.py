@@ -264,6 +264,7 @@ def test_chunked_upload_status_and_ranges(start: object) -> None:
     assert r.headers["Docker-Content-Digest"] == digest
     r = server.request("GET", f"/v2/chunks/blobs/{digest}", headers={"Range": "bytes=10-19"})
     assert r.status_code == 206 and r.content == data[10:20]
+    assert r.headers["ETag"] == f'"{digest}"'
     assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
     assert server.request("GET", f"/v2/chunks/blobs/{digest}").content == data
     # another repository does not see it until it is mounted

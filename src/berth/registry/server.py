@@ -127,6 +127,9 @@ class Registry:
     @staticmethod
     async def _add_version(request: web.Request, response: web.StreamResponse) -> None:
         response.headers[API_VERSION[0]] = API_VERSION[1]
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest and isinstance(response, web.FileResponse):
+            response.headers["ETag"] = f'"{digest}"'  # not aiohttp's mtime-size tag
 
     @web.middleware
     async def _log_middleware(self, request: web.Request,
