@@ -129,22 +129,28 @@ def load_public_keys(path: Path) -> list[PublicKey]:
     """The public keys of every certificate in a PEM bundle (or a bare public key)."""
     data = path.read_bytes()
     keys: list[PublicKey] = []
-    if b"CERTIFICATE" in data:
-        for cert in x509.load_pem_x509_certificates(data):
-            key = cert.public_key()
-            if isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
-                keys.append(key)
-    else:
-        bare = serialization.load_pem_public_key(data)
-        if isinstance(bare, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
-            keys.append(bare)
+    try:
+        if b"CERTIFICATE" in data:
+            for cert in x509.load_pem_x509_certificates(data):
+                key = cert.public_key()
+                if isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+                    keys.append(key)
+        else:
+            bare = serialization.load_pem_public_key(data)
+            if isinstance(bare, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+                keys.append(bare)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a PEM certificate bundle or public key") from exc
     if not keys:
         raise ValueError(f"no EC or RSA public key in {path}")
     return keys
 
 
 def load_private_key(path: Path) -> PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: not an unencrypted PEM private key") from exc
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise ValueError(f"{path}: only EC (P-256) and RSA keys sign tokens")
     return key

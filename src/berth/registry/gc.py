@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from berth.registry.protocol import RegistryError, parse_manifest
 from berth.registry.storage import Storage
 
+TEMPORARY_AGE = 3600.0  # a temporary file this old belongs to no running write
+
 
 @dataclass
 class Collection:
@@ -93,6 +95,8 @@ def collect(storage: Storage, dry_run: bool, delete_untagged: bool,
             if not dry_run:
                 storage.delete_blob(digest)
     if not dry_run:
+        for path in storage.remove_temporaries(TEMPORARY_AGE):
+            say(f"removed a leftover temporary file: {path}")
         swept = set(result.swept)
         for repo in storage.catalog():
             for digest in storage.layer_links(repo):

@@ -88,9 +88,17 @@ def _ssl_context(settings: config.Settings) -> ssl.SSLContext | None:
     if not settings.tls_cert or not settings.tls_key:
         raise config.ConfigError("TLS needs both a certificate and a key")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except ssl.SSLError as exc:
+        raise config.ConfigError(f"cannot load the TLS certificate {settings.tls_cert} with "
+                                 f"the key {settings.tls_key}: {exc.reason or exc}") from exc
     if settings.tls_client_ca:
-        context.load_verify_locations(settings.tls_client_ca)
+        try:
+            context.load_verify_locations(settings.tls_client_ca)
+        except ssl.SSLError as exc:
+            raise config.ConfigError(f"cannot load the client CA {settings.tls_client_ca}: "
+                                     f"{exc.reason}") from exc
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 
@@ -101,12 +109,14 @@ async def _serve(settings: config.Settings) -> None:
     from berth.registry.server import Registry
 
     host, port = config.split_addr(settings.addr)
+    context = _ssl_context(settings)
     storage = Storage(Path(settings.root))
-    await asyncio.to_thread(storage.create)
     registry = Registry(settings, storage, sys.stderr)
-    runner = web.AppRunner(registry.app(), access_log=None, handle_signals=False)
+    await asyncio.to_thread(storage.create)
+    runner = web.AppRunner(registry.app(), access_log=None, handle_signals=False,
+                           read_bufsize=1 << 20)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=_ssl_context(settings),
+    site = web.TCPSite(runner, host, port, ssl_context=context,
                        reuse_address=True, backlog=512)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -127,6 +127,9 @@ class Registry:
     @staticmethod
     async def _add_version(request: web.Request, response: web.StreamResponse) -> None:
         response.headers[API_VERSION[0]] = API_VERSION[1]
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest and isinstance(response, web.FileResponse):
+            response.headers["ETag"] = f'"{digest}"'  # not aiohttp's mtime-size tag
 
     @web.middleware
     async def _log_middleware(self, request: web.Request,
@@ -172,10 +175,6 @@ class Registry:
                     check_name(params["name"])
                 handler: Handler = getattr(self, f"_{kind}")
                 return await handler(request, params)
-        if path.startswith("/v2/"):
-            raise RegistryError("NAME_INVALID", 400 if "/.." in path or "/./" in path else 404,
-                                "invalid repository name" if ".." in path else "not found",
-                                {"path": path})
         raise web.HTTPNotFound()
 
     # auth --------------------------------------------------------------------------
@@ -418,10 +417,7 @@ class Registry:
     async def _upload(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         name, upload_id = params["name"], params["upload"]
         check_upload_id(upload_id)
-        if request.method in ("GET", "HEAD"):
-            await self._pull(request, name)
-        else:
-            await self._push(request, name)
+        await self._push(request, name)
         async with self._lock(upload_id):
             info = await asyncio.to_thread(self.storage.get_upload, name, upload_id,
                                            self.settings.upload_max_age)
@@ -433,15 +429,9 @@ class Registry:
                 await asyncio.to_thread(self.storage.cancel_upload, upload_id)
                 self._forget(upload_id)
                 return web.Response(status=204)
+            if request.method in ("PATCH", "PUT"):
+                _check_range(request, name, upload_id, info.size)
             if request.method == "PATCH":
-                value = request.headers.get("Content-Range")
-                if value is not None:
-                    try:
-                        byte_range = parse_content_range(value)
-                    except ValueError:
-                        raise _range_invalid(name, upload_id, info.size) from None
-                    if byte_range.start != info.size:
-                        raise _range_invalid(name, upload_id, info.size)
                 try:
                     self._check_declared_size(request, info.size)
                 except RegistryError:
@@ -658,6 +648,19 @@ def _manifest_too_large() -> RegistryError:
     return RegistryError("MANIFEST_INVALID", 413,
                          f"manifest exceeds the maximum of {MAX_MANIFEST} bytes",
                          {"max": MAX_MANIFEST})
+
+
+def _check_range(request: web.Request, name: str, upload_id: str, offset: int) -> None:
+    """416 when a chunk's Content-Range does not start where the upload ends."""
+    value = request.headers.get("Content-Range")
+    if value is None or (request.method == "PUT" and not request.content_length):
+        return
+    try:
+        byte_range = parse_content_range(value)
+    except ValueError:
+        raise _range_invalid(name, upload_id, offset) from None
+    if byte_range.start != offset:
+        raise _range_invalid(name, upload_id, offset)
 
 
 def _range_invalid(name: str, upload_id: str, offset: int) -> RegistryError:

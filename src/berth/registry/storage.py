@@ -113,6 +113,25 @@ class Storage:
                     if not f.name.startswith("."):
                         yield "sha256:" + f.name
 
+    def remove_temporaries(self, max_age: float) -> list[Path]:
+        """Remove the temporary files a crash left behind (older than `max_age`)."""
+        removed = []
+        now = time.time()
+        for top in (self.blobs, self.repos):
+            if not top.is_dir():
+                continue
+            for dirpath, _, filenames in os.walk(top):
+                for name in filenames:
+                    path = Path(dirpath) / name
+                    if name.startswith(".") and name.endswith(".tmp"):
+                        try:
+                            if now - path.stat().st_mtime > max_age:
+                                path.unlink()
+                                removed.append(path)
+                        except FileNotFoundError:
+                            continue
+        return removed
+
     def delete_blob(self, digest: str) -> None:
         try:
             self.blob_path(digest).unlink()

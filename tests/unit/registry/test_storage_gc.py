@@ -95,3 +95,17 @@ def test_gc_marks_through_indexes(storage: Storage) -> None:
         [child, index_digest, signature])
     layer = "sha256:" + hashlib.sha256(b"layer untagged").hexdigest()
     assert storage.blob_size(layer) is None and layer not in storage.layer_links("a")
+
+
+def test_gc_removes_old_temporaries(storage: Storage) -> None:
+    import os
+
+    digest = storage.put_blob_bytes(b"orphan")
+    leftover = storage.blob_path(digest).parent / f".{digest[7:]}.abc.tmp"
+    leftover.write_bytes(b"half")
+    fresh = storage.blob_path(digest).parent / f".{digest[7:]}.def.tmp"
+    fresh.write_bytes(b"being written")
+    os.utime(leftover, (0, 0))
+    gc.collect(storage, dry_run=False, delete_untagged=False, say=lambda line: None)
+    assert not leftover.exists() and fresh.exists()
+    assert list(storage.all_blobs()) == []
