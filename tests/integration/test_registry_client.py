@@ -68,7 +68,7 @@ def workdir() -> Iterator[Path]:
 
 
 def start_registry(workdir: Path, *, htpasswd: str = "", tls: tuple[str, str] | None = None,
-                   token: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Served]:
+                   client_cas: str = "", token: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Served]:
     """docker-registry serving on a free loopback port, until its process is ended."""
     port = free_port()
     root = workdir / "storage"
@@ -76,6 +76,8 @@ def start_registry(workdir: Path, *, htpasswd: str = "", tls: tuple[str, str] | 
     http: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": "berth-test"}
     if tls:
         http["tls"] = {"certificate": tls[0], "key": tls[1]}
+        if client_cas:
+            http["tls"]["clientcas"] = [client_cas]
     config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "error", "accesslog": {"disabled": True}},
@@ -278,3 +280,337 @@ def test_connection_refused_is_one_line_naming_the_url() -> None:
             await client.close()
 
     run(scenario())
+
+
+# -- a registry that misbehaves ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    """`app` on a free loopback port; its host:port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+class FlakyBlobs:
+    """Serves one blob at /v2/flaky/blobs/<digest>: the first `drops` GETs break off
+    after `cut` bytes; Range is honoured unless `ignore_range`; `served` replaces the
+    bytes sent (a digest mismatch, a truncation). Records every request's headers."""
+
+    def __init__(self, data: bytes, *, drops: int = 0, cut: int = 0, ignore_range: bool = False,
+                 served: bytes | None = None, redirect_to: str = "", password: str = "") -> None:
+        self.data, self.drops, self.cut, self.ignore_range = data, drops, cut, ignore_range
+        self.served = data if served is None else served
+        self.redirect_to, self.password = redirect_to, password
+        self.seen: list[dict[str, str]] = []
+        self.app = web.Application()
+        self.app.router.add_route("*", "/v2/{name:.*}/blobs/{digest}", self.blob)
+        self.app.router.add_get("/storage/{digest}", self.blob)
+
+    async def blob(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(dict(request.headers))
+        if self.password and request.path.startswith("/v2/"):
+            expected = "Basic " + base64.b64encode(f"joe:{self.password}".encode()).decode()
+            if request.headers.get("Authorization") != expected:
+                return web.json_response({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                                         status=401, headers={"WWW-Authenticate": 'Basic realm="flaky"'})
+        if request.match_info["digest"] != digest_of(self.data):
+            return web.json_response({"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry"}]},
+                                     status=404)
+        if self.redirect_to and request.path.startswith("/v2/"):
+            raise web.HTTPTemporaryRedirect(f"http://{self.redirect_to}/storage/{request.match_info['digest']}")
+        body = self.served
+        start = 0
+        rng = request.headers.get("Range", "")
+        if rng and not self.ignore_range:
+            start = int(rng.removeprefix("bytes=").split("-")[0])
+        resp = web.StreamResponse(status=206 if start else 200)
+        resp.content_length = len(body) - start
+        if start:
+            resp.headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        if self.drops > 0 and len(body) - start > self.cut:
+            self.drops -= 1
+            await resp.write(body[start:start + self.cut])
+            assert request.transport is not None
+            request.transport.abort()  # the connection breaks mid-body
+            return resp
+        for i in range(start, len(body), 1 << 16):
+            await resp.write(body[i:i + (1 << 16)])
+        await resp.write_eof()
+        return resp
+
+
+def blob_desc(data: bytes) -> Descriptor:
+    return Descriptor(mf.DOCKER_LAYER, digest_of(data), len(data))
+
+
+async def read_blob(host: str, desc: Descriptor, creds: Credentials = Credentials()) -> tuple[bytes, list[int]]:
+    client = Registry(FAST)
+    try:
+        repo = client.repository(parse(f"{host}/flaky"), creds)
+        seen: list[int] = []
+        data = b"".join([c async for c in repo.blob_chunks(desc, seen.append)])
+        return data, seen
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("ignore_range", [False, True])
+def test_a_broken_download_resumes_and_the_stream_is_whole(ignore_range: bool) -> None:
+    data = os.urandom(5 << 20)
+    flaky = FlakyBlobs(data, drops=2, cut=(1 << 20) + 123, ignore_range=ignore_range)
+
+    async def scenario() -> None:
+        async with serve(flaky.app) as host:
+            got, progress = await read_blob(host, blob_desc(data))
+            assert got == data
+            assert progress == sorted(progress) and progress[-1] == len(data)
+            cut = (1 << 20) + 123
+            # ignored, the Range asks again from where the first break left the stream
+            second = cut if ignore_range else 2 * cut
+            assert [h.get("Range") for h in flaky.seen[-3:]] == [None, f"bytes={cut}-", f"bytes={second}-"]
+
+    run(scenario())
+
+
+def test_too_many_breaks_give_up_with_one_line() -> None:
+    data = os.urandom(1 << 20)
+    flaky = FlakyBlobs(data, drops=100, cut=10)
+
+    async def scenario() -> None:
+        async with serve(flaky.app) as host:
+            with pytest.raises(Unavailable) as e:
+                await read_blob(host, blob_desc(data))
+            assert "\n" not in str(e.value) and f"/v2/flaky/blobs/{digest_of(data)}" in str(e.value)
+            assert len([h for h in flaky.seen]) == 1 + FAST.retries  # a HEAD, then the attempts
+
+    run(scenario())
+
+
+def test_a_digest_mismatch_names_the_digest() -> None:
+    data = os.urandom(300000)
+    flaky = FlakyBlobs(data, served=os.urandom(len(data)))
+
+    async def scenario() -> None:
+        async with serve(flaky.app) as host:
+            with pytest.raises(VerificationError) as e:
+                await read_blob(host, blob_desc(data))
+            assert str(e.value) == f"filesystem layer verification failed for digest {digest_of(data)}"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("served", [b"short", b"x" * 100])
+def test_a_truncated_or_overlong_blob_names_the_digest(served: bytes) -> None:
+    data = b"y" * 50
+    flaky = FlakyBlobs(data, served=served)
+
+    async def scenario() -> None:
+        async with serve(flaky.app) as host:
+            with pytest.raises(VerificationError, match=f"verification failed for digest {digest_of(data)}"):
+                await read_blob(host, blob_desc(data))
+
+    run(scenario())
+
+
+def test_blob_redirects_are_followed_without_credentials() -> None:
+    data = os.urandom(200000)
+    storage = FlakyBlobs(data)
+
+    async def scenario() -> None:
+        async with serve(storage.app) as storage_host:
+            front = FlakyBlobs(data, redirect_to=storage_host, password="pw")
+            async with serve(front.app) as host:
+                got, _ = await read_blob(host, blob_desc(data), Credentials("joe", "pw"))
+                assert got == data
+                assert any(h.get("Authorization", "").startswith("Basic ") for h in front.seen)
+                assert storage.seen and not any("Authorization" in h for h in storage.seen)
+
+    run(scenario())
+
+
+# -- auth and TLS against docker-registry ----------------------------------------------------
+
+
+def write_htpasswd(path: Path, user: str, password: str) -> str:
+    path.write_text(f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(5)).decode()}\n")
+    return str(path)
+
+
+def test_basic_auth_login_push_and_pull(workdir: Path) -> None:
+    proc, served = start_registry(workdir, htpasswd=write_htpasswd(workdir / "htpasswd", "joe", "right"))
+
+    async def scenario() -> None:
+        client = Registry(FAST)
+        try:
+            good = Credentials("joe", "right")
+            assert await client.login(served.host, good) == ""
+            assert await client.login(f"http://{served.host}/", good) == ""
+            with pytest.raises(Unauthorized) as e:
+                await client.login(served.host, Credentials("joe", "wrong"))
+            assert str(e.value) == (f"login attempt to http://{served.host}/v2/ failed with status: "
+                                    "401 Unauthorized")
+            raw, digest = await push_image(client, f"{served.host}/private/img", [b"secret layer"], good)
+            repo = client.repository(parse(f"{served.host}/private/img"), good)
+            got = await repo.manifest("latest")
+            assert got.digest == digest
+            assert isinstance(got, ImageManifest)
+            assert b"".join([c async for c in repo.blob_chunks(got.layers[0])]) == b"secret layer"
+            for creds in (Credentials(), Credentials("joe", "wrong")):
+                anonymous = client.repository(parse(f"{served.host}/private/img"), creds)
+                with pytest.raises(Unauthorized) as e:
+                    await anonymous.manifest("latest")
+                assert str(e.value) == (
+                    f"pull access denied for {served.host}/private/img, repository does not exist or may "
+                    "require 'docker login': unauthorized: authentication required")
+        finally:
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        stop(proc)
+
+
+@dataclass
+class Pki:
+    ca: str  # PEM file
+    server_cert: str
+    server_key: str
+    client_cert: str
+    client_key: str
+
+
+def make_pki(directory: Path) -> Pki:
+    """A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write(path: Path, data: bytes) -> str:
+        path.write_bytes(data)
+        return str(path)
+
+    def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("berth test CA")).issuer_name(name("berth test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+
+    def leaf(cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> tuple[bytes, bytes]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca.subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())
+        return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
+
+    server_cert, server_key = leaf("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH,
+                                   [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
+    client_cert, client_key = leaf("berth client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    return Pki(write(directory / "ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
+               write(directory / "server.pem", server_cert), write(directory / "server.key", server_key),
+               write(directory / "client.pem", client_cert), write(directory / "client.key.pem", client_key))
+
+
+def test_tls_verified_with_certs_d_and_a_client_certificate(workdir: Path) -> None:
+    pki_dir = workdir / "pki"
+    pki_dir.mkdir()
+    pki = make_pki(pki_dir)
+    proc, served = start_registry(workdir, tls=(pki.server_cert, pki.server_key))
+    certs = workdir / "certs.d"
+    host_dir = certs / served.host
+    host_dir.mkdir(parents=True)
+    shutil.copy(pki.ca, host_dir / "ca.crt")
+    shutil.copy(pki.client_cert, host_dir / "client.cert")
+    shutil.copy(pki.client_key, host_dir / "client.key")
+
+    async def scenario() -> None:
+        verified = Registry(RegistryConfig(retry_delay=0.01, certs_dirs=(str(certs),), loopback_insecure=False))
+        unknown_ca = Registry(RegistryConfig(retry_delay=0.01, certs_dirs=(), loopback_insecure=False))
+        insecure = Registry(RegistryConfig(retry_delay=0.01, certs_dirs=()))
+        try:
+            _, digest = await push_image(verified, f"{served.host}/tls/img", [b"over tls"])
+            repo = verified.repository(parse(f"{served.host}/tls/img"), Credentials())
+            assert repo.endpoints[0].base == f"https://{served.host}" and len(repo.endpoints) == 1
+            assert (await repo.manifest("latest")).digest == digest
+            with pytest.raises(Unavailable) as e:
+                await unknown_ca.repository(parse(f"{served.host}/tls/img"), Credentials()).manifest("latest")
+            assert f'"https://{served.host}/v2/tls/img/manifests/latest"' in str(e.value)
+            assert str(e.value).endswith(": tls: failed to verify certificate: unable to get local issuer certificate")
+            # loopback is insecure as in Docker: https without verification comes first
+            plain = insecure.repository(parse(f"{served.host}/tls/img"), Credentials())
+            assert (await plain.manifest("latest")).digest == digest
+            assert plain._pinned is not None and plain._pinned.base.startswith("https://")
+        finally:
+            for client in (verified, unknown_ca, insecure):
+                await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        stop(proc)
+
+
+def test_client_certificate_required_by_the_registry(workdir: Path) -> None:
+    pki_dir = workdir / "pki"
+    pki_dir.mkdir()
+    pki = make_pki(pki_dir)
+    proc, served = start_registry(workdir, tls=(pki.server_cert, pki.server_key), client_cas=pki.ca)
+    certs = workdir / "certs.d"
+    host_dir = certs / served.host
+    host_dir.mkdir(parents=True)
+    shutil.copy(pki.ca, host_dir / "ca.crt")
+
+    async def scenario() -> None:
+        config = RegistryConfig(retry_delay=0.01, certs_dirs=(str(certs),), loopback_insecure=False)
+        without = Registry(config)
+        try:
+            with pytest.raises(Unavailable):
+                await without.repository(parse(f"{served.host}/mtls"), Credentials()).resolve("latest")
+        finally:
+            await without.close()
+        shutil.copy(pki.client_cert, host_dir / "client.cert")
+        shutil.copy(pki.client_key, host_dir / "client.key")
+        with_cert = Registry(config)
+        try:
+            _, digest = await push_image(with_cert, f"{served.host}/mtls", [b"mutual"])
+            resolved = await with_cert.repository(parse(f"{served.host}/mtls"), Credentials()).resolve("latest")
+            assert resolved is not None and resolved.digest == digest
+        finally:
+            await with_cert.close()
+
+    try:
+        run(scenario())
+    finally:
+        stop(proc)
