@@ -42,6 +42,7 @@ REGISTRY = "/usr/bin/docker-registry"
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY), reason="docker-registry is not installed")
 
 FAST = RegistryConfig(retries=5, retry_delay=0.01, certs_dirs=())
+ANONYMOUS = Credentials()
 
 
 def free_port() -> int:
@@ -131,7 +132,7 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-async def push_image(client: Registry, name: str, layers: list[bytes], creds: Credentials = Credentials(),
+async def push_image(client: Registry, name: str, layers: list[bytes], creds: Credentials = ANONYMOUS,
                      tag: str = "latest", chunk_size: int | None = None,
                      arch: str = "amd64") -> tuple[bytes, str]:
     """Push an image of `layers` (any bytes: the registry does not look inside); its
@@ -354,7 +355,7 @@ def blob_desc(data: bytes) -> Descriptor:
     return Descriptor(mf.DOCKER_LAYER, digest_of(data), len(data))
 
 
-async def read_blob(host: str, desc: Descriptor, creds: Credentials = Credentials()) -> tuple[bytes, list[int]]:
+async def read_blob(host: str, desc: Descriptor, creds: Credentials = ANONYMOUS) -> tuple[bytes, list[int]]:
     client = Registry(FAST)
     try:
         repo = client.repository(parse(f"{host}/flaky"), creds)
@@ -500,7 +501,7 @@ def make_pki(directory: Path) -> Pki:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from berth.distribution import auth
 from berth.distribution.auth import Challenge, Credentials, TokenCache
-from berth.distribution.endpoints import Endpoint, RegistryConfig, endpoints, is_insecure, tls_context
+from berth.distribution.endpoints import (
+    Endpoint,
+    RegistryConfig,
+    endpoints,
+    is_insecure,
+    tls_context,
+)
 from berth.distribution.registry import error_text, registry_host
 from berth.errors import InvalidParameter
 
