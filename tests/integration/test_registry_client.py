@@ -615,3 +615,127 @@ def test_client_certificate_required_by_the_registry(workdir: Path) -> None:
         run(scenario())
     finally:
         stop(proc)
+
+
+class TokenServer:
+    """A Bearer token server for docker-registry's token auth: ES256 JWTs whose x5c
+    names a self-signed certificate that the registry's rootcertbundle trusts. joe's
+    password is "right"; his refresh token "refresh-joe". Records every request."""
+
+    SERVICE = "berth-test-registry"
+    ISSUER = "berth-test-issuer"
+
+    def __init__(self, directory: Path) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "berth token signer")])
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .sign(self.key, hashes.SHA256()))
+        self.bundle = directory / "token-bundle.pem"
+        self.bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        self.requests: list[tuple[str, dict[str, str], str]] = []  # method, query or form, Authorization
+        self.app = web.Application()
+        self.app.router.add_route("*", "/token", self.token)
+
+    @staticmethod
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    def jwt(self, subject: str, scopes: list[str]) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [self.x5c]}
+        claims = {"iss": self.ISSUER, "sub": subject, "aud": self.SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = f"{self.b64(json.dumps(header).encode())}.{self.b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{self.b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    async def token(self, request: web.Request) -> web.Response:
+        params = dict(await request.post()) if request.method == "POST" else {}
+        scopes = " ".join(str(v) for v in params.get("scope", "").split()) if params else ""
+        if request.method == "POST":
+            self.requests.append(("POST", {k: str(v) for k, v in params.items()}, ""))
+            if params.get("grant_type") != "refresh_token" or params.get("refresh_token") != "refresh-joe":
+                return web.json_response({"details": "invalid refresh token"}, status=401)
+            return web.json_response({"access_token": self.jwt("joe", scopes.split()), "expires_in": 300})
+        authorization = request.headers.get("Authorization", "")
+        self.requests.append(("GET", dict(request.query), authorization))
+        subject = ""
+        if authorization:
+            if authorization != "Basic " + base64.b64encode(b"joe:right").decode():
+                return web.json_response({"details": "incorrect username or password"}, status=401)
+            subject = "joe"
+        scope_list = request.query.getall("scope", [])
+        if not subject:
+            scope_list = [s.rsplit(":", 1)[0] + ":pull" for s in scope_list if s.startswith("repository:public/")]
+        doc: dict[str, Any] = {"token": self.jwt(subject, scope_list), "expires_in": 300}
+        if subject and request.query.get("offline_token") == "true":
+            doc["refresh_token"] = "refresh-joe"
+        return web.json_response(doc)
+
+
+def test_bearer_token_auth(workdir: Path) -> None:
+    tokens = TokenServer(workdir)
+
+    async def scenario() -> None:
+        async with serve(tokens.app) as token_host:
+            proc, served = start_registry(workdir, token={
+                "realm": f"http://{token_host}/token", "service": TokenServer.SERVICE,
+                "issuer": TokenServer.ISSUER, "rootcertbundle": str(tokens.bundle)})
+            client = Registry(FAST)
+            try:
+                good = Credentials("joe", "right")
+                assert await client.login(served.host, good) == "refresh-joe"
+                with pytest.raises(Unauthorized) as e:
+                    await client.login(served.host, Credentials("joe", "wrong"))
+                assert str(e.value) == (f'Get "http://{served.host}/v2/": unauthorized: '
+                                        "incorrect username or password")
+                raw, digest = await push_image(client, f"{served.host}/public/img", [b"layer " * 1000], good)
+                before = len(tokens.requests)
+                anonymous = client.repository(parse(f"{served.host}/public/img"), ANONYMOUS)
+                got = await anonymous.manifest("latest")
+                assert got.digest == digest and isinstance(got, ImageManifest)
+                assert b"".join([c async for c in anonymous.blob_chunks(got.layers[0])]) == b"layer " * 1000
+                assert len(tokens.requests) == before + 1  # one token, cached for the blob
+                assert tokens.requests[-1][1]["scope"] == "repository:public/img:pull"
+                # an identity token (docker login's) is posted as a refresh token
+                refreshed = client.repository(parse(f"{served.host}/private/img"),
+                                              Credentials(identity_token="refresh-joe"), push=True)
+                await push_image(client, f"{served.host}/private/img", [b"p"], Credentials(identity_token="refresh-joe"))
+                assert any(m == "POST" and q.get("scope") == "repository:private/img:pull,push"
+                           for m, q, _ in tokens.requests)
+                assert (await refreshed.resolve("latest")) is not None
+                denied = client.repository(parse(f"{served.host}/private/img"), ANONYMOUS)
+                with pytest.raises(Unauthorized) as e:
+                    await denied.manifest("latest")
+                assert str(e.value).startswith(
+                    f"pull access denied for {served.host}/private/img, repository does not exist or may "
+                    "require 'docker login': unauthorized: ")
+                wrong = client.repository(parse(f"{served.host}/private/img"), Credentials("joe", "wrong"))
+                with pytest.raises(Unauthorized) as e:
+                    await wrong.manifest("latest")
+                assert str(e.value) == (f'Get "http://{served.host}/v2/private/img/manifests/latest": '
+                                        "unauthorized: incorrect username or password")
+            finally:
+                await client.close()
+                stop(proc)
+
+    run(scenario())

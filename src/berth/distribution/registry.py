@@ -122,8 +122,11 @@ def error_text(status: int, reason: str, body: bytes) -> tuple[str, str]:
 
 
 def _token_error(resp: httpclient.Response) -> str:
-    """A token server's refusal in one line: its "details" (Docker Hub's form) or
-    the status."""
+    """A token server's refusal in one line: registry errcode JSON, its "details"
+    (Docker Hub's form), or the status."""
+    code, text = error_text(resp.status, resp.reason, resp.body)
+    if code and text != error_text(resp.status, resp.reason, b"")[1]:
+        return text
     with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
         doc = json.loads(resp.body)
         detail = doc.get("details") or doc.get("detail") or doc.get("error_description") or doc.get("error")
@@ -285,7 +288,7 @@ class Repository:
         wanted = self._scopes() if scopes is None else scopes
         for attempt in range(2):
             sent = dict(headers or {})
-            auth = await self._authorization(endpoint, wanted, fetch=False, url=url)
+            auth = await self._authorization(endpoint, wanted, False, f'{method.capitalize()} "{url}"')
             if auth:
                 sent["Authorization"] = auth
             async with session.stream(method, url, body=body, headers=sent, limits=limits) as resp:
@@ -293,19 +296,19 @@ class Repository:
                     challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
                     if challenge is not None and self._challenges.get(endpoint.base) != challenge:
                         self._challenges[endpoint.base] = challenge
-                        if await self._authorization(endpoint, wanted, fetch=True, url=url):
+                        if await self._authorization(endpoint, wanted, True, f'{method.capitalize()} "{url}"'):
                             continue
                     elif challenge is not None and challenge.scheme == "bearer":
                         # a token that no longer works: fetch a fresh one
                         self.registry.tokens.drop(self.registry.tokens.key(challenge, list(wanted), self.creds))
-                        if await self._authorization(endpoint, wanted, fetch=True, url=url):
+                        if await self._authorization(endpoint, wanted, True, f'{method.capitalize()} "{url}"'):
                             continue
                 yield resp
                 return
 
-    async def _authorization(self, endpoint: Endpoint, scopes: tuple[str, ...], fetch: bool, url: str) -> str:
+    async def _authorization(self, endpoint: Endpoint, scopes: tuple[str, ...], fetch: bool, request: str) -> str:
         """The Authorization header for `scopes` on `endpoint`: Basic, a cached token,
-        or (when `fetch`) one asked of the token server for the request to `url`."""
+        or (when `fetch`) one asked of the token server for `request` ('Get "URL"')."""
         if self.creds.registry_token:
             return "Bearer " + self.creds.registry_token
         challenge = self._challenges.get(endpoint.base)
@@ -317,13 +320,13 @@ class Repository:
         key = cache.key(challenge, list(scopes), self.creds)
         token = cache.get(key)
         if token is None and fetch:
-            token = await self._fetch_token(challenge, list(scopes), False, url)
+            token = await self._fetch_token(challenge, list(scopes), False, request)
             cache.put(key, token)
         return "" if token is None else "Bearer " + token.token
 
-    async def _fetch_token(self, challenge: Challenge, scopes: list[str], offline: bool, url: str) -> Token:
+    async def _fetch_token(self, challenge: Challenge, scopes: list[str], offline: bool, request: str) -> Token:
         """A token from the challenge's realm; a refusal is Unauthorized naming the
-        request `url` it was for, as Docker's transport reports it."""
+        `request` it was for ('Get "URL"'), as Docker's transport reports it."""
         req = token_request(challenge, scopes, self.creds, offline)
         session = await self.registry.plain_session()
         try:
@@ -338,12 +341,8 @@ class Repository:
         except httpclient.HTTPClientError as e:
             raise Unavailable(str(e)) from None
         if resp.status != 200:
-            code, text = error_text(resp.status, resp.reason, resp.body)
-            if not code:  # token servers often answer with {"details": ...} or plain text
-                text = _token_error(resp)
-            method = "Head" if "/manifests/" in url else "Get"
             error = Unauthorized if resp.status in (401, 403) else RegistryError
-            raise error(f'{method} "{url}": {text}')
+            raise error(f"{request}: {_token_error(resp)}")
         return parse_token(resp.body)
 
     async def _call(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
@@ -696,7 +695,7 @@ class Repository:
             if challenge.scheme == "basic":
                 headers["Authorization"] = self.creds.basic()
             else:
-                token = await self._fetch_token(challenge, [], True, url)
+                token = await self._fetch_token(challenge, [], True, f'Get "{url}"')
                 headers["Authorization"] = "Bearer " + token.token
                 refresh = token.refresh_token
             resp = await session.request("GET", url, headers=headers, limits=_API_LIMITS)
