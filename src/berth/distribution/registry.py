@@ -168,6 +168,7 @@ class Registry:
     def __init__(self, config: RegistryConfig) -> None:
         self.config = config
         self.tokens = TokenCache()
+        self.challenges: dict[str, Challenge] = {}  # the last 401's challenge, by endpoint base
         self._sessions: dict[tuple[str, str, bool], httpclient.Session] = {}
         self._lock = asyncio.Lock()
 
@@ -226,7 +227,6 @@ class Repository:
         self.ref = ref
         self.endpoints = endpoints(domain, registry.config, push)
         self._pinned: Endpoint | None = None  # the endpoint that answered first
-        self._challenges: dict[str, Challenge] = {}  # by endpoint base
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -294,8 +294,8 @@ class Repository:
             async with session.stream(method, url, body=body, headers=sent, limits=limits) as resp:
                 if resp.status == 401 and attempt == 0 and isinstance(body, bytes):
                     challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
-                    if challenge is not None and self._challenges.get(endpoint.base) != challenge:
-                        self._challenges[endpoint.base] = challenge
+                    if challenge is not None and self.registry.challenges.get(endpoint.base) != challenge:
+                        self.registry.challenges[endpoint.base] = challenge
                         if await self._authorization(endpoint, wanted, True, f'{method.capitalize()} "{url}"'):
                             continue
                     elif challenge is not None and challenge.scheme == "bearer":
@@ -311,7 +311,7 @@ class Repository:
         or (when `fetch`) one asked of the token server for `request` ('Get "URL"')."""
         if self.creds.registry_token:
             return "Bearer " + self.creds.registry_token
-        challenge = self._challenges.get(endpoint.base)
+        challenge = self.registry.challenges.get(endpoint.base)
         if challenge is None:
             return ""
         if challenge.scheme == "basic":
@@ -493,52 +493,67 @@ class Repository:
             raise InvalidParameter(f"blob {desc.digest} is {desc.size} bytes, over the limit of {limit}")
         return b"".join([chunk async for chunk in self.blob_chunks(desc)])
 
-    async def blob_chunks(self, desc: Descriptor,
-                          progress: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
+    async def blob_chunks(self, desc: Descriptor, progress: Callable[[int], None] | None = None,
+                          verify: bool = True) -> AsyncIterator[bytes]:
         """Blob `desc` as one stream of pieces, verified at the end against its size
         and digest (VerificationError naming the digest instead of the stream's end).
         A broken connection or a 5xx is retried, config.retries attempts in all with
         growing pauses, resuming at the byte reached (Range; a registry that ignores
-        Range is read past what was already delivered). `progress(bytes so far)`."""
+        Range is read past what was already delivered). `progress(bytes so far)`.
+        `verify` False leaves the digest to a consumer that hashes anyway (the content
+        store's ingest), as hashing twice halves the throughput; the size is still
+        checked."""
         config = self.registry.config
         hasher = hashlib.sha256()
         got = 0
         pending: list[bytes] = []
         pending_size = 0
+        hashing: asyncio.Future[None] | None = None  # the previous batch, hashed in a thread meanwhile
         failures = 0
-        url = ""
-        while True:
-            try:
-                async with contextlib.aclosing(self._blob_attempt(desc, got, url)) as attempt:
-                    async for chunk in attempt:
-                        if got + len(chunk) > desc.size:
-                            raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
-                        got += len(chunk)
-                        pending.append(chunk)
-                        pending_size += len(chunk)
-                        if pending_size >= HASH_BATCH:
-                            await asyncio.to_thread(_update, hasher, pending)
-                            pending, pending_size = [], 0
-                        yield chunk
-                        if progress is not None:
-                            progress(got)
-                if got < desc.size:
-                    raise _Retryable(f"the blob {desc.digest} ended after {got} of {desc.size} bytes")
-                break
-            except (_Retryable, httpclient.HTTPClientError) as e:
-                failures += 1
-                if failures >= max(config.retries, 1):
-                    if isinstance(e, _Retryable) and got < desc.size:
-                        raise VerificationError(
-                            f"filesystem layer verification failed for digest {desc.digest}") from None
-                    raise Unavailable(str(e)) from None
-                await asyncio.sleep(config.retry_delay * (2 ** (failures - 1)))
-        if pending:
-            await asyncio.to_thread(_update, hasher, pending)
-        if "sha256:" + hasher.hexdigest() != desc.digest:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    async with contextlib.aclosing(self._blob_attempt(desc, got)) as attempt:
+                        async for chunk in attempt:
+                            if got + len(chunk) > desc.size:
+                                raise VerificationError(
+                                    f"filesystem layer verification failed for digest {desc.digest}")
+                            got += len(chunk)
+                            if verify:
+                                pending.append(chunk)
+                                pending_size += len(chunk)
+                            if pending_size >= HASH_BATCH:
+                                if hashing is not None:
+                                    await hashing
+                                hashing = loop.run_in_executor(None, _update, hasher, pending)
+                                pending, pending_size = [], 0
+                            yield chunk
+                            if progress is not None:
+                                progress(got)
+                    if got < desc.size:
+                        raise _Retryable(f"the blob {desc.digest} ended after {got} of {desc.size} bytes")
+                    break
+                except (_Retryable, httpclient.HTTPClientError) as e:
+                    failures += 1
+                    if failures >= max(config.retries, 1):
+                        if isinstance(e, _Retryable) and got < desc.size:
+                            raise VerificationError(
+                                f"filesystem layer verification failed for digest {desc.digest}") from None
+                        raise Unavailable(str(e)) from None
+                    await asyncio.sleep(config.retry_delay * (2 ** (failures - 1)))
+            if hashing is not None:
+                await hashing
+                hashing = None
+            if pending and verify:
+                await asyncio.to_thread(_update, hasher, pending)
+        finally:
+            if hashing is not None:  # abandoned: let the thread finish, nobody reads the hash
+                hashing.add_done_callback(lambda f: f.exception())
+        if verify and "sha256:" + hasher.hexdigest() != desc.digest:
             raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
 
-    async def _blob_attempt(self, desc: Descriptor, offset: int, url: str) -> AsyncGenerator[bytes, None]:
+    async def _blob_attempt(self, desc: Descriptor, offset: int) -> AsyncGenerator[bytes, None]:
         """One GET of the blob from `offset` on; retryable failures as _Retryable."""
         endpoint = self._pinned
         if endpoint is None:
@@ -547,7 +562,7 @@ class Repository:
             endpoint = self._pinned
             assert endpoint is not None
         headers = {"Range": f"bytes={offset}-"} if offset else {}
-        async with self._open(endpoint, "GET", url or endpoint.base + self._blob_path(desc.digest),
+        async with self._open(endpoint, "GET", endpoint.base + self._blob_path(desc.digest),
                               headers=headers) as resp:
             if resp.status in _RETRY_STATUS:
                 raise _Retryable(f'Get "{resp.url}": status {resp.status} {resp.reason}')
