@@ -35,7 +35,7 @@ from berth.distribution.registry import (
     RegistryConfig,
     VerificationError,
 )
-from berth.errors import NotFound, Unauthorized, Unavailable
+from berth.errors import InvalidParameter, NotFound, Unauthorized, Unavailable
 from berth.images.reference import parse
 
 REGISTRY = "/usr/bin/docker-registry"
@@ -289,7 +289,7 @@ def test_connection_refused_is_one_line_naming_the_url() -> None:
 @asynccontextmanager
 async def serve(app: web.Application) -> AsyncIterator[str]:
     """`app` on a free loopback port; its host:port."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # stalled handlers are cut
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -737,5 +737,129 @@ def test_bearer_token_auth(workdir: Path) -> None:
             finally:
                 await client.close()
                 stop(proc)
+
+    run(scenario())
+
+
+# -- mirrors, stalls and bad manifests -------------------------------------------------------
+
+
+def test_docker_io_pulls_go_through_the_mirrors_in_order(registry: Served) -> None:
+    dead = free_port()
+
+    async def scenario() -> None:
+        client = Registry(FAST)
+        try:
+            _, digest = await push_image(client, f"{registry.host}/library/busybox", [b"from the mirror"])
+            await push_image(client, f"{registry.host}/library/partial", [b"x"], tag="other")
+            config = RegistryConfig(mirrors=(f"http://127.0.0.1:{dead}", f"http://{registry.host}/"),
+                                    retry_delay=0.01)
+            mirrored = Registry(config)
+            try:
+                repo = mirrored.repository(parse("busybox"), ANONYMOUS)
+                assert [e.base for e in repo.endpoints] == [
+                    f"http://127.0.0.1:{dead}", f"http://{registry.host}", "https://registry-1.docker.io"]
+                got = await repo.manifest("latest")
+                assert got.digest == digest and isinstance(got, ImageManifest)
+                assert b"".join([c async for c in repo.blob_chunks(got.layers[0])]) == b"from the mirror"
+            finally:
+                await mirrored.close()
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+class ManifestServer:
+    """Serves /v2/bad/manifests/<ref>: `body` with `content_type`; stalls for ever
+    after the head when `stall`."""
+
+    def __init__(self, body: bytes, content_type: str = mf.DOCKER_MANIFEST, stall: bool = False,
+                 header_digest: str = "") -> None:
+        self.body, self.content_type, self.stall, self.header_digest = body, content_type, stall, header_digest
+        self.app = web.Application()
+        self.app.router.add_route("*", "/v2/bad/manifests/{ref}", self.manifest)
+        self.app.router.add_get("/v2/bad/blobs/{digest}", self.manifest)
+
+    async def manifest(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": self.content_type})
+        resp.content_length = len(self.body)
+        if self.header_digest:
+            resp.headers["Docker-Content-Digest"] = self.header_digest
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        if self.stall:
+            await resp.write(self.body[:10])
+            await asyncio.sleep(3600)
+        await resp.write(self.body)
+        return resp
+
+
+async def fetch_manifest(host: str, reference: str = "latest", config: RegistryConfig = FAST) -> Any:
+    client = Registry(config)
+    try:
+        return await client.repository(parse(f"{host}/bad"), ANONYMOUS).manifest(reference)
+    finally:
+        await client.close()
+
+
+def test_a_manifest_over_4_mib_is_refused() -> None:
+    raw = json.dumps({"schemaVersion": 2, "mediaType": mf.DOCKER_MANIFEST,
+                      "annotations": {"pad": "x" * (4 << 20)}}).encode()
+
+    async def scenario() -> None:
+        async with serve(ManifestServer(raw).app) as host:
+            with pytest.raises(InvalidParameter, match="over the limit of 4194304 bytes"):
+                await fetch_manifest(host)
+
+    run(scenario())
+
+
+def test_a_manifest_by_digest_must_hash_to_it() -> None:
+    raw = mf.build_manifest(Descriptor(mf.DOCKER_CONFIG, digest_of(b"c"), 1), [])
+    wrong = digest_of(b"something else")
+
+    async def scenario() -> None:
+        async with serve(ManifestServer(raw).app) as host:
+            with pytest.raises(VerificationError, match=f"manifest verification failed for digest {wrong}"):
+                await fetch_manifest(host, wrong)
+            got = await fetch_manifest(host, digest_of(raw))
+            assert got.digest == digest_of(raw)
+
+    run(scenario())
+
+
+def test_schema1_from_a_registry_is_refused_naming_the_image() -> None:
+    raw = json.dumps({"schemaVersion": 1, "name": "bad", "tag": "latest", "fsLayers": []}).encode()
+
+    async def scenario() -> None:
+        async with serve(ManifestServer(raw, mf.DOCKER_SCHEMA1_SIGNED).app) as host:
+            with pytest.raises(InvalidParameter) as e:
+                await fetch_manifest(host)
+            assert f"Suggest the author of {host}/bad:latest to upgrade" in str(e.value)
+
+    run(scenario())
+
+
+def test_a_stalled_registry_is_given_up() -> None:
+    raw = mf.build_manifest(Descriptor(mf.DOCKER_CONFIG, digest_of(b"c"), 1), [])
+    config = RegistryConfig(retries=2, retry_delay=0.01, read_timeout=0.5, certs_dirs=())
+
+    async def scenario() -> None:
+        async with serve(ManifestServer(raw, stall=True).app) as host:
+            started = time.monotonic()
+            with pytest.raises(Unavailable) as e:
+                await fetch_manifest(host, config=config)
+            assert str(e.value) == (f'Get "http://{host}/v2/bad/manifests/latest": '
+                                    "timeout waiting for the answer after 0.5 s")
+            client = Registry(config)
+            try:
+                repo = client.repository(parse(f"{host}/bad"), ANONYMOUS)
+                with pytest.raises(Unavailable, match="timeout waiting for the answer after 0.5 s"):
+                    b"".join([c async for c in repo.blob_chunks(blob_desc(raw))])
+            finally:
+                await client.close()
+            assert time.monotonic() - started < 10
 
     run(scenario())

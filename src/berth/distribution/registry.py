@@ -22,6 +22,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from berth import httpclient
@@ -69,8 +70,6 @@ __all__ = ["Credentials", "Registry", "RegistryConfig", "Repository", "Verificat
 
 HASH_BATCH = 4 << 20  # bytes hashed per trip to a thread
 UPLOAD_CHUNK = 4 << 20  # PATCH body pieces handed to aiohttp at once
-_LIMITS = httpclient.Limits(connect=30.0, read=60.0, total=None, max_redirects=10)
-_API_LIMITS = httpclient.Limits(connect=30.0, read=60.0, total=300.0, max_redirects=10)
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 
 
@@ -82,6 +81,10 @@ class RegistryError(BerthError):
     """A registry's answer that is none of the specific errors; status 500."""
 
     status = 500
+
+
+class _TooLarge(InvalidParameter):
+    """An answer over the size its caller accepts."""
 
 
 class _Retryable(Exception):
@@ -169,6 +172,9 @@ class Registry:
         self.config = config
         self.tokens = TokenCache()
         self.challenges: dict[str, Challenge] = {}  # the last 401's challenge, by endpoint base
+        # blobs: no bound on the whole, only on each wait; API calls: bounded as a whole too
+        self.limits = httpclient.Limits(connect=config.connect_timeout, read=config.read_timeout, total=None)
+        self.api_limits = replace(self.limits, total=config.api_timeout)
         self._sessions: dict[tuple[str, str, bool], httpclient.Session] = {}
         self._lock = asyncio.Lock()
 
@@ -190,7 +196,7 @@ class Registry:
                     tls = await asyncio.to_thread(tls_context, endpoint, self.config)
                 except (OSError, ValueError) as e:
                     raise InvalidParameter(f"invalid TLS configuration for {endpoint.host}: {e}") from None
-                session = httpclient.Session(limits=_LIMITS, tls=tls)
+                session = httpclient.Session(limits=self.limits, tls=tls)
                 self._sessions[key] = session
             return session
 
@@ -254,7 +260,10 @@ class Repository:
         a connection that fails falls through to the next endpoint (https to http for
         an insecure registry); on a mirror any error does, as in Docker."""
         if self._pinned is not None:
-            return await attempt(self._pinned)
+            try:
+                return await attempt(self._pinned)
+            except httpclient.HTTPClientError as e:
+                raise Unavailable(str(e)) from None
         last: BaseException | None = None
         for i, endpoint in enumerate(self.endpoints):
             final = i == len(self.endpoints) - 1
@@ -280,7 +289,7 @@ class Repository:
     async def _open(self, endpoint: Endpoint, method: str, url: str, *,
                     headers: Mapping[str, str] | None = None, body: Any = b"",
                     scopes: tuple[str, ...] | None = None,
-                    limits: httpclient.Limits = _LIMITS) -> AsyncIterator[httpclient.StreamedResponse]:
+                    limits: httpclient.Limits | None = None) -> AsyncIterator[httpclient.StreamedResponse]:
         """One request to `endpoint` with this caller's auth; a 401 is answered (a
         token fetched for the challenge, or Basic) and the request sent again once,
         when its body can be sent again."""
@@ -291,7 +300,8 @@ class Repository:
             auth = await self._authorization(endpoint, wanted, False, f'{method.capitalize()} "{url}"')
             if auth:
                 sent["Authorization"] = auth
-            async with session.stream(method, url, body=body, headers=sent, limits=limits) as resp:
+            async with session.stream(method, url, body=body, headers=sent,
+                                      limits=limits or self.registry.limits) as resp:
                 if resp.status == 401 and attempt == 0 and isinstance(body, bytes):
                     challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
                     if challenge is not None and self.registry.challenges.get(endpoint.base) != challenge:
@@ -331,13 +341,13 @@ class Repository:
         session = await self.registry.plain_session()
         try:
             resp = await session.request(req.method, req.url, body=req.body, headers=req.headers,
-                                         limits=_API_LIMITS)
+                                         limits=self.registry.api_limits)
             if req.method == "POST" and resp.status in (404, 405) and (self.creds.username or self.creds.password):
                 # a token server without OAuth2 POST: GET with Basic, as Docker falls back
                 plain = Credentials(self.creds.username, self.creds.password)
                 req = token_request(challenge, scopes, plain, offline)
                 resp = await session.request(req.method, req.url, body=req.body, headers=req.headers,
-                                             limits=_API_LIMITS)
+                                             limits=self.registry.api_limits)
         except httpclient.HTTPClientError as e:
             raise Unavailable(str(e)) from None
         if resp.status != 200:
@@ -353,8 +363,12 @@ class Repository:
         async def attempt(endpoint: Endpoint) -> tuple[Endpoint, httpclient.Response]:
             target = url or endpoint.base + path
             async with self._open(endpoint, method, target, headers=headers, body=body, scopes=scopes,
-                                  limits=_API_LIMITS) as resp:
-                data = b"" if method == "HEAD" else await resp.read(limit)
+                                  limits=self.registry.api_limits) as resp:
+                try:
+                    data = b"" if method == "HEAD" else await resp.read(limit)
+                except httpclient.BodyTooLarge:
+                    raise _TooLarge(f'{method.capitalize()} "{target}": the answer is over the limit of '
+                                    f"{limit} bytes") from None
                 return endpoint, httpclient.Response(resp.url, resp.status, resp.reason, resp.headers, data)
         result: tuple[Endpoint, httpclient.Response] = await self._each_endpoint(attempt)
         return result
@@ -403,16 +417,17 @@ class Repository:
         """The manifest or index `reference` (a tag or a digest) names; by digest, its
         bytes are checked against it. Schema 1, an oversized or malformed document:
         InvalidParameter."""
-        _, resp = await self._call("GET", self._manifest_path(reference), headers={"Accept": ", ".join(ACCEPT)},
-                                   limit=MAX_MANIFEST + 1)
+        try:
+            _, resp = await self._call("GET", self._manifest_path(reference),
+                                       headers={"Accept": ", ".join(ACCEPT)}, limit=MAX_MANIFEST)
+        except _TooLarge:
+            raise InvalidParameter(f"manifest for {self._ref_text(reference)} is over the limit of "
+                                   f"{MAX_MANIFEST} bytes") from None
         if resp.status != 200:
             raise self._pull_error(reference, resp)
         digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
         if _is_digest_ref(reference) and digest != reference:
             raise VerificationError(f"manifest verification failed for digest {reference}")
-        if len(resp.body) > MAX_MANIFEST:
-            raise InvalidParameter(f"manifest for {self._ref_text(reference)} is over the limit of "
-                                   f"{MAX_MANIFEST} bytes")
         name = self.ref.name if self.ref is not None else f"{self.domain}/{self.path}"
         if self.ref is not None:
             name += ("@" if _is_digest_ref(reference) else ":") + reference
@@ -699,7 +714,7 @@ class Repository:
         async def attempt(endpoint: Endpoint) -> str:
             session = await self.registry.session(endpoint)
             url = endpoint.base + "/v2/"
-            resp = await session.request("GET", url, limits=_API_LIMITS)
+            resp = await session.request("GET", url, limits=self.registry.api_limits)
             if resp.status == 200:
                 return ""
             challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
@@ -713,7 +728,7 @@ class Repository:
                 token = await self._fetch_token(challenge, [], True, f'Get "{url}"')
                 headers["Authorization"] = "Bearer " + token.token
                 refresh = token.refresh_token
-            resp = await session.request("GET", url, headers=headers, limits=_API_LIMITS)
+            resp = await session.request("GET", url, headers=headers, limits=self.registry.api_limits)
             if resp.status == 401:
                 raise Unauthorized(f"login attempt to {url} failed with status: {resp.status} {resp.reason}")
             if resp.status != 200:
