@@ -669,10 +669,11 @@ class TokenServer:
         return f"{signing_input}.{self.b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
     async def token(self, request: web.Request) -> web.Response:
-        params = dict(await request.post()) if request.method == "POST" else {}
-        scopes = " ".join(str(v) for v in params.get("scope", "").split()) if params else ""
+        form = await request.post() if request.method == "POST" else {}
+        params = {k: str(v) for k, v in form.items()}
+        scopes = params.get("scope", "")
         if request.method == "POST":
-            self.requests.append(("POST", {k: str(v) for k, v in params.items()}, ""))
+            self.requests.append(("POST", params, ""))
             if params.get("grant_type") != "refresh_token" or params.get("refresh_token") != "refresh-joe":
                 return web.json_response({"details": "invalid refresh token"}, status=401)
             return web.json_response({"access_token": self.jwt("joe", scopes.split()), "expires_in": 300})
