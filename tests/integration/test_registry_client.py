@@ -864,3 +864,22 @@ def test_a_stalled_registry_is_given_up() -> None:
             assert time.monotonic() - started < 10
 
     run(scenario())
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1 << 20])
+def test_a_failing_source_fails_the_upload_with_its_own_error(registry: Served, chunk_size: int | None) -> None:
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * (3 << 20)
+        raise OSError(5, "Input/output error")
+
+    async def scenario() -> None:
+        client = Registry(FAST)
+        try:
+            repo = client.repository(parse(f"{registry.host}/broken"), ANONYMOUS, push=True)
+            with pytest.raises(OSError, match="Input/output error"):
+                await repo.upload(broken(), chunk_size=chunk_size)
+            assert await repo.blob_size(digest_of(b"x" * (3 << 20))) is None
+        finally:
+            await client.close()
+
+    run(scenario())

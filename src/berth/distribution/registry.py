@@ -200,10 +200,6 @@ class Registry:
                 self._sessions[key] = session
             return session
 
-    async def plain_session(self) -> httpclient.Session:
-        """The session for token servers and redirects: system CAs."""
-        return await self.session(Endpoint("https://", "", True))
-
     def repository(self, ref: Reference, creds: Credentials, push: bool = False) -> Repository:
         return Repository(self, ref.domain, ref.path, creds, push, ref)
 
@@ -295,24 +291,24 @@ class Repository:
         when its body can be sent again."""
         session = await self.registry.session(endpoint)
         wanted = self._scopes() if scopes is None else scopes
+        request = f'{method.capitalize()} "{url}"'
         for attempt in range(2):
             sent = dict(headers or {})
-            auth = await self._authorization(endpoint, wanted, False, f'{method.capitalize()} "{url}"')
+            auth = await self._authorization(endpoint, wanted, False, request)
             if auth:
                 sent["Authorization"] = auth
             async with session.stream(method, url, body=body, headers=sent,
                                       limits=limits or self.registry.limits) as resp:
-                if resp.status == 401 and attempt == 0 and isinstance(body, bytes):
-                    challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
-                    if challenge is not None and self.registry.challenges.get(endpoint.base) != challenge:
-                        self.registry.challenges[endpoint.base] = challenge
-                        if await self._authorization(endpoint, wanted, True, f'{method.capitalize()} "{url}"'):
-                            continue
-                    elif challenge is not None and challenge.scheme == "bearer":
-                        # a token that no longer works: fetch a fresh one
+                challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
+                if resp.status == 401 and attempt == 0 and isinstance(body, bytes) and challenge is not None:
+                    known = self.registry.challenges.get(endpoint.base)
+                    self.registry.challenges[endpoint.base] = challenge
+                    if challenge.scheme == "bearer" and auth and known is not None:
+                        # the token was refused (expired, revoked): ask for a fresh one
                         self.registry.tokens.drop(self.registry.tokens.key(challenge, list(wanted), self.creds))
-                        if await self._authorization(endpoint, wanted, True, f'{method.capitalize()} "{url}"'):
-                            continue
+                    retry = await self._authorization(endpoint, wanted, True, request)
+                    if retry and retry != auth:
+                        continue
                 yield resp
                 return
 
@@ -330,15 +326,17 @@ class Repository:
         key = cache.key(challenge, list(scopes), self.creds)
         token = cache.get(key)
         if token is None and fetch:
-            token = await self._fetch_token(challenge, list(scopes), False, request)
+            token = await self._fetch_token(endpoint, challenge, list(scopes), False, request)
             cache.put(key, token)
         return "" if token is None else "Bearer " + token.token
 
-    async def _fetch_token(self, challenge: Challenge, scopes: list[str], offline: bool, request: str) -> Token:
-        """A token from the challenge's realm; a refusal is Unauthorized naming the
-        `request` it was for ('Get "URL"'), as Docker's transport reports it."""
+    async def _fetch_token(self, endpoint: Endpoint, challenge: Challenge, scopes: list[str], offline: bool,
+                           request: str) -> Token:
+        """A token from the challenge's realm, over `endpoint`'s TLS set-up as Docker's
+        auth transport does; a refusal is Unauthorized naming the `request` it was for
+        ('Get "URL"'), as Docker's transport reports it."""
         req = token_request(challenge, scopes, self.creds, offline)
-        session = await self.registry.plain_session()
+        session = await self.registry.session(endpoint)
         try:
             resp = await session.request(req.method, req.url, body=req.body, headers=req.headers,
                                          limits=self.registry.api_limits)
@@ -635,11 +633,21 @@ class Repository:
         hasher = hashlib.sha256()
         sent = 0
 
+        source_error: BaseException | None = None  # the caller's iterator failed, not the registry
+
         async def counted(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-            nonlocal sent
+            nonlocal sent, source_error
             pending: list[bytes] = []
             pending_size = 0
-            async for piece in source:
+            pieces = aiter(source)
+            while True:
+                try:
+                    piece = await anext(pieces)
+                except StopAsyncIteration:
+                    break
+                except BaseException as e:
+                    source_error = e
+                    raise
                 if not piece:
                     continue
                 pending.append(piece)
@@ -674,13 +682,17 @@ class Repository:
             _, resp = await self._call("PUT", "", url=put_url, headers={"Content-Length": "0"})
             if resp.status not in (201, 204):
                 raise self._push_error(resp)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._cancel_upload(location))
+            if source_error is not None and e is not source_error:
+                raise source_error from None
             raise
         return Descriptor(media_type, digest, sent)
 
     async def _cancel_upload(self, location: str) -> None:
+        """Best effort: a session the registry no longer knows (a PATCH broke off
+        mid-way) is its own stale-upload purge's to clear."""
         with contextlib.suppress(BerthError, httpclient.HTTPClientError):
             await self._call("DELETE", "", url=location)
 
@@ -725,7 +737,7 @@ class Repository:
             if challenge.scheme == "basic":
                 headers["Authorization"] = self.creds.basic()
             else:
-                token = await self._fetch_token(challenge, [], True, f'Get "{url}"')
+                token = await self._fetch_token(endpoint, challenge, [], True, f'Get "{url}"')
                 headers["Authorization"] = "Bearer " + token.token
                 refresh = token.refresh_token
             resp = await session.request("GET", url, headers=headers, limits=self.registry.api_limits)
