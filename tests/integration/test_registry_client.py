@@ -145,7 +145,8 @@ async def push_image(client: Registry, name: str, layers: list[bytes], creds: Cr
         descs.append(desc)
     config = json.dumps({"architecture": arch, "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": [d.digest for d in descs]}}).encode()
-    cdesc = await repo.upload(chunks_of(config), media_type=mf.DOCKER_CONFIG)
+    cdesc = await repo.upload_bytes(config, media_type=mf.DOCKER_CONFIG)
+    assert cdesc == Descriptor(mf.DOCKER_CONFIG, digest_of(config), len(config))
     raw = mf.build_manifest(cdesc, descs)
     digest = await repo.put_manifest(tag, mf.DOCKER_MANIFEST, raw)
     assert digest == digest_of(raw)

@@ -690,6 +690,26 @@ class Repository:
             raise
         return Descriptor(media_type, digest, sent)
 
+    async def upload_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        """Upload a small blob (a config) monolithically: a session (POST), then one PUT
+        ?digest= carrying the bytes."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        endpoint, resp = await self._call("POST", f"/v2/{self.path}/blobs/uploads/")
+        if resp.status != 202:
+            raise self._push_error(resp)
+        location = self._location(resp)
+        sep = "&" if "?" in location else "?"
+        try:
+            _, resp = await self._call("PUT", "", url=location + sep + urllib.parse.urlencode({"digest": digest}),
+                                       headers={"Content-Type": "application/octet-stream"}, body=data)
+            if resp.status not in (201, 204):
+                raise self._push_error(resp)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._cancel_upload(location))
+            raise
+        return Descriptor(media_type, digest, len(data))
+
     async def _cancel_upload(self, location: str) -> None:
         """Best effort: a session the registry no longer knows (a PATCH broke off
         mid-way) is its own stale-upload purge's to clear."""

@@ -60,6 +60,7 @@ def test_auth_json_with_tokens_and_the_auth_field() -> None:
     assert Credentials.from_json(doc) == Credentials("amy", "pa:ss", "refresh", "bearer",
                                                      "https://index.docker.io/v1/")
     assert Credentials.from_json({"username": "u", "password": "p", "auth": "xx"}) == Credentials("u", "p")
+    assert Credentials.from_json({"Username": "u", "PassWord": "p"}) == Credentials("u", "p")
     assert Credentials("u", "p").basic() == "Basic " + base64.b64encode(b"u:p").decode()
 
 
