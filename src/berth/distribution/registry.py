@@ -150,6 +150,13 @@ def _update(hasher: Any, pieces: list[bytes]) -> None:
         hasher.update(piece)
 
 
+async def _sha256(data: bytes) -> str:
+    """The digest of `data`, hashed in a thread when it is big enough to hold the loop."""
+    if len(data) < 256 << 10:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + (await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()))
+
+
 def _next_link(header: str | None, base: str) -> str | None:
     """The rel="next" target of a Link header, resolved against `base`."""
     if not header:
@@ -423,7 +430,7 @@ class Repository:
                                    f"{MAX_MANIFEST} bytes") from None
         if resp.status != 200:
             raise self._pull_error(reference, resp)
-        digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
+        digest = await _sha256(resp.body)
         if _is_digest_ref(reference) and digest != reference:
             raise VerificationError(f"manifest verification failed for digest {reference}")
         name = self.ref.name if self.ref is not None else f"{self.domain}/{self.path}"
@@ -456,7 +463,7 @@ class Repository:
                                    body=raw)
         if resp.status not in (200, 201, 202):
             raise self._push_error(resp)
-        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        digest = await _sha256(raw)
         told = resp.headers.get("Docker-Content-Digest", "")
         if told and told != digest and told.startswith("sha256:"):
             raise VerificationError(f"the registry stored manifest {told}, expected {digest}")
@@ -693,7 +700,7 @@ class Repository:
     async def upload_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
         """Upload a small blob (a config) monolithically: a session (POST), then one PUT
         ?digest= carrying the bytes."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = await _sha256(data)
         endpoint, resp = await self._call("POST", f"/v2/{self.path}/blobs/uploads/")
         if resp.status != 202:
             raise self._push_error(resp)
