@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import gzip
 import hashlib
 import json
 import os
@@ -880,6 +881,31 @@ def test_a_failing_source_fails_the_upload_with_its_own_error(registry: Served, 
             with pytest.raises(OSError, match="Input/output error"):
                 await repo.upload(broken(), chunk_size=chunk_size)
             assert await repo.blob_size(digest_of(b"x" * (3 << 20))) is None
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo is not installed")
+def test_what_berth_pushes_skopeo_reads_and_what_skopeo_pushes_berth_reads(registry: Served) -> None:
+    async def scenario() -> None:
+        client = Registry(FAST)
+        try:
+            layer = gzip.compress(os.urandom(100000))  # skopeo compresses what is not compressed
+            _, digest = await push_image(client, f"{registry.host}/ours", [layer])
+            out = await asyncio.to_thread(subprocess.run, [
+                "skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/ours:latest"],
+                capture_output=True, check=True)
+            assert digest_of(out.stdout) == digest
+            await asyncio.to_thread(subprocess.run, [
+                "skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                f"docker://{registry.host}/ours:latest", f"docker://{registry.host}/theirs:copied"],
+                capture_output=True, check=True)
+            repo = client.repository(parse(f"{registry.host}/theirs:copied"), ANONYMOUS)
+            got = await repo.manifest("copied")
+            assert isinstance(got, ImageManifest)
+            assert b"".join([c async for c in repo.blob_chunks(got.layers[0])]) == layer
         finally:
             await client.close()
 

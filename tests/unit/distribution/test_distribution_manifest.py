@@ -243,3 +243,8 @@ def test_descriptor_json_has_only_what_is_set() -> None:
                               "annotations": {"k": "v"},
                               "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
                               "artifactType": "x/y"}
+
+
+def test_descriptors_are_hashable_even_with_annotations() -> None:
+    a = Descriptor(mf.OCI_LAYER_GZIP, D1, 5, annotations={"k": "v"})
+    assert len({a, Descriptor(mf.OCI_LAYER_GZIP, D1, 5, annotations={"k": "v"}), Descriptor(mf.OCI_LAYER, D1, 5)}) == 2
