@@ -726,6 +726,12 @@ def test_bearer_token_auth(workdir: Path) -> None:
                 assert any(m == "POST" and q.get("scope") == "repository:private/img:pull,push"
                            for m, q, _ in tokens.requests)
                 assert (await refreshed.resolve("latest")) is not None
+                # a registry token (X-Registry-Auth's registrytoken) goes straight to the registry
+                token = tokens.jwt("joe", ["repository:private/img:pull"])
+                asked = len(tokens.requests)
+                direct = client.repository(parse(f"{served.host}/private/img"), Credentials(registry_token=token))
+                assert (await direct.resolve("latest")) is not None
+                assert len(tokens.requests) == asked
                 denied = client.repository(parse(f"{served.host}/private/img"), ANONYMOUS)
                 with pytest.raises(Unauthorized) as e:
                     await denied.manifest("latest")
