@@ -1,5 +1,5 @@
 """berthd's one HTTP client: every outgoing request goes through here (ADD URLs, remote
-build contexts, volume plugins; registries and managed plugins next).
+build contexts, volume plugins, registries; managed plugins next).
 
 It owns the aiohttp sessions and their connectors (TCP, or a UNIX socket for plugins),
 their TLS set-up (an ssl.SSLContext per Session, for registries' certs.d), timeouts, the redirect limit, size caps on bodies, proxies from the environment (as

@@ -29,6 +29,7 @@ import pytest
 from aiohttp import web
 
 from berth.distribution import manifest as mf
+from berth.distribution.auth import Token, repository_scope
 from berth.distribution.manifest import Descriptor, ImageIndex, ImageManifest, Platform
 from berth.distribution.registry import (
     Credentials,
@@ -726,6 +727,16 @@ def test_bearer_token_auth(workdir: Path) -> None:
                 assert any(m == "POST" and q.get("scope") == "repository:private/img:pull,push"
                            for m, q, _ in tokens.requests)
                 assert (await refreshed.resolve("latest")) is not None
+                # a cached token the registry refuses (revoked, expired early) is fetched afresh
+                stale = client.repository(parse(f"{served.host}/public/img"), ANONYMOUS)
+                challenge = client.challenges[f"http://{served.host}"]
+                key = client.tokens.key(challenge, [repository_scope("public/img")], ANONYMOUS)
+                client.tokens.put(key, Token("not-a-jwt", time.monotonic() + 3600))
+                asked = len(tokens.requests)
+                assert (await stale.resolve("latest")) is not None
+                assert len(tokens.requests) == asked + 1
+                fresh = client.tokens.get(key)
+                assert fresh is not None and fresh.token != "not-a-jwt"
                 # a registry token (X-Registry-Auth's registrytoken) goes straight to the registry
                 token = tokens.jwt("joe", ["repository:private/img:pull"])
                 asked = len(tokens.requests)
