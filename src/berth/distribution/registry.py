@@ -581,7 +581,10 @@ class Repository:
             await self.blob_size(desc.digest)
             endpoint = self._pinned
             assert endpoint is not None
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        # identity: a blob's bytes are what its digest names, never re-encoded on the way
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         async with self._open(endpoint, "GET", endpoint.base + self._blob_path(desc.digest),
                               headers=headers) as resp:
             if resp.status in _RETRY_STATUS:
