@@ -1,5 +1,5 @@
 """berthd's one HTTP client: every outgoing request goes through here (ADD URLs, remote
-build contexts, volume plugins; registries and managed plugins next).
+build contexts, volume plugins, registries; managed plugins next).
 
 It owns the aiohttp sessions and their connectors (TCP, or a UNIX socket for plugins),
 their TLS set-up (an ssl.SSLContext per Session, for registries' certs.d), timeouts, the redirect limit, size caps on bodies, proxies from the environment (as
@@ -414,6 +414,16 @@ def _translate(e: Exception, method: str, url: str, lim: Limits, unix_socket: st
         return RequestTimeout(method, url, "connecting", lim.connect)
     if isinstance(e, aiohttp.ClientConnectorDNSError):
         return ConnectError(method, url, f"dial tcp: lookup {e.host}: no such host", "no such host")
+    if isinstance(e, aiohttp.ClientConnectorCertificateError):
+        cert_error = e.certificate_error
+        detail = getattr(cert_error, "verify_message", "") or getattr(cert_error, "reason", "") or str(cert_error)
+        return ConnectError(method, url, f"tls: failed to verify certificate: {detail}", "certificate")
+    if isinstance(e, aiohttp.ClientSSLError) or isinstance(getattr(e, "os_error", None), ssl.SSLError):
+        cause = getattr(e, "os_error", e)
+        reason = getattr(cause, "reason", None) or str(cause)
+        if reason == "WRONG_VERSION_NUMBER":  # a plain HTTP server answered the handshake
+            return ConnectError(method, url, "http: server gave HTTP response to HTTPS client", "tls")
+        return ConnectError(method, url, f"tls: {str(reason).lower().replace('_', ' ')}", "tls")
     if isinstance(e, aiohttp.ClientConnectorError):
         cause = e.os_error
         if isinstance(cause, TimeoutError):

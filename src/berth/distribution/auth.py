@@ -59,9 +59,12 @@ class Credentials:
     def from_json(cls, doc: Mapping[str, Any]) -> Credentials:
         """An AuthConfig (POST /auth's body, X-Registry-Auth's JSON): username,
         password, serveraddress, identitytoken, registrytoken, or `auth` (base64 of
-        user:password) filling in what username and password leave empty."""
+        user:password) filling in what username and password leave empty. Keys match
+        whatever their case, as Go's JSON decoder matches them."""
+        fields = {str(k).lower(): v for k, v in doc.items()}
+
         def text(key: str) -> str:
-            value = doc.get(key) or ""
+            value = fields.get(key) or ""
             if not isinstance(value, str):
                 raise InvalidParameter(f"invalid auth configuration: {key} is not a string")
             return value

@@ -23,7 +23,7 @@ _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"
 
 @dataclass(frozen=True)
 class RegistryConfig:
-    """daemon.json's registry settings, and the client's retry policy.
+    """daemon.json's registry settings, and the client's retry policy and timeouts.
 
     `loopback_insecure` is Docker's fixed rule that 127.0.0.0/8 and ::1 are insecure
     registries; only tests of TLS verification on loopback turn it off."""
@@ -34,6 +34,9 @@ class RegistryConfig:
     retries: int = 5
     retry_delay: float = 1.0
     loopback_insecure: bool = True
+    connect_timeout: float = 30.0  # to connect, as Docker's dialer
+    read_timeout: float = 60.0  # for each next piece of an answer: a stalled registry is given up
+    api_timeout: float = 300.0  # for a whole API exchange (not a blob's body)
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ class Descriptor:
     size: int
     platform: Platform | None = None
     urls: tuple[str, ...] = ()
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False)  # compared, not hashed
     artifact_type: str = ""
 
     def to_json(self) -> dict[str, Any]:

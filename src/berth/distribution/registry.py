@@ -22,6 +22,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from berth import httpclient
@@ -69,8 +70,6 @@ __all__ = ["Credentials", "Registry", "RegistryConfig", "Repository", "Verificat
 
 HASH_BATCH = 4 << 20  # bytes hashed per trip to a thread
 UPLOAD_CHUNK = 4 << 20  # PATCH body pieces handed to aiohttp at once
-_LIMITS = httpclient.Limits(connect=30.0, read=60.0, total=None, max_redirects=10)
-_API_LIMITS = httpclient.Limits(connect=30.0, read=60.0, total=300.0, max_redirects=10)
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 
 
@@ -82,6 +81,10 @@ class RegistryError(BerthError):
     """A registry's answer that is none of the specific errors; status 500."""
 
     status = 500
+
+
+class _TooLarge(InvalidParameter):
+    """An answer over the size its caller accepts."""
 
 
 class _Retryable(Exception):
@@ -122,8 +125,11 @@ def error_text(status: int, reason: str, body: bytes) -> tuple[str, str]:
 
 
 def _token_error(resp: httpclient.Response) -> str:
-    """A token server's refusal in one line: its "details" (Docker Hub's form) or
-    the status."""
+    """A token server's refusal in one line: registry errcode JSON, its "details"
+    (Docker Hub's form), or the status."""
+    code, text = error_text(resp.status, resp.reason, resp.body)
+    if code and text != error_text(resp.status, resp.reason, b"")[1]:
+        return text
     with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
         doc = json.loads(resp.body)
         detail = doc.get("details") or doc.get("detail") or doc.get("error_description") or doc.get("error")
@@ -142,6 +148,13 @@ def _is_digest_ref(reference: str) -> bool:
 def _update(hasher: Any, pieces: list[bytes]) -> None:
     for piece in pieces:
         hasher.update(piece)
+
+
+async def _sha256(data: bytes) -> str:
+    """The digest of `data`, hashed in a thread when it is big enough to hold the loop."""
+    if len(data) < 256 << 10:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + (await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest()))
 
 
 def _next_link(header: str | None, base: str) -> str | None:
@@ -165,6 +178,10 @@ class Registry:
     def __init__(self, config: RegistryConfig) -> None:
         self.config = config
         self.tokens = TokenCache()
+        self.challenges: dict[str, Challenge] = {}  # the last 401's challenge, by endpoint base
+        # blobs: no bound on the whole, only on each wait; API calls: bounded as a whole too
+        self.limits = httpclient.Limits(connect=config.connect_timeout, read=config.read_timeout, total=None)
+        self.api_limits = replace(self.limits, total=config.api_timeout)
         self._sessions: dict[tuple[str, str, bool], httpclient.Session] = {}
         self._lock = asyncio.Lock()
 
@@ -186,13 +203,9 @@ class Registry:
                     tls = await asyncio.to_thread(tls_context, endpoint, self.config)
                 except (OSError, ValueError) as e:
                     raise InvalidParameter(f"invalid TLS configuration for {endpoint.host}: {e}") from None
-                session = httpclient.Session(limits=_LIMITS, tls=tls)
+                session = httpclient.Session(limits=self.limits, tls=tls)
                 self._sessions[key] = session
             return session
-
-    async def plain_session(self) -> httpclient.Session:
-        """The session for token servers and redirects: system CAs."""
-        return await self.session(Endpoint("https://", "", True))
 
     def repository(self, ref: Reference, creds: Credentials, push: bool = False) -> Repository:
         return Repository(self, ref.domain, ref.path, creds, push, ref)
@@ -223,7 +236,6 @@ class Repository:
         self.ref = ref
         self.endpoints = endpoints(domain, registry.config, push)
         self._pinned: Endpoint | None = None  # the endpoint that answered first
-        self._challenges: dict[str, Challenge] = {}  # by endpoint base
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -251,7 +263,10 @@ class Repository:
         a connection that fails falls through to the next endpoint (https to http for
         an insecure registry); on a mirror any error does, as in Docker."""
         if self._pinned is not None:
-            return await attempt(self._pinned)
+            try:
+                return await attempt(self._pinned)
+            except httpclient.HTTPClientError as e:
+                raise Unavailable(str(e)) from None
         last: BaseException | None = None
         for i, endpoint in enumerate(self.endpoints):
             final = i == len(self.endpoints) - 1
@@ -277,38 +292,39 @@ class Repository:
     async def _open(self, endpoint: Endpoint, method: str, url: str, *,
                     headers: Mapping[str, str] | None = None, body: Any = b"",
                     scopes: tuple[str, ...] | None = None,
-                    limits: httpclient.Limits = _LIMITS) -> AsyncIterator[httpclient.StreamedResponse]:
+                    limits: httpclient.Limits | None = None) -> AsyncIterator[httpclient.StreamedResponse]:
         """One request to `endpoint` with this caller's auth; a 401 is answered (a
         token fetched for the challenge, or Basic) and the request sent again once,
         when its body can be sent again."""
         session = await self.registry.session(endpoint)
         wanted = self._scopes() if scopes is None else scopes
+        request = f'{method.capitalize()} "{url}"'
         for attempt in range(2):
             sent = dict(headers or {})
-            auth = await self._authorization(endpoint, wanted, fetch=False, url=url)
+            auth = await self._authorization(endpoint, wanted, False, request)
             if auth:
                 sent["Authorization"] = auth
-            async with session.stream(method, url, body=body, headers=sent, limits=limits) as resp:
-                if resp.status == 401 and attempt == 0 and isinstance(body, bytes):
-                    challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
-                    if challenge is not None and self._challenges.get(endpoint.base) != challenge:
-                        self._challenges[endpoint.base] = challenge
-                        if await self._authorization(endpoint, wanted, fetch=True, url=url):
-                            continue
-                    elif challenge is not None and challenge.scheme == "bearer":
-                        # a token that no longer works: fetch a fresh one
+            async with session.stream(method, url, body=body, headers=sent,
+                                      limits=limits or self.registry.limits) as resp:
+                challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
+                if resp.status == 401 and attempt == 0 and isinstance(body, bytes) and challenge is not None:
+                    known = self.registry.challenges.get(endpoint.base)
+                    self.registry.challenges[endpoint.base] = challenge
+                    if challenge.scheme == "bearer" and auth and known is not None:
+                        # the token was refused (expired, revoked): ask for a fresh one
                         self.registry.tokens.drop(self.registry.tokens.key(challenge, list(wanted), self.creds))
-                        if await self._authorization(endpoint, wanted, fetch=True, url=url):
-                            continue
+                    retry = await self._authorization(endpoint, wanted, True, request)
+                    if retry and retry != auth:
+                        continue
                 yield resp
                 return
 
-    async def _authorization(self, endpoint: Endpoint, scopes: tuple[str, ...], fetch: bool, url: str) -> str:
+    async def _authorization(self, endpoint: Endpoint, scopes: tuple[str, ...], fetch: bool, request: str) -> str:
         """The Authorization header for `scopes` on `endpoint`: Basic, a cached token,
-        or (when `fetch`) one asked of the token server for the request to `url`."""
+        or (when `fetch`) one asked of the token server for `request` ('Get "URL"')."""
         if self.creds.registry_token:
             return "Bearer " + self.creds.registry_token
-        challenge = self._challenges.get(endpoint.base)
+        challenge = self.registry.challenges.get(endpoint.base)
         if challenge is None:
             return ""
         if challenge.scheme == "basic":
@@ -317,33 +333,31 @@ class Repository:
         key = cache.key(challenge, list(scopes), self.creds)
         token = cache.get(key)
         if token is None and fetch:
-            token = await self._fetch_token(challenge, list(scopes), False, url)
+            token = await self._fetch_token(endpoint, challenge, list(scopes), False, request)
             cache.put(key, token)
         return "" if token is None else "Bearer " + token.token
 
-    async def _fetch_token(self, challenge: Challenge, scopes: list[str], offline: bool, url: str) -> Token:
-        """A token from the challenge's realm; a refusal is Unauthorized naming the
-        request `url` it was for, as Docker's transport reports it."""
+    async def _fetch_token(self, endpoint: Endpoint, challenge: Challenge, scopes: list[str], offline: bool,
+                           request: str) -> Token:
+        """A token from the challenge's realm, over `endpoint`'s TLS set-up as Docker's
+        auth transport does; a refusal is Unauthorized naming the `request` it was for
+        ('Get "URL"'), as Docker's transport reports it."""
         req = token_request(challenge, scopes, self.creds, offline)
-        session = await self.registry.plain_session()
+        session = await self.registry.session(endpoint)
         try:
             resp = await session.request(req.method, req.url, body=req.body, headers=req.headers,
-                                         limits=_API_LIMITS)
+                                         limits=self.registry.api_limits)
             if req.method == "POST" and resp.status in (404, 405) and (self.creds.username or self.creds.password):
                 # a token server without OAuth2 POST: GET with Basic, as Docker falls back
                 plain = Credentials(self.creds.username, self.creds.password)
                 req = token_request(challenge, scopes, plain, offline)
                 resp = await session.request(req.method, req.url, body=req.body, headers=req.headers,
-                                             limits=_API_LIMITS)
+                                             limits=self.registry.api_limits)
         except httpclient.HTTPClientError as e:
             raise Unavailable(str(e)) from None
         if resp.status != 200:
-            code, text = error_text(resp.status, resp.reason, resp.body)
-            if not code:  # token servers often answer with {"details": ...} or plain text
-                text = _token_error(resp)
-            method = "Head" if "/manifests/" in url else "Get"
             error = Unauthorized if resp.status in (401, 403) else RegistryError
-            raise error(f'{method} "{url}": {text}')
+            raise error(f"{request}: {_token_error(resp)}")
         return parse_token(resp.body)
 
     async def _call(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
@@ -354,8 +368,12 @@ class Repository:
         async def attempt(endpoint: Endpoint) -> tuple[Endpoint, httpclient.Response]:
             target = url or endpoint.base + path
             async with self._open(endpoint, method, target, headers=headers, body=body, scopes=scopes,
-                                  limits=_API_LIMITS) as resp:
-                data = b"" if method == "HEAD" else await resp.read(limit)
+                                  limits=self.registry.api_limits) as resp:
+                try:
+                    data = b"" if method == "HEAD" else await resp.read(limit)
+                except httpclient.BodyTooLarge:
+                    raise _TooLarge(f'{method.capitalize()} "{target}": the answer is over the limit of '
+                                    f"{limit} bytes") from None
                 return endpoint, httpclient.Response(resp.url, resp.status, resp.reason, resp.headers, data)
         result: tuple[Endpoint, httpclient.Response] = await self._each_endpoint(attempt)
         return result
@@ -404,16 +422,17 @@ class Repository:
         """The manifest or index `reference` (a tag or a digest) names; by digest, its
         bytes are checked against it. Schema 1, an oversized or malformed document:
         InvalidParameter."""
-        _, resp = await self._call("GET", self._manifest_path(reference), headers={"Accept": ", ".join(ACCEPT)},
-                                   limit=MAX_MANIFEST + 1)
+        try:
+            _, resp = await self._call("GET", self._manifest_path(reference),
+                                       headers={"Accept": ", ".join(ACCEPT)}, limit=MAX_MANIFEST)
+        except _TooLarge:
+            raise InvalidParameter(f"manifest for {self._ref_text(reference)} is over the limit of "
+                                   f"{MAX_MANIFEST} bytes") from None
         if resp.status != 200:
             raise self._pull_error(reference, resp)
-        digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
+        digest = await _sha256(resp.body)
         if _is_digest_ref(reference) and digest != reference:
             raise VerificationError(f"manifest verification failed for digest {reference}")
-        if len(resp.body) > MAX_MANIFEST:
-            raise InvalidParameter(f"manifest for {self._ref_text(reference)} is over the limit of "
-                                   f"{MAX_MANIFEST} bytes")
         name = self.ref.name if self.ref is not None else f"{self.domain}/{self.path}"
         if self.ref is not None:
             name += ("@" if _is_digest_ref(reference) else ":") + reference
@@ -444,7 +463,7 @@ class Repository:
                                    body=raw)
         if resp.status not in (200, 201, 202):
             raise self._push_error(resp)
-        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        digest = await _sha256(raw)
         told = resp.headers.get("Docker-Content-Digest", "")
         if told and told != digest and told.startswith("sha256:"):
             raise VerificationError(f"the registry stored manifest {told}, expected {digest}")
@@ -494,52 +513,67 @@ class Repository:
             raise InvalidParameter(f"blob {desc.digest} is {desc.size} bytes, over the limit of {limit}")
         return b"".join([chunk async for chunk in self.blob_chunks(desc)])
 
-    async def blob_chunks(self, desc: Descriptor,
-                          progress: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
+    async def blob_chunks(self, desc: Descriptor, progress: Callable[[int], None] | None = None,
+                          verify: bool = True) -> AsyncIterator[bytes]:
         """Blob `desc` as one stream of pieces, verified at the end against its size
         and digest (VerificationError naming the digest instead of the stream's end).
         A broken connection or a 5xx is retried, config.retries attempts in all with
         growing pauses, resuming at the byte reached (Range; a registry that ignores
-        Range is read past what was already delivered). `progress(bytes so far)`."""
+        Range is read past what was already delivered). `progress(bytes so far)`.
+        `verify` False leaves the digest to a consumer that hashes anyway (the content
+        store's ingest), as hashing twice halves the throughput; the size is still
+        checked."""
         config = self.registry.config
         hasher = hashlib.sha256()
         got = 0
         pending: list[bytes] = []
         pending_size = 0
+        hashing: asyncio.Future[None] | None = None  # the previous batch, hashed in a thread meanwhile
         failures = 0
-        url = ""
-        while True:
-            try:
-                async with contextlib.aclosing(self._blob_attempt(desc, got, url)) as attempt:
-                    async for chunk in attempt:
-                        if got + len(chunk) > desc.size:
-                            raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
-                        got += len(chunk)
-                        pending.append(chunk)
-                        pending_size += len(chunk)
-                        if pending_size >= HASH_BATCH:
-                            await asyncio.to_thread(_update, hasher, pending)
-                            pending, pending_size = [], 0
-                        yield chunk
-                        if progress is not None:
-                            progress(got)
-                if got < desc.size:
-                    raise _Retryable(f"the blob {desc.digest} ended after {got} of {desc.size} bytes")
-                break
-            except (_Retryable, httpclient.HTTPClientError) as e:
-                failures += 1
-                if failures >= max(config.retries, 1):
-                    if isinstance(e, _Retryable) and got < desc.size:
-                        raise VerificationError(
-                            f"filesystem layer verification failed for digest {desc.digest}") from None
-                    raise Unavailable(str(e)) from None
-                await asyncio.sleep(config.retry_delay * (2 ** (failures - 1)))
-        if pending:
-            await asyncio.to_thread(_update, hasher, pending)
-        if "sha256:" + hasher.hexdigest() != desc.digest:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    async with contextlib.aclosing(self._blob_attempt(desc, got)) as attempt:
+                        async for chunk in attempt:
+                            if got + len(chunk) > desc.size:
+                                raise VerificationError(
+                                    f"filesystem layer verification failed for digest {desc.digest}")
+                            got += len(chunk)
+                            if verify:
+                                pending.append(chunk)
+                                pending_size += len(chunk)
+                            if pending_size >= HASH_BATCH:
+                                if hashing is not None:
+                                    await hashing
+                                hashing = loop.run_in_executor(None, _update, hasher, pending)
+                                pending, pending_size = [], 0
+                            yield chunk
+                            if progress is not None:
+                                progress(got)
+                    if got < desc.size:
+                        raise _Retryable(f"the blob {desc.digest} ended after {got} of {desc.size} bytes")
+                    break
+                except (_Retryable, httpclient.HTTPClientError) as e:
+                    failures += 1
+                    if failures >= max(config.retries, 1):
+                        if isinstance(e, _Retryable) and got < desc.size:
+                            raise VerificationError(
+                                f"filesystem layer verification failed for digest {desc.digest}") from None
+                        raise Unavailable(str(e)) from None
+                    await asyncio.sleep(config.retry_delay * (2 ** (failures - 1)))
+            if hashing is not None:
+                await hashing
+                hashing = None
+            if pending and verify:
+                await asyncio.to_thread(_update, hasher, pending)
+        finally:
+            if hashing is not None:  # abandoned: let the thread finish, nobody reads the hash
+                hashing.add_done_callback(lambda f: f.exception())
+        if verify and "sha256:" + hasher.hexdigest() != desc.digest:
             raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
 
-    async def _blob_attempt(self, desc: Descriptor, offset: int, url: str) -> AsyncGenerator[bytes, None]:
+    async def _blob_attempt(self, desc: Descriptor, offset: int) -> AsyncGenerator[bytes, None]:
         """One GET of the blob from `offset` on; retryable failures as _Retryable."""
         endpoint = self._pinned
         if endpoint is None:
@@ -547,8 +581,11 @@ class Repository:
             await self.blob_size(desc.digest)
             endpoint = self._pinned
             assert endpoint is not None
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        async with self._open(endpoint, "GET", url or endpoint.base + self._blob_path(desc.digest),
+        # identity: a blob's bytes are what its digest names, never re-encoded on the way
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        async with self._open(endpoint, "GET", endpoint.base + self._blob_path(desc.digest),
                               headers=headers) as resp:
             if resp.status in _RETRY_STATUS:
                 raise _Retryable(f'Get "{resp.url}": status {resp.status} {resp.reason}')
@@ -606,11 +643,21 @@ class Repository:
         hasher = hashlib.sha256()
         sent = 0
 
+        source_error: BaseException | None = None  # the caller's iterator failed, not the registry
+
         async def counted(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-            nonlocal sent
+            nonlocal sent, source_error
             pending: list[bytes] = []
             pending_size = 0
-            async for piece in source:
+            pieces = aiter(source)
+            while True:
+                try:
+                    piece = await anext(pieces)
+                except StopAsyncIteration:
+                    break
+                except BaseException as e:
+                    source_error = e
+                    raise
                 if not piece:
                     continue
                 pending.append(piece)
@@ -645,13 +692,37 @@ class Repository:
             _, resp = await self._call("PUT", "", url=put_url, headers={"Content-Length": "0"})
             if resp.status not in (201, 204):
                 raise self._push_error(resp)
+        except BaseException as e:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._cancel_upload(location))
+            if source_error is not None and e is not source_error:
+                raise source_error from None
+            raise
+        return Descriptor(media_type, digest, sent)
+
+    async def upload_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        """Upload a small blob (a config) monolithically: a session (POST), then one PUT
+        ?digest= carrying the bytes."""
+        digest = await _sha256(data)
+        endpoint, resp = await self._call("POST", f"/v2/{self.path}/blobs/uploads/")
+        if resp.status != 202:
+            raise self._push_error(resp)
+        location = self._location(resp)
+        sep = "&" if "?" in location else "?"
+        try:
+            _, resp = await self._call("PUT", "", url=location + sep + urllib.parse.urlencode({"digest": digest}),
+                                       headers={"Content-Type": "application/octet-stream"}, body=data)
+            if resp.status not in (201, 204):
+                raise self._push_error(resp)
         except BaseException:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._cancel_upload(location))
             raise
-        return Descriptor(media_type, digest, sent)
+        return Descriptor(media_type, digest, len(data))
 
     async def _cancel_upload(self, location: str) -> None:
+        """Best effort: a session the registry no longer knows (a PATCH broke off
+        mid-way) is its own stale-upload purge's to clear."""
         with contextlib.suppress(BerthError, httpclient.HTTPClientError):
             await self._call("DELETE", "", url=location)
 
@@ -685,7 +756,7 @@ class Repository:
         async def attempt(endpoint: Endpoint) -> str:
             session = await self.registry.session(endpoint)
             url = endpoint.base + "/v2/"
-            resp = await session.request("GET", url, limits=_API_LIMITS)
+            resp = await session.request("GET", url, limits=self.registry.api_limits)
             if resp.status == 200:
                 return ""
             challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
@@ -696,10 +767,10 @@ class Repository:
             if challenge.scheme == "basic":
                 headers["Authorization"] = self.creds.basic()
             else:
-                token = await self._fetch_token(challenge, [], True, url)
+                token = await self._fetch_token(endpoint, challenge, [], True, f'Get "{url}"')
                 headers["Authorization"] = "Bearer " + token.token
                 refresh = token.refresh_token
-            resp = await session.request("GET", url, headers=headers, limits=_API_LIMITS)
+            resp = await session.request("GET", url, headers=headers, limits=self.registry.api_limits)
             if resp.status == 401:
                 raise Unauthorized(f"login attempt to {url} failed with status: {resp.status} {resp.reason}")
             if resp.status != 200:
