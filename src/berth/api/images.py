@@ -322,7 +322,10 @@ async def create(request: web.Request) -> web.StreamResponse:
     src = request.query.get("fromSrc")
     if src is None:
         service = context(request).distribution
-        creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+        try:
+            creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+        except InvalidParameter:
+            creds = Credentials()  # as dockerd: a pull with a header that does not decode is anonymous
         image = request.query.get("fromImage", "")
         tag_name = request.query.get("tag", "")
         platform = request.query.get("platform", "")

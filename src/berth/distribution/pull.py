@@ -18,8 +18,8 @@ removed then too (ImageStore.collect_unused_layers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from berth.content import digest
@@ -29,7 +29,7 @@ from berth.content.store import Blob
 from berth.distribution.manifest import Descriptor, ImageIndex, ImageManifest, Platform, select
 from berth.distribution.metadata import LayerSource, LayerSources
 from berth.distribution.progress import Emit, Progress, Reporter, short_id
-from berth.distribution.registry import Repository
+from berth.distribution.registry import Repository, VerificationError
 from berth.errors import InvalidParameter, NotFound
 from berth.images import reference
 from berth.images.store import ImageStore
@@ -161,9 +161,12 @@ class Puller:
         async with self.downloads:
             reporter = Reporter(emit, layer_id, "Downloading", desc.size)
             reporter.update(0)
-            chunks: AsyncIterator[bytes] = repo.blob_chunks(desc, reporter.update)
             try:
-                blob = await self.content.write_stream(chunks, expected=diff_id, decompress=True, lease=lease)
+                async with contextlib.aclosing(repo.blob_chunks(desc, reporter.update)) as chunks:
+                    blob = await self.content.write_stream(chunks, expected=diff_id, decompress=True,
+                                                           lease=lease)
+            except VerificationError:
+                raise
             except InvalidParameter as e:
                 raise InvalidParameter(f"failed to register layer {desc.digest} of {ref.familiar()}: {e}") from None
             emit(Progress("Verifying Checksum", layer_id))

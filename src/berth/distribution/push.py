@@ -87,9 +87,7 @@ class Pusher:
         config = self.images.config_bytes(img.id)
         config_desc = Descriptor(DOCKER_CONFIG, of_bytes(config), len(config))
         if await repo.blob_size(config_desc.digest) is None:
-            async def config_chunks() -> AsyncIterator[bytes]:
-                yield config
-            await repo.upload(config_chunks())
+            await repo.upload_bytes(config, DOCKER_CONFIG)
         raw = build_manifest(config_desc, layers, DOCKER_MANIFEST)
         digest = await repo.put_manifest(ref.tag, DOCKER_MANIFEST, raw)
         self.images.add_digest(img.id, ref.name, digest)
