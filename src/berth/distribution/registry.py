@@ -514,7 +514,7 @@ class Repository:
         return b"".join([chunk async for chunk in self.blob_chunks(desc)])
 
     async def blob_chunks(self, desc: Descriptor, progress: Callable[[int], None] | None = None,
-                          verify: bool = True) -> AsyncIterator[bytes]:
+                          verify: bool = True) -> AsyncGenerator[bytes, None]:
         """Blob `desc` as one stream of pieces, verified at the end against its size
         and digest (VerificationError naming the digest instead of the stream's end).
         A broken connection or a 5xx is retried, config.retries attempts in all with
