@@ -33,7 +33,7 @@ from berth.distribution.registry import Repository, VerificationError
 from berth.errors import InvalidParameter, NotFound
 from berth.images import reference
 from berth.images.store import ImageStore
-from berth.layers.store import Layer, chain_id_of
+from berth.layers.store import chain_id_of
 
 MAX_CONFIG = 8 << 20  # an image config larger than this is refused
 
@@ -108,35 +108,39 @@ class Puller:
 
     async def _fetch_layers(self, repo: Repository, ref: reference.Reference, plan: _Plan,
                             emit: Emit) -> int:
-        """Every layer of the plan in the layer store; returns the image's size."""
-        created: list[str] = []
-        tasks: list[asyncio.Task[Blob] | None] = []
+        """Every layer of the plan in the layer store; returns the image's size.
+
+        Each missing layer is downloaded and then extracted by its own task: a layer's
+        directory does not need its parent's, so extractions overlap the downloads and
+        each other. Once all are in place, one sync makes them durable and they are
+        recorded bottom first, as `apply_blob` would have."""
+        extracted: list[str] = []  # chain IDs whose directories this pull made
+        tasks: list[asyncio.Task[tuple[str, int]] | None] = []
         with self.content.lease({"berth.operation": "pull", "berth.reference": str(ref)}) as lease:
             try:
-                parent: str | None = None
+                chain: str | None = None
                 for desc, diff_id in zip(plan.manifest.layers, plan.diff_ids, strict=True):
-                    parent = chain_id_of(parent, diff_id)
-                    if self.layers.get(parent) is not None:
+                    chain = chain_id_of(chain, diff_id)
+                    if self.layers.get(chain) is not None:
                         emit(Progress("Already exists", short_id(desc.digest)))
                         tasks.append(None)
                         continue
                     emit(Progress("Pulling fs layer", short_id(desc.digest)))
-                    tasks.append(asyncio.create_task(self._download(repo, ref, desc, diff_id, lease, emit)))
+                    tasks.append(asyncio.create_task(
+                        self._layer(repo, ref, desc, diff_id, chain, lease, emit, extracted)))
+                done = [await task if task is not None else None for task in tasks]
+                if any(d is not None for d in done):
+                    await self.layers.sync()
                 size = 0
-                parent = None
-                for desc, diff_id, task in zip(plan.manifest.layers, plan.diff_ids, tasks, strict=True):
-                    layer: Layer | None
-                    if task is None:
-                        layer = self.layers.get(chain_id_of(parent, diff_id))
-                        assert layer is not None
-                    else:
-                        blob = await task
-                        layer_id = short_id(desc.digest)
-                        emit(Progress("Extracting", layer_id, 0, desc.size))
-                        layer = await self.layers.apply_blob(blob, parent)
-                        created.append(layer.chain_id)
-                        emit(Progress("Extracting", layer_id, desc.size, desc.size))
-                        emit(Progress("Pull complete", layer_id))
+                parent: str | None = None
+                for desc, diff_id, made in zip(plan.manifest.layers, plan.diff_ids, done, strict=True):
+                    chain_id = chain_id_of(parent, diff_id)
+                    layer = self.layers.get(chain_id)
+                    if layer is None:
+                        assert made is not None
+                        layer = self.layers.record(chain_id, diff_id, parent, made[1])
+                    if made is not None:
+                        emit(Progress("Pull complete", short_id(desc.digest)))
                     parent = layer.chain_id
                     size += layer.size
                 return size
@@ -145,8 +149,20 @@ class Puller:
                     if task is not None:
                         task.cancel()
                 await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
-                self.images.collect_layers(created)
+                self.images.collect_layers(extracted)
                 raise
+
+    async def _layer(self, repo: Repository, ref: reference.Reference, desc: Descriptor, diff_id: str,
+                     chain_id: str, lease: Lease, emit: Emit, extracted: list[str]) -> tuple[str, int]:
+        """Download one layer and extract it as `chain_id`'s directory (not yet recorded)."""
+        blob = await self._download(repo, ref, desc, diff_id, lease, emit)
+        layer_id = short_id(desc.digest)
+        emit(Progress("Extracting", layer_id, 0, desc.size))
+        if self.layers.get(chain_id) is None:  # else another pull made it meanwhile: not ours to remove
+            extracted.append(chain_id)
+        size = await self.layers.extract_blob(blob, chain_id)
+        emit(Progress("Extracting", layer_id, desc.size, desc.size))
+        return chain_id, size
 
     async def _download(self, repo: Repository, ref: reference.Reference, desc: Descriptor, diff_id: str,
                         lease: Lease, emit: Emit) -> Blob:

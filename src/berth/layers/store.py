@@ -16,6 +16,7 @@ lease (the caller's, or one of its own).
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
@@ -168,14 +169,34 @@ class LayerStore:
         if existing:
             return existing
         size = await self._extract(blob.digest, chain_id)  # failed: the lease's end collects the blob
-        layer = Layer(chain_id, blob.digest, parent, size)
+        return self.record(chain_id, blob.digest, parent, size)
+
+    async def extract_blob(self, blob: Blob, chain_id: str) -> int:
+        """The first half of `apply_blob`, for a caller that makes several layers at once
+        (a pull): extract `blob` as layer `chain_id`'s directory, without a sync and
+        without recording it; returns its size. Extractions need no parent, so they may
+        run in parallel; the caller then calls `sync()` once and `record`s each layer,
+        parents first. A directory never recorded is removed by `remove` or at start-up."""
+        existing = self.get(chain_id)
+        if existing:
+            return existing.size
+        return await self._extract(blob.digest, chain_id, sync=False)
+
+    async def sync(self) -> None:
+        """Make every extracted layer and written blob durable (one syncfs)."""
+        await asyncio.to_thread(_sync_tree, os.path.join(self.root, "layers"))
+
+    def record(self, chain_id: str, diff_id: str, parent: str | None, size: int) -> Layer:
+        """Make an extracted (and synced) layer known."""
+        layer = Layer(chain_id, diff_id, parent, size)
         self.db.execute("INSERT OR IGNORE INTO layers VALUES (?,?,?,?)",
                         (layer.chain_id, layer.diff_id, layer.parent, layer.size))
-        return layer
+        return self.get(chain_id) or layer
 
-    async def _extract(self, diff_id: str, chain_id: str, source_path: str = "") -> int:
+    async def _extract(self, diff_id: str, chain_id: str, source_path: str = "", sync: bool = True) -> int:
         """Extract the verified plain tar `diff_id` (its blob, or the file `source_path`)
-        as layer `chain_id`; synced to disk before it is renamed into place."""
+        as layer `chain_id`; synced to disk (unless the caller syncs later) before it is
+        renamed into place. A directory that another extraction put there first wins."""
         tmp = tempfile.mkdtemp(dir=os.path.join(self.root, "tmp"))
         try:
             diff = os.path.join(tmp, "diff")
@@ -184,8 +205,14 @@ class LayerStore:
                 result = await run_child(source, diff, diff_id)
             if "error" in result:
                 raise InvalidParameter(result["error"])
-            await asyncio.to_thread(_sync_tree, diff)
-            os.rename(tmp, self._dir(chain_id))
+            if sync:
+                await asyncio.to_thread(_sync_tree, diff)
+            try:
+                os.rename(tmp, self._dir(chain_id))
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)  # the same layer, made by a concurrent pull
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
