@@ -66,6 +66,7 @@ DEFAULT_RUNS = 3
 TIMEOUT = 600.0
 REGISTRIES = ("docker-registry", "berth-registry")
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
+BERTH_REGISTRY = bench.VENV_BIN / "berth-registry"
 MANIFEST_TYPES = ", ".join((
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
@@ -234,10 +235,9 @@ class Registry:
                 f"http:\n  addr: 127.0.0.1:{self.port}\n"
             )  # fmt: skip
             return [DOCKER_REGISTRY, "serve", str(config)]
-        program = bench.VENV_BIN / "berth-registry"
-        if not program.exists():
-            raise RegistryUnavailable(f"{program} not found (berth-registry is not installed in the venv)")
-        return [str(program), "serve", "--addr", f"127.0.0.1:{self.port}", "--root", str(self.root)]
+        if not BERTH_REGISTRY.exists():
+            raise RegistryUnavailable(f"{BERTH_REGISTRY} not found (berth-registry is not installed in the venv)")
+        return [str(BERTH_REGISTRY), "serve", "--addr", f"127.0.0.1:{self.port}", "--root", str(self.root)]
 
     def start(self) -> None:
         self.dir.mkdir(parents=True)
@@ -324,13 +324,24 @@ def engine_layers(engine: bench.Engine) -> list[Path]:
     return [p for d in dirs if d.is_dir() for p in d.iterdir()]
 
 
+def engine_blobs(engine: bench.Engine) -> list[Path]:
+    """The blobs berth's content store holds (layer tars, compressed blobs a pull could reuse);
+    dockerd keeps none outside its layers."""
+    store = engine.data_root / "content" / "sha256"
+    if isinstance(engine, bench.Dockerd) or not store.is_dir():
+        return []
+    return [p for p in store.iterdir() if p.is_file()]
+
+
 def remove_image(engine: bench.Engine, archive: ImageArchive) -> None:
-    """rmi the image by ID (every tag), then check nothing of it is left: no image, no layer."""
+    """rmi the image by ID (every tag), then check nothing of it is left: no image, no layer,
+    no stored blob."""
     engine.docker_cmd(["rmi", "-f", archive.image_id], check=False, timeout=TIMEOUT)
     left = engine.docker_cmd(["images", "-aq", "--no-trunc"], timeout=60).split()
-    layers = engine_layers(engine)
-    if left or layers:
-        raise bench.BenchError(f"{engine.name}: after rmi, {len(left)} image(s) and {len(layers)} layer(s) remain")
+    layers, blobs = engine_layers(engine), engine_blobs(engine)
+    if left or layers or blobs:
+        raise bench.BenchError(f"{engine.name}: after rmi, {len(left)} image(s), {len(layers)} layer(s) "
+                               f"and {len(blobs)} blob(s) remain")  # fmt: skip
 
 
 def measure_engine_once(engine: bench.Engine, archive: ImageArchive, kind: str, workdir: Path,
@@ -504,7 +515,7 @@ def report(options: Options, archive: ImageArchive, results: Results, notes: lis
     print()
     print(f"distribution: a {len(LAYER_MIB)}-layer image, {archive.layer_bytes / MB:.0f} MB of layer tars; "
           f"median of {options.runs} runs, berth and dockerd alternating, each push to an empty registry; "
-          "MB/s (higher is better)")  # fmt: skip
+          f"MB/s (higher is better); load average at the end {os.getloadavg()[0]:.1f}")  # fmt: skip
     if size:
         print(f"MB/s = {size / MB:.1f} MB (the gzip layers + config as {sized_by} pushed them, from the "
               "registry's manifest) / the CLI's wall-clock seconds, the same size for every row")
