@@ -345,8 +345,8 @@ def remove_image(engine: bench.Engine, archive: ImageArchive) -> None:
 
 
 def measure_engine_once(engine: bench.Engine, archive: ImageArchive, kind: str, workdir: Path,
-                        repo: str, push: Throughput, pull: Throughput) -> None:
-    """One push and one pull of the image by `engine` through a fresh `kind` registry."""
+                        repo: str, push: Throughput, pull: Throughput, pull_too: bool) -> None:
+    """One push and (pull_too) one pull of the image by `engine` through a fresh `kind` registry."""
     if push.error:  # an engine that failed once is not asked again
         return
     remove_image(engine, archive)
@@ -361,7 +361,7 @@ def measure_engine_once(engine: bench.Engine, archive: ImageArchive, kind: str, 
             push.error = str(e)
             pull.error = f"not measured: {engine.name}'s push failed"
             return
-        if pull.error:
+        if pull.error or not pull_too:
             return
         try:
             remove_image(engine, archive)
@@ -371,10 +371,9 @@ def measure_engine_once(engine: bench.Engine, archive: ImageArchive, kind: str, 
             if got != archive.image_id or layers != len(LAYER_MIB):
                 raise bench.BenchError(f"{engine.name}: pulled {got} with {layers} layers; "
                                        f"expected {archive.image_id} with {len(LAYER_MIB)}")  # fmt: skip
+            remove_image(engine, archive)
         except (bench.BenchError, subprocess.TimeoutExpired) as e:
             pull.error = str(e)
-        finally:
-            remove_image(engine, archive)
 
 
 def skopeo_command(skopeo: str) -> list[str]:
@@ -386,7 +385,7 @@ def skopeo_command(skopeo: str) -> list[str]:
 
 
 def measure_skopeo_once(skopeo: str, archive: ImageArchive, kind: str, workdir: Path, repo: str,
-                        push: Throughput, pull: Throughput) -> None:
+                        push: Throughput, pull: Throughput, pull_too: bool) -> None:
     if push.error:
         return
     with fresh_registry(kind, workdir / "registry") as registry:
@@ -400,7 +399,7 @@ def measure_skopeo_once(skopeo: str, archive: ImageArchive, kind: str, workdir: 
             push.error = str(e)
             pull.error = "not measured: skopeo's push failed"
             return
-        if pull.error:
+        if pull.error or not pull_too:
             return
         try:
             pull.seconds.append(_timed([*skopeo_command(skopeo), "copy", "--src-tls-verify=false", ref, f"oci:{oci}"]))
@@ -449,6 +448,7 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
     notes: list[str] = []
     versions: dict[str, str] = {}
     counter = 0
+    pull_too = "dist-pull" in options.scenarios  # the pushes are made either way: a pull needs one
     try:
         running: list[bench.Engine] = []
         for engine in engines:
@@ -472,10 +472,11 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
                 for engine in order:
                     counter += 1
                     push, pull = by_pusher.setdefault(engine.name, (Throughput(), Throughput()))
-                    bench.log(f"{kind}: run {i + 1}/{options.runs}: {engine.name} push and pull")
+                    bench.log(f"{kind}: run {i + 1}/{options.runs}: {engine.name} push"
+                              + (" and pull" if pull_too else ""))  # fmt: skip
                     try:
                         measure_engine_once(engine, archive, kind, tmp / f"registry-{counter}",
-                                            f"bench/big-{counter}", push, pull)  # fmt: skip
+                                            f"bench/big-{counter}", push, pull, pull_too)  # fmt: skip
                     except (bench.BenchError, RegistryUnavailable, subprocess.TimeoutExpired) as e:
                         push.error = push.error or str(e)
                         pull.error = pull.error or str(e)
@@ -485,7 +486,7 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
                     bench.log(f"{kind}: run {i + 1}/{options.runs}: skopeo copy in and out")
                     try:
                         measure_skopeo_once(skopeo, archive, kind, tmp / f"skopeo-{counter}",
-                                            f"bench/big-{counter}", push, pull)  # fmt: skip
+                                            f"bench/big-{counter}", push, pull, pull_too)  # fmt: skip
                     except RegistryUnavailable as e:
                         push.error = push.error or str(e)
                         pull.error = pull.error or str(e)
