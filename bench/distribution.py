@@ -45,6 +45,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -282,7 +283,20 @@ def fresh_registry(kind: str, workdir: Path) -> Iterator[Registry]:
         registry.start()
         yield registry
     finally:
-        registry.stop()
+        with signals_deferred():
+            registry.stop()
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done (then act as usual): a second
+    one must not cut a cleanup short and leave a registry or a daemon running."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # ------------------------------------------------------------------------ measuring
@@ -493,9 +507,10 @@ def run(options: Options, tmp: Path, rootfs_tar: Path) -> bool:
                     finally:
                         shutil.rmtree(tmp / f"skopeo-{counter}", ignore_errors=True)
     finally:
-        for engine in engines:
-            engine.stop()
-        archive.path.unlink(missing_ok=True)
+        with signals_deferred():
+            for engine in engines:
+                engine.stop()
+            archive.path.unlink(missing_ok=True)
     if not skopeo:
         notes.append("skopeo not installed: no limit line (apt-get install skopeo)")
     return report(options, archive, results, notes, versions)
