@@ -31,7 +31,7 @@ registry / directory.
 MB/s is one size for every engine: the image as dockerd pushed it (the gzip layers plus the
 config, summed from the registry's manifest; berth's or skopeo's when dockerd has none)
 over the median time of the CLI command, in 10^6 bytes per second. Each pusher's own size
-is printed and kept in --json. An engine whose push fails (berthd before it can push)
+is printed and kept in --json. An engine whose push fails
 prints its error line; the others are measured all the same.
 """
 
