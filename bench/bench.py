@@ -35,6 +35,11 @@ It runs 5 + 1 warm-up of 5 s each unless ``--runs``/``--warmup``/``--net-seconds
 before each run) and fully cached, in ms. It runs 5 + 1 warm-up unless ``--runs``/``--warmup``
 are given.
 
+``--distribution`` adds the scenarios of ``bench/distribution.py`` (issue 16): ``docker push``
+and ``docker pull`` of a 200 MB, 5-layer image through Debian's docker-registry and through
+berth-registry, berth and dockerd alternating in the same run, with ``skopeo copy`` as the
+limit, in MB/s. It runs 3 times unless ``--runs`` is given.
+
 ``--containers-bench`` adds the scenarios of ``bench/containers.py`` (issue 7): ``docker exec C
 true`` latency, ``docker logs`` of 200,000 lines, and ``docker ps`` / ``docker ps -a`` with 500
 containers of which 200 run, in ms, with the targets beside. It runs 20 + 2 warm-up unless
@@ -633,6 +638,7 @@ GROUPS = (
                                              "seconds": a.net_seconds}, bridge=False),
     Group("build", "--build", lambda a: {"runs": a.volume_runs, "warmup": a.volume_warmup}),
     Group("containers", "--containers-bench", lambda a: {"runs": a.runs, "warmup": a.warmup}),
+    Group("distribution", "--distribution", lambda a: {"runs": a.distribution_runs}),
 )
 
 
@@ -685,6 +691,11 @@ def main(argv: list[str] | None = None) -> int:
         "200,000 lines, docker ps with 500 containers",
     )  # fmt: skip
     ap.add_argument(
+        "--distribution", action="store_true",
+        help="also run bench/distribution.py's scenarios: docker push and pull of a 200 MB, "
+        "5-layer image through docker-registry and berth-registry (skopeo the limit), MB/s",
+    )  # fmt: skip
+    ap.add_argument(
         "--net-seconds", type=float, default=5.0, metavar="S",
         help="length of each --network run in seconds (5)",
     )  # fmt: skip
@@ -709,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     # --volumes copies 1 GB per run, --network runs last seconds: fewer runs unless asked for.
     args.volume_runs = 5 if args.runs is None else args.runs
     args.volume_warmup = 1 if args.warmup is None else args.warmup
+    args.distribution_runs = 3 if args.runs is None else args.runs  # each run pushes 200 MB 6 times
     args.runs = 20 if args.runs is None else args.runs
     args.warmup = 2 if args.warmup is None else args.warmup
 
