@@ -73,10 +73,22 @@ class Dockerd:
         raise RuntimeError("dockerd did not start:\n" + self.log_tail())
 
     def kill9(self) -> None:
-        """SIGKILL dockerd alone (its containerd lives on, as after a daemon crash)."""
+        """SIGKILL dockerd, then the containerd it started (by the PIDs naming our
+        directory): a restarted dockerd 20.10 cannot take over an orphaned containerd."""
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(timeout=10)
+        for pid in pids_under(str(self.dir)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while pids_under(str(self.dir)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # The killed containerd may stay a zombie (its new parent need not reap it), and
+        # dockerd would wait for that "still running" pid forever.
+        (self.dir / "exec" / "containerd" / "containerd.pid").unlink(missing_ok=True)
 
     def log_tail(self) -> str:
         try:
