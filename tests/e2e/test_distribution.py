@@ -442,3 +442,100 @@ def test_pull_and_push_are_image_events(
     # Docker: the actor is the reference as given, its "name" attribute the repository
     assert f"image pull {ref} {repository}" in lines, "\n".join(lines)
     assert f"image push {ref} {repository}" in lines, "\n".join(lines)
+
+
+# TLS, read-only registries and credentials through the API.
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("kind", ["berth", "distribution"])
+def test_a_registry_over_tls_with_auth_serves_skopeo_and_the_engine(
+        engine: Engine, kind: str, repo: str, tmp_path: Path,
+        cleanup_images: list[str]) -> None:
+    cls = berth_registry_class() if kind == "berth" else DistributionRegistry
+    with cls(auth=True, tls=True) as reg:
+        assert reg.credentials is not None and reg.ca_cert is not None
+        creds = f"{reg.credentials.username}:{reg.credentials.password}"
+        certs = reg.certs_d(tmp_path / "certs.d")
+        image = write_oci_image(tmp_path / "in", "v1", [100_000], seed=51)
+        ref = f"{reg.host}/tls/{repo}:v1"
+        cleanup_images.append(ref)
+        res = skopeo("copy", f"--dest-cert-dir={certs}", f"--dest-creds={creds}", image.ref,
+                     f"docker://{ref}")
+        assert res.returncode == 0, res.stderr
+        res = skopeo("inspect", f"--cert-dir={certs}", f"--creds={creds}", "--format",
+                     "{{.Digest}}", f"docker://{ref}")
+        assert res.returncode == 0 and res.stdout.strip() == image.digest, res.stderr
+        # without the CA the certificate is not trusted: the registry did present it
+        res = skopeo("inspect", f"--creds={creds}", f"docker://{ref}")
+        assert res.returncode != 0 and "certificate" in res.stderr, res.stderr
+        # a loopback registry is insecure for Docker: it tries https without verifying first
+        cli = engine.cli_with_config(tmp_path / "cfg")
+        login(cli, reg)
+        out = cli.ok("pull", ref, timeout=120)
+        assert f"Digest: {image.digest}" in out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["berth", "distribution"])
+def test_a_read_only_registry_serves_pulls_and_refuses_pushes(
+        engine: Engine, kind: str, repo: str, tmp_path: Path,
+        cleanup_images: list[str]) -> None:
+    cls = berth_registry_class() if kind == "berth" else DistributionRegistry
+    writable = cls()
+    try:
+        writable.start()
+        image = write_oci_image(tmp_path / "in", "v1", [100_000], seed=52)
+        ref = f"{writable.host}/ro/{repo}:v1"
+        res = skopeo("copy", *skopeo_dest(writable), image.ref, f"docker://{ref}")
+        assert res.returncode == 0, res.stderr
+        writable.stop()
+        writable.read_only = True
+        writable.start()  # the same storage and port, now read-only
+        cleanup_images.append(ref)
+        out = engine.cli.ok("pull", ref, timeout=120)
+        assert f"Digest: {image.digest}" in out
+        engine.cli.ok("tag", ref, f"{writable.host}/ro/{repo}:copy")
+        cleanup_images.append(f"{writable.host}/ro/{repo}:copy")
+        res = engine.cli("push", f"{writable.host}/ro/{repo}:copy", timeout=120)
+        assert res.returncode != 0, describe(res)
+        res = skopeo("inspect", *skopeo_creds(writable), f"docker://{writable.host}/ro/{repo}:copy")
+        assert res.returncode != 0
+    finally:
+        writable.close()
+
+
+@pytest.mark.timeout(120)
+def test_docker_py_pull_with_auth_config(engine: Engine, registry: Registry, repo: str,
+                                         seed: Callable[..., str],
+                                         cleanup_images: list[str]) -> None:
+    import docker as docker_py
+
+    assert registry.credentials is not None
+    base = f"{registry.host}/pyauth/{repo}"
+    digest = seed(registry, f"pyauth/{repo}:1")
+    cleanup_images.append(f"{base}:1")
+    client = docker_py.DockerClient(base_url=engine.host, timeout=120)
+    try:
+        with pytest.raises(docker_py.errors.APIError) as refused:
+            client.images.pull(base, tag="1")
+        assert "unauthorized" in str(refused.value).lower() or \
+            "no basic auth credentials" in str(refused.value)
+        wrong = {"username": registry.credentials.username, "password": "wrong"}
+        with pytest.raises(docker_py.errors.APIError):
+            client.images.pull(base, tag="1", auth_config=wrong)
+        right = {"username": registry.credentials.username,
+                 "password": registry.credentials.password}
+        image = client.images.pull(base, tag="1", auth_config=right)
+        assert f"{base}@{digest}" in image.attrs["RepoDigests"]
+        login = client.login(registry.credentials.username, registry.credentials.password,
+                             registry=registry.host, reauth=True)
+        assert login["Status"] == "Login Succeeded"
+        with pytest.raises(docker_py.errors.APIError) as bad_login:
+            client.login(registry.credentials.username, "wrong", registry=registry.host,
+                         reauth=True)
+        # dockerd 20.10: 500 "login attempt to http://HOST/v2/ failed with status: 401
+        # Unauthorized"; Docker 23+ answers 401 with the registry's message
+        assert "401" in str(bad_login.value) or "unauthorized" in str(bad_login.value).lower()
+    finally:
+        client.close()

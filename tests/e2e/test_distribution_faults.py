@@ -311,10 +311,16 @@ def killable_daemon(request: pytest.FixtureRequest) -> Iterator[Killable]:
         yield Killable(Engine("berthd", cli, daemon.host, daemon.data_root), kill9, daemon.start)
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+def wait_for_transfer(proc: subprocess.Popen[str], moved: Callable[[], int], what: str,
+                      timeout: float = 60) -> None:
+    """Until `moved()` bytes passed 1 MB while the client `proc` still runs."""
     deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+    while moved() < 1_000_000:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the {what} ended (status {proc.returncode}) before the kill; "
+                        f"stdout {out[-500:]!r} stderr {err[-500:]!r}")
+        assert time.monotonic() < deadline, f"timed out waiting for the {what} to be under way"
         time.sleep(0.05)
 
 
@@ -338,10 +344,9 @@ def test_sigkill_in_the_middle_of_a_pull_leaves_no_image_and_the_pull_then_compl
         pull = subprocess.Popen([cli.program, "pull", ref], env=cli.env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_for(lambda: proxy.bytes_down > 1_000_000, "the pull to be under way")
-            assert pull.poll() is None, "the pull ended before the kill: make the image larger"
+            wait_for_transfer(pull, lambda: proxy.bytes_down, "pull")
             k.kill9()
-            _, err = pull.communicate(timeout=60)
+            pull.communicate(timeout=60)
         finally:
             if pull.poll() is None:
                 pull.kill()
@@ -373,8 +378,7 @@ def test_sigkill_in_the_middle_of_a_push_leaves_no_manifest_and_the_push_then_co
         push = subprocess.Popen([cli.program, "push", ref], env=cli.env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_for(lambda: proxy.bytes_up > 1_000_000, "the push to be under way")
-            assert push.poll() is None, "the push ended before the kill: make the image larger"
+            wait_for_transfer(push, lambda: proxy.bytes_up, "push")
             k.kill9()
             push.communicate(timeout=60)
         finally:
