@@ -3,21 +3,15 @@ and runs; an image saved by berth loads into a private dockerd (when one is inst
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from helpers.cli import Cli, describe
+from helpers.dockerd import Dockerd, running_dockerd
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "dockerd-20.10-save.tar"
-DOCKERD = "/usr/sbin/dockerd"
 
 
 def test_archive_saved_by_dockerd_loads_and_runs(docker: Cli) -> None:
@@ -31,95 +25,10 @@ def test_archive_saved_by_dockerd_loads_and_runs(docker: Cli) -> None:
         docker("rmi", "berth-fixture/busybox:1")
 
 
-class Dockerd:
-    """A private dockerd in its own directory, stopped by PID and cleaned up after."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="bdkd-", dir="/tmp"))  # short: AF_UNIX path
-        self.sock = self.dir / "d.sock"
-        (self.dir / "daemon.json").write_text("{}\n")
-        (self.dir / "config").mkdir()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.cli = Cli("docker", {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                                  "DOCKER_HOST": f"unix://{self.sock}",
-                                  "DOCKER_CONFIG": str(self.dir / "config")})
-
-    def start(self) -> None:
-        log = open(self.dir / "dockerd.log", "wb")
-        self.proc = subprocess.Popen(
-            [DOCKERD, "--config-file", str(self.dir / "daemon.json"),
-             "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
-             "-H", f"unix://{self.sock}", "--pidfile", str(self.dir / "dockerd.pid"),
-             "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-             "--ip-masq=false"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-        )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            if self.cli("version").returncode == 0:
-                return
-            time.sleep(0.3)
-        raise RuntimeError("dockerd did not start:\n" + self.log_tail())
-
-    def log_tail(self) -> str:
-        try:
-            return (self.dir / "dockerd.log").read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """SIGTERM by PID (dockerd stops the containerd it started), then clean the directory."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        for pid in _pids_under(str(self.dir)):  # a containerd or shim that outlived dockerd
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for target in sorted(_mounts_under(str(self.dir)), reverse=True):
-            subprocess.run(["umount", "-l", target], check=False, capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _mounts_under(prefix: str) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
-
-
-def _pids_under(prefix: str) -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if prefix in cmdline:
-            pids.append(int(name))
-    return pids
-
-
 @pytest.fixture
 def dockerd() -> Iterator[Dockerd]:
-    if not os.path.exists(DOCKERD):
-        pytest.skip(f"{DOCKERD} is not installed")
-    d = Dockerd()
-    try:
-        d.start()
+    with running_dockerd() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.mark.timeout(180)
