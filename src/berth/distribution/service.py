@@ -6,8 +6,9 @@ Docker does: named by the reference, not the image ID.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from berth.distribution.manifest import Descriptor, ImageIndex, Platform
@@ -15,8 +16,8 @@ from berth.distribution.metadata import LayerSources
 from berth.distribution.progress import Emit, Progress, PushedManifest
 from berth.distribution.pull import MAX_CONFIG, Puller
 from berth.distribution.push import Pusher
-from berth.distribution.registry import Credentials, Registry
-from berth.errors import InvalidParameter, NotFound
+from berth.distribution.registry import Credentials, Registry, RegistryError
+from berth.errors import InvalidParameter, NotFound, Unauthorized
 from berth.images import reference
 from berth.images.store import ImageStore
 
@@ -43,6 +44,10 @@ class DistributionService:
     async def pull(self, name: str, tag: str, platform: str, creds: Credentials, emit: Emit) -> None:
         """`POST /images/create?fromImage=name&tag=tag`: with neither a tag nor a digest,
         every tag of the repository (`docker pull --all-tags`)."""
+        with _not_a_401():
+            await self._pull(name, tag, platform, creds, emit)
+
+    async def _pull(self, name: str, tag: str, platform: str, creds: Credentials, emit: Emit) -> None:
         ref = _pull_reference(name, tag)
         wanted = Platform.parse(platform) if platform else None
         repo = self.registry.repository(ref, creds)
@@ -66,6 +71,10 @@ class DistributionService:
 
     async def push(self, name: str, tag: str, creds: Credentials, emit: Emit) -> list[PushedManifest]:
         """`POST /images/{name}/push?tag=tag`: without a tag, every local tag of the repository."""
+        with _not_a_401():
+            return await self._push(name, tag, creds, emit)
+
+    async def _push(self, name: str, tag: str, creds: Credentials, emit: Emit) -> list[PushedManifest]:
         ref = reference.parse(name, default_tag=False)
         if ref.digest:
             raise InvalidParameter(f"cannot push a digest reference: {name}")
@@ -112,8 +121,19 @@ class DistributionService:
         return sorted(r[0][len(ref.name) + 1:] for r in rows if "@" not in r[0])
 
     def _event(self, action: str, ref: reference.Reference) -> None:
-        name = ref.familiar()
-        self.images.on_event(action, name, {"name": name})
+        # as dockerd: the actor is the reference, its "name" the repository
+        self.images.on_event(action, ref.familiar(), {"name": ref.familiar_name})
+
+
+@contextlib.contextmanager
+def _not_a_401() -> Iterator[None]:
+    """A registry's refusal of a pull or push reaches the client as a 500, as dockerd
+    answers it: a 401 from the daemon makes the docker CLI stop and ask for a login at
+    the terminal ("Login prior to pull"). Only `docker login` gets the 401."""
+    try:
+        yield
+    except Unauthorized as e:
+        raise RegistryError(str(e)) from None
 
 
 def _pull_reference(name: str, tag: str) -> reference.Reference:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from berth import clock
+from berth.images import reference
 from berth.images.model import Image
 from berth.images.store import ImageStore
 
@@ -44,9 +45,11 @@ def _label_matches(img: Image, pattern: str) -> bool:
     return key in labels and (not eq or labels[key] == value)
 
 
-def _ref_matches(tag: str, pattern: str) -> bool:
-    repo = tag.rsplit(":", 1)[0]
-    return fnmatch.fnmatch(tag, pattern) or fnmatch.fnmatch(repo, pattern)
+def _ref_matches(ref: str, pattern: str) -> bool:
+    """`reference=` against a tag (`name:tag`) or a digest reference (`name@sha256:…`)."""
+    name = ref.split("@", 1)[0]
+    repo = reference.split_repo_tag(name)[0]
+    return fnmatch.fnmatch(ref, pattern) or fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(repo, pattern)
 
 
 def matcher(store: ImageStore, filters: ImageFilters) -> Callable[[Image], bool]:
@@ -57,7 +60,8 @@ def matcher(store: ImageStore, filters: ImageFilters) -> Callable[[Image], bool]
 
     def matches(img: Image) -> bool:
         created = created_epoch(img)
-        if filters.reference and not any(_ref_matches(t, r) for t in img.repo_tags for r in filters.reference):
+        if filters.reference and not any(_ref_matches(t, r) for t in img.repo_tags + img.repo_digests
+                                         for r in filters.reference):
             return False
         if not all(_label_matches(img, pattern) for pattern in filters.label):
             return False
