@@ -153,6 +153,24 @@ def image_listed(cli: Cli, repository: str) -> bool:
     return repository in out.split()
 
 
+def assert_pull_fails_cleanly(cli: Cli, ref: str, *wanted: str, timeout: float = 150) -> str:
+    """The pull exits non-zero; stderr names all of `wanted`; the image is not there."""
+    try:
+        res = cli("pull", ref, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace")
+        pytest.fail(f"`docker pull {ref}` did not end in {timeout} s; its output: {out!r} "
+                    "(a daemon that answers 401 makes the docker CLI prompt for a login)",
+                    pytrace=False)
+    assert res.returncode != 0, describe(res)
+    for text in wanted:
+        assert text in res.stderr, f"{text!r} not in the error\n{describe(res)}"
+    assert not image_listed(cli, ref.rsplit(":", 1)[0]), cli.ok("images")
+    inspect = cli("image", "inspect", ref)
+    assert inspect.returncode != 0 and "No such image" in inspect.stderr, describe(inspect)
+    return res.stderr
+
+
 # Must show 1: the course's 8.4 flow.
 
 
@@ -187,9 +205,8 @@ def test_login_tag_push_rmi_pull_run_with_the_docker_cli(
     config = json.loads((tmp_path / "docker-config" / "config.json").read_text())
     assert registry.host not in config.get("auths", {})
     cli.ok("rmi", name)
-    res = cli("pull", name, timeout=120)
-    assert res.returncode != 0, describe(res)
-    assert "no basic auth credentials" in res.stderr or "unauthorized" in res.stderr.lower()
+    err = assert_pull_fails_cleanly(cli, name)
+    assert "no basic auth credentials" in err or "unauthorized" in err.lower(), err
 
 
 @pytest.mark.timeout(240)
