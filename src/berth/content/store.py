@@ -324,17 +324,7 @@ class ContentStore:
         with self._ingest(lease) as name:
             writer = await asyncio.to_thread(_Writer, self.blobs, decompress, False, name)
             try:
-                # batched, so that each trip to a thread writes megabytes, not a socket read
-                batch: list[bytes] = []
-                batched = 0
-                async for chunk in chunks:
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    if batched >= _STREAM_BATCH:
-                        await asyncio.to_thread(writer.write, b"".join(batch))
-                        batch, batched = [], 0
-                if batch:
-                    await asyncio.to_thread(writer.write, b"".join(batch))
+                await _write_batched(chunks, writer, _STREAM_BATCH)
                 blob = await asyncio.to_thread(writer.close)
                 verify(blob.digest, expected)
                 self.hold(lease, blob.digest)
@@ -394,16 +384,7 @@ class ContentStore:
         """
         writer = await asyncio.to_thread(_Writer, directory, True, True)
         try:
-            batch: list[bytes] = []
-            batched = 0
-            async for chunk in chunks:
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= _COPY_CHUNK:
-                    await asyncio.to_thread(writer.write, b"".join(batch))
-                    batch, batched = [], 0
-            if batch:
-                await asyncio.to_thread(writer.write, b"".join(batch))
+            await _write_batched(chunks, writer, _COPY_CHUNK)
             await asyncio.to_thread(writer.close)
         except BaseException:
             await asyncio.to_thread(writer.abort)
@@ -457,6 +438,21 @@ class ContentStore:
     def spool_dir(self) -> str:
         """A private scratch directory; the caller removes it (start-up clears leftovers)."""
         return tempfile.mkdtemp(dir=self.spool_root)
+
+
+async def _write_batched(chunks: AsyncIterator[bytes], writer: _Writer, batch_size: int) -> None:
+    """Feed `chunks` to `writer` in a thread, batched so that each trip to the thread
+    writes megabytes, not a socket read's worth."""
+    batch: list[bytes] = []
+    batched = 0
+    async for chunk in chunks:
+        batch.append(chunk)
+        batched += len(chunk)
+        if batched >= batch_size:
+            await asyncio.to_thread(writer.write, b"".join(batch))
+            batch, batched = [], 0
+    if batch:
+        await asyncio.to_thread(writer.write, b"".join(batch))
 
 
 def _unlink(path: str) -> None:
