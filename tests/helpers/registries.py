@@ -58,14 +58,18 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Tls:
-    """A self-signed CA and a server certificate it signed, for localhost and 127.0.0.1."""
+    """A self-signed CA, a server certificate it signed (for localhost and the given
+    addresses), and a client certificate it signed (for registries that ask for one)."""
 
     ca_cert: Path
     cert: Path
     key: Path
+    client_cert: Path
+    client_key: Path
 
 
-def make_tls(directory: Path) -> Tls:
+def make_tls(directory: Path, ips: tuple[str, ...] = ("127.0.0.1",)) -> Tls:
+    """A CA, and a server certificate it signed for localhost and `ips`."""
     import ipaddress
 
     from cryptography import x509
@@ -95,15 +99,27 @@ def make_tls(directory: Path) -> Tls:
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([
                 x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(ca_key, hashes.SHA256()))
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "berth test client")]))
+              .issuer_name(ca_name).public_key(client_key.public_key())
+              .serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(hours=1))
+              .not_valid_after(now + datetime.timedelta(days=2))
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
-    tls = Tls(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    tls = Tls(directory / "ca.crt", directory / "server.crt", directory / "server.key",
+              directory / "client.cert", directory / "client.key")
     tls.ca_cert.write_bytes(ca.public_bytes(pem))
     tls.cert.write_bytes(cert.public_bytes(pem))
-    tls.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    for path, private in ((tls.key, key), (tls.client_key, client_key)):
+        path.write_bytes(private.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    tls.client_cert.write_bytes(client.public_bytes(pem))
     return tls
 
 

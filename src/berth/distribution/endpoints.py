@@ -124,6 +124,26 @@ def endpoints(domain: str, config: RegistryConfig, push: bool = False) -> list[E
     return [Endpoint(f"https://{host}", host)]
 
 
+def certs_stamp(endpoint: Endpoint, config: RegistryConfig) -> tuple[tuple[str, int, int], ...]:
+    """What `endpoint`'s certs.d directories hold now (names, sizes, mtimes): a TLS
+    set-up made from other contents is stale. Docker reads certs.d at every pull, push
+    and login, so a CA added (or removed) takes effect without a restart."""
+    found = []
+    for root in config.certs_dirs:
+        directory = os.path.join(root, endpoint.host)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            try:
+                st = os.stat(os.path.join(directory, name))
+            except OSError:
+                continue
+            found.append((os.path.join(directory, name), st.st_size, st.st_mtime_ns))
+    return tuple(found)
+
+
 def tls_context(endpoint: Endpoint, config: RegistryConfig) -> ssl.SSLContext | bool:
     """The TLS set-up for `endpoint` (reads files: call it in a thread). Verified: the
     system's CAs, plus every certs.d/<host>/*.crt, and client.cert/client.key (or any

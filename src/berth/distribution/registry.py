@@ -42,6 +42,7 @@ from berth.distribution.endpoints import (
     DEFAULT_DOMAIN,
     Endpoint,
     RegistryConfig,
+    certs_stamp,
     endpoints,
     registry_host,
     server_host,
@@ -182,29 +183,37 @@ class Registry:
         # blobs: no bound on the whole, only on each wait; API calls: bounded as a whole too
         self.limits = httpclient.Limits(connect=config.connect_timeout, read=config.read_timeout, total=None)
         self.api_limits = replace(self.limits, total=config.api_timeout)
-        self._sessions: dict[tuple[str, str, bool], httpclient.Session] = {}
+        self._sessions: dict[tuple[str, str, bool], tuple[tuple[tuple[str, int, int], ...],
+                                                          httpclient.Session]] = {}
+        self._stale: list[httpclient.Session] = []
         self._lock = asyncio.Lock()
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
+        sessions = [s for _, s in self._sessions.values()] + self._stale
+        self._sessions, self._stale = {}, []
         for session in sessions:
             await session.close()
 
     async def session(self, endpoint: Endpoint) -> httpclient.Session:
-        """The session for `endpoint`'s TLS set-up (certs.d read once, in a thread)."""
+        """The session for `endpoint`'s TLS set-up, made again when its certs.d
+        directory has changed (files read in a thread)."""
         key = (endpoint.host, endpoint.base.split("://", 1)[0], endpoint.verify)
-        session = self._sessions.get(key)
-        if session is not None:
-            return session
+        stamp = await asyncio.to_thread(certs_stamp, endpoint, self.config) if endpoint.secure else ()
+        held = self._sessions.get(key)
+        if held is not None and held[0] == stamp:
+            return held[1]
         async with self._lock:
-            session = self._sessions.get(key)
-            if session is None:
-                try:
-                    tls = await asyncio.to_thread(tls_context, endpoint, self.config)
-                except (OSError, ValueError) as e:
-                    raise InvalidParameter(f"invalid TLS configuration for {endpoint.host}: {e}") from None
-                session = httpclient.Session(limits=self.limits, tls=tls)
-                self._sessions[key] = session
+            held = self._sessions.get(key)
+            if held is not None and held[0] == stamp:
+                return held[1]
+            try:
+                tls = await asyncio.to_thread(tls_context, endpoint, self.config)
+            except (OSError, ValueError) as e:
+                raise InvalidParameter(f"invalid TLS configuration for {endpoint.host}: {e}") from None
+            session = httpclient.Session(limits=self.limits, tls=tls)
+            self._sessions[key] = (stamp, session)
+            if held is not None:
+                self._stale.append(held[1])  # requests may still be on it: closed at close()
             return session
 
     def repository(self, ref: Reference, creds: Credentials, push: bool = False) -> Repository:
