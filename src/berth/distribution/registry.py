@@ -561,7 +561,10 @@ class Repository:
                             if progress is not None:
                                 progress(got)
                     if got < desc.size:
-                        raise _Retryable(f"the blob {desc.digest} ended after {got} of {desc.size} bytes")
+                        # the answer ended cleanly, short of the size: the registry has no more
+                        # to give, and a retry would get the same (dockerd fails at once too);
+                        # a connection that breaks off is an HTTPClientError, and retried
+                        raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
                     break
                 except (_Retryable, httpclient.HTTPClientError) as e:
                     failures += 1
