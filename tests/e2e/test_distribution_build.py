@@ -19,7 +19,7 @@ import pytest
 from helpers.cli import Cli, describe
 from helpers.daemon import BerthDaemon, private_daemon
 from helpers.images import write_load_archive
-from helpers.registries import DistributionRegistry, Registry
+from helpers.registries import DistributionRegistry, Registry, leaked_blobs
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +104,24 @@ def test_registry_mirrors_serve_docker_hub_names(berthd: BerthDaemon, busybox_ta
         assert cli.ok("run", "--rm", f"busybox:{tag}", "echo", "via the mirror").strip() == "via the mirror"
         assert cli.ok("image", "inspect", "-f", "{{json .RepoDigests}}", f"busybox:{tag}").strip() == \
             json.dumps([f"busybox@{digest}"])
+
+
+@pytest.mark.timeout(300)
+def test_concurrent_pulls_of_one_image_all_succeed_and_leave_one_copy(
+        docker: Cli, berthd: BerthDaemon, busybox: str, plain_registry: Registry, tmp_path: Path) -> None:
+    repo = f"same/t{uuid.uuid4().hex[:10]}"
+    name = f"{plain_registry.host}/{repo}:1"
+    digest = _seed(plain_registry, f"{repo}:1", tmp_path, 43)
+    try:
+        pulls = [subprocess.Popen(["docker", "pull", "-q", name], env=docker.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        for proc in pulls:
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err
+            assert out.strip() == name
+        assert docker.ok("image", "inspect", "-f", "{{json .RepoDigests}}", name).strip() == \
+            json.dumps([f"{plain_registry.host}/{repo}@{digest}"])
+        assert docker.ok("run", "--rm", name, "echo", "one copy").strip() == "one copy"
+        assert leaked_blobs(berthd.data_root) == []
+    finally:
+        docker("rmi", "-f", name)

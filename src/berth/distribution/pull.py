@@ -158,9 +158,9 @@ class Puller:
         blob = await self._download(repo, ref, desc, diff_id, lease, emit)
         layer_id = short_id(desc.digest)
         emit(Progress("Extracting", layer_id, 0, desc.size))
-        if self.layers.get(chain_id) is None:  # else another pull made it meanwhile: not ours to remove
+        size, made = await self.layers.extract_blob(blob, chain_id)
+        if made:  # else another pull made it: not ours to remove if this one fails
             extracted.append(chain_id)
-        size = await self.layers.extract_blob(blob, chain_id)
         emit(Progress("Extracting", layer_id, desc.size, desc.size))
         return chain_id, size
 

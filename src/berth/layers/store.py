@@ -171,16 +171,20 @@ class LayerStore:
         size = await self._extract(blob.digest, chain_id)  # failed: the lease's end collects the blob
         return self.record(chain_id, blob.digest, parent, size)
 
-    async def extract_blob(self, blob: Blob, chain_id: str) -> int:
+    async def extract_blob(self, blob: Blob, chain_id: str) -> tuple[int, bool]:
         """The first half of `apply_blob`, for a caller that makes several layers at once
         (a pull): extract `blob` as layer `chain_id`'s directory, without a sync and
-        without recording it; returns its size. Extractions need no parent, so they may
-        run in parallel; the caller then calls `sync()` once and `record`s each layer,
-        parents first. A directory never recorded is removed by `remove` or at start-up."""
+        without recording it; returns its size, and whether this call made the directory
+        (False when the layer, or a concurrent extraction of it, was there first: then it
+        is not the caller's to remove). Extractions need no parent, so they may run in
+        parallel; the caller then calls `sync()` once and `record`s each layer, parents
+        first. A directory never recorded is removed by `remove` or at start-up."""
         existing = self.get(chain_id)
         if existing:
-            return existing.size
-        return await self._extract(blob.digest, chain_id, sync=False)
+            return existing.size, False
+        made: list[bool] = []
+        size = await self._extract(blob.digest, chain_id, sync=False, made=made)
+        return size, bool(made)
 
     async def sync(self) -> None:
         """Make every extracted layer and written blob durable (one syncfs)."""
@@ -193,7 +197,8 @@ class LayerStore:
                         (layer.chain_id, layer.diff_id, layer.parent, layer.size))
         return self.get(chain_id) or layer
 
-    async def _extract(self, diff_id: str, chain_id: str, source_path: str = "", sync: bool = True) -> int:
+    async def _extract(self, diff_id: str, chain_id: str, source_path: str = "", sync: bool = True,
+                       made: list[bool] | None = None) -> int:
         """Extract the verified plain tar `diff_id` (its blob, or the file `source_path`)
         as layer `chain_id`; synced to disk (unless the caller syncs later) before it is
         renamed into place. A directory that another extraction put there first wins."""
@@ -209,6 +214,8 @@ class LayerStore:
                 await asyncio.to_thread(_sync_tree, diff)
             try:
                 os.rename(tmp, self._dir(chain_id))
+                if made is not None:
+                    made.append(True)
             except OSError as e:
                 if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                     raise
