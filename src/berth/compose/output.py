@@ -1,0 +1,336 @@
+"""`docker compose config` output: the model back to a normalized compose document.
+
+Owns: `to_dict` (the project as compose v2's `config` prints it: `name` first, long
+forms, durations as Go prints them, sizes in bytes, defaults left out), the YAML
+writer (2-space indent, sequences indented under their key, strings quoted where YAML
+would read them as something else), JSON, and the `--services`/`--volumes` listings.
+Must not: load files or change the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from berth.compose.model import (
+    BuildConfig,
+    Deploy,
+    FileObject,
+    Healthcheck,
+    PortConfig,
+    Project,
+    ResourceSpec,
+    Service,
+    ServiceVolume,
+)
+from berth.compose.normalize import format_duration
+
+
+def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None and v != [] and v != {} and v is not False}
+
+
+def _port(p: PortConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": p.mode}
+    if p.host_ip:
+        out["host_ip"] = p.host_ip
+    out["target"] = p.target
+    if p.published is not None:
+        out["published"] = p.published
+    out["protocol"] = p.protocol
+    if p.app_protocol:
+        out["app_protocol"] = p.app_protocol
+    if p.name:
+        out["name"] = p.name
+    return out
+
+
+def _volume(v: ServiceVolume) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": v.type}
+    if v.source:
+        out["source"] = v.source
+    out["target"] = v.target
+    if v.read_only:
+        out["read_only"] = True
+    if v.consistency:
+        out["consistency"] = v.consistency
+    if v.bind is not None:
+        out["bind"] = _drop_empty({
+            "propagation": v.bind.propagation,
+            "create_host_path": v.bind.create_host_path,
+            "selinux": v.bind.selinux,
+        })
+    if v.volume is not None:
+        out["volume"] = _drop_empty({"nocopy": v.volume.nocopy, "subpath": v.volume.subpath})
+    if v.tmpfs is not None:
+        out["tmpfs"] = _drop_empty({
+            "size": None if v.tmpfs.size is None else str(v.tmpfs.size),
+            "mode": None if v.tmpfs.mode is None else f"{v.tmpfs.mode:04o}",
+        })
+    return out
+
+
+def _duration(ns: int | None) -> str | None:
+    return None if ns is None else format_duration(ns)
+
+
+def _healthcheck(h: Healthcheck) -> dict[str, Any]:
+    return _drop_empty({
+        "test": h.test,
+        "timeout": _duration(h.timeout),
+        "interval": _duration(h.interval),
+        "retries": h.retries,
+        "start_period": _duration(h.start_period),
+        "start_interval": _duration(h.start_interval),
+        "disable": h.disable,
+    })
+
+
+def _build(b: BuildConfig) -> dict[str, Any]:
+    return _drop_empty({
+        "context": b.context,
+        "dockerfile": None if b.dockerfile_inline else b.dockerfile,
+        "dockerfile_inline": b.dockerfile_inline,
+        "args": b.args,
+        "labels": b.labels,
+        "cache_from": b.cache_from,
+        "network": b.network,
+        "target": b.target,
+        "shm_size": None if b.shm_size is None else str(b.shm_size),
+        "extra_hosts": b.extra_hosts,
+        "tags": b.tags,
+        "platforms": b.platforms,
+        "no_cache": b.no_cache,
+        "pull": b.pull,
+    })
+
+
+def _resources(r: ResourceSpec | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return _drop_empty({
+        "cpus": r.cpus,
+        "memory": None if r.memory is None else str(r.memory),
+        "pids": r.pids,
+    })
+
+
+def _deploy(d: Deploy) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if d.mode:
+        out["mode"] = d.mode
+    if d.replicas is not None:
+        out["replicas"] = d.replicas
+    if d.labels:
+        out["labels"] = d.labels
+    if d.resources is not None:
+        out["resources"] = _drop_empty({
+            "limits": _resources(d.resources.limits),
+            "reservations": _resources(d.resources.reservations),
+        })
+    if d.restart_policy is not None:
+        p = d.restart_policy
+        out["restart_policy"] = _drop_empty({
+            "condition": p.condition,
+            "delay": _duration(p.delay),
+            "max_attempts": p.max_attempts,
+            "window": _duration(p.window),
+        })
+    return out
+
+
+def service_to_dict(s: Service) -> dict[str, Any]:
+    """One service as compose v2's `config` prints it (keys in compose-go's order)."""
+    out: dict[str, Any] = {}
+    out["profiles"] = s.profiles
+    if s.build is not None:
+        out["build"] = _build(s.build)
+    out["cap_add"] = s.cap_add
+    out["cap_drop"] = s.cap_drop
+    out["command"] = s.command
+    out["configs"] = [
+        _drop_empty({"source": c.source, "target": c.target, "uid": c.uid, "gid": c.gid,
+                     "mode": None if c.mode is None else f"{c.mode:04o}"})
+        for c in s.configs
+    ]
+    out["container_name"] = s.container_name
+    out["depends_on"] = {
+        name: {"condition": d.condition, **({"restart": True} if d.restart else {}),
+               "required": d.required}
+        for name, d in s.depends_on.items()
+    }
+    if s.deploy is not None:
+        out["deploy"] = _deploy(s.deploy)
+    out["devices"] = s.devices
+    out["dns"] = s.dns
+    out["dns_opt"] = s.dns_opt
+    out["dns_search"] = s.dns_search
+    out["domainname"] = s.domainname
+    out["entrypoint"] = s.entrypoint
+    out["environment"] = s.environment
+    out["expose"] = s.expose
+    out["external_links"] = s.external_links
+    out["extra_hosts"] = s.extra_hosts
+    out["hostname"] = s.hostname
+    if s.healthcheck is not None:
+        out["healthcheck"] = _healthcheck(s.healthcheck)
+    out["image"] = s.image
+    out["init"] = s.init
+    out["ipc"] = s.ipc
+    out["labels"] = s.labels
+    out["links"] = s.links
+    if s.logging is not None:
+        out["logging"] = _drop_empty({"driver": s.logging.driver, "options": s.logging.options})
+    out["network_mode"] = s.network_mode
+    out["networks"] = {
+        name: None if n is None else _drop_empty({
+            "aliases": n.aliases, "ipv4_address": n.ipv4_address,
+            "ipv6_address": n.ipv6_address, "link_local_ips": n.link_local_ips,
+            "mac_address": n.mac_address, "priority": n.priority,
+        })
+        for name, n in sorted(s.networks.items())
+    }
+    out["pid"] = s.pid
+    out["platform"] = s.platform
+    out["ports"] = [_port(p) for p in s.ports]
+    out["privileged"] = s.privileged
+    out["pull_policy"] = s.pull_policy
+    out["read_only"] = s.read_only
+    out["restart"] = s.restart
+    out["scale"] = s.scale
+    out["secrets"] = [
+        _drop_empty({"source": c.source, "target": c.target, "uid": c.uid, "gid": c.gid,
+                     "mode": None if c.mode is None else f"{c.mode:04o}"})
+        for c in s.secrets
+    ]
+    out["security_opt"] = s.security_opt
+    out["shm_size"] = None if s.shm_size is None else str(s.shm_size)
+    out["stdin_open"] = s.stdin_open
+    out["stop_grace_period"] = _duration(s.stop_grace_period)
+    out["stop_signal"] = s.stop_signal
+    out["sysctls"] = s.sysctls
+    out["tmpfs"] = s.tmpfs
+    out["tty"] = s.tty
+    out["ulimits"] = {
+        name: u.soft if u.single else {"soft": u.soft, "hard": u.hard}
+        for name, u in s.ulimits.items()
+    }
+    out["user"] = s.user
+    out["volumes"] = [_volume(v) for v in s.volumes]
+    out["volumes_from"] = s.volumes_from
+    out["working_dir"] = s.working_dir
+    out["post_start"] = [_hook(h) for h in s.post_start]
+    out["pre_stop"] = [_hook(h) for h in s.pre_stop]
+    result = {k: v for k, v in out.items() if v is not None and v != [] and v is not False
+              and not (v == {} and k not in ("environment",))}
+    if not s.environment:
+        result.pop("environment", None)
+    if s.healthcheck is not None:
+        result["healthcheck"] = out["healthcheck"]
+    # Keys berth passes through untyped go where compose-go's alphabetical order has them.
+    merged = {**result, **s.other}
+    ordered = {"profiles": merged.pop("profiles")} if "profiles" in merged else {}
+    tail: dict[str, Any] = {k: merged.pop(k) for k in ("post_start", "pre_stop") if k in merged}
+    ordered.update(sorted(merged.items()))
+    ordered.update(tail)
+    return ordered
+
+
+def _hook(h: Any) -> dict[str, Any]:
+    return _drop_empty({
+        "command": h.command, "user": h.user, "privileged": h.privileged,
+        "working_dir": h.working_dir, "environment": h.environment,
+    })
+
+
+def _file_object(f: FileObject) -> dict[str, Any]:
+    return _drop_empty({
+        "name": f.name, "file": f.file, "environment": f.environment, "content": f.content,
+        "external": f.external,
+    })
+
+
+def to_dict(project: Project) -> dict[str, Any]:
+    """The project as `docker compose config` prints it."""
+    doc: dict[str, Any] = {"name": project.name}
+    doc["services"] = {name: service_to_dict(s) for name, s in sorted(project.services.items())}
+    if project.networks:
+        doc["networks"] = {
+            key: _drop_empty({
+                "name": n.name, "driver": n.driver, "driver_opts": n.driver_opts,
+                "ipam": n.ipam, "external": n.external, "internal": n.internal,
+                "attachable": n.attachable, "enable_ipv6": n.enable_ipv6, "labels": n.labels,
+            })
+            for key, n in sorted(project.networks.items())
+        }
+    if project.volumes:
+        doc["volumes"] = {
+            key: _drop_empty({
+                "name": v.name, "driver": v.driver, "driver_opts": v.driver_opts,
+                "external": v.external, "labels": v.labels,
+            })
+            for key, v in sorted(project.volumes.items())
+        }
+    if project.secrets:
+        doc["secrets"] = {k: _file_object(f) for k, f in sorted(project.secrets.items())}
+    if project.configs:
+        doc["configs"] = {k: _file_object(f) for k, f in sorted(project.configs.items())}
+    doc.update(project.extensions)
+    return doc
+
+
+# --- writing ------------------------------------------------------------------------
+
+# Plain scalars a YAML 1.1 reader (and yaml.v3 when writing) would take for something
+# other than a string: they are written quoted, as compose v2 writes them.
+_AMBIGUOUS = re.compile(
+    r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+    r"|~|null|Null|NULL|[-+]?[0-9][0-9_]*(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|0[xXoObB][0-9a-fA-F]+"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$"
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    if _AMBIGUOUS.match(value) or value == "":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+def _represent_none(dumper: yaml.SafeDumper, value: None) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(type(None), _represent_none)
+
+
+def dump_yaml(document: Any) -> str:
+    """YAML as compose v2 writes it (2-space indent, insertion order kept)."""
+    return yaml.dump(  # type: ignore[no-any-return]
+        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+        allow_unicode=True, indent=2, width=1 << 30,
+    )
+
+
+def dump_json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def config_services(project: Project) -> list[str]:
+    """`config --services`: the active services, in the order compose v2 lists them."""
+    return sorted(project.services)
+
+
+def config_volumes(project: Project) -> list[str]:
+    """`config --volumes`: the volumes' keys."""
+    return list(project.volumes)
