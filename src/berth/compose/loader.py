@@ -176,11 +176,8 @@ class _Loading:
         for key in doc:
             if not isinstance(key, str):
                 raise InvalidParameter(f"failed to parse {path}: non-string key {key!r}")
-        body = {k: v for k, v in doc.items() if not k.startswith("x-")}
-        extensions = {k: v for k, v in doc.items() if k.startswith("x-")}
-        doc = interpolate_document(body, lookup or self.lookup, self.warnings)
+        doc = interpolate_document(doc, lookup or self.lookup, self.warnings)
         validate(doc, source=str(path))
-        doc.update(extensions)
         if lookup is None:
             self.cache[path] = doc
         return doc

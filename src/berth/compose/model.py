@@ -221,8 +221,8 @@ class Service:
     scale: int | None = None
     post_start: list[Hook] = field(default_factory=list)
     pre_stop: list[Hook] = field(default_factory=list)
-    # Keys of the specification berth passes through untyped (cpu_shares, develop…),
-    # by their compose names, as loaded and interpolated.
+    # Keys of the specification berth passes through untyped (cpu_shares, develop…) and
+    # the service's `x-` extensions, by their compose names, as loaded and interpolated.
     other: dict[str, Any] = field(default_factory=dict)
 
     @property

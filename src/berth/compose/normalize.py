@@ -590,5 +590,5 @@ def build_service(
         scale=raw.get("scale"),
         post_start=_hooks(raw.get("post_start")),
         pre_stop=_hooks(raw.get("pre_stop")),
-        other={k: v for k, v in raw.items() if k not in _TYPED and not k.startswith("x-")},
+        other={k: v for k, v in raw.items() if k not in _TYPED},
     )

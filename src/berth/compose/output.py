@@ -29,6 +29,19 @@ from berth.compose.model import (
 from berth.compose.normalize import format_duration
 
 
+def _sorted(d: dict[str, Any]) -> dict[str, Any]:
+    """Go maps print sorted by key."""
+    return dict(sorted(d.items()))
+
+
+def _deep_sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_sorted(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list):
+        return [_deep_sorted(v) for v in value]
+    return value
+
+
 def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and v != [] and v != {} and v is not False}
 
@@ -94,8 +107,8 @@ def _build(b: BuildConfig) -> dict[str, Any]:
         "context": b.context,
         "dockerfile": None if b.dockerfile_inline else b.dockerfile,
         "dockerfile_inline": b.dockerfile_inline,
-        "args": b.args,
-        "labels": b.labels,
+        "args": _sorted(b.args),
+        "labels": _sorted(b.labels),
         "cache_from": b.cache_from,
         "network": b.network,
         "target": b.target,
@@ -125,7 +138,7 @@ def _deploy(d: Deploy) -> dict[str, Any]:
     if d.replicas is not None:
         out["replicas"] = d.replicas
     if d.labels:
-        out["labels"] = d.labels
+        out["labels"] = _sorted(d.labels)
     if d.resources is not None:
         out["resources"] = _drop_empty({
             "limits": _resources(d.resources.limits),
@@ -160,7 +173,7 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     out["depends_on"] = {
         name: {"condition": d.condition, **({"restart": True} if d.restart else {}),
                "required": d.required}
-        for name, d in s.depends_on.items()
+        for name, d in sorted(s.depends_on.items())
     }
     if s.deploy is not None:
         out["deploy"] = _deploy(s.deploy)
@@ -170,7 +183,7 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     out["dns_search"] = s.dns_search
     out["domainname"] = s.domainname
     out["entrypoint"] = s.entrypoint
-    out["environment"] = s.environment
+    out["environment"] = _sorted(s.environment)
     out["expose"] = s.expose
     out["external_links"] = s.external_links
     out["extra_hosts"] = s.extra_hosts
@@ -180,10 +193,10 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     out["image"] = s.image
     out["init"] = s.init
     out["ipc"] = s.ipc
-    out["labels"] = s.labels
+    out["labels"] = _sorted(s.labels)
     out["links"] = s.links
     if s.logging is not None:
-        out["logging"] = _drop_empty({"driver": s.logging.driver, "options": s.logging.options})
+        out["logging"] = _drop_empty({"driver": s.logging.driver, "options": _sorted(s.logging.options)})
     out["network_mode"] = s.network_mode
     out["networks"] = {
         name: None if n is None else _drop_empty({
@@ -211,12 +224,12 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     out["stdin_open"] = s.stdin_open
     out["stop_grace_period"] = _duration(s.stop_grace_period)
     out["stop_signal"] = s.stop_signal
-    out["sysctls"] = s.sysctls
+    out["sysctls"] = _sorted(s.sysctls)
     out["tmpfs"] = s.tmpfs
     out["tty"] = s.tty
     out["ulimits"] = {
         name: u.soft if u.single else {"soft": u.soft, "hard": u.hard}
-        for name, u in s.ulimits.items()
+        for name, u in sorted(s.ulimits.items())
     }
     out["user"] = s.user
     out["volumes"] = [_volume(v) for v in s.volumes]
@@ -231,7 +244,7 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     if s.healthcheck is not None:
         result["healthcheck"] = out["healthcheck"]
     # Keys berth passes through untyped go where compose-go's alphabetical order has them.
-    merged = {**result, **s.other}
+    merged = {**result, **_deep_sorted(s.other)}
     ordered = {"profiles": merged.pop("profiles")} if "profiles" in merged else {}
     tail: dict[str, Any] = {k: merged.pop(k) for k in ("post_start", "pre_stop") if k in merged}
     ordered.update(sorted(merged.items()))
@@ -260,17 +273,17 @@ def to_dict(project: Project) -> dict[str, Any]:
     if project.networks:
         doc["networks"] = {
             key: _drop_empty({
-                "name": n.name, "driver": n.driver, "driver_opts": n.driver_opts,
-                "ipam": n.ipam, "external": n.external, "internal": n.internal,
-                "attachable": n.attachable, "enable_ipv6": n.enable_ipv6, "labels": n.labels,
+                "name": n.name, "driver": n.driver, "driver_opts": _sorted(n.driver_opts),
+                "ipam": _deep_sorted(n.ipam), "external": n.external, "internal": n.internal,
+                "attachable": n.attachable, "enable_ipv6": n.enable_ipv6, "labels": _sorted(n.labels),
             })
             for key, n in sorted(project.networks.items())
         }
     if project.volumes:
         doc["volumes"] = {
             key: _drop_empty({
-                "name": v.name, "driver": v.driver, "driver_opts": v.driver_opts,
-                "external": v.external, "labels": v.labels,
+                "name": v.name, "driver": v.driver, "driver_opts": _sorted(v.driver_opts),
+                "external": v.external, "labels": _sorted(v.labels),
             })
             for key, v in sorted(project.volumes.items())
         }
@@ -278,8 +291,19 @@ def to_dict(project: Project) -> dict[str, Any]:
         doc["secrets"] = {k: _file_object(f) for k, f in sorted(project.secrets.items())}
     if project.configs:
         doc["configs"] = {k: _file_object(f) for k, f in sorted(project.configs.items())}
-    doc.update(project.extensions)
-    return doc
+    doc.update(sorted(_deep_sorted(project.extensions).items()))
+    return _escape_dollars(doc)
+
+
+def _escape_dollars(value: Any) -> Any:
+    """`$` written as `$$`, as compose v2 does, so the output loads back to the same values."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: _escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_dollars(v) for v in value]
+    return value
 
 
 # --- writing ------------------------------------------------------------------------
