@@ -312,8 +312,7 @@ def _check_references(
         for dep, cfg in list(svc.depends_on.items()):
             if dep not in services:
                 if dep in disabled and not cfg.required:
-                    del svc.depends_on[dep]
-                    continue
+                    continue  # kept, as compose v2 keeps it; `up` skips it
                 raise InvalidParameter(
                     f'service "{name}" depends on undefined service "{dep}": '
                     "invalid compose project"
@@ -438,7 +437,7 @@ def load_project(options: ProjectOptions) -> Project:
     elif lookup.get("COMPOSE_PROJECT_NAME"):
         name = _check_project_name(lookup["COMPOSE_PROJECT_NAME"])
     elif merged.get("name"):
-        name = _check_project_name(str(merged["name"]))
+        name = normalize_project_name(str(merged["name"]))
     else:
         name = normalize_project_name(working_dir.name)
         if not name:

@@ -116,8 +116,13 @@ def scalar_string(value: Any) -> str:
     """A YAML scalar as the string compose-go makes of it (`true`, `1`, `1.5`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "+Inf" if value > 0 else "-Inf"
+        if value.is_integer():
+            return str(int(value))
     return str(value)
 
 

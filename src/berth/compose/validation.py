@@ -41,7 +41,7 @@ def _path(parts: list[Any]) -> str:
 
 def _type_name(t: Any) -> str:
     names = t if isinstance(t, list) else [t]
-    return " or ".join("an array" if n == "array" else f"a {n}" for n in names)
+    return "a " + " or ".join(str(n) for n in names)
 
 
 def _describe(error: jsonschema.exceptions.ValidationError) -> str:
@@ -56,12 +56,12 @@ def _describe(error: jsonschema.exceptions.ValidationError) -> str:
             if k not in allowed and not any(re.search(p, k) for p in patterns)
         )
         names = ", ".join(f"'{k}'" for k in extra)
-        return f"{where or '(root)'} additional properties {names} not allowed"
+        return f"{where} additional properties {names} not allowed"
     if error.validator == "type":
         return f"{where} must be {_type_name(error.validator_value)}"
     if error.validator == "enum":
-        values = ", ".join(json.dumps(v) for v in error.validator_value)
-        return f"{where} must be one of the following: {values}"
+        values = ", ".join(f"'{v}'" for v in error.validator_value)
+        return f"{where} value must be one of {values}"
     if error.validator == "required":
         return f"{where or '(root)'} {error.message}"
     if error.validator == "uniqueItems":
@@ -96,7 +96,7 @@ def _is_str_list(value: Any) -> bool:
 
 
 def _check_hooks(where: str, hooks: Any) -> None:
-    _expect(isinstance(hooks, list), f"{where} must be an array")
+    _expect(isinstance(hooks, list), f"{where} must be a array")
     for i, hook in enumerate(hooks):
         w = f"{where}.{i}"
         _expect(isinstance(hook, dict), f"{w} must be a object")
@@ -170,7 +170,7 @@ def _strip_service(name: str, svc: Any) -> None:
 
 
 def _check_include(include: Any) -> None:
-    _expect(isinstance(include, list), "include must be an array")
+    _expect(isinstance(include, list), "include must be a array")
     for i, entry in enumerate(include):
         if isinstance(entry, str):
             continue

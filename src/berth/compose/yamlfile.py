@@ -137,6 +137,11 @@ def _check_nodes(root: Node) -> None:
     size(root, 0)
 
 
+def _reader_error(e: yaml.reader.ReaderError) -> str:
+    character = e.character if isinstance(e.character, int) else ord(e.character[:1] or "\0")
+    return f"yaml: position {e.position}: unacceptable character #x{character:04x}: {e.reason}"
+
+
 def parse_yaml(data: bytes | str, *, source: str = "") -> Any:
     """Parse one YAML document into plain data; an empty document is None."""
     if len(data) > MAX_FILE_SIZE:
@@ -151,7 +156,10 @@ def parse_yaml(data: bytes | str, *, source: str = "") -> Any:
             raise InvalidParameter(f"{source or 'compose file'}: not UTF-8: {e}") from None
     else:
         text = data
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as e:
+        raise InvalidParameter(_reader_error(e)) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -161,8 +169,10 @@ def parse_yaml(data: bytes | str, *, source: str = "") -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise InvalidParameter(f"{_where(mark)}: {e.problem or e.context}") from None
+    except yaml.reader.ReaderError as e:
+        raise InvalidParameter(_reader_error(e)) from None
     except yaml.YAMLError as e:
-        raise InvalidParameter(f"yaml: {e}") from None
+        raise InvalidParameter(f"yaml: {e}".replace("\n", " ")) from None
     except RecursionError:
         raise InvalidParameter(
             f"yaml: document nested deeper than {MAX_DEPTH} levels"
