@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from berth.compose.loader import service_dependencies
 from berth.compose.model import (
     BuildConfig,
     Deploy,
@@ -351,8 +352,23 @@ def dump_json(document: Any) -> str:
 
 
 def config_services(project: Project) -> list[str]:
-    """`config --services`: the active services, in the order compose v2 lists them."""
-    return sorted(project.services)
+    """`config --services`: the active services, each after the services it depends on
+    (compose v2 walks the graph concurrently; this is one of its orders, always the same)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in sorted(service_dependencies(project.services[name])):
+            if dep in project.services:
+                visit(dep)
+        order.append(name)
+
+    for name in sorted(project.services):
+        visit(name)
+    return order
 
 
 def config_volumes(project: Project) -> list[str]:
