@@ -242,7 +242,15 @@ def interpolate_document(
             where = ".".join(p for p in ([prefix] if prefix else []) + path)
             value = interpolate_string(node, lookup, warnings, path=where)
             cast = _cast_for(tuple(pattern)) if pattern and pattern[0] != "x-" else None
-            return cast(value) if cast is not None else value
+            if cast is None:
+                return value
+            typed = cast(value)
+            if typed is value and value != "" and "ulimits" not in pattern and "published" not in pattern:
+                raise InterpolationError(
+                    f"error while interpolating {where}: failed to cast to expected type: "
+                    f"invalid value {value!r}"
+                )
+            return typed
         return node
 
     return walk(doc, [], [])

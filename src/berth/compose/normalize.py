@@ -187,6 +187,8 @@ def _port_range(text: str, where: str) -> tuple[int, int]:
 def parse_port(spec: Any, *, where: str = "ports") -> list[PortConfig]:
     """One `ports` entry (short string, number, or long mapping) in long form."""
     if isinstance(spec, dict):
+        if spec.get("target") is None:
+            raise InvalidParameter(f"service ports {where} is missing a target port")
         published = spec.get("published")
         return [
             PortConfig(
@@ -253,6 +255,8 @@ _PROPAGATIONS = {"shared", "rshared", "slave", "rslave", "private", "rprivate"}
 def parse_volume(spec: Any, base: Path, *, where: str = "volumes") -> ServiceVolume:
     """One service `volumes` entry in long form; bind sources made absolute."""
     if isinstance(spec, dict):
+        if not spec.get("target"):
+            raise InvalidParameter(f"service volume {where} is missing a mount target")
         vol_type = spec.get("type") or "volume"
         bind = spec.get("bind")
         volume = spec.get("volume")
@@ -299,9 +303,6 @@ def parse_volume(spec: Any, base: Path, *, where: str = "volumes") -> ServiceVol
             source=expand_path(source, base),
             target=target,
             read_only=read_only,
-            consistency=next(
-                (o for o in options if o in ("consistent", "cached", "delegated")), None
-            ),
             bind=BindOptions(propagation=propagation, create_host_path=True, selinux=selinux),
         )
     return ServiceVolume(
@@ -353,6 +354,8 @@ def _deploy(raw: Any, where: str) -> Deploy | None:
         return None
     resources = raw.get("resources")
     policy = raw.get("restart_policy")
+    if raw.get("replicas") is not None and raw["replicas"] < 0:
+        raise InvalidParameter(f"{where}.replicas: must be greater than or equal to 0")
     return Deploy(
         mode=raw.get("mode"),
         replicas=raw.get("replicas"),
@@ -421,11 +424,13 @@ def _extra_hosts(raw: Any) -> list[str]:
     return sorted(entries)
 
 
-def _file_references(raw: Any, default_dir: str | None) -> list[FileReference]:
+def _file_references(raw: Any, default_dir: str | None, where: str) -> list[FileReference]:
     refs: list[FileReference] = []
-    for item in raw or []:
+    for i, item in enumerate(raw or []):
         if isinstance(item, str):
             item = {"source": item}
+        if not item.get("source"):
+            raise InvalidParameter(f"{where}.[{i}] is missing a source")
         target = item.get("target")
         if default_dir is not None:
             if not target:
@@ -447,6 +452,10 @@ def _file_references(raw: Any, default_dir: str | None) -> list[FileReference]:
 def _ulimits(raw: Any) -> dict[str, Ulimit]:
     result: dict[str, Ulimit] = {}
     for name, value in (raw or {}).items():
+        if name.startswith("x-"):
+            continue
+        if not isinstance(value, int | dict) or isinstance(value, bool):
+            raise InvalidParameter(f"ulimits.{name} must be a integer or a mapping")
         if isinstance(value, dict):
             result[name] = Ulimit(soft=int(value["soft"]), hard=int(value["hard"]))
         else:
@@ -531,8 +540,8 @@ def build_service(
     if not networks and raw.get("network_mode") is None:
         networks["default"] = None
     ports: list[PortConfig] = []
-    for spec in raw.get("ports") or []:
-        ports.extend(parse_port(spec, where=f"{where}.ports"))
+    for i, spec in enumerate(raw.get("ports") or []):
+        ports.extend(parse_port(spec, where=f"{where}.ports.[{i}]"))
     logging = raw.get("logging")
     return Service(
         name=name,
@@ -544,7 +553,8 @@ def build_service(
         ports=ports,
         expose=_string_list(raw.get("expose")),
         volumes=[
-            parse_volume(v, base, where=f"{where}.volumes") for v in raw.get("volumes") or []
+            parse_volume(v, base, where=f"{where}.volumes.[{i}]")
+            for i, v in enumerate(raw.get("volumes") or [])
         ],
         volumes_from=_string_list(raw.get("volumes_from")),
         networks=networks,
@@ -555,8 +565,8 @@ def build_service(
         deploy=_deploy(raw.get("deploy"), f"{where}.deploy"),
         labels=_string_map(raw.get("labels")),
         profiles=_string_list(raw.get("profiles")),
-        secrets=_file_references(raw.get("secrets"), "/run/secrets"),
-        configs=_file_references(raw.get("configs"), None),
+        secrets=_file_references(raw.get("secrets"), "/run/secrets", f"{where}.secrets"),
+        configs=_file_references(raw.get("configs"), None, f"{where}.configs"),
         logging=Logging(
             driver=logging.get("driver"), options=_string_map(logging.get("options"))
         ) if isinstance(logging, dict) else None,

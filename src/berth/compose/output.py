@@ -73,9 +73,9 @@ def _volume(v: ServiceVolume) -> dict[str, Any]:
         out["consistency"] = v.consistency
     if v.bind is not None:
         out["bind"] = _drop_empty({
+            "selinux": v.bind.selinux,
             "propagation": v.bind.propagation,
             "create_host_path": v.bind.create_host_path,
-            "selinux": v.bind.selinux,
         })
     if v.volume is not None:
         out["volume"] = _drop_empty({"nocopy": v.volume.nocopy, "subpath": v.volume.subpath})

@@ -116,6 +116,13 @@ def _strip_service(name: str, svc: Any) -> None:
     for key in ("develop", "models", "gpus", "annotations", "attach", "label_file",
                 "use_api_socket", "provider", "mem_swappiness", "uts", "cgroup"):
         svc.pop(key, None)
+    extra_hosts = svc.get("extra_hosts")
+    if isinstance(extra_hosts, dict):
+        for host, ips in extra_hosts.items():
+            if isinstance(ips, list):
+                _expect(all(isinstance(ip, str) for ip in ips),
+                        f"{where}.extra_hosts.{host} must be a string or an array of strings")
+                extra_hosts[host] = ""
     env_file = svc.get("env_file")
     if isinstance(env_file, list):
         for i, entry in enumerate(env_file):

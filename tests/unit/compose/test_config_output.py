@@ -43,6 +43,7 @@ CASES = {
     "interp": Case("interp", env={"FROM_ENV": "from-shell", "TAG": "1.36", "REPLICAS": "3"}),
     "profiles": Case("profiles", env={"COMPOSE_PROFILES": "tools"}),
     "anchors": Case("anchors"),
+    "shortforms": Case("shortforms"),
 }
 
 

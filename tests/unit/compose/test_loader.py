@@ -402,6 +402,8 @@ def test_newer_keys_checked_by_berth(tmp_path: Path) -> None:
     fails(tmp_path, {"compose.yaml": "services:\n  a: {image: x, post_start: [{user: root}]}\n"},
           r"services\.a\.post_start\.0 missing property 'command'")
     fails(tmp_path, {"compose.yaml": "services:\n  a: {image: x, depends_on: {b: {required: maybe}}}\n  b: {image: x}\n"},
+          r"services\.a\.depends_on\.b\.required: failed to cast to expected type")
+    fails(tmp_path, {"compose.yaml": "services:\n  a: {image: x, depends_on: {b: {required: 3}}}\n  b: {image: x}\n"},
           r"services\.a\.depends_on\.b\.required must be a boolean")
     fails(tmp_path, {"compose.yaml": "include: {path: x}\nservices: {}\n"}, r"include must be a array")
 
