@@ -459,6 +459,17 @@ def load_project(options: ProjectOptions) -> Project:
                 f'service "{svc_name}" has neither an image nor a build context specified: '
                 "invalid compose project"
             )
+        if (svc.scale is not None and svc.deploy is not None and svc.deploy.replicas is not None
+                and svc.scale != svc.deploy.replicas):
+            raise InvalidParameter(
+                f"services.{svc_name}: can't set distinct values on 'scale' and "
+                "'deploy.replicas': invalid compose project"
+            )
+        if svc.container_name and svc.replicas > 1:
+            raise InvalidParameter(
+                f"services.{svc_name}: can't set container_name and {svc_name} as container "
+                "name must be unique: invalid compose project"
+            )
         active = not svc.profiles or "*" in profiles or bool(set(svc.profiles) & set(profiles))
         (services if active else disabled)[svc.name] = svc
 

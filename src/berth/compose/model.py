@@ -145,13 +145,22 @@ class Deploy:
 
 @dataclass
 class FileReference:
-    """A service's use of a secret or config."""
+    """A service's use of a secret or config. A secret's target is /run/secrets/SOURCE
+    when none is given; a relative target is kept as written (relative to /run/secrets),
+    as compose v2 keeps it."""
 
     source: str
     target: str | None = None
     uid: str | None = None
     gid: str | None = None
     mode: int | None = None
+
+
+@dataclass
+class DeviceMapping:
+    source: str
+    target: str
+    permissions: str | None = None
 
 
 @dataclass
@@ -214,7 +223,7 @@ class Service:
     external_links: list[str] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
     security_opt: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
+    devices: list[DeviceMapping] = field(default_factory=list)
     ipc: str | None = None
     pid: str | None = None
     shm_size: int | None = None

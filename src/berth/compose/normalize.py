@@ -25,6 +25,7 @@ from berth.compose.model import (
     BuildConfig,
     Dependency,
     Deploy,
+    DeviceMapping,
     FileReference,
     Healthcheck,
     Hook,
@@ -432,11 +433,8 @@ def _file_references(raw: Any, default_dir: str | None, where: str) -> list[File
         if not item.get("source"):
             raise InvalidParameter(f"{where}.[{i}] is missing a source")
         target = item.get("target")
-        if default_dir is not None:
-            if not target:
-                target = f"{default_dir}/{item['source']}"
-            elif not str(target).startswith("/"):
-                target = f"{default_dir}/{target}"
+        if default_dir is not None and not target:
+            target = f"{default_dir}/{item['source']}"
         refs.append(
             FileReference(
                 source=item["source"],
@@ -447,6 +445,28 @@ def _file_references(raw: Any, default_dir: str | None, where: str) -> list[File
             )
         )
     return refs
+
+
+def _devices(raw: Any, where: str) -> list[DeviceMapping]:
+    devices: list[DeviceMapping] = []
+    for i, item in enumerate(raw or []):
+        if isinstance(item, dict):
+            if not item.get("source"):
+                raise InvalidParameter(f"{where}.[{i}] is missing a source")
+            devices.append(DeviceMapping(
+                source=str(item["source"]), target=str(item.get("target") or item["source"]),
+                permissions=item.get("permissions"),
+            ))
+            continue
+        parts = str(item).split(":")
+        if len(parts) > 3 or not parts[0]:
+            raise InvalidParameter(f"{where}.[{i}]: invalid device specification: {item}")
+        devices.append(DeviceMapping(
+            source=parts[0],
+            target=parts[1] if len(parts) > 1 and parts[1] else parts[0],
+            permissions=parts[2] if len(parts) > 2 else "rwm",
+        ))
+    return devices
 
 
 def _ulimits(raw: Any) -> dict[str, Ulimit]:
@@ -598,7 +618,7 @@ def build_service(
         external_links=_string_list(raw.get("external_links")),
         sysctls=_string_map(raw.get("sysctls")),
         security_opt=_string_list(raw.get("security_opt")),
-        devices=_string_list(raw.get("devices")),
+        devices=_devices(raw.get("devices"), f"{where}.devices"),
         ipc=raw.get("ipc"),
         pid=raw.get("pid"),
         shm_size=parse_bytes(raw["shm_size"]) if raw.get("shm_size") is not None else None,

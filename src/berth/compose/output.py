@@ -43,6 +43,27 @@ def _deep_sorted(value: Any) -> Any:
     return value
 
 
+def _ipam(ipam: dict[str, Any] | None) -> dict[str, Any] | None:
+    """compose-go's IPAMConfig field order: driver, config (subnet, gateway, ip_range,
+    aux_addresses), options."""
+    if ipam is None:
+        return None
+    out: dict[str, Any] = {}
+    if "driver" in ipam:
+        out["driver"] = ipam["driver"]
+    if "config" in ipam:
+        pools = []
+        for pool in ipam["config"] or []:
+            order = ["subnet", "gateway", "ip_range", "aux_addresses"]
+            pools.append({k: _deep_sorted(pool[k]) for k in sorted(
+                pool, key=lambda k: (order.index(k) if k in order else len(order), k))})
+        out["config"] = pools
+    if "options" in ipam:
+        out["options"] = _deep_sorted(ipam["options"])
+    out.update({k: v for k, v in _deep_sorted(ipam).items() if k not in out})
+    return out
+
+
 def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and v != [] and v != {} and v is not False}
 
@@ -178,7 +199,10 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     }
     if s.deploy is not None:
         out["deploy"] = _deploy(s.deploy)
-    out["devices"] = s.devices
+    out["devices"] = [
+        _drop_empty({"source": d.source, "target": d.target, "permissions": d.permissions})
+        for d in s.devices
+    ]
     out["dns"] = s.dns
     out["dns_opt"] = s.dns_opt
     out["dns_search"] = s.dns_search
@@ -244,13 +268,34 @@ def service_to_dict(s: Service) -> dict[str, Any]:
         result.pop("environment", None)
     if s.healthcheck is not None:
         result["healthcheck"] = out["healthcheck"]
-    # Keys berth passes through untyped go where compose-go's alphabetical order has them.
     merged = {**result, **_deep_sorted(s.other)}
-    ordered = {"profiles": merged.pop("profiles")} if "profiles" in merged else {}
-    tail: dict[str, Any] = {k: merged.pop(k) for k in ("post_start", "pre_stop") if k in merged}
-    ordered.update(sorted(merged.items()))
-    ordered.update(tail)
-    return ordered
+    return dict(sorted(merged.items(), key=lambda kv: _service_key_rank(kv[0])))
+
+
+# compose-go's ServiceConfig field order, which its YAML output follows; keys it does
+# not know (extensions) come last, sorted.
+SERVICE_KEY_ORDER = [
+    "profiles", "annotations", "attach", "build", "develop", "blkio_config", "cap_add",
+    "cap_drop", "cgroup_parent", "cgroup", "cpu_count", "cpu_percent", "cpu_period",
+    "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpus", "cpuset", "cpu_shares",
+    "command", "configs", "container_name", "credential_spec", "depends_on", "deploy",
+    "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "dockerfile",
+    "domainname", "entrypoint", "provider", "environment", "env_file", "expose", "extends",
+    "external_links", "extra_hosts", "group_add", "gpus", "hostname", "healthcheck", "image",
+    "init", "ipc", "isolation", "labels", "label_file", "links", "logging", "log_driver",
+    "log_opt", "mem_limit", "mem_reservation", "memswap_limit", "mem_swappiness",
+    "mac_address", "models", "net", "network_mode", "networks", "oom_kill_disable",
+    "oom_score_adj", "pid", "pids_limit", "platform", "ports", "privileged", "pull_policy",
+    "read_only", "restart", "runtime", "scale", "secrets", "security_opt", "shm_size",
+    "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs",
+    "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volume_driver",
+    "volumes", "volumes_from", "working_dir", "post_start", "pre_stop",
+]
+_SERVICE_RANK = {k: i for i, k in enumerate(SERVICE_KEY_ORDER)}
+
+
+def _service_key_rank(key: str) -> tuple[int, str]:
+    return (_SERVICE_RANK.get(key, len(SERVICE_KEY_ORDER)), key)
 
 
 def _hook(h: Any) -> dict[str, Any]:
@@ -275,9 +320,9 @@ def to_dict(project: Project) -> dict[str, Any]:
         doc["networks"] = {
             key: _drop_empty({
                 "name": n.name, "driver": n.driver, "driver_opts": _sorted(n.driver_opts),
-                "ipam": _deep_sorted(n.ipam), "external": n.external, "internal": n.internal,
-                "attachable": n.attachable, "enable_ipv6": n.enable_ipv6, "labels": _sorted(n.labels),
-            })
+                "ipam": _ipam(n.ipam), "external": n.external, "internal": n.internal,
+                "attachable": n.attachable, "labels": _sorted(n.labels),
+            }) | ({} if n.enable_ipv6 is None else {"enable_ipv6": n.enable_ipv6})
             for key, n in sorted(project.networks.items())
         }
     if project.volumes:
@@ -359,9 +404,7 @@ def _json_shape(doc: dict[str, Any]) -> dict[str, Any]:
     for name, svc in doc.get("services", {}).items():
         svc = {"command": None, "entrypoint": None,
                **{k: v for k, v in svc.items() if not k.startswith("x-")}}
-        head = {"profiles": svc.pop("profiles")} if "profiles" in svc else {}
-        tail = {k: svc.pop(k) for k in ("post_start", "pre_stop") if k in svc}
-        svc = {**head, **dict(sorted(svc.items())), **tail}
+        svc = dict(sorted(svc.items(), key=lambda kv: _service_key_rank(kv[0])))
         if "deploy" in svc:
             deploy = dict(svc["deploy"])
             order = ["mode", "replicas", "labels", "update_config", "rollback_config",

@@ -116,6 +116,16 @@ def _strip_service(name: str, svc: Any) -> None:
     for key in ("develop", "models", "gpus", "annotations", "attach", "label_file",
                 "use_api_socket", "provider", "mem_swappiness", "uts", "cgroup"):
         svc.pop(key, None)
+    devices = svc.get("devices")
+    if isinstance(devices, list):
+        for i, device in enumerate(devices):
+            if isinstance(device, dict):
+                extra = set(device) - {"source", "target", "permissions"}
+                _expect(not extra, f"{where}.devices.{i} additional properties "
+                        f"{', '.join(map(repr, sorted(extra)))} not allowed")
+                _expect(all(isinstance(v, str) for v in device.values()),
+                        f"{where}.devices.{i} values must be strings")
+                devices[i] = f"{device.get('source')}:{device.get('target')}"
     extra_hosts = svc.get("extra_hosts")
     if isinstance(extra_hosts, dict):
         for host, ips in extra_hosts.items():
@@ -165,6 +175,14 @@ def _strip_service(name: str, svc: Any) -> None:
                     "pull", "dockerfile_inline", "cache_to", "privileged", "ulimits",
                     "entitlements", "provenance", "sbom"):
             build.pop(key, None)
+    deploy = svc.get("deploy")
+    if isinstance(deploy, dict) and isinstance(deploy.get("resources"), dict):
+        for section in ("limits", "reservations"):
+            spec = deploy["resources"].get(section)
+            if isinstance(spec, dict) and "pids" in spec:
+                _expect(isinstance(spec["pids"], int) and not isinstance(spec["pids"], bool),
+                        f"{where}.deploy.resources.{section}.pids must be a integer")
+                del spec["pids"]
     healthcheck = svc.get("healthcheck")
     if isinstance(healthcheck, dict):
         healthcheck.pop("start_interval", None)

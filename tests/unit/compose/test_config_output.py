@@ -44,6 +44,7 @@ CASES = {
     "profiles": Case("profiles", env={"COMPOSE_PROFILES": "tools"}),
     "anchors": Case("anchors"),
     "shortforms": Case("shortforms"),
+    "kitchen": Case("kitchen"),
 }
 
 

@@ -433,3 +433,13 @@ def test_x_extensions_allowed_everywhere_and_kept_apart(tmp_path: Path) -> None:
         """})
     assert project.extensions == {"x-top": {"a": 1}}
     assert project.services["s"].other == {"x-mine": 2}
+
+
+def test_scale_and_replicas_must_agree(tmp_path: Path) -> None:
+    # compose v2
+    fails(tmp_path, {"compose.yaml": "services:\n  app: {image: x, scale: 2, deploy: {replicas: 3}}\n"},
+          r"^services\.app: can't set distinct values on 'scale' and 'deploy\.replicas': invalid compose project$")
+    project = load(tmp_path, {"compose.yaml": "services:\n  app: {image: x, scale: 2}\n"})
+    assert project.services["app"].replicas == 2
+    fails(tmp_path, {"compose.yaml": "services:\n  app: {image: x, container_name: c, deploy: {replicas: 2}}\n"},
+          "container name must be unique")
