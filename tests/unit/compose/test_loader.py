@@ -443,3 +443,31 @@ def test_scale_and_replicas_must_agree(tmp_path: Path) -> None:
     assert project.services["app"].replicas == 2
     fails(tmp_path, {"compose.yaml": "services:\n  app: {image: x, container_name: c, deploy: {replicas: 2}}\n"},
           "container name must be unique")
+
+
+# --- hostile files ---------------------------------------------------------------------
+
+def test_billion_laughs_compose_file(tmp_path: Path) -> None:
+    lines = ['x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 9):
+        lines.append(f"x-{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 10) + "]")
+    lines.append("services:\n  a:\n    image: x\n    command: *i")
+    fails(tmp_path, {"compose.yaml": "\n".join(lines) + "\n"}, "too large once its aliases are expanded")
+
+
+def test_huge_file_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from berth.compose import yamlfile
+
+    monkeypatch.setattr(yamlfile, "MAX_FILE_SIZE", 1000)
+    fails(tmp_path, {"compose.yaml": "services: {}\n" + "#" * 2000 + "\n"}, "file too large")
+
+
+def test_a_directory_is_not_a_compose_file(tmp_path: Path) -> None:
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(InvalidParameter, match="is a directory"):
+        load(tmp_path, config_files=["dir.yaml"])
+
+
+def test_deeply_nested_compose_file(tmp_path: Path) -> None:
+    fails(tmp_path, {"compose.yaml": "services:\n  a:\n    image: x\n    labels: " + "[" * 5000 + "]" * 5000 + "\n"},
+          "nested deeper")
