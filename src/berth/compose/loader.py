@@ -22,7 +22,7 @@ from typing import Any
 
 from berth.compose.interpolation import interpolate_document, read_dotenv
 from berth.compose.merge import key_value_map, merge_documents, merge_service
-from berth.compose.model import FileObject, Network, Project, Service, Volume
+from berth.compose.model import Dependency, FileObject, Network, Project, Service, Volume
 from berth.compose.normalize import build_service, expand_path, scalar_string
 from berth.compose.validation import validate
 from berth.compose.yamlfile import parse_yaml
@@ -351,6 +351,21 @@ def _check_references(
                     )
 
 
+def _add_implied_dependencies(svc: Service) -> None:
+    """links, network_mode service: and volumes_from are dependencies too; compose v2
+    writes them into depends_on (restarting with the first two)."""
+    implied: list[tuple[str, bool]] = [(link.split(":")[0], True) for link in svc.links]
+    if svc.network_mode and svc.network_mode.startswith("service:"):
+        implied.append((svc.network_mode.split(":", 1)[1], True))
+    implied += [
+        (v.split(":")[0], False) for v in svc.volumes_from if not v.startswith("container:")
+    ]
+    for name, restart in implied:
+        if name not in svc.depends_on:
+            svc.depends_on[name] = Dependency(restart=restart)
+    svc.depends_on = dict(sorted(svc.depends_on.items()))
+
+
 def service_dependencies(svc: Service) -> list[str]:
     """The services `svc` must start after: depends_on, links, volumes_from, network_mode."""
     deps = list(svc.depends_on)
@@ -470,6 +485,7 @@ def load_project(options: ProjectOptions) -> Project:
                 f"services.{svc_name}: can't set container_name and {svc_name} as container "
                 "name must be unique: invalid compose project"
             )
+        _add_implied_dependencies(svc)
         active = not svc.profiles or "*" in profiles or bool(set(svc.profiles) & set(profiles))
         (services if active else disabled)[svc.name] = svc
 

@@ -45,6 +45,7 @@ CASES = {
     "anchors": Case("anchors"),
     "shortforms": Case("shortforms"),
     "kitchen": Case("kitchen"),
+    "implied": Case("implied"),
 }
 
 
