@@ -34,19 +34,22 @@ OVERRIDE_FILES = (
     "docker-compose.override.yml", "docker-compose.override.yaml",
 )
 MAX_INCLUDE_DEPTH = 16
+# Stands for `-f -` among the files.
+STDIN = Path("-")
 
 
 @dataclass
 class ProjectOptions:
     """What the command line and environment say about the project to load."""
 
-    config_files: list[str] = field(default_factory=list)  # -f, in order; "-" is not read here
+    config_files: list[str] = field(default_factory=list)  # -f, in order; "-" is stdin_content
     project_name: str | None = None  # -p
     project_directory: str | None = None  # --project-directory
     env_files: list[str] = field(default_factory=list)  # --env-file
     profiles: list[str] = field(default_factory=list)  # --profile
     environment: Mapping[str, str] = field(default_factory=dict)  # os.environ, usually
     working_directory: str = "."  # where relative -f paths and the file search start
+    stdin_content: bytes | None = None  # the file `-f -` stands for, read by the caller
 
 
 _NAME_OK = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -153,16 +156,29 @@ def _rebase_file_objects(section: Any, base: Path) -> Any:
 class _Loading:
     """One load: the variables, the warnings, the files seen (against include loops)."""
 
-    def __init__(self, lookup: Mapping[str, str], warnings: list[str]) -> None:
+    def __init__(
+        self, lookup: Mapping[str, str], warnings: list[str], stdin: bytes | None = None
+    ) -> None:
+        self.stdin = stdin
+        self.stdin_dir = Path(".")
         self.lookup = lookup
         self.warnings = warnings
         self.cache: dict[Path, dict[str, Any]] = {}
+
+    def dir(self, path: Path) -> Path:
+        """The directory paths in `path` are relative to."""
+        return self.stdin_dir if path == STDIN else path.parent
 
     def file(self, path: Path, lookup: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One file parsed, interpolated and validated (not yet extended or included)."""
         if lookup is None and path in self.cache:
             return self.cache[path]
-        data = _read_file(path)
+        if path == STDIN:
+            if self.stdin is None:
+                raise InvalidParameter("-f -: no standard input given")
+            data = self.stdin
+        else:
+            data = _read_file(path)
         try:
             doc = parse_yaml(data, source=str(path))
         except InvalidParameter as e:
@@ -205,7 +221,7 @@ class _Loading:
                 ext = {"service": ext}
             base_name = ext["service"]
             if ext.get("file"):
-                other = Path(expand_path(str(ext["file"]), path.parent))
+                other = Path(expand_path(str(ext["file"]), self.dir(path)))
                 key = (other, base_name)
                 if key in stack or len(stack) > 32:
                     raise InvalidParameter(
@@ -244,14 +260,14 @@ class _Loading:
             if isinstance(entry, str):
                 entry = {"path": entry}
             paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
-            files = [Path(expand_path(str(p), path.parent)) for p in paths]
+            files = [Path(expand_path(str(p), self.dir(path))) for p in paths]
             project_dir = (
-                Path(expand_path(str(entry["project_directory"]), path.parent))
+                Path(expand_path(str(entry["project_directory"]), self.dir(path)))
                 if entry.get("project_directory") else files[0].parent
             )
             env_files = entry.get("env_file")
             env_paths = (
-                [Path(expand_path(str(e), path.parent)) for e in
+                [Path(expand_path(str(e), self.dir(path))) for e in
                  (env_files if isinstance(env_files, list) else [env_files])]
                 if env_files else
                 ([project_dir / ".env"] if (project_dir / ".env").is_file() else [])
@@ -398,7 +414,7 @@ def _check_cycles(services: dict[str, Service]) -> None:
 
 def _resolve_files(options: ProjectOptions, cwd: Path, lookup: Mapping[str, str]) -> list[Path]:
     if options.config_files:
-        return [Path(expand_path(f, cwd)) for f in options.config_files]
+        return [STDIN if f == "-" else Path(expand_path(f, cwd)) for f in options.config_files]
     compose_file = lookup.get("COMPOSE_FILE")
     if compose_file:
         separator = lookup.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
@@ -427,7 +443,7 @@ def load_project(options: ProjectOptions) -> Project:
     files = _resolve_files(options, cwd, os_env_for_files)
     working_dir = (
         Path(expand_path(options.project_directory, cwd)) if options.project_directory
-        else files[0].parent
+        else cwd if files[0] == STDIN else files[0].parent
     )
 
     dotenv: dict[str, str] = {}
@@ -439,7 +455,8 @@ def load_project(options: ProjectOptions) -> Project:
         dotenv.update(read_dotenv(env_file, {**dotenv, **os_env}, warnings))
     lookup: dict[str, str] = {**dotenv, **os_env}
 
-    loading = _Loading(lookup, warnings)
+    loading = _Loading(lookup, warnings, options.stdin_content)
+    loading.stdin_dir = working_dir
     merged: dict[str, Any] = {}
     for file in files:
         doc = copy.deepcopy(loading.file(file))

@@ -471,3 +471,14 @@ def test_a_directory_is_not_a_compose_file(tmp_path: Path) -> None:
 def test_deeply_nested_compose_file(tmp_path: Path) -> None:
     fails(tmp_path, {"compose.yaml": "services:\n  a:\n    image: x\n    labels: " + "[" * 5000 + "]" * 5000 + "\n"},
           "nested deeper")
+
+
+def test_stdin_file(tmp_path: Path) -> None:
+    write(tmp_path, {"base.yaml": "services:\n  a: {image: x}\n"})
+    project = load(tmp_path, config_files=["base.yaml", "-"],
+                   stdin_content=b"services:\n  a: {volumes: ['./d:/d']}\n")
+    assert project.services["a"].volumes[0].source == str(tmp_path / "d")
+    project = load(tmp_path, config_files=["-"], stdin_content=b"services:\n  b: {build: .}\n")
+    assert project.working_dir == str(tmp_path)
+    assert project.services["b"].build is not None
+    assert project.services["b"].build.context == str(tmp_path)
