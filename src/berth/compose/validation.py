@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -23,9 +24,6 @@ import jsonschema
 import jsonschema.exceptions
 
 from berth.errors import InvalidParameter
-
-_NAME_PATTERN = "^[a-zA-Z0-9._-]+$"
-
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
@@ -49,8 +47,6 @@ def _describe(error: jsonschema.exceptions.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
         patterns = list(error.schema.get("patternProperties", {}))
-        import re
-
         extra = sorted(
             k for k in error.instance
             if k not in allowed and not any(re.search(p, k) for p in patterns)
