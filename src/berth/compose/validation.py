@@ -25,6 +25,7 @@ import jsonschema.exceptions
 
 from berth.errors import InvalidParameter
 
+
 @cache
 def _validator() -> jsonschema.protocols.Validator:
     text = resources.files("berth.compose").joinpath("schema/compose-spec.json").read_text()
