@@ -277,6 +277,8 @@ class ContainerManager:
         restart.validate_policy(host.restart_policy)
         if host.auto_remove and host.restart_policy.name not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        if host.memory > 0 and host.memory_swap == 0:  # dockerd's default: as much swap as memory
+            host.memory_swap = 2 * host.memory
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
         defaults.default_log_config(host.log_config, self.default_log)
