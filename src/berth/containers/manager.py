@@ -242,10 +242,15 @@ class ContainerManager:
             host.network_mode = f"container:{other.id}"
             if host.port_bindings or host.publish_all_ports:
                 raise InvalidParameter("conflicting options: port publishing and the container type network mode")
-            if host.dns or host.extra_hosts:
+            if host.dns:
                 raise InvalidParameter("conflicting options: dns and the network mode")
+            if host.extra_hosts:
+                raise InvalidParameter("conflicting options: custom host-to-IP mapping and the network mode")
             if hostname:
                 raise InvalidParameter("conflicting options: hostname and the network mode")
+            if host.links:
+                raise InvalidParameter("conflicting options: container type network can't be used with links. "
+                                       "This would result in undefined behavior")
             return {}
         if mode == "host" and (host.port_bindings or host.publish_all_ports):
             log.info("published ports are discarded when using host network mode")
@@ -287,8 +292,9 @@ class ContainerManager:
         mode = host.network_mode or ""
         if not config.hostname and mode == "host":
             config.hostname = socket.gethostname()
-        elif not config.hostname and mode.startswith("container:"):
-            config.hostname = self.get(mode.split(":", 1)[1]).config.hostname
+        elif mode.startswith("container:"):  # the names of the container whose network it joins
+            other = self.get(mode.split(":", 1)[1]).config
+            config.hostname, config.domainname = other.hostname, other.domainname
         config.hostname = config.hostname or cid[:12]
         if config.cmd is not None and config.entrypoint is None:
             path, args = config.cmd[0], config.cmd[1:]
