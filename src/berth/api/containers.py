@@ -412,7 +412,10 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "GroupAdd": h.group_add or None,
         "IpcMode": "private",
         "Cgroup": "",
-        "Links": [_link_doc(link, c.name) for link in h.links] or None,
+        # dockerd shows the legacy links of the default bridge only; on a user-defined
+        # network they are the endpoint's (NetworkSettings.Networks[...].Links)
+        "Links": [_link_doc(link, c.name) for link in h.links] or None
+        if (h.network_mode or "default") in ("default", "bridge") else None,
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": "",
         "Privileged": h.privileged,
