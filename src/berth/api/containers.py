@@ -478,7 +478,9 @@ def endpoint_doc(name: str, ep: Endpoint, c: Container, network_id: str) -> dict
         ipam_cfg = {k: v for k, v in (("IPv4Address", ep.request.ipv4), ("IPv6Address", ep.request.ipv6)) if v}
     dns_names = None
     if ep.endpoint_id and name not in ("bridge", "host", "none"):
-        dns_names = [c.name, *ep.request.aliases, c.id[:12]]
+        # dockerd's order (the first name makes the PTR record), each name once
+        dns_names = list(dict.fromkeys(n for n in (c.name, *ep.request.aliases, c.id[:12],
+                                                   c.config.hostname) if n))
     return {
         "IPAMConfig": ipam_cfg,
         "Links": ep.request.links or None,

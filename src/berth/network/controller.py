@@ -632,7 +632,7 @@ class NetworkController:
                 if s.network_id not in nets:
                     continue
                 names = {live.name.lower(), live.id[:12]} | {a.lower() for a in s.request.aliases}
-                if live.request.hostname and s is live.specs[0]:
+                if live.request.hostname:  # on every user network, as its endpoint's DNSNames
                     names.add(live.request.hostname.lower())
                 if name in names:
                     ep = live.sandbox.networks.get(s.network)
