@@ -16,7 +16,7 @@ import textwrap
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,57 @@ def test_each_client_sees_the_others_project(cdaemon: tuple[BerthDaemon, Cli], t
         assert _names(docker, project_name, "-a") == [] and _volumes(docker, project_name) == []
     finally:
         new("down", "-v", "-t", "1")
+
+
+# -- what the differential test found, each on its own (session berthd, dockerd's answers) --
+
+Names = Callable[[str], str]
+
+
+def test_memory_swap_defaults_to_twice_the_memory(docker: Cli, busybox: str, new_name: Names) -> None:
+    name = new_name("swap")
+    docker.ok("create", "--name", name, "-m", "64m", busybox)
+    assert docker.ok("inspect", "-f", "{{.HostConfig.MemorySwap}}", name).strip() == str(128 * 1024**2)
+
+
+def test_container_network_mode_takes_the_joined_containers_names(
+        docker: Cli, busybox: str, new_name: Names) -> None:
+    a, b = new_name("names"), new_name("joins")
+    docker.ok("run", "-d", "--name", a, "--hostname", "hh", "--domainname", "example.org", busybox, "sleep", "60")
+    docker.ok("run", "-d", "--name", b, "--network", f"container:{a}", busybox, "sleep", "60")
+    assert docker.ok("inspect", "-f", "{{.Config.Hostname}} {{.Config.Domainname}}", b).split() == [
+        "hh", "example.org"]
+    res = docker("create", "--network", f"container:{a}", "--link", f"{a}:x", busybox)
+    assert res.returncode != 0 and ("conflicting options: container type network can't be used with links. "
+                                    "This would result in undefined behavior") in res.stderr, describe(res)
+    res = docker("create", "--network", f"container:{a}", "--add-host", "a:1.2.3.4", busybox)
+    assert res.returncode != 0 and ("conflicting options: custom host-to-IP mapping and the network mode"
+                                    in res.stderr), describe(res)
+
+
+def test_links_on_a_user_network_belong_to_the_endpoint(
+        docker: Cli, busybox: str, new_name: Names, new_net: Names) -> None:
+    net, a, b = new_net("lnk"), new_name("target"), new_name("linker")
+    docker.ok("network", "create", net)
+    docker.ok("run", "-d", "--name", a, "--network", net, busybox, "sleep", "60")
+    docker.ok("create", "--name", b, "--network", net, "--link", f"{a}:x", busybox)
+    out = docker.ok("inspect", "-f", f"{{{{json .HostConfig.Links}}}} {{{{json (index .NetworkSettings.Networks \"{net}\").Links}}}}", b)
+    assert out.split() == ["null", json.dumps([f"{a}:x"]).replace(" ", "")]
+
+
+def test_the_hostname_answers_on_every_user_network(
+        docker: Cli, busybox: str, new_name: Names, new_net: Names) -> None:
+    n1, n2, a = new_net("h1"), new_net("h2"), new_name("host")
+    docker.ok("network", "create", n1)
+    docker.ok("network", "create", n2)
+    docker.ok("create", "--name", a, "--network", n1, "--hostname", "hh", busybox, "sleep", "60")
+    docker.ok("network", "connect", n2, a)
+    docker.ok("start", a)
+    ip2 = docker.ok("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{n2}").IPAddress}}}}', a).strip()
+    names = json.loads(docker.ok("inspect", "-f", f'{{{{json (index .NetworkSettings.Networks "{n2}").DNSNames}}}}', a))
+    assert names == [a, a_id := docker.ok("inspect", "-f", "{{.Id}}", a).strip()[:12], "hh"], (names, a_id)
+    out = docker.ok("run", "--rm", "--network", n2, busybox, "nslookup", "hh")
+    assert ip2 in out, out
 
 
 # -- berthd against dockerd ------------------------------------------------------------------
