@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import textwrap
 import time
 import urllib.request
 import uuid
@@ -465,7 +464,10 @@ def _container_view(c: dict[str, Any], names_by_id: dict[str, str]) -> dict[str,
         "StopSignal": cfg.get("StopSignal"), "StopTimeout": cfg.get("StopTimeout"),
         "ExposedPorts": sorted(cfg.get("ExposedPorts") or {}), "Healthcheck": cfg.get("Healthcheck"),
         "Mounts": mounts, "Ports": ports, "Networks": networks, "NetworkMode": mode,
-        "RestartPolicy": hc.get("RestartPolicy"), "Init": hc.get("Init"),
+        # Compose sends no policy name when none is set: dockerd 20.10 keeps "", berthd (API
+        # 1.51) stores "no", as docker run sends it; the same policy either way
+        "RestartPolicy": {**hc.get("RestartPolicy", {}), "Name": hc["RestartPolicy"].get("Name") or "no"},
+        "Init": hc.get("Init"),
         "Binds": sorted(hc.get("Binds") or []),
         "HostMounts": sorted((m.get("Type"), m.get("Target"), m.get("ReadOnly", False))
                              for m in hc.get("Mounts") or []),
