@@ -539,8 +539,11 @@ def _network_settings(c: Container, mgr: ContainerManager) -> dict[str, Any]:
 
 
 def ports_summary(c: Container) -> list[dict[str, Any]]:
-    """The list's Ports: published ones with their host side, exposed ones without."""
+    """The list's Ports: published ones with their host side, exposed ones without; none
+    while the container does not run (dockerd lists NetworkSettings.Ports, emptied then)."""
     out: list[dict[str, Any]] = []
+    if not c.state.running:
+        return out
     published = set()
     for pp in c.ports:
         published.add(f"{pp.container_port}/{pp.proto}")
