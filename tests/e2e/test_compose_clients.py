@@ -305,6 +305,18 @@ def test_the_hostname_answers_on_every_user_network(
     assert ip2 in out, out
 
 
+def test_a_container_that_does_not_run_lists_no_ports(
+        docker: Cli, busybox: str, new_name: Names, new_net: Names) -> None:
+    # `compose ps -a` after `compose stop`: dockerd lists no ports for created or exited
+    # containers, published or exposed
+    net, a, b = new_net("pl"), new_name("created"), new_name("exited")
+    docker.ok("network", "create", net)
+    docker.ok("create", "--name", a, "--network", net, "--expose", "80", "-p", "127.0.0.1::81", busybox)
+    docker.ok("run", "--name", b, "--network", net, "--expose", "80", "-p", "127.0.0.1::81", busybox, "true")
+    out = docker.ok("ps", "-a", "--filter", f"name={a}", "--filter", f"name={b}", "--format", "{{.Names}}=[{{.Ports}}]")
+    assert sorted(out.split()) == sorted([f"{a}=[]", f"{b}=[]"])
+
+
 # -- berthd against dockerd ------------------------------------------------------------------
 
 
