@@ -317,6 +317,43 @@ def test_a_container_that_does_not_run_lists_no_ports(
     assert sorted(out.split()) == sorted([f"{a}=[]", f"{b}=[]"])
 
 
+def test_cp_reaches_into_a_running_containers_volume(docker: Cli, busybox: str, new_name: Names,
+                                                     tmp_path: Path) -> None:
+    # `compose cp web:/www/index.html .` with /www a named volume, as dockerd answers it
+    name, vol = new_name("cpvol"), f"cpv{uuid.uuid4().hex[:8]}"
+    try:
+        docker.ok("run", "-d", "--name", name, "-v", f"{vol}:/www", busybox,
+                  "sh", "-c", "echo hi > /www/f; sleep 60")
+        deadline = time.monotonic() + 10
+        while docker("exec", name, "test", "-f", "/www/f").returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        docker.ok("cp", f"{name}:/www/f", str(tmp_path / "f"))
+        assert (tmp_path / "f").read_text() == "hi\n"
+        (tmp_path / "g").write_text("in\n")
+        docker.ok("cp", str(tmp_path / "g"), f"{name}:/www/")
+        assert docker.ok("exec", name, "cat", "/www/g") == "in\n"
+    finally:
+        docker("rm", "-f", name)
+        docker("volume", "rm", "-f", vol)
+
+
+def test_cp_into_a_read_only_root_or_volume_is_refused_as_dockerd(
+        docker: Cli, busybox: str, new_name: Names, tmp_path: Path) -> None:
+    # compose's read_only: true and :ro volumes; writable mounts stay writable
+    name = new_name("cpro")
+    (tmp_path / "rw").mkdir()
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "f").write_text("x\n")
+    docker.ok("run", "-d", "--name", name, "--read-only", "-v", f"{tmp_path / 'rw'}:/rw",
+              "-v", f"{tmp_path / 'ro'}:/ro:ro", busybox, "sleep", "60")
+    res = docker("cp", str(tmp_path / "f"), f"{name}:/")
+    assert res.returncode != 0 and "container rootfs is marked read-only" in res.stderr, describe(res)
+    res = docker("cp", str(tmp_path / "f"), f"{name}:/ro/")
+    assert res.returncode != 0 and "mounted volume is marked read-only" in res.stderr, describe(res)
+    docker.ok("cp", str(tmp_path / "f"), f"{name}:/rw/")
+    assert (tmp_path / "rw" / "f").read_text() == "x\n"
+
+
 # -- berthd against dockerd ------------------------------------------------------------------
 
 

@@ -486,9 +486,11 @@ class ContainerManager:
     # -- filesystem (cp, diff, export) -------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def root_of(self, ref: str) -> AsyncIterator[tuple[Container, str]]:
+    async def root_of(self, ref: str, *, with_mounts: bool = False) -> AsyncIterator[tuple[Container, str]]:
         """The container's merged root; a stopped one is mounted for the duration only,
-        under its lock so that a start waits for it."""
+        under its lock so that a start waits for it. With `with_mounts`, a running one's
+        root as it sees it, its volumes, binds and tmpfs mounts included (what `docker cp`
+        reaches; `docker export` takes the merged root only)."""
         c = self.get(ref)
         live = self.live[c.id]
         await live.lock.acquire()
@@ -499,6 +501,11 @@ class ContainerManager:
             if c.state.running:
                 live.lock.release()
                 locked = False
+                # "/." : the directory the magic link leads to, not the link (lstat)
+                ns_root = f"/proc/{c.state.pid}/root/."
+                if with_mounts and c.state.pid and os.path.isdir(ns_root):
+                    yield c, ns_root
+                    return
                 yield c, self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
                 return
             root = self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
