@@ -232,6 +232,30 @@ def test_chapter11_with_docker_compose_1_29(cdaemon: tuple[BerthDaemon, Cli], tm
         c("down", "-v", "-t", "1")
 
 
+def test_docker_compose_1_29_recreates_a_changed_service(cdaemon: tuple[BerthDaemon, Cli], tmp_path: Path,
+                                                         project_name: str) -> None:
+    # 1.29 reads the image's ContainerConfig when it recreates; dockerd 25+ dropped it
+    _, docker = cdaemon
+    text = "services:\n  a:\n    image: busybox:latest\n    init: true\n    command: [sleep, '300']\n" \
+           "    environment: [X=1]\n"
+    d = _project(tmp_path, text)
+    try:
+        c = compose.v1(d, project_name, docker.env)
+    except compose.ComposeUnavailable as e:
+        pytest.skip(str(e))
+    try:
+        c.ok("up", "-d")
+        first = docker.ok("inspect", "-f", "{{.Id}}", f"{project_name}_a_1").strip()
+        assert "is up-to-date" in c("up", "-d").stderr
+        (d / "docker-compose.yml").write_text(text.replace("X=1", "X=2"))
+        c.ok("up", "-d")
+        assert docker.ok("inspect", "-f", "{{.Id}}", f"{project_name}_a_1").strip() != first
+        assert c.ok("exec", "-T", "a", "sh", "-c", "echo $X").strip() == "2"
+        assert _names(docker, project_name, "-a") == [f"{project_name}_a_1"]
+    finally:
+        c("down", "-v", "-t", "1")
+
+
 def test_each_client_sees_the_others_project(cdaemon: tuple[BerthDaemon, Cli], tmp_path: Path,
                                              project_name: str) -> None:
     _, docker = cdaemon
