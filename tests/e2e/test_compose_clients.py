@@ -11,6 +11,7 @@ Each test brings its project down; the private daemons are stopped by PID.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import urllib.request
@@ -376,6 +377,19 @@ def test_cp_into_a_read_only_root_or_volume_is_refused_as_dockerd(
     assert res.returncode != 0 and "mounted volume is marked read-only" in res.stderr, describe(res)
     docker.ok("cp", str(tmp_path / "f"), f"{name}:/rw/")
     assert (tmp_path / "rw" / "f").read_text() == "x\n"
+
+
+def test_a_taken_host_port_names_the_endpoint_as_dockerd(docker: Cli, busybox: str, new_name: Names,
+                                                          new_net: Names) -> None:
+    # `compose up --scale web=3` with a fixed host port: dockerd's words, the endpoint named
+    net, a, b = new_net("pt"), new_name("first"), new_name("second")
+    port = _free_port()
+    docker.ok("network", "create", net)
+    docker.ok("run", "-d", "--name", a, "--network", net, "-p", f"127.0.0.1:{port}:80", busybox, "sleep", "60")
+    res = docker("run", "-d", "--name", b, "--network", net, "-p", f"127.0.0.1:{port}:80", busybox, "sleep", "60")
+    assert res.returncode != 0, describe(res)
+    assert re.search(rf"driver failed programming external connectivity on endpoint {b} \([0-9a-f]{{64}}\): "
+                     rf"Bind for 127.0.0.1:{port} failed: port is already allocated", res.stderr), describe(res)
 
 
 # -- berthd against dockerd ------------------------------------------------------------------
