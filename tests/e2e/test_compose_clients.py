@@ -392,6 +392,24 @@ def test_a_taken_host_port_names_the_endpoint_as_dockerd(docker: Cli, busybox: s
                      rf"Bind for 127.0.0.1:{port} failed: port is already allocated", res.stderr), describe(res)
 
 
+def test_an_empty_ipam_config_is_shown_as_sent(docker: Cli, busybox: str, new_name: Names,
+                                               new_net: Names, api: Any) -> None:
+    # Compose v2 sends "IPAMConfig": {} for a network listed with no options; dockerd
+    # shows {} back, and null for an endpoint created without one
+    net, a = new_net("ipam"), new_name("ipam")
+    docker.ok("network", "create", net)
+    res = api.post_json(f"/containers/create?name={a}", {
+        "Image": busybox, "Cmd": ["true"], "HostConfig": {"NetworkMode": net},
+        "NetworkingConfig": {"EndpointsConfig": {net: {"IPAMConfig": {}, "Aliases": ["x"]}}}})
+    assert res.status == 201, res.body
+    eps = json.loads(docker.ok("inspect", "-f", "{{json .NetworkSettings.Networks}}", a))
+    assert eps[net]["IPAMConfig"] == {} and eps[net]["Aliases"] == ["x"], eps
+    b = new_name("ipam")
+    docker.ok("create", "--name", b, "--network", net, busybox)
+    eps = json.loads(docker.ok("inspect", "-f", "{{json .NetworkSettings.Networks}}", b))
+    assert eps[net]["IPAMConfig"] is None, eps
+
+
 # -- berthd against dockerd ------------------------------------------------------------------
 
 
