@@ -551,7 +551,7 @@ def _container_view(c: dict[str, Any], names_by_id: dict[str, str]) -> dict[str,
         # dockerd 20.10 (API 1.41) lists the short ID and the hostname among the aliases;
         # API 1.44+ daemons keep them in DNSNames
         aliases = sorted(a for a in ep.get("Aliases") or [] if not _short_id(a) and a != hostname)
-        networks[net] = {"Aliases": aliases, "IPv4": (ep.get("IPAMConfig") or {}).get("IPv4Address"),
+        networks[net] = {"Aliases": aliases, "IPAMConfig": ep.get("IPAMConfig"),
                          "Links": sorted(ep.get("Links") or [])}
     mounts = sorted(({"Type": m["Type"], "Destination": m["Destination"], "RW": m["RW"],
                       "Name": None if m["Type"] != "volume" or _anonymous(m) else m["Name"],
