@@ -230,7 +230,8 @@ def parse_endpoint_request(ep: Any) -> EndpointRequest:
     return EndpointRequest(
         ipv4=_opt(ipam_cfg, "IPv4Address", str, ""), ipv6=_opt(ipam_cfg, "IPv6Address", str, ""),
         aliases=_strings(ep, "Aliases") or [], links=_strings(ep, "Links") or [],
-        mac=_opt(ep, "MacAddress", str, ""), driver_opts=_str_map(ep, "DriverOpts"))
+        mac=_opt(ep, "MacAddress", str, ""), driver_opts=_str_map(ep, "DriverOpts"),
+        ipam_config=isinstance(ep.get("IPAMConfig"), dict))
 
 
 def parse_endpoints(body: dict[str, Any]) -> dict[str, EndpointRequest]:
@@ -412,7 +413,10 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "GroupAdd": h.group_add or None,
         "IpcMode": "private",
         "Cgroup": "",
-        "Links": [_link_doc(link, c.name) for link in h.links] or None,
+        # dockerd shows the legacy links of the default bridge only; on a user-defined
+        # network they are the endpoint's (NetworkSettings.Networks[...].Links)
+        "Links": [_link_doc(link, c.name) for link in h.links] or None
+        if (h.network_mode or "default") in ("default", "bridge") else None,
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": "",
         "Privileged": h.privileged,
@@ -470,12 +474,14 @@ def _ports_doc(c: Container) -> dict[str, Any]:
 
 
 def endpoint_doc(name: str, ep: Endpoint, c: Container, network_id: str) -> dict[str, Any]:
-    ipam_cfg = None
+    ipam_cfg: dict[str, str] | None = {} if ep.request.ipam_config else None  # as sent, like dockerd
     if ep.request.ipv4 or ep.request.ipv6:
         ipam_cfg = {k: v for k, v in (("IPv4Address", ep.request.ipv4), ("IPv6Address", ep.request.ipv6)) if v}
     dns_names = None
     if ep.endpoint_id and name not in ("bridge", "host", "none"):
-        dns_names = [c.name, *ep.request.aliases, c.id[:12]]
+        # dockerd's order (the first name makes the PTR record), each name once
+        dns_names = list(dict.fromkeys(n for n in (c.name, *ep.request.aliases, c.id[:12],
+                                                   c.config.hostname) if n))
     return {
         "IPAMConfig": ipam_cfg,
         "Links": ep.request.links or None,
@@ -534,8 +540,11 @@ def _network_settings(c: Container, mgr: ContainerManager) -> dict[str, Any]:
 
 
 def ports_summary(c: Container) -> list[dict[str, Any]]:
-    """The list's Ports: published ones with their host side, exposed ones without."""
+    """The list's Ports: published ones with their host side, exposed ones without; none
+    while the container does not run (dockerd lists NetworkSettings.Ports, emptied then)."""
     out: list[dict[str, Any]] = []
+    if not c.state.running:
+        return out
     published = set()
     for pp in c.ports:
         published.add(f"{pp.container_port}/{pp.proto}")

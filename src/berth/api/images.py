@@ -90,6 +90,11 @@ def render_inspect(img: Image, layers: LayerStore) -> dict[str, Any]:
         "DockerVersion": cfg.docker_version,
         "Author": cfg.author,
         "Config": container_config,
+        # Gone from dockerd's answer since API 1.45, kept here as an extra field: Debian's
+        # docker-compose 1.29 negotiates the newest API and reads ContainerConfig.Volumes
+        # whenever it recreates a container (a KeyError otherwise). berth keeps no
+        # builder-container config, so it is the image's own, whose Volumes it wants.
+        "ContainerConfig": dict(container_config),
         "Architecture": cfg.architecture,
         "Os": cfg.os,
         "Size": img.size,

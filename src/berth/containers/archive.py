@@ -17,8 +17,9 @@ import stat
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from berth.containers.manager import ContainerManager
+from berth.containers.model import Container
 from berth.containers.users import resolve_user
-from berth.errors import InvalidParameter, NotFound
+from berth.errors import InvalidParameter, NotFound, SystemError_
 from berth.layers import archive
 from berth.layers.archive import PathStat
 
@@ -27,7 +28,7 @@ __all__ = ["PathStat", "export", "extract", "read_path", "stat_path"]
 
 async def stat_path(containers: ContainerManager, ref: str, path: str) -> PathStat:
     """What `path` in the container is (`docker cp`'s HEAD)."""
-    async with containers.root_of(ref) as (_c, root):
+    async with containers.root_of(ref, with_mounts=True) as (_c, root):
         return archive.stat_path(archive.resolve(root, path), ref)
 
 
@@ -36,7 +37,7 @@ async def read_path(containers: ContainerManager, ref: str,
                     path: str) -> AsyncIterator[tuple[PathStat, AsyncGenerator[bytes, None]]]:
     """`path` in the container: what it is, and a tar of it (named as `docker cp` names
     it: "." for a path ending in "/."). The root stays mounted until the block ends."""
-    async with containers.root_of(ref) as (c, root):
+    async with containers.root_of(ref, with_mounts=True) as (c, root):
         resolved = archive.resolve(root, path)
         st = archive.stat_path(resolved, ref)
         name = "." if resolved.path.endswith("/.") else st.name
@@ -48,7 +49,7 @@ async def extract(containers: ContainerManager, ref: str, path: str, chunks: Asy
                   copy_uid_gid: bool = False, no_overwrite_dir_non_dir: bool = False) -> None:
     """Extract a tar into the directory `path` of the container; with `copy_uid_gid`
     its files belong to the container's user, as `docker cp -a` asks."""
-    async with containers.root_of(ref) as (c, root):
+    async with containers.root_of(ref, with_mounts=True) as (c, root):
         resolved = archive.resolve_dir(root, path)
         try:
             st = os.lstat(resolved.host)
@@ -56,6 +57,11 @@ async def extract(containers: ContainerManager, ref: str, path: str, chunks: Asy
             raise NotFound(f"Could not find the file {path} in container {ref}") from None
         if not stat.S_ISDIR(st.st_mode):
             raise InvalidParameter("extraction point is not a directory")
+        writable = _mount_writable(c, resolved.inside)
+        if writable is None and c.host_config.readonly_rootfs:
+            raise SystemError_("container rootfs is marked read-only")
+        if writable is False:
+            raise SystemError_("mounted volume is marked read-only")
         owner = None
         if copy_uid_gid:
             user = resolve_user(root, c.config.user)
@@ -63,6 +69,18 @@ async def extract(containers: ContainerManager, ref: str, path: str, chunks: Asy
         await archive.unpack(root, resolved.inside, chunks, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                              owner=owner)
     containers.on_event("extract-to-dir", c, {})
+
+
+def _mount_writable(c: Container, inside: str) -> bool | None:
+    """Whether the mount `inside` (a path in the container) lies on is writable; None
+    when it lies on the container's root. Docker's checks before `docker cp` writes."""
+    best, rw = "", None
+    mounts = [(m.destination, m.rw) for m in c.mounts] + [(d, True) for d in c.host_config.tmpfs]
+    for dest, mrw in mounts:
+        d = dest.rstrip("/") or "/"
+        if (inside == d or inside.startswith(d.rstrip("/") + "/")) and len(d) > len(best):
+            best, rw = d, mrw
+    return rw
 
 
 @contextlib.asynccontextmanager

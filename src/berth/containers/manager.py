@@ -242,10 +242,15 @@ class ContainerManager:
             host.network_mode = f"container:{other.id}"
             if host.port_bindings or host.publish_all_ports:
                 raise InvalidParameter("conflicting options: port publishing and the container type network mode")
-            if host.dns or host.extra_hosts:
+            if host.dns:
                 raise InvalidParameter("conflicting options: dns and the network mode")
+            if host.extra_hosts:
+                raise InvalidParameter("conflicting options: custom host-to-IP mapping and the network mode")
             if hostname:
                 raise InvalidParameter("conflicting options: hostname and the network mode")
+            if host.links:
+                raise InvalidParameter("conflicting options: container type network can't be used with links. "
+                                       "This would result in undefined behavior")
             return {}
         if mode == "host" and (host.port_bindings or host.publish_all_ports):
             log.info("published ports are discarded when using host network mode")
@@ -277,6 +282,8 @@ class ContainerManager:
         restart.validate_policy(host.restart_policy)
         if host.auto_remove and host.restart_policy.name not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        if host.memory > 0 and host.memory_swap == 0:  # dockerd's default: as much swap as memory
+            host.memory_swap = 2 * host.memory
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
         defaults.default_log_config(host.log_config, self.default_log)
@@ -285,8 +292,9 @@ class ContainerManager:
         mode = host.network_mode or ""
         if not config.hostname and mode == "host":
             config.hostname = socket.gethostname()
-        elif not config.hostname and mode.startswith("container:"):
-            config.hostname = self.get(mode.split(":", 1)[1]).config.hostname
+        elif mode.startswith("container:"):  # the names of the container whose network it joins
+            other = self.get(mode.split(":", 1)[1]).config
+            config.hostname, config.domainname = other.hostname, other.domainname
         config.hostname = config.hostname or cid[:12]
         if config.cmd is not None and config.entrypoint is None:
             path, args = config.cmd[0], config.cmd[1:]
@@ -478,9 +486,11 @@ class ContainerManager:
     # -- filesystem (cp, diff, export) -------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def root_of(self, ref: str) -> AsyncIterator[tuple[Container, str]]:
+    async def root_of(self, ref: str, *, with_mounts: bool = False) -> AsyncIterator[tuple[Container, str]]:
         """The container's merged root; a stopped one is mounted for the duration only,
-        under its lock so that a start waits for it."""
+        under its lock so that a start waits for it. With `with_mounts`, a running one's
+        root as it sees it, its volumes, binds and tmpfs mounts included (what `docker cp`
+        reaches; `docker export` takes the merged root only)."""
         c = self.get(ref)
         live = self.live[c.id]
         await live.lock.acquire()
@@ -491,6 +501,11 @@ class ContainerManager:
             if c.state.running:
                 live.lock.release()
                 locked = False
+                # "/." : the directory the magic link leads to, not the link (lstat)
+                ns_root = f"/proc/{c.state.pid}/root/."
+                if with_mounts and c.state.pid and os.path.isdir(ns_root):
+                    yield c, ns_root
+                    return
                 yield c, self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
                 return
             root = self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotFound
+from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
 from berth.network import ipam, netlink
 from berth.network.drivers import Drivers, HostNetworking, NetworkDriver, local_drivers
 from berth.network.drivers.driver import delete_link
@@ -447,7 +447,11 @@ class NetworkController:
             primary = self._primary(sb)
             if primary is not None:
                 n, ep = primary
-                sb.ports = await self._driver(n).program_external_connectivity(n, ep, req.ports)
+                try:
+                    sb.ports = await self._driver(n).program_external_connectivity(n, ep, req.ports)
+                except SystemError_ as e:  # dockerd names the endpoint: the container and the ID
+                    raise SystemError_(str(e).replace(
+                        "on endpoint:", f"on endpoint {req.name.lstrip('/')} ({ep.endpoint_id}):", 1)) from None
             if self._dns is not None and self._user_defined(sb):
                 await self._dns.attach(req.container_id, path)
         except BaseException:
@@ -632,7 +636,7 @@ class NetworkController:
                 if s.network_id not in nets:
                     continue
                 names = {live.name.lower(), live.id[:12]} | {a.lower() for a in s.request.aliases}
-                if live.request.hostname and s is live.specs[0]:
+                if live.request.hostname:  # on every user network, as its endpoint's DNSNames
                     names.add(live.request.hostname.lower())
                 if name in names:
                     ep = live.sandbox.networks.get(s.network)

