@@ -88,14 +88,15 @@ def test_build_from_an_image_no_registry_has_fails_naming_it(docker: Cli, busybo
 
 
 @pytest.mark.timeout(300)
-def test_registry_mirrors_serve_docker_hub_names(berthd: BerthDaemon, busybox_tar: Path,
+def test_registry_mirrors_serve_docker_hub_names(berthd: BerthDaemon, berth_root: Path, busybox_tar: Path,
                                                  plain_registry: Registry, tmp_path: Path) -> None:
     tag = f"m{uuid.uuid4().hex[:8]}"
     digest = _seed(plain_registry, f"library/busybox:{tag}", tmp_path, 42)
     config = tmp_path / "daemon.json"
     config.write_text(json.dumps({"registry-mirrors": [f"http://{plain_registry.addr}"],
                                   "max-concurrent-downloads": 1}))
-    with private_daemon(tmp_path, berthd, busybox_tar, "--config-file", str(config)) as (_, cli):
+    # the session's short root: a shim's socket path must fit in AF_UNIX's 108 bytes
+    with private_daemon(berth_root, berthd, busybox_tar, "--config-file", str(config), prefix="mir") as (_, cli):
         info = json.loads(cli.ok("info", "--format", "{{json .RegistryConfig}}"))
         assert info["Mirrors"] == [f"http://{plain_registry.addr}/"]
         out = cli.ok("pull", f"busybox:{tag}", timeout=180)

@@ -9,6 +9,7 @@ test runs on 127.0.0.1 in the host namespace, on a port of its own.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import secrets
@@ -181,9 +182,18 @@ class FakeUpstream:
             finally:
                 writer.close()
 
-        self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        self.port = self._udp.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(serve_tcp, "127.0.0.1", self.port)
+        # one port for both: the kernel picks a free UDP port, whose TCP twin may be some
+        # client connection's local port just then (EADDRINUSE): then pick another
+        for attempt in range(20):
+            self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            self.port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(serve_tcp, "127.0.0.1", self.port)
+                return
+            except OSError as e:
+                self._udp.close()
+                if e.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
 
     async def stop(self) -> None:
         self._released.set()
