@@ -20,7 +20,7 @@ ROOT_USAGE = f"{PROG} [OPTIONS] COMMAND [ARG...]"
 
 
 def build_root() -> Command:
-    from berth.cli import container, image, network, registry, system
+    from berth.cli import compose, container, image, network, registry, system
 
     root = Command(PROG, use=ROOT_USAGE, short="A self-sufficient runtime for containers")
     f = root.flags
@@ -42,6 +42,7 @@ def build_root() -> Command:
     f.add("tlsverify", "", "bool", "Use TLS and verify the remote")
     f.add("version", "v", "bool", "Print version information and quit")
     root.add(
+        compose.make_compose(),
         container.container_command(),
         image.image_command(),
         network.network_command(),
