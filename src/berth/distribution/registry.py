@@ -196,7 +196,8 @@ class Registry:
 
     async def session(self, endpoint: Endpoint) -> httpclient.Session:
         """The session for `endpoint`'s TLS set-up, made again when its certs.d
-        directory has changed (files read in a thread)."""
+        directory has changed (files read in a thread). Repositories ask once per
+        endpoint, so certs.d is looked at once per pull, push or login, as Docker does."""
         key = (endpoint.host, endpoint.base.split("://", 1)[0], endpoint.verify)
         stamp = await asyncio.to_thread(certs_stamp, endpoint, self.config) if endpoint.secure else ()
         held = self._sessions.get(key)
@@ -245,6 +246,15 @@ class Repository:
         self.ref = ref
         self.endpoints = endpoints(domain, registry.config, push)
         self._pinned: Endpoint | None = None  # the endpoint that answered first
+        # the sessions this repository's requests use, looked up (certs.d checked) once
+        # per endpoint: a Repository lives for one pull, push or login
+        self._sessions: dict[str, httpclient.Session] = {}
+
+    async def _session(self, endpoint: Endpoint) -> httpclient.Session:
+        session = self._sessions.get(endpoint.base)
+        if session is None:
+            session = self._sessions[endpoint.base] = await self.registry.session(endpoint)
+        return session
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -305,7 +315,7 @@ class Repository:
         """One request to `endpoint` with this caller's auth; a 401 is answered (a
         token fetched for the challenge, or Basic) and the request sent again once,
         when its body can be sent again."""
-        session = await self.registry.session(endpoint)
+        session = await self._session(endpoint)
         wanted = self._scopes() if scopes is None else scopes
         request = f'{method.capitalize()} "{url}"'
         for attempt in range(2):
@@ -352,7 +362,7 @@ class Repository:
         auth transport does; a refusal is Unauthorized naming the `request` it was for
         ('Get "URL"'), as Docker's transport reports it."""
         req = token_request(challenge, scopes, self.creds, offline)
-        session = await self.registry.session(endpoint)
+        session = await self._session(endpoint)
         try:
             resp = await session.request(req.method, req.url, body=req.body, headers=req.headers,
                                          limits=self.registry.api_limits)
@@ -766,7 +776,7 @@ class Repository:
         """GET /v2/ with the credentials (a token fetched for a Bearer challenge, with
         offline access); the refresh token handed out, or ""."""
         async def attempt(endpoint: Endpoint) -> str:
-            session = await self.registry.session(endpoint)
+            session = await self._session(endpoint)
             url = endpoint.base + "/v2/"
             resp = await session.request("GET", url, limits=self.registry.api_limits)
             if resp.status == 200:
