@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import Cli, describe
+from helpers.processes import terminate
 from helpers.registries import BERTH_REGISTRY, Credentials, Tls, make_tls, write_htpasswd
 
 CERTS_D = Path("/etc/berth/certs.d")
@@ -82,13 +82,8 @@ def _netns_registry(tmp_path: Path, client_certs: bool) -> Iterator[NetnsRegistr
             time.sleep(0.1)
         yield NetnsRegistry(f"{reg_ip}:{PORT}", tls, creds)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        if proc is not None:
+            terminate(proc)
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import Cli, describe
+from helpers.processes import terminate
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "helpers" / "volume_plugin.py"
 PLUGIN_DIR = Path("/run/docker/plugins")
@@ -38,12 +38,7 @@ def plugin(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.05)
         yield name, root
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         if proc.stdout:
             proc.stdout.close()
         if sock.exists():

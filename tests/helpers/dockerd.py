@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from helpers.processes import terminate
+
 from .cli import Cli
 
 DOCKERD = "/usr/sbin/dockerd"
@@ -98,13 +100,8 @@ class Dockerd:
 
     def stop(self) -> None:
         """SIGTERM by PID (dockerd stops the containerd it started), then clean the directory."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            terminate(self.proc, grace=30)
         for pid in pids_under(str(self.dir)):  # a containerd or shim that outlived dockerd
             try:
                 os.kill(pid, signal.SIGKILL)

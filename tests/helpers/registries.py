@@ -22,7 +22,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import socket
 import sqlite3
 import ssl
@@ -37,6 +36,8 @@ from pathlib import Path
 from types import TracebackType
 
 import bcrypt
+
+from helpers.processes import terminate
 
 from .daemon import VENV_BIN
 
@@ -217,13 +218,8 @@ class Registry:
             return ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None
 
     def close(self) -> None:

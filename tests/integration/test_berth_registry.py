@@ -11,7 +11,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from helpers.processes import terminate
 
 urllib3.disable_warnings()
 
@@ -74,13 +75,7 @@ class Server:
         return self.session.request(method, self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
+        return terminate(self.proc)
 
     def log(self) -> str:
         return (self.root.parent / "registry.log").read_text()

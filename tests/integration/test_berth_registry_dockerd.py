@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from helpers.dockerd import DOCKERD, Dockerd, running_dockerd
+from helpers.processes import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = shutil.which("docker")
@@ -73,12 +73,7 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.05)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 @pytest.mark.skipif(not ROOTFS.exists(), reason="no build/busybox-rootfs.tar (scripts/setup)")
