@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from berth.cli import credentials
 from berth.cli.context import CliContext, CliExit, as_int
 from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import ContainerContext, render_rows
@@ -40,6 +39,7 @@ from berth.cli.streams import (
     terminal_size,
     terminal_width,
 )
+from berth.client import credentials
 from berth.client.engine import APIError, Client, ClientError, Hijacked, filters_json, path_escape
 from berth.images.reference import ReferenceError, parse_normalized
 from berth.template.gotemplate import Template, TemplateError
