@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from berth.cli import credentials
 from berth.cli.container import FORMAT_HELP, INSPECT_FORMAT_HELP, write_archive
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
@@ -25,6 +24,7 @@ from berth.cli.inspect import fetch, inspect_objects, typed_image
 from berth.cli.progress import StreamError, display_stream
 from berth.cli.prune import print_reclaimed, prune_section
 from berth.cli.streams import is_terminal, terminal_width
+from berth.client import credentials
 from berth.client.engine import APIError, ClientError, filters_json, iter_json_stream, path_escape
 from berth.images.reference import Reference, ReferenceError, parse_normalized, split_repo_tag
 from berth.template.gotemplate import TemplateError

@@ -1,15 +1,15 @@
 """`berth login` and `berth logout`, in docker's grammar: the daemon checks the
 credentials against the registry (`POST /auth`), the client keeps them in its
-config.json (berth.cli.credentials), as the docker CLI does."""
+config.json (berth.client.credentials), as the docker CLI does."""
 
 from __future__ import annotations
 
 import getpass
 import sys
 
-from berth.cli import credentials
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, ParsedFlags
+from berth.client import credentials
 from berth.client.engine import APIError
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -21,11 +22,13 @@ from berth.compose.model import (
     Deploy,
     FileObject,
     Healthcheck,
+    Network,
     PortConfig,
     Project,
     ResourceSpec,
     Service,
     ServiceVolume,
+    Volume,
 )
 from berth.compose.normalize import format_duration
 
@@ -312,27 +315,29 @@ def _file_object(f: FileObject) -> dict[str, Any]:
     })
 
 
+def _network(n: Network) -> dict[str, Any]:
+    return _drop_empty({
+        "name": n.name, "driver": n.driver, "driver_opts": _sorted(n.driver_opts),
+        "ipam": _ipam(n.ipam), "external": n.external, "internal": n.internal,
+        "attachable": n.attachable, "labels": _sorted(n.labels),
+    }) | ({} if n.enable_ipv6 is None else {"enable_ipv6": n.enable_ipv6})
+
+
+def _volume_object(v: Volume) -> dict[str, Any]:
+    return _drop_empty({
+        "name": v.name, "driver": v.driver, "driver_opts": _sorted(v.driver_opts),
+        "external": v.external, "labels": _sorted(v.labels),
+    })
+
+
 def to_dict(project: Project) -> dict[str, Any]:
     """The project as `docker compose config` prints it."""
     doc: dict[str, Any] = {"name": project.name}
     doc["services"] = {name: service_to_dict(s) for name, s in sorted(project.services.items())}
     if project.networks:
-        doc["networks"] = {
-            key: _drop_empty({
-                "name": n.name, "driver": n.driver, "driver_opts": _sorted(n.driver_opts),
-                "ipam": _ipam(n.ipam), "external": n.external, "internal": n.internal,
-                "attachable": n.attachable, "labels": _sorted(n.labels),
-            }) | ({} if n.enable_ipv6 is None else {"enable_ipv6": n.enable_ipv6})
-            for key, n in sorted(project.networks.items())
-        }
+        doc["networks"] = {key: _network(n) for key, n in sorted(project.networks.items())}
     if project.volumes:
-        doc["volumes"] = {
-            key: _drop_empty({
-                "name": v.name, "driver": v.driver, "driver_opts": _sorted(v.driver_opts),
-                "external": v.external, "labels": _sorted(v.labels),
-            })
-            for key, v in sorted(project.volumes.items())
-        }
+        doc["volumes"] = {key: _volume_object(v) for key, v in sorted(project.volumes.items())}
     if project.secrets:
         doc["secrets"] = {k: _file_object(f) for k, f in sorted(project.secrets.items())}
     if project.configs:
@@ -400,35 +405,52 @@ def _json_shape(doc: dict[str, Any]) -> dict[str, Any]:
     """The differences of compose v2's JSON from its YAML: Go's encoding/json sorts the
     top-level map and writes a few struct fields the YAML encoder leaves out."""
     shaped = dict(doc)
-    services = {}
-    for name, svc in doc.get("services", {}).items():
-        svc = {"command": None, "entrypoint": None,
-               **{k: v for k, v in svc.items() if not k.startswith("x-")}}
-        svc = dict(sorted(svc.items(), key=lambda kv: _service_key_rank(kv[0])))
-        if "deploy" in svc:
-            deploy = dict(svc["deploy"])
-            order = ["mode", "replicas", "labels", "update_config", "rollback_config",
-                     "resources", "restart_policy", "placement", "endpoint_mode"]
-            deploy.setdefault("resources", {})
-            deploy.setdefault("placement", {})
-            svc["deploy"] = {k: deploy[k] for k in sorted(deploy, key=lambda k: (
-                order.index(k) if k in order else len(order), k))}
-        services[name] = svc
     if "services" in doc:
-        shaped["services"] = services
+        shaped["services"] = {name: _json_service(svc) for name, svc in doc["services"].items()}
     if "networks" in doc:
-        networks = {}
-        for key, net in doc["networks"].items():
-            net = dict(net)
-            if "ipam" not in net and not net.get("external"):
-                items = list(net.items())
-                at = next((i for i, (k, _) in enumerate(items)
-                           if k not in ("name", "driver", "driver_opts")), len(items))
-                items.insert(at, ("ipam", {}))
-                net = dict(items)
-            networks[key] = net
-        shaped["networks"] = networks
+        shaped["networks"] = {key: _json_network(net) for key, net in doc["networks"].items()}
     return dict(sorted(shaped.items()))
+
+
+def _json_service(svc: dict[str, Any]) -> dict[str, Any]:
+    svc = {"command": None, "entrypoint": None,
+           **{k: v for k, v in svc.items() if not k.startswith("x-")}}
+    svc = dict(sorted(svc.items(), key=lambda kv: _service_key_rank(kv[0])))
+    if "deploy" in svc:
+        deploy = dict(svc["deploy"])
+        order = ["mode", "replicas", "labels", "update_config", "rollback_config",
+                 "resources", "restart_policy", "placement", "endpoint_mode"]
+        deploy.setdefault("resources", {})
+        deploy.setdefault("placement", {})
+        svc["deploy"] = {k: deploy[k] for k in sorted(deploy, key=lambda k: (
+            order.index(k) if k in order else len(order), k))}
+    return svc
+
+
+def _json_network(net: dict[str, Any]) -> dict[str, Any]:
+    net = dict(net)
+    if "ipam" not in net and not net.get("external"):
+        items = list(net.items())
+        at = next((i for i, (k, _) in enumerate(items)
+                   if k not in ("name", "driver", "driver_opts")), len(items))
+        items.insert(at, ("ipam", {}))
+        net = dict(items)
+    return net
+
+
+def json_shaped_service(service: Service) -> dict[str, Any]:
+    """One service as Go's encoding/json writes compose-go's ServiceConfig (no `$`
+    escaping): what compose v2 hashes."""
+    return _json_service(service_to_dict(service))
+
+
+def json_shaped_network(network: Network) -> dict[str, Any]:
+    return _json_network(_network(network))
+
+
+def json_shaped_volume(volume: Volume) -> dict[str, Any]:
+    """A volume as compose v2 hashes it: the driver defaults to "local"."""
+    return _volume_object(replace(volume, driver=volume.driver or "local"))
 
 
 def config_yaml(project: Project) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from berth.cli.build import DockerIgnore, read_dockerignore, write_context_tar
+from berth.client.buildcontext import DockerIgnore, read_dockerignore, write_context_tar
 
 
 @pytest.mark.parametrize(

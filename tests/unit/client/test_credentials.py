@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from berth.cli import credentials
+from berth.client import credentials
 
 
 def test_store_read_erase_round_trip(tmp_path: Path) -> None:
