@@ -15,8 +15,12 @@ set aside:
   logs), endpoint and sandbox IDs, and MAC addresses go;
 - addresses, subnets, gateways and host ports that the daemon picked are shown as
   `<dynamic>`; those the project's files give are kept;
-- lists whose order carries no meaning (Env, Binds, capabilities, aliases, links,
-  mounts) are sorted.
+- lists whose order carries no meaning (Env, Binds, capabilities, aliases, links)
+  are sorted, and so is the depends_on label (Compose v2 writes it from a Go map, in
+  an order of the run's own); mounts are keyed by their mount point;
+- the com.docker.compose.version label says which client made the object: that it is
+  there is compared, not its value; and the config-hash of a service with volumes_from
+  is the run's own (Compose v2 hashes it with the other container's ID in it).
 
 A difference is reported as `object.field: v2=… berth=…`, one line each.
 
@@ -205,11 +209,14 @@ def _inspect(docker: Cli, kind: str, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def _read_project(docker: Cli, project: str, given: set[str]) -> dict[str, Any]:
-    containers = _inspect(docker, "container", docker.ok("ps", "-aq", "--filter", _label(project)).split())
-    networks = _inspect(docker, "network", docker.ok("network", "ls", "-q", "--filter", _label(project)).split())
-    volumes = _inspect(docker, "volume", docker.ok("volume", "ls", "-q", "--filter", _label(project)).split())
+    label = _label(project)
+    containers = _inspect(docker, "container", docker.ok("ps", "-aq", "--filter", label).split())
+    networks = _inspect(docker, "network",
+                        docker.ok("network", "ls", "-q", "--filter", label).split())
+    volumes = _inspect(docker, "volume", docker.ok("volume", "ls", "-q", "--filter", label).split())
     image_ids = sorted({c["Image"] for c in containers})
-    images = [i for i in _inspect(docker, "image", image_ids) if "busybox:latest" not in i.get("RepoTags", [])]
+    all_images = _inspect(docker, "image", image_ids)
+    images = [i for i in all_images if "busybox:latest" not in (i.get("RepoTags") or [])]
 
     names = _IdNames()
     for c in containers:
@@ -225,12 +232,13 @@ def _read_project(docker: Cli, project: str, given: set[str]) -> dict[str, Any]:
         for net, ep in (c["NetworkSettings"].get("Networks") or {}).items():
             if ep.get("NetworkID"):
                 names.add(ep["NetworkID"], f"<network {net}>")
-    for i in _inspect(docker, "image", image_ids):
+    for i in all_images:
         tag = (i.get("RepoTags") or ["untagged"])[0]
         names.add(i["Id"], f"<image {tag}>")
 
     return {
-        "containers": {c["Name"].lstrip("/"): _container(names.replace(c), given) for c in containers},
+        "containers": {c["Name"].lstrip("/"): _container(names.replace(c), given)
+                       for c in containers},
         "networks": {n["Name"]: _network(names.replace(n), given) for n in networks},
         "volumes": {v["Name"]: _volume(names.replace(v)) for v in volumes},
         "images": {(i.get("RepoTags") or [names.replace(i["Id"])])[0]: _image(i) for i in images},
@@ -299,10 +307,11 @@ def _container(c: dict[str, Any], given: set[str]) -> dict[str, Any]:
         c["State"]["ExitCode"] = state.get("ExitCode")
     if "GraphDriver" in c:
         c["GraphDriver"] = {"Name": c["GraphDriver"].get("Name")}
-    c["Mounts"] = sorted(c.get("Mounts") or [], key=lambda m: str(m.get("Destination")))
+    # mounts by where they are mounted, so that a difference names the mount point
+    c["Mounts"] = {str(m.get("Destination")): m for m in c.get("Mounts") or []}
     host = c.get("HostConfig") or {}
     if host.get("Mounts"):
-        host = dict(host, Mounts=sorted(host["Mounts"], key=lambda m: str(m.get("Target"))))
+        host = dict(host, Mounts={str(m.get("Target")): m for m in host["Mounts"]})
     if host.get("Ulimits"):
         host = dict(host, Ulimits=sorted(host["Ulimits"], key=lambda u: str(u.get("Name"))))
     c["HostConfig"] = host
@@ -317,6 +326,7 @@ def _config(cfg: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
     if "com.docker.compose.depends_on" in labels:
         labels["com.docker.compose.depends_on"] = ",".join(
             sorted(labels["com.docker.compose.depends_on"].split(",")))
+    labels = _client_version(labels) or {}
     # Compose v2 hashes a service with volumes_from after it has put the other
     # container's ID in place of its service name: that hash is the run's own
     if host.get("VolumesFrom") and "com.docker.compose.config-hash" in labels:
@@ -331,7 +341,7 @@ def _network_settings(ns: dict[str, Any], host: dict[str, Any], given: set[str])
     for port, published in (ns.get("Ports") or {}).items():
         asked = {b.get("HostPort") for b in bindings.get(port) or []}
         ports[port] = None if published is None else [
-            dict(b, HostPort=b.get("HostPort") if b.get("HostPort") in asked - {""} else "<dynamic>")
+            dict(b, HostPort=b["HostPort"] if b.get("HostPort") in asked - {""} else "<dynamic>")
             for b in published]
     networks: dict[str, Any] = {}
     for net, ep in (ns.get("Networks") or {}).items():
@@ -339,8 +349,8 @@ def _network_settings(ns: dict[str, Any], host: dict[str, Any], given: set[str])
         for key in ("IPAddress", "Gateway", "GlobalIPv6Address", "IPv6Gateway"):
             if ep.get(key) and ep[key] not in given:
                 ep[key] = "<dynamic>"
-        for key in ("IPPrefixLen", "GlobalIPv6PrefixLen"):
-            if ep.get(key) and ep.get("Gateway" if key == "IPPrefixLen" else "IPv6Gateway") == "<dynamic>":
+        for key, gateway in (("IPPrefixLen", "Gateway"), ("GlobalIPv6PrefixLen", "IPv6Gateway")):
+            if ep.get(key) and ep.get(gateway) == "<dynamic>":
                 ep[key] = "<dynamic>"
         networks[net] = ep
     return {"Ports": ports, "Networks": networks}
@@ -353,11 +363,21 @@ def _network(n: dict[str, Any], given: set[str]) -> dict[str, Any]:
     ipam["Config"] = [{k: (v if v in given else "<dynamic>") for k, v in cfg.items()}
                       for cfg in ipam.get("Config") or []]
     n["IPAM"] = ipam
+    n["Labels"] = _client_version(n.get("Labels"))
     return dict(_sorted_lists(n))
 
 
 def _volume(v: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in v.items() if k not in ("CreatedAt", "UsageData")}
+    v = {k: v for k, v in v.items() if k not in ("CreatedAt", "UsageData")}
+    v["Labels"] = _client_version(v.get("Labels"))
+    return v
+
+
+def _client_version(labels: dict[str, str] | None) -> dict[str, str] | None:
+    """Each client writes its own version: that it writes one is compared, not which."""
+    if labels and "com.docker.compose.version" in labels:
+        return dict(labels, **{"com.docker.compose.version": "<the client's version>"})
+    return labels
 
 
 def _image(i: dict[str, Any]) -> dict[str, Any]:
@@ -387,7 +407,8 @@ def _leftovers(docker: Cli, project: str) -> list[str]:
                                                 "--format", "{{.Names}}").split()]
     left += [f"network {n}" for n in docker.ok("network", "ls", "--filter", _label(project),
                                                "--format", "{{.Name}}").split()]
-    left += [f"volume {n}" for n in docker.ok("volume", "ls", "-q", "--filter", _label(project)).split()]
+    left += [f"volume {n}" for n in docker.ok("volume", "ls", "-q", "--filter",
+                                              _label(project)).split()]
     return sorted(left)
 
 
@@ -401,7 +422,8 @@ def _remove_leftovers(docker: Cli, project: str, images_before: set[str]) -> Non
     vols = docker("volume", "ls", "-q", "--filter", _label(project)).stdout.split()
     if vols:
         docker("volume", "rm", "-f", *vols)
-    new = [i for i in docker("image", "ls", "-aq", "--no-trunc").stdout.split() if i not in images_before]
+    new = [i for i in docker("image", "ls", "-aq", "--no-trunc").stdout.split()
+           if i not in images_before]
     if new:
         docker("image", "rm", "-f", *new)
 
@@ -422,6 +444,9 @@ def _differences(a: Any, b: Any, side: str, path: str = "") -> list[str]:
             else:
                 out.extend(_differences(a[k], b[k], side, sub))
         return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in _differences(x, y, side, f"{path}[{i}]")]
     if a == b:
         return []
     return [f"{path}: v2={_show(a)} {side}={_show(b)}"]
