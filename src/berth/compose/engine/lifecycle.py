@@ -156,14 +156,16 @@ def down(target: Target, *, volumes: bool = False, remove_orphans: bool = False,
     _ordered(target, every, lambda c: stop_and_remove(target, c, timeout, volumes), reverse=True)
     if services:
         return
-    for net in sorted(list_networks(target.client, target.name), key=lambda n: n["Name"]):
+    networks = {}
+    for net in list_networks(target.client, target.name):
         key = (net.get("Labels") or {}).get(L.NETWORK, "")
-        if project is not None and key in project.networks and project.networks[key].external:
-            continue
-        _remove(target, f"Network {net['Name']}", f"/networks/{net['Id']}", "network")
+        if project is None or key not in project.networks or not project.networks[key].external:
+            networks[net["Name"]] = net["Id"]
+    removals = {f"Network {name}": (f"/networks/{nid}", "network") for name, nid in networks.items()}
     if volumes:
-        for vol in sorted(list_volumes(target.client, target.name), key=lambda v: v["Name"]):
-            _remove(target, f"Volume {vol['Name']}", f"/volumes/{path_escape(vol['Name'])}", "volume")
+        removals.update({f"Volume {v['Name']}": (f"/volumes/{path_escape(v['Name'])}", "volume")
+                         for v in list_volumes(target.client, target.name)})
+    graph.each(sorted(removals), lambda event: _remove(target, event, *removals[event]))
     if rmi:
         for image in sorted(_images_to_remove(target, every, rmi)):
             _remove(target, f"Image {image}", f"/images/{path_escape(image)}", "image")
