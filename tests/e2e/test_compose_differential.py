@@ -26,6 +26,7 @@ A difference is reported as `object.field: v2=… berth=…`, one line each.
 
 CDIFF_AGAINST=v2 makes the second run Compose v2 again: the comparison of a client
 with itself, which must find nothing (that is how the normalization is checked).
+CDIFF_DUMP=DIR writes both readings of each project to DIR/PROJECT/{v2,berth}.json.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from helpers.daemon import BERTH, BerthDaemon, private_daemon
 
 PROJECTS_DIR = Path(__file__).parent / "compose_projects"
 AGAINST = os.environ.get("CDIFF_AGAINST", "berth")
+DUMP = os.environ.get("CDIFF_DUMP", "")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ def cdaemon(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path,
 # -- the test --------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(600)  # two ups and downs, each with a timeout of its own
 @pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
 def test_berth_compose_makes_what_compose_v2_makes(project: Project, cdaemon: Cli,
                                                    tmp_path: Path) -> None:
@@ -140,6 +143,11 @@ def test_berth_compose_makes_what_compose_v2_makes(project: Project, cdaemon: Cl
     finally:
         _remove_externals(docker, project)
     side = "v2-again" if AGAINST == "v2" else "berth"
+    if DUMP:
+        for who, reading in (("v2", theirs), (side, ours)):
+            out = Path(DUMP) / project.name / f"{who}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(reading, indent=2, sort_keys=True) + "\n")
     differences = _differences(theirs, ours, side)
     assert not differences, (f"{project.name}: {len(differences)} difference(s), "
                              f"Compose v2 first, {side} second:\n" + "\n".join(differences))
@@ -182,7 +190,7 @@ def _up_inspect_down(c: compose.Compose, project: Project, docker: Cli,
     who = " ".join(c.argv)
     try:
         up = c(*_global_args(project), "up", "-d", *(["--wait"] if project.wait else []),
-               timeout=180)
+               timeout=150)
         assert up.returncode == 0, f"{who} up failed:\n{describe(up)}"
         reading = _read_project(docker, project.name, given)
     finally:
