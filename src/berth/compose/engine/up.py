@@ -434,13 +434,12 @@ class Compose:
             svc.ipc = "container:" + first(svc.ipc[8:], "IPC namespace")
         if svc.pid and svc.pid.startswith("service:"):
             svc.pid = "container:" + first(svc.pid[8:], "PID namespace")
+        # compose v2 drops an access mode here (`app:ro` shares read-write): so does berth,
+        # so that the containers either makes are the same
         volumes_from = []
         for spec in svc.volumes_from:
-            source, _, mode = spec.partition(":")
-            if source == "container":
-                volumes_from.append(mode)
-            else:
-                volumes_from.append(first(source, "volume") + (f":{mode}" if mode else ""))
+            parts = spec.split(":")
+            volumes_from.append(parts[1] if parts[0] == "container" else first(parts[0], "volume"))
         svc.volumes_from = volumes_from
         return svc
 
