@@ -375,7 +375,7 @@ class Compose:
             raise ComposeError(f'service "{name}" has specified a custom container name "{svc.container_name}" '
                                "and can't be scaled")
         containers = self.containers_of(name)
-        want_hash = L.service_hash(self.project.services[name])
+        want_hash = L.service_hash(svc)  # resolved, as compose v2 hashes it
         obsolete = [c for c in containers if self._must_recreate(svc, c, policy, want_hash)]
         current = sorted((c for c in containers if c not in obsolete), key=lambda c: c.number)
         ordered = current + obsolete  # the ones to keep first; extra ones (obsolete, highest) go
