@@ -344,35 +344,35 @@ def run_run(cli: CliContext, flags: ParsedFlags) -> int:
     _set_console_size(req)
 
     cid = create_container(cli, req, "run")
-    client = cli.client
     attach = config["AttachStdin"] or config["AttachStdout"] or config["AttachStderr"]
-    conn: Hijacked | None = None
-    with _signal_proxy(client, cid, flags["sig-proxy"] and attach and not config["Tty"]):
-        if attach:
-            try:
-                conn = _attach(
-                    cli, cid, config["AttachStdin"], config["AttachStdout"], config["AttachStderr"], flags["detach-keys"]
-                )
-            except ClientError as exc:
-                raise CliExit(str(exc), 1) from None
+    if not attach:
         try:
-            waiter = _wait_and_start(client, cid, conn, req.auto_remove)
+            _wait_and_start(cli.client, cid, None, req.auto_remove)
         except ClientError as exc:
             raise status_error(exc, "run") from None
-        if not attach:
-            cli.out(cid)
-            return 0
-        assert conn is not None
-        outcome = _stream(
-            cli,
-            conn,
-            _container_resize_path(cli, cid, config["Tty"]),
-            tty=config["Tty"],
-            stdin=config["AttachStdin"],
-            stdout=config["AttachStdout"],
-            stderr=config["AttachStderr"],
-            detach_keys=flags["detach-keys"],
-        )
+        cli.out(cid)
+        return 0
+    return start_attached(cli, cid, tty=config["Tty"], stdin=config["AttachStdin"], stdout=config["AttachStdout"],
+                          stderr=config["AttachStderr"], auto_remove=req.auto_remove,
+                          detach_keys=flags["detach-keys"], sig_proxy=flags["sig-proxy"])
+
+
+def start_attached(cli: CliContext, cid: str, *, tty: bool, stdin: bool, stdout: bool = True, stderr: bool = True,
+                   auto_remove: bool = False, detach_keys: str = "", sig_proxy: bool = True) -> int:
+    """Attach to a created container, start it, stream until it ends (or the user
+    detaches) and return its exit code: `run` without -d, and `compose run`."""
+    client = cli.client
+    with _signal_proxy(client, cid, sig_proxy and not tty):
+        try:
+            conn = _attach(cli, cid, stdin, stdout, stderr, detach_keys)
+        except ClientError as exc:
+            raise CliExit(str(exc), 1) from None
+        try:
+            waiter = _wait_and_start(client, cid, conn, auto_remove)
+        except ClientError as exc:
+            raise status_error(exc, "run") from None
+        outcome = _stream(cli, conn, _container_resize_path(cli, cid, tty), tty=tty, stdin=stdin,
+                          stdout=stdout, stderr=stderr, detach_keys=detach_keys)
         return _exit_status(cli, waiter, outcome)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -449,7 +450,7 @@ def json_shaped_network(network: Network) -> dict[str, Any]:
 
 def json_shaped_volume(volume: Volume) -> dict[str, Any]:
     """A volume as compose v2 hashes it: the driver defaults to "local"."""
-    return _volume_object(volume) | ({} if volume.driver else {"driver": "local"})
+    return _volume_object(replace(volume, driver=volume.driver or "local"))
 
 
 def config_yaml(project: Project) -> str:

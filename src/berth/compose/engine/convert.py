@@ -42,6 +42,15 @@ def image_name(project: Project, service: Service) -> str:
     return service.image or f"{project.name}-{service.name}"
 
 
+def capabilities(names: list[str]) -> list[str] | None:
+    """As the Engine API client sends them: upper case, with the CAP_ prefix (but ALL)."""
+    out = []
+    for name in names:
+        name = name.upper()
+        out.append(name if name == "ALL" or name.startswith("CAP_") else "CAP_" + name)
+    return out or None
+
+
 def networks_by_priority(service: Service) -> list[str]:
     """compose-go's NetworksByPriority: highest priority first, then by name."""
     def priority(key: str) -> int:
@@ -79,7 +88,7 @@ def _env(service: Service) -> list[str]:
 def _exposed_ports(service: Service) -> dict[str, dict[str, Any]]:
     ports: dict[str, dict[str, Any]] = {}
     for spec in service.expose:
-        ports[spec if "/" in spec else f"{spec}/tcp"] = {}
+        ports[spec] = {}  # as written: "9000" stays "9000", as compose v2 sends it
     for p in service.ports:
         ports[f"{p.target}/{p.protocol}"] = {}
     return ports
@@ -322,8 +331,8 @@ def container_body(project: Project, service: Service, opts: CreateOptions) -> d
         "RestartPolicy": _restart_policy(service),
         "AutoRemove": opts.auto_remove,
         "VolumesFrom": service.volumes_from or None,
-        "CapAdd": service.cap_add or None,
-        "CapDrop": service.cap_drop or None,
+        "CapAdd": capabilities(service.cap_add),
+        "CapDrop": capabilities(service.cap_drop),
         "Dns": service.dns or None,
         "DnsOptions": service.dns_opt or None,
         "DnsSearch": service.dns_search or None,
@@ -419,4 +428,4 @@ def volume_body(project: Project, key: str, volume: Volume) -> dict[str, Any]:
     labels.update({L.VOLUME: key, L.PROJECT: project.name, L.VERSION: L.COMPOSE_VERSION,
                    L.CONFIG_HASH: L.volume_hash(volume)})
     return {"Name": volume.name, "Driver": volume.driver or "local",
-            "DriverOpts": dict(volume.driver_opts), "Labels": labels}
+            "DriverOpts": dict(volume.driver_opts) or None, "Labels": labels}

@@ -57,7 +57,7 @@ class Progress:
 
 
 class PlainProgress(Progress):
-    """compose v2's plain writer: `fmt.Println("", id, text, statusText)`."""
+    """compose v2's plain writer: ` ID  TEXT[ STATUS]`, one line per event."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -65,7 +65,7 @@ class PlainProgress(Progress):
 
     def event(self, id: str, text: str, status: Status = Status.DONE, status_text: str = "") -> None:
         with self.lock:
-            self.out.write(f" {id} {text} {status_text}\n")
+            self.out.write(f" {id}  {text}" + (f" {status_text}" if status_text else "") + "\n")
             self.out.flush()
 
     def message(self, text: str) -> None:
