@@ -7,14 +7,17 @@ by a listening socket at that address seeing the client's HTTP request."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,12 +96,14 @@ def test_docker_compose_config_with_global_flags(config_dir: Path, tmp_path: Pat
 
 
 class _Listener:
-    """A UNIX socket that answers every HTTP request with a 500 naming itself and
-    remembers the request lines it got."""
+    """A UNIX socket that answers every HTTP request with a 500 naming itself (or, silent,
+    never answers) and remembers the request lines it got."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, silent: bool = False) -> None:
         self.path = path
+        self.silent = silent
         self.requests: list[str] = []
+        self.held: list[socket.socket] = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(8)
@@ -111,6 +116,9 @@ class _Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if self.silent:
+                self.held.append(conn)
+                continue
             with conn:
                 conn.settimeout(10)
                 data = b""
@@ -131,13 +139,17 @@ class _Listener:
         self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the serving thread
         self.sock.close()
         self.thread.join(timeout=10)
+        for conn in self.held:
+            conn.close()
 
 
 @pytest.fixture
 def listeners() -> Iterator[dict[str, _Listener]]:
-    """Two daemon addresses, "a" and "b", in a short directory (AF_UNIX's path limit)."""
+    """Daemon addresses "a", "b" and "silent" (it never answers), in a short directory
+    (AF_UNIX's path limit)."""
     base = tempfile.mkdtemp(prefix="cplug.", dir="/tmp")
-    made = {name: _Listener(os.path.join(base, f"{name}.sock")) for name in ("a", "b")}
+    made = {name: _Listener(os.path.join(base, f"{name}.sock"), silent=name == "silent")
+            for name in ("a", "b", "silent")}
     try:
         yield made
     finally:
@@ -198,3 +210,32 @@ def test_endpoint_rules_on_a_config_the_docker_cli_wrote(tmp_path: Path) -> None
     assert docker_endpoint([], "default", str(config), {}) == "unix:///var/run/docker.sock"
     with pytest.raises(EndpointError, match="cannot specify both --host and --context"):
         docker_endpoint(["unix:///h"], "remote", str(config), {})
+
+
+def test_the_plugin_stops_when_docker_is_told_to(config_dir: Path, tmp_path: Path,
+                                                 listeners: dict[str, _Listener]) -> None:
+    """A SIGTERM to `docker` while its output is not a terminal: the CLI closes its plugin
+    socket, and the plugin stops as on Ctrl-C (130) instead of waiting on for the daemon."""
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "compose.yaml").write_text(COMPOSE_FILE)
+    words = _daemon_command(config_dir, project)
+    silent = listeners["silent"]
+    assert DOCKER is not None
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "DOCKER_CONFIG": str(config_dir), "DOCKER_HOST": f"unix://{silent.path}"}
+    # a session of its own, so that the plugin too can be killed if it does not stop
+    proc = subprocess.Popen([DOCKER, "compose", *words], cwd=project, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        while not silent.held:  # the plugin is waiting for the daemon's answer
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)  # the plugin holds the pipes until it ends
+        assert proc.returncode == 130
+    finally:
+        if proc.returncode is None:  # docker or its plugin did not stop
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
