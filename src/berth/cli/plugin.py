@@ -139,8 +139,10 @@ def berth_argv(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
         out += ["--config", config]
     if glob["debug"]:
         out.append("-D")
-    # Run on its own (`docker-compose up`), not by the docker CLI: every word is compose's.
     rest = list(glob.args)
+    if rest[:2] == ["help", "compose"]:  # `docker help compose [CMD]` runs `PLUGIN help compose [CMD]`
+        return [*out, "compose", *rest[2:], "--help"]
+    # Run on its own (`docker-compose up`), not by the docker CLI: every word is compose's.
     return out + (rest if rest[:1] == ["compose"] else ["compose", *rest])
 
 

@@ -70,6 +70,9 @@ def test_docker_lists_the_plugin_and_runs_version(config_dir: Path, tmp_path: Pa
     assert res.stdout.startswith("berth compose version ")
     res = _docker(config_dir, tmp_path, "compose", "version", "--short")
     assert res.returncode == 0 and res.stdout.strip() == plugins["compose"]["Version"]
+    for args in (["compose", "--help"], ["help", "compose"]):
+        res = _docker(config_dir, tmp_path, *args)
+        assert res.returncode == 0 and "compose [OPTIONS] COMMAND" in res.stdout, res.stderr
 
 
 def test_docker_compose_config_with_global_flags(config_dir: Path, tmp_path: Path) -> None:
