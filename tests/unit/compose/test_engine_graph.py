@@ -69,4 +69,4 @@ def test_plain_progress_lines_are_compose_v2s() -> None:
     progress.done("Container p-web-1", "Created")
     progress.error("Container p-web-1", "Error", "port is already allocated")
     assert out.getvalue() == (" Container p-web-1  Creating\n Container p-web-1  Created\n"
-                              " Container p-web-1  Error port is already allocated\n")
+                              " Container p-web-1  port is already allocated\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -179,8 +180,98 @@ def run_up(ctx: ComposeContext, flags: ParsedFlags) -> int:
 
 def _attached(ctx: ComposeContext, engine: Compose, names: list[str], flags: ParsedFlags,
               abort: bool, exit_from: str) -> int:
-    """`up` without -d: start, then print every container's output with its prefix."""
-    raise CliExit("berth compose up without -d is not there yet: use -d (or --wait)", 1)
+    """`up` without -d: attach to the containers, start the project, print every
+    container's output with its prefix until they have all stopped. Ctrl-C stops the
+    project (a second one kills it); --abort-on-container-exit stops it when a container
+    exits, --exit-code-from SERVICE returns that service's exit code."""
+    from berth.compose.engine.logs import (
+        LogFollower,
+        LogOptions,
+        LogPrinter,
+        LogSource,
+        container_log_name,
+    )
+
+    project = engine.project
+    if flags["attach"]:
+        attach_to = list(flags["attach"])
+    elif flags["attach-dependencies"] or not flags.args:
+        attach_to = names
+    else:
+        attach_to = list(flags.args)
+    attach_to = [n for n in attach_to if n not in flags["no-attach"]]
+    containers = [c for n in attach_to for c in engine.containers_of(n)]
+    printer = LogPrinter(sys.stdout.buffer, color=not flags["no-color"] and sys.stdout.isatty(),
+                         prefix=not flags["no-log-prefix"], timestamps=flags["timestamps"])
+    log_names = {c.id: container_log_name(c.name, project.name, c.service, c.number) for c in containers}
+    for c in containers:
+        printer.register(log_names[c.id])
+    by_id = {c.id: c for c in containers}
+    stopping = threading.Event()
+    exit_codes: dict[str, int] = {}
+    first_exit: list[str] = []
+
+    ended: set[str] = set()
+
+    def on_end(source: Any, error: Any) -> None:
+        ended.add(source.id)
+        if stopping.is_set() and error is not None:
+            return
+        try:
+            state = ctx.client.get_json(f"/containers/{source.id}/json").get("State") or {}
+        except ClientError:
+            return
+        if state.get("Running"):
+            return
+        code = int(state.get("ExitCode", 0))
+        container = by_id[source.id]
+        exit_codes.setdefault(container.service, code)
+        printer.status(source.name, f"exited with code {code}")
+        if not first_exit:
+            first_exit.append(container.service)
+        if (abort and (not exit_from or container.service == exit_from)) or \
+                (flags["abort-on-container-failure"] and code != 0):
+            stopping.set()
+
+    follower = LogFollower(ctx.client, printer, LogOptions(follow=True, timestamps=flags["timestamps"]),
+                           on_end=on_end)
+    ctx.cli.out("Attaching to " + ", ".join(log_names[c.id] for c in containers))
+    for c in containers:
+        follower.add(LogSource(c.id, log_names[c.id]), attach=True)
+    interrupts: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        interrupts.append(signum)
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        progress = ctx.progress("Running")
+        _run_with(progress, lambda: engine.start(StartOptions(services=names)))
+        while not stopping.wait(0.2):
+            if len(ended) == len(containers):
+                break
+        if stopping.is_set():
+            if interrupts:
+                ctx.cli.out("Gracefully Stopping... press Ctrl+C again to force")
+            else:
+                ctx.cli.out("Aborting on container exit...")
+            stop_progress = ctx.progress("Stopping")
+            target = Target(ctx.client, project.name, project, stop_progress)
+            signal.signal(signal.SIGINT, lambda *_: lifecycle.kill(
+                Target(ctx.client, project.name, project, Progress()), names))
+            _run_with(stop_progress, lambda: lifecycle.stop(target, names, _timeout(flags)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        follower.close()
+    if exit_from:
+        return exit_codes.get(exit_from, 0)
+    if abort and first_exit:
+        return exit_codes.get(first_exit[0], 0)
+    if interrupts:
+        return 130
+    return 0
 
 
 def _create_cmd_flags() -> FlagSet:

@@ -71,7 +71,7 @@ def _call(target: Target, c: ProjectContainer, working: str, done: str, path: st
     try:
         target.client.post(f"/containers/{c.id}/{path}", params)
     except APIError as exc:
-        target.progress.error(event, "Error", exc.message)
+        target.progress.error(event, "Error", str(exc))
         raise ComposeError(f"Error response from daemon: {exc.message}") from None
     target.progress.done(event, done)
 
@@ -128,7 +128,7 @@ def remove_container(target: Target, c: ProjectContainer, *, volumes: bool, forc
                               {"force": "1" if force else None, "v": "1" if volumes else None}).read()
     except APIError as exc:
         if exc.http_status != 404:
-            target.progress.error(event, "Error", exc.message)
+            target.progress.error(event, "Error", str(exc))
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
     target.progress.done(event, "Removed")
 
@@ -197,7 +197,7 @@ def _remove(target: Target, event: str, path: str, kind: str) -> None:
         if exc.http_status == 409 and kind in ("network", "volume", "image"):
             target.progress.event(event, "Resource is still in use", status=Status.WARNING)
             return
-        target.progress.error(event, "Error", exc.message)
+        target.progress.error(event, "Error", str(exc))
         raise ComposeError(f"Error response from daemon: {exc.message}") from None
     target.progress.done(event, "Removed")
 

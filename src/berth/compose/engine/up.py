@@ -151,9 +151,8 @@ class Compose:
                     raise ComposeError(str(message["error"]))
         except (APIError, ComposeError) as exc:
             for svc in ids:
-                self.progress.error(svc, "Error", str(exc))
-            msg = exc.message if isinstance(exc, APIError) else str(exc)
-            raise ComposeError(msg) from None
+                self.progress.error(svc, "Error", exc.message if isinstance(exc, APIError) else str(exc))
+            raise ComposeError(str(exc)) from None
         for svc in ids:
             self.progress.done(svc, "Pulled")
 
@@ -245,7 +244,7 @@ class Compose:
             if exc.http_status == 409:  # made meanwhile by someone else
                 self.progress.done(event, "Created")
                 return
-            self.progress.error(event, "Error", exc.message)
+            self.progress.error(event, "Error", str(exc))
             raise ComposeError(f"failed to create network {net.name}: {exc.message}") from None
         self.progress.done(event, "Created")
 
@@ -285,7 +284,7 @@ class Compose:
         try:
             self.client.post_json("/volumes/create", body=convert.volume_body(self.project, key, vol))
         except APIError as exc:
-            self.progress.error(event, "Error", exc.message)
+            self.progress.error(event, "Error", str(exc))
             raise ComposeError(f"failed to create volume {vol.name}: {exc.message}") from None
         self.progress.done(event, "Created")
 
@@ -330,7 +329,7 @@ class Compose:
                                 {"force": "1", "v": "1" if volumes else None}).read()
         except APIError as exc:
             if exc.http_status != 404:
-                self.progress.error(event, "Error", exc.message)
+                self.progress.error(event, "Error", str(exc))
                 raise
         self.progress.done(event, "Removed")
 
@@ -481,7 +480,7 @@ class Compose:
         try:
             made = self._create(svc, name, opts)
         except APIError as exc:
-            self.progress.error(event, "Error", exc.message)
+            self.progress.error(event, "Error", str(exc))
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
         self.progress.done(event, "Created")
         return made
@@ -508,7 +507,7 @@ class Compose:
             self.client.request("DELETE", f"/containers/{old.id}").read()
             self.client.post(f"/containers/{made.id}/rename", {"name": name})
         except APIError as exc:
-            self.progress.error(event, "Error", exc.message)
+            self.progress.error(event, "Error", str(exc))
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
         made.name = name
         self.progress.done(event, "Recreated")
@@ -540,7 +539,7 @@ class Compose:
                     else:
                         self.client.post(f"/containers/{c.id}/start")
                 except APIError as exc:
-                    self.progress.error(event, "Error", exc.message)
+                    self.progress.error(event, "Error", str(exc))
                     raise ComposeError(f"Error response from daemon: {exc.message}") from None
                 c.state = "running"
                 self.progress.done(event, "Started")
