@@ -375,7 +375,7 @@ class Compose:
             raise ComposeError(f'service "{name}" has specified a custom container name "{svc.container_name}" '
                                "and can't be scaled")
         containers = self.containers_of(name)
-        want_hash = L.service_hash(self.project.services[name])
+        want_hash = L.service_hash(svc)  # resolved, as compose v2 hashes it
         obsolete = [c for c in containers if self._must_recreate(svc, c, policy, want_hash)]
         current = sorted((c for c in containers if c not in obsolete), key=lambda c: c.number)
         ordered = current + obsolete  # the ones to keep first; extra ones (obsolete, highest) go
@@ -434,13 +434,12 @@ class Compose:
             svc.ipc = "container:" + first(svc.ipc[8:], "IPC namespace")
         if svc.pid and svc.pid.startswith("service:"):
             svc.pid = "container:" + first(svc.pid[8:], "PID namespace")
+        # compose v2 drops an access mode here (`app:ro` shares read-write): so does berth,
+        # so that the containers either makes are the same
         volumes_from = []
         for spec in svc.volumes_from:
-            source, _, mode = spec.partition(":")
-            if source == "container":
-                volumes_from.append(mode)
-            else:
-                volumes_from.append(first(source, "volume") + (f":{mode}" if mode else ""))
+            parts = spec.split(":")
+            volumes_from.append(parts[1] if parts[0] == "container" else first(parts[0], "volume"))
         svc.volumes_from = volumes_from
         return svc
 
