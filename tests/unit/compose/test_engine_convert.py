@@ -105,7 +105,7 @@ def test_deploy_section_on_a_single_host(tmp_path: Path) -> None:
 def test_one_off_containers_carry_no_number(tmp_path: Path) -> None:
     project = _project(tmp_path)
     web = project.services["web"]  # type: ignore[attr-defined]
-    body = convert.container_body(project, web, convert.CreateOptions(number=1, oneoff=True))  # type: ignore[arg-type]
+    body = convert.container_body(project, web, convert.CreateOptions(number=-1, oneoff=True))  # type: ignore[arg-type]
     assert body["Labels"][L.ONEOFF] == "True" and L.NUMBER not in body["Labels"]
 
 
