@@ -121,7 +121,7 @@ class FakeDriver:
     async def leave(self, n: Network, sandbox: str, ep: EndpointResult) -> None:
         self.calls.append(("leave", ep.ifname))
 
-    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+    async def delete_endpoint(self, n: Network, ep: EndpointResult, *, sandbox_gone: bool = False) -> None:
         self.calls.append(("delete_endpoint", ep.host_ifname))
 
     async def program_external_connectivity(self, n: Network, ep: EndpointResult,
