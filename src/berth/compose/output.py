@@ -30,7 +30,7 @@ from berth.compose.model import (
     ServiceVolume,
     Volume,
 )
-from berth.compose.normalize import format_duration
+from berth.compose.normalize import format_duration, parse_bytes
 
 
 def _sorted(d: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _volume(v: ServiceVolume) -> dict[str, Any]:
     if v.tmpfs is not None:
         out["tmpfs"] = _drop_empty({
             "size": None if v.tmpfs.size is None else str(v.tmpfs.size),
-            "mode": None if v.tmpfs.mode is None else f"{v.tmpfs.mode:04o}",
+            "mode": v.tmpfs.mode,  # a plain number in compose-go (01777 prints as 1023)
         })
     return out
 
@@ -256,7 +256,7 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     out["tmpfs"] = s.tmpfs
     out["tty"] = s.tty
     out["ulimits"] = {
-        name: u.soft if u.single else {"soft": u.soft, "hard": u.hard}
+        name: u.soft if u.single and u.soft else {"soft": u.soft, "hard": u.hard}
         for name, u in sorted(s.ulimits.items())
     }
     out["user"] = s.user
@@ -265,15 +265,21 @@ def service_to_dict(s: Service) -> dict[str, Any]:
     out["working_dir"] = s.working_dir
     out["post_start"] = [_hook(h) for h in s.post_start]
     out["pre_stop"] = [_hook(h) for h in s.pre_stop]
-    result = {k: v for k, v in out.items() if v is not None and v != [] and v is not False
+    result = {k: v for k, v in out.items() if v is not None and v is not False
+              and (v != [] or k in ("command", "entrypoint"))  # `command: []` is kept
               and not (v == {} and k not in ("environment",))}
     if not s.environment:
         result.pop("environment", None)
     if s.healthcheck is not None:
         result["healthcheck"] = out["healthcheck"]
-    merged = {**result, **_deep_sorted(s.other)}
+    other = _deep_sorted(s.other)
+    for key in UNIT_BYTES & other.keys():  # compose-go's UnitBytes: bytes, as a string
+        other[key] = str(parse_bytes(other[key], where=f"services.{s.name}.{key}"))
+    merged = {**result, **other}
     return dict(sorted(merged.items(), key=lambda kv: _service_key_rank(kv[0])))
 
+
+UNIT_BYTES = {"mem_limit", "mem_reservation", "memswap_limit", "mem_swappiness"}
 
 # compose-go's ServiceConfig field order, which its YAML output follows; keys it does
 # not know (extensions) come last, sorted.
@@ -415,6 +421,9 @@ def _json_shape(doc: dict[str, Any]) -> dict[str, Any]:
 def _json_service(svc: dict[str, Any]) -> dict[str, Any]:
     svc = {"command": None, "entrypoint": None,
            **{k: v for k, v in svc.items() if not k.startswith("x-")}}
+    if "ulimits" in svc:  # soft and hard are omitempty in JSON, not in YAML
+        svc["ulimits"] = {name: {k: n for k, n in u.items() if n} if isinstance(u, dict) else u
+                          for name, u in svc["ulimits"].items()}
     svc = dict(sorted(svc.items(), key=lambda kv: _service_key_rank(kv[0])))
     if "deploy" in svc:
         deploy = dict(svc["deploy"])

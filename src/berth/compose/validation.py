@@ -7,29 +7,46 @@ offending key as compose v2 does ("services.web additional properties 'foo' not
 allowed"); and the typed checks of keys newer than that schema (`name`, `include`,
 `models`, `develop`, `post_start`, `pre_stop`, `gpus`, depends_on's `required` and
 `restart`, env_file's long form, ports' `name`/`app_protocol`, a `published` range…),
-which are taken out of a copy of the document before the schema sees it.
+which are taken out of a copy of the document before the schema sees it. A document
+found valid once is remembered (by its digest, in the user's cache directory) so that
+the next command on the same file skips importing and running the validator: every
+`berth compose` command loads the project.
 Must not: interpolate, merge, or build the model.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 import re
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
-import jsonschema.exceptions
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from berth.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    import jsonschema
+    import jsonschema.exceptions
+    import jsonschema.protocols
+
+SCHEMA_FILE = "schema/compose-spec.json"
+MAX_REMEMBERED = 2000
+
+
+@cache
+def _schema_text() -> str:
+    return resources.files("berth.compose").joinpath(SCHEMA_FILE).read_text()
 
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
-    text = resources.files("berth.compose").joinpath("schema/compose-spec.json").read_text()
-    schema = json.loads(text)
+    import jsonschema
+
+    schema = json.loads(_schema_text())
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     return cls(schema)  # type: ignore[no-any-return]
 
@@ -206,10 +223,49 @@ def _check_include(include: Any) -> None:
                 f"include.{i}.env_file must be a string or an array of strings")
 
 
+def _remembered_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "berth" / "compose-valid"
+
+
+def _digest(document: dict[str, Any]) -> str | None:
+    """What identifies a document and the checks it passed: its JSON with the schema's
+    and this module's text."""
+    try:
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):  # keys of mixed types: not worth remembering
+        return None
+    h = hashlib.sha256(text.encode())
+    h.update(_schema_text().encode())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _remember(digest: str) -> None:
+    directory = _remembered_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if len(os.listdir(directory)) > MAX_REMEMBERED:
+            for name in os.listdir(directory):
+                (directory / name).unlink(missing_ok=True)
+        (directory / digest).touch()
+    except OSError:
+        pass  # a read-only or missing home: validate every time
+
+
 def validate(document: Any, *, source: str) -> None:
     """Raise InvalidParameter("validating SOURCE: PATH problem") if `document` is invalid."""
     if not isinstance(document, dict):
         raise InvalidParameter(f"validating {source}: (root) must be a object")
+    digest = _digest(document)
+    if digest is not None and (_remembered_dir() / digest).exists():
+        return
+    _validate(document, source=source)
+    if digest is not None:
+        _remember(digest)
+
+
+def _validate(document: dict[str, Any], *, source: str) -> None:
     try:
         doc = copy.deepcopy(document)
         if "name" in doc:

@@ -71,6 +71,60 @@ class _Constructor(yaml.constructor.SafeConstructor):
 _Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
 
 
+class Tagged:
+    """A value under compose's merge tags: `!reset` (drop what earlier files set) or
+    `!override` (replace it rather than merge). merge.py honours them; strip_tags takes
+    them out of a document that is not merged further."""
+
+    __slots__ = ("tag", "value")
+
+    def __init__(self, tag: str, value: Any) -> None:
+        self.tag = tag
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"{self.tag} {self.value!r}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tagged) and (self.tag, self.value) == (other.tag, other.value)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tagged:
+        import copy
+
+        return Tagged(self.tag, copy.deepcopy(self.value, memo))
+
+
+def _construct_tagged(loader: _Constructor, node: Any) -> Tagged:
+    if isinstance(node, MappingNode):
+        value: Any = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_object(ScalarNode(_resolve_plain(loader, node), node.value,
+                                                   node.start_mark, node.end_mark, node.style))
+    return Tagged(node.tag, value)
+
+
+def _resolve_plain(loader: Any, node: Any) -> str:
+    return str(loader.resolve(ScalarNode, node.value, (True, False)))
+
+
+for _tag in ("!reset", "!override"):
+    _Constructor.add_constructor(_tag, _construct_tagged)
+
+
+def strip_tags(value: Any) -> Any:
+    """`value` with `!reset` entries dropped and `!override` values unwrapped."""
+    if isinstance(value, Tagged):
+        return None if value.tag == "!reset" else strip_tags(value.value)
+    if isinstance(value, dict):
+        return {k: strip_tags(v) for k, v in value.items()
+                if not (isinstance(v, Tagged) and v.tag == "!reset")}
+    if isinstance(value, list):
+        return [strip_tags(v) for v in value if not (isinstance(v, Tagged) and v.tag == "!reset")]
+    return value
+
+
 class _Loader(
     yaml.reader.Reader,
     yaml.scanner.Scanner,

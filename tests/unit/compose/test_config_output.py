@@ -46,6 +46,8 @@ CASES = {
     "shortforms": Case("shortforms"),
     "kitchen": Case("kitchen"),
     "implied": Case("implied"),
+    "values": Case("values"),
+    "tags": Case("tags"),
 }
 
 

@@ -12,10 +12,13 @@ images, events, ls, cp, exec).
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from berth.cli.compose.project import ComposeContext, Subcommand
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import Command, FlagSet, HelpRequested, ParsedFlags, UsageError, parse_flags
+
+if TYPE_CHECKING:
+    from berth.cli.compose.project import Subcommand
 
 USAGE = "compose [OPTIONS] COMMAND"
 
@@ -64,7 +67,10 @@ def _help(subs: dict[str, Subcommand]) -> str:
 
 def run_compose(cli: CliContext, top: ParsedFlags) -> int:
     """The project's flags are the command's own (parsed up to the subcommand's name);
-    the subcommand and its flags are what follows."""
+    the subcommand and its flags are what follows. The compose model is loaded only
+    here, so that other berth commands do not pay for importing it."""
+    from berth.cli.compose.project import ComposeContext
+
     subs = subcommands()
     if not top.args:
         cli.out(_help(subs), end="")

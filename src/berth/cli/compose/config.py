@@ -9,10 +9,8 @@ from berth import __version__
 from berth.cli.compose.project import ComposeContext, Subcommand
 from berth.cli.context import CliExit
 from berth.cli.flags import FlagSet, ParsedFlags
+from berth.cli.plugin import PLUGIN_METADATA
 from berth.compose import config_json, config_services, config_volumes, config_yaml
-
-PLUGIN_METADATA = {"SchemaVersion": "0.1.0", "Vendor": "berth", "Version": __version__,
-                   "ShortDescription": "Docker Compose"}
 
 
 def _config_flags() -> FlagSet:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -32,7 +33,6 @@ from berth.compose.engine.up import (
     CreateOptions,
     StartOptions,
 )
-from berth.compose.model import PortConfig
 from berth.images.reference import ReferenceError, parse_normalized
 
 # -- shared ------------------------------------------------------------------------------
@@ -179,8 +179,98 @@ def run_up(ctx: ComposeContext, flags: ParsedFlags) -> int:
 
 def _attached(ctx: ComposeContext, engine: Compose, names: list[str], flags: ParsedFlags,
               abort: bool, exit_from: str) -> int:
-    """`up` without -d: start, then print every container's output with its prefix."""
-    raise CliExit("berth compose up without -d is not there yet: use -d (or --wait)", 1)
+    """`up` without -d: attach to the containers, start the project, print every
+    container's output with its prefix until they have all stopped. Ctrl-C stops the
+    project (a second one kills it); --abort-on-container-exit stops it when a container
+    exits, --exit-code-from SERVICE returns that service's exit code."""
+    from berth.compose.engine.logs import (
+        LogFollower,
+        LogOptions,
+        LogPrinter,
+        LogSource,
+        container_log_name,
+    )
+
+    project = engine.project
+    if flags["attach"]:
+        attach_to = list(flags["attach"])
+    elif flags["attach-dependencies"] or not flags.args:
+        attach_to = names
+    else:
+        attach_to = list(flags.args)
+    attach_to = [n for n in attach_to if n not in flags["no-attach"]]
+    containers = [c for n in attach_to for c in engine.containers_of(n)]
+    printer = LogPrinter(sys.stdout.buffer, color=not flags["no-color"] and sys.stdout.isatty(),
+                         prefix=not flags["no-log-prefix"], timestamps=flags["timestamps"])
+    log_names = {c.id: container_log_name(c.name, project.name, c.service, c.number) for c in containers}
+    for c in containers:
+        printer.register(log_names[c.id])
+    by_id = {c.id: c for c in containers}
+    stopping = threading.Event()
+    exit_codes: dict[str, int] = {}
+    first_exit: list[str] = []
+
+    ended: set[str] = set()
+
+    def on_end(source: Any, error: Any) -> None:
+        ended.add(source.id)
+        if stopping.is_set() and error is not None:
+            return
+        try:
+            state = ctx.client.get_json(f"/containers/{source.id}/json").get("State") or {}
+        except ClientError:
+            return
+        if state.get("Running"):
+            return
+        code = int(state.get("ExitCode", 0))
+        container = by_id[source.id]
+        exit_codes.setdefault(container.service, code)
+        printer.status(source.name, f"exited with code {code}")
+        if not first_exit:
+            first_exit.append(container.service)
+        if (abort and (not exit_from or container.service == exit_from)) or \
+                (flags["abort-on-container-failure"] and code != 0):
+            stopping.set()
+
+    follower = LogFollower(ctx.client, printer, LogOptions(follow=True, timestamps=flags["timestamps"]),
+                           on_end=on_end)
+    ctx.cli.out("Attaching to " + ", ".join(log_names[c.id] for c in containers))
+    for c in containers:
+        follower.add(LogSource(c.id, log_names[c.id]), attach=True)
+    interrupts: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        interrupts.append(signum)
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        progress = ctx.progress("Running")
+        _run_with(progress, lambda: engine.start(StartOptions(services=names)))
+        while not stopping.wait(0.2):
+            if len(ended) == len(containers):
+                break
+        if stopping.is_set():
+            if interrupts:
+                ctx.cli.out("Gracefully Stopping... press Ctrl+C again to force")
+            else:
+                ctx.cli.out("Aborting on container exit...")
+            stop_progress = ctx.progress("Stopping")
+            target = Target(ctx.client, project.name, project, stop_progress)
+            signal.signal(signal.SIGINT, lambda *_: lifecycle.kill(
+                Target(ctx.client, project.name, project, Progress()), names))
+            _run_with(stop_progress, lambda: lifecycle.stop(target, names, _timeout(flags)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        follower.close()
+    if exit_from:
+        return exit_codes.get(exit_from, 0)
+    if abort and first_exit:
+        return exit_codes.get(first_exit[0], 0)
+    if interrupts:
+        return 130
+    return 0
 
 
 def _create_cmd_flags() -> FlagSet:
@@ -567,22 +657,24 @@ def _run_flags() -> FlagSet:
 
 
 def run_run(ctx: ComposeContext, flags: ParsedFlags) -> int:
-    """A one-off container of a service: `PROJECT-SERVICE-run-ID`, labelled oneoff, its
-    dependencies started first (unless --no-deps), the command's exit code returned."""
+    """A one-off container of a service, as compose v2 makes it: named
+    `PROJECT-SERVICE-run-ID`, labelled oneoff with a slug, no restart policy, the
+    service's ports only with --service-ports; its dependencies started first (unless
+    --no-deps); the command's exit code returned."""
     if not flags.args:
         raise CliExit("requires at least 1 arg(s), only received 0", 1)
     name, command = flags.args[0], flags.args[1:]
     project = ctx.project()
     if name not in project.services:
         raise CliExit(f"no such service: {name}", 1)
+    if flags["publish"] and flags["service-ports"]:
+        raise CliExit("--service-ports and --publish are incompatible", 1)
     progress = ctx.progress("Running")
     engine = Compose(ctx.client, project, progress, env_files=ctx.env_files, config_dir=ctx.cli.config,
                      build_output=_build_output(ctx, flags["quiet-build"]))
-    deps = sorted(d for d in project.services[name].depends_on if d in project.services)
+    deps = sorted(graph_dependencies(project, name))
 
     def prepare() -> None:
-        engine.ensure_images([name], build=True if flags["build"] else None,
-                             pull=None if flags["pull"] == "policy" else flags["pull"], quiet_pull=flags["quiet-pull"])
         if deps and not flags["no-deps"]:
             engine.create(CreateOptions(services=deps, remove_orphans=flags["remove-orphans"], ignore_orphans=True))
             engine.start(StartOptions(services=deps))
@@ -590,23 +682,23 @@ def run_run(ctx: ComposeContext, flags: ParsedFlags) -> int:
             engine.ensure_networks()
             engine.ensure_volumes()
             engine.refresh()
+        engine.ensure_images([name], build=True if flags["build"] else None,
+                             pull=None if flags["pull"] == "policy" else flags["pull"], quiet_pull=flags["quiet-pull"])
+        if not flags["no-deps"]:
+            engine.wait_dependencies(name, project.services[name], None)
 
     _run_with(progress, prepare)
-    svc = engine.resolved(project.services[name])
-    _apply_run_overrides(svc, flags, command)
-    tty = not flags["no-TTY"] and sys.stdin.isatty() and not flags["detach"]
-    svc.tty = tty or flags["tty"]
-    svc.stdin_open = flags["interactive"] and not flags["detach"]
+    svc = _one_off(project, name, flags, command, sys.stdout.isatty())
+    svc = engine.resolved(svc)
     slug = secrets.token_hex(32)
-    cname = flags["name"] or f"{project.name}-{name}-run-{slug[:12]}"
-    opts = convert.CreateOptions(number=1, links=engine.links(svc, 1), oneoff=True, env_files=ctx.env_files,
-                                 attach_stdin=svc.stdin_open, use_aliases=flags["use-aliases"],
-                                 image_id=engine.image_ids.get(name))
+    svc.container_name = svc.container_name or f"{project.name}-{name}-run-{slug[:12]}"
+    opts = convert.CreateOptions(number=-1, links=engine.links(svc, -1), oneoff=True, env_files=ctx.env_files,
+                                 auto_remove=flags["rm"], attach_stdin=svc.stdin_open,
+                                 use_aliases=flags["use-aliases"], image_id=engine.image_ids.get(name))
     body = convert.container_body(project, svc, opts)
     body["Labels"][L.SLUG] = slug
-    body["Labels"].update(dict(item.partition("=")[::2] for item in flags["label"]))
     try:
-        created = ctx.client.post_json("/containers/create", {"name": cname}, body)
+        created = ctx.client.post_json("/containers/create", {"name": svc.container_name}, body)
     except APIError as exc:
         raise _fail(exc) from None
     cid = created["Id"]
@@ -615,29 +707,54 @@ def run_run(ctx: ComposeContext, flags: ParsedFlags) -> int:
             ctx.client.post(f"/containers/{cid}/start")
         except APIError as exc:
             raise _fail(exc) from None
-        ctx.cli.out(cname)
+        ctx.cli.out(svc.container_name)
         return 0
-    code = start_attached(ctx.cli, cid, tty=svc.tty, stdin=svc.stdin_open, auto_remove=False)
-    if flags["rm"]:
-        try:
-            ctx.client.request("DELETE", f"/containers/{cid}", {"force": "1"}).read()
-        except APIError:
-            pass
-    return code
+    return start_attached(ctx.cli, cid, tty=svc.tty, stdin=svc.stdin_open, auto_remove=flags["rm"])
 
 
-def _apply_run_overrides(svc: Any, flags: ParsedFlags, command: list[str]) -> None:
-    from berth.compose.normalize import parse_port, parse_volume
+def graph_dependencies(project: Any, name: str) -> set[str]:
+    from berth.compose.engine import graph
 
+    return graph.with_dependencies(project.services, [name]) - {name}
+
+
+def _one_off(project: Any, name: str, flags: ParsedFlags, command: list[str], stdout_tty: bool) -> Any:
+    """The service as `run` changes it (compose v2's applyRunOptions)."""
+    import copy
+
+    from berth.compose.normalize import parse_port, parse_volume, split_command
+
+    svc = copy.deepcopy(project.services[name])
+    # compose v2: a TTY when stdout is a terminal, unless stdin is not one and no flag
+    # asked for one (a script piping into `run`)
+    no_tty = not stdout_tty
+    if "tty" in flags.changed:
+        if "no-TTY" in flags.changed:
+            raise CliExit("--tty and --no-TTY can't be used together", 1)
+        no_tty = not flags["tty"]
+    elif "no-TTY" in flags.changed:
+        no_tty = flags["no-TTY"]
+    elif "interactive" not in flags.changed and not sys.stdin.isatty():
+        no_tty = True
+    svc.tty = not no_tty
+    svc.stdin_open = flags["interactive"]
+    svc.container_name = flags["name"] or None
     if command:
         svc.command = command
-    if flags["entrypoint"]:
-        from berth.compose.normalize import split_command
-
-        svc.entrypoint = split_command(flags["entrypoint"])
-    for item in flags["env"]:
-        key, sep, value = item.partition("=")
-        svc.environment[key] = value if sep else os.environ.get(key)
+    if flags["user"]:
+        svc.user = flags["user"]
+    if flags["cap-add"]:
+        svc.cap_add = svc.cap_add + flags["cap-add"]
+        svc.cap_drop = [c for c in svc.cap_drop if c not in flags["cap-add"]]
+    if flags["cap-drop"]:
+        svc.cap_drop = svc.cap_drop + flags["cap-drop"]
+        svc.cap_add = [c for c in svc.cap_add if c not in flags["cap-drop"]]
+    if flags["workdir"]:
+        svc.working_dir = flags["workdir"]
+    if "entrypoint" in flags.changed:
+        svc.entrypoint = split_command(flags["entrypoint"]) or []
+        if not command:
+            svc.command = []
     for path in flags["env-from-file"]:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
@@ -645,25 +762,25 @@ def _apply_run_overrides(svc: Any, flags: ParsedFlags, command: list[str]) -> No
                 if line and not line.startswith("#"):
                     key, _, value = line.partition("=")
                     svc.environment[key] = value
-    if flags["user"]:
-        svc.user = flags["user"]
-    if flags["workdir"]:
-        svc.working_dir = flags["workdir"]
-    svc.cap_add = svc.cap_add + flags["cap-add"]
-    svc.cap_drop = svc.cap_drop + flags["cap-drop"]
-    ports: list[PortConfig] = []
-    if flags["service-ports"]:
-        ports = list(svc.ports)
-    for spec in flags["publish"]:
-        ports += parse_port(spec)
-    svc.ports = ports
+    for item in flags["env"]:
+        key, sep, value = item.partition("=")
+        resolved = value if sep else project.environment.get(key, os.environ.get(key))
+        if resolved is not None:
+            svc.environment[key] = resolved
+    for item in flags["label"]:
+        key, _, value = item.partition("=")
+        svc.labels[key] = value
+    if not flags["service-ports"]:
+        svc.ports = [p for spec in flags["publish"] for p in parse_port(spec)]
     for spec in flags["volume"]:
         from pathlib import Path
 
         svc.volumes = [*svc.volumes, parse_volume(spec, Path.cwd())]
+    svc.scale = 1
     svc.restart = None
-    svc.healthcheck = svc.healthcheck
-    svc.deploy = None if svc.deploy is None else svc.deploy
+    if svc.deploy is not None:
+        svc.deploy.restart_policy = None
+    return svc
 
 
 SUBCOMMANDS = [

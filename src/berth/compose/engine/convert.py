@@ -313,7 +313,7 @@ def container_body(project: Project, service: Service, opts: CreateOptions) -> d
     """The body of `POST /containers/create` for container number `opts.number`."""
     labels = L.service_labels(project, service, env_files=opts.env_files, oneoff=opts.oneoff)
     labels[L.CONFIG_HASH] = L.service_hash(service)
-    if not opts.oneoff:
+    if opts.number > 0:  # one-off containers (`run`, number -1) are not numbered
         labels[L.NUMBER] = str(opts.number)
     labels[L.DEPENDS_ON] = L.depends_on_label(service)
     if opts.image_id:

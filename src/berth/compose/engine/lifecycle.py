@@ -71,7 +71,7 @@ def _call(target: Target, c: ProjectContainer, working: str, done: str, path: st
     try:
         target.client.post(f"/containers/{c.id}/{path}", params)
     except APIError as exc:
-        target.progress.error(event, "Error", exc.message)
+        target.progress.error(event, "Error", str(exc))
         raise ComposeError(f"Error response from daemon: {exc.message}") from None
     target.progress.done(event, done)
 
@@ -128,7 +128,7 @@ def remove_container(target: Target, c: ProjectContainer, *, volumes: bool, forc
                               {"force": "1" if force else None, "v": "1" if volumes else None}).read()
     except APIError as exc:
         if exc.http_status != 404:
-            target.progress.error(event, "Error", exc.message)
+            target.progress.error(event, "Error", str(exc))
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
     target.progress.done(event, "Removed")
 
@@ -156,14 +156,16 @@ def down(target: Target, *, volumes: bool = False, remove_orphans: bool = False,
     _ordered(target, every, lambda c: stop_and_remove(target, c, timeout, volumes), reverse=True)
     if services:
         return
-    for net in sorted(list_networks(target.client, target.name), key=lambda n: n["Name"]):
+    networks = {}
+    for net in list_networks(target.client, target.name):
         key = (net.get("Labels") or {}).get(L.NETWORK, "")
-        if project is not None and key in project.networks and project.networks[key].external:
-            continue
-        _remove(target, f"Network {net['Name']}", f"/networks/{net['Id']}", "network")
+        if project is None or key not in project.networks or not project.networks[key].external:
+            networks[net["Name"]] = net["Id"]
+    removals = {f"Network {name}": (f"/networks/{nid}", "network") for name, nid in networks.items()}
     if volumes:
-        for vol in sorted(list_volumes(target.client, target.name), key=lambda v: v["Name"]):
-            _remove(target, f"Volume {vol['Name']}", f"/volumes/{path_escape(vol['Name'])}", "volume")
+        removals.update({f"Volume {v['Name']}": (f"/volumes/{path_escape(v['Name'])}", "volume")
+                         for v in list_volumes(target.client, target.name)})
+    graph.each(sorted(removals), lambda event: _remove(target, event, *removals[event]))
     if rmi:
         for image in sorted(_images_to_remove(target, every, rmi)):
             _remove(target, f"Image {image}", f"/images/{path_escape(image)}", "image")
@@ -195,7 +197,7 @@ def _remove(target: Target, event: str, path: str, kind: str) -> None:
         if exc.http_status == 409 and kind in ("network", "volume", "image"):
             target.progress.event(event, "Resource is still in use", status=Status.WARNING)
             return
-        target.progress.error(event, "Error", exc.message)
+        target.progress.error(event, "Error", str(exc))
         raise ComposeError(f"Error response from daemon: {exc.message}") from None
     target.progress.done(event, "Removed")
 

@@ -56,16 +56,25 @@ class Progress:
         pass
 
 
+OBJECTS = ("Container ", "Network ", "Volume ", "Image ", "Service ")
+
+
 class PlainProgress(Progress):
-    """compose v2's plain writer: ` ID  TEXT[ STATUS]`, one line per event."""
+    """compose v2's plain writer, one line per event: for an object (a container, network,
+    volume, image) its state or error, for a service (pulling, building) the step and
+    what went wrong."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.lock = threading.Lock()
 
     def event(self, id: str, text: str, status: Status = Status.DONE, status_text: str = "") -> None:
+        if id.startswith(OBJECTS):  # "Container p-web-1  Created", "Container p-web-1  <error>"
+            line = f" {id}  {status_text or text}"
+        else:  # a service's pull or build: "web Pulling ", "web Error <message>"
+            line = f" {id} {text} {status_text}"
         with self.lock:
-            self.out.write(f" {id}  {text}" + (f" {status_text}" if status_text else "") + "\n")
+            self.out.write(line + "\n")
             self.out.flush()
 
     def message(self, text: str) -> None:

@@ -151,9 +151,8 @@ class Compose:
                     raise ComposeError(str(message["error"]))
         except (APIError, ComposeError) as exc:
             for svc in ids:
-                self.progress.error(svc, "Error", str(exc))
-            msg = exc.message if isinstance(exc, APIError) else str(exc)
-            raise ComposeError(msg) from None
+                self.progress.error(svc, "Error", exc.message if isinstance(exc, APIError) else str(exc))
+            raise ComposeError(str(exc)) from None
         for svc in ids:
             self.progress.done(svc, "Pulled")
 
@@ -218,35 +217,36 @@ class Compose:
     # -- networks and volumes
     def ensure_networks(self) -> None:
         used = {key for svc in self.project.services.values() for key in svc.networks}
-        for key, net in sorted(self.project.networks.items()):
-            if key not in used:
-                continue
-            if net.external:
-                try:
-                    self.client.get_json(f"/networks/{path_escape(net.name)}")
-                except APIError as exc:
-                    if exc.http_status == 404:
-                        raise ComposeError(f"network {net.name} declared as external, but could not be found") from None
-                    raise
-                continue
-            existing = self._network(net.name)
-            if existing is not None:
-                if existing.get("Labels", {}).get(L.NETWORK, key) != key:
-                    raise ComposeError(
-                        f"network {net.name} was found but has incorrect label {L.NETWORK} set to "
-                        f"{existing['Labels'][L.NETWORK]!r} (expected: {key!r})")
-                continue
-            event = f"Network {net.name}"
-            self.progress.working(event, "Creating")
+        graph.each(sorted(k for k in self.project.networks if k in used), self._ensure_network)
+
+    def _ensure_network(self, key: str) -> None:
+        net = self.project.networks[key]
+        if net.external:
             try:
-                self.client.post_json("/networks/create", body=convert.network_body(self.project, key, net))
+                self.client.get_json(f"/networks/{path_escape(net.name)}")
             except APIError as exc:
-                if exc.http_status == 409:  # made meanwhile by someone else
-                    self.progress.done(event, "Created")
-                    continue
-                self.progress.error(event, "Error", exc.message)
-                raise ComposeError(f"failed to create network {net.name}: {exc.message}") from None
-            self.progress.done(event, "Created")
+                if exc.http_status == 404:
+                    raise ComposeError(f"network {net.name} declared as external, but could not be found") from None
+                raise
+            return
+        existing = self._network(net.name)
+        if existing is not None:
+            if existing.get("Labels", {}).get(L.NETWORK, key) != key:
+                raise ComposeError(
+                    f"network {net.name} was found but has incorrect label {L.NETWORK} set to "
+                    f"{existing['Labels'][L.NETWORK]!r} (expected: {key!r})")
+            return
+        event = f"Network {net.name}"
+        self.progress.working(event, "Creating")
+        try:
+            self.client.post_json("/networks/create", body=convert.network_body(self.project, key, net))
+        except APIError as exc:
+            if exc.http_status == 409:  # made meanwhile by someone else
+                self.progress.done(event, "Created")
+                return
+            self.progress.error(event, "Error", str(exc))
+            raise ComposeError(f"failed to create network {net.name}: {exc.message}") from None
+        self.progress.done(event, "Created")
 
     def _network(self, name: str) -> dict[str, Any] | None:
         try:
@@ -259,33 +259,34 @@ class Compose:
 
     def ensure_volumes(self) -> None:
         used = {v.source for svc in self.project.services.values() for v in svc.volumes if v.type == "volume"}
-        for key, vol in sorted(self.project.volumes.items()):
-            if key not in used:
-                continue
-            try:
-                found = self.client.get_json(f"/volumes/{path_escape(vol.name)}")
-            except APIError as exc:
-                if exc.http_status != 404:
-                    raise
-                found = None
-            if vol.external:
-                if found is None:
-                    raise ComposeError(f'external volume "{vol.name}" not found')
-                continue
-            if found is not None:
-                if L.PROJECT not in (found.get("Labels") or {}):
-                    self.progress.message(
-                        f'WARN[0000] volume "{vol.name}" already exists but was not created by Docker Compose. '
-                        "Use `external: true` to use an existing volume")
-                continue
-            event = f"Volume {vol.name}"
-            self.progress.working(event, "Creating")
-            try:
-                self.client.post_json("/volumes/create", body=convert.volume_body(self.project, key, vol))
-            except APIError as exc:
-                self.progress.error(event, "Error", exc.message)
-                raise ComposeError(f"failed to create volume {vol.name}: {exc.message}") from None
-            self.progress.done(event, "Created")
+        graph.each(sorted(k for k in self.project.volumes if k in used), self._ensure_volume)
+
+    def _ensure_volume(self, key: str) -> None:
+        vol = self.project.volumes[key]
+        try:
+            found = self.client.get_json(f"/volumes/{path_escape(vol.name)}")
+        except APIError as exc:
+            if exc.http_status != 404:
+                raise
+            found = None
+        if vol.external:
+            if found is None:
+                raise ComposeError(f'external volume "{vol.name}" not found')
+            return
+        if found is not None:
+            if L.PROJECT not in (found.get("Labels") or {}):
+                self.progress.message(
+                    f'WARN[0000] volume "{vol.name}" already exists but was not created by Docker Compose. '
+                    "Use `external: true` to use an existing volume")
+            return
+        event = f"Volume {vol.name}"
+        self.progress.working(event, "Creating")
+        try:
+            self.client.post_json("/volumes/create", body=convert.volume_body(self.project, key, vol))
+        except APIError as exc:
+            self.progress.error(event, "Error", str(exc))
+            raise ComposeError(f"failed to create volume {vol.name}: {exc.message}") from None
+        self.progress.done(event, "Created")
 
     # -- containers
     def refresh(self) -> list[ProjectContainer]:
@@ -328,7 +329,7 @@ class Compose:
                                 {"force": "1", "v": "1" if volumes else None}).read()
         except APIError as exc:
             if exc.http_status != 404:
-                self.progress.error(event, "Error", exc.message)
+                self.progress.error(event, "Error", str(exc))
                 raise
         self.progress.done(event, "Removed")
 
@@ -374,7 +375,7 @@ class Compose:
             raise ComposeError(f'service "{name}" has specified a custom container name "{svc.container_name}" '
                                "and can't be scaled")
         containers = self.containers_of(name)
-        want_hash = L.service_hash(self.project.services[name])
+        want_hash = L.service_hash(svc)  # resolved, as compose v2 hashes it
         obsolete = [c for c in containers if self._must_recreate(svc, c, policy, want_hash)]
         current = sorted((c for c in containers if c not in obsolete), key=lambda c: c.number)
         ordered = current + obsolete  # the ones to keep first; extra ones (obsolete, highest) go
@@ -433,13 +434,12 @@ class Compose:
             svc.ipc = "container:" + first(svc.ipc[8:], "IPC namespace")
         if svc.pid and svc.pid.startswith("service:"):
             svc.pid = "container:" + first(svc.pid[8:], "PID namespace")
+        # compose v2 drops an access mode here (`app:ro` shares read-write): so does berth,
+        # so that the containers either makes are the same
         volumes_from = []
         for spec in svc.volumes_from:
-            source, _, mode = spec.partition(":")
-            if source == "container":
-                volumes_from.append(mode)
-            else:
-                volumes_from.append(first(source, "volume") + (f":{mode}" if mode else ""))
+            parts = spec.split(":")
+            volumes_from.append(parts[1] if parts[0] == "container" else first(parts[0], "volume"))
         svc.volumes_from = volumes_from
         return svc
 
@@ -479,7 +479,7 @@ class Compose:
         try:
             made = self._create(svc, name, opts)
         except APIError as exc:
-            self.progress.error(event, "Error", exc.message)
+            self.progress.error(event, "Error", str(exc))
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
         self.progress.done(event, "Created")
         return made
@@ -506,7 +506,7 @@ class Compose:
             self.client.request("DELETE", f"/containers/{old.id}").read()
             self.client.post(f"/containers/{made.id}/rename", {"name": name})
         except APIError as exc:
-            self.progress.error(event, "Error", exc.message)
+            self.progress.error(event, "Error", str(exc))
             raise ComposeError(f"Error response from daemon: {exc.message}") from None
         made.name = name
         self.progress.done(event, "Recreated")
@@ -538,7 +538,7 @@ class Compose:
                     else:
                         self.client.post(f"/containers/{c.id}/start")
                 except APIError as exc:
-                    self.progress.error(event, "Error", exc.message)
+                    self.progress.error(event, "Error", str(exc))
                     raise ComposeError(f"Error response from daemon: {exc.message}") from None
                 c.state = "running"
                 self.progress.done(event, "Started")

@@ -24,6 +24,7 @@ from berth.network.drivers.driver import (
     LinkDriver,
     Scope,
     delete_link,
+    gone_with_namespace,
     link_name,
 )
 from berth.network.model import (
@@ -106,6 +107,12 @@ class BridgeDriver(LinkDriver):
             raise
         return ep
 
-    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+    async def delete_endpoint(self, n: Network, ep: EndpointResult, *, sandbox_gone: bool = False) -> None:
+        if sandbox_gone and ep.ifname and ep.host_ifname:
+            # the peer was in the sandbox: the pair goes with its namespace, in a batch of
+            # the kernel's; wait for that (containers stopping together wait together)
+            # rather than delete the links one at a time, and only then say it is done
+            if await gone_with_namespace(self.host, ep.host_ifname):
+                return
         if ep.host_ifname:
             await delete_link(self.host, ep.host_ifname)  # its peer goes with it, wherever it is

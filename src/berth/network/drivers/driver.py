@@ -77,9 +77,12 @@ class NetworkDriver(Protocol):
         host side that stays, if any). On failure nothing of it is left."""
         ...
 
-    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+    async def delete_endpoint(self, n: Network, ep: EndpointResult, *, sandbox_gone: bool = False) -> None:
         """Removes what of the endpoint is on the host (its host side, or the link that
-        never joined); what is in a sandbox goes with the sandbox."""
+        never joined); what is in a sandbox goes with the sandbox. With `sandbox_gone`
+        (its namespace was just deleted), what the kernel takes down with it — a veth's
+        host end, with its peer — is left to the kernel, which does it in a batch rather
+        than one link at a time."""
         ...
 
     async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:
@@ -128,6 +131,19 @@ async def plug_in(host: HostNetworking, sandbox: str, ep: EndpointResult, defaul
 
 async def delete_link(host: HostNetworking, name: str) -> None:
     await asyncio.wrap_future(host.links.call(lambda ipr: netlink.delete_link(ipr, name)))
+
+
+async def gone_with_namespace(host: HostNetworking, name: str, within: float = 2.0) -> bool:
+    """Whether the host link `name` (a veth whose peer was in a namespace just deleted)
+    has gone with it within `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    delay = 0.002
+    while await asyncio.wrap_future(host.links.call(lambda ipr: netlink.link_exists(ipr, name))):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
 
 
 class LinkDriver:

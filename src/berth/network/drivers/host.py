@@ -44,7 +44,7 @@ class NoEndpoints:
     async def create_endpoint(self, n: Network, ep: EndpointResult) -> EndpointResult:
         raise self._none()
 
-    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+    async def delete_endpoint(self, n: Network, ep: EndpointResult, *, sandbox_gone: bool = False) -> None:
         pass
 
     async def join(self, n: Network, sandbox: str, ep: EndpointResult, default_route: bool) -> None:

@@ -71,7 +71,9 @@ class MacvlanDriver(LinkDriver):
             raise
         return ep
 
-    async def delete_endpoint(self, n: Network, ep: EndpointResult) -> None:
+    async def delete_endpoint(self, n: Network, ep: EndpointResult, *, sandbox_gone: bool = False) -> None:
+        if sandbox_gone and ep.ifname:
+            return
         # once joined, the link lives in the sandbox only and goes with it; before, it is
         # on the host under its temporary name
         await delete_link(self.host, link_name(ep))
