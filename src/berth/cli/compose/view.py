@@ -33,7 +33,7 @@ from berth.cli.formatting import (
 )
 from berth.cli.streams import is_terminal
 from berth.client.engine import APIError, ClientError, iter_json_stream, path_escape
-from berth.compose import normalize_project_name
+from berth.compose import Project, normalize_project_name
 from berth.compose.engine import labels as L
 from berth.compose.engine.logs import LogOptions, LogPrinter, LogSource, container_log_name, follow
 from berth.compose.engine.observed import ProjectContainer, list_containers, list_projects
@@ -61,6 +61,22 @@ def project_name(ctx: ComposeContext) -> str:
     if given:
         return normalize_project_name(given)
     return ctx.project().name
+
+
+def project_or_name(ctx: ComposeContext) -> tuple[Project | None, str]:
+    """Compose v2's projectOrName: with -p and no -f, only the name (the files in the
+    working directory are not read); else the project from its files, or, when they
+    cannot be loaded, the name COMPOSE_PROJECT_NAME gives."""
+    if ctx.top["project-name"] and not ctx.top["file"]:
+        return None, normalize_project_name(ctx.top["project-name"])
+    try:
+        project = ctx.project()
+    except CliExit:
+        given = os.environ.get("COMPOSE_PROJECT_NAME", "")
+        if given:
+            return None, normalize_project_name(given)
+        raise
+    return project, project.name
 
 
 def project_containers(ctx: ComposeContext, project: str, *, services: list[str] | None = None,
@@ -263,7 +279,7 @@ def run_ps(ctx: ComposeContext, flags: ParsedFlags) -> int:
         else:
             raise CliExit(f"unknown filter {key}", 1)
     services = list(flags.args)
-    project, name = ctx.project_or_name()
+    project, name = project_or_name(ctx)
     if project is not None:
         if services:
             for service in services:
@@ -324,7 +340,7 @@ def run_logs(ctx: ComposeContext, flags: ParsedFlags) -> int:
     index = flags["index"]
     if index > 0 and len(services) != 1:
         raise CliExit("--index requires one service to be selected", 1)
-    project, name = ctx.project_or_name()
+    project, name = project_or_name(ctx)
     if project is not None:
         for service in services:
             if service not in project.services:
@@ -607,7 +623,8 @@ def run_events(ctx: ComposeContext, flags: ParsedFlags) -> int:
         raise _client_error(exc) from None
     except KeyboardInterrupt:
         return 130
-    return 0
+    # the stream ended (--until): compose v2 reports the decoder's io.EOF as its error
+    raise CliExit("EOF", 1)
 
 
 # -- ls -------------------------------------------------------------------------------------
@@ -715,8 +732,9 @@ def run_cp(ctx: ComposeContext, flags: ParsedFlags) -> int:
     from berth.compose.engine.progress import Status
 
     if len(flags.args) != 2:
-        raise CliExit('"berth compose cp" requires exactly 2 arguments.\n'
-                      "See 'berth compose cp --help'.", 1)
+        raise CliExit("berth: 'berth compose cp' requires 2 arguments\n\nUsage:  berth compose cp [OPTIONS] "
+                      "SERVICE:SRC_PATH DEST_PATH|-\n\tberth compose cp [OPTIONS] SRC_PATH|- SERVICE:DEST_PATH\n\n"
+                      "Run 'berth compose cp --help' for more information", 1)
     source, destination = flags.args
     if not source:
         raise CliExit("source can not be empty", 1)
