@@ -196,6 +196,7 @@ def docker_environment(daemon: BerthDaemon, config_dir: Path) -> dict[str, str]:
     env["BERTH_HOST"] = daemon.host
     env["DOCKER_CONFIG"] = str(config_dir)  # no contexts or credentials from ~/.docker
     env["DOCKER_CLI_HINTS"] = "false"
+    env["XDG_CACHE_HOME"] = str(config_dir / "cache")  # berth compose's cache, not the user's
     return env
 
 

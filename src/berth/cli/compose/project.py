@@ -67,16 +67,19 @@ class ComposeContext:
         return self._project
 
     def project_or_name(self) -> tuple[Project | None, str]:
-        """The project, or only its name (from -p or COMPOSE_PROJECT_NAME) when there is
-        no compose file: `down`, `ps`, `logs`… work on a project by name alone."""
-        given = self.top["project-name"] or os.environ.get("COMPOSE_PROJECT_NAME", "")
-        if given and not self.top["file"]:
-            try:
-                project = load_project(self.options())
-            except BerthError:
+        """Compose v2's projectOrName, for the commands that can work on a project by name
+        alone (`down`, `ps`, `logs`, `stop`…): with -p and no -f, only the name (the
+        files in the working directory are not read); else the project from its files,
+        or, when they cannot be loaded, the name COMPOSE_PROJECT_NAME gives."""
+        if self.top["project-name"] and not self.top["file"]:
+            return None, normalize_project_name(self.top["project-name"])
+        try:
+            project = self.project()
+        except CliExit:
+            given = os.environ.get("COMPOSE_PROJECT_NAME", "")
+            if given:
                 return None, normalize_project_name(given)
-            return project, project.name
-        project = self.project()
+            raise
         return project, project.name
 
     def progress(self, title: str) -> Progress:

@@ -33,7 +33,7 @@ from berth.cli.formatting import (
 )
 from berth.cli.streams import is_terminal
 from berth.client.engine import APIError, ClientError, iter_json_stream, path_escape
-from berth.compose import Project, normalize_project_name
+from berth.compose import normalize_project_name
 from berth.compose.engine import labels as L
 from berth.compose.engine.logs import LogOptions, LogPrinter, LogSource, container_log_name, follow
 from berth.compose.engine.observed import ProjectContainer, list_containers, list_projects
@@ -63,34 +63,11 @@ def project_name(ctx: ComposeContext) -> str:
     return ctx.project().name
 
 
-def project_or_name(ctx: ComposeContext) -> tuple[Project | None, str]:
-    """Compose v2's projectOrName: with -p and no -f, only the name (the files in the
-    working directory are not read); else the project from its files, or, when they
-    cannot be loaded, the name COMPOSE_PROJECT_NAME gives."""
-    if ctx.top["project-name"] and not ctx.top["file"]:
-        return None, normalize_project_name(ctx.top["project-name"])
-    try:
-        project = ctx.project()
-    except CliExit:
-        given = os.environ.get("COMPOSE_PROJECT_NAME", "")
-        if given:
-            return None, normalize_project_name(given)
-        raise
-    return project, project.name
-
-
-def project_containers(ctx: ComposeContext, project: str, *, services: list[str] | None = None,
-                       stopped: bool = True, oneoff: bool | None = False) -> list[ProjectContainer]:
-    """The project's containers that compose made (they carry a config hash)."""
-    found = list_containers(ctx.client, project, services=services or None, stopped=stopped, oneoff=oneoff)
-    return [c for c in found if c.config_hash]
-
-
 def specified_container(ctx: ComposeContext, project: str, service: str, index: int, *,
                         stopped: bool, oneoff: bool | None) -> ProjectContainer:
     """Compose v2's getSpecifiedContainer: the service's container number `index`, or
     (index 0) its lowest-numbered one, one-offs last."""
-    found = project_containers(ctx, project, services=[service], stopped=stopped, oneoff=oneoff)
+    found = list_containers(ctx.client, project, services=[service], stopped=stopped, oneoff=oneoff)
     if index > 0:
         found = [c for c in found if c.number == index]
     if not found:
@@ -279,7 +256,7 @@ def run_ps(ctx: ComposeContext, flags: ParsedFlags) -> int:
         else:
             raise CliExit(f"unknown filter {key}", 1)
     services = list(flags.args)
-    project, name = project_or_name(ctx)
+    project, name = ctx.project_or_name()
     if project is not None:
         if services:
             for service in services:
@@ -288,7 +265,7 @@ def run_ps(ctx: ComposeContext, flags: ParsedFlags) -> int:
         elif not flags["orphans"]:
             services = list(project.services)
     show_all = flags["all"] or bool(statuses)
-    containers = project_containers(ctx, name, services=services, stopped=show_all,
+    containers = list_containers(ctx.client, name, services=services, stopped=show_all,
                                     oneoff=None if show_all else False)
     if statuses:
         containers = [c for c in containers if c.state in statuses]
@@ -340,7 +317,7 @@ def run_logs(ctx: ComposeContext, flags: ParsedFlags) -> int:
     index = flags["index"]
     if index > 0 and len(services) != 1:
         raise CliExit("--index requires one service to be selected", 1)
-    project, name = project_or_name(ctx)
+    project, name = ctx.project_or_name()
     if project is not None:
         for service in services:
             if service not in project.services:
@@ -350,7 +327,7 @@ def run_logs(ctx: ComposeContext, flags: ParsedFlags) -> int:
     if index > 0:
         containers = [specified_container(ctx, name, services[0], index, stopped=True, oneoff=False)]
     else:
-        containers = project_containers(ctx, name, services=services, stopped=True, oneoff=False)
+        containers = list_containers(ctx.client, name, services=services, stopped=True, oneoff=False)
         containers.sort(key=lambda c: c.name)
     options = LogOptions(
         follow=flags["follow"], tail=flags["tail"], timestamps=flags["timestamps"],
@@ -402,7 +379,7 @@ def top_table(procs: list[tuple[str, str, list[str], list[list[str]]]]) -> str:
 
 def run_top(ctx: ComposeContext, flags: ParsedFlags) -> int:
     name = project_name(ctx)
-    containers = project_containers(ctx, name, stopped=False, oneoff=None)
+    containers = list_containers(ctx.client, name, stopped=False, oneoff=None)
     if flags.args:
         containers = [c for c in containers if c.service in flags.args]
     containers.sort(key=lambda c: c.name)
@@ -751,7 +728,7 @@ def run_cp(ctx: ComposeContext, flags: ParsedFlags) -> int:
     if flags["index"] > 0:
         targets = [specified_container(ctx, name, service, flags["index"], stopped=True, oneoff=False)]
     else:
-        targets = project_containers(ctx, name, services=[service], stopped=True,
+        targets = list_containers(ctx.client, name, services=[service], stopped=True,
                                      oneoff=None if flags["all"] else False)
         if not targets:
             raise CliExit(f'no container found for service "{service}"', 1)

@@ -63,7 +63,7 @@ def list_containers(client: Client, project: str, *, services: list[str] | None 
                     stopped: bool = True, oneoff: bool | None = False) -> list[ProjectContainer]:
     """The project's containers, sorted by service and number. `oneoff`: False leaves
     `run` containers out, True keeps only them, None keeps both."""
-    filters = [f"{L.PROJECT}={project}"]
+    filters = [f"{L.PROJECT}={project}", L.CONFIG_HASH]  # as compose v2 lists them
     if oneoff is not None:
         filters.append(f"{L.ONEOFF}={'True' if oneoff else 'False'}")
     if services and len(services) == 1:
@@ -87,7 +87,7 @@ def list_volumes(client: Client, project: str) -> list[dict[str, Any]]:
 
 def list_projects(client: Client, *, stopped: bool = False) -> dict[str, list[ProjectContainer]]:
     """Every project that has containers, by name (what `compose ls` lists)."""
-    params = {"all": "1" if stopped else "0", "filters": json.dumps({"label": [L.PROJECT]})}
+    params = {"all": "1" if stopped else "0", "filters": json.dumps({"label": [L.PROJECT, L.CONFIG_HASH]})}
     projects: dict[str, list[ProjectContainer]] = {}
     for s in client.get_json("/containers/json", params):
         c = ProjectContainer.from_summary(s)
