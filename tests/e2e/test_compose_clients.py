@@ -24,7 +24,7 @@ import pytest
 
 from helpers import compose
 from helpers.cli import Cli, describe
-from helpers.daemon import BerthDaemon, private_daemon
+from helpers.daemon import BerthDaemon
 from helpers.dockerd import Dockerd, running_dockerd
 
 CH11 = """\
@@ -75,29 +75,11 @@ networks:
 
 
 @pytest.fixture(scope="module")
-def compose_bin(berth_root: Path) -> Path:
-    try:
-        return compose.compose_v2_binary(berth_root / "compose-cache")
-    except compose.ComposeUnavailable as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="module")
 def cdaemon(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path,
             compose_bin: Path) -> Iterator[tuple[BerthDaemon, Cli]]:
     """A private berthd with busybox and a docker CLI whose config has the compose plugin."""
-    with private_daemon(berth_root, berthd, busybox_tar, prefix="cmp") as (daemon, docker):
-        compose.install_plugin(compose_bin, Path(docker.env["DOCKER_CONFIG"]))
-        try:
-            yield daemon, docker
-        finally:
-            _remove_project_networks(docker)
-
-
-def _remove_project_networks(docker: Cli) -> None:
-    nets = docker("network", "ls", "-q", "--filter", "label=com.docker.compose.project").stdout.split()
-    if nets:
-        docker("network", "rm", *nets)
+    with compose.compose_daemon(berth_root, berthd, busybox_tar, compose_bin, "cmp") as pair:
+        yield pair
 
 
 def _project(tmp_path: Path, text: str, name: str = "proj") -> Path:

@@ -44,7 +44,7 @@ import pytest
 
 from helpers import compose
 from helpers.cli import Cli, describe
-from helpers.daemon import BERTH, BerthDaemon, private_daemon
+from helpers.daemon import BERTH, BerthDaemon
 
 PROJECTS_DIR = Path(__file__).parent / "compose_projects"
 AGAINST = os.environ.get("CDIFF_AGAINST", "berth")
@@ -99,26 +99,11 @@ _COMPOSE_ENV = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COM
 
 
 @pytest.fixture(scope="module")
-def compose_bin(berth_root: Path) -> Path:
-    try:
-        return compose.compose_v2_binary(berth_root / "compose-cache")
-    except compose.ComposeUnavailable as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="module")
 def cdaemon(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path,
             compose_bin: Path) -> Iterator[Cli]:
     """A private berthd with busybox, and a docker CLI whose config has the plugin."""
-    with private_daemon(berth_root, berthd, busybox_tar, prefix="cdf") as (_, docker):
-        compose.install_plugin(compose_bin, Path(docker.env["DOCKER_CONFIG"]))
-        try:
-            yield docker
-        finally:
-            nets = docker("network", "ls", "-q", "--filter",
-                          "label=com.docker.compose.project").stdout.split()
-            if nets:
-                docker("network", "rm", *nets)
+    with compose.compose_daemon(berth_root, berthd, busybox_tar, compose_bin, "cdf") as (_, docker):
+        yield docker
 
 
 # -- the test --------------------------------------------------------------------------------

