@@ -59,9 +59,7 @@ def _ordered(target: Target, containers: list[ProjectContainer], fn: Callable[[P
     services = target.project.services if target.project is not None else {}
     known = [s for s in by_service if s in services]
     graph.in_order(services, known, per_service, reverse=reverse)
-    for name in by_service:
-        if name not in services:
-            per_service(name)
+    graph.each([name for name in by_service if name not in services], per_service)
 
 
 def _call(target: Target, c: ProjectContainer, working: str, done: str, path: str,
