@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from berth.cli.compose.project import ComposeContext, Subcommand
+from berth.cli.container import FORMAT_HELP
 from berth.cli.context import CliExit
 from berth.cli.flags import FlagSet, ParsedFlags, parse_flags
 from berth.cli.formatting import (
@@ -39,13 +40,6 @@ from berth.compose.engine.logs import LogOptions, LogPrinter, LogSource, contain
 from berth.compose.engine.observed import ProjectContainer, list_containers, list_projects
 from berth.template.gotemplate import GoStruct, TemplateError
 from berth.units import human_duration
-
-FORMAT_HELP = """Format output using a custom template:
-'table':            Print output in table format with column headers (default)
-'table TEMPLATE':   Print output in table format using the given Go template
-'json':             Print in JSON format
-'TEMPLATE':         Print output using the given Go template.
-Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates"""
 
 # Go's maximum time.Duration: what time.Now().Sub(time.Time{}) saturates to.
 _MAX_GO_DURATION = 9223372036.854775807
