@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -106,25 +104,6 @@ def _copy(tmp_path: Path, which: str) -> Path:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _get(port: int, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as r:
-                return str(r.read().decode())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def _port(c: compose.Compose, service: str, index: int = 1) -> int:
-    out = c.ok("port", "--index", str(index), service, "80").strip()
-    host, _, port = out.rpartition(":")
-    assert host == "127.0.0.1", out
-    return int(port)
-
-
 def _running(docker: Cli, project: str) -> list[str]:
     out = docker.ok("ps", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}")
     return sorted(out.split())
@@ -167,7 +146,7 @@ def test_chapter11_up_ps_stop_start_restart_scale_logs_down(client: Client, dock
         ps = _ps_json(c)
         assert sorted((s["Service"], s["State"], s["Name"]) for s in ps) == [
             ("cache", "running", f"{p}-cache-1"), ("web", "running", f"{p}-web-1")]
-        assert _get(_port(c, "web")) == "hello from compose\n"
+        assert compose.http_get(compose.published_port(c, "web")) == "hello from compose\n"
         objects = compose.project_objects(docker, p)
         assert objects["networks"] == [f"{p}_cache_network", f"{p}_web_network"]
         assert objects["volumes"] == [f"{p}_cache_data", f"{p}_web_html"]
@@ -187,14 +166,14 @@ def test_chapter11_up_ps_stop_start_restart_scale_logs_down(client: Client, dock
         c.ok("restart")
         assert _running(docker, p) == [f"{p}-cache-1", f"{p}-web-1"]
         assert _inspect(docker, f"{p}-web-1")["State"]["StartedAt"] != before
-        assert _get(_port(c, "web")) == "hello from compose\n"
+        assert compose.http_get(compose.published_port(c, "web")) == "hello from compose\n"
 
         c.ok("up", "-d", "--scale", "web=3")
         assert _running(docker, p) == [f"{p}-cache-1"] + [f"{p}-web-{i}" for i in (1, 2, 3)]
-        ports = {_port(c, "web", i) for i in (1, 2, 3)}
+        ports = {compose.published_port(c, "web", i) for i in (1, 2, 3)}
         assert len(ports) == 3
         for port in ports:
-            assert _get(port) == "hello from compose\n"
+            assert compose.http_get(port) == "hello from compose\n"
         c.ok("scale", "web=1")
         assert compose.project_objects(docker, p)["containers"] == [f"{p}-cache-1", f"{p}-web-1"]
         c.ok("scale", "web=2")
@@ -209,7 +188,7 @@ def test_chapter11_up_ps_stop_start_restart_scale_logs_down(client: Client, dock
         assert compose.project_objects(docker, p) == {
             "containers": [], "networks": [], "volumes": [f"{p}_cache_data", f"{p}_web_html"]}
         c.ok("up", "-d")
-        assert _get(_port(c, "web")) == "kept\n"
+        assert compose.http_get(compose.published_port(c, "web")) == "kept\n"
         c.ok("down", "-v")
         assert compose.project_objects(docker, p) == NOTHING
     finally:
@@ -383,14 +362,14 @@ def test_berth_compose_sees_and_removes_what_docker_compose_1_29_made(
         old.ok("up", "-d")
         ps = old.ok("ps")
         assert f"{p}_web_1" in ps and f"{p}_cache_1" in ps, ps
-        assert _get(_port(old, "web")) == "hello from compose\n"
+        assert compose.http_get(compose.published_port(old, "web")) == "hello from compose\n"
         old.ok("up", "-d", "--scale", "web=2")
         assert _running(docker, p) == [f"{p}_cache_1", f"{p}_web_1", f"{p}_web_2"]
         assert "cache ready" in old.ok("logs", "--no-color", "cache")
 
         names = sorted(s["Name"] for s in _ps_json(new))
         assert names == [f"{p}_cache_1", f"{p}_web_1", f"{p}_web_2"]
-        assert _get(_port(new, "web")) == "hello from compose\n"
+        assert compose.http_get(compose.published_port(new, "web")) == "hello from compose\n"
         assert "cache ready" in new.ok("logs", "--no-color", "cache")
         new.ok("down", "-v")
         assert compose.project_objects(docker, p) == NOTHING

@@ -14,7 +14,6 @@ import json
 import re
 import socket
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,25 +96,6 @@ def project_name() -> str:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _get(port: int, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as r:
-                return r.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def _port(c: compose.Compose, service: str, index: int = 1) -> int:
-    out = c.ok("port", "--index", str(index), service, "80").strip()
-    host, _, port = out.rpartition(":")
-    assert host == "127.0.0.1", out
-    return int(port)
-
-
 def _names(docker: Cli, project: str, *flags: str) -> list[str]:
     out = docker.ok("ps", *flags, "--filter", f"label=com.docker.compose.project={project}",
                     "--format", "{{.Names}}")
@@ -140,7 +120,7 @@ def test_chapter11_with_compose_v2(cdaemon: tuple[BerthDaemon, Cli], tmp_path: P
         ps = [json.loads(line) for line in c.ok("ps", "--format", "json").splitlines() if line.strip()]
         assert sorted((s["Service"], s["State"]) for s in ps) == [("web", "running"), ("worker", "running")]
         assert "(healthy)" in next(s["Status"] for s in ps if s["Service"] == "web")
-        assert _get(_port(c, "web")) == "hello from compose\n"
+        assert compose.http_get(compose.published_port(c, "web")) == "hello from compose\n"
         assert "working" in c.ok("logs", "--no-color", "worker")
         assert c.ok("exec", "-T", "web", "sh", "-c", "echo $GREETING").strip() == "hello"
         assert c.ok("run", "--rm", "-T", "--no-deps", "worker", "echo", "oneoff").strip() == "oneoff"
@@ -157,7 +137,7 @@ def test_chapter11_with_compose_v2(cdaemon: tuple[BerthDaemon, Cli], tmp_path: P
         c.ok("up", "-d", "--scale", "web=3")
         assert _names(docker, p) == [f"{p}-web-{i}" for i in (1, 2, 3)] + [f"{p}-worker-1"]
         for i in (1, 2, 3):
-            assert _get(_port(c, "web", i)) == "hello from compose\n"
+            assert compose.http_get(compose.published_port(c, "web", i)) == "hello from compose\n"
         c.ok("up", "-d", "--scale", "web=1")
         assert _names(docker, p, "-a") == [f"{p}-web-1", f"{p}-worker-1"]
 
@@ -167,7 +147,7 @@ def test_chapter11_with_compose_v2(cdaemon: tuple[BerthDaemon, Cli], tmp_path: P
         assert _names(docker, p, "-a") == []
         assert _volumes(docker, p) == [f"{p}_web_html"]
         c.ok("up", "-d")
-        assert _get(_port(c, "web")) == "kept\n"
+        assert compose.http_get(compose.published_port(c, "web")) == "kept\n"
         c.ok("down", "-v")
         assert _volumes(docker, p) == []
         assert docker.ok("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={p}") == ""
@@ -187,7 +167,7 @@ def test_chapter11_with_docker_compose_1_29(cdaemon: tuple[BerthDaemon, Cli], tm
         c.ok("up", "-d")
         ps = c.ok("ps")
         assert f"{p}_web_1" in ps and f"{p}_worker_1" in ps and "Up (healthy)" in ps, ps
-        assert _get(_port(c, "web")) == "hello from compose\n"
+        assert compose.http_get(compose.published_port(c, "web")) == "hello from compose\n"
         assert "working" in c.ok("logs", "--no-color", "worker")
         assert c.ok("exec", "-T", "web", "sh", "-c", "echo $GREETING").strip() == "hello"
         # 1.29 attaches after starting (and starts again if it finds the container
@@ -204,7 +184,7 @@ def test_chapter11_with_docker_compose_1_29(cdaemon: tuple[BerthDaemon, Cli], tm
         c.ok("up", "-d", "--scale", "web=3")
         assert _names(docker, p) == [f"{p}_web_{i}" for i in (1, 2, 3)] + [f"{p}_worker_1"]
         for i in (1, 2, 3):
-            assert _get(_port(c, "web", i)) == "hello from compose\n"
+            assert compose.http_get(compose.published_port(c, "web", i)) == "hello from compose\n"
 
         c.ok("down")
         assert _names(docker, p, "-a") == []

@@ -16,6 +16,8 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,3 +148,24 @@ def compose_daemon(root: Path, session: BerthDaemon, busybox_tar: Path, binary: 
             nets = docker("network", "ls", "-q", "--filter", "label=com.docker.compose.project").stdout.split()
             if nets:
                 docker("network", "rm", *nets)
+
+
+def http_get(port: int, timeout: float = 10) -> str:
+    """The page at http://127.0.0.1:PORT/, retried until it answers or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as r:
+                return str(r.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def published_port(c: Compose, service: str, index: int = 1) -> int:
+    """The loopback host port `compose port` gives for the service's port 80."""
+    out = c.ok("port", "--index", str(index), service, "80").strip()
+    host, _, port = out.rpartition(":")
+    assert host == "127.0.0.1", out
+    return int(port)
