@@ -149,3 +149,25 @@ def test_unknown_container_over_the_api(api: ApiClient) -> None:
     assert assert_json_error(resp, 404) == "No such container: nosuch"
     resp = api.request("DELETE", "/v1.51/containers/nosuch")
     assert assert_json_error(resp, 404) == "No such container: nosuch"
+
+
+NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
+                 "to connect this node to swarm and try again.")
+
+
+@pytest.mark.parametrize("argv", [["node", "ls"], ["service", "ls"], ["secret", "ls"], ["config", "ls"],
+                                  ["stack", "ls"], ["swarm", "join-token", "worker"]])
+def test_swarm_commands_outside_a_swarm_get_dockerds_answer(docker: Cli, argv: list[str]) -> None:
+    """Before `swarm init`, dockerd answers its swarm endpoints with 503 and these words
+    (berth's swarm mode is issue 20's); a 404 would read as "page not found"."""
+    res = docker(*argv)
+    assert res.returncode == 1, describe(res)
+    assert daemon_error(res.stderr) == NOT_A_MANAGER
+
+
+def test_swarm_leave_outside_a_swarm(docker: Cli, api: ApiClient) -> None:
+    res = docker("swarm", "leave")
+    assert res.returncode == 1, describe(res)
+    assert daemon_error(res.stderr) == "This node is not part of a swarm"
+    assert assert_json_error(api.get("/v1.51/services"), 503) == NOT_A_MANAGER
+    assert assert_json_error(api.post_json("/v1.51/services/create", {}), 503) == NOT_A_MANAGER

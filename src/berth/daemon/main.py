@@ -85,6 +85,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.api import execs as execs_api
     from berth.api import images as images_api
     from berth.api import networks as networks_api
+    from berth.api import swarm as swarm_api
     from berth.api import system as system_api
     from berth.api import volumes as volumes_api
     from berth.api.context import DaemonContext, DaemonInfo
@@ -145,7 +146,7 @@ async def run(config: DaemonConfig) -> None:
                         execs=containers.execs, builder=builder, distribution=distribution)
     app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,
                     networks_api.routes, execs_api.routes, events_api.routes, build_api.routes,
-                    distribution_api.routes], ctx)
+                    distribution_api.routes, swarm_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:
