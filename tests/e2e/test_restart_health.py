@@ -227,3 +227,25 @@ def test_restart_policies_across_a_daemon_restart(berth_root: Path, berthd: Bert
                   for n in ("always-up", "always-stopped", "unless-up", "unless-stopped", "none", "never-started")}
         assert status == {"always-up": "running", "always-stopped": "running", "unless-up": "running",
                           "unless-stopped": "exited", "none": "exited", "never-started": "created"}
+
+
+def test_wait_returns_at_the_exit_of_a_container_that_restarts(docker: Cli, new_name: Names) -> None:
+    """dockerd's `wait` (not-running, and next-exit as `run` uses it) ends at the exit even
+    when the restart policy brings the container back; it does not wait through restarts."""
+    name = new_name("rw")
+    try:
+        docker.ok("run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 3")
+        res = docker("wait", name, timeout=20)
+        assert res.returncode == 0 and res.stdout.strip() == "3", describe(res)
+        wait_for("the restart", lambda: inspect(docker, name)["RestartCount"] >= 1)
+    finally:
+        docker("rm", "-f", name)
+    attached = new_name("ra")
+    try:
+        res = docker("run", "--name", attached, "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3",
+                     timeout=20)
+        assert res.returncode == 3, describe(res)
+        wait_for("the restarts, then the stop", lambda: (lambda d: d["RestartCount"] == 2 and d["State"]["Status"] == "exited")(
+            inspect(docker, attached)))
+    finally:
+        docker("rm", "-f", attached)

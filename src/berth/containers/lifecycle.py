@@ -262,9 +262,10 @@ class Lifecycle:
             if c.state.oom_killed:
                 self.mgr.on_event("oom", c, {})
             self.mgr.on_event("die", c, {"exitCode": str(exit_code), "execDuration": str(seconds_since(c.state.started_at))})
-            if delay is None:
-                self._resolve_exit_waiters(live, exit_code)
-            else:  # waiters wait on: the container is not stopped, it is restarting
+            # those waiting for the exit hear of it even when the restart policy brings the
+            # container back: dockerd's not-running and next-exit conditions end here too
+            self._resolve_exit_waiters(live, exit_code)
+            if delay is not None:
                 live.restarter = self._keep(self._restart_after(c, live, delay))
         if c.host_config.auto_remove and c.id in self.mgr.containers:
             try:
