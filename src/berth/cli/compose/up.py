@@ -33,6 +33,7 @@ from berth.compose.engine.up import (
     CreateOptions,
     StartOptions,
 )
+from berth.compose.model import Project
 from berth.images.reference import ReferenceError, parse_normalized
 
 # -- shared ------------------------------------------------------------------------------
@@ -44,9 +45,11 @@ def _fail(exc: Exception) -> CliExit:
     return CliExit(str(exc), 1)
 
 
-def _engine(ctx: ComposeContext, progress: Progress, profiles: list[str] | None = None) -> Compose:
-    return Compose(ctx.client, ctx.project(profiles), progress, env_files=ctx.env_files, config_dir=ctx.cli.config,
-                   build_output=lambda text: None)
+def _engine(ctx: ComposeContext, project: Project, progress: Progress, *, quiet_build: bool = True) -> Compose:
+    """The project's engine, with the command line's env files and credentials; build
+    output goes to stderr unless `quiet_build`."""
+    return Compose(ctx.client, project, progress, env_files=ctx.env_files, config_dir=ctx.cli.config,
+                   build_output=_build_output(ctx, quiet_build))
 
 
 def _target(ctx: ComposeContext, progress: Progress) -> Target:
@@ -160,8 +163,7 @@ def run_up(ctx: ComposeContext, flags: ParsedFlags) -> int:
     if exit_from and exit_from not in project.services:
         raise CliExit(f"no such service: {exit_from}", 1)
     progress = ctx.progress("Running")
-    engine = Compose(ctx.client, project, progress, env_files=ctx.env_files, config_dir=ctx.cli.config,
-                     build_output=_build_output(ctx, flags["quiet-build"]))
+    engine = _engine(ctx, project, progress, quiet_build=flags["quiet-build"])
 
     def converge() -> list[str]:
         names = engine.create(options)
@@ -283,8 +285,7 @@ def _create_cmd_flags() -> FlagSet:
 def run_create(ctx: ComposeContext, flags: ParsedFlags) -> int:
     options = _create_options(flags, flags.args)
     progress = ctx.progress("Creating")
-    engine = Compose(ctx.client, ctx.project(), progress, env_files=ctx.env_files, config_dir=ctx.cli.config,
-                     build_output=_build_output(ctx, flags["quiet-build"]))
+    engine = _engine(ctx, ctx.project(), progress, quiet_build=flags["quiet-build"])
     _run_with(progress, lambda: engine.create(options))
     return 0
 
@@ -302,7 +303,7 @@ def run_start(ctx: ComposeContext, flags: ParsedFlags) -> int:
     if project is None:
         _run_with(progress, lambda: lifecycle.start(Target(ctx.client, name, None, progress), flags.args))
         return 0
-    engine = Compose(ctx.client, project, progress, env_files=ctx.env_files)
+    engine = _engine(ctx, project, progress)
 
     def start() -> None:
         engine.refresh()
@@ -445,7 +446,7 @@ def run_scale(ctx: ComposeContext, flags: ParsedFlags) -> int:
         raise CliExit("requires at least 1 arg(s), only received 0", 1)
     scale = _scale_pairs(flags.args)
     progress = ctx.progress("Running")
-    engine = Compose(ctx.client, ctx.project(), progress, env_files=ctx.env_files, config_dir=ctx.cli.config)
+    engine = _engine(ctx, ctx.project(), progress)
     options = CreateOptions(services=list(scale), scale=scale, no_deps=flags["no-deps"])
 
     def go() -> None:
@@ -514,8 +515,7 @@ def _build_flags() -> FlagSet:
 def run_build(ctx: ComposeContext, flags: ParsedFlags) -> int:
     project = ctx.project()
     progress = ctx.progress("Building")
-    engine = Compose(ctx.client, project, progress, env_files=ctx.env_files, config_dir=ctx.cli.config,
-                     build_output=_build_output(ctx, flags["quiet"]))
+    engine = _engine(ctx, project, progress, quiet_build=flags["quiet"])
     args: dict[str, str] = {}
     for item in flags["build-arg"]:
         key, sep, value = item.partition("=")
@@ -551,7 +551,7 @@ def _pull_flags() -> FlagSet:
 def run_pull(ctx: ComposeContext, flags: ParsedFlags) -> int:
     project = ctx.project()
     progress = ctx.progress("Pulling")
-    engine = Compose(ctx.client, project, progress, env_files=ctx.env_files, config_dir=ctx.cli.config)
+    engine = _engine(ctx, project, progress)
 
     def pull() -> None:
         names = engine.selected(flags.args, with_deps=flags["include-deps"])
@@ -606,7 +606,7 @@ def _push(ctx: ComposeContext, image: str, progress: Progress, event: str) -> No
 def run_push(ctx: ComposeContext, flags: ParsedFlags) -> int:
     project = ctx.project()
     progress = ctx.progress("Pushing")
-    engine = Compose(ctx.client, project, progress)
+    engine = _engine(ctx, project, progress)
 
     def push() -> None:
         for name in engine.selected(flags.args, with_deps=flags["include-deps"]):
@@ -670,8 +670,7 @@ def run_run(ctx: ComposeContext, flags: ParsedFlags) -> int:
     if flags["publish"] and flags["service-ports"]:
         raise CliExit("--service-ports and --publish are incompatible", 1)
     progress = ctx.progress("Running")
-    engine = Compose(ctx.client, project, progress, env_files=ctx.env_files, config_dir=ctx.cli.config,
-                     build_output=_build_output(ctx, flags["quiet-build"]))
+    engine = _engine(ctx, project, progress, quiet_build=flags["quiet-build"])
     deps = sorted(graph_dependencies(project, name))
 
     def prepare() -> None:

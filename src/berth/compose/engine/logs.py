@@ -109,11 +109,6 @@ class LogPrinter:
         self._prefixes = {n: prefix_for(n, width, c) if self.prefix else ""
                           for n, c in self._codes.items()}
 
-    def prefix_of(self, name: str) -> str:
-        with self._lock:
-            self._register(name)
-            return self._prefixes[name]
-
     def log(self, name: str, line: bytes) -> None:
         """One line (without its newline) of `name`'s standard output."""
         self._write(self.out, name, line)

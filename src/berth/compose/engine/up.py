@@ -22,7 +22,7 @@ from typing import Any
 
 from berth.client import credentials
 from berth.client.buildcontext import read_dockerignore, write_context_tar
-from berth.client.engine import APIError, Client, ClientError, iter_json_stream, path_escape
+from berth.client.engine import APIError, Client, iter_json_stream, path_escape
 from berth.compose.engine import convert, graph
 from berth.compose.engine import labels as L
 from berth.compose.engine.observed import ProjectContainer, list_containers
@@ -660,4 +660,4 @@ def _inline_context(context: str, dockerfile: str, out: Any) -> None:
         tar.addfile(info, io.BytesIO(data))
 
 
-__all__ = ["ClientError", "Compose", "ComposeError", "CreateOptions", "StartOptions"]
+__all__ = ["Compose", "ComposeError", "CreateOptions", "StartOptions"]
