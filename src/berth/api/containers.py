@@ -41,6 +41,7 @@ from berth.containers import top as container_top
 from berth.containers.manager import ContainerManager, apparmor_profile_of
 from berth.containers.model import (
     Container,
+    DeviceRequest,
     Health,
     HostConfig,
     LogConfig,
@@ -48,6 +49,7 @@ from berth.containers.model import (
     RestartPolicy,
     RunConfig,
     Status,
+    ThrottleDevice,
 )
 from berth.containers.stats import BlkioEntry, CgroupStats
 from berth.errors import InvalidParameter
@@ -135,7 +137,7 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
     console = _opt(hc, "ConsoleSize", list, [0, 0])
     host = HostConfig(
         auto_remove=_opt(hc, "AutoRemove", bool, False),
-        network_mode=_opt(hc, "NetworkMode", str, "") or "bridge",
+        network_mode=_network_mode(_opt(hc, "NetworkMode", str, "")),
         restart_policy=RestartPolicy(_opt(rp, "Name", str, "") or "no", _opt(rp, "MaximumRetryCount", int, 0)),
         log_config=LogConfig(_opt(lc, "Type", str, ""), _str_map(lc, "Config")),  # "": the daemon's
         binds=_strings(hc, "Binds") or [],
@@ -177,9 +179,74 @@ def parse_create(body: dict[str, Any]) -> tuple[RunConfig, HostConfig]:
         tmpfs=_str_map(hc, "Tmpfs"),
         shm_size=_opt(hc, "ShmSize", int, 0),
         oom_score_adj=_opt(hc, "OomScoreAdj", int, 0),
+        pid_mode=_opt(hc, "PidMode", str, ""),
+        ipc_mode=_opt(hc, "IpcMode", str, ""),
+        uts_mode=_opt(hc, "UTSMode", str, ""),
+        userns_mode=_opt(hc, "UsernsMode", str, ""),
+        cgroupns_mode=_opt(hc, "CgroupnsMode", str, ""),
+        cgroup=_opt(hc, "Cgroup", str, ""),
+        cgroup_parent=_opt(hc, "CgroupParent", str, ""),
+        isolation=_opt(hc, "Isolation", str, ""),
+        device_cgroup_rules=_strings(hc, "DeviceCgroupRules") or [],
+        device_requests=_device_requests(hc),
+        blkio_weight_device=_throttle_devices(hc, "BlkioWeightDevice", "Weight"),
+        blkio_device_read_bps=_throttle_devices(hc, "BlkioDeviceReadBps", "Rate"),
+        blkio_device_write_bps=_throttle_devices(hc, "BlkioDeviceWriteBps", "Rate"),
+        blkio_device_read_iops=_throttle_devices(hc, "BlkioDeviceReadIOps", "Rate"),
+        blkio_device_write_iops=_throttle_devices(hc, "BlkioDeviceWriteIOps", "Rate"),
+        cpu_realtime_period=_opt(hc, "CpuRealtimePeriod", int, 0),
+        cpu_realtime_runtime=_opt(hc, "CpuRealtimeRuntime", int, 0),
+        cpu_count=_opt(hc, "CpuCount", int, 0),
+        cpu_percent=_opt(hc, "CpuPercent", int, 0),
+        io_maximum_iops=_opt(hc, "IOMaximumIOps", int, 0),
+        io_maximum_bandwidth=_opt(hc, "IOMaximumBandwidth", int, 0),
+        kernel_memory_tcp=_opt(hc, "KernelMemoryTCP", int, 0),
+        annotations=_str_map(hc, "Annotations"),
+        storage_opt=_str_map(hc, "StorageOpt"),
+        container_id_file=_opt(hc, "ContainerIDFile", str, ""),
+        masked_paths=_strings(hc, "MaskedPaths"),
+        readonly_paths=_strings(hc, "ReadonlyPaths"),
     )
     validate.check_host_config(host)
     return config, host
+
+
+def _network_mode(mode: str) -> str:
+    """"" and "default" mean the default network, and dockerd records its name."""
+    return "bridge" if mode in ("", "default") else mode
+
+
+def _throttle_devices(hc: dict[str, Any], key: str, value_key: str) -> list[ThrottleDevice] | None:
+    """BlkioWeightDevice ({Path, Weight}) and the four throttles ({Path, Rate}); None when
+    not given, [] when given empty (inspect echoes which, as Go's JSON does)."""
+    items = _opt(hc, key, list, None)
+    if items is None:
+        return None
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidParameter(f"json: cannot unmarshal HostConfig.{key}: each entry must be an object")
+        out.append(ThrottleDevice(_opt(item, "Path", str, ""), _opt(item, value_key, int, 0)))
+    return out
+
+
+def _device_requests(hc: dict[str, Any]) -> list[DeviceRequest] | None:
+    items = _opt(hc, "DeviceRequests", list, None)
+    if items is None:
+        return None
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidParameter("json: cannot unmarshal HostConfig.DeviceRequests: each entry must be an object")
+        caps = _opt(item, "Capabilities", list, None)
+        if caps is not None and not all(isinstance(c, list) and all(isinstance(x, str) for x in c) for c in caps):
+            raise InvalidParameter("json: cannot unmarshal HostConfig.DeviceRequests: Capabilities must be "
+                                   "an array of arrays of strings")
+        options = item.get("Options")
+        out.append(DeviceRequest(driver=_opt(item, "Driver", str, ""), count=_opt(item, "Count", int, 0),
+                                 device_ids=_strings(item, "DeviceIDs"), capabilities=caps,
+                                 options=None if options is None else _str_map(item, "Options")))
+    return out
 
 
 def _healthcheck(doc: dict[str, Any] | None) -> Healthcheck | None:
@@ -389,11 +456,22 @@ def _config_doc(c: Container) -> dict[str, Any]:
     return doc
 
 
+def _throttle_doc(items: list[ThrottleDevice] | None, value_key: str) -> list[dict[str, Any]] | None:
+    return None if items is None else [{"Path": d.path, value_key: d.rate} for d in items]
+
+
+def _device_request_doc(r: DeviceRequest) -> dict[str, Any]:
+    return {"Driver": r.driver, "Count": r.count, "DeviceIDs": r.device_ids, "Capabilities": r.capabilities,
+            "Options": r.options}
+
+
 def _host_config_doc(c: Container) -> dict[str, Any]:
+    """HostConfig as dockerd writes it: its fields in Go's order, those tagged `omitempty`
+    left out when empty, lists echoed as sent (null when not sent)."""
     h = c.host_config
-    return {
+    doc: dict[str, Any] = {
         "Binds": h.binds or None,
-        "ContainerIDFile": "",
+        "ContainerIDFile": h.container_id_file,
         "LogConfig": {"Type": h.log_config.type, "Config": h.log_config.config},
         "NetworkMode": h.network_mode,
         "PortBindings": {k: [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in v]
@@ -403,56 +481,90 @@ def _host_config_doc(c: Container) -> dict[str, Any]:
         "VolumeDriver": h.volume_driver,
         "VolumesFrom": h.volumes_from or None,
         "ConsoleSize": list(h.console_size),
+    }
+    if h.annotations:
+        doc["Annotations"] = h.annotations
+    doc.update({
         "CapAdd": h.cap_add or None,
         "CapDrop": h.cap_drop or None,
-        "CgroupnsMode": "private",
+        "CgroupnsMode": h.cgroupns_mode,
         "Dns": h.dns,
         "DnsOptions": h.dns_options,
         "DnsSearch": h.dns_search,
         "ExtraHosts": h.extra_hosts or None,
         "GroupAdd": h.group_add or None,
-        "IpcMode": "private",
-        "Cgroup": "",
+        "IpcMode": h.ipc_mode,
+        "Cgroup": h.cgroup,
         # dockerd shows the legacy links of the default bridge only; on a user-defined
         # network they are the endpoint's (NetworkSettings.Networks[...].Links)
         "Links": [_link_doc(link, c.name) for link in h.links] or None
         if (h.network_mode or "default") in ("default", "bridge") else None,
         "OomScoreAdj": h.oom_score_adj,
-        "PidMode": "",
+        "PidMode": h.pid_mode,
         "Privileged": h.privileged,
         "PublishAllPorts": h.publish_all_ports,
         "ReadonlyRootfs": h.readonly_rootfs,
         "SecurityOpt": [o if not o.startswith("seccomp=") or o == "seccomp=unconfined" else "seccomp=<profile>"
                         for o in h.security_opt] or None,
-        "UTSMode": "",
-        "UsernsMode": "",
+    })
+    if h.storage_opt:
+        doc["StorageOpt"] = h.storage_opt
+    if h.tmpfs:
+        doc["Tmpfs"] = h.tmpfs
+    doc.update({
+        "UTSMode": h.uts_mode,
+        "UsernsMode": h.userns_mode,
         "ShmSize": h.shm_size or 67108864,
-        "Runtime": h.runtime,
-        "Isolation": "",
+    })
+    if h.sysctls:
+        doc["Sysctls"] = h.sysctls
+    if h.runtime:
+        doc["Runtime"] = h.runtime
+    doc.update({
+        "Isolation": h.isolation,
         "CpuShares": h.cpu_shares,
         "Memory": h.memory,
         "NanoCpus": h.nano_cpus,
-        "CgroupParent": "",
+        "CgroupParent": h.cgroup_parent,
         "BlkioWeight": h.blkio_weight,
+        "BlkioWeightDevice": _throttle_doc(h.blkio_weight_device, "Weight"),
+        "BlkioDeviceReadBps": _throttle_doc(h.blkio_device_read_bps, "Rate"),
+        "BlkioDeviceWriteBps": _throttle_doc(h.blkio_device_write_bps, "Rate"),
+        "BlkioDeviceReadIOps": _throttle_doc(h.blkio_device_read_iops, "Rate"),
+        "BlkioDeviceWriteIOps": _throttle_doc(h.blkio_device_write_iops, "Rate"),
         "CpuPeriod": h.cpu_period,
         "CpuQuota": h.cpu_quota,
+        "CpuRealtimePeriod": h.cpu_realtime_period,
+        "CpuRealtimeRuntime": h.cpu_realtime_runtime,
         "CpusetCpus": h.cpuset_cpus,
         "CpusetMems": h.cpuset_mems,
         "Devices": [dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), d.split(":"), strict=False))
                     for d in h.devices],
+        "DeviceCgroupRules": h.device_cgroup_rules or None,
+        "DeviceRequests": None if h.device_requests is None
+        else [_device_request_doc(r) for r in h.device_requests],
+    })
+    if h.kernel_memory_tcp:
+        doc["KernelMemoryTCP"] = h.kernel_memory_tcp
+    doc.update({
         "MemoryReservation": h.memory_reservation,
         "MemorySwap": h.memory_swap,
         "MemorySwappiness": h.memory_swappiness,
         "OomKillDisable": h.oom_kill_disable,
         "PidsLimit": h.pids_limit,
         "Ulimits": [{"Name": n, "Soft": s, "Hard": hd} for n, s, hd in h.ulimits],
-        "Sysctls": h.sysctls or None,
-        "Tmpfs": h.tmpfs or None,
-        "Mounts": [_mount_spec_doc(m) for m in h.mounts] or None,
-        "Init": h.init,
-        "MaskedPaths": [],
-        "ReadonlyPaths": [],
-    }
+        "CpuCount": h.cpu_count,
+        "CpuPercent": h.cpu_percent,
+        "IOMaximumIOps": h.io_maximum_iops,
+        "IOMaximumBandwidth": h.io_maximum_bandwidth,
+    })
+    if h.mounts:
+        doc["Mounts"] = [_mount_spec_doc(m) for m in h.mounts]
+    doc["MaskedPaths"] = h.masked_paths
+    doc["ReadonlyPaths"] = h.readonly_paths
+    if h.init is not None:
+        doc["Init"] = h.init
+    return doc
 
 
 def _ports_doc(c: Container) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal as signals
+from dataclasses import dataclass
 from typing import Any
 
 from berth.containers import health
@@ -25,6 +26,9 @@ from berth.errors import InvalidParameter
 from berth.images.model import RunConfig as ImageRunConfig
 from berth.runtime import rlimits, spec
 
+DEFAULT_SHM_SIZE = spec.DEFAULT_SHM_SIZE
+MASKED_PATHS = spec.MASKED_PATHS
+READONLY_PATHS = spec.READONLY_PATHS
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_STOP_TIMEOUT = 10
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,6 +49,13 @@ def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int
         except KeyError:
             pass
     raise InvalidParameter(f"Invalid signal: {value}")
+
+
+def cgroup_version() -> str:
+    """"v1" or "v2": which cgroup hierarchy the host mounts (dockerd's defaults differ)."""
+    from berth.runtime import cgroups
+
+    return cgroups.detect()
 
 
 def runtime_path(name: str, default: str, runtimes: dict[str, str]) -> str:
@@ -126,11 +137,24 @@ def process_env(config: RunConfig, home: str) -> list[str]:
     return env
 
 
+@dataclass
+class SharedNamespaces:
+    """Where `c`'s pid, IPC and UTS namespaces come from, resolved at start: "" a new one,
+    "host" the host's, else the path of another container's to join; and what is its
+    /dev/shm ("" a private tmpfs, "none" no /dev/shm, else a directory to bind)."""
+
+    pid: str = ""
+    ipc: str = ""
+    uts: str = ""
+    shm_source: str = ""
+
+
 def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
-               user_mounts: list[dict[str, Any]]) -> dict[str, Any]:
+               user_mounts: list[dict[str, Any]], shared: SharedNamespaces | None = None) -> dict[str, Any]:
     """The bundle's config.json for starting `c` on the mounted `root`; InvalidParameter
     naming what the runtime cannot do."""
     h = c.host_config
+    shared = shared or SharedNamespaces()
     try:
         return spec.build_config(spec.BundleRequest(
             root=root, args=[c.path, *c.args], env=process_env(c.config, user.home), cwd=c.config.working_dir or "/",
@@ -139,12 +163,15 @@ def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
             hostname=c.config.hostname, terminal=c.config.tty, console_size=h.console_size,
             files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
                    "/etc/hosts": c.hosts_path},
-            cgroups_path=f"/berth/{c.id}",
+            cgroups_path=f"/{(h.cgroup_parent or 'berth').strip('/')}/{c.id}",
             limits=limits_of(h),
             security=security_of(h),
             rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],
             sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size, mounts=user_mounts,
             oom_score_adj=h.oom_score_adj, init=init_binary() if h.init else "",
+            pid_namespace=shared.pid, ipc_namespace=shared.ipc, uts_namespace=shared.uts,
+            cgroup_namespace="" if h.cgroupns_mode == "private" else "host", shm_source=shared.shm_source,
+            device_cgroup_rules=list(h.device_cgroup_rules),
         ))
     except (spec.SpecBuildError, rlimits.UlimitError) as e:
         raise InvalidParameter(str(e)) from None
@@ -156,7 +183,21 @@ def limits_of(h: HostConfig) -> spec.Limits:
         memory_swappiness=h.memory_swappiness, oom_kill_disable=h.oom_kill_disable,
         nano_cpus=h.nano_cpus, cpu_shares=h.cpu_shares, cpu_period=h.cpu_period, cpu_quota=h.cpu_quota,
         cpuset_cpus=h.cpuset_cpus, cpuset_mems=h.cpuset_mems, pids_limit=h.pids_limit,
-        blkio_weight=h.blkio_weight)
+        blkio_weight=h.blkio_weight,
+        blkio_devices={key: [(d.path, d.rate) for d in devices or []] for key, devices in (
+            ("weightDevice", h.blkio_weight_device), ("throttleReadBpsDevice", h.blkio_device_read_bps),
+            ("throttleWriteBpsDevice", h.blkio_device_write_bps),
+            ("throttleReadIOPSDevice", h.blkio_device_read_iops),
+            ("throttleWriteIOPSDevice", h.blkio_device_write_iops))})
+
+
+def blkio_weights_supported() -> tuple[bool, bool]:
+    """Whether the host's kernel takes a block I/O weight, and per-device weights (as
+    dockerd's sysinfo finds them); without, dockerd discards them at create."""
+    if cgroup_version() == "v2":
+        return True, True  # the io controller's weights (not probed further)
+    base = "/sys/fs/cgroup/blkio"
+    return os.path.exists(f"{base}/blkio.weight"), os.path.exists(f"{base}/blkio.weight_device")
 
 
 def security_options(opts: list[str]) -> list[tuple[str, str]]:
@@ -172,7 +213,8 @@ def security_options(opts: list[str]) -> list[tuple[str, str]]:
 
 def security_of(h: HostConfig) -> spec.Security:
     sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
-                        readonly_root=h.readonly_rootfs)
+                        readonly_root=h.readonly_rootfs, masked_paths=h.masked_paths,
+                        readonly_paths=h.readonly_paths)
     for key, value in security_options(h.security_opt):
         if key == "seccomp":
             sec.seccomp = value

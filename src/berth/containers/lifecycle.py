@@ -159,6 +159,7 @@ class Lifecycle:
                 await self._start(c, live, op)
             except BaseException as e:
                 self.mgr.layers.unmount(c.id)
+                mounting.unmount_shm(os.path.join(self.mgr.data_root, c.id))
                 await mounting.release(self.mgr.volumes, c)
                 await self.mgr._release_network(c)
                 shutil.rmtree(self.mgr.tasks.bundle(c.id), ignore_errors=True)
@@ -191,7 +192,8 @@ class Lifecycle:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, "exit.json"))
-        config = defaults.oci_config(c, root, user, netns, user_mounts)
+        shared = self.mgr._shared_namespaces(c)
+        config = defaults.oci_config(c, root, user, netns, user_mounts, shared)
         spec.write_bundle(state_dir, config)
         created = await self.mgr.tasks.create(CreateTaskRequest(
             container_id=c.id, bundle=state_dir, log_path=c.log_path, runtime=self.mgr.runtime_path(h.runtime),
@@ -280,6 +282,8 @@ class Lifecycle:
         handling does: the exit must still reach those waiting for it."""
         steps: list[tuple[str, Callable[[], Awaitable[None] | None]]] = [
             ("unmounting its root", lambda: self.mgr.layers.unmount(c.id)),
+            ("unmounting its shareable /dev/shm",
+             lambda: mounting.unmount_shm(os.path.join(self.mgr.data_root, c.id))),
             ("releasing its volumes", lambda: mounting.release(self.mgr.volumes, c)),
             ("releasing its network", lambda: self.mgr._release_network(c)),
         ]
@@ -507,6 +511,8 @@ class Lifecycle:
 
         def remove_files() -> None:  # a container's layer can be big: not on the event loop
             self.mgr.layers.remove_rw(c.id)
+            # a shareable /dev/shm left mounted by a berthd that died: not emptied by rmtree
+            mounting.unmount_shm(os.path.join(self.mgr.data_root, c.id))
             shutil.rmtree(os.path.join(self.mgr.data_root, c.id), ignore_errors=True)
             shutil.rmtree(self.mgr.tasks.bundle(c.id), ignore_errors=True)
 

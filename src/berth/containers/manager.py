@@ -147,6 +147,57 @@ class ContainerManager:
             return None
         return networking.keep_sandbox(c, await self.network.setup(networking.sandbox_request(c)))
 
+    def _donor(self, ref: str, kind: str) -> Container:
+        """The running container whose `kind` (PID, IPC) namespace another joins, refused
+        as dockerd refuses it."""
+        # dockerd finds the PID donor while writing the spec, and answers any failure
+        # there as its own (500); the IPC donor before, as the caller's mistake.
+        error: type[BerthError] = SystemError_ if kind == "PID" else InvalidParameter
+        try:
+            other = self.get(ref)
+        except (NotFound, InvalidParameter) as e:
+            raise error(f"failed to join {kind} namespace: {e}") from None
+        if other.state.status == Status.RESTARTING:
+            raise (error if kind == "PID" else Conflict)(
+                f"failed to join {kind} namespace: Container {ref} is restarting, wait until the container is running")
+        if not other.state.running or not other.state.pid:
+            raise (error if kind == "PID" else Conflict)(
+                f"failed to join {kind} namespace: container {ref} is not running")
+        return other
+
+    def _shared_namespaces(self, c: Container) -> defaults.SharedNamespaces:
+        """Where `c`'s pid, IPC and UTS namespaces and its /dev/shm come from, as its
+        PidMode, IpcMode and UTSMode say; a shareable container's /dev/shm is mounted."""
+        h = c.host_config
+        shared = defaults.SharedNamespaces()
+        kind, _, other = h.pid_mode.partition(":")
+        if h.pid_mode == "host":
+            shared.pid = "host"
+        elif kind == "container":
+            shared.pid = f"/proc/{self._donor(other, 'PID').state.pid}/ns/pid"
+        kind, _, other = h.ipc_mode.partition(":")
+        if h.ipc_mode == "host":
+            if not os.path.isdir("/dev/shm"):
+                raise SystemError_("/dev/shm is not mounted, but must be for --ipc=host")
+            shared.ipc, shared.shm_source = "host", "/dev/shm"
+        elif kind == "container":
+            donor = self._donor(other, "IPC")
+            shm = mounting.shm_path(os.path.join(self.data_root, donor.id))
+            if donor.host_config.ipc_mode == "host":
+                shm = "/dev/shm"
+            elif not os.path.ismount(shm):
+                raise InvalidParameter(f"failed to join IPC namespace: container {other}: non-shareable IPC "
+                                       "(hint: use IpcMode:shareable for the donor container)")
+            shared.ipc, shared.shm_source = f"/proc/{donor.state.pid}/ns/ipc", shm
+        elif h.ipc_mode == "none":
+            shared.shm_source = "none"
+        elif h.ipc_mode == "shareable" and not any(mp.destination == "/dev/shm" for mp in c.mounts):
+            shared.shm_source = mounting.mount_shm(os.path.join(self.data_root, c.id),
+                                                   h.shm_size or defaults.DEFAULT_SHM_SIZE)
+        if h.uts_mode == "host":
+            shared.uts = "host"
+        return shared
+
     def _host_gateway(self) -> str:
         if self.network is None:
             return ""
@@ -266,6 +317,36 @@ class ContainerManager:
         except NotFound as e:  # a 404 here would make the docker CLI try to pull the image
             raise InvalidParameter(str(e)) from None
 
+    def _settle_host_config(self, host: HostConfig, config: RunConfig) -> None:
+        """What dockerd fills in, discards and refuses at create: the default IPC and
+        cgroup namespace modes, "container:<name>" turned into the other's ID, Docker's
+        masked and read-only paths, what the host's kernel cannot do, storage options."""
+        if host.uts_mode == "host" and config.hostname:
+            raise InvalidParameter("conflicting options: hostname and the UTS mode")
+        host.ipc_mode = host.ipc_mode or "private"
+        if not host.cgroupns_mode:
+            v2 = defaults.cgroup_version() == "v2"
+            host.cgroupns_mode = "private" if v2 and not host.privileged else "host"
+        for attr in ("pid_mode", "ipc_mode"):
+            kind, _, other = getattr(host, attr).partition(":")
+            if kind == "container" and other:
+                with contextlib.suppress(NotFound, InvalidParameter):
+                    setattr(host, attr, f"container:{self.get(other).id}")
+        if not host.privileged:
+            if host.masked_paths is None:
+                host.masked_paths = list(defaults.MASKED_PATHS)
+            if host.readonly_paths is None:
+                host.readonly_paths = list(defaults.READONLY_PATHS)
+        # dockerd discards, with a warning, what Linux or this kernel does not do
+        host.cpu_percent = 0  # "linux does not support CPU percent. Percent discarded."
+        weight, weight_device = defaults.blkio_weights_supported()
+        if not weight:
+            host.blkio_weight = 0
+        if not weight_device and host.blkio_weight_device:
+            host.blkio_weight_device = []
+        if host.storage_opt:
+            raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+
     async def create(self, name: str | None, config: RunConfig, host: HostConfig,
                      requests: dict[str, EndpointRequest] | None = None) -> Container:
         if name:
@@ -284,13 +365,14 @@ class ContainerManager:
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         if host.memory > 0 and host.memory_swap == 0:  # dockerd's default: as much swap as memory
             host.memory_swap = 2 * host.memory
+        self._settle_host_config(host, config)
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
         defaults.default_log_config(host.log_config, self.default_log)
         log_drivers.validate(host.log_config.type, host.log_config.config)
         cid = secrets.token_hex(32)
         mode = host.network_mode or ""
-        if not config.hostname and mode == "host":
+        if not config.hostname and (mode == "host" or host.uts_mode == "host"):
             config.hostname = socket.gethostname()
         elif mode.startswith("container:"):  # the names of the container whose network it joins
             other = self.get(mode.split(":", 1)[1]).config

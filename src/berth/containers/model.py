@@ -110,6 +110,25 @@ class LogConfig:
 
 
 @dataclass
+class ThrottleDevice:
+    """A per-device block I/O limit (`--device-read-bps` and the like): a rate or a weight."""
+
+    path: str
+    rate: int
+
+
+@dataclass
+class DeviceRequest:
+    """`--gpus` and DeviceRequests: devices asked of a device driver, kept as asked."""
+
+    driver: str = ""
+    count: int = 0
+    device_ids: list[str] | None = None
+    capabilities: list[list[str]] | None = None
+    options: dict[str, str] | None = None
+
+
+@dataclass
 class HostConfig:
     """How the host runs it (Docker's `HostConfig`)."""
 
@@ -158,6 +177,34 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     shm_size: int = 0
     oom_score_adj: int = 0
+    # namespaces: "" as Docker stores "not asked"; "host", "container:<id>", ...
+    pid_mode: str = ""
+    ipc_mode: str = ""  # filled in at create: the daemon's default ("private")
+    uts_mode: str = ""
+    userns_mode: str = ""
+    cgroupns_mode: str = ""  # filled in at create: "host" on cgroup v1, "private" on v2
+    cgroup: str = ""
+    cgroup_parent: str = ""
+    isolation: str = ""
+    device_cgroup_rules: list[str] = field(default_factory=list)
+    device_requests: list[DeviceRequest] | None = None
+    blkio_weight_device: list[ThrottleDevice] | None = None
+    blkio_device_read_bps: list[ThrottleDevice] | None = None
+    blkio_device_write_bps: list[ThrottleDevice] | None = None
+    blkio_device_read_iops: list[ThrottleDevice] | None = None
+    blkio_device_write_iops: list[ThrottleDevice] | None = None
+    cpu_realtime_period: int = 0
+    cpu_realtime_runtime: int = 0
+    cpu_count: int = 0
+    cpu_percent: int = 0
+    io_maximum_iops: int = 0
+    io_maximum_bandwidth: int = 0
+    kernel_memory_tcp: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+    storage_opt: dict[str, str] = field(default_factory=dict)
+    container_id_file: str = ""
+    masked_paths: list[str] | None = None  # None: Docker's defaults, filled in at create
+    readonly_paths: list[str] | None = None
 
 
 @dataclass

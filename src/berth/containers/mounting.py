@@ -159,3 +159,35 @@ def copy_up(root: str, destination: str, volume: str) -> None:
     copy_layer(source, volume)
     os.chown(volume, st.st_uid, st.st_gid)
     os.chmod(volume, stat.S_IMODE(st.st_mode))
+
+
+# -- IPC: the /dev/shm a shareable container lends to others -----------------------------------
+
+def shm_path(container_dir: str) -> str:
+    """Where a container of IpcMode "shareable" keeps its /dev/shm on the host (as
+    dockerd's containers/ID/mounts/shm), for the containers that join its IPC."""
+    return os.path.join(container_dir, "mounts", "shm")
+
+
+def mount_shm(container_dir: str, size: int) -> str:
+    """The shareable /dev/shm of a container, a tmpfs on the host, mounted for its run."""
+    from berth.runtime import linux
+
+    path = shm_path(container_dir)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if not os.path.ismount(path):
+        try:
+            linux.mount("shm", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                        f"mode=1777,size={size}")
+        except OSError as e:
+            raise BerthError(f"mounting shm tmpfs: {e.strerror}") from None
+    return path
+
+
+def unmount_shm(container_dir: str) -> None:
+    """The run is over: its shareable /dev/shm goes (nothing if it had none)."""
+    from berth.runtime import linux
+
+    path = shm_path(container_dir)
+    if os.path.ismount(path):
+        linux.umount(path, linux.MNT_DETACH)

@@ -30,8 +30,38 @@ def check_ulimit_range(name: str, soft: int, hard: int) -> None:
         raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
 
 
+def _shared_with(mode: str, kinds: tuple[str, ...]) -> bool:
+    """Whether a namespace mode is one of `kinds` or "container:<name|id>"."""
+    kind, sep, other = mode.partition(":")
+    return (kind == "container" and bool(sep) and bool(other)) or (not sep and mode in kinds)
+
+
+def check_namespace_modes(host: HostConfig) -> None:
+    """IpcMode, PidMode, UTSMode, CgroupnsMode, Isolation: the values dockerd knows."""
+    if not _shared_with(host.ipc_mode, ("", "host", "private", "none", "shareable")):
+        raise InvalidParameter(f"invalid IPC mode: {host.ipc_mode}")
+    if not _shared_with(host.pid_mode, ("", "host")):
+        raise InvalidParameter(f"invalid PID mode: {host.pid_mode}")
+    if host.uts_mode not in ("", "host"):
+        raise InvalidParameter(f"invalid UTS mode: {host.uts_mode}")
+    if host.cgroupns_mode not in ("", "host", "private"):
+        raise InvalidParameter(f"invalid cgroup namespace mode: {host.cgroupns_mode}")
+    if host.isolation.lower() not in ("", "default"):
+        raise InvalidParameter(f"invalid isolation ({host.isolation}): linux only supports 'default'")
+
+
 def check_host_config(host: HostConfig) -> None:
     """Refuse what Docker's daemon refuses at create (and at update), with its messages."""
+    check_namespace_modes(host)
+    if host.io_maximum_bandwidth:
+        raise InvalidParameter("invalid option: QoS maximum bandwidth configuration is not supported on linux")
+    if host.io_maximum_iops:
+        raise InvalidParameter("invalid option: QoS maximum IOPs configuration is not supported on linux")
+    if (host.cpu_realtime_period and host.cpu_realtime_runtime
+            and host.cpu_realtime_runtime > host.cpu_realtime_period):
+        raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
+    if "" in host.annotations:
+        raise InvalidParameter("invalid Annotations: the empty string is not permitted as an annotation key")
     if host.memory and host.memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if host.memory_swap > 0 and host.memory and host.memory_swap < host.memory:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,15 @@ class SpecBuildError(ValueError):
     """A container option cannot be turned into a bundle; the message names the option."""
 
 
+def _device_numbers(path: str) -> dict[str, int]:
+    """A block device's numbers, for a per-device limit given by its path (as dockerd stats it)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise SpecBuildError(f"stat {path}: {e.strerror.lower() if e.strerror else e}") from None
+    return {"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev)}
+
+
 @dataclass
 class Limits:
     """Docker's resource options, in Docker's units."""
@@ -61,6 +71,8 @@ class Limits:
     cpuset_mems: str = ""
     pids_limit: int | None = None
     blkio_weight: int = 0
+    # per-device block I/O, by the device's host path: OCI's blockIO field -> [(path, value)]
+    blkio_devices: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
     def to_oci(self) -> dict[str, Any]:
         res: dict[str, Any] = {}
@@ -95,8 +107,15 @@ class Limits:
             res["cpu"] = cpu
         if self.pids_limit is not None and self.pids_limit > 0:
             res["pids"] = {"limit": self.pids_limit}
+        block_io: dict[str, Any] = {}
         if self.blkio_weight:
-            res["blockIO"] = {"weight": self.blkio_weight}
+            block_io["weight"] = self.blkio_weight
+        for key, entries in self.blkio_devices.items():
+            if entries:
+                value = "weight" if key == "weightDevice" else "rate"
+                block_io[key] = [{**_device_numbers(path), value: number} for path, number in entries]
+        if block_io:
+            res["blockIO"] = block_io
         return res
 
 
@@ -142,6 +161,13 @@ class BundleRequest:
     shm_size: int = 0
     oom_score_adj: int = 0
     init: str = ""  # host path of an init to run as pid 1 (docker run --init)
+    # pid, ipc, uts, cgroup: "" a new one (cgroup: none), "host" the host's, else a path to join
+    pid_namespace: str = ""
+    ipc_namespace: str = ""
+    uts_namespace: str = ""
+    cgroup_namespace: str = "host"
+    shm_source: str = ""  # a directory to bind on /dev/shm (IPC shared); "none": no /dev/shm
+    device_cgroup_rules: list[str] = field(default_factory=list)  # docker --device-cgroup-rule
 
 
 def build_config(req: BundleRequest) -> dict[str, Any]:
@@ -158,9 +184,14 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
          "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={req.shm_size or DEFAULT_SHM_SIZE}"]},
     ]
+    if req.shm_source and req.shm_source != "none":
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": req.shm_source,
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    elif not req.shm_source:
+        mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                                   f"size={req.shm_size or DEFAULT_SHM_SIZE}"]})
     # The user's mounts, the /etc files and --tmpfs go parents first (a volume on /etc
     # must not hide /etc/hosts); a user's mount replaces the /etc file at its path.
     extra: list[dict[str, Any]] = list(req.mounts)
@@ -177,7 +208,11 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
     if req.init:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": req.init, "options": ["rbind", "ro"]})
         args = [INIT_PATH, "--", *args]
-    namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    namespaces: list[dict[str, str]] = []
+    for kind, mode in (("pid", req.pid_namespace), ("ipc", req.ipc_namespace), ("uts", req.uts_namespace),
+                       ("mount", ""), ("cgroup", req.cgroup_namespace)):
+        if mode != "host":
+            namespaces.append({"type": kind, "path": mode} if mode else {"type": kind})
     if not req.host_network:
         namespaces.append({"type": "network", "path": req.network_namespace} if req.network_namespace
                           else {"type": "network"})
@@ -215,6 +250,7 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
             dev, rule = _device(spec_text)
             devices.append(dev)
             rules.append(rule)
+        rules += [device_cgroup_rule(text) for text in req.device_cgroup_rules]
         resources["devices"] = rules
         if not privileged:
             linux["maskedPaths"] = MASKED_PATHS if sec.masked_paths is None else sec.masked_paths
@@ -230,14 +266,15 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
         linux["devices"] = devices
     if req.sysctl:
         linux["sysctl"] = dict(req.sysctl)
-    return {
+    doc: dict[str, Any] = {
         "ociVersion": "1.2.0",
         "process": process,
         "root": {"path": req.root, "readonly": req.readonly_root or bool(sec and sec.readonly_root)},
-        "hostname": req.hostname,
-        "mounts": mounts,
-        "linux": linux,
     }
+    if req.uts_namespace != "host":  # the host's name is not ours to set
+        doc["hostname"] = req.hostname
+    doc.update({"mounts": mounts, "linux": linux})
+    return doc
 
 
 def _seccomp_section(profile: str, caps: set[str]) -> dict[str, Any]:
@@ -335,6 +372,24 @@ def _device(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return ({"path": dest, "type": kind, "major": major, "minor": minor, "fileMode": st.st_mode & 0o777,
              "uid": 0, "gid": 0},
             {"allow": True, "type": kind, "major": major, "minor": minor, "access": perms})
+
+
+_CGROUP_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+
+
+def device_cgroup_rule(text: str) -> dict[str, Any]:
+    """`--device-cgroup-rule 'c 1:3 rwm'` as an OCI device rule ("*": any number)."""
+    found = _CGROUP_RULE.match(text)
+    if not found:
+        raise SpecBuildError(f"invalid device cgroup rule format: '{text}'")
+    kind, major, minor, access = found.groups()
+    rule: dict[str, Any] = {"allow": True, "type": kind}
+    if major != "*":
+        rule["major"] = int(major)
+    if minor != "*":
+        rule["minor"] = int(minor)
+    rule["access"] = access
+    return rule
 
 
 def write_bundle(bundle: str, config: dict[str, Any]) -> None:
