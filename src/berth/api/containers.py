@@ -907,8 +907,22 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 @routes.delete("/containers/{id}")
 async def remove(request: web.Request) -> web.Response:
+    if query_bool(request, "link"):
+        _mgr(request).remove_link(request.match_info["id"])
+        return web.Response(status=204)
     await _mgr(request).remove(request.match_info["id"], force=query_bool(request, "force"),
                                volumes=query_bool(request, "v"))
+    return web.Response(status=204)
+
+
+@routes.delete(r"/containers/{parent:/?[^/]+}/{alias}")
+async def remove_by_link_name(request: web.Request) -> web.Response:
+    """A link's name has a slash ("/parent/alias"): `docker rm --link` names one."""
+    ref = f"{request.match_info['parent']}/{request.match_info['alias']}"
+    if query_bool(request, "link"):
+        _mgr(request).remove_link(ref)
+        return web.Response(status=204)
+    await _mgr(request).remove(ref, force=query_bool(request, "force"), volumes=query_bool(request, "v"))
     return web.Response(status=204)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal as signals
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,15 +126,20 @@ def apply_image_defaults(config: RunConfig, defaults: ImageRunConfig) -> list[st
     return argv
 
 
-def process_env(config: RunConfig, home: str) -> list[str]:
-    """The init's environment: the container's, with HOME, TERM and HOSTNAME as Docker adds them."""
+def process_env(config: RunConfig, home: str, linked: Sequence[str] = ()) -> list[str]:
+    """The init's environment: the container's, with HOME, TERM and HOSTNAME as Docker adds
+    them, and the variables of its legacy links (after HOSTNAME; the container's own win)."""
     env = list(config.env)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
     if config.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
+    at = 1 if env and env[0].startswith("PATH=") else 0
     if not any(e.startswith("HOSTNAME=") for e in env):
-        env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={config.hostname}")
+        env.insert(at, f"HOSTNAME={config.hostname}")
+        at += 1
+    own = {e.partition("=")[0] for e in env}
+    env[at:at] = [e for e in linked if e.partition("=")[0] not in own]
     return env
 
 
@@ -150,14 +156,15 @@ class SharedNamespaces:
 
 
 def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
-               user_mounts: list[dict[str, Any]], shared: SharedNamespaces | None = None) -> dict[str, Any]:
+               user_mounts: list[dict[str, Any]], shared: SharedNamespaces | None = None,
+               linked_env: Sequence[str] = ()) -> dict[str, Any]:
     """The bundle's config.json for starting `c` on the mounted `root`; InvalidParameter
     naming what the runtime cannot do."""
     h = c.host_config
     shared = shared or SharedNamespaces()
     try:
         return spec.build_config(spec.BundleRequest(
-            root=root, args=[c.path, *c.args], env=process_env(c.config, user.home), cwd=c.config.working_dir or "/",
+            root=root, args=[c.path, *c.args], env=process_env(c.config, user.home, linked_env), cwd=c.config.working_dir or "/",
             uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
             network_namespace=netns, host_network=h.network_mode == "host",
             hostname=c.config.hostname, terminal=c.config.tty, console_size=h.console_size,

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from berth.containers.model import Container
 
 
-def write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = (), host_gateway: str = "") -> None:
+def write_etc_files(c: Container, links: Sequence[tuple[str, str]] = (), host_gateway: str = "") -> None:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them; `links`
-    are (address, alias, name-and-id) of `--link`ed containers; `host_gateway` is what
+    are (address, names) of `--link`ed containers; `host_gateway` is what
     `--add-host NAME:host-gateway` means (the default bridge's gateway, as Docker)."""
     hostname = c.config.hostname
     fqdn = f"{hostname}.{c.config.domainname}" if c.config.domainname else hostname
@@ -36,8 +36,8 @@ def write_etc_files(c: Container, links: Sequence[tuple[str, str, str]] = (), ho
         if ip == "host-gateway":
             ip = host_gateway
         hosts += f"{ip}\t{name}\n"
-    for address, alias, names in links:
-        hosts += f"{address}\t{alias} {names}\n" if alias else f"{address}\t{names}\n"
+    for address, names in links:
+        hosts += f"{address}\t{names}\n"
     if mode != "host":
         own = [ep for ep in c.networks.values() if ep.ipv4 or ep.ipv6]
         if own:

@@ -193,7 +193,7 @@ class Lifecycle:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, "exit.json"))
         shared = self.mgr._shared_namespaces(c)
-        config = defaults.oci_config(c, root, user, netns, user_mounts, shared)
+        config = defaults.oci_config(c, root, user, netns, user_mounts, shared, self.mgr.link_env(c))
         spec.write_bundle(state_dir, config)
         created = await self.mgr.tasks.create(CreateTaskRequest(
             container_id=c.id, bundle=state_dir, log_path=c.log_path, runtime=self.mgr.runtime_path(h.runtime),

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import IO, Any
 
 from berth.clock import now_rfc3339
-from berth.containers import defaults, etcfiles, execs, mounting, mounts, networking, restart
+from berth.containers import defaults, etcfiles, execs, links, mounting, mounts, networking, restart
 from berth.containers import stats as container_stats
 from berth.containers.attach import Attacher, Attachment
 from berth.containers.defaults import (  # the names the API and older callers import from here
@@ -207,21 +207,70 @@ class ContainerManager:
             return ""
         return next((s.gateway for s in bridge.subnets if s.gateway and ":" not in s.gateway), "")
 
-    def _link_entries(self, c: Container) -> list[tuple[str, str, str]]:
-        """--link name:alias on the default bridge: /etc/hosts lines for the linked containers."""
-        out: list[tuple[str, str, str]] = []
+    def _linked(self, c: Container) -> list[tuple[str, Container]]:
+        """`c`'s legacy links on the default bridge: (alias, the container linked to), for
+        those that still exist (on user-defined networks a link is a DNS alias instead)."""
+        out: list[tuple[str, Container]] = []
         if "bridge" not in c.networks:
-            return out  # on user-defined networks a link is a DNS alias of the container's own
+            return out
         for link in c.host_config.links:
             name, _, alias = link.partition(":")
-            try:
+            with contextlib.suppress(NotFound, InvalidParameter):
                 other = self.get(name)
-            except NotFound:
-                continue
-            address = next((ep.ipv4 for ep in other.networks.values() if ep.ipv4), "")
-            if address:
-                out.append((address, alias if alias != other.name else "", f"{other.id[:12]} {other.name}"))
+                out.append((alias or other.name, other))
         return out
+
+    def _link_entries(self, c: Container) -> list[tuple[str, str]]:
+        """/etc/hosts lines for `c`'s links: the linked container's address, then its alias,
+        its hostname and (when the alias is another name) its name, as dockerd writes them."""
+        out: list[tuple[str, str]] = []
+        for alias, other in self._linked(c):
+            names = f"{alias} {other.config.hostname}" + (f" {other.name}" if alias != other.name else "")
+            bridge = other.networks.get("bridge")
+            for address in (bridge.ipv4, bridge.ipv6) if bridge else ():
+                if address:
+                    out.append((address, names))
+        return out
+
+    def link_env(self, c: Container) -> list[str]:
+        """The environment dockerd gives a container for its legacy links (ALIAS_NAME,
+        ALIAS_PORT…, ALIAS_ENV_…); refused (as dockerd, a 500) when one of them does not run."""
+        env: list[str] = []
+        own = c.networks.get("bridge")
+        for alias, other in self._linked(c):
+            if not other.state.running:
+                raise SystemError_(f"Cannot link to a non running container: /{other.name} AS /{c.name}/{alias}")
+            bridge = other.networks.get("bridge")
+            if bridge is None:
+                raise SystemError_(f"container {other.id} not attached to default bridge network")
+            env += links.link_env(own.ipv4 if own else "", bridge.ipv4, f"/{c.name}/{alias}",
+                                  other.config.env, other.config.exposed_ports)
+        return env
+
+    def remove_link(self, ref: str) -> None:
+        """`docker rm --link /parent/alias`: the parent forgets the link, as dockerd does
+        (its /etc/hosts line stays until its network is set up again)."""
+        full = ref if ref.startswith("/") else "/" + ref
+        parent_name, _, alias = full.rpartition("/")
+        if not parent_name:
+            self.get(ref)  # 404 for no such container, as dockerd looks it up first
+            raise SystemError_("Conflict, cannot remove the default link name of the container")
+        try:
+            parent = self.get(parent_name)
+        except NotFound:
+            raise NotFound(f"No such container: {ref}") from None
+        kept = []
+        found = False
+        for link in parent.host_config.links:
+            name, _, link_alias = link.partition(":")
+            if (link_alias or name.lstrip("/")) == alias and not found:
+                found = True
+                continue
+            kept.append(link)
+        if not found:
+            raise NotFound(f"No such container: {ref}")
+        parent.host_config.links = kept
+        self._save(parent)
 
     async def _readopt_volumes(self, c: Container) -> None:
         """A container that ran on across a berthd restart holds its volumes still."""
