@@ -1,8 +1,12 @@
 """/etc/hostname, /etc/hosts and /etc/resolv.conf of a container, as Docker writes them.
 
-The files live in the container's directory and are bind-mounted into it; they are
-rewritten (atomically: a reader inside never sees half a file) at each start and when
-the container joins a network. This module writes those three files and nothing else.
+The files live in the container's directory and are bind-mounted into it, each file on
+its own. Before a start they are written whole under a new name and renamed into place
+(atomically: the mount made next sees the new file). While the container runs, a rename
+would go unseen (its mount holds the old file), so what changes then -- its addresses
+in /etc/hosts when it joins or leaves a network, resolv.conf when its first user-defined
+network brings the embedded DNS -- is written into the mounted file itself, as dockerd
+does. This module writes those three files and nothing else.
 """
 
 from __future__ import annotations
@@ -15,12 +19,31 @@ from berth.containers.model import Container
 
 
 def write_etc_files(c: Container, links: Sequence[tuple[str, str]] = (), host_gateway: str = "") -> None:
-    """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them; `links`
-    are (address, names) of `--link`ed containers; `host_gateway` is what
-    `--add-host NAME:host-gateway` means (the default bridge's gateway, as Docker)."""
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them before a
+    start; `links` are (address, names) of `--link`ed containers; `host_gateway` is
+    what `--add-host NAME:host-gateway` means (the default bridge's gateway, as Docker)."""
+    _atomic_write(c.hostname_path, c.config.hostname + "\n")
+    _atomic_write(c.hosts_path, hosts_file(c, links, host_gateway))
+    h = c.host_config
+    _atomic_write(c.resolv_conf_path, resolv_conf(h.dns, h.dns_search, h.dns_options, _embedded_dns(c)))
+
+
+def update_running(c: Container, links: Sequence[tuple[str, str]] = (), host_gateway: str = "") -> None:
+    """The running container `c` joined or left a network: its addresses in /etc/hosts
+    follow, and on a user-defined network resolv.conf names the embedded DNS. Leaving
+    the last one changes nothing there: dockerd writes the embedded server in once, and
+    only a restart (which rewrites the file) gives the container its own nameservers back."""
+    _write_in_place(c.hosts_path, hosts_file(c, links, host_gateway))
+    if _embedded_dns(c):
+        h = c.host_config
+        _write_in_place(c.resolv_conf_path, resolv_conf(h.dns, h.dns_search, h.dns_options, embedded=True))
+
+
+def hosts_file(c: Container, links: Sequence[tuple[str, str]] = (), host_gateway: str = "") -> str:
+    """/etc/hosts: localhost, --add-host, --link entries, and the container's own name at
+    each address it holds (one line per address, networks in order, as dockerd)."""
     hostname = c.config.hostname
     fqdn = f"{hostname}.{c.config.domainname}" if c.config.domainname else hostname
-    _atomic_write(c.hostname_path, hostname + "\n")
     mode = c.host_config.network_mode
     if mode == "host":
         try:
@@ -39,19 +62,19 @@ def write_etc_files(c: Container, links: Sequence[tuple[str, str]] = (), host_ga
     for address, names in links:
         hosts += f"{address}\t{names}\n"
     if mode != "host":
-        own = [ep for ep in c.networks.values() if ep.ipv4 or ep.ipv6]
-        if own:
-            ep = own[0]
-            label = f"{fqdn} {hostname}" if fqdn != hostname else hostname
-            for address in (ep.ipv4, ep.ipv6):
-                if address:
-                    hosts += f"{address}\t{label}\n"
-        elif fqdn != hostname:
+        own = [a for ep in c.networks.values() for a in (ep.ipv4, ep.ipv6) if a]
+        label = f"{fqdn} {hostname}" if fqdn != hostname else hostname
+        for address in own:
+            hosts += f"{address}\t{label}\n"
+        if not own and fqdn != hostname:
             hosts += f"127.0.1.1\t{fqdn}\n"
-    _atomic_write(c.hosts_path, hosts)
-    h = c.host_config
-    embedded = any(name not in ("bridge", "host", "none") for name in c.networks) and mode != "host"
-    _atomic_write(c.resolv_conf_path, resolv_conf(h.dns, h.dns_search, h.dns_options, embedded))
+    return hosts
+
+
+def _embedded_dns(c: Container) -> bool:
+    """Whether `c` asks the embedded DNS: it is on a user-defined network."""
+    return c.host_config.network_mode != "host" and any(
+        name not in ("bridge", "host", "none") for name in c.networks)
 
 
 def resolv_conf(dns: list[str], search: Sequence[str] = (), options: Sequence[str] = (),
@@ -95,3 +118,15 @@ def _atomic_write(path: str, text: str) -> None:
     with open(tmp, "w") as f:
         f.write(text)
     os.rename(tmp, path)
+
+
+def _write_in_place(path: str, text: str) -> None:
+    """Into the file itself, which a running container has mounted (one write, as
+    dockerd's: a reader sees the old text, an empty file for a moment, or the new)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)

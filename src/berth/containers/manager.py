@@ -566,7 +566,7 @@ class ContainerManager:
             c.networks[name] = ep
             self._save(c)
             if c.state.running:
-                etcfiles.write_etc_files(c, self._link_entries(c), self._host_gateway())
+                etcfiles.update_running(c, self._link_entries(c), self._host_gateway())
 
     async def disconnect(self, ref: str, network: str, force: bool = False) -> None:
         try:
@@ -580,6 +580,8 @@ class ContainerManager:
         async with self.live[c.id].lock:
             del c.networks[await self.network.disconnect(networking.sandbox_request(c), network, force)]
             self._save(c)
+            if c.state.running:
+                etcfiles.update_running(c, self._link_entries(c), self._host_gateway())
 
     def rename(self, ref: str, new_name: str) -> None:
         c = self.get(ref)

@@ -1,0 +1,151 @@
+"""`docker network connect` of a running container, as Docker behaves: a container on the
+default bridge that joins a user-defined network gets the embedded DNS at once (its
+resolv.conf switches to 127.0.0.11 and stays so until it restarts, disconnect or not),
+resolves the network's containers and aliases and is resolved by its own `--alias`; its
+/etc/hosts gains (and on disconnect loses) its address there. An endpoint's MAC address
+(`EndpointConfig.MacAddress`, API 1.44) and link-local addresses
+(`IPAMConfig.LinkLocalIPs`) are set on the interface and shown by inspect; bad ones get
+dockerd's errors and leave nothing made.
+
+Containers that resolve names run with `--dns 127.0.0.1` and only ask for names the
+embedded server owns, so no query leaves the host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from helpers.cli import Cli
+
+pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
+
+Names = Callable[[str], str]
+
+NO_UPSTREAM = ("--dns", "127.0.0.1")
+
+
+def _inspect(docker: Cli, name: str) -> dict[str, Any]:
+    data = json.loads(docker.ok("container", "inspect", name))
+    assert isinstance(data, list) and len(data) == 1, data
+    info: dict[str, Any] = data[0]
+    return info
+
+
+def _endpoint(docker: Cli, container: str, network: str) -> dict[str, Any]:
+    networks = _inspect(docker, container)["NetworkSettings"]["Networks"]
+    assert network in networks, f"{container} is not on {network}: {sorted(networks)}"
+    ep: dict[str, Any] = networks[network]
+    return ep
+
+
+def _nameservers(docker: Cli, container: str) -> list[str]:
+    return re.findall(r"^nameserver (\S+)$", docker.ok("exec", container, "cat", "/etc/resolv.conf"), re.M)
+
+
+def _answers(out: str) -> list[str]:
+    """The A records in busybox nslookup's output (the server's own line ends in :53)."""
+    return re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", out, re.M)
+
+
+def _resolve_in(docker: Cli, container: str, name: str) -> list[str]:
+    res = docker("exec", container, "nslookup", "-type=a", name)
+    return _answers(res.stdout) if res.returncode == 0 else []
+
+
+def _sleeper(docker: Cli, name: str, *args: str) -> None:
+    docker.ok("run", "-d", "--name", name, *NO_UPSTREAM, *args, "busybox", "sleep", "300")
+
+
+def _addresses_inside(docker: Cli, container: str, ifname: str) -> list[str]:
+    out = docker.ok("exec", container, "ip", "-o", "addr", "show", "dev", ifname)
+    return re.findall(r"\sinet6? (\S+)", out)
+
+
+# The embedded DNS for a container connected from the default bridge.
+
+
+def test_connect_gives_a_bridge_container_the_embedded_dns(docker: Cli, new_net: Names,
+                                                          new_name: Names) -> None:
+    net = new_net("cdns")
+    docker.ok("network", "create", net)
+    web, mover = new_name("web"), new_name("mover")
+    _sleeper(docker, web, "--network", net, "--network-alias", "webalias")
+    _sleeper(docker, mover)
+    assert _nameservers(docker, mover) == ["127.0.0.1"]
+    web_ip = _endpoint(docker, web, net)["IPAddress"]
+
+    docker.ok("network", "connect", "--alias", "moved", net, mover)
+    resolv = docker.ok("exec", mover, "cat", "/etc/resolv.conf")
+    assert re.findall(r"^nameserver (\S+)$", resolv, re.M) == ["127.0.0.11"], resolv
+    assert re.search(r"^options ndots:0$", resolv, re.M), resolv
+    # It resolves the network's names, and the others resolve its alias.
+    assert _resolve_in(docker, mover, web) == [web_ip]
+    assert _resolve_in(docker, mover, "webalias") == [web_ip]
+    mover_ip = _endpoint(docker, mover, net)["IPAddress"]
+    assert _resolve_in(docker, web, "moved") == [mover_ip]
+    assert _resolve_in(docker, web, mover) == [mover_ip]
+    # /etc/hosts holds its address on the new network too, as Docker adds it.
+    hostname = _inspect(docker, mover)["Config"]["Hostname"]
+    hosts = docker.ok("exec", mover, "cat", "/etc/hosts")
+    assert re.search(rf"^{re.escape(mover_ip)}\s+{hostname}$", hosts, re.M), hosts
+    docker.ok("rm", "-f", web, mover)
+
+
+def test_after_disconnect_the_embedded_dns_stays_until_restart(docker: Cli, new_net: Names,
+                                                               new_name: Names) -> None:
+    net = new_net("cdns")
+    docker.ok("network", "create", net)
+    web, mover = new_name("web"), new_name("mover")
+    _sleeper(docker, web, "--network", net)
+    _sleeper(docker, mover)
+    docker.ok("network", "connect", net, mover)
+    mover_ip = _endpoint(docker, mover, net)["IPAddress"]
+    docker.ok("network", "disconnect", net, mover)
+    # dockerd writes resolv.conf for its embedded server once, and does not take it back.
+    assert _nameservers(docker, mover) == ["127.0.0.11"]
+    hosts = docker.ok("exec", mover, "cat", "/etc/hosts")
+    assert not re.search(rf"^{re.escape(mover_ip)}\s", hosts, re.M), hosts
+    # Restarted on the default bridge only: the nameservers it was given.
+    docker.ok("restart", "-t", "0", mover)
+    assert _nameservers(docker, mover) == ["127.0.0.1"]
+    docker.ok("rm", "-f", web, mover)
+
+
+def test_a_connected_container_keeps_the_embedded_dns_across_restart(
+        docker: Cli, new_net: Names, new_name: Names) -> None:
+    net = new_net("cdns")
+    docker.ok("network", "create", net)
+    web, mover = new_name("web"), new_name("mover")
+    _sleeper(docker, web, "--network", net)
+    _sleeper(docker, mover)
+    docker.ok("network", "connect", "--alias", "moved", net, mover)
+    docker.ok("restart", "-t", "0", mover)
+    assert _nameservers(docker, mover) == ["127.0.0.11"]
+    web_ip = _endpoint(docker, web, net)["IPAddress"]
+    mover_ip = _endpoint(docker, mover, net)["IPAddress"]
+    assert _resolve_in(docker, mover, web) == [web_ip]
+    assert _resolve_in(docker, web, "moved") == [mover_ip]
+    # Connected again after a restart, a second network is served too.
+    net2 = new_net("cdns2")
+    docker.ok("network", "create", net2)
+    other = new_name("other")
+    _sleeper(docker, other, "--network", net2)
+    docker.ok("network", "connect", net2, mover)
+    assert _resolve_in(docker, mover, other) == [_endpoint(docker, other, net2)["IPAddress"]]
+    docker.ok("rm", "-f", web, mover, other)
+
+
+def test_connect_through_berth_switches_resolv_conf(berth: Cli, new_net: Names,
+                                                     new_name: Names) -> None:
+    net = new_net("cdns")
+    berth.ok("network", "create", net)
+    mover = new_name("mover")
+    _sleeper(berth, mover)
+    berth.ok("network", "connect", net, mover)
+    assert _nameservers(berth, mover) == ["127.0.0.11"]
+    berth.ok("rm", "-f", mover)
