@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from helpers.cli import Cli
+from helpers.cli import Cli, describe
 
 pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
 
@@ -140,12 +140,133 @@ def test_a_connected_container_keeps_the_embedded_dns_across_restart(
     docker.ok("rm", "-f", web, mover, other)
 
 
-def test_connect_through_berth_switches_resolv_conf(berth: Cli, new_net: Names,
+def test_connect_through_berth(berth: Cli, new_net: Names,
                                                      new_name: Names) -> None:
     net = new_net("cdns")
     berth.ok("network", "create", net)
     mover = new_name("mover")
     _sleeper(berth, mover)
-    berth.ok("network", "connect", net, mover)
+    berth.ok("network", "connect", "--link-local-ip", "169.254.9.9", net, mover)
     assert _nameservers(berth, mover) == ["127.0.0.11"]
+    assert "169.254.9.9/16" in _addresses_inside(berth, mover, "eth1")
     berth.ok("rm", "-f", mover)
+
+
+# MAC addresses (EndpointConfig.MacAddress).
+
+
+def test_connect_with_a_mac_address(docker_client: Any, docker: Cli, new_net: Names,
+                                    new_name: Names) -> None:
+    net = new_net("cmac")
+    network = docker_client.networks.create(net)
+    c = new_name("mac")
+    container = docker_client.containers.run("busybox", "sleep 300", name=c, detach=True)
+    try:
+        # Any form Go's net.ParseMAC takes; shown (and set) as Linux writes it.
+        network.connect(container, mac_address="02-42-AC-11-00-AB")
+        mac = "02:42:ac:11:00:ab"
+        container.reload()
+        assert container.attrs["NetworkSettings"]["Networks"][net]["MacAddress"] == mac
+        network.reload()
+        assert network.attrs["Containers"][container.id]["MacAddress"] == mac
+        link = docker.ok("exec", c, "ip", "-o", "link", "show", "dev", "eth1")
+        assert f"link/ether {mac} " in link, link
+    finally:
+        container.remove(force=True)
+        network.remove()
+
+
+def test_connect_with_a_bad_mac_address_is_refused(docker_client: Any, docker: Cli,
+                                                   new_net: Names, new_name: Names) -> None:
+    import docker as docker_py
+
+    net = new_net("cmac")
+    network = docker_client.networks.create(net)
+    c = new_name("mac")
+    container = docker_client.containers.run("busybox", "sleep 300", name=c, detach=True)
+    try:
+        with pytest.raises(docker_py.errors.APIError) as caught:
+            network.connect(container, mac_address="02:42:ac:11:00:zz")
+        assert caught.value.status_code == 400
+        assert caught.value.explanation == "invalid MAC address 02:42:ac:11:00:zz"
+        container.reload()
+        assert set(container.attrs["NetworkSettings"]["Networks"]) == {"bridge"}
+        network.reload()
+        assert not network.attrs["Containers"]
+        out = docker.ok("exec", c, "ls", "/sys/class/net")
+        assert out.split() == ["eth0", "lo"], out
+    finally:
+        container.remove(force=True)
+        network.remove()
+
+
+# Link-local addresses (IPAMConfig.LinkLocalIPs).
+
+
+def test_connect_with_link_local_addresses(docker: Cli, new_net: Names, new_name: Names) -> None:
+    net = new_net("cll")
+    docker.ok("network", "create", net)
+    c = new_name("ll")
+    _sleeper(docker, c)
+    docker.ok("network", "connect", "--link-local-ip", "169.254.10.20", "--link-local-ip",
+              "169.254.10.21", "--link-local-ip", "fe80::10:20", net, c)
+    ep = _endpoint(docker, c, net)
+    assert ep["IPAMConfig"] == {"LinkLocalIPs": ["169.254.10.20", "169.254.10.21", "fe80::10:20"]}, ep
+    addresses = _addresses_inside(docker, c, "eth1")
+    assert {"169.254.10.20/16", "169.254.10.21/16", "fe80::10:20/64", f"{ep['IPAddress']}/{ep['IPPrefixLen']}"} <= set(
+        addresses), addresses
+    docker.ok("network", "disconnect", net, c)
+    docker.ok("rm", "-f", c)
+
+
+def test_run_with_a_link_local_address_keeps_it_across_restart(docker: Cli, new_net: Names,
+                                                               new_name: Names) -> None:
+    net = new_net("cll")
+    docker.ok("network", "create", net)
+    c = new_name("ll")
+    _sleeper(docker, c, "--network", net, "--link-local-ip", "169.254.7.8")
+    assert _endpoint(docker, c, net)["IPAMConfig"] == {"LinkLocalIPs": ["169.254.7.8"]}
+    assert "169.254.7.8/16" in _addresses_inside(docker, c, "eth0")
+    docker.ok("restart", "-t", "0", c)
+    assert "169.254.7.8/16" in _addresses_inside(docker, c, "eth0")
+    docker.ok("rm", "-f", c)
+
+
+def test_bad_link_local_addresses_are_refused(docker: Cli, new_net: Names, new_name: Names) -> None:
+    net = new_net("cll")
+    docker.ok("network", "create", net)
+    c = new_name("ll")
+    _sleeper(docker, c)
+    # Not an address: refused with the endpoint's settings.
+    res = docker("network", "connect", "--link-local-ip", "nonsense", net, c)
+    assert res.returncode != 0, describe(res)
+    assert "Error response from daemon: invalid endpoint settings:\ninvalid link-local IP address: nonsense" in (
+        res.stderr), describe(res)
+    # An address, but not a link-local one: refused when the endpoint is made.
+    res = docker("network", "connect", "--link-local-ip", "10.1.2.3", net, c)
+    assert res.returncode != 0, describe(res)
+    assert "Error response from daemon: invalid link local IP address: 10.1.2.3" in res.stderr, describe(res)
+    assert set(_inspect(docker, c)["NetworkSettings"]["Networks"]) == {"bridge"}
+    assert docker.ok("exec", c, "ls", "/sys/class/net").split() == ["eth0", "lo"]
+    assert json.loads(docker.ok("network", "inspect", net))[0]["Containers"] == {}
+    # At run: created, but it does not start (dockerd checks when it makes the endpoint).
+    r = new_name("llrun")
+    res = docker("run", "-d", "--name", r, "--network", net, "--link-local-ip", "10.1.2.3",
+                 "busybox", "sleep", "300")
+    assert res.returncode != 0, describe(res)
+    assert "invalid link local IP address: 10.1.2.3" in res.stderr, describe(res)
+    assert _inspect(docker, r)["State"]["Running"] is False
+    docker.ok("rm", "-f", c, r)
+
+
+def test_create_with_bad_endpoint_settings_names_the_network(docker: Cli, new_net: Names,
+                                                             new_name: Names) -> None:
+    net = new_net("cll")
+    docker.ok("network", "create", net)
+    c = new_name("llbad")
+    res = docker("run", "-d", "--name", c, "--network", net, "--link-local-ip", "nonsense",
+                 "busybox", "sleep", "300")
+    assert res.returncode != 0, describe(res)
+    assert (f"Error response from daemon: invalid config for network {net}: invalid endpoint settings:\n"
+            "invalid link-local IP address: nonsense") in res.stderr, describe(res)
+    assert docker("container", "inspect", c).returncode != 0, "the container was created"

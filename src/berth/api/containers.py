@@ -298,7 +298,7 @@ def parse_endpoint_request(ep: Any) -> EndpointRequest:
         ipv4=_opt(ipam_cfg, "IPv4Address", str, ""), ipv6=_opt(ipam_cfg, "IPv6Address", str, ""),
         aliases=_strings(ep, "Aliases") or [], links=_strings(ep, "Links") or [],
         mac=_opt(ep, "MacAddress", str, ""), driver_opts=_str_map(ep, "DriverOpts"),
-        ipam_config=isinstance(ep.get("IPAMConfig"), dict))
+        ipam_config=isinstance(ep.get("IPAMConfig"), dict), link_local_ips=_strings(ipam_cfg, "LinkLocalIPs") or [])
 
 
 def parse_endpoints(body: dict[str, Any]) -> dict[str, EndpointRequest]:
@@ -586,9 +586,10 @@ def _ports_doc(c: Container) -> dict[str, Any]:
 
 
 def endpoint_doc(name: str, ep: Endpoint, c: Container, network_id: str) -> dict[str, Any]:
-    ipam_cfg: dict[str, str] | None = {} if ep.request.ipam_config else None  # as sent, like dockerd
-    if ep.request.ipv4 or ep.request.ipv6:
-        ipam_cfg = {k: v for k, v in (("IPv4Address", ep.request.ipv4), ("IPv6Address", ep.request.ipv6)) if v}
+    ipam_cfg: dict[str, Any] | None = {} if ep.request.ipam_config else None  # as sent, like dockerd
+    if ep.request.ipv4 or ep.request.ipv6 or ep.request.link_local_ips:
+        ipam_cfg = {k: v for k, v in (("IPv4Address", ep.request.ipv4), ("IPv6Address", ep.request.ipv6),
+                                      ("LinkLocalIPs", ep.request.link_local_ips)) if v}
     dns_names = None
     if ep.endpoint_id and name not in ("bridge", "host", "none"):
         # dockerd's order (the first name makes the PTR record), each name once

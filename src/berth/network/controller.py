@@ -394,25 +394,40 @@ class NetworkController:
                                        "host network" if n.name == "host" else
                                        "conflicting options: container cannot be connected to multiple networks "
                                        "with one of the networks in private (none) mode")
-            self._check_request(n, req)
+            try:
+                self._check_request(n, req)
+            except InvalidParameter as e:  # named as the request names it, "default" too
+                key = name if name in requests or "default" not in requests else "default"
+                raise InvalidParameter(f"invalid config for network {key}: {e}") from None
             out[n.name] = Endpoint(n.id, req)
         return out
 
     def _check_request(self, n: Network, req: EndpointRequest) -> None:
+        """dockerd's validateEndpointSettings: a bad MAC address is refused on its own,
+        every other fault of the settings together, one per line."""
+        errs: list[str] = []
         if (req.ipv4 or req.ipv6) and not n.user_defined:
-            raise InvalidParameter("user specified IP address is supported on user defined networks only")
+            errs.append("user specified IP address is supported on user defined networks only")
         if req.aliases and not n.user_defined:
-            raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
-        for addr in (req.ipv4, req.ipv6):
-            if addr:
+            errs.append("network-scoped alias is supported only for containers in user defined networks")
+        for addr, version in ((req.ipv4, 4), (req.ipv6, 6)):
+            if addr and not _is_address(addr, version):
+                errs.append(f"invalid IPv{version} address: {addr}")
+        for addr in req.link_local_ips:
+            if not _is_address(addr):
+                errs.append(f"invalid link-local IP address: {addr}")
+        for addr, version in ((req.ipv4, 4), (req.ipv6, 6)):
+            if addr and _is_address(addr, version):
                 try:
-                    ipaddress.ip_address(addr)
-                except ValueError:
-                    raise InvalidParameter(f"invalid IPv{'6' if ':' in addr else '4'} address: {addr}") from None
-        if req.ipv4:
-            ipam.Allocator.from_doc(n.ipam_state).check(req.ipv4)
-        if req.mac:
-            _check_mac(req.mac)
+                    ipam.Allocator.from_doc(n.ipam_state).check(addr)
+                except InvalidParameter as e:
+                    errs.append(str(e))
+        if req.mac and parse_mac(req.mac) is None:
+            raise InvalidParameter(f"invalid MAC address {req.mac}")
+        if len(errs) == 1:
+            raise InvalidParameter(f"invalid endpoint settings:\n{errs[0]}")
+        if errs:
+            raise InvalidParameter("invalid endpoint settings:\n* " + "\n* ".join(errs))
 
     # -- sandboxes: at start, connect, disconnect and exit ---------------------------------------------
 
@@ -466,6 +481,9 @@ class NetworkController:
 
     async def _join(self, sb: Sandbox, n: Network, spec: EndpointSpec, default_route: bool) -> EndpointResult:
         driver = self._driver(n)
+        for addr in spec.request.link_local_ips:  # checked when made, as libnetwork's CreateEndpoint
+            if not ipaddress.ip_address(addr).is_link_local:
+                raise InvalidParameter(f"invalid link local IP address: {addr}")
         async with self._lock:
             alloc = ipam.Allocator.from_doc(n.ipam_state)
             ipv4 = alloc.allocate(4, spec.request.ipv4) if any(":" not in s.subnet for s in n.subnets) else ""
@@ -492,9 +510,10 @@ class NetworkController:
         while f"eth{index}" in taken:
             index += 1
         ep = EndpointResult(n.id, secrets.token_hex(32), f"eth{index}",
-                            mac=spec.request.mac or (_mac_of(ipv4) if ipv4 else _random_mac()),
+                            mac=parse_mac(spec.request.mac) or (_mac_of(ipv4) if ipv4 else _random_mac()),
                             ipv4=ipv4, ipv4_prefixlen=ipv4_prefixlen, gateway=gateway,
-                            ipv6=ipv6, ipv6_prefixlen=ipv6_prefixlen, ipv6_gateway=ipv6_gateway)
+                            ipv6=ipv6, ipv6_prefixlen=ipv6_prefixlen, ipv6_gateway=ipv6_gateway,
+                            link_local=tuple(str(ipaddress.ip_address(a)) for a in spec.request.link_local_ips))
         try:
             ep = await driver.create_endpoint(n, ep)
         except BaseException:
@@ -700,10 +719,33 @@ def _before(created: str, until: list[str]) -> bool:
     return True
 
 
-def _check_mac(mac: str) -> None:
-    parts = mac.split(":")
-    if len(parts) != 6 or not all(len(p) == 2 and all(ch in "0123456789abcdefABCDEF" for ch in p) for p in parts):
-        raise InvalidParameter(f"{mac} is not a valid mac address")
+def parse_mac(mac: str) -> str | None:
+    """A 48-bit MAC address in a form Go's net.ParseMAC takes ("02:42:ac:11:00:02",
+    "02-42-AC-11-00-02", "0242.ac11.0002"), as Linux shows it; None if it is none."""
+    hexdigits = "0123456789abcdefABCDEF"
+    if len(mac) == 17 and mac[2] in ":-":
+        parts = mac.split(mac[2])
+        if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+            return None
+    elif len(mac) == 14 and mac[4] == ".":
+        parts = mac.split(".")
+        if len(parts) != 3 or not all(len(p) == 4 for p in parts):
+            return None
+    else:
+        return None
+    digits = "".join(parts)
+    if not all(ch in hexdigits for ch in digits):
+        return None
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2)).lower()
+
+
+def _is_address(text: str, version: int = 0) -> bool:
+    """An IP address (of `version`, when given) that names a host: not 0.0.0.0 or ::."""
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return (not version or addr.version == version) and not addr.is_unspecified
 
 
 def _mac_of(ipv4: str) -> str:

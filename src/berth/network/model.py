@@ -73,6 +73,7 @@ class EndpointRequest:
     mac: str = ""
     driver_opts: dict[str, str] = field(default_factory=dict)
     ipam_config: bool = False  # IPAMConfig was sent, even empty: inspect shows {} then, not null
+    link_local_ips: list[str] = field(default_factory=list)  # IPAMConfig.LinkLocalIPs, as sent
 
 
 @dataclass
@@ -112,7 +113,8 @@ class Endpoint:
             return None
         return EndpointResult(self.network_id, self.endpoint_id, self.ifname, self.host_ifname, self.mac,
                               self.ipv4, self.ipv4_prefixlen, self.gateway,
-                              self.ipv6, self.ipv6_prefixlen, self.ipv6_gateway)
+                              self.ipv6, self.ipv6_prefixlen, self.ipv6_gateway,
+                              tuple(self.request.link_local_ips))
 
 
 @dataclass
@@ -160,6 +162,7 @@ class EndpointResult:
     ipv6: str = ""
     ipv6_prefixlen: int = 0
     ipv6_gateway: str = ""
+    link_local: tuple[str, ...] = ()  # link-local addresses on the interface besides (/16, /64)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,7 @@ async def plug_in(host: HostNetworking, sandbox: str, ep: EndpointResult, defaul
     and set up there as its interface (name, MAC, addresses, routes)."""
     temp = link_name(ep)
     addresses = [netlink.Address(a, p) for a, p in ((ep.ipv4, ep.ipv4_prefixlen), (ep.ipv6, ep.ipv6_prefixlen)) if a]
+    addresses += [netlink.Address(a, 64 if ":" in a else 16) for a in ep.link_local]  # libnetwork's masks
     gateways = [g for g in (ep.gateway, ep.ipv6_gateway) if g] if default_route else []
     await asyncio.wrap_future(host.links.call(lambda ipr: netlink.move_to_netns(ipr, temp, sandbox)))
     await asyncio.to_thread(netlink.configure_inside, sandbox, temp, ep.ifname, ep.mac, addresses, gateways)
