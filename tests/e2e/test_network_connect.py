@@ -140,6 +140,19 @@ def test_a_connected_container_keeps_the_embedded_dns_across_restart(
     docker.ok("rm", "-f", web, mover, other)
 
 
+def test_connect_leaves_a_resolv_conf_the_container_changed(docker: Cli, new_net: Names,
+                                                             new_name: Names) -> None:
+    net = new_net("cdns")
+    docker.ok("network", "create", net)
+    mover = new_name("mover")
+    _sleeper(docker, mover)
+    docker.ok("exec", mover, "sh", "-c", "echo 'nameserver 127.0.0.2' > /etc/resolv.conf")
+    docker.ok("network", "connect", net, mover)
+    # dockerd: "Docker Engine will not make further changes once it has been modified".
+    assert _nameservers(docker, mover) == ["127.0.0.2"]
+    docker.ok("rm", "-f", mover)
+
+
 def test_connect_through_berth(berth: Cli, new_net: Names,
                                                      new_name: Names) -> None:
     net = new_net("cdns")

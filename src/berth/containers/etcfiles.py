@@ -11,6 +11,7 @@ does. This module writes those three files and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -25,18 +26,45 @@ def write_etc_files(c: Container, links: Sequence[tuple[str, str]] = (), host_ga
     _atomic_write(c.hostname_path, c.config.hostname + "\n")
     _atomic_write(c.hosts_path, hosts_file(c, links, host_gateway))
     h = c.host_config
-    _atomic_write(c.resolv_conf_path, resolv_conf(h.dns, h.dns_search, h.dns_options, _embedded_dns(c)))
+    text = resolv_conf(h.dns, h.dns_search, h.dns_options, _embedded_dns(c))
+    _atomic_write(c.resolv_conf_path, text)
+    _atomic_write(_hash_path(c), _digest(text))
 
 
 def update_running(c: Container, links: Sequence[tuple[str, str]] = (), host_gateway: str = "") -> None:
     """The running container `c` joined or left a network: its addresses in /etc/hosts
     follow, and on a user-defined network resolv.conf names the embedded DNS. Leaving
     the last one changes nothing there: dockerd writes the embedded server in once, and
-    only a restart (which rewrites the file) gives the container its own nameservers back."""
+    only a restart (which rewrites the file) gives the container its own nameservers back.
+    A resolv.conf changed since the start (by the container, or by this switch, as dockerd
+    keeps no digest of it either) is left alone."""
     _write_in_place(c.hosts_path, hosts_file(c, links, host_gateway))
-    if _embedded_dns(c):
+    if _embedded_dns(c) and not _resolv_conf_modified(c):
         h = c.host_config
         _write_in_place(c.resolv_conf_path, resolv_conf(h.dns, h.dns_search, h.dns_options, embedded=True))
+
+
+def _hash_path(c: Container) -> str:
+    return c.resolv_conf_path + ".hash"
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _resolv_conf_modified(c: Container) -> bool:
+    """Whether resolv.conf is no longer what was written at the start (dockerd's
+    UserModified: no digest, nothing to compare with, counts as unmodified)."""
+    try:
+        with open(_hash_path(c)) as f:
+            digest = f.read().strip()
+    except FileNotFoundError:
+        return False
+    try:
+        with open(c.resolv_conf_path) as f:
+            return _digest(f.read()) != digest
+    except OSError:
+        return True
 
 
 def hosts_file(c: Container, links: Sequence[tuple[str, str]] = (), host_gateway: str = "") -> str:
