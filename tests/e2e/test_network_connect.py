@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from berth.network import dns
 from helpers.cli import Cli, describe
 
 pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
@@ -138,6 +141,76 @@ def test_a_connected_container_keeps_the_embedded_dns_across_restart(
     docker.ok("network", "connect", net2, mover)
     assert _resolve_in(docker, mover, other) == [_endpoint(docker, other, net2)["IPAddress"]]
     docker.ok("rm", "-f", web, mover, other)
+
+
+class _Upstream:
+    """A nameserver on the host side of a berth network (its gateway), answering every A
+    query with one address and noting the names asked."""
+
+    def __init__(self, address: str, answer: str) -> None:
+        self.address = address
+        self.asked: list[str] = []
+        self._answer = answer
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind((address, 53))
+        self._sock.settimeout(0.1)  # a close from another thread does not wake recvfrom
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self._sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                query = dns.parse_query(data)
+            except dns.DnsFormatError:
+                continue
+            self.asked.append(query.question.name)
+            self._sock.sendto(dns.answer_addresses(query, [self._answer]), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+@pytest.fixture
+def upstream_on(docker: Cli) -> Iterator[Callable[[str], _Upstream]]:
+    made: list[_Upstream] = []
+
+    def make(net: str) -> _Upstream:
+        gateway = json.loads(docker.ok("network", "inspect", net))[0]["IPAM"]["Config"][0]["Gateway"]
+        made.append(_Upstream(gateway, "192.0.2.55"))
+        return made[-1]
+
+    yield make
+    for u in made:
+        u.close()
+
+
+def test_the_embedded_dns_forwards_to_the_containers_own_nameservers(
+        docker: Cli, new_net: Names, new_name: Names, upstream_on: Callable[[str], _Upstream]) -> None:
+    """As Docker: names it does not own go to the container's --dns servers (dialled from
+    the container's namespace), not to the host's."""
+    net = new_net("cdns")
+    docker.ok("network", "create", net)
+    upstream = upstream_on(net)
+    mover = new_name("mover")
+    docker.ok("run", "-d", "--name", mover, "--dns", upstream.address, "busybox", "sleep", "300")
+    docker.ok("network", "connect", net, mover)
+    assert _nameservers(docker, mover) == ["127.0.0.11"]
+    assert _resolve_in(docker, mover, "upstream.berth.test") == ["192.0.2.55"]
+    assert "upstream.berth.test" in upstream.asked
+    out = docker.ok("run", "--rm", "--network", net, "--dns", upstream.address, "busybox", "nslookup", "-type=a",
+                    "other.berth.test")
+    assert _answers(out) == ["192.0.2.55"], out
+    assert "other.berth.test" in upstream.asked
+    docker.ok("rm", "-f", mover)
 
 
 def test_connect_leaves_a_resolv_conf_the_container_changed(docker: Cli, new_net: Names,

@@ -147,7 +147,7 @@ class NetworkController:
             self._fw_watch = asyncio.create_task(self._watch_firewall())
         from berth.network.resolver import EmbeddedDns
 
-        self._dns = EmbeddedDns(self._dns_lookup, _host_resolvers)
+        self._dns = EmbeddedDns(self._dns_lookup, _host_resolvers, own_upstreams=self._dns_upstreams)
 
     async def _watch_firewall(self) -> None:
         """Running containers' ports come back within a few seconds of a flush, not at
@@ -667,6 +667,12 @@ class NetworkController:
                     elif qtype in (1, 28):
                         return []
         return out or None
+
+    def _dns_upstreams(self, container_id: str) -> list[str] | None:
+        """The container's own nameservers (--dns), which its queries the embedded DNS
+        does not answer go to, as Docker's; None: it has none, the host's serve it."""
+        live = self._live.get(container_id)
+        return list(live.request.dns) if live is not None and live.request.dns else None
 
     def _ptr(self, name: str, nets: set[str]) -> list[str] | None:
         try:

@@ -179,7 +179,7 @@ class PortRequest:
 class SandboxRequest:
     """A container's network namespace, asked for: who it is (its name and hostname are
     names in the embedded DNS), its endpoints in order (the first one that can gets the
-    default route) and its ports."""
+    default route), its ports and its nameservers."""
 
     container_id: str
     name: str = ""
@@ -187,6 +187,7 @@ class SandboxRequest:
     network_mode: str = "bridge"  # "bridge" or a network's name; "host", "none", "container:ID": no sandbox
     endpoints: tuple[EndpointSpec, ...] = ()
     ports: PortRequest = field(default_factory=PortRequest)
+    dns: tuple[str, ...] = ()  # its own nameservers (--dns): the embedded DNS forwards to them
 
 
 @dataclass

@@ -3,8 +3,10 @@
 A container on a user-defined network gets `nameserver 127.0.0.11` and `options
 ndots:0` in its resolv.conf (written elsewhere). `EmbeddedDns.attach` binds UDP and TCP
 127.0.0.11:53 in that container's namespace; every query that arrives there is answered
-from berth's own names through the `lookup` callback, or relayed to the host's upstream
-servers, which are reached from the daemon's (host) namespace.
+from berth's own names through the `lookup` callback, or relayed upstream as libnetwork
+relays it: to the container's own nameservers (`--dns`), dialled from its namespace
+(127.0.0.1 there is the container's loopback), or when it has none to the host's,
+dialled from the daemon's (host) namespace.
 
 This module owns the sockets, the per-container listeners, and forwarding: at most
 three upstreams tried in order, each with a 4 s budget (libnetwork's maxExtDNS and
@@ -41,6 +43,7 @@ from berth.runtime import linux
 log = logging.getLogger(__name__)
 
 Lookup = Callable[[str, str, int], list[str] | None]
+Socks = tuple[socket.socket, ...]
 
 DEFAULT_ADDRESS = "127.0.0.11"
 DNS_PORT = 53
@@ -84,6 +87,7 @@ def parse_upstream(text: str) -> Upstream:
 @dataclass
 class _Attachment:
     container_id: str
+    netns_path: str
     udp: asyncio.DatagramTransport
     tcp: asyncio.Server
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -114,7 +118,8 @@ class EmbeddedDns:
     for TYPE_PTR (asked as "4.3.2.1.in-addr.arpa"), None when the name is not berth's.
     It runs on the event loop, so it must be quick and must not block.
     `upstreams()` returns the host's nameservers ("ip" or "ip:port"), read on every
-    forwarded query so that changes to them apply at once.
+    forwarded query so that changes to them apply at once. `own_upstreams(container_id)`
+    returns the container's own nameservers, None when it has none (the host's serve it).
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class EmbeddedDns:
         lookup: Lookup,
         upstreams: Callable[[], list[str]],
         *,
+        own_upstreams: Callable[[str], list[str] | None] = lambda container_id: None,
         address: str = DEFAULT_ADDRESS,
         port: int = DNS_PORT,
         timeout: float = UPSTREAM_TIMEOUT,
@@ -129,6 +135,7 @@ class EmbeddedDns:
     ) -> None:
         self._lookup = lookup
         self._upstreams = upstreams
+        self._own_upstreams = own_upstreams
         self._address = address
         self._port = port
         self._timeout = timeout
@@ -167,7 +174,7 @@ class EmbeddedDns:
             udp.close()
             tcp.close()
             raise Conflict(f"embedded DNS is already attached to container {container_id}")
-        self._attachments[container_id] = _Attachment(container_id, udp, tcp)
+        self._attachments[container_id] = _Attachment(container_id, netns_path, udp, tcp)
 
     async def detach(self, container_id: str) -> None:
         """Close that container's listeners, connections and queries; a no-op when it
@@ -247,7 +254,7 @@ class EmbeddedDns:
 
     async def _forward_and_send(self, attachment: _Attachment, query: dns.Query, data: bytes,
                                 addr: tuple[str | int, ...]) -> None:
-        reply = await self._forward(query, data, tcp=False)
+        reply = await self._forward(attachment, query, data, tcp=False)
         if not attachment.closing:
             attachment.udp.sendto(reply, addr)
 
@@ -270,7 +277,7 @@ class EmbeddedDns:
                 outcome = self._answer_now(container_id, data, tcp=True)
                 if isinstance(outcome, dns.Query):
                     try:
-                        outcome = await self._forward(outcome, data, tcp=True)
+                        outcome = await self._forward(attachment, outcome, data, tcp=True)
                     finally:
                         self._inflight -= 1
                 if outcome is None:
@@ -289,12 +296,19 @@ class EmbeddedDns:
 
     # --- forwarding --------------------------------------------------------------
 
-    def _configured_upstreams(self) -> list[Upstream]:
+    def _configured_upstreams(self, attachment: _Attachment) -> tuple[list[Upstream], str | None]:
+        """The servers to try for the attached container, and the namespace to dial them
+        from (None: the host's)."""
+        netns: str | None = None
         try:
-            listed = list(self._upstreams())
+            own = self._own_upstreams(attachment.container_id)
+            if own is not None:
+                listed, netns = list(own), attachment.netns_path
+            else:
+                listed = list(self._upstreams())
         except Exception:
             log.exception("embedded DNS: could not read the upstream DNS servers")
-            return []
+            return [], None
         servers: list[Upstream] = []
         for text in listed:
             try:
@@ -305,14 +319,15 @@ class EmbeddedDns:
             if server.address == self._address and server.port == self._port:
                 continue  # Docker never forwards to itself
             servers.append(server)
-        return servers[:MAX_UPSTREAMS]
+        return servers[:MAX_UPSTREAMS], netns
 
-    async def _forward(self, query: dns.Query, data: bytes, tcp: bool) -> bytes:
+    async def _forward(self, attachment: _Attachment, query: dns.Query, data: bytes, tcp: bool) -> bytes:
         """The upstream's reply under the client's ID, or SERVFAIL when none gives one."""
-        for server in self._configured_upstreams():
+        servers, netns = self._configured_upstreams(attachment)
+        for server in servers:
             try:
                 async with asyncio.timeout(self._timeout):
-                    reply = await self._exchange(server, query, data, tcp)
+                    reply = await self._exchange(server, query, data, tcp, netns)
             except (OSError, TimeoutError, dns.DnsFormatError) as err:
                 log.debug("embedded DNS: upstream %s failed for %r: %s",
                           server.address, query.question.name, err)
@@ -326,13 +341,14 @@ class EmbeddedDns:
             return reply
         return dns.servfail(query)
 
-    async def _exchange(self, server: Upstream, query: dns.Query, data: bytes, tcp: bool) -> bytes:
+    async def _exchange(self, server: Upstream, query: dns.Query, data: bytes, tcp: bool,
+                        netns: str | None) -> bytes:
         if tcp:
-            return await _exchange_tcp(server, query.question, data)
-        reply = await _exchange_udp(server, query.question, data)
+            return await _exchange_tcp(server, query.question, data, netns)
+        reply = await _exchange_udp(server, query.question, data, netns)
         if dns.parse_header(reply).truncated:
             try:
-                full = await _exchange_tcp(server, query.question, data)
+                full = await _exchange_tcp(server, query.question, data, netns)
             except (OSError, dns.DnsFormatError):
                 return reply  # the client gets TC and may try TCP itself
             if len(full) <= query.max_reply_size(False):
@@ -340,13 +356,24 @@ class EmbeddedDns:
         return reply
 
 
-async def _exchange_udp(server: Upstream, question: dns.Question, data: bytes) -> bytes:
-    """One query over UDP from the host namespace; replies that are not to it (another
-    ID, another question, garbage) are ignored, so a spoofer must guess 32 bits."""
+async def _upstream_socket(server: Upstream, kind: socket.SocketKind, netns: str | None) -> socket.socket:
+    """A non-blocking socket to reach `server` with, made in the namespace at `netns`
+    (the host's when None)."""
+    if netns is None:
+        sock = socket.socket(server.family, kind)
+    else:
+        (sock,) = await _in_netns_thread(netns, lambda: (socket.socket(server.family, kind),))
+    sock.setblocking(False)
+    return sock
+
+
+async def _exchange_udp(server: Upstream, question: dns.Question, data: bytes, netns: str | None) -> bytes:
+    """One query over UDP, from the namespace at `netns` (the host's when None); replies
+    that are not to it (another ID, another question, garbage) are ignored, so a spoofer
+    must guess 32 bits."""
     loop = asyncio.get_running_loop()
     id = secrets.randbits(16)
-    with socket.socket(server.family, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
+    with await _upstream_socket(server, socket.SOCK_DGRAM, netns) as sock:
         sock.connect((server.address, server.port))  # the kernel drops other sources
         await loop.sock_sendall(sock, dns.with_id(data, id))
         while True:
@@ -358,9 +385,15 @@ async def _exchange_udp(server: Upstream, question: dns.Question, data: bytes) -
             return reply
 
 
-async def _exchange_tcp(server: Upstream, question: dns.Question, data: bytes) -> bytes:
+async def _exchange_tcp(server: Upstream, question: dns.Question, data: bytes, netns: str | None) -> bytes:
     id = secrets.randbits(16)
-    reader, writer = await asyncio.open_connection(server.address, server.port)
+    sock = await _upstream_socket(server, socket.SOCK_STREAM, netns)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (server.address, server.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     try:
         query = dns.with_id(data, id)
         writer.write(struct.pack(">H", len(query)) + query)
@@ -381,8 +414,8 @@ async def _exchange_tcp(server: Upstream, question: dns.Question, data: bytes) -
 # --- sockets in another network namespace -------------------------------------------------
 
 
-def _bind_in_netns(netns_path: str, address: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """Enter the namespace (this thread only), bring lo up, bind, and come back.
+def _in_netns(netns_path: str, make: Callable[[], Socks]) -> Socks:
+    """Enter the namespace (this thread only), make the sockets, and come back.
 
     Runs in a thread of its own: if coming back failed, the thread ends there and no
     other work can run in the wrong namespace.
@@ -395,7 +428,7 @@ def _bind_in_netns(netns_path: str, address: str, port: int) -> tuple[socket.soc
         finally:
             os.close(target)
         try:
-            return _bind_here(address, port)
+            return make()
         finally:
             linux.setns(own, linux.CLONE_NEWNET)
     finally:
@@ -424,10 +457,16 @@ def _bind_here(address: str, port: int) -> tuple[socket.socket, socket.socket]:
 async def _bind_in_netns_thread(
     netns_path: str, address: str, port: int
 ) -> tuple[socket.socket, socket.socket]:
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[tuple[socket.socket, socket.socket]] = loop.create_future()
+    udp, tcp = await _in_netns_thread(netns_path, lambda: _bind_here(address, port))
+    return udp, tcp
 
-    def deliver(result: tuple[socket.socket, socket.socket] | None, error: BaseException | None) -> None:
+
+async def _in_netns_thread(netns_path: str, make: Callable[[], Socks]) -> Socks:
+    """`make()` run in the namespace at `netns_path`, in a thread made for it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Socks] = loop.create_future()
+
+    def deliver(result: Socks | None, error: BaseException | None) -> None:
         if future.done():  # the caller gave up: nobody will close these
             for sock in result or ():
                 sock.close()
@@ -439,7 +478,7 @@ async def _bind_in_netns_thread(
 
     def run() -> None:
         try:
-            result = _bind_in_netns(netns_path, address, port)
+            result = _in_netns(netns_path, make)
         except BaseException as err:
             loop.call_soon_threadsafe(deliver, None, err)
         else:
