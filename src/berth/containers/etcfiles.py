@@ -26,9 +26,13 @@ def write_etc_files(c: Container, links: Sequence[tuple[str, str]] = (), host_ga
     _atomic_write(c.hostname_path, c.config.hostname + "\n")
     _atomic_write(c.hosts_path, hosts_file(c, links, host_gateway))
     h = c.host_config
-    text = resolv_conf(h.dns, h.dns_search, h.dns_options, _embedded_dns(c))
-    _atomic_write(c.resolv_conf_path, text)
-    _atomic_write(_hash_path(c), _digest(text))
+    own = resolv_conf(h.dns, h.dns_search, h.dns_options)
+    _atomic_write(c.resolv_conf_path, resolv_conf(h.dns, h.dns_search, h.dns_options, embedded=True)
+                  if _embedded_dns(c) else own)
+    # the digest of the file without the embedded DNS, as dockerd's (it writes that
+    # one first and switches to its embedded server without a new digest): once
+    # switched, the file is never rewritten before the next start
+    _atomic_write(_hash_path(c), _digest(own))
 
 
 def update_running(c: Container, links: Sequence[tuple[str, str]] = (), host_gateway: str = "") -> None:
@@ -36,8 +40,8 @@ def update_running(c: Container, links: Sequence[tuple[str, str]] = (), host_gat
     follow, and on a user-defined network resolv.conf names the embedded DNS. Leaving
     the last one changes nothing there: dockerd writes the embedded server in once, and
     only a restart (which rewrites the file) gives the container its own nameservers back.
-    A resolv.conf changed since the start (by the container, or by this switch, as dockerd
-    keeps no digest of it either) is left alone."""
+    A resolv.conf changed since the start (by the container, or by a switch, which gets
+    no digest of its own) is left alone."""
     _write_in_place(c.hosts_path, hosts_file(c, links, host_gateway))
     if _embedded_dns(c) and not _resolv_conf_modified(c):
         h = c.host_config
