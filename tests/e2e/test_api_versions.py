@@ -242,3 +242,18 @@ def test_compose_v1_gets_the_image_container_config_at_any_version(api: ApiClien
     assert "VirtualSize" not in doc and "Hostname" not in doc["Config"]  # the rest is 1.51's
     other = {"User-Agent": "docker-py/7.1.0"}
     assert "ContainerConfig" not in api.get(f"/v1.51/images/{busybox}/json", headers=other).json()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_create_reads_console_size_from_1_42_and_start_interval_from_1_44(
+        api: ApiClient, docker: Cli, busybox: str, new_name: Names, version: str) -> None:
+    name = new_name("fields")
+    body = {"Image": busybox, "Cmd": ["true"], "Tty": True,
+            "Healthcheck": {"Test": ["CMD", "true"], "StartInterval": 2_000_000_000},
+            "HostConfig": {"ConsoleSize": [30, 100]}}
+    resp = api.post_json(f"/v{version}/containers/create?name={name}", body)
+    assert resp.status == 201, resp.body
+    doc = json.loads(docker.ok("inspect", name))[0]
+    old = _v(version)
+    assert doc["HostConfig"]["ConsoleSize"] == ([0, 0] if old < (1, 42) else [30, 100])
+    assert doc["Config"]["Healthcheck"].get("StartInterval") == (None if old < (1, 44) else 2_000_000_000)

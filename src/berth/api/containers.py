@@ -827,6 +827,10 @@ async def create(request: web.Request) -> web.Response:
     endpoints = parse_endpoints(body)
     if len(endpoints) > 1 and not versions.client_at_least(request, versions.CREATE_WITH_MANY_NETWORKS):
         raise InvalidParameter(f"Container cannot be created with multiple network endpoints: {', '.join(endpoints)}")
+    if not versions.client_at_least(request, versions.CREATE_CONSOLE_SIZE):
+        host.console_size = (0, 0)
+    if config.healthcheck is not None and not versions.client_at_least(request, versions.HEALTH_START_INTERVAL):
+        config.healthcheck.start_interval = 0
     c = await _mgr(request).create(request.query.get("name") or None, config, host, endpoints)
     return json_response({"Id": c.id, "Warnings": []}, 201)
 
