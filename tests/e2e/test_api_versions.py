@@ -257,3 +257,17 @@ def test_create_reads_console_size_from_1_42_and_start_interval_from_1_44(
     old = _v(version)
     assert doc["HostConfig"]["ConsoleSize"] == ([0, 0] if old < (1, 42) else [30, 100])
     assert doc["Config"]["Healthcheck"].get("StartInterval") == (None if old < (1, 44) else 2_000_000_000)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("program", ["docker", "berth"])
+def test_the_clis_pinned_by_docker_api_version(docker: Cli, berth: Cli, busybox: str, program: str,
+                                               version: str) -> None:
+    """DOCKER_API_VERSION pins the docker CLI and berth to a version: inspect shows its shape."""
+    base = docker if program == "docker" else berth
+    cli = Cli(base.program, {**base.env, "DOCKER_API_VERSION": version})
+    doc = json.loads(cli.ok("image", "inspect", busybox))[0]
+    old = _v(version)
+    assert ("ContainerConfig" in doc) == (old < (1, 45)), sorted(doc)
+    assert ("VirtualSize" in doc) == (old < (1, 44)), sorted(doc)
+    assert ("Hostname" in doc["Config"]) == (old < (1, 50)), sorted(doc["Config"])

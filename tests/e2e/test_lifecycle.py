@@ -247,11 +247,13 @@ def test_rm_of_a_restarting_container_needs_force(docker: Cli, new_name: Names) 
     assert docker.ok("rm", "-f", name) == f"{name}\n"
 
 
-def test_rm_of_a_paused_container_needs_unpause_or_force(docker: Cli, new_name: Names) -> None:
+@pytest.mark.parametrize("program", ["docker", "berth"])
+def test_rm_of_a_paused_container_needs_unpause_or_force(docker: Cli, berth: Cli, new_name: Names,
+                                                         program: str) -> None:
     name = new_name("rmpaused")
     docker.ok("run", "-d", "--name", name, "busybox", "sleep", "100")
     docker.ok("pause", name)
-    res = docker("rm", name)
+    res = (docker if program == "docker" else berth)("rm", name)
     assert res.returncode == 1, describe(res)
     assert res.stderr.strip() == (f'Error response from daemon: cannot remove container "{name}": container is '
                                   "paused and must be unpaused first"), describe(res)
