@@ -245,7 +245,7 @@ def test_compose_v1_gets_the_image_container_config_at_any_version(api: ApiClien
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_create_reads_console_size_from_1_42_and_start_interval_from_1_44(
+def test_create_defaults_and_fields_by_version(
         api: ApiClient, docker: Cli, busybox: str, new_name: Names, version: str) -> None:
     name = new_name("fields")
     body = {"Image": busybox, "Cmd": ["true"], "Tty": True,
@@ -255,8 +255,11 @@ def test_create_reads_console_size_from_1_42_and_start_interval_from_1_44(
     assert resp.status == 201, resp.body
     doc = json.loads(docker.ok("inspect", name))[0]
     old = _v(version)
+    assert doc["HostConfig"]["IpcMode"] == ("shareable" if old < (1, 40) else "private")
     assert doc["HostConfig"]["ConsoleSize"] == ([0, 0] if old < (1, 42) else [30, 100])
     assert doc["Config"]["Healthcheck"].get("StartInterval") == (None if old < (1, 44) else 2_000_000_000)
+    assert api.post(f"/v{version}/containers/{name}/start").status == 204  # runs as made
+    assert docker.ok("wait", name).strip() == "0"
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -827,6 +827,8 @@ async def create(request: web.Request) -> web.Response:
     endpoints = parse_endpoints(body)
     if len(endpoints) > 1 and not versions.client_at_least(request, versions.CREATE_WITH_MANY_NETWORKS):
         raise InvalidParameter(f"Container cannot be created with multiple network endpoints: {', '.join(endpoints)}")
+    if not host.ipc_mode and not versions.client_at_least(request, versions.IPC_PRIVATE_BY_DEFAULT):
+        host.ipc_mode = "shareable"
     if not versions.client_at_least(request, versions.CREATE_CONSOLE_SIZE):
         host.console_size = (0, 0)
     if config.healthcheck is not None and not versions.client_at_least(request, versions.HEALTH_START_INTERVAL):

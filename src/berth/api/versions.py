@@ -45,6 +45,7 @@ MULTIPLEXED_STREAM_TYPE = "a stream without a tty is typed application/vnd.docke
 VOLUME_PRUNE_ANONYMOUS_ONLY = "POST /volumes/prune removes anonymous volumes only unless all=true"
 IMAGE_CREATE_EVENTS = "GET /events sends image create events"
 NETWORK_LIST_WITHOUT_CONTAINERS = "GET /networks leaves out each network's containers"
+IPC_PRIVATE_BY_DEFAULT = "a container created without IpcMode gets the daemon's default (private)"
 CREATE_CONSOLE_SIZE = "POST /containers/create takes HostConfig.ConsoleSize"
 HEALTH_START_INTERVAL = "POST /containers/create takes Healthcheck.StartInterval"
 CREATE_WITH_MANY_NETWORKS = "POST /containers/create connects to more than one network"
@@ -156,6 +157,8 @@ CHANGES: tuple[Change, ...] = (
            "before, it is ignored and the wait is for not-running"),
     Change((1, 42), MULTIPLEXED_STREAM_TYPE, "logs, attach and exec without a tty say "
            "application/vnd.docker.multiplexed-stream; before, application/vnd.docker.raw-stream"),
+    Change((1, 40), IPC_PRIVATE_BY_DEFAULT, "create without an IpcMode takes the daemon's default "
+           "(private); before, shareable"),
     Change((1, 42), CREATE_CONSOLE_SIZE, "create sizes the tty from HostConfig.ConsoleSize; "
            "before, it is ignored"),
     Change((1, 44), HEALTH_START_INTERVAL, "a health check's StartInterval is used; before, it is "
