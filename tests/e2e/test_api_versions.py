@@ -274,3 +274,29 @@ def test_the_clis_pinned_by_docker_api_version(docker: Cli, berth: Cli, busybox:
     assert ("ContainerConfig" in doc) == (old < (1, 45)), sorted(doc)
     assert ("VirtualSize" in doc) == (old < (1, 44)), sorted(doc)
     assert ("Hostname" in doc["Config"]) == (old < (1, 50)), sorted(doc["Config"])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_mount_options_by_version(api: ApiClient, docker: Cli, busybox: str, new_name: Names, tmp_path: Any,
+                                  version: str) -> None:
+    old = _v(version)
+    name = new_name("mnt")
+    bind = {"Type": "bind", "Source": str(tmp_path), "Target": "/x", "VolumeOptions": {"NoCopy": True}}
+    resp = api.post_json(f"/v{version}/containers/create?name={name}",
+                         {"Image": busybox, "Cmd": ["true"], "HostConfig": {"Mounts": [bind]}})
+    if old < (1, 42):  # dropped
+        assert resp.status == 201, resp.body
+        mounts = json.loads(docker.ok("inspect", name))[0]["HostConfig"]["Mounts"]
+        assert mounts == [{"Type": "bind", "Source": str(tmp_path), "Target": "/x"}]
+    else:
+        assert resp.status == 400
+        assert resp.json()["message"] == 'VolumeOptions must not be specified on mount type "bind"'
+    sub = {"Type": "volume", "Source": "", "Target": "/y", "VolumeOptions": {"Subpath": "a"}}
+    resp = api.post_json(f"/v{version}/containers/create",
+                         {"Image": busybox, "Cmd": ["true"], "HostConfig": {"Mounts": [sub]}})
+    if old < (1, 45):
+        assert (resp.status, resp.json()["message"]) == (400, "VolumeOptions.Subpath needs API v1.45 or newer")
+    else:
+        assert resp.json().get("message") != "VolumeOptions.Subpath needs API v1.45 or newer"
+        if resp.status == 201:
+            api.request("DELETE", f"/containers/{resp.json()['Id']}?v=1")

@@ -820,9 +820,41 @@ def parse_container_filters(filters: dict[str, list[str]]) -> listing.ContainerF
 
 # -- routes --------------------------------------------------------------------------------
 
+_MOUNT_OPTIONS = {"BindOptions": "bind", "VolumeOptions": "volume", "TmpfsOptions": "tmpfs"}
+
+
+def _mounts_for_version(request: web.Request, body: dict[str, Any]) -> None:
+    """HostConfig.Mounts as dockerd takes them from a client of this version: options of
+    another mount type dropped before 1.42 and refused after, newer options refused
+    before the version that brought them."""
+    host = body.get("HostConfig")
+    mounts = host.get("Mounts") if isinstance(host, dict) else None
+    for m in mounts if isinstance(mounts, list) else []:
+        if not isinstance(m, dict):
+            continue
+        kind = m.get("Type")
+        for key, owner in _MOUNT_OPTIONS.items():
+            if m.get(key) is None or kind == owner:
+                continue
+            if versions.client_at_least(request, versions.MOUNT_OPTIONS_OF_ITS_TYPE):
+                raise InvalidParameter(f'{key} must not be specified on mount type "{kind}"')
+            if key != "BindOptions":
+                del m[key]
+        bind, volume = m.get("BindOptions"), m.get("VolumeOptions")
+        if (isinstance(bind, dict) and bind.get("ReadOnlyForceRecursive")
+                and not versions.client_at_least(request, versions.MOUNT_READ_ONLY_FORCE_RECURSIVE)):
+            raise InvalidParameter("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer")
+        if (isinstance(volume, dict) and volume.get("Subpath")
+                and not versions.client_at_least(request, versions.MOUNT_VOLUME_SUBPATH)):
+            raise InvalidParameter("VolumeOptions.Subpath needs API v1.45 or newer")
+        if kind == "image" and not versions.client_at_least(request, versions.MOUNT_TYPE_IMAGE):
+            raise InvalidParameter('Mount type "Image" needs API v1.48 or newer')
+
+
 @routes.post("/containers/create")
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
+    _mounts_for_version(request, body)
     config, host = parse_create(body)
     endpoints = parse_endpoints(body)
     if len(endpoints) > 1 and not versions.client_at_least(request, versions.CREATE_WITH_MANY_NETWORKS):

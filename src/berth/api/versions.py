@@ -46,6 +46,10 @@ VOLUME_PRUNE_ANONYMOUS_ONLY = "POST /volumes/prune removes anonymous volumes onl
 IMAGE_CREATE_EVENTS = "GET /events sends image create events"
 NETWORK_LIST_WITHOUT_CONTAINERS = "GET /networks leaves out each network's containers"
 IPC_PRIVATE_BY_DEFAULT = "a container created without IpcMode gets the daemon's default (private)"
+MOUNT_OPTIONS_OF_ITS_TYPE = "a mount's Bind/Volume/TmpfsOptions must match its Type"
+MOUNT_READ_ONLY_FORCE_RECURSIVE = "BindOptions.ReadOnlyForceRecursive"
+MOUNT_VOLUME_SUBPATH = "VolumeOptions.Subpath"
+MOUNT_TYPE_IMAGE = "mounts of type image"
 CREATE_CONSOLE_SIZE = "POST /containers/create takes HostConfig.ConsoleSize"
 HEALTH_START_INTERVAL = "POST /containers/create takes Healthcheck.StartInterval"
 CREATE_WITH_MANY_NETWORKS = "POST /containers/create connects to more than one network"
@@ -161,6 +165,12 @@ CHANGES: tuple[Change, ...] = (
            "(private); before, shareable"),
     Change((1, 42), CREATE_CONSOLE_SIZE, "create sizes the tty from HostConfig.ConsoleSize; "
            "before, it is ignored"),
+    Change((1, 42), MOUNT_OPTIONS_OF_ITS_TYPE, "a mount with options of another type is refused; "
+           "before, its VolumeOptions or TmpfsOptions are dropped"),
+    Change((1, 44), MOUNT_READ_ONLY_FORCE_RECURSIVE, "BindOptions.ReadOnlyForceRecursive is taken; "
+           "before, it is refused"),
+    Change((1, 45), MOUNT_VOLUME_SUBPATH, "VolumeOptions.Subpath is taken; before, it is refused"),
+    Change((1, 48), MOUNT_TYPE_IMAGE, "a mount of type image is taken; before, it is refused"),
     Change((1, 44), HEALTH_START_INTERVAL, "a health check's StartInterval is used; before, it is "
            "ignored"),
     Change((1, 44), CREATE_WITH_MANY_NETWORKS, "a container can be created on several networks; "
