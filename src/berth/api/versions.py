@@ -1,9 +1,11 @@
-"""How berthd's answers differ with the client's API version: one table, applied at the edge.
+"""How berthd's answers (and what it takes from a request) differ with the client's API
+version: one table, applied at the edge.
 
 A handler builds its answer once, with what every supported version may show (fields a
 newer version dropped included), and passes it through `shape(kind, doc, version)` on its
 way out; the table then makes it the answer dockerd gives a client of that version.
-Behaviour that changed with a version (not a document's shape) is asked with `at_least`.
+Behaviour that changed with a version (not a document's shape: a request field taken or
+refused, a default, a stream's type) is asked with `at_least`.
 A few clients read a field the version they negotiate has dropped: `QUIRKS` names them
 (by User-Agent) and the change they get in its older form.
 
@@ -15,7 +17,8 @@ from dockerd too. Versioned fields berth never sends (container `ImageManifestDe
 and `HostConfig.Annotations`, image `Descriptor`, `/info`'s `Containerd`,
 `FirewallBackend`, `DiscoveredDevices`, runtime `status`) need no entry.
 
-Must not: look anything up; an entry is a pure change of a JSON document.
+Must not: look up objects or call services; an entry is a pure change of a JSON document
+or a version test.
 """
 
 from __future__ import annotations
