@@ -219,6 +219,43 @@ def test_docker_compose_1_29_recreates_a_changed_service(cdaemon: tuple[BerthDae
         c("down", "-v", "-t", "1")
 
 
+def test_docker_compose_1_29_recreates_a_service_whose_image_was_rebuilt(
+        cdaemon: tuple[BerthDaemon, Cli], tmp_path: Path, project_name: str) -> None:
+    """`up -d --build` twice with a changed file in the build context: 1.29 (API 1.41)
+    sees the new image ID in its config hash and recreates the container, reading the
+    image's ContainerConfig (gone from API 1.45, kept for older clients) as it does."""
+    _, docker = cdaemon
+    d = _project(tmp_path, "services:\n  app:\n    build: .\n    image: " + project_name + "-app\n"
+                 "    init: true\n    volumes: [/data]\n")
+    (d / "Dockerfile").write_text("FROM busybox:latest\nCOPY msg /msg\nVOLUME /kept\n"
+                                  'CMD ["sh", "-c", "[ -f /kept/first ] || cat /msg > /kept/first; exec sleep 300"]\n')
+    (d / "msg").write_text("one\n")
+    try:
+        c = compose.v1(d, project_name, docker.env)
+    except compose.ComposeUnavailable as e:
+        pytest.skip(str(e))
+    name = f"{project_name}_app_1"
+    try:
+        c.ok("up", "-d", "--build", timeout=240)
+        first = docker.ok("inspect", "-f", "{{.Id}} {{.Image}}", name).split()
+        assert c.ok("exec", "-T", "app", "cat", "/msg").strip() == "one"
+        res = c("up", "-d", "--build", timeout=240)  # nothing changed: the container stays
+        assert res.returncode == 0 and "is up-to-date" in res.stderr, describe(res)
+        assert docker.ok("inspect", "-f", "{{.Id}}", name).strip() == first[0]
+
+        (d / "msg").write_text("two\n")
+        res = c("up", "-d", "--build", timeout=240)
+        assert res.returncode == 0 and f"Recreating {name}" in res.stderr, describe(res)
+        second = docker.ok("inspect", "-f", "{{.Id}} {{.Image}}", name).split()
+        assert second[0] != first[0] and second[1] != first[1]
+        assert c.ok("exec", "-T", "app", "cat", "/msg").strip() == "two"
+        # the image's anonymous volume was carried over, as 1.29 does with dockerd
+        assert c.ok("exec", "-T", "app", "cat", "/kept/first").strip() == "one"
+        assert _names(docker, project_name, "-a") == [name]
+    finally:
+        c("down", "-v", "--rmi", "local", "-t", "1")
+
+
 def test_each_client_sees_the_others_project(cdaemon: tuple[BerthDaemon, Cli], tmp_path: Path,
                                              project_name: str) -> None:
     _, docker = cdaemon

@@ -6,6 +6,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -155,14 +156,49 @@ NOT_A_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "
                  "to connect this node to swarm and try again.")
 
 
-@pytest.mark.parametrize("argv", [["node", "ls"], ["service", "ls"], ["secret", "ls"], ["config", "ls"],
-                                  ["stack", "ls"], ["swarm", "join-token", "worker"]])
+@pytest.mark.parametrize("argv", [
+    ["node", "ls"], ["node", "inspect", "self"], ["node", "ps"], ["node", "rm", "n1"],
+    ["node", "update", "--availability", "drain", "n1"], ["node", "promote", "n1"],
+    ["service", "ls"], ["service", "create", "busybox", "true"], ["service", "inspect", "s1"],
+    ["service", "ps", "s1"], ["service", "logs", "s1"], ["service", "update", "--replicas", "2", "s1"],
+    ["service", "rollback", "s1"], ["service", "rm", "s1"],
+    ["secret", "ls"], ["secret", "create", "s1", "-"], ["secret", "inspect", "s1"], ["secret", "rm", "s1"],
+    ["config", "ls"], ["config", "create", "c1", "-"], ["config", "inspect", "c1"], ["config", "rm", "c1"],
+    ["stack", "ls"], ["stack", "ps", "st"], ["stack", "services", "st"], ["stack", "rm", "st"],
+    ["swarm", "join-token", "worker"], ["swarm", "unlock-key"], ["swarm", "update", "--autolock=true"],
+    ["swarm", "ca"],
+], ids=" ".join)
 def test_swarm_commands_outside_a_swarm_get_dockerds_answer(docker: Cli, argv: list[str]) -> None:
     """Before `swarm init`, dockerd answers its swarm endpoints with 503 and these words
     (berth's swarm mode is issue 20's); a 404 would read as "page not found"."""
-    res = docker(*argv)
+    res = docker(*argv, input="data")
     assert res.returncode == 1, describe(res)
     assert daemon_error(res.stderr) == NOT_A_MANAGER
+
+
+def test_swarm_calls_of_docker_py_outside_a_swarm(docker_client: Any) -> None:
+    import docker as docker_py
+
+    calls: list[tuple[Callable[[], Any], str]] = [
+        (docker_client.swarm.reload, NOT_A_MANAGER),
+        (lambda: docker_client.api.update_swarm(version=1, rotate_worker_token=True), NOT_A_MANAGER),
+        (docker_client.swarm.leave, "This node is not part of a swarm"),
+        (lambda: docker_client.swarm.unlock("SWMKEY-1-x"), "This node is not part of a swarm"),
+        (docker_client.nodes.list, NOT_A_MANAGER),
+        (lambda: docker_client.nodes.get("n1"), NOT_A_MANAGER),
+        (docker_client.services.list, NOT_A_MANAGER),
+        (lambda: docker_client.services.create("busybox", "true"), NOT_A_MANAGER),
+        (lambda: docker_client.services.get("s1"), NOT_A_MANAGER),
+        (docker_client.api.tasks, NOT_A_MANAGER),
+        (docker_client.secrets.list, NOT_A_MANAGER),
+        (lambda: docker_client.secrets.create(name="s1", data=b"x"), NOT_A_MANAGER),
+        (docker_client.configs.list, NOT_A_MANAGER),
+        (lambda: docker_client.configs.create(name="c1", data=b"x"), NOT_A_MANAGER),
+    ]
+    for call, message in calls:
+        with pytest.raises(docker_py.errors.APIError) as e:
+            call()
+        assert (e.value.status_code, e.value.explanation) == (503, message)
 
 
 def test_swarm_leave_outside_a_swarm(docker: Cli, api: ApiClient) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -177,3 +179,82 @@ def test_inspect_shows_the_configuration(docker: Cli, new_name: Names) -> None:
     assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", docker.ok("inspect", "-f", "{{.Image}}", name))
     # A prefix of the id works as well as the name.
     assert docker.ok("inspect", "-f", "{{.Name}}", cid[:8]) == f"/{name}\n"
+
+
+# -- signals and waiting (issue 18) ------------------------------------------------------------
+
+
+def _wait_until(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_kill_returns_once_the_container_has_exited(docker: Cli, new_name: Names) -> None:
+    """dockerd's kill with SIGKILL waits for the exit: an inspect right after sees it."""
+    for _ in range(3):
+        name = new_name("killnow")
+        docker.ok("run", "-d", "--name", name, "busybox", "sleep", "100")
+        docker.ok("kill", name)
+        assert docker.ok("inspect", "-f", "{{.State.Running}} {{.State.ExitCode}} {{.State.Status}}",
+                         name).split() == ["false", "137", "exited"]
+
+
+def test_wait_conditions_through_docker_py(docker_client: Any, docker: Cli, new_name: Names) -> None:
+    import docker as docker_py
+
+    name = new_name("waitc")
+    container = docker_client.containers.run("busybox", ["sh", "-c", "exit 5"], name=name, detach=True)
+    assert container.wait(timeout=20) == {"StatusCode": 5}
+    # next-exit waits for the exit after the next start, even of a stopped container
+    waiter: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: waiter.update(container.wait(condition="next-exit", timeout=20)))
+    thread.start()
+    time.sleep(0.5)
+    assert not waiter  # no exit yet: the container is not running
+    container.start()
+    thread.join(25)
+    assert waiter == {"StatusCode": 5}
+    # removed: returns when the container is gone
+    removed: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: removed.update(container.wait(condition="removed", timeout=20)))
+    thread.start()
+    time.sleep(0.5)
+    assert not removed
+    container.remove()
+    thread.join(25)
+    assert removed == {"StatusCode": 5}
+    # an unknown condition: dockerd's 400, before anything is waited for
+    other = docker_client.containers.create("busybox", "true", name=new_name("waitbad"))
+    with pytest.raises(docker_py.errors.APIError) as e:
+        other.wait(condition="bogus", timeout=5)
+    assert e.value.status_code == 400 and e.value.explanation == 'invalid condition: "bogus"'
+    res = docker("container", "inspect", "-f", "{{.State.Status}}", other.id)
+    assert res.stdout.strip() == "created", describe(res)
+
+
+def test_rm_of_a_restarting_container_needs_force(docker: Cli, new_name: Names) -> None:
+    name = new_name("rmrestart")
+    docker.ok("run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c", "exit 1")
+    _wait_until("the restarting state",
+                lambda: docker.ok("inspect", "-f", "{{.State.Status}}", name).strip() == "restarting")
+    res = docker("rm", name)
+    assert res.returncode == 1, describe(res)
+    assert res.stderr.strip() == (f'Error response from daemon: cannot remove container "{name}": container is '
+                                  "restarting: stop the container before removing or force remove"), describe(res)
+    assert docker.ok("rm", "-f", name) == f"{name}\n"
+
+
+@pytest.mark.parametrize("program", ["docker", "berth"])
+def test_rm_of_a_paused_container_needs_unpause_or_force(docker: Cli, berth: Cli, new_name: Names,
+                                                         program: str) -> None:
+    name = new_name("rmpaused")
+    docker.ok("run", "-d", "--name", name, "busybox", "sleep", "100")
+    docker.ok("pause", name)
+    res = (docker if program == "docker" else berth)("rm", name)
+    assert res.returncode == 1, describe(res)
+    assert res.stderr.strip() == (f'Error response from daemon: cannot remove container "{name}": container is '
+                                  "paused and must be unpaused first"), describe(res)
+    assert docker.ok("rm", "-f", name) == f"{name}\n"

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api import hijack
+from berth.api import hijack, versions
 from berth.api.server import (
     Routes,
     context,
@@ -821,11 +821,52 @@ def parse_container_filters(filters: dict[str, list[str]]) -> listing.ContainerF
 
 # -- routes --------------------------------------------------------------------------------
 
+_MOUNT_OPTIONS = {"BindOptions": "bind", "VolumeOptions": "volume", "TmpfsOptions": "tmpfs"}
+
+
+def _mounts_for_version(request: web.Request, body: dict[str, Any]) -> None:
+    """HostConfig.Mounts as dockerd takes them from a client of this version: options of
+    another mount type dropped before 1.42 and refused after, newer options refused
+    before the version that brought them."""
+    host = body.get("HostConfig")
+    mounts = host.get("Mounts") if isinstance(host, dict) else None
+    for m in mounts if isinstance(mounts, list) else []:
+        if not isinstance(m, dict):
+            continue
+        kind = m.get("Type")
+        for key, owner in _MOUNT_OPTIONS.items():
+            if m.get(key) is None or kind == owner:
+                continue
+            if versions.client_at_least(request, versions.MOUNT_OPTIONS_OF_ITS_TYPE):
+                raise InvalidParameter(f'{key} must not be specified on mount type "{kind}"')
+            if key != "BindOptions":
+                del m[key]
+        bind, volume = m.get("BindOptions"), m.get("VolumeOptions")
+        if (isinstance(bind, dict) and bind.get("ReadOnlyForceRecursive")
+                and not versions.client_at_least(request, versions.MOUNT_READ_ONLY_FORCE_RECURSIVE)):
+            raise InvalidParameter("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer")
+        if (isinstance(volume, dict) and volume.get("Subpath")
+                and not versions.client_at_least(request, versions.MOUNT_VOLUME_SUBPATH)):
+            raise InvalidParameter("VolumeOptions.Subpath needs API v1.45 or newer")
+        if kind == "image" and not versions.client_at_least(request, versions.MOUNT_TYPE_IMAGE):
+            raise InvalidParameter('Mount type "Image" needs API v1.48 or newer')
+
+
 @routes.post("/containers/create")
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
+    _mounts_for_version(request, body)
     config, host = parse_create(body)
-    c = await _mgr(request).create(request.query.get("name") or None, config, host, parse_endpoints(body))
+    endpoints = parse_endpoints(body)
+    if len(endpoints) > 1 and not versions.client_at_least(request, versions.CREATE_WITH_MANY_NETWORKS):
+        raise InvalidParameter(f"Container cannot be created with multiple network endpoints: {', '.join(endpoints)}")
+    if not host.ipc_mode and not versions.client_at_least(request, versions.IPC_PRIVATE_BY_DEFAULT):
+        host.ipc_mode = "shareable"
+    if not versions.client_at_least(request, versions.CREATE_CONSOLE_SIZE):
+        host.console_size = (0, 0)
+    if config.healthcheck is not None and not versions.client_at_least(request, versions.HEALTH_START_INTERVAL):
+        config.healthcheck.start_interval = 0
+    c = await _mgr(request).create(request.query.get("name") or None, config, host, endpoints)
     return json_response({"Id": c.id, "Warnings": []}, 201)
 
 
@@ -851,7 +892,7 @@ async def inspect(request: web.Request) -> web.Response:
     if query_bool(request, "size"):
         doc["SizeRw"] = mgr.layers.rw_size(c.id)
         doc["SizeRootFs"] = doc["SizeRw"] + mgr.images.resolve(c.image_id).size
-    return json_response(doc)
+    return versions.respond(request, versions.CONTAINER_INSPECT, doc)
 
 
 @routes.post("/containers/{id}/start")
@@ -879,11 +920,18 @@ async def kill(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
 @routes.post("/containers/{id}/wait")
 async def wait(request: web.Request) -> web.StreamResponse:
     mgr = _mgr(request)
     cid = mgr.get(request.match_info["id"]).id
-    condition = request.query.get("condition") or "not-running"
+    condition = "not-running"
+    if versions.client_at_least(request, versions.WAIT_CONDITION):
+        condition = request.query.get("condition") or condition
+        if condition not in WAIT_CONDITIONS:  # refused before the answer starts, as dockerd
+            raise InvalidParameter(f'invalid condition: "{condition}"')
     waiter = asyncio.ensure_future(mgr.wait(cid, condition))
     # The status goes out at once, so the client knows the wait is in place; the body
     # follows when the condition is met (as dockerd does).
@@ -895,9 +943,10 @@ async def wait(request: web.Request) -> web.StreamResponse:
     except BaseException:
         waiter.cancel()
         raise
-    body = json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
+    # dockerd leaves Error out when there is none
+    body = json.dumps({"StatusCode": code}).encode() + b"\n"
     if not response.prepared:
-        return json_response({"StatusCode": code, "Error": None})
+        return json_response({"StatusCode": code})
     try:
         await response.write(body)
         await response.write_eof()
@@ -951,7 +1000,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     with_logs = query_bool(request, "logs")
     stream = query_bool(request, "stream")
     tty = c.config.tty
-    reader, writer, response = await hijack.hijack(request, hijack.RAW if tty else hijack.MULTIPLEXED)
+    reader, writer, response = await hijack.hijack(request, hijack.stream_type(request, tty))
     try:
         if with_logs and c.log_path:
             for kind, data in container_logs.logged_output(c, want_stdout, want_stderr):
@@ -1020,7 +1069,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     source = await container_logs.LogStream.open(mgr, c, options)  # before the answer starts
     try:
         response = web.StreamResponse(status=200, headers={
-            "Content-Type": hijack.RAW if tty else hijack.MULTIPLEXED})
+            "Content-Type": hijack.stream_type(request, tty, hijacked=False)})
         await response.prepare(request)
         async with contextlib.aclosing(source.batches()) as batches:
             async for batch in batches:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from berth.api import versions
 from berth.api.server import Routes, context
 from berth.errors import InvalidParameter
 from berth.events import Event, EventFilter, EventLog, parse_timestamp
@@ -100,8 +101,15 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)
     past, sub = _log(request).subscribe(since, until, event_filter)
+    with_image_create = versions.client_at_least(request, versions.IMAGE_CREATE_EVENTS)
+
+    def hidden(ev: Event) -> bool:
+        return not with_image_create and ev.type == "image" and ev.action == "create"
+
     try:
         for ev in past:
+            if hidden(ev):
+                continue
             await response.write(json.dumps(render(ev)).encode() + b"\n")
         if only_past:
             return response
@@ -117,6 +125,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 if _gone(request):
                     break
+                continue
+            if hidden(ev):
                 continue
             await response.write(json.dumps(render(ev)).encode() + b"\n")
     except (ConnectionResetError, BrokenPipeError):

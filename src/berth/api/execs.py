@@ -60,7 +60,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     if body.get("Detach"):
         await service.start(e.id, attach=False)
         return web.Response(status=200)
-    reader, writer, _response = await hijack.hijack(request, hijack.RAW if e.tty else hijack.MULTIPLEXED)
+    reader, writer, _response = await hijack.hijack(request, hijack.stream_type(request, e.tty))
     try:
         try:
             streams = await service.start(e.id, attach=True)

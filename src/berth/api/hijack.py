@@ -13,10 +13,21 @@ import socket
 
 from aiohttp import web
 
+from berth.api import versions
 from berth.api.server import server_header
 
 RAW = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+
+
+def stream_type(request: web.Request, tty: bool, hijacked: bool = True) -> str:
+    """The Content-Type of a logs, attach or exec stream, as dockerd gives it: multiplexed
+    when there is no tty, for clients of API 1.42 and later, and for a hijack only when
+    it is an upgrade (a plain 200 is always called raw)."""
+    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+    if tty or (hijacked and not upgrade) or not versions.client_at_least(request, versions.MULTIPLEXED_STREAM_TYPE):
+        return RAW
+    return MULTIPLEXED
 
 
 async def hijack(request: web.Request, content_type: str

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import clock
-from berth.api import progress
+from berth.api import progress, versions
 from berth.api.server import Routes, context, filters_param, json_response, parse_until, query_bool
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
@@ -42,6 +42,8 @@ def _layers(request: web.Request) -> LayerStore:
 
 
 def render_summary(img: Image) -> dict[str, Any]:
+    """An image of the list (and of `system df`) with what every API version may show;
+    `versions.shape` makes it the client's."""
     return {
         "Id": img.id,
         "ParentId": img.parent,
@@ -50,7 +52,6 @@ def render_summary(img: Image) -> dict[str, Any]:
         "Created": image_filters.created_epoch(img),
         "Size": img.size,
         "SharedSize": -1,
-        "VirtualSize": img.size,
         "Labels": img.config.config.labels or None,
         "Containers": -1,
     }
@@ -62,46 +63,66 @@ def graph_driver(img: Image, layers: LayerStore) -> dict[str, Any]:
     return {"Name": graph.name, "Data": graph.data}
 
 
+def _container_config(run: dict[str, Any]) -> dict[str, Any]:
+    """An image's config (OCI JSON) as a container.Config document: what dockerd shows
+    as ContainerConfig for a classic build's last step, the fields a container has and
+    an image has not empty."""
+    doc: dict[str, Any] = {"Hostname": "", "Domainname": "", "User": run.get("User", ""),
+                           "AttachStdin": False, "AttachStdout": False, "AttachStderr": False}
+    if "ExposedPorts" in run:
+        doc["ExposedPorts"] = run["ExposedPorts"]
+    doc.update({"Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": run.get("Env"),
+                "Cmd": run.get("Cmd")})
+    if "Healthcheck" in run:
+        doc["Healthcheck"] = run["Healthcheck"]
+    doc.update({"Image": "", "Volumes": run.get("Volumes"), "WorkingDir": run.get("WorkingDir", ""),
+                "Entrypoint": run.get("Entrypoint"), "OnBuild": run.get("OnBuild"),
+                "Labels": run.get("Labels")})
+    for key in ("StopSignal", "Shell"):
+        if key in run:
+            doc[key] = run[key]
+    return doc
+
+
 def render_inspect(img: Image, layers: LayerStore) -> dict[str, Any]:
+    """`docker image inspect` with what every API version may show (the builder's
+    container, a Config with container-only fields added before 1.50 by the table);
+    `versions.shape` makes it the client's."""
     cfg = img.config
     run = cfg.config.to_oci()
-    container_config: dict[str, Any] = {
-        "Hostname": "", "Domainname": "", "User": run.get("User", ""), "AttachStdin": False,
-        "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
-        "StdinOnce": False, "Env": run.get("Env"), "Cmd": run.get("Cmd"), "Image": "",
-        "Volumes": run.get("Volumes"), "WorkingDir": run.get("WorkingDir", ""),
-        "Entrypoint": run.get("Entrypoint"), "OnBuild": run.get("OnBuild"), "Labels": run.get("Labels"),
-    }
-    if "ExposedPorts" in run:
-        container_config["ExposedPorts"] = run["ExposedPorts"]
-    if "StopSignal" in run:
-        container_config["StopSignal"] = run["StopSignal"]
-    if "Healthcheck" in run:
-        container_config["Healthcheck"] = run["Healthcheck"]
-    if "Shell" in run:
-        container_config["Shell"] = run["Shell"]
-    return {
+    # An image's Config shows these even when the image does not set them (dockerd
+    # marshals them without omitempty); the others only when set.
+    config: dict[str, Any] = {"Cmd": None, "Entrypoint": None, "Env": None, "Labels": None, "OnBuild": None,
+                              "User": "", "Volumes": None, "WorkingDir": "", **run}
+    doc: dict[str, Any] = {
         "Id": img.id,
         "RepoTags": img.repo_tags,
         "RepoDigests": img.repo_digests,
         "Parent": img.parent,
         "Comment": cfg.comment,
-        "Created": cfg.created,
+    }
+    if cfg.created:
+        doc["Created"] = cfg.created
+    if cfg.container:
+        doc["Container"] = cfg.container
+    # dockerd shows the builder's (or committed) container's config kept in the image, and
+    # an empty one for images that have none. berth's builder keeps none: its images show
+    # their own config, as a classic build's last step has it, so that Debian's
+    # docker-compose 1.29 (API 1.41) finds the image's VOLUMEs in ContainerConfig.Volumes
+    # and carries their data over when it recreates a container.
+    doc["ContainerConfig"] = cfg.container_config if cfg.container_config is not None else _container_config(run)
+    doc.update({
         "DockerVersion": cfg.docker_version,
         "Author": cfg.author,
-        "Config": container_config,
-        # Gone from dockerd's answer since API 1.45, kept here as an extra field: Debian's
-        # docker-compose 1.29 negotiates the newest API and reads ContainerConfig.Volumes
-        # whenever it recreates a container (a KeyError otherwise). berth keeps no
-        # builder-container config, so it is the image's own, whose Volumes it wants.
-        "ContainerConfig": dict(container_config),
+        "Config": config,
         "Architecture": cfg.architecture,
         "Os": cfg.os,
         "Size": img.size,
         "GraphDriver": graph_driver(img, layers),
         "RootFS": {"Type": "layers", "Layers": cfg.diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    }
+    })
+    return doc
 
 
 def parse_image_filters(filters: dict[str, list[str]]) -> image_filters.ImageFilters:
@@ -135,7 +156,7 @@ async def list_images(request: web.Request) -> web.Response:
         summary = render_summary(img)
         summary["Containers"] = counts.get(img.id, 0)
         out.append(summary)
-    return json_response(out)
+    return versions.respond(request, versions.IMAGE_LIST, out)
 
 
 @routes.post("/images/prune")
@@ -271,7 +292,8 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/images/{name:.+}/json")
 async def inspect(request: web.Request) -> web.Response:
-    return json_response(render_inspect(_store(request).resolve(request.match_info["name"]), _layers(request)))
+    img = _store(request).resolve(request.match_info["name"])
+    return versions.respond(request, versions.IMAGE_INSPECT, render_inspect(img, _layers(request)))
 
 
 @routes.get("/images/{name:.+}/history")

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from berth.api import versions
 from berth.api.containers import parse_endpoint_request
 from berth.api.server import Routes, context, filters_param, json_body, json_response
 from berth.containers.manager import ContainerManager
@@ -73,7 +74,8 @@ def render(n: Network, ctl: NetworkController, with_containers: bool = True) -> 
 async def list_networks(request: web.Request) -> web.Response:
     ctl = _ctl(request)
     filters = filters_param(request, NETWORK_FILTERS)
-    return json_response([render(n, ctl, with_containers=False) for n in ctl.find(filters)])
+    older = not versions.client_at_least(request, versions.NETWORK_LIST_WITHOUT_CONTAINERS)
+    return json_response([render(n, ctl, with_containers=older) for n in ctl.find(filters)])
 
 
 @routes.get("/networks/{id}")

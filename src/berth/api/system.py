@@ -13,6 +13,7 @@ from aiohttp import web
 from berth import API_VERSION, MIN_API_VERSION, __version__
 from berth.api import containers as container_api
 from berth.api import images as image_api
+from berth.api import versions
 from berth.api import volumes as volume_api
 from berth.api.server import Routes, context, json_response, server_header
 from berth.clock import now_rfc3339
@@ -43,8 +44,7 @@ def _registry_config(mirrors: tuple[str, ...], insecure: tuple[str, ...]) -> dic
                 cidrs.append(entry)
         else:
             index_configs[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
-    return {"AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None,
-            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index_configs,
+    return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index_configs,
             "Mirrors": [m.rstrip("/") + "/" for m in mirrors]}
 
 
@@ -124,7 +124,7 @@ async def info(request: web.Request) -> web.Response:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         pass
-    return json_response({
+    return versions.respond(request, versions.INFO, {
         "ID": ctx.info.daemon_id,
         "Containers": len(containers),
         "ContainersRunning": running,
@@ -206,7 +206,7 @@ async def disk_usage(request: web.Request) -> web.Response:
         container_docs.append(doc)
     vols = ctx.volumes.all()
     refs = {v.name: len(ctx.containers.volume_users(v.name)) for v in vols}
-    return json_response({
+    return versions.respond(request, versions.SYSTEM_DF, {
         "LayersSize": ctx.images.layers_size(),
         "Images": image_docs,
         "Containers": container_docs,

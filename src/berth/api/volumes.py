@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+from berth.api import versions
 from berth.api.server import (
     Routes,
-    api_version,
     context,
     filters_param,
     json_body,
@@ -118,7 +118,6 @@ async def prune_volumes(request: web.Request) -> web.Response:
     filters = VolumePruneFilters(
         label=tuple(raw.get("label", [])), label_not=tuple(raw.get("label!", [])),
         all=any(_bool_filter("all", x) for x in raw["all"]) if "all" in raw else None)
-    # API 1.42 made prune keep named volumes unless asked (filter all=true)
-    all_volumes = api_version(request) < (1, 42)
+    all_volumes = not versions.client_at_least(request, versions.VOLUME_PRUNE_ANONYMOUS_ONLY)
     deleted, reclaimed = await store.prune(filters, lambda name: bool(mgr.volume_users(name)), all_volumes)
     return json_response({"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed})

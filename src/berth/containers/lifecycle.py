@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from berth.containers.manager import ContainerManager
 
 log = logging.getLogger(__name__)
+KILL_WAIT = 10  # seconds a SIGKILL waits for the exit, as dockerd
 
 
 @dataclass
@@ -403,6 +404,13 @@ class Lifecycle:
             raise SystemError_(f"cannot kill container: {ref}: {e}") from None
         await self._thaw_for_signal(c)
         self.mgr.on_event("kill", c, {"signal": str(num)})
+        if num == signals.SIGKILL:
+            # as dockerd: a SIGKILL returns once the container has exited (10 s at most), so
+            # what the client asks next sees it stopped
+            try:
+                await asyncio.wait_for(self.mgr.live[c.id].exited.wait(), KILL_WAIT)
+            except TimeoutError:
+                log.warning("container %s did not exit within %d s of SIGKILL", c.id[:12], KILL_WAIT)
 
     async def _thaw_for_signal(self, c: Container) -> None:
         """A frozen process acts on no signal: a paused container is thawed to receive it."""
@@ -488,7 +496,7 @@ class Lifecycle:
         c = self.mgr.get(ref)
         if c.state.running:
             if not force:
-                raise states.refusal(c, Op.REMOVE)
+                raise states.refusal(c, Op.REMOVE, ref)
             await self._stopped_by_user(c, signals.SIGKILL)
             with contextlib.suppress(TaskError):
                 await self.mgr.tasks.kill(c.id, signals.SIGKILL)

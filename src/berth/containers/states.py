@@ -55,8 +55,9 @@ def allowed(status: Status, op: Op) -> bool:
     return status in TRANSITIONS[op]
 
 
-def refusal(c: Container, op: Op) -> BerthError:
-    """The error for `op` on `c` in its present state, in Docker's words."""
+def refusal(c: Container, op: Op, ref: str | None = None) -> BerthError:
+    """The error for `op` on `c` in its present state, in Docker's words; `ref` is how
+    the client named the container."""
     status = c.state.status
     if op in (Op.START, Op.RESTART):
         if status == S.REMOVING:
@@ -69,11 +70,15 @@ def refusal(c: Container, op: Op) -> BerthError:
     if op in (Op.UNPAUSE, Op.THAW):
         return Conflict(f"Container {c.id} is not paused")
     if op == Op.REMOVE:
+        # dockerd (API 1.50+) names the container as the client did
         if status == S.REMOVING:
-            return Conflict(f"removal of container {c.id[:12]} is already in progress")
-        what = "restarting" if status == S.RESTARTING else "running"
-        return Conflict(f'cannot remove container "/{c.name}": container is {what}: '
-                        "stop the container before removing or force remove")
+            return Conflict(f"removal of container {ref or c.id[:12]} is already in progress")
+        if status == S.PAUSED:
+            reason = "container is paused and must be unpaused first"
+        else:
+            what = "restarting" if status == S.RESTARTING else "running"
+            reason = f"container is {what}: stop the container before removing or force remove"
+        return Conflict(f'cannot remove container "{ref or c.name}": {reason}')
     return Conflict(f"container {c.id[:12]} is {status.value}: it cannot {op.value}")
 
 

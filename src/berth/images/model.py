@@ -127,6 +127,11 @@ class ImageConfig:
     author: str = ""
     comment: str = ""
     docker_version: str = ""
+    # What Docker's legacy builder and `commit` recorded: the container the image was
+    # made from and that container's config (a container.Config document, kept as read).
+    # Read from documents that have them, never written: API clients before 1.45 see them.
+    container: str = ""
+    container_config: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         doc: dict[str, Any] = {"architecture": self.architecture}
@@ -167,6 +172,8 @@ class ImageConfig:
             author=doc.get("author") or "",
             comment=doc.get("comment") or "",
             docker_version=doc.get("docker_version") or "",
+            container=doc.get("container") or "",
+            container_config=doc["container_config"] if isinstance(doc.get("container_config"), dict) else None,
         )
 
 

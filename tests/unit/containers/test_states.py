@@ -77,11 +77,11 @@ def test_a_start_or_an_exit_begins_a_new_state() -> None:
     (Op.PAUSE, Status.RESTARTING, Conflict, f"Container {CID} is not running"),
     (Op.UNPAUSE, Status.RUNNING, Conflict, f"Container {CID} is not paused"),
     (Op.UNPAUSE, Status.EXITED, Conflict, f"Container {CID} is not paused"),
-    (Op.REMOVE, Status.RUNNING, Conflict, 'cannot remove container "/web": container is running: '
+    (Op.REMOVE, Status.RUNNING, Conflict, 'cannot remove container "web": container is running: '
                                           "stop the container before removing or force remove"),
-    (Op.REMOVE, Status.PAUSED, Conflict, 'cannot remove container "/web": container is running: '
-                                         "stop the container before removing or force remove"),
-    (Op.REMOVE, Status.RESTARTING, Conflict, 'cannot remove container "/web": container is restarting: '
+    (Op.REMOVE, Status.PAUSED, Conflict, 'cannot remove container "web": container is paused and must be '
+                                         "unpaused first"),
+    (Op.REMOVE, Status.RESTARTING, Conflict, 'cannot remove container "web": container is restarting: '
                                              "stop the container before removing or force remove"),
     (Op.REMOVE, Status.REMOVING, Conflict, f"removal of container {CID[:12]} is already in progress"),
 ])
