@@ -25,6 +25,7 @@ from aiohttp import web
 from berth.api import hijack
 from berth.api.server import (
     Routes,
+    api_version,
     context,
     filters_param,
     json_body,
@@ -331,7 +332,7 @@ def _mount_spec(m: Any) -> MountSpec:
         bind_create_mountpoint=_opt(bind or {}, "CreateMountpoint", bool, False), has_bind_options=bind is not None,
         volume_no_copy=_opt(volume or {}, "NoCopy", bool, False), volume_labels=_str_map(volume or {}, "Labels"),
         volume_driver=_opt(driver, "Name", str, ""), volume_driver_options=_str_map(driver, "Options"),
-        has_volume_options=volume is not None,
+        volume_subpath=_opt(volume or {}, "Subpath", str, ""), has_volume_options=volume is not None,
         tmpfs_size=_opt(tmpfs or {}, "SizeBytes", int, 0), tmpfs_mode=_opt(tmpfs or {}, "Mode", int, 0),
         has_tmpfs_options=tmpfs is not None,
     )
@@ -358,6 +359,8 @@ def _mount_spec_doc(m: MountSpec) -> dict[str, Any]:
         if m.volume_driver or m.volume_driver_options:
             vol["DriverConfig"] = {k: v for k, v in (("Name", m.volume_driver),
                                                      ("Options", m.volume_driver_options)) if v}
+        if m.volume_subpath:
+            vol["Subpath"] = m.volume_subpath
         doc["VolumeOptions"] = vol
     if m.has_tmpfs_options:
         doc["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", m.tmpfs_size), ("Mode", m.tmpfs_mode)) if v}
@@ -825,6 +828,8 @@ def parse_container_filters(filters: dict[str, list[str]]) -> listing.ContainerF
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
     config, host = parse_create(body)
+    if api_version(request) < (1, 45) and any(m.volume_subpath for m in host.mounts):
+        raise InvalidParameter("VolumeOptions.Subpath needs API v1.45 or newer")
     c = await _mgr(request).create(request.query.get("name") or None, config, host, parse_endpoints(body))
     return json_response({"Id": c.id, "Warnings": []}, 201)
 
