@@ -1196,6 +1196,8 @@ def _assert_nothing_built(docker: Cli, name: str, res: subprocess.CompletedProce
     ("RUN echo no from\nFROM busybox:latest\n", r"no build stage in current context"),
     ("# only a comment\n", r"file with no instructions"),
     ("FROM busybox:latest\nRUN <<EOF\necho never terminated\n", r"line [2-4]"),
+    ("FROM --platform=nosuch/arch busybox:latest\n",
+     r'failed to parse platform nosuch/arch: "nosuch/arch": unknown operating system or architecture'),
 ])  # fmt: skip
 def test_bad_dockerfiles(dbuild: Cli, docker: Cli, workdir: Callable[..., Path], dockerfile: str,
                          message: str) -> None:

@@ -156,8 +156,13 @@ class _Run:
 
     def _platform(self, stage: df.Stage, meta: dict[str, str]) -> Platform | None:
         """The platform FROM asks for: the stage's `--platform`, else the build's."""
-        text = df.expand(stage.platform, meta, self.escape) if stage.platform else self.opts.platform
-        return Platform.parse(text) if text else None
+        if stage.platform:
+            text = df.expand(stage.platform, meta, self.escape)
+            try:
+                return Platform.parse(text) if text else None
+            except InvalidParameter as e:
+                raise InvalidParameter(f"failed to parse platform {text}: {e}") from None
+        return Platform.parse(self.opts.platform) if self.opts.platform else None
 
     async def _pull(self, name: str, platform: Platform | None = None) -> Image:
         """A FROM image from its registry, its progress in the build's stream."""
