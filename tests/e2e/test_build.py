@@ -932,6 +932,25 @@ def test_quiet_prints_only_the_id_and_iidfile(dbuild: Cli, docker: Cli,
     assert other.read_text() == full  # from the stream's aux message: no newline
 
 
+def test_quiet_build_that_fails_shows_what_it_held_back(dbuild: Cli, berth: Cli, api: ApiClient,
+                                                       workdir: Callable[..., Path]) -> None:
+    dockerfile = "FROM busybox:latest\nRUN echo said-before-failing; echo on-stderr >&2; exit 3\n"
+    ctx = workdir({"Dockerfile": dockerfile})
+    for cli in (dbuild, berth):
+        res = build(cli, ctx, "-q", "--force-rm")
+        # as dockerd: the held-back output comes with the error, and the CLI prints it
+        assert res.returncode == 3, describe(res)
+        assert res.stdout == "", describe(res)
+        assert "Step 2/2 : RUN echo said-before-failing" in res.stderr, describe(res)
+        assert "said-before-failing\n" in res.stderr and "\x1b[91mon-stderr\n\x1b[0m" in res.stderr
+        assert "returned a non-zero code: 3" in res.stderr
+    # a quiet build that works streams the image ID alone (no aux message either)
+    resp = api.post("/build?q=1", tar_bytes({"Dockerfile": "FROM busybox:latest\nLABEL quiet=1\n"}),
+                    headers={"Content-Type": "application/x-tar"}, timeout=120)
+    docs = [json.loads(line) for line in resp.body.decode().splitlines() if line.strip()]
+    assert len(docs) == 1 and FULL_ID.fullmatch(docs[0]["stream"].strip()), docs
+
+
 def test_several_tags_and_labels(dbuild: Cli, docker: Cli, workdir: Callable[..., Path]) -> None:
     ctx = workdir({"Dockerfile": "FROM busybox:latest\nLABEL from.file=yes\n"})
     a, b, c = tag(), f"{tag()}:v1", f"{tag()}/sub:v2"

@@ -127,6 +127,25 @@ class Builder:
         # read before .dockerignore applies: dockerd drops the Dockerfile and .dockerignore
         # from the context too when .dockerignore lists them
         await ctx.apply_dockerignore(set())
+        if not opts.quiet:
+            return await self._build(ctx, opts, emit, dockerfile_text)
+        # as dockerd with -q: the output is held back, sent only if the build fails; on
+        # success the stream is the image ID alone
+        held: list[dict[str, Any]] = []
+
+        async def hold(doc: dict[str, Any]) -> None:
+            held.append(doc)
+
+        try:
+            image_id = await self._build(ctx, opts, hold, dockerfile_text)
+        except BerthError:
+            for doc in held:
+                await emit(doc)
+            raise
+        await emit({"stream": image_id + "\n"})
+        return image_id
+
+    async def _build(self, ctx: ctxmod.Context, opts: BuildOptions, emit: Emit, dockerfile_text: bytes) -> str:
         parsed = df.parse(dockerfile_text)
         for warning in parsed.warnings:
             await emit({"stream": f"[WARNING]: {warning}\n"})
@@ -151,8 +170,7 @@ class _Run:
         self.escape = parsed.escape
 
     async def say(self, text: str) -> None:
-        if not self.opts.quiet:
-            await self.emit_raw({"stream": text})
+        await self.emit_raw({"stream": text})
 
     def _platform(self, stage: df.Stage, meta: dict[str, str]) -> Platform | None:
         """The platform FROM asks for: the stage's `--platform`, else the build's."""
@@ -174,8 +192,7 @@ class _Run:
         creds = credentials_for(self.opts.registry_auth, ref.domain)
 
         async def sink(msg: Message) -> None:
-            if not self.opts.quiet:
-                await self.emit_raw(to_json(msg))
+            await self.emit_raw(to_json(msg))
 
         await drain(lambda emit: service.pull(str(ref), "", str(platform) if platform else "", creds, emit), sink)
         return self.b.images.resolve(str(ref))
@@ -245,11 +262,7 @@ class _Run:
         if unused:
             await self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         await self.emit_raw({"aux": {"ID": image_id}})
-        short = image_id.removeprefix("sha256:")[:12]
-        if self.opts.quiet:
-            await self.emit_raw({"stream": image_id + "\n"})
-        else:
-            await self.say(f"Successfully built {short}\n")
+        await self.say(f"Successfully built {_short(image_id)}\n")
         for tag in self.opts.tags:
             self.b.images.tag(image_id, tag)
             await self.say(f"Successfully tagged {reference.parse(tag).familiar()}\n")
