@@ -1007,11 +1007,13 @@ RUN ls /sys/class/net | sort | tr '\\n' ' '; echo; grep -w berth-build-host /etc
 
 def test_every_add_host_reaches_the_run_steps(dbuild: Cli, berth: Cli, docker_client: Any,
                                               workdir: Callable[..., Path]) -> None:
-    ctx = workdir({"Dockerfile": "FROM busybox:latest\nRUN grep -E 'first|second' /etc/hosts\n"})
+    ctx = workdir({"Dockerfile": "FROM busybox:latest\nRUN grep -E 'first|second|gateway' /etc/hosts\n"})
     for cli in (dbuild, berth):
-        out = build_ok(cli, ctx, "--no-cache", "--add-host", "first:10.1.2.3", "--add-host", "second=10.1.2.4")
+        out = build_ok(cli, ctx, "--no-cache", "--add-host", "first:10.1.2.3", "--add-host", "second=10.1.2.4",
+                       "--add-host", "gateway:host-gateway")
         assert re.search(r"^10\.1\.2\.3\s+first$", out, re.M), out
         assert re.search(r"^10\.1\.2\.4\s+second$", out, re.M), out
+        assert re.search(r"^\d+\.\d+\.\d+\.\d+\s+gateway$", out, re.M), out  # the default bridge's gateway
     # docker-py sends one extrahosts parameter per entry, as the docker CLI does
     _, logs = docker_client.images.build(path=str(ctx), nocache=True, rm=True,
                                          extra_hosts={"first": "10.1.2.3", "second": "10.1.2.4"})
