@@ -934,10 +934,21 @@ def test_volume_subpath_mounts_only_that_directory(docker: Cli, berth: Cli, new_
                    "sh", "-c", "ls /y | sort; cat /y/new")
     assert out.split() == ["f", "new", "written"]
     name = new_name("subpath")
-    docker.ok("create", "--name", name, "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=sub", "busybox")
+    docker.ok("create", "--name", name, "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=sub", "busybox",
+              "sleep", "60")
     assert json.loads(docker.ok("inspect", "-f", "{{json .HostConfig.Mounts}}", name)) == [
         {"Type": "volume", "Source": vol, "Target": "/x", "VolumeOptions": {"Subpath": "sub"}}]
-    docker.ok("rm", name)
+    # while it runs, berthd holds the resolved directory for it (a bind, as dockerd's
+    # safepath: what the runtime mounts cannot be swapped for a symlink); the hold goes
+    # with the container's exit, and the directory swapped afterwards changes nothing
+    docker.ok("start", name)
+    cid = docker.ok("inspect", "-f", "{{.Id}}", name).strip()
+    holds = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if f"/{cid}-0 " in line]
+    assert len(holds) == 1, holds
+    docker.ok("run", "--rm", "-v", f"{vol}:/v", "busybox", "sh", "-c", "mv /v/sub /v/moved && ln -s /etc /v/sub")
+    assert docker.ok("exec", name, "cat", "/x/f").strip() == "in-sub"
+    docker.ok("rm", "-f", name)
+    assert f"/{cid}-0 " not in Path("/proc/self/mountinfo").read_text()
 
 
 def test_volume_subpath_through_docker_py_and_the_api_version_gate(docker_client: Any, api: ApiClient,

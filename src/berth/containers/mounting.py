@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from berth.containers.model import Container, MountPoint
-from berth.errors import BerthError, InvalidParameter, NotFound
+from berth.errors import BerthError, InvalidParameter
 from berth.layers import archive
 from berth.layers.snapshotters import copy_layer
 from berth.volumes.store import ANONYMOUS_LABEL, Volume, VolumeStore
@@ -84,7 +84,7 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
     mounted: list[Volume] = []
     out: list[dict[str, Any]] = []
     try:
-        for mp in c.mounts:
+        for index, mp in enumerate(c.mounts):
             if mp.type == "tmpfs":
                 opts = ["nosuid", "nodev", "noexec"]
                 if mp.tmpfs_size:
@@ -103,8 +103,8 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
                     "driver": v.driver, "container": c.id, "destination": mp.destination,
                     "read/write": "true" if mp.rw else "false", "propagation": mp.propagation})
                 mp.source = source
-                if mp.subpath:
-                    source = await asyncio.to_thread(resolve_subpath, source, mp.subpath)
+                if mp.subpath:  # the runtime mounts berthd's hold on it, never a path it could be tricked on
+                    source = mp.subpath_mount = await store.hold_subpath(source, mp.subpath, c.id, index)
                 if mp.copy_data:
                     await asyncio.to_thread(copy_up, root, mp.destination, source)
             else:
@@ -115,14 +115,23 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
                 options.append("ro")
             out.append({"destination": mp.destination, "type": "bind", "source": source, "options": options})
     except BaseException:
+        await _release_subpaths(store, c)
         for v in mounted:
             await store.unmount(v, c.id)
         raise
     return out
 
 
+async def _release_subpaths(store: VolumeStore, c: Container) -> None:
+    for mp in c.mounts:
+        if mp.subpath_mount:
+            await store.release_subpath(mp.subpath_mount)
+            mp.subpath_mount = ""
+
+
 async def release(store: VolumeStore, c: Container) -> None:
     """The container stopped: its volumes' drivers may unmount."""
+    await _release_subpaths(store, c)
     for mp in c.mounts:
         if mp.type != "volume":
             continue
@@ -132,32 +141,6 @@ async def release(store: VolumeStore, c: Container) -> None:
             continue
         await store.unmount(v, c.id)
         store.on_event("unmount", v.name, {"driver": v.driver, "container": c.id})
-
-
-def resolve_subpath(volume: str, subpath: str) -> str:
-    """The directory `subpath` names inside the mounted `volume`, every symlink resolved,
-    for `VolumeOptions.Subpath`: NotFound when it does not exist, InvalidParameter when
-    it resolves outside the volume (`..` through a symlink, a symlink to an absolute
-    path), in dockerd's words (its safepath package)."""
-    try:
-        base = os.path.realpath(volume, strict=True)
-    except OSError as e:
-        raise NotFound(f"cannot access path {volume}: {_go_os_error('lstat', e, volume)}") from None
-    combined = os.path.normpath(os.path.join(base, subpath))
-    try:
-        resolved = os.path.realpath(combined, strict=True)
-    except OSError as e:
-        raise NotFound(f"cannot access path {combined}: {_go_os_error('lstat', e, combined)}") from None
-    inside = os.path.relpath(resolved, base)
-    if inside == ".." or inside.startswith("../"):
-        raise InvalidParameter(f"path concatenation escapes the base directory, base: {base}, subpath: {subpath}")
-    return resolved
-
-
-def _go_os_error(op: str, e: OSError, path: str) -> str:
-    """An OSError as Go's *PathError prints it: "lstat /a/b: no such file or directory"."""
-    reason = os.strerror(e.errno).lower() if e.errno else str(e)
-    return f"{op} {e.filename or path}: {reason}"
 
 
 def _bind_source(mp: MountPoint) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from berth.errors import BerthError, Conflict, NotFound
 from berth.metadata import Step, migrate
+from berth.volumes import safepath
 from berth.volumes.drivers import LocalDriver, VolumeDriver, check_name
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class VolumeStore:
         self.db = db
         migrate(db, "volumes", MIGRATIONS)
         self.local = LocalDriver(os.path.join(data_root, "volumes"))
+        self.subpath_root = os.path.join(data_root, "volume-subpaths")  # safepath.hold's mount points
         self._plugins: dict[str, VolumeDriver] = {}
         self._plugin_paths: dict[str, str] = {}  # what plugins last said a volume's path is
         # (action, volume name, attributes): berthd's event log listens here
@@ -202,6 +204,15 @@ class VolumeStore:
             await asyncio.to_thread(self.driver(v.driver).unmount, v.name, container_id)
         except BerthError as e:
             log.warning("unmount of volume %s for %s failed: %s", v.name, container_id[:12], e)
+
+    async def hold_subpath(self, source: str, subpath: str, container_id: str, index: int) -> str:
+        """The directory `subpath` names in a mounted volume (`source`), held for the
+        container's runtime to mount (volumes/safepath.py); dockerd's errors."""
+        mount_point = os.path.join(self.subpath_root, f"{container_id}-{index}")
+        return await asyncio.to_thread(safepath.hold, source, subpath, mount_point)
+
+    async def release_subpath(self, mount_point: str) -> None:
+        await asyncio.to_thread(safepath.release, mount_point)
 
     def size(self, v: Volume) -> int:
         """Bytes of the volume's data; -1 where berth cannot know (a plugin's)."""
