@@ -1,7 +1,8 @@
 """Turning a container's mount points into volumes and OCI mounts, over its life.
 
 At create, the volumes its mount points name (or anonymous ones) are made; at start,
-each volume is mounted by its driver, a new empty volume is filled with what the
+each volume is mounted by its driver (of one mounted with a `Subpath`, the directory is
+held for the runtime by volumes/safepath.py), a new empty volume is filled with what the
 image has at that path (Docker's copy-up, with owners and modes), missing `-v` host
 directories are made, and the OCI mount entries come out; at exit the drivers are told
 the container let go; at `rm -v` (and `--rm`) its anonymous volumes are removed.
