@@ -97,7 +97,6 @@ class MountPoint:
     volume_options: dict[str, str] = field(default_factory=dict)  # for creating the volume
     volume_labels: dict[str, str] = field(default_factory=dict)
     subpath: str = ""  # a volume's: the directory inside it that is mounted (resolved at start)
-    subpath_mount: str = ""  # while started: where berthd holds that directory for the runtime
 
 
 @dataclass

@@ -105,7 +105,7 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
                     "read/write": "true" if mp.rw else "false", "propagation": mp.propagation})
                 mp.source = source
                 if mp.subpath:  # the runtime mounts berthd's hold on it, never a path it could be tricked on
-                    source = mp.subpath_mount = await store.hold_subpath(source, mp.subpath, c.id, index)
+                    source = await store.hold_subpath(source, mp.subpath, c.id, index)
                 if mp.copy_data:
                     await asyncio.to_thread(copy_up, root, mp.destination, source)
             else:
@@ -116,23 +116,16 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
                 options.append("ro")
             out.append({"destination": mp.destination, "type": "bind", "source": source, "options": options})
     except BaseException:
-        await _release_subpaths(store, c)
+        await store.release_subpaths(c.id)
         for v in mounted:
             await store.unmount(v, c.id)
         raise
     return out
 
 
-async def _release_subpaths(store: VolumeStore, c: Container) -> None:
-    for mp in c.mounts:
-        if mp.subpath_mount:
-            await store.release_subpath(mp.subpath_mount)
-            mp.subpath_mount = ""
-
-
 async def release(store: VolumeStore, c: Container) -> None:
     """The container stopped: its volumes' drivers may unmount."""
-    await _release_subpaths(store, c)
+    await store.release_subpaths(c.id)
     for mp in c.mounts:
         if mp.type != "volume":
             continue

@@ -166,7 +166,6 @@ def plan(binds: Iterable[str], specs: Iterable[MountSpec], volumes: Iterable[str
                 continue
             copied = MountPoint(**{**mp.__dict__})
             copied.volume_options = {}
-            copied.subpath_mount = ""  # the other container's hold, not this one's
             if mode:
                 copied.rw = mode == "rw"
             copied.create_source = False

@@ -211,8 +211,19 @@ class VolumeStore:
         mount_point = os.path.join(self.subpath_root, f"{container_id}-{index}")
         return await asyncio.to_thread(safepath.hold, source, subpath, mount_point)
 
-    async def release_subpath(self, mount_point: str) -> None:
-        await asyncio.to_thread(safepath.release, mount_point)
+    async def release_subpaths(self, container_id: str) -> None:
+        """Let go of every hold of the container's (found on disk, so that one made just
+        before berthd was killed goes too)."""
+        def release_all() -> None:
+            try:
+                names = os.listdir(self.subpath_root)
+            except FileNotFoundError:
+                return
+            for name in names:
+                if name.startswith(f"{container_id}-"):
+                    safepath.release(os.path.join(self.subpath_root, name))
+
+        await asyncio.to_thread(release_all)
 
     def size(self, v: Volume) -> int:
         """Bytes of the volume's data; -1 where berth cannot know (a plugin's)."""
