@@ -83,6 +83,7 @@ class VolumeStore:
         migrate(db, "volumes", MIGRATIONS)
         self.local = LocalDriver(os.path.join(data_root, "volumes"))
         self.subpath_root = os.path.join(data_root, "volume-subpaths")  # safepath.hold's mount points
+        self._release_stale_holds()
         self._plugins: dict[str, VolumeDriver] = {}
         self._plugin_paths: dict[str, str] = {}  # what plugins last said a volume's path is
         # (action, volume name, attributes): berthd's event log listens here
@@ -210,6 +211,18 @@ class VolumeStore:
         container's runtime to mount (volumes/safepath.py); dockerd's errors."""
         mount_point = os.path.join(self.subpath_root, f"{container_id}-{index}")
         return await asyncio.to_thread(safepath.hold, source, subpath, mount_point)
+
+    def _release_stale_holds(self) -> None:
+        """At start-up: holds an earlier berthd left (killed while it started a container).
+        A hold is needed only until the runtime has mounted it, so none is needed now."""
+        try:
+            names = os.listdir(self.subpath_root)
+        except FileNotFoundError:
+            return
+        for name in names:
+            safepath.release(os.path.join(self.subpath_root, name))
+        if names:
+            log.warning("let go of %d volume subpath holds an earlier berthd left", len(names))
 
     async def release_subpaths(self, container_id: str) -> None:
         """Let go of every hold of the container's (found on disk, so that one made just
