@@ -932,6 +932,25 @@ def test_quiet_prints_only_the_id_and_iidfile(dbuild: Cli, docker: Cli,
     assert other.read_text() == full  # from the stream's aux message: no newline
 
 
+def test_quiet_build_that_fails_shows_what_it_held_back(dbuild: Cli, berth: Cli, api: ApiClient,
+                                                       workdir: Callable[..., Path]) -> None:
+    dockerfile = "FROM busybox:latest\nRUN echo said-before-failing; echo on-stderr >&2; exit 3\n"
+    ctx = workdir({"Dockerfile": dockerfile})
+    for cli in (dbuild, berth):
+        res = build(cli, ctx, "-q", "--force-rm")
+        # as dockerd: the held-back output comes with the error, and the CLI prints it
+        assert res.returncode == 3, describe(res)
+        assert res.stdout == "", describe(res)
+        assert "Step 2/2 : RUN echo said-before-failing" in res.stderr, describe(res)
+        assert "said-before-failing\n" in res.stderr and "\x1b[91mon-stderr\n\x1b[0m" in res.stderr
+        assert "returned a non-zero code: 3" in res.stderr
+    # a quiet build that works streams the image ID alone (no aux message either)
+    resp = api.post("/build?q=1", tar_bytes({"Dockerfile": "FROM busybox:latest\nLABEL quiet=1\n"}),
+                    headers={"Content-Type": "application/x-tar"}, timeout=120)
+    docs = [json.loads(line) for line in resp.body.decode().splitlines() if line.strip()]
+    assert len(docs) == 1 and FULL_ID.fullmatch(docs[0]["stream"].strip()), docs
+
+
 def test_several_tags_and_labels(dbuild: Cli, docker: Cli, workdir: Callable[..., Path]) -> None:
     ctx = workdir({"Dockerfile": "FROM busybox:latest\nLABEL from.file=yes\n"})
     a, b, c = tag(), f"{tag()}:v1", f"{tag()}/sub:v2"
@@ -983,6 +1002,101 @@ RUN ls /sys/class/net | sort | tr '\\n' ' '; echo; grep -w berth-build-host /etc
     seen = next(line for line in host.splitlines() if line.startswith("lo ") or " lo " in line)
     others = set(seen.split()) - {"lo"}
     assert others & set(os.listdir("/sys/class/net")), (seen, host)  # the host's interfaces
+
+
+
+def test_every_add_host_reaches_the_run_steps(dbuild: Cli, berth: Cli, docker_client: Any,
+                                              workdir: Callable[..., Path]) -> None:
+    ctx = workdir({"Dockerfile": "FROM busybox:latest\nRUN grep -E 'first|second|gateway' /etc/hosts\n"})
+    for cli in (dbuild, berth):
+        out = build_ok(cli, ctx, "--no-cache", "--add-host", "first:10.1.2.3", "--add-host", "second=10.1.2.4",
+                       "--add-host", "gateway:host-gateway")
+        assert re.search(r"^10\.1\.2\.3\s+first$", out, re.M), out
+        assert re.search(r"^10\.1\.2\.4\s+second$", out, re.M), out
+        assert re.search(r"^\d+\.\d+\.\d+\.\d+\s+gateway$", out, re.M), out  # the default bridge's gateway
+    # docker-py sends one extrahosts parameter per entry, as the docker CLI does
+    _, logs = docker_client.images.build(path=str(ctx), nocache=True, rm=True,
+                                         extra_hosts={"first": "10.1.2.3", "second": "10.1.2.4"})
+    text = "".join(doc.get("stream", "") for doc in logs)
+    assert re.search(r"^10\.1\.2\.4\s+second$", text, re.M), text
+    res = build(berth, ctx, "--add-host", "no-address")
+    assert res.returncode != 0 and 'bad format for add-host: "no-address"' in res.stderr, describe(res)
+
+
+def test_run_steps_on_a_named_network_and_the_default_bridge(dbuild: Cli, docker: Cli, new_net: Callable[[str], str],
+                                                             workdir: Callable[..., Path]) -> None:
+    net = new_net("buildnet")
+    docker.ok("network", "create", "--subnet", "10.231.7.0/24", net)
+    ctx = workdir({"Dockerfile": "FROM busybox:latest\nRUN ip -4 -o addr show eth0 | awk '{print $4}'\n"})
+    out = build_ok(dbuild, ctx, "--no-cache", "--network", net)
+    assert re.search(r"^10\.231\.7\.\d+/24$", out, re.M), out
+    out = build_ok(dbuild, ctx, "--no-cache", "--network", "bridge")
+    assert re.search(r"^\d+\.\d+\.\d+\.\d+/\d+$", out, re.M) and "10.231.7." not in out, out
+
+
+def test_run_stderr_is_in_the_build_output_as_the_classic_builder_colours_it(
+        dbuild: Cli, berth: Cli, api: ApiClient, workdir: Callable[..., Path]) -> None:
+    dockerfile = "FROM busybox:latest\nRUN echo to-stdout; echo to-stderr >&2; echo more-stdout\n"
+    ctx = workdir({"Dockerfile": dockerfile})
+    for cli in (dbuild, berth):
+        out = build_ok(cli, ctx, "--no-cache")
+        # dockerd's stderr writer wraps each chunk in red: ESC[91m ... ESC[0m (the two
+        # streams are read apart, so stderr's place among the stdout lines may vary)
+        assert "\x1b[91mto-stderr\n\x1b[0m" in out, repr(out)
+        assert "\nto-stdout\n" in out and "more-stdout\n" in out, repr(out)
+    resp = api.post("/build?nocache=1", tar_bytes({"Dockerfile": dockerfile}),
+                    headers={"Content-Type": "application/x-tar"}, timeout=120)
+    docs = [json.loads(line) for line in resp.body.decode().splitlines() if line.strip()]
+    assert {"stream": "\x1b[91mto-stderr\n\x1b[0m"} in docs, docs
+
+
+def test_labels_are_label_steps_at_the_end_of_the_target_stage(dbuild: Cli, berth: Cli, docker: Cli,
+                                                               workdir: Callable[..., Path]) -> None:
+    ctx = workdir({"Dockerfile": "FROM busybox:latest AS first\nRUN echo one > /one\n"
+                                 "FROM busybox:latest AS final\nCOPY --from=first /one /\nFROM first AS unused\n"})
+    name = tag()
+    out = build_ok(dbuild, ctx, "-t", name, "--target", "final", "--label", "zz=last", "--label", "aa=first")
+    # as dockerd: one LABEL per --label, sorted, counted in the steps, in the target stage
+    assert steps(out)[-3:] == [(4, 6, "COPY --from=first /one /"), (5, 6, "LABEL aa=first"),
+                               (6, 6, "LABEL zz=last")], out
+    assert inspect(docker, name)["Config"]["Labels"] == {"aa": "first", "zz": "last"}
+    history = docker.ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", name).splitlines()
+    assert history[:2] == ["/bin/sh -c #(nop)  LABEL zz=last", "/bin/sh -c #(nop)  LABEL aa=first"]
+    again = build_ok(berth, ctx, "-t", name, "--target", "final", "--label", "zz=last", "--label", "aa=first")
+    assert [s[2] for s in steps(again)][-2:] == ["LABEL aa=first", "LABEL zz=last"]
+    assert cache_hits(again) == 4, again
+    assert image_id(docker, name)[7:19] == built_id(again)
+
+
+def test_platform_of_the_host_is_accepted_and_another_is_not_taken_from_here(
+        dbuild: Cli, berth: Cli, docker: Cli, workdir: Callable[..., Path]) -> None:
+    from helpers.registries import free_port
+
+    host_arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    other_arch = "arm64" if host_arch == "amd64" else "amd64"
+    # a base image under a registry on loopback that does not answer: a pull can only fail
+    base = f"127.0.0.1:{free_port()}/plat/base:1"
+    docker.ok("tag", "busybox:latest", base)
+    try:
+        ctx = workdir({"Dockerfile": f"FROM {base}\nRUN echo built-here\n"})
+        for cli, platform in ((dbuild, f"linux/{host_arch}"), (berth, host_arch), (dbuild, "linux")):
+            out = build_ok(cli, ctx, "--no-cache", "--platform", platform)
+            assert "built-here" in out and "Successfully built" in out, out
+        # as dockerd: the image here is not the platform asked for, so FROM pulls it, and the pull fails
+        name = tag()
+        res = build(dbuild, ctx, "--platform", f"linux/{other_arch}", "-t", name)
+        assert res.returncode != 0, describe(res)
+        assert "connection refused" in res.stderr + res.stdout and base.split("/")[0] in res.stderr + res.stdout
+        assert "Successfully built" not in res.stdout and not exists(docker, name)
+        res = build(berth, ctx, "--platform", "linux/amd64/v2/extra")
+        assert res.returncode != 0
+        assert ('"linux/amd64/v2/extra": unknown operating system or architecture: invalid argument'
+                in res.stderr), describe(res)
+        res = build(dbuild, ctx, "--platform", "nosuchos/amd64")
+        assert '"nosuchos/amd64": unknown operating system or architecture: invalid argument' in res.stderr
+        assert "Step 1/" not in res.stdout  # refused before the build started
+    finally:
+        docker.ok("rmi", base)
 
 
 # The stream format and docker-py.
@@ -1103,6 +1217,8 @@ def _assert_nothing_built(docker: Cli, name: str, res: subprocess.CompletedProce
     ("RUN echo no from\nFROM busybox:latest\n", r"no build stage in current context"),
     ("# only a comment\n", r"file with no instructions"),
     ("FROM busybox:latest\nRUN <<EOF\necho never terminated\n", r"line [2-4]"),
+    ("FROM --platform=nosuch/arch busybox:latest\n",
+     r'failed to parse platform nosuch/arch: "nosuch/arch": unknown operating system or architecture'),
 ])  # fmt: skip
 def test_bad_dockerfiles(dbuild: Cli, docker: Cli, workdir: Callable[..., Path], dockerfile: str,
                          message: str) -> None:

@@ -3,9 +3,11 @@ through the real docker CLI."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -81,6 +83,76 @@ def test_commit_of_a_running_container_pauses_and_resumes_it(docker: Cli, new_na
     assert len(docker.ok("logs", name).splitlines()) > before
     assert docker.ok("run", "--rm", image, "cat", "/state").strip() == "x"
     docker.ok("rm", "-f", name)
+
+
+
+def test_commit_changes_are_dockerfile_instructions_as_dockerd_applies_them(
+        docker: Cli, berth: Cli, new_name: Names, new_image: Callable[[str], str]) -> None:
+    name = new_name("changes")
+    docker.ok("run", "--name", name, "busybox", "sh", "-c", "echo made > /made")
+    image = new_image("changes")
+    docker.ok("commit", "--change", 'ENTRYPOINT ["echo","from-entrypoint"]',
+              "--change", "HEALTHCHECK --interval=3s --retries=2 CMD true",
+              "--change", "ENV PATH=$PATH:/opt/extra GREETING=\"hello world\"",
+              "--change", "WORKDIR data", "--change", "EXPOSE 8080 53/udp", name, image)
+    config = json.loads(docker.ok("image", "inspect", "-f", "{{json .Config}}", image))
+    # an ENTRYPOINT change drops the container's CMD (no CMD change came before it)
+    assert (config["Entrypoint"], config.get("Cmd")) == (["echo", "from-entrypoint"], None)
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 3_000_000_000, "Retries": 2}
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/extra" in config["Env"]
+    assert "GREETING=hello world" in config["Env"]
+    assert config["WorkingDir"] == "/data"
+    assert set(config["ExposedPorts"]) == {"8080/tcp", "53/udp"}
+    assert docker.ok("run", "--rm", image, "and", "args").strip() == "from-entrypoint and args"
+    # JSON and shell form of CMD, through berth too
+    shell_image, json_image = new_image("shellform"), new_image("jsonform")
+    berth.ok("commit", "-c", "CMD echo shell-form $HOSTNAME", name, shell_image)
+    assert json.loads(docker.ok("image", "inspect", "-f", "{{json .Config.Cmd}}", shell_image)) == \
+        ["/bin/sh", "-c", "echo shell-form $HOSTNAME"]
+    docker.ok("commit", "-c", 'CMD ["sh","-c","echo json-form; cat /made"]', name, json_image)
+    assert docker.ok("run", "--rm", json_image).split() == ["json-form", "made"]
+    docker.ok("rm", name)
+
+
+def test_commit_with_the_default_pause_of_created_and_exited_containers_through_docker_py(
+        docker_client: Any, docker: Cli, new_name: Names, new_image: Callable[[str], str]) -> None:
+    created = docker_client.containers.create("busybox", ["true"], name=new_name("created"))
+    exited = docker_client.containers.run("busybox", ["sh", "-c", "echo x > /x"], name=new_name("exited"),
+                                          detach=True)
+    exited.wait()
+    try:
+        for container in (created, exited):
+            repo = new_image("dockerpy")
+            # docker-py sends pause=True, as the docker CLI does: dockerd ignores it for a
+            # container that is not running
+            image = container.commit(repo, changes=['CMD ["sh","-c","echo hi"]', "LABEL from=docker-py"])
+            assert image.attrs["Config"]["Cmd"] == ["sh", "-c", "echo hi"]
+            assert image.attrs["Config"]["Labels"] == {"from": "docker-py"}
+            assert docker.ok("run", "--rm", repo).strip() == "hi"
+    finally:
+        created.remove()
+        exited.remove()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("RUN echo hi", "run is not a valid change command"),
+    ("FROM busybox", "from is not a valid change command"),
+    ("ENV", "dockerfile parse error on line 1: ENV requires at least one argument"),
+    ("STOPSIGNAL NOPE", "Invalid signal: NOPE"),
+    ('CMD ["sh", 1]', "when using JSON array syntax, arrays must be comprised of strings only"),
+])
+def test_commit_with_a_bad_change_fails_and_makes_no_image(docker: Cli, new_name: Names, change: str,
+                                                           message: str) -> None:
+    name = new_name("badchange")
+    docker.ok("create", "--name", name, "busybox", "true")
+    before = docker.ok("images", "-aq", "--no-trunc").split()
+    res = docker("commit", "-c", change, name, "never-made:tag")
+    assert res.returncode != 0
+    assert f"Error response from daemon: {message}" in res.stderr, res.stderr
+    assert docker.ok("images", "-aq", "--no-trunc").split() == before
+    res = docker("import", "-c", change, "-", "never-imported:tag", input="")
+    assert res.returncode != 0 and message in res.stderr, res.stderr
+    docker.ok("rm", name)
 
 
 def test_commit_of_a_missing_container_fails(docker: Cli) -> None:

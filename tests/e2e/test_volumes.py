@@ -910,3 +910,99 @@ def test_berth_cli_volume_commands(berth: Cli, docker: Cli, new_volume: Names) -
     out = berth.ok("volume", "prune", "-a", "-f", "--filter", "label=via=berth")
     assert name in out.split(), out
     assert name not in _ls(docker)
+
+
+# volume-subpath (VolumeOptions.Subpath, API 1.45): one directory of a volume.
+
+
+def _fill_subpath_volume(docker: Cli, name: str) -> None:
+    """`sub/` with a file, a file at the top, and symlinks: one inside, two leading out."""
+    docker.ok("run", "--rm", "-v", f"{name}:/v", "busybox", "sh", "-c",
+              "mkdir /v/sub && echo in-sub > /v/sub/f && echo top > /v/topf"
+              " && ln -s /etc /v/abs && ln -s ../.. /v/up && ln -s sub /v/inside")
+
+
+def test_volume_subpath_mounts_only_that_directory(docker: Cli, berth: Cli, new_volume: Names,
+                                                   new_name: Names) -> None:
+    vol = new_volume("subpath")
+    _fill_subpath_volume(docker, vol)
+    out = docker.ok("run", "--rm", "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=sub", "busybox",
+                    "sh", "-c", "ls /x; cat /x/f; echo written > /x/new")
+    assert out.split() == ["f", "in-sub"]
+    # what the container wrote is in the subdirectory; a symlink inside the volume is followed
+    out = berth.ok("run", "--rm", "--mount", f"type=volume,src={vol},dst=/y,volume-subpath=inside", "busybox",
+                   "sh", "-c", "ls /y | sort; cat /y/new")
+    assert out.split() == ["f", "new", "written"]
+    name = new_name("subpath")
+    docker.ok("create", "--name", name, "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=sub", "busybox",
+              "sleep", "60")
+    assert json.loads(docker.ok("inspect", "-f", "{{json .HostConfig.Mounts}}", name)) == [
+        {"Type": "volume", "Source": vol, "Target": "/x", "VolumeOptions": {"Subpath": "sub"}}]
+    # while it runs, berthd holds the resolved directory for it (a bind, as dockerd's
+    # safepath: what the runtime mounts cannot be swapped for a symlink); the hold goes
+    # with the container's exit, and the directory swapped afterwards changes nothing
+    docker.ok("start", name)
+    cid = docker.ok("inspect", "-f", "{{.Id}}", name).strip()
+    holds = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if f"/{cid}-0 " in line]
+    assert len(holds) == 1, holds
+    docker.ok("run", "--rm", "-v", f"{vol}:/v", "busybox", "sh", "-c", "mv /v/sub /v/moved && ln -s /etc /v/sub")
+    assert docker.ok("exec", name, "cat", "/x/f").strip() == "in-sub"
+    docker.ok("rm", "-f", name)
+    assert f"/{cid}-0 " not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_volume_subpath_through_docker_py_and_the_api_version_gate(docker_client: Any, api: ApiClient,
+                                                                   docker: Cli, new_volume: Names) -> None:
+    import docker as docker_py
+
+    vol = new_volume("subpy")
+    _fill_subpath_volume(docker, vol)
+    out = docker_client.containers.run("busybox", ["ls", "/x"], remove=True,
+                                       mounts=[docker_py.types.Mount("/x", vol, subpath="sub")])
+    assert out.split() == [b"f"]
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Mounts": [
+        {"Type": "volume", "Source": vol, "Target": "/x", "VolumeOptions": {"Subpath": "sub"}}]}}
+    res = api.post_json("/v1.44/containers/create", body)
+    assert res.status == 400
+    assert res.json()["message"] == "VolumeOptions.Subpath needs API v1.45 or newer"
+
+
+@pytest.mark.parametrize(("subpath", "source", "message"), [
+    ("../x", "VOL", 'invalid mount config for type "volume": subpath must be a relative path within the volume'),
+    ("/sub", "VOL", 'invalid mount config for type "volume": subpath must be a relative path within the volume'),
+    ("sub", "", 'invalid mount config for type "volume": must not set Subpath when using anonymous volumes'),
+])
+def test_volume_subpath_refused_at_create(docker: Cli, new_volume: Names, subpath: str, source: str,
+                                          message: str) -> None:
+    vol = new_volume("subbad")
+    docker.ok("volume", "create", vol)
+    src = f"src={vol}," if source else ""
+    before = set(docker.ok("ps", "-aq", "--no-trunc").split())
+    _fails_cleanly(docker, ["create", "--mount", f"type=volume,{src}dst=/x,volume-subpath={subpath}", "busybox"],
+                   message)
+    assert set(docker.ok("ps", "-aq", "--no-trunc").split()) == before
+
+
+@pytest.mark.parametrize(("subpath", "message"), [
+    ("missing", "cannot access path {data}/missing: lstat {data}/missing: no such file or directory"),
+    ("sub/f/deeper", "cannot access path {data}/sub/f/deeper: lstat {data}/sub/f/deeper: not a directory"),
+    ("abs", "path concatenation escapes the base directory, base: {data}, subpath: abs"),
+    ("up", "path concatenation escapes the base directory, base: {data}, subpath: up"),
+])
+def test_volume_subpath_missing_or_escaping_fails_the_start(docker: Cli, berthd: BerthDaemon, new_volume: Names,
+                                                            new_name: Names, subpath: str, message: str) -> None:
+    vol = new_volume("subesc")
+    _fill_subpath_volume(docker, vol)
+    data = docker.ok("volume", "inspect", "-f", "{{.Mountpoint}}", vol).strip()
+    mounts_before = Path("/proc/self/mountinfo").read_text().count(str(berthd.root))
+    name = new_name("subesc")
+    res = docker("run", "--name", name, "--mount", f"type=volume,src={vol},dst=/x,volume-subpath={subpath}",
+                 "busybox", "ls", "/x")
+    assert res.returncode != 0
+    assert message.format(data=data) in res.stderr, describe(res)
+    # as dockerd: the container stays Created, nothing of it is mounted, the volume is untouched
+    assert docker.ok("inspect", "-f", "{{.State.Status}}", name).strip() == "created"
+    assert Path("/proc/self/mountinfo").read_text().count(str(berthd.root)) == mounts_before
+    assert sorted(os.listdir(data)) == ["abs", "inside", "sub", "topf", "up"]
+    docker.ok("rm", name)
+    docker.ok("volume", "rm", vol)

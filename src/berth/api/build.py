@@ -13,6 +13,7 @@ from aiohttp import web
 from berth.api.server import Routes, context, json_response, query_bool, query_int
 from berth.builder import context as ctxmod
 from berth.builder.builder import Builder, BuildOptions
+from berth.distribution.manifest import Platform
 from berth.distribution.registry import Credentials
 from berth.errors import BerthError, InvalidParameter
 
@@ -59,7 +60,10 @@ def parse_options(request: web.Request) -> BuildOptions:
     for u in _json_param(request, "ulimits", list):
         if isinstance(u, dict) and isinstance(u.get("Name"), str):
             ulimits.append((u["Name"], int(u.get("Soft") or 0), int(u.get("Hard") or 0)))
-    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+    extra_hosts = [h for h in q.getall("extrahosts", []) if h]  # one per parameter, as dockerd reads them
+    platform = q.get("platform") or ""
+    if platform:
+        Platform.parse(platform)  # refused before the build starts, in containerd's words
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "Dockerfile",
         tags=q.getall("t", []),
@@ -77,7 +81,7 @@ def parse_options(request: web.Request) -> BuildOptions:
         ulimits=ulimits,
         cache_from=[str(x) for x in _json_param(request, "cachefrom", list)],
         pull=query_bool(request, "pull"),
-        platform=q.get("platform") or "",
+        platform=platform,
         registry_auth=registry_config(request.headers.get("X-Registry-Config")),
     )
 

@@ -331,7 +331,7 @@ def _mount_spec(m: Any) -> MountSpec:
         bind_create_mountpoint=_opt(bind or {}, "CreateMountpoint", bool, False), has_bind_options=bind is not None,
         volume_no_copy=_opt(volume or {}, "NoCopy", bool, False), volume_labels=_str_map(volume or {}, "Labels"),
         volume_driver=_opt(driver, "Name", str, ""), volume_driver_options=_str_map(driver, "Options"),
-        has_volume_options=volume is not None,
+        volume_subpath=_opt(volume or {}, "Subpath", str, ""), has_volume_options=volume is not None,
         tmpfs_size=_opt(tmpfs or {}, "SizeBytes", int, 0), tmpfs_mode=_opt(tmpfs or {}, "Mode", int, 0),
         has_tmpfs_options=tmpfs is not None,
     )
@@ -358,6 +358,8 @@ def _mount_spec_doc(m: MountSpec) -> dict[str, Any]:
         if m.volume_driver or m.volume_driver_options:
             vol["DriverConfig"] = {k: v for k, v in (("Name", m.volume_driver),
                                                      ("Options", m.volume_driver_options)) if v}
+        if m.volume_subpath:
+            vol["Subpath"] = m.volume_subpath
         doc["VolumeOptions"] = vol
     if m.has_tmpfs_options:
         doc["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", m.tmpfs_size), ("Mode", m.tmpfs_mode)) if v}

@@ -14,6 +14,7 @@ from aiohttp import web
 from berth import clock
 from berth.api import progress, versions
 from berth.api.server import Routes, context, filters_param, json_response, parse_until, query_bool
+from berth.builder.changes import apply_changes
 from berth.containers.manager import ContainerManager
 from berth.containers.model import RunConfig as ContainerConfig
 from berth.content.store import file_chunks
@@ -22,7 +23,7 @@ from berth.errors import BerthError, InvalidParameter
 from berth.images import archive, reference
 from berth.images import filters as image_filters
 from berth.images.model import Image, RunConfig
-from berth.images.store import ImageStore, apply_changes, merge_run_config
+from berth.images.store import ImageStore, merge_run_config
 from berth.layers.store import LayerStore
 
 routes = Routes()
@@ -366,7 +367,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     if repo:
         repo_tag = f"{repo}:{tag_name}" if tag_name else repo
         reference.parse(repo_tag)
-    changes = request.query.getall("changes", [])
+    run_config = apply_changes(RunConfig(), request.query.getall("changes", []))
     message = request.query.get("message", "")
 
     async def body() -> AsyncIterator[bytes]:
@@ -376,7 +377,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)
     try:
-        image_id = await _store(request).import_rootfs(body(), repo_tag, changes, message)
+        image_id = await _store(request).import_rootfs(body(), repo_tag, run_config, message)
     except BerthError as e:
         await response.write(json.dumps({"errorDetail": {"message": str(e)}, "error": str(e)}).encode() + b"\n")
         await response.write_eof()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import functools
 import hashlib
 import io
 import json
@@ -36,6 +37,7 @@ from berth.builder import context as ctxmod
 from berth.builder import dockerfile as df
 from berth.builder.cache import BuildCache
 from berth.builder.imagefs import ImageFS, user_ids
+from berth.distribution.manifest import Platform
 from berth.distribution.progress import Message, drain, to_json
 from berth.distribution.registry import Credentials
 from berth.distribution.service import DistributionService, credentials_for
@@ -125,6 +127,25 @@ class Builder:
         # read before .dockerignore applies: dockerd drops the Dockerfile and .dockerignore
         # from the context too when .dockerignore lists them
         await ctx.apply_dockerignore(set())
+        if not opts.quiet:
+            return await self._build(ctx, opts, emit, dockerfile_text)
+        # as dockerd with -q: the output is held back, sent only if the build fails; on
+        # success the stream is the image ID alone
+        held: list[dict[str, Any]] = []
+
+        async def hold(doc: dict[str, Any]) -> None:
+            held.append(doc)
+
+        try:
+            image_id = await self._build(ctx, opts, hold, dockerfile_text)
+        except BerthError:
+            for doc in held:
+                await emit(doc)
+            raise
+        await emit({"stream": image_id + "\n"})
+        return image_id
+
+    async def _build(self, ctx: ctxmod.Context, opts: BuildOptions, emit: Emit, dockerfile_text: bytes) -> str:
         parsed = df.parse(dockerfile_text)
         for warning in parsed.warnings:
             await emit({"stream": f"[WARNING]: {warning}\n"})
@@ -149,10 +170,19 @@ class _Run:
         self.escape = parsed.escape
 
     async def say(self, text: str) -> None:
-        if not self.opts.quiet:
-            await self.emit_raw({"stream": text})
+        await self.emit_raw({"stream": text})
 
-    async def _pull(self, name: str) -> Image:
+    def _platform(self, stage: df.Stage, meta: dict[str, str]) -> Platform | None:
+        """The platform FROM asks for: the stage's `--platform`, else the build's."""
+        if stage.platform:
+            text = df.expand(stage.platform, meta, self.escape)
+            try:
+                return Platform.parse(text) if text else None
+            except InvalidParameter as e:
+                raise InvalidParameter(f"failed to parse platform {text}: {e}") from None
+        return Platform.parse(self.opts.platform) if self.opts.platform else None
+
+    async def _pull(self, name: str, platform: Platform | None = None) -> Image:
         """A FROM image from its registry, its progress in the build's stream."""
         service = self.b.distribution
         if service is None:
@@ -162,10 +192,9 @@ class _Run:
         creds = credentials_for(self.opts.registry_auth, ref.domain)
 
         async def sink(msg: Message) -> None:
-            if not self.opts.quiet:
-                await self.emit_raw(to_json(msg))
+            await self.emit_raw(to_json(msg))
 
-        await drain(lambda emit: service.pull(str(ref), "", self.opts.platform, creds, emit), sink)
+        await drain(lambda emit: service.pull(str(ref), "", str(platform) if platform else "", creds, emit), sink)
         return self.b.images.resolve(str(ref))
 
     # -- stage selection -----------------------------------------------------------------
@@ -217,29 +246,23 @@ class _Run:
         else:
             target = len(self.df.stages) - 1
         order = self._needed(target, meta)
-        self.total = len(self.df.meta_args) + sum(1 + len(self.df.stages[i].instructions) for i in order)
+        # as dockerd, each --label is one more LABEL step at the end of the target stage
+        self.total = (len(self.df.meta_args) + sum(1 + len(self.df.stages[i].instructions) for i in order)
+                      + len(self.opts.labels))
         for instr in self.df.meta_args:  # dockerd counts them as steps, and prints them
             self.step += 1
             await self.say(f"Step {self.step}/{self.total} : {instr.original}\n")
         image_id = ""
         for i in order:
-            image_id = await self._stage(i, meta)
+            image_id = await self._stage(i, meta, target=i == target)
             self.stage_images[str(i)] = image_id
             if self.df.stages[i].name:
                 self.stage_images[self.df.stages[i].name] = image_id
         unused = sorted(k for k in self.opts.build_args if k not in self.used_args and k not in PROXY_ARGS)
         if unused:
             await self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
-        if self.opts.labels:
-            image_id = await self._commit_config(image_id, lambda cfg: cfg.labels.update(self.opts.labels),
-                                                 f"LABEL {' '.join(f'{k}={v}' for k, v in self.opts.labels.items())}",
-                                                 cache=True)
         await self.emit_raw({"aux": {"ID": image_id}})
-        short = image_id.removeprefix("sha256:")[:12]
-        if self.opts.quiet:
-            await self.emit_raw({"stream": image_id + "\n"})
-        else:
-            await self.say(f"Successfully built {short}\n")
+        await self.say(f"Successfully built {_short(image_id)}\n")
         for tag in self.opts.tags:
             self.b.images.tag(image_id, tag)
             await self.say(f"Successfully tagged {reference.parse(tag).familiar()}\n")
@@ -247,7 +270,7 @@ class _Run:
 
     # -- one stage -------------------------------------------------------------------------
 
-    async def _stage(self, index: int, meta: dict[str, str]) -> str:
+    async def _stage(self, index: int, meta: dict[str, str], target: bool = False) -> str:
         stage = self.df.stages[index]
         self.step += 1
         await self.say(f"Step {self.step}/{self.total} : {stage_original(stage)}\n")
@@ -261,9 +284,12 @@ class _Run:
             if j is not None and j < index and str(j) in self.stage_images:
                 image_id = self.stage_images[str(j)]
             else:
+                platform = self._platform(stage, meta)
                 img = None if self.opts.pull else self.b.images.lookup(base)
+                if img is not None and platform is not None and not platform.matches(_platform_of(img)):
+                    img = None  # as dockerd: an image here of another platform is not the one asked for
                 if img is None:
-                    img = await self._pull(base)
+                    img = await self._pull(base, platform)
                 image_id = img.id
             img = self.b.images.resolve(image_id)
             config = ImageConfig.from_bytes(self.b.images.config_bytes(image_id))
@@ -285,6 +311,11 @@ class _Run:
             self.step += 1
             await self.say(f"Step {self.step}/{self.total} : {instr.original}\n")
             await self._instruction(state, instr, meta)
+        if target:
+            for key, value in sorted(self.opts.labels.items()):
+                self.step += 1
+                await self.say(f"Step {self.step}/{self.total} : LABEL {key}={value}\n")
+                await self._nop(state, _label_instruction(key, value), functools.partial(_set_label, key, value))
         if not state.image_id:
             raise BuildError("No image was generated. Is your Dockerfile empty?")
         return state.image_id
@@ -371,7 +402,7 @@ class _Run:
             state.shell = shell
             await self._nop(state, instr, lambda cfg: setattr(cfg, "shell", shell), history=f"SHELL {_go_list(shell, False)}")
         elif kw == "HEALTHCHECK":
-            await self._nop(state, instr, lambda cfg: setattr(cfg, "healthcheck", _healthcheck(instr, state.shell)))
+            await self._nop(state, instr, lambda cfg: setattr(cfg, "healthcheck", healthcheck_of(instr, state.shell)))
         elif kw == "ONBUILD":
             inner = instr.args[0] if instr.args else ""
             await self._nop(state, instr, lambda cfg: cfg.on_build.append(inner), history=f"ONBUILD {inner}")
@@ -509,10 +540,13 @@ class _Run:
         await self.say(f" ---> {_short(image_id)}\n")
 
     async def _relay(self, reader: asyncio.StreamReader) -> None:
+        """The RUN's output into the build's stream; what it writes to stderr in red, as
+        the classic builder's stderr writer wraps it."""
         decoder = FrameDecoder()
         while chunk := await reader.read(65536):
-            for _, payload in decoder.feed(chunk):
-                await self.say(payload.decode(errors="replace"))
+            for stream, payload in decoder.feed(chunk):
+                text = payload.decode(errors="replace")
+                await self.say(f"\033[91m{text}\033[0m" if stream == 2 else text)
 
     async def _commit_layer(self, state: StageState, layer_tar: str, created_by: str, key: str) -> str:
         from berth.images.store import file_chunks
@@ -920,6 +954,20 @@ def _go_list(values: list[str], quoted: bool) -> str:
     return "[" + " ".join(json.dumps(v) if quoted else v for v in values) + "]"
 
 
+def _set_label(key: str, value: str, cfg: ImageRunConfig) -> None:
+    cfg.labels[key] = value
+
+
+def _label_instruction(key: str, value: str) -> df.Instruction:
+    """A `--label` as the LABEL instruction dockerd adds for it (never expanded)."""
+    text = f"LABEL {key}={value}"
+    return df.Instruction("LABEL", (key, value), False, (), 0, text)
+
+
+def _platform_of(img: Image) -> Platform:
+    return Platform(img.config.os or "linux", img.config.architecture or ARCH)
+
+
 def _short(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
 
@@ -945,7 +993,7 @@ def _heredoc_script(instr: df.Instruction, state: StageState) -> str:
     return script + "\n" + "\n".join(f"{h.content}" for h in instr.heredocs)
 
 
-def _healthcheck(instr: df.Instruction, shell: list[str]) -> Healthcheck:
+def healthcheck_of(instr: df.Instruction, shell: list[str]) -> Healthcheck:
     hc = Healthcheck(test=df.healthcheck_test(instr))
     if hc.test == ["NONE"]:
         return hc

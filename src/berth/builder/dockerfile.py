@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from berth.errors import InvalidParameter
@@ -1266,6 +1266,27 @@ def parse(text: str | bytes) -> Dockerfile:
         directives=dict(d.seen),
         warnings=tuple(warnings),
     )
+
+
+def parse_changes(changes: Sequence[str], allowed: Collection[str]) -> tuple[Instruction, ...]:
+    """The `--change` lines of `docker commit` and `docker import`, parsed as dockerd's
+    BuildFromConfig parses them: joined into one Dockerfile, each instruction's keyword
+    checked against `allowed` before its arguments are (dockerd's parser keeps the
+    keyword lower case, and so does its "not a valid change command")."""
+    d = _Directives()
+    try:
+        nodes = _nodes("\n".join(changes), d, [])
+    except _ParseFailure as err:
+        raise InvalidParameter(err.what) from None  # dockerd's parser errors carry no line here
+    checked = []
+    for node in nodes:
+        if node.keyword.upper() not in allowed:
+            raise InvalidParameter(f"{node.keyword.lower()} is not a valid change command")
+        try:
+            checked.append(_check(node, d.escape))
+        except (_LexFailure, ExpansionError) as err:
+            raise DockerfileError(node.line, str(err)) from None
+    return tuple(checked)
 
 
 def parse_triggers(triggers: Sequence[str], escape: str = "\\") -> tuple[Instruction, ...]:

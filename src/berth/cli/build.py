@@ -232,7 +232,7 @@ def make_build(name: str = "build") -> Command:
         order=4,
     )
     f = cmd.flags
-    f.add("add-host", "", "list", 'Add a custom host-to-IP mapping ("host:ip")')
+    f.add("add-host", "", "list", 'Add a custom host-to-IP mapping ("host:ip")', convert=_extra_host)
     f.add("build-arg", "", "list", "Set build-time variables")
     f.add("cache-from", "", "strings", "Images to consider as cache sources")
     f.add("cgroup-parent", "", "string", 'Set the parent cgroup for the "RUN" instructions during build')
@@ -266,6 +266,12 @@ def make_build(name: str = "build") -> Command:
     f.add("target", "", "string", "Set the target build stage to build.")
     f.add("ulimit", "", "ulimit", "Ulimit options", default_text="[]", convert=_ulimit)
     return cmd
+
+
+def _extra_host(value: str) -> str:
+    from berth.cli.runconfig import _validate_extra_host
+
+    return _validate_extra_host(value)
 
 
 def _ulimit(value: str) -> dict[str, Any]:

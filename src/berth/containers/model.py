@@ -70,6 +70,7 @@ class MountSpec:
     volume_labels: dict[str, str] = field(default_factory=dict)
     volume_driver: str = ""
     volume_driver_options: dict[str, str] = field(default_factory=dict)
+    volume_subpath: str = ""  # VolumeOptions.Subpath (API 1.45): mount only this directory of it
     has_volume_options: bool = False
     tmpfs_size: int = 0
     tmpfs_mode: int = 0
@@ -95,6 +96,7 @@ class MountPoint:
     tmpfs_mode: int = 0
     volume_options: dict[str, str] = field(default_factory=dict)  # for creating the volume
     volume_labels: dict[str, str] = field(default_factory=dict)
+    subpath: str = ""  # a volume's: the directory inside it that is mounted (resolved at start)
 
 
 @dataclass

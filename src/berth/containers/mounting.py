@@ -1,7 +1,8 @@
 """Turning a container's mount points into volumes and OCI mounts, over its life.
 
 At create, the volumes its mount points name (or anonymous ones) are made; at start,
-each volume is mounted by its driver, a new empty volume is filled with what the
+each volume is mounted by its driver (of one mounted with a `Subpath`, the directory is
+held for the runtime by volumes/safepath.py), a new empty volume is filled with what the
 image has at that path (Docker's copy-up, with owners and modes), missing `-v` host
 directories are made, and the OCI mount entries come out; at exit the drivers are told
 the container let go; at `rm -v` (and `--rm`) its anonymous volumes are removed.
@@ -84,7 +85,7 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
     mounted: list[Volume] = []
     out: list[dict[str, Any]] = []
     try:
-        for mp in c.mounts:
+        for index, mp in enumerate(c.mounts):
             if mp.type == "tmpfs":
                 opts = ["nosuid", "nodev", "noexec"]
                 if mp.tmpfs_size:
@@ -103,6 +104,8 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
                     "driver": v.driver, "container": c.id, "destination": mp.destination,
                     "read/write": "true" if mp.rw else "false", "propagation": mp.propagation})
                 mp.source = source
+                if mp.subpath:  # the runtime mounts berthd's hold on it, never a path it could be tricked on
+                    source = await store.hold_subpath(source, mp.subpath, c.id, index)
                 if mp.copy_data:
                     await asyncio.to_thread(copy_up, root, mp.destination, source)
             else:
@@ -113,6 +116,7 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
                 options.append("ro")
             out.append({"destination": mp.destination, "type": "bind", "source": source, "options": options})
     except BaseException:
+        await store.release_subpaths(c.id)
         for v in mounted:
             await store.unmount(v, c.id)
         raise
@@ -121,6 +125,7 @@ async def prepare(store: VolumeStore, c: Container, root: str) -> list[dict[str,
 
 async def release(store: VolumeStore, c: Container) -> None:
     """The container stopped: its volumes' drivers may unmount."""
+    await store.release_subpaths(c.id)
     for mp in c.mounts:
         if mp.type != "volume":
             continue

@@ -127,9 +127,24 @@ def from_spec(m: MountSpec) -> MountPoint:
         raise InvalidParameter(
             f'create {m.source}: "{m.source}" includes invalid characters for a local volume name, only '
             '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path')
+    if m.volume_subpath:
+        if not m.source:
+            raise InvalidParameter('invalid mount config for type "volume": '
+                                   "must not set Subpath when using anonymous volumes")
+        if not _is_local(m.volume_subpath):
+            raise InvalidParameter('invalid mount config for type "volume": '
+                                   "subpath must be a relative path within the volume")
     return MountPoint("volume", target, name=m.source, driver=m.volume_driver or "local", rw=not m.read_only,
                       copy_data=not m.volume_no_copy, volume_options=dict(m.volume_driver_options),
-                      volume_labels=dict(m.volume_labels))
+                      volume_labels=dict(m.volume_labels), subpath=m.volume_subpath)
+
+
+def _is_local(path: str) -> bool:
+    """Go's filepath.IsLocal: relative, not empty, and not leaving its base lexically."""
+    if not path or path.startswith("/"):
+        return False
+    clean = posixpath.normpath(path)
+    return clean != ".." and not clean.startswith("../")
 
 
 def parse_volumes_from(entry: str) -> tuple[str, str]:

@@ -204,11 +204,10 @@ class ImageStore:
         self.on_event(action, image_id, attributes)
 
     async def import_rootfs(self, chunks: AsyncIterator[bytes], repo_tag: str | None,
-                            changes: list[str], message: str) -> str:
-        """`docker import`: one layer from a rootfs tar, a config from `changes`."""
+                            run_config: RunConfig, message: str) -> str:
+        """`docker import`: one layer from a rootfs tar, with `run_config` (what `--change` made)."""
         if repo_tag:
             reference.parse(repo_tag)  # refuse a bad name before reading the archive
-        run_config = apply_changes(RunConfig(), changes)
         with self.layers.content.lease({"berth.operation": "import"}) as lease:
             layer = await self.layers.apply(chunks, None, lease=lease)
             created = now_rfc3339()
@@ -493,78 +492,25 @@ def merge_run_config(user: RunConfig, base: RunConfig) -> RunConfig:
     user.exposed_ports = sorted(set(user.exposed_ports) | set(base.exposed_ports))
     keys = {e.split("=", 1)[0] for e in user.env}
     user.env = user.env + [e for e in base.env if e.split("=", 1)[0] not in keys]
-    if not user.entrypoint and not user.cmd:
-        user.cmd, user.entrypoint = base.cmd, base.entrypoint
+    if not user.entrypoint:
+        if not user.cmd:
+            user.cmd = base.cmd
+        if user.entrypoint is None:  # an empty one given stays empty
+            user.entrypoint = base.entrypoint
+    if base.healthcheck is not None:
+        if user.healthcheck is None:
+            user.healthcheck = base.healthcheck
+        else:
+            mine, theirs = user.healthcheck, base.healthcheck
+            mine.test = mine.test or theirs.test
+            mine.interval = mine.interval or theirs.interval
+            mine.timeout = mine.timeout or theirs.timeout
+            mine.start_period = mine.start_period or theirs.start_period
+            mine.start_interval = mine.start_interval or theirs.start_interval
+            mine.retries = mine.retries or theirs.retries
     user.working_dir = user.working_dir or base.working_dir
     user.volumes = sorted(set(user.volumes) | set(base.volumes))
     user.stop_signal = user.stop_signal or base.stop_signal
     user.labels = {**base.labels, **user.labels}
     user.on_build = user.on_build or list(base.on_build)
     return user
-
-
-_CHANGE_KEYS = {"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "ONBUILD", "USER", "VOLUME", "WORKDIR", "LABEL", "STOPSIGNAL"}
-
-
-def _json_or_shell(arg: str) -> list[str]:
-    if arg.startswith("["):
-        try:
-            value = json.loads(arg)
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return value
-        except ValueError:
-            pass
-    return ["/bin/sh", "-c", arg]
-
-
-def _pairs(arg: str, key: str) -> list[tuple[str, str]]:
-    import shlex
-
-    words = shlex.split(arg)
-    if len(words) >= 1 and "=" not in words[0]:
-        name, _, value = arg.partition(" ")
-        return [(name, value.strip())]
-    out = []
-    for w in words:
-        if "=" not in w:
-            raise InvalidParameter(f"{key} names can not be blank or contain only '=': {arg}")
-        k, v = w.split("=", 1)
-        out.append((k, v))
-    return out
-
-
-def apply_changes(config: RunConfig, changes: list[str]) -> RunConfig:
-    """Apply Dockerfile-style `--change` instructions to an image's run config."""
-    for change in changes:
-        change = change.strip()
-        if not change:
-            continue
-        keyword, _, arg = change.partition(" ")
-        keyword = keyword.upper()
-        arg = arg.strip()
-        if keyword not in _CHANGE_KEYS:
-            raise InvalidParameter(f"{keyword} is not a valid change command")
-        if keyword == "CMD":
-            config.cmd = _json_or_shell(arg)
-        elif keyword == "ENTRYPOINT":
-            config.entrypoint = _json_or_shell(arg)
-        elif keyword == "ENV":
-            for k, v in _pairs(arg, "ENV"):
-                config.env = [e for e in config.env if e.split("=", 1)[0] != k] + [f"{k}={v}"]
-        elif keyword == "LABEL":
-            for k, v in _pairs(arg, "LABEL"):
-                config.labels[k] = v
-        elif keyword == "EXPOSE":
-            for p in arg.split():
-                config.exposed_ports.append(p if "/" in p else p + "/tcp")
-        elif keyword == "VOLUME":
-            config.volumes.extend(_json_or_shell(arg) if arg.startswith("[") else arg.split())
-        elif keyword == "USER":
-            config.user = arg
-        elif keyword == "WORKDIR":
-            config.working_dir = arg
-        elif keyword == "STOPSIGNAL":
-            config.stop_signal = arg
-        elif keyword == "ONBUILD":
-            config.on_build.append(arg)
-    return config

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from berth.errors import BerthError, Conflict, NotFound
 from berth.metadata import Step, migrate
+from berth.volumes import safepath
 from berth.volumes.drivers import LocalDriver, VolumeDriver, check_name
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class VolumeStore:
         self.db = db
         migrate(db, "volumes", MIGRATIONS)
         self.local = LocalDriver(os.path.join(data_root, "volumes"))
+        self.subpath_root = os.path.join(data_root, "volume-subpaths")  # safepath.hold's mount points
+        self._release_stale_holds()
         self._plugins: dict[str, VolumeDriver] = {}
         self._plugin_paths: dict[str, str] = {}  # what plugins last said a volume's path is
         # (action, volume name, attributes): berthd's event log listens here
@@ -202,6 +205,38 @@ class VolumeStore:
             await asyncio.to_thread(self.driver(v.driver).unmount, v.name, container_id)
         except BerthError as e:
             log.warning("unmount of volume %s for %s failed: %s", v.name, container_id[:12], e)
+
+    async def hold_subpath(self, source: str, subpath: str, container_id: str, index: int) -> str:
+        """The directory `subpath` names in a mounted volume (`source`), held for the
+        container's runtime to mount (volumes/safepath.py); dockerd's errors."""
+        mount_point = os.path.join(self.subpath_root, f"{container_id}-{index}")
+        return await asyncio.to_thread(safepath.hold, source, subpath, mount_point)
+
+    def _release_stale_holds(self) -> None:
+        """At start-up: holds an earlier berthd left (killed while it started a container).
+        A hold is needed only until the runtime has mounted it, so none is needed now."""
+        try:
+            names = os.listdir(self.subpath_root)
+        except FileNotFoundError:
+            return
+        for name in names:
+            safepath.release(os.path.join(self.subpath_root, name))
+        if names:
+            log.warning("let go of %d volume subpath holds an earlier berthd left", len(names))
+
+    async def release_subpaths(self, container_id: str) -> None:
+        """Let go of every hold of the container's (found on disk, so that one made just
+        before berthd was killed goes too)."""
+        def release_all() -> None:
+            try:
+                names = os.listdir(self.subpath_root)
+            except FileNotFoundError:
+                return
+            for name in names:
+                if name.startswith(f"{container_id}-"):
+                    safepath.release(os.path.join(self.subpath_root, name))
+
+        await asyncio.to_thread(release_all)
 
     def size(self, v: Volume) -> int:
         """Bytes of the volume's data; -1 where berth cannot know (a plugin's)."""
