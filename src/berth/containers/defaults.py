@@ -143,6 +143,12 @@ def process_env(config: RunConfig, home: str, linked: Sequence[str] = ()) -> lis
     return env
 
 
+def cgroups_path(c: Container) -> str:
+    """The container's cgroup in every hierarchy: below its --cgroup-parent, else below
+    berth's parent group."""
+    return f"/{(c.host_config.cgroup_parent or 'berth').strip('/')}/{c.id}"
+
+
 @dataclass
 class SharedNamespaces:
     """Where `c`'s pid, IPC and UTS namespaces come from, resolved at start: "" a new one,
@@ -170,7 +176,7 @@ def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
             hostname=c.config.hostname, terminal=c.config.tty, console_size=h.console_size,
             files={"/etc/resolv.conf": c.resolv_conf_path, "/etc/hostname": c.hostname_path,
                    "/etc/hosts": c.hosts_path},
-            cgroups_path=f"/{(h.cgroup_parent or 'berth').strip('/')}/{c.id}",
+            cgroups_path=cgroups_path(c),
             limits=limits_of(h),
             security=security_of(h),
             rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],

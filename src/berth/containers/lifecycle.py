@@ -86,14 +86,16 @@ class Lifecycle:
 
         Without live-restore, survivors of a crash are killed, as dockerd does at start.
         """
+        removing: list[Container] = []
         for c in list(self.mgr.containers.values()):
             state_dir = self.mgr.tasks.bundle(c.id)
             if c.state.status == Status.RESTARTING:  # berthd went away in the back-off
                 states.move(c, Op.GIVE_UP)
                 self.mgr._save(c)
             if not c.state.running:
-                if os.path.isdir(state_dir):
-                    await self._finish_cleanup(c, state_dir)
+                await self._repair_stopped(c, state_dir)
+                if c.state.status == Status.REMOVING:
+                    removing.append(c)
                 continue
             try:
                 task = await self.mgr.tasks.state(c.id)
@@ -120,6 +122,17 @@ class Lifecycle:
                                           finished_at=recorded.finished_at or now_rfc3339()))
             self._save_or_log(c)
             await self._release(c, state_dir, lost=True)
+        if self.mgr.network is not None:
+            removed = await self.mgr.network.reconcile()
+            if removed:
+                log.warning("removed what no container holds any more: %s", "; ".join(removed))
+        for c in removing:  # berthd was killed while it removed these: the removal ends now
+            log.warning("container %s was being removed when berthd stopped; removing it", c.id[:12])
+            c.state.status = Status.DEAD
+            try:
+                await self._remove(c, volumes=True)  # as dockerd's restore removes it
+            except (BerthError, OSError) as e:
+                log.error("container %s: finishing its removal: %s", c.id[:12], e)
         await self._start_by_policy_at_boot()
 
     async def _start_by_policy_at_boot(self) -> None:
@@ -135,13 +148,28 @@ class Lifecycle:
             else:
                 log.info("container %s started again by its restart policy", c.id[:12])
 
-    async def _finish_cleanup(self, c: Container, state_dir: str) -> None:
-        """berthd died between recording a container's exit and cleaning up after it:
-        its shim, root mount, volumes and cgroup may still be there."""
-        log.warning("container %s exited while berthd was cleaning up; finishing that", c.id[:12])
-        with contextlib.suppress(TaskError):
-            await self.mgr.tasks.delete(c.id)
-        await self._release(c, state_dir, lost=True)
+    async def _repair_stopped(self, c: Container, state_dir: str) -> None:
+        """berthd was killed part-way through starting `c`, or cleaning up after its
+        exit: whatever it holds of the start goes (its shim with what it created, the
+        root's mount, its network, cgroup, volumes), and what was found is logged."""
+        found = await self.mgr.tasks.remove_remains(c.id, defaults.cgroups_path(c))
+        mounted = self.mgr.layers.mounted(c.id)
+        if mounted:
+            found.append("its root's mount")
+        networked = bool(c.sandbox_key) or any(ep.result() is not None for ep in c.networks.values())
+        if networked:
+            found.append("its network")
+        if os.path.isdir(state_dir):
+            found.append("its bundle")
+            await self._release(c, state_dir)  # the volumes too: it got as far as its bundle
+        else:
+            if mounted:
+                self.mgr.layers.unmount(c.id)
+            if networked:
+                await self.mgr._release_network(c)
+        if found:
+            log.warning("container %s is %s but berthd had not finished with it; removed %s",
+                        c.id[:12], c.state.status.value, ", ".join(found))
 
     # -- start, and the exit -------------------------------------------------------------------
 
@@ -494,6 +522,10 @@ class Lifecycle:
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.mgr.get(ref)
+        async with self.mgr.live[c.id].lock:  # a start under way ends first: nothing is removed under it
+            pass
+        if c.id not in self.mgr.containers:
+            return
         if c.state.running:
             if not force:
                 raise states.refusal(c, Op.REMOVE, ref)

@@ -125,6 +125,9 @@ async def run(config: DaemonConfig) -> None:
     containers.default_runtime = config.default_runtime
     containers.default_log = LogConfig(config.log_driver, dict(config.log_opts))
     containers.load()
+    earlier = containers.launcher.end_earlier_zygote()
+    if earlier is not None:
+        log.warning("ended the shim zygote (pid %d) that an earlier berthd left running", earlier)
     await containers.launcher.start_zygote()
     await containers.restore(config.live_restore)
     from berth.builder.builder import Builder

@@ -53,6 +53,9 @@ class Snapshotter(Protocol):
 
     def unmount(self, container_id: str) -> None: ...
 
+    def mounted(self, container_id: str) -> bool:
+        """Whether the container's root is mounted now (what a crash may leave)."""
+
     def remove(self, container_id: str) -> None: ...
 
     def upper(self, container_id: str) -> str:
@@ -146,6 +149,9 @@ class Overlay:
             raise SystemError_(f"cannot mount the root of container {container_id[:12]}: {e}") from None
         return merged
 
+    def mounted(self, container_id: str) -> bool:
+        return os.path.ismount(os.path.join(self._dir(container_id), "merged"))
+
     def unmount(self, container_id: str) -> None:
         merged = os.path.join(self._dir(container_id), "merged")
         if os.path.ismount(merged):
@@ -211,6 +217,9 @@ class Vfs:
 
     def unmount(self, container_id: str) -> None:
         pass
+
+    def mounted(self, container_id: str) -> bool:
+        return False  # a vfs root is a plain directory
 
     def remove(self, container_id: str) -> None:
         shutil.rmtree(self._dir(container_id), ignore_errors=True)

@@ -253,6 +253,9 @@ class LayerStore:
     def unmount(self, container_id: str) -> None:
         self.snapshotter.unmount(container_id)
 
+    def mounted(self, container_id: str) -> bool:
+        return self.snapshotter.mounted(container_id)
+
     def remove_rw(self, container_id: str) -> None:
         self.snapshotter.remove(container_id)
 

@@ -583,6 +583,49 @@ class NetworkController:
             with contextlib.suppress(Exception):
                 await self._dns.attach(req.container_id, sb.key)
 
+    async def reconcile(self) -> list[str]:
+        """At berthd's start, once the sandboxes of the containers that still run are
+        adopted again (readopt): what a berthd killed part-way through a container's
+        start or exit left of other sandboxes goes: namespaces in the exec root, veths
+        on this daemon's bridges, addresses still handed out. What was removed, in
+        words, for the log."""
+        held = [live.sandbox for live in self._live.values()]
+        keys = {sb.key for sb in held if sb.key}
+        links = {ep.host_ifname for sb in held for ep in sb.networks.values() if ep.host_ifname}
+        addresses: dict[str, set[str]] = {}
+        for sb in held:
+            for ep in sb.networks.values():
+                addresses.setdefault(ep.network_id, set()).update(a for a in (ep.ipv4, ep.ipv6) if a)
+        removed: list[str] = []
+        for name in sorted(os.listdir(self.netns_dir)):
+            path = os.path.join(self.netns_dir, name)
+            if path not in keys:
+                await asyncio.to_thread(netlink.delete_netns, path)
+                removed.append(f"network namespace {name}")
+        for n in list(self.networks.values()):
+            if n.driver != "bridge" or not n.interface:
+                continue
+            bridge = n.interface
+
+            def attached(ipr: Any, bridge: str = bridge) -> list[str]:
+                return netlink.veths_on(ipr, bridge)
+
+            found = await asyncio.wrap_future(self.host.links.call(attached))
+            for link in found:
+                if link not in links:
+                    await delete_link(self.host, link)  # its peer goes with it
+                    removed.append(f"veth {link} on {bridge}")
+            async with self._lock:
+                alloc = ipam.Allocator.from_doc(n.ipam_state)
+                stray = [a for a in alloc.allocated() if a not in addresses.get(n.id, set())]
+                if stray:
+                    for a in stray:
+                        alloc.release(a)
+                    n.ipam_state = alloc.to_doc()
+                    self._save(n)
+                    removed.append(f"address{'es' if len(stray) > 1 else ''} {', '.join(stray)} of network {n.name}")
+        return removed
+
     def rename(self, container_id: str, name: str) -> None:
         """The container is called `name` now (in the embedded DNS too)."""
         live = self._live.get(container_id)

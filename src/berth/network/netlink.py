@@ -190,6 +190,19 @@ def delete_link(ipr: Any, name: str) -> None:
             ipr.link("del", index=idx)
 
 
+def veths_on(ipr: Any, bridge: str) -> list[str]:
+    """The names of the veth links attached to `bridge` (none when it is missing)."""
+    idx = _index(ipr, bridge)
+    if idx is None:
+        return []
+    found = []
+    for link in ipr.get_links():
+        info = link.get_attr("IFLA_LINKINFO")
+        if link.get_attr("IFLA_MASTER") == idx and info is not None and info.get_attr("IFLA_INFO_KIND") == "veth":
+            found.append(str(link.get_attr("IFLA_IFNAME")))
+    return found
+
+
 def link_names(ipr: Any) -> list[str]:
     return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
 
@@ -224,23 +237,27 @@ class Endpoint:
 
 
 def create_veth(ipr: Any, host_name: str, peer_name: str, bridge: str, mtu: int = 0) -> None:
-    """A veth pair with `host_name` on `bridge` (up) and `peer_name` still on the host."""
+    """A veth pair with `host_name` on `bridge` (up) and `peer_name` still on the host.
+
+    The pair is made on the bridge in one message: a berthd killed right after still
+    finds it there at its next start (NetworkController.reconcile), not loose on the host."""
+    bridge_idx = _index(ipr, bridge)
+    if bridge_idx is None:
+        raise SystemError_(f"network bridge {bridge} is missing")
     try:
-        ipr.link("add", ifname=host_name, kind="veth", peer={"ifname": peer_name})
+        ipr.link("add", ifname=host_name, kind="veth", peer={"ifname": peer_name}, master=bridge_idx)
     except Exception as e:  # noqa: BLE001
         raise SystemError_(f"failed to add the host ({host_name}) <=> sandbox ({peer_name}) pair "
                            f"interfaces: {e}") from None
     host_idx = _index(ipr, host_name)
-    bridge_idx = _index(ipr, bridge)
-    if host_idx is None or bridge_idx is None:
-        delete_link(ipr, host_name)
-        raise SystemError_(f"network bridge {bridge} is missing")
+    if host_idx is None:
+        raise SystemError_(f"the link {host_name} vanished as it was made")
     if mtu:
         ipr.link("set", index=host_idx, mtu=mtu)
         peer_idx = _index(ipr, peer_name)
         if peer_idx is not None:
             ipr.link("set", index=peer_idx, mtu=mtu)
-    ipr.link("set", index=host_idx, master=bridge_idx, state="up")
+    ipr.link("set", index=host_idx, state="up")
     # hairpin: a container reaching its own published port comes back through its port
     try:
         with open(f"/sys/class/net/{host_name}/brport/hairpin_mode", "w") as f:

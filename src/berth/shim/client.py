@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +69,26 @@ class Launcher:
 
     def __init__(self, exec_root: str) -> None:
         self.socket = os.path.join(exec_root, "zygote.sock")
+        self.pidfile = os.path.join(exec_root, "zygote.pid")
         self.proc: asyncio.subprocess.Process | None = None
+
+    def end_earlier_zygote(self) -> int | None:
+        """The zygote an earlier berthd on this exec root left running (it dies with its
+        berthd, unless that berthd was killed before the zygote could ask to): ended,
+        its pid returned. Only the process the pid file names, and only if it is still
+        a zygote serving this exec root's socket."""
+        try:
+            with open(self.pidfile) as f:
+                pid = int(f.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        if b"berth.shim.zygote" not in argv or self.socket.encode() not in argv:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return pid
 
     async def start_zygote(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -79,14 +99,19 @@ class Launcher:
         if await self.proc.stdout.readline() != b"ready\n":
             await self.proc.wait()
             self.proc = None
+            return
+        with open(self.pidfile + ".tmp", "w") as f:
+            f.write(f"{self.proc.pid}\n")
+        os.rename(self.pidfile + ".tmp", self.pidfile)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             await self.proc.wait()
         self.proc = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket)
+        for path in (self.socket, self.pidfile):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     async def spawn(self, opts: ShimOptions) -> tuple[asyncio.subprocess.Process | None, int]:
         """Start a shim; it creates the container. Returns (process if ours, init pid)."""

@@ -81,6 +81,11 @@ class TaskService(Protocol):
         task, whose shim died, is cleaned up from its bundle instead: what is left of its
         processes killed, its cgroup removed, the OCI runtime's record deleted."""
 
+    async def remove_remains(self, container_id: str, cgroups_path: str) -> list[str]:
+        """A task berthd lost track of (killed while it made or ended it): its shim, if
+        any, ends with its processes; its cgroup (the bundle's, or `cgroups_path`) and
+        the OCI runtime's record go. What was found, in words."""
+
     def forget(self, container_id: str) -> None:
         """The container is removed: whatever its task left behind goes."""
 

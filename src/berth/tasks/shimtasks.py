@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _NOTE = "task.json"  # beside the bundle: what a clean-up without the shim needs to know
 _RUNTIME_DELETE_TIMEOUT = 10.0
+_SHIM_END_TIMEOUT = 5.0  # a shim told to kill its container reports the exit within this
 
 
 @contextlib.contextmanager
@@ -193,8 +195,38 @@ class ShimTaskService:
             if proc is not None:
                 await proc.wait()
 
-    async def _clean_up_lost(self, container_id: str) -> None:
-        """The shim died: its container's processes may run on, orphaned, in its cgroup."""
+    async def remove_remains(self, container_id: str, cgroups_path: str) -> list[str]:
+        """A task berthd lost track of (it was killed while it made or ended the task):
+        the shim, if it still runs, kills what it holds and ends; then what the
+        container's processes left (a cgroup at `cgroups_path` or the bundle's, the OCI
+        runtime's record) goes. What was found, in words, for the log."""
+        found: list[str] = []
+        if self.shim_present(container_id):
+            found.append("its shim")
+            with contextlib.suppress(TaskError):
+                await self.kill(container_id, signal.SIGKILL)
+            with contextlib.suppress(TaskError, TimeoutError):
+                await asyncio.wait_for(self.wait(container_id), _SHIM_END_TIMEOUT)
+            with contextlib.suppress(TaskError):
+                await self.delete(container_id)
+        if await asyncio.to_thread(self._cgroup_exists, self._cgroups_path(container_id) or cgroups_path):
+            found.append("its cgroup")
+        if found or os.path.isdir(self.bundle(container_id)):
+            await self._clean_up_lost(container_id, cgroups_path)
+        return found
+
+    def _cgroups_path(self, container_id: str) -> str:
+        return read_basics(self.bundle(container_id)).cgroups_path
+
+    @staticmethod
+    def _cgroup_exists(path: str) -> bool:
+        from berth.runtime import cgroups
+
+        return bool(path) and cgroups.open_manager(path).exists()
+
+    async def _clean_up_lost(self, container_id: str, cgroups_path: str = "") -> None:
+        """The shim died: its container's processes may run on, orphaned, in its cgroup
+        (the bundle's, else `cgroups_path`)."""
         bundle = self.bundle(container_id)
         proc = self._procs.pop(container_id, None)
         if proc is not None and proc.returncode is None:
@@ -212,7 +244,7 @@ class ShimTaskService:
         def remove_cgroup() -> None:
             from berth.runtime import cgroups
 
-            path = read_basics(bundle).cgroups_path
+            path = read_basics(bundle).cgroups_path or cgroups_path
             if not path:
                 return
             try:
