@@ -118,6 +118,11 @@ async def build(request: web.Request) -> web.StreamResponse:
         if getattr(e, "code", None):
             detail["code"] = e.code  # type: ignore[attr-defined]  # the CLI exits with it
         await emit({"errorDetail": detail, "error": str(e)})
+    except (ConnectionResetError, BrokenPipeError):
+        if request.transport is None or request.transport.is_closing():
+            log.info("build stopped: the client went away")
+            return response
+        raise
     except OSError as e:
         log.exception("build failed")
         await emit({"errorDetail": {"message": f"build failed: {e}"}, "error": f"build failed: {e}"})

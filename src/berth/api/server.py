@@ -58,8 +58,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             msg = "page not found" if e.status == 404 else f"method {request.method} not allowed"
             return error_response(msg, e.status)
         raise
-    except (ConnectionResetError, BrokenPipeError):
-        raise
+    except (ConnectionResetError, BrokenPipeError) as e:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            # the client left in the middle of a streamed answer (logs -f, stats, a build's
+            # output): nobody to answer, and no fault of berthd's
+            log.debug("%s %s: the client went away: %s", request.method, request.path, e)
+            return web.Response()
+        raise  # a stream cut on purpose: aiohttp ends the connection
     except Exception as e:  # a bug: log it whole, tell the client one line
         log.exception("%s %s failed", request.method, request.path)
         return error_response(f"internal error: {type(e).__name__}: {e}", 500)

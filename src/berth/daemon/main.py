@@ -176,12 +176,13 @@ async def run(config: DaemonConfig) -> None:
                 os.unlink(host[len("unix://"):])
             except OSError:
                 pass
+    db.close()
+    os.close(lock_fd)
+    # last: whoever waits for the pidfile to go may start a berthd on this data root at once
     try:
         os.unlink(config.pidfile)
     except OSError:
         pass
-    db.close()
-    os.close(lock_fd)
 
 
 def main(argv: list[str] | None = None) -> None:
