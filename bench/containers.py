@@ -171,18 +171,23 @@ def logs_200k(engine: bench.Engine, runs: int, warmup: int) -> tuple[bench.Resul
         if code != "0":
             raise bench.BenchError(f"`docker wait {LOGS_NAME}` gave exit code {code!r}")
         t_exit = time.monotonic()
-        problem = ""
-        while True:
+        # When the first complete `docker logs` was asked for, not when it ended: reading
+        # 200,000 lines takes the engine a while, and that is not lateness of the log.
+        problem = first_problem = ""
+        asked = t_exit
+        for attempt in range(100):
+            asked = time.monotonic()
             problem = _check_logs(engine.docker_cmd(["logs", LOGS_NAME], timeout=120))
-            if not problem or time.monotonic() - t_exit > 10:
+            if attempt == 0:
+                first_problem = problem
+            if not problem or asked - t_exit > 10:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
         if problem:
             raise bench.BenchError(f"`docker logs {LOGS_NAME}` after the exit: {problem}")
-        waited = time.monotonic() - t_exit
-        if waited > 0.5:
-            remark = (f"{engine.name}: the logs were complete only {waited:.1f} s after "
-                      "`docker wait` returned")  # fmt: skip
+        if first_problem:
+            remark = (f"{engine.name}: `docker logs` right after `docker wait` gave {first_problem}; "
+                      f"complete when asked {asked - t_exit:.2f} s after the exit")  # fmt: skip
             bench.log(remark)
         return _timed(engine, ROWS["logs-200k"], runs, warmup), remark
     except (bench.BenchError, subprocess.TimeoutExpired) as exc:

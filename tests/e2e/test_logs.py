@@ -96,3 +96,20 @@ def test_logs_follow_with_tail_0_shows_only_new_lines(docker: Cli, new_name: Nam
     res = docker("logs", "-f", "--tail", "0", name, timeout=30)
     assert res.returncode == 0, describe(res)
     assert res.stdout == "new\n"
+
+
+def test_logs_are_whole_when_wait_and_run_return(docker: Cli, new_name: Names) -> None:
+    """The exit is reported only once the container's output is all in its log: `docker
+    logs` right after `docker wait` (or an attached `docker run`) has every line."""
+    script = "for i in $(seq 1 2000); do echo line $i; done"
+    expected = "".join(f"line {i}\n" for i in range(1, 2001))
+    for n in range(4):
+        name = new_name(f"logs-whole{n}")
+        docker.ok("run", "-d", "--name", name, "busybox", "sh", "-c", script)
+        assert docker.ok("wait", name) == "0\n"
+        out = docker.ok("logs", name)
+        assert out == expected, f"run {n}: {len(out.splitlines())} lines right after docker wait"
+    name = new_name("logs-whole-attached")
+    assert docker.ok("run", "--name", name, "busybox", "sh", "-c", script) == expected
+    out = docker.ok("logs", name)
+    assert out == expected, f"{len(out.splitlines())} lines right after an attached docker run"
