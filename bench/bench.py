@@ -57,6 +57,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import importlib
+import ipaddress
 import json
 import os
 import re
@@ -414,6 +415,64 @@ class Engine:
         return out or "?"
 
 
+OWN_BRIDGE = "own"  # --berthd-bridge's default: a bridge of the harness's own, as dockerd gets
+
+
+def _taken_ipv4_networks() -> list[ipaddress.IPv4Network]:
+    """The host's IPv4 routes and address networks (every table)."""
+    out = ""
+    for cmd in (["ip", "-4", "-o", "addr"], ["ip", "-4", "route", "show", "table", "all"]):
+        out += subprocess.run(cmd, capture_output=True, text=True, check=False).stdout + "\n"
+    found = []
+    for word in re.findall(r"\b\d+\.\d+\.\d+\.\d+(?:/\d+)?\b", out):
+        try:
+            found.append(ipaddress.IPv4Network(word, strict=False))
+        except ValueError:
+            continue
+    return [n for n in found if n.prefixlen > 0]
+
+
+class OwnBridge:
+    """A bridge the harness makes for one engine's default network and removes after.
+
+    Never the host's docker0 (dockerd's ``--bridge=none`` deletes a docker0 it finds, that of
+    the host's own dockerd) and never berth0. dockerd needs it made, with its gateway address,
+    on a subnet free on the host; berthd makes the bridge it is given itself (and its firewall
+    rules, which go with it here too)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.name = f"{prefix}{os.urandom(4).hex()}"  # within IFNAMSIZ
+        self.made = False
+
+    def make(self) -> str:
+        """Create it with a gateway on a free 10.199.N.0/24; the gateway's CIDR."""
+        taken = _taken_ipv4_networks()
+        for n in range(256):
+            subnet = ipaddress.IPv4Network(f"10.199.{n}.0/24")
+            if not any(subnet.overlaps(t) for t in taken):
+                break
+        else:
+            raise BenchError("no free /24 in 10.199.0.0/16 for a bridge of the bench's own")
+        gateway = f"{subnet.network_address + 1}/{subnet.prefixlen}"
+        subprocess.run(["ip", "link", "add", self.name, "type", "bridge"], check=True)
+        self.made = True
+        subprocess.run(["ip", "addr", "add", gateway, "dev", self.name], check=True)
+        subprocess.run(["ip", "link", "set", self.name, "up"], check=True)
+        return gateway
+
+    def remove(self, berth_firewall: bool = False) -> None:
+        """Delete the bridge (and the rules berthd made for it), if there is one."""
+        subprocess.run(["ip", "link", "del", self.name], capture_output=True, check=False)
+        self.made = False
+        if berth_firewall:
+            try:
+                from berth.network.firewall import Firewall
+
+                Firewall().remove_network(self.name)
+            except Exception as e:  # noqa: BLE001 - best effort, and said
+                log(f"removing the firewall rules of {self.name}: {e}")
+
+
 class Berthd(Engine):
     name = "berth"
 
@@ -421,8 +480,14 @@ class Berthd(Engine):
         self, workdir: Path, docker: str, docker_config: Path, bridge: str, extra: list[str]
     ) -> None:
         super().__init__(workdir, docker, docker_config)
-        self.bridge = bridge
+        self.own_bridge = OwnBridge("bbb") if bridge == OWN_BRIDGE else None
+        self.bridge = self.own_bridge.name if self.own_bridge else bridge
         self.extra = extra
+
+    def stop(self) -> None:
+        super().stop()
+        if self.own_bridge is not None:
+            self.own_bridge.remove(berth_firewall=True)
 
     def command(self) -> list[str]:
         berthd = str(VENV_BIN / "berthd")
@@ -459,6 +524,19 @@ class Dockerd(Engine):
         self.dockerd = dockerd
         self.config_file = self.dir / "daemon.json"
         self.config_file.write_text("{}\n")
+        self.own_bridge = OwnBridge("bbd")
+
+    makes_bridge = True  # False where the command line gives dockerd its own default (docker0)
+
+    def start(self) -> None:
+        if self.makes_bridge and not self.own_bridge.made:
+            self.own_bridge.make()
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        if self.own_bridge.made:
+            self.own_bridge.remove()
 
     def command(self) -> list[str]:
         return [
@@ -468,7 +546,7 @@ class Dockerd(Engine):
             "--exec-root", str(self.exec_root),
             "-H", self.host,
             "--pidfile", str(self.pidfile),
-            "--bridge=none",
+            f"--bridge={self.own_bridge.name}",  # never none: that deletes the host's docker0
             "--iptables=false",
             "--ip6tables=false",
             "--ip-forward=false",
@@ -718,8 +796,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docker", default=shutil.which("docker"), help="docker CLI to use")
     ap.add_argument("--dockerd", default=shutil.which("dockerd"), help="dockerd to compare with")
     ap.add_argument(
-        "--berthd-bridge", default="none", metavar="VALUE",
-        help="pass --bridge=VALUE to berthd, like dockerd's --bridge=none (default: none; "
+        "--berthd-bridge", default=OWN_BRIDGE, metavar="VALUE",
+        help=f"pass --bridge=VALUE to berthd (default: {OWN_BRIDGE}, a bridge of the bench's own "
+        "made and removed around the run, as dockerd gets one; none for no default bridge; "
         "'' to pass nothing); dropped if berthd does not know the flag",
     )  # fmt: skip
     ap.add_argument(

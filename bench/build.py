@@ -17,7 +17,7 @@ directory: ``big.bin`` (50 MiB of random data), ``app.sh`` and this Dockerfile::
     EXPOSE 8080
     CMD ["sh", "/app/app.sh"]
 
-Each engine is a private daemon (bench.py's; dockerd runs with ``--bridge=none``, so
+Each engine is a private daemon (bench.py's, each with a default bridge of the bench's own;
 builds use ``--network none``). Then, on each engine:
 
 - ``build-cold``: before each run, untimed, ``docker rmi -f bench-build`` (which also
@@ -185,7 +185,7 @@ class Options:
     docker: str | None = None
     dockerd: str | None = None
     berthd: bool = True  # False: dockerd only (bench/build.py --no-berthd)
-    berthd_bridge: str = "none"
+    berthd_bridge: str = bench.OWN_BRIDGE
     berthd_args: list[str] = field(default_factory=list)
     json_out: dict[str, object] = field(default_factory=dict)
 

@@ -21,8 +21,8 @@ its command:
 Each run, for each client: ``up -d`` (timed, row ``compose-up``), a check that the ten
 containers run, ``down`` (timed, row ``compose-down``), a check that no container and no
 network of the project is left, then the volumes removed (untimed), so every ``up`` starts
-from nothing but the image. The daemons are bench.py's (berthd with ``--bridge=none`` by
-default, dockerd with ``--bridge=none`` and no iptables), one after the other. Target (issue
+from nothing but the image. The daemons are bench.py's (each with a default bridge
+of the bench's own, dockerd with no iptables), one after the other. Target (issue
 17): berth compose in at most half Compose v2's time on dockerd. Runs default to 5 after 1
 warm-up; ``--runs``/``--warmup`` apply. A client that fails (a command it does not have yet)
 is a FAILED cell with its error under the table; the others are measured all the same.
@@ -194,7 +194,7 @@ class Options:
     docker: str | None = None
     dockerd: str | None = None
     berthd: bool = True  # False: dockerd only (bench/compose.py --no-berthd)
-    berthd_bridge: str = "none"
+    berthd_bridge: str = bench.OWN_BRIDGE
     berthd_args: list[str] = field(default_factory=list)
     json_out: dict[str, object] = field(default_factory=dict)
 

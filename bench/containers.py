@@ -4,7 +4,7 @@ C true` latency and `docker logs` of 200,000 lines, berth vs dockerd.
 Run through ``bench/run --containers-bench`` (``bench/run --list`` names the scenarios), or
 on its own: ``.venv/bin/python bench/containers.py [--runs N] [--warmup N] [--scenario NAME]
 [--no-dockerd] [--no-berthd] [--keep]``. Each engine is a private daemon (bench.py's: berthd
-with ``--bridge=none`` by default, dockerd with ``--bridge=none``); every container is created
+and dockerd each with a default bridge of the bench's own); every container is created
 with ``--network none`` so that neither engine spends time on networking. On each engine, in
 this order, each scenario removing its containers when done:
 
@@ -300,7 +300,7 @@ class Options:
     docker: str | None = None
     dockerd: str | None = None
     berthd: bool = True  # False: dockerd only (bench/containers.py --no-berthd)
-    berthd_bridge: str = "none"
+    berthd_bridge: str = bench.OWN_BRIDGE
     berthd_args: list[str] = field(default_factory=list)
     json_out: dict[str, object] = field(default_factory=dict)
 

@@ -9,7 +9,7 @@ The image: five layers of 60/50/40/30/20 MiB (200 MiB, 210 MB, of layer tars), e
 seeded random data (gzip cannot shrink it) and one tenth text (gzip shrinks it ~20x), the
 same bytes on every run, written once as a ``docker load`` archive in Docker's legacy
 layout (``manifest.json``, the config, ``<id>/layer.tar``). Both engines are started
-(bench.py's daemons, each with its own data root; dockerd with ``--bridge=none``) and run
+(bench.py's daemons, each with its own data root and default bridge) and run
 side by side; the archive is loaded into each, untimed, before every push.
 
 The registries, each on 127.0.0.1 on a free port with a root directory of its own: Debian's
@@ -434,7 +434,7 @@ class Options:
     dockerd: str | None = None
     berthd: bool = True  # False: dockerd only (bench/distribution.py --no-berthd)
     registries: tuple[str, ...] = REGISTRIES
-    berthd_bridge: str = "none"
+    berthd_bridge: str = bench.OWN_BRIDGE
     berthd_args: list[str] = field(default_factory=list)
     json_out: dict[str, object] = field(default_factory=dict)
 

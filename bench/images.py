@@ -171,7 +171,7 @@ class Options:
     scenarios: tuple[str, ...] = tuple(name for name, _ in SCENARIOS)
     docker: str | None = None
     dockerd: str | None = None
-    berthd_bridge: str = "none"
+    berthd_bridge: str = bench.OWN_BRIDGE
     berthd_args: list[str] = field(default_factory=list)
     json_out: dict[str, object] = field(default_factory=dict)
 

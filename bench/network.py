@@ -246,6 +246,7 @@ class NetBerthd(_InNetns, bench.Berthd):
 
 
 class NetDockerd(_InNetns, bench.Dockerd):
+    makes_bridge = False  # docker0, in the engine's own network namespace
     def __init__(self, workdir: Path, docker: str, config: Path, dockerd: str,
                  netns: Netns) -> None:  # fmt: skip
         super().__init__(workdir, docker, config, dockerd)

@@ -509,7 +509,7 @@ class Options:
     scenarios: tuple[str, ...] = ("runtime-run-true", "shim-memory")
     docker: str | None = None
     dockerd: str | None = None
-    berthd_bridge: str = "none"
+    berthd_bridge: str = bench.OWN_BRIDGE
     berthd_args: list[str] = field(default_factory=list)
     ksm: bool = True
     json_out: dict[str, object] = field(default_factory=dict)

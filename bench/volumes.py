@@ -295,7 +295,7 @@ class Options:
     docker: str | None = None
     dockerd: str | None = None
     berthd: bool = True  # False: dockerd only (bench/volumes.py --no-berthd)
-    berthd_bridge: str = "none"
+    berthd_bridge: str = bench.OWN_BRIDGE
     berthd_args: list[str] = field(default_factory=list)
     json_out: dict[str, object] = field(default_factory=dict)
 

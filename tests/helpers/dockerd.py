@@ -9,8 +9,11 @@ containerd and shims it spawned), and unmounts what is left below that directory
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,18 +52,24 @@ class Dockerd:
                     "DOCKER_CONFIG": str(self.config_dir),
                     "DOCKER_CLI_HINTS": "false"}
         self.cli = Cli("docker", self.env)
+        self.bridge = f"bdk{os.urandom(4).hex()}"
+        self.bridge_made = False
 
     @property
     def host(self) -> str:
         return f"unix://{self.sock}"
 
     def start(self) -> None:
+        if not self.bridge_made:
+            make_bridge(self.bridge)
+            self.bridge_made = True
         log = open(self.dir / "dockerd.log", "ab")
         self.proc = subprocess.Popen(
             [DOCKERD, "--config-file", str(self.dir / "daemon.json"),
              "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
              "-H", f"unix://{self.sock}", "--pidfile", str(self.dir / "dockerd.pid"),
-             "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+             # a bridge of its own: --bridge=none would delete the host dockerd's docker0
+             f"--bridge={self.bridge}", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
              "--ip-masq=false"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
         )
@@ -110,6 +119,31 @@ class Dockerd:
         for target in sorted(mounts_under(str(self.dir)), reverse=True):
             subprocess.run(["umount", "-l", target], check=False, capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.bridge_made:
+            subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
+            self.bridge_made = False
+
+
+def make_bridge(name: str) -> None:
+    """A bridge for dockerd's default network (dockerd wants a bridge it is given made, with
+    its gateway address): on the first 10.198.N.0/24 that no route or address of the host's
+    overlaps."""
+    shown = "".join(subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+                    for cmd in (["ip", "-4", "-o", "addr"], ["ip", "-4", "route", "show", "table", "all"]))
+    taken = []
+    for word in re.findall(r"\b\d+\.\d+\.\d+\.\d+(?:/\d+)?\b", shown):
+        with contextlib.suppress(ValueError):
+            if (net := ipaddress.IPv4Network(word, strict=False)).prefixlen > 0:
+                taken.append(net)
+    for n in range(256):
+        subnet = ipaddress.IPv4Network(f"10.198.{n}.0/24")
+        if not any(subnet.overlaps(t) for t in taken):
+            break
+    else:
+        raise RuntimeError("no free /24 in 10.198.0.0/16 for dockerd's bridge")
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{subnet.network_address + 1}/24", "dev", name], check=True)
+    subprocess.run(["ip", "link", "set", name, "up"], check=True)
 
 
 def mounts_under(prefix: str) -> list[str]:
