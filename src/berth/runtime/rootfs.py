@@ -292,3 +292,66 @@ def _make_readonly(path: str) -> None:
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise
+
+
+# -- a view of a container's filesystem from outside it (`docker cp`) ------------------------
+
+
+def bind_into(root: str, source: str, destination: str, writable: bool) -> None:
+    """Bind `source` (a host path) at `destination` inside `root`, read-only unless
+    `writable`, as dockerd builds its view of a container for `docker cp`: in a mount
+    namespace of the caller's own (the mount must not propagate anywhere).
+
+    The container may be running meanwhile, so its directories can turn into symlinks
+    under us: the target is resolved with `secure_join`, then opened one name at a time
+    without following symlinks (missing names made on the way), and the bind goes onto
+    that open descriptor. Whatever the container does, the mount lands inside `root`."""
+    resolved = secure_join(root, destination)
+    names = [n for n in resolved[len(root):].split("/") if n]
+    if not names:
+        raise ValueError(f"mount destination {destination} resolves to the container's root")
+    fd = _open_beneath(root, names, os.path.isdir(source))
+    try:
+        on_fd = f"/proc/self/fd/{fd}"
+        try:
+            linux.mount(source, on_fd, None, linux.MS_BIND | linux.MS_REC)
+        except NotADirectoryError:
+            raise MountTypeError(source, destination) from None
+        # A remount or a propagation change needs the path: the kernel refuses them on a
+        # /proc/self/fd link. The path leads to the mount just made (it covers the name).
+        target = os.readlink(on_fd)
+        if not writable:
+            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+        linux.mount(None, target, None, linux.MS_PRIVATE | linux.MS_REC)
+    finally:
+        os.close(fd)
+
+
+def _open_beneath(root: str, names: list[str], leaf_is_dir: bool) -> int:
+    """An O_PATH descriptor of root/names[0]/…/names[-1], never through a symlink; the
+    missing directories (and the leaf: a directory or an empty file) are made."""
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, name in enumerate(names):
+            directory = i < len(names) - 1 or leaf_is_dir
+            if directory:
+                try:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            else:
+                try:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o644, dir_fd=fd))
+                except FileExistsError:
+                    pass
+            flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if i < len(names) - 1 else 0)
+            child = os.open(name, flags, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        if stat.S_ISLNK(os.fstat(fd).st_mode):
+            raise OSError(errno.ELOOP, f"{'/'.join(names)} turned into a symlink")
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
