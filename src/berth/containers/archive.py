@@ -2,9 +2,11 @@
 `docker export`.
 
 Each operation works on the container's merged root for its duration (the container
-manager mounts a stopped container's root and holds its lock meanwhile), resolves the
-path inside it as Docker does (berth.layers.archive: no symlink leads out of the
-root), and emits the container event Docker emits. The tar streams are made and taken
+manager mounts a stopped container's root and holds its lock meanwhile); cp's work on
+dockerd's view of it, its volumes and bind mounts bound in, running or not
+(containers/mounting.py). A path is resolved inside it as Docker does
+(berth.layers.archive: no symlink leads out of the root, nor out of a volume into
+the host), and each operation emits the container event Docker emits. The tar streams are made and taken
 by a child process (berth.layers.archive); this module opens no socket and knows no
 HTTP or JSON.
 """
@@ -19,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from berth.containers.manager import ContainerManager
 from berth.containers.model import Container
 from berth.containers.users import resolve_user
-from berth.errors import InvalidParameter, NotFound, SystemError_
+from berth.errors import InvalidParameter, NotFound
 from berth.layers import archive
 from berth.layers.archive import PathStat
 
@@ -58,10 +60,10 @@ async def extract(containers: ContainerManager, ref: str, path: str, chunks: Asy
         if not stat.S_ISDIR(st.st_mode):
             raise InvalidParameter("extraction point is not a directory")
         writable = _mount_writable(c, resolved.inside)
-        if writable is None and c.host_config.readonly_rootfs:
-            raise SystemError_("container rootfs is marked read-only")
         if writable is False:
-            raise SystemError_("mounted volume is marked read-only")
+            raise InvalidParameter("mounted volume is marked read-only")
+        if writable is None and c.host_config.readonly_rootfs:
+            raise InvalidParameter("container rootfs is marked read-only")
         owner = None
         if copy_uid_gid:
             user = resolve_user(root, c.config.user)
@@ -72,11 +74,12 @@ async def extract(containers: ContainerManager, ref: str, path: str, chunks: Asy
 
 
 def _mount_writable(c: Container, inside: str) -> bool | None:
-    """Whether the mount `inside` (a path in the container) lies on is writable; None
-    when it lies on the container's root. Docker's checks before `docker cp` writes."""
+    """Whether the mount point `inside` (a resolved path in the container) lies under is
+    writable; None when it lies on the container's root. Docker's check before `docker cp`
+    writes: over its mount points, so `--tmpfs` paths count as the root (dockerd's view
+    has no tmpfs), and a path under nested mounts takes the deepest."""
     best, rw = "", None
-    mounts = [(m.destination, m.rw) for m in c.mounts] + [(d, True) for d in c.host_config.tmpfs]
-    for dest, mrw in mounts:
+    for dest, mrw in [(m.destination, m.rw) for m in c.mounts]:
         d = dest.rstrip("/") or "/"
         if (inside == d or inside.startswith(d.rstrip("/") + "/")) and len(d) > len(best):
             best, rw = d, mrw

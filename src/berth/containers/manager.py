@@ -621,9 +621,9 @@ class ContainerManager:
     @contextlib.asynccontextmanager
     async def root_of(self, ref: str, *, with_mounts: bool = False) -> AsyncIterator[tuple[Container, str]]:
         """The container's merged root; a stopped one is mounted for the duration only,
-        under its lock so that a start waits for it. With `with_mounts`, a running one's
-        root as it sees it, its volumes, binds and tmpfs mounts included (what `docker cp`
-        reaches; `docker export` takes the merged root only)."""
+        under its lock so that a start waits for it. With `with_mounts`, the view of it
+        that `docker cp` works on, running or not: its volumes and bind mounts bound in
+        (containers/mounting.py's `view`); `docker export` takes the merged root only."""
         c = self.get(ref)
         live = self.live[c.id]
         await live.lock.acquire()
@@ -631,21 +631,20 @@ class ContainerManager:
         try:
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"container {c.id[:12]} is marked for removal")
-            if c.state.running:
-                live.lock.release()
-                locked = False
-                # "/." : the directory the magic link leads to, not the link (lstat)
-                ns_root = f"/proc/{c.state.pid}/root/."
-                if with_mounts and c.state.pid and os.path.isdir(ns_root):
-                    yield c, ns_root
-                    return
-                yield c, self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
-                return
             root = self.layers.mount(c.id, self.images.resolve(c.image_id).chain_ids)
+            mounted_here = not c.state.running
+            if not mounted_here:
+                live.lock.release()  # its root stays mounted while it runs; a stop need not wait
+                locked = False
             try:
-                yield c, root
+                if with_mounts:
+                    async with mounting.view(self.volumes, c, root) as view_root:
+                        yield c, view_root
+                else:
+                    yield c, root
             finally:
-                self.layers.unmount(c.id)
+                if mounted_here:
+                    self.layers.unmount(c.id)
         finally:
             if locked:
                 live.lock.release()

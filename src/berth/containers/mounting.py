@@ -6,16 +6,20 @@ held for the runtime by volumes/safepath.py), a new empty volume is filled with 
 image has at that path (Docker's copy-up, with owners and modes), missing `-v` host
 directories are made, and the OCI mount entries come out; at exit the drivers are told
 the container let go; at `rm -v` (and `--rm`) its anonymous volumes are removed.
-Parsing and precedence are containers/mounts.py's; volume records, the store's.
+`view` is the container as `docker cp` sees it, running or not, its volumes mounted
+for the duration. Parsing and precedence are containers/mounts.py's; volume records,
+the store's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from berth.containers.model import Container, MountPoint
@@ -135,6 +139,46 @@ async def release(store: VolumeStore, c: Container) -> None:
             continue
         await store.unmount(v, c.id)
         store.on_event("unmount", v.name, {"driver": v.driver, "container": c.id})
+
+
+@contextlib.asynccontextmanager
+async def view(store: VolumeStore, c: Container, root: str) -> AsyncIterator[str]:
+    """The container's filesystem as dockerd shows it to `docker cp`, whether it runs or
+    not: its `root` with its volumes and bind mounts bound in (read-only ones read-only)
+    and its /etc/hosts, /etc/hostname and /etc/resolv.conf once it has them. Not its
+    tmpfs mounts, nor /proc, /dev or what the container mounted itself: Docker's view
+    has none of them. Each volume is mounted (and let go after) under an ID of the view's
+    own, with the volume events dockerd sends for it."""
+    mount_id = f"{c.id}-cp-{secrets.token_hex(4)}"
+    mounted: list[Volume] = []
+    binds: list[archive.Bind] = []
+    try:
+        hidden = {os.path.normpath(t) for t in c.host_config.tmpfs}
+        for mp in c.mounts:
+            if mp.type == "tmpfs" or mp.destination in hidden:
+                continue
+            if mp.type == "volume":
+                v = store.get(mp.name)
+                source = await store.mount(v, mount_id)
+                mounted.append(v)
+                store.on_event("mount", v.name, {
+                    "driver": v.driver, "container": c.id, "destination": mp.destination,
+                    "read/write": "true" if mp.rw else "false", "propagation": mp.propagation})
+            else:
+                await asyncio.to_thread(_bind_source, mp)
+                source = mp.source
+            binds.append(archive.Bind(source, mp.destination, mp.rw))
+        taken = {mp.destination for mp in c.mounts}
+        for destination, path in (("/etc/resolv.conf", c.resolv_conf_path), ("/etc/hostname", c.hostname_path),
+                                  ("/etc/hosts", c.hosts_path)):
+            if destination not in taken and path and os.path.exists(path):
+                binds.append(archive.Bind(path, destination, not c.host_config.readonly_rootfs))
+        async with archive.view(root, binds) as view_root:
+            yield view_root
+    finally:
+        for v in mounted:
+            await store.unmount(v, mount_id)
+            store.on_event("unmount", v.name, {"driver": v.driver, "container": c.id})
 
 
 def _bind_source(mp: MountPoint) -> None:

@@ -8,17 +8,24 @@ container's root: inside it "/" *is* that root, so no name, `..`, symlink or har
 in a hostile archive (or planted in the container while we work) can reach the host.
 The child resolves no user names (that would load the container's NSS libraries):
 owners are numeric both ways.
+
+`view(root, binds)` is dockerd's view of a container for `docker cp`, held by a child
+(berth.runtime.view) that binds the container's volumes into its root in a mount
+namespace of its own; the root it holds (/proc/PID/root) is what pack and unpack
+chroot into, and every mount of the view ends with that child, whatever becomes of
+berthd.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import posixpath
 import stat
 import sys
 import tarfile
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -148,6 +155,45 @@ def stat_path(resolved: Resolved, container: str) -> PathStat:
         link_target = target[len(resolved.root):] or "/"
     return PathStat(name=_base(resolved.path), size=st.st_size, mode=go_file_mode(st.st_mode),
                     mtime=rfc3339_nano(st.st_mtime_ns), link_target=link_target)
+
+
+# -- the view of a container ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path to bind at `destination` in the view of a container."""
+
+    source: str
+    destination: str
+    writable: bool
+
+
+@contextlib.asynccontextmanager
+async def view(root: str, binds: Sequence[Bind]) -> AsyncIterator[str]:
+    """The container's root with `binds` bound in (in this order: a deeper mount after
+    the one it lies in), seen from berthd as a path that pack and unpack can chroot into;
+    the mounts last until the block ends."""
+    args = [arg for b in binds for arg in (b.source, b.destination, "rw" if b.writable else "ro")]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-S", "-m", "berth.runtime.view", root, *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=child_env())
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        if await proc.stdout.readline() != b"ready\n":
+            err = await proc.stderr.read()
+            await proc.wait()
+            raise SystemError_(err.decode(errors="replace").strip() or f"cannot mount the volumes of {root}")
+        yield f"/proc/{proc.pid}/root/."
+    finally:
+        if proc.returncode is None:
+            proc.stdin.close()  # the child's signal to end
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 # -- the chrooted child ---------------------------------------------------------------------
