@@ -221,6 +221,18 @@ def test_cp_does_not_reach_tmpfs_or_proc_of_a_running_container(
     docker.ok("rm", "-f", name)
 
 
+def test_a_tmpfs_of_a_read_only_container_counts_as_its_root(docker: Cli, new_name: Names, tmp_path: Path) -> None:
+    # dockerd checks a cp's destination against the container's mount points, which
+    # --tmpfs mounts are not: under --read-only, /t is the read-only root
+    (tmp_path / "f").write_text("x\n")
+    name = new_name("cpro")
+    _in_state(docker, "running", name, ["--read-only", "--tmpfs", "/t"], "true")
+    res = docker("cp", str(tmp_path / "f"), f"{name}:/t/")
+    assert res.returncode != 0, describe(res)
+    assert "Error response from daemon: container rootfs is marked read-only" in res.stderr, describe(res)
+    docker.ok("rm", "-f", name)
+
+
 def test_cp_of_a_stopped_container_reads_its_etc_hosts(docker: Cli, new_name: Names, tmp_path: Path) -> None:
     name = new_name("cphosts")
     docker.ok("run", "--name", name, "--add-host", "berth-cp.example:10.9.8.7", "--hostname", "cphost",
