@@ -173,7 +173,10 @@ class Bind:
 async def view(root: str, binds: Sequence[Bind]) -> AsyncIterator[str]:
     """The container's root with `binds` bound in (in this order: a deeper mount after
     the one it lies in), seen from berthd as a path that pack and unpack can chroot into;
-    the mounts last until the block ends."""
+    the mounts last until the block ends. With nothing to bind, the view is `root`."""
+    if not binds:
+        yield root
+        return
     args = [arg for b in binds for arg in (b.source, b.destination, "rw" if b.writable else "ro")]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-S", "-m", "berth.runtime.view", root, *args,
