@@ -3,12 +3,12 @@
 
 Each operation works on the container's merged root for its duration (the container
 manager mounts a stopped container's root and holds its lock meanwhile); cp's work on
-dockerd's view of it, its volumes and bind mounts bound in, running or not
+dockerd's view of it, running or not, its volumes and bind mounts bound in
 (containers/mounting.py). A path is resolved inside it as Docker does
-(berth.layers.archive: no symlink leads out of the root, nor out of a volume into
-the host), and each operation emits the container event Docker emits. The tar streams are made and taken
-by a child process (berth.layers.archive); this module opens no socket and knows no
-HTTP or JSON.
+(berth.layers.archive: no symlink leads out of the root, nor out of a volume to the
+host), and each operation emits the container event Docker emits. The tar streams are
+made and taken by a child process (berth.layers.archive); this module opens no socket
+and knows no HTTP or JSON.
 """
 
 from __future__ import annotations
