@@ -11,9 +11,9 @@ owners are numeric both ways.
 
 `view(root, binds)` is dockerd's view of a container for `docker cp`, held by a child
 (berth.runtime.view) that binds the container's volumes into its root in a mount
-namespace of its own; the root it holds (/proc/PID/root) is what pack and unpack
-chroot into, and every mount of the view ends with that child, whatever becomes of
-berthd.
+namespace of its own; its root, held by a descriptor of berthd's, is what pack and
+unpack chroot into, and every mount of the view ends with that child and descriptor,
+whatever becomes of berthd.
 """
 
 from __future__ import annotations
@@ -188,7 +188,13 @@ async def view(root: str, binds: Sequence[Bind]) -> AsyncIterator[str]:
             err = await proc.stderr.read()
             await proc.wait()
             raise SystemError_(err.decode(errors="replace").strip() or f"cannot mount the volumes of {root}")
-        yield f"/proc/{proc.pid}/root/."
+        # Held by a descriptor of ours, not by the child's PID: that could be another
+        # process's if the child died meanwhile, and the view outlives its child so.
+        fd = os.open(f"/proc/{proc.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            yield f"/proc/{os.getpid()}/fd/{fd}/."
+        finally:
+            os.close(fd)
     finally:
         if proc.returncode is None:
             proc.stdin.close()  # the child's signal to end
