@@ -276,3 +276,20 @@ def test_cp_mounts_and_unmounts_the_volumes_with_events(
     actions = [(e["Action"], e["Actor"]["ID"]) for e in map(json.loads, events.splitlines())]
     assert actions == [("mount", vol), ("unmount", vol)], actions
     docker.ok("rm", name)
+
+
+def test_a_new_volume_holds_the_images_data_from_create_on(
+        docker: Cli, new_name: Names, new_volume: Callable[[], str], tmp_path: Path) -> None:
+    # dockerd fills a new volume at create, so cp into or out of a created container
+    # finds the image's files there, and what cp adds is not lost at start
+    vol, name = new_volume(), new_name("cppop")
+    (tmp_path / "added").write_text("added\n")
+    docker.ok("create", "--name", name, "-v", f"{vol}:/etc", "busybox", "sh", "-c",
+              "grep -c ^root: /etc/passwd; cat /etc/added")
+    mountpoint = Path(docker.ok("volume", "inspect", "-f", "{{.Mountpoint}}", vol).strip())
+    assert "root:" in (mountpoint / "passwd").read_text()
+    docker.ok("cp", f"{name}:/etc/passwd", str(tmp_path / "passwd"))
+    assert "root:" in (tmp_path / "passwd").read_text()
+    docker.ok("cp", str(tmp_path / "added"), f"{name}:/etc/")
+    assert docker.ok("start", "-a", name) == "1\nadded\n"
+    docker.ok("rm", name)

@@ -1,14 +1,14 @@
 """Turning a container's mount points into volumes and OCI mounts, over its life.
 
-At create, the volumes its mount points name (or anonymous ones) are made; at start,
-each volume is mounted by its driver (of one mounted with a `Subpath`, the directory is
-held for the runtime by volumes/safepath.py), a new empty volume is filled with what the
-image has at that path (Docker's copy-up, with owners and modes), missing `-v` host
-directories are made, and the OCI mount entries come out; at exit the drivers are told
-the container let go; at `rm -v` (and `--rm`) its anonymous volumes are removed.
-`view` is the container as `docker cp` sees it, running or not, its volumes mounted
-for the duration. Parsing and precedence are containers/mounts.py's; volume records,
-the store's.
+At create, the volumes its mount points name (or anonymous ones) are made, and a new
+empty one is filled with what the image has at its path (Docker's copy-up, with owners
+and modes; again at start for one still empty); at start, each volume is mounted by
+its driver (of one mounted with a `Subpath`, the directory is held for the runtime by
+volumes/safepath.py), missing `-v` host directories are made, and the OCI mount
+entries come out; at exit the drivers are told the container let go; at `rm -v` (and
+`--rm`) its anonymous volumes are removed. `view` is the container as `docker cp` sees
+it, running or not, its volumes mounted for the duration. Parsing and precedence are
+containers/mounts.py's; volume records, the store's.
 """
 
 from __future__ import annotations
@@ -60,6 +60,22 @@ async def create_volumes(store: VolumeStore, points: list[MountPoint]) -> list[s
         await remove_volumes(store, created)
         raise
     return created
+
+
+async def populate(store: VolumeStore, c: Container, root: str) -> None:
+    """At create, as dockerd does: each volume that takes the image's data (not `nocopy`)
+    and is still empty gets what the container's `root` has at its destination, so that
+    `docker cp` into or out of a created container finds it there."""
+    for mp in c.mounts:
+        if mp.type != "volume" or not mp.copy_data:
+            continue
+        v = store.get(mp.name)
+        mount_id = f"{c.id}-populate"
+        source = await store.mount(v, mount_id)
+        try:
+            await asyncio.to_thread(copy_up, root, mp.destination, source)
+        finally:
+            await store.unmount(v, mount_id)
 
 
 async def remove_volumes(store: VolumeStore, names: list[str]) -> None:
