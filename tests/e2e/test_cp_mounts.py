@@ -293,3 +293,22 @@ def test_a_new_volume_holds_the_images_data_from_create_on(
     docker.ok("cp", str(tmp_path / "added"), f"{name}:/etc/")
     assert docker.ok("start", "-a", name) == "1\nadded\n"
     docker.ok("rm", name)
+
+
+def test_a_view_that_cannot_be_made_is_an_error_and_leaves_nothing(
+        docker: Cli, api: ApiClient, new_name: Names, tmp_path: Path) -> None:
+    # a bind under a file of the image: the view cannot make its mount point
+    (tmp_path / "src").mkdir()
+    name = new_name("cpbad")
+    docker.ok("create", "--name", name, "-v", f"{tmp_path / 'src'}:/etc/passwd/sub", "busybox")
+    resp = api.head(f"/containers/{name}/archive?path=/etc")
+    assert resp.status == 500
+    resp = api.get(f"/containers/{name}/archive?path=/etc")
+    assert resp.status == 500 and "not a directory" in resp.json()["message"].lower(), resp.body
+    res = docker("cp", f"{name}:/etc/group", str(tmp_path / "group"))
+    assert res.returncode != 0, describe(res)
+    cid = docker.ok("inspect", "-f", "{{.Id}}", name).strip()
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if cid in line or str(tmp_path) in line]
+    assert api.get("/_ping").status == 200
+    docker.ok("rm", name)
