@@ -9,11 +9,10 @@ in a hostile archive (or planted in the container while we work) can reach the h
 The child resolves no user names (that would load the container's NSS libraries):
 owners are numeric both ways.
 
-`view(root, binds)` is dockerd's view of a container for `docker cp`, held by a child
-(berth.runtime.view) that binds the container's volumes into its root in a mount
-namespace of its own; its root, held by a descriptor of berthd's, is what pack and
-unpack chroot into, and every mount of the view ends with that child and descriptor,
-whatever becomes of berthd.
+`view(root, binds)` is dockerd's view of a container for `docker cp`, held by a thread
+of its own (berth.runtime.view) that binds the container's volumes into its root in a
+mount namespace of that thread's; the root, held by a descriptor, is what pack and
+unpack chroot into, and every mount of the view ends with that thread.
 """
 
 from __future__ import annotations
@@ -25,7 +24,9 @@ import posixpath
 import stat
 import sys
 import tarfile
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -39,6 +40,7 @@ from berth.layers.extract import (
     lstat_or_none,
     remove_path,
 )
+from berth.runtime import view as container_view
 from berth.runtime.rootfs import secure_join
 
 # Go's os.FileMode type bits, which Docker puts in the path stat of `docker cp`.
@@ -172,37 +174,23 @@ class Bind:
 @contextlib.asynccontextmanager
 async def view(root: str, binds: Sequence[Bind]) -> AsyncIterator[str]:
     """The container's root with `binds` bound in (in this order: a deeper mount after
-    the one it lies in), seen from berthd as a path that pack and unpack can chroot into;
-    the mounts last until the block ends. With nothing to bind, the view is `root`."""
+    the one it lies in), as a path that berthd and the pack and unpack children can
+    use; the mounts last until the block ends. With nothing to bind, the view is `root`."""
     if not binds:
         yield root
         return
-    args = [arg for b in binds for arg in (b.source, b.destination, "rw" if b.writable else "ro")]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-S", "-m", "berth.runtime.view", root, *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=child_env())
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    ready: Future[int] = Future()
+    release = threading.Event()
+    threading.Thread(target=container_view.hold, name="berth-cp-view", daemon=True,
+                     args=(root, [(b.source, b.destination, b.writable) for b in binds], ready, release)).start()
     try:
-        if await proc.stdout.readline() != b"ready\n":
-            err = await proc.stderr.read()
-            await proc.wait()
-            raise SystemError_(err.decode(errors="replace").strip() or f"cannot mount the volumes of {root}")
-        # Held by a descriptor of ours, not by the child's PID: that could be another
-        # process's if the child died meanwhile, and the view outlives its child so.
-        fd = os.open(f"/proc/{proc.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            yield f"/proc/{os.getpid()}/fd/{fd}/."
-        finally:
-            os.close(fd)
+            fd = await asyncio.wrap_future(ready)
+        except (OSError, ValueError) as e:
+            raise SystemError_(str(e)) from None
+        yield f"/proc/{os.getpid()}/fd/{fd}/."
     finally:
-        if proc.returncode is None:
-            proc.stdin.close()  # the child's signal to end
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        release.set()
 
 
 # -- the chrooted child ---------------------------------------------------------------------

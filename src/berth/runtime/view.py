@@ -1,45 +1,55 @@
-"""A container's filesystem as dockerd shows it to `docker cp`, held by a process of its own.
+"""A container's filesystem as dockerd shows it to `docker cp`, in a mount namespace that
+belongs to one thread, as dockerd makes it (its container FS view runs in a goroutine
+locked to an OS thread that unshared its mount namespace).
 
-`python -S -m berth.runtime.view ROOT [SOURCE DESTINATION rw|ro]…` takes a mount
-namespace of its own that hears nothing from the caller's (slave) and tells it nothing,
-binds each SOURCE at DESTINATION inside ROOT (`rootfs.bind_into`: never outside ROOT,
-whatever the container does meanwhile), chroots into ROOT, writes "ready" and waits
-until its stdin ends. Meanwhile /proc/PID/root is the view; when the process ends, so
-do its mounts, even if whoever started it was killed. It imports little: it is started
-for every `docker cp`.
+`hold(root, binds, ready, release)` is the whole life of such a thread, and must run in
+a thread started for it alone: it takes a mount namespace of its own that hears nothing
+from the rest of the process (slave) and tells it nothing, binds each source at its
+destination inside `root` (`rootfs.bind_into`: never outside `root`, whatever the
+container does meanwhile), and hands over an O_PATH descriptor of `root` as seen there:
+through it, the process (and the children it gives the path /proc/PID/fd/N) reach the
+view. The thread never changes its root or working directory, so nothing else that may
+run in it (a finalizer) is led into the container. When `release` is set, the
+descriptor is closed and the thread ends; its namespace, and every mount of the view,
+end with it, whatever becomes of the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
 
 from berth.runtime import linux, rootfs
 
-READY = b"ready\n"
 
-
-def hold(root: str, binds: list[tuple[str, str, bool]]) -> None:
+def open_view(root: str, binds: Sequence[tuple[str, str, bool]]) -> int:
+    """In the calling thread (one of the view's own, see above): the namespace, the
+    binds (source, destination, writable; a deeper one after the one it lies in), and
+    a descriptor of `root` as the view has it."""
+    if threading.current_thread() is threading.main_thread():
+        raise RuntimeError("a view of a container needs a thread of its own")
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
     for source, destination, writable in binds:
         rootfs.bind_into(root, source, destination, writable)
-    os.chroot(root)
-    os.chdir("/")
-    os.write(1, READY)
-    while os.read(0, 1 << 12):
-        pass
+    return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def main() -> None:
-    root, rest = sys.argv[1], sys.argv[2:]
-    binds = [(rest[i], rest[i + 1], rest[i + 2] == "rw") for i in range(0, len(rest) - 2, 3)]
+def hold(root: str, binds: Sequence[tuple[str, str, bool]], ready: Future[int], release: threading.Event) -> None:
+    """A view thread: `ready` gets the descriptor (or the error), which stays open until
+    `release` is set."""
     try:
-        hold(root, binds)
-    except (OSError, ValueError) as e:
-        os.write(2, f"{e}\n".encode(errors="replace"))
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
+        fd = open_view(root, binds)
+    except Exception as e:  # noqa: BLE001  (handed to the waiting caller)
+        with contextlib.suppress(InvalidStateError):  # the caller gave up waiting
+            ready.set_exception(e)
+        return
+    try:
+        with contextlib.suppress(InvalidStateError):
+            ready.set_result(fd)
+        release.wait()
+    finally:
+        os.close(fd)

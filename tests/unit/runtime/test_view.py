@@ -1,21 +1,21 @@
-"""berth.runtime.view, the process that holds dockerd's view of a container for `docker cp`:
+"""berth.runtime.view, the thread that holds dockerd's view of a container for `docker cp`:
 its binds land inside the root whatever symlinks the root or a bind holds, read-only ones
-are read-only, and nothing of it is seen outside its own mount namespace."""
+are read-only, nothing of it is seen outside its thread's mount namespace, and it all
+ends with the thread."""
 
 from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
+from berth.runtime import view
 from berth.runtime.rootfs import _open_beneath
-
-SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
 
@@ -26,17 +26,18 @@ def _mounts_of(path: Path) -> list[str]:
 
 
 class View:
-    def __init__(self, root: Path, *binds: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-S", "-m", "berth.runtime.view", str(root), *binds],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={"PYTHONPATH": SRC})
-        assert self.proc.stdout is not None
-        self.ready = self.proc.stdout.readline() == b"ready\n"
-        self.root = Path(f"/proc/{self.proc.pid}/root")
+    def __init__(self, root: Path, *binds: tuple[str, str, bool]) -> None:
+        self.ready: Future[int] = Future()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=view.hold, args=(str(root), list(binds), self.ready, self.release))
+        self.thread.start()
+        fd = self.ready.result(timeout=10)
+        self.root = Path(f"/proc/self/fd/{fd}")
 
-    def close(self) -> str:
-        out, err = self.proc.communicate(timeout=10)
-        return err.decode()
+    def close(self) -> None:
+        self.release.set()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -49,17 +50,17 @@ def tree(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_binds_are_seen_in_the_view_only(tree: Path) -> None:
-    view = View(tree / "root", str(tree / "vol"), "/data", "rw", str(tree / "vol"), "/ro", "ro")
+    held = View(tree / "root", (str(tree / "vol"), "/data", True), (str(tree / "vol"), "/ro", False))
     try:
-        assert view.ready, view.close()
-        assert (view.root / "data" / "f").read_text() == "in the volume\n"
-        (view.root / "data" / "g").write_text("written\n")
+        assert (held.root / "data" / "f").read_text() == "in the volume\n"
+        (held.root / "data" / "g").write_text("written\n")
         with pytest.raises(OSError) as e:
-            (view.root / "ro" / "h").write_text("no\n")
+            (held.root / "ro" / "h").write_text("no\n")
         assert e.value.errno == errno.EROFS
         assert not _mounts_of(tree / "root")
+        assert (tree / "root" / "data").is_dir() and not (tree / "root" / "data" / "f").exists()
     finally:
-        view.close()
+        held.close()
     assert (tree / "vol" / "g").read_text() == "written\n"
     # the mount points were made in the root; what was bound there is gone with the view
     assert os.listdir(tree / "root" / "data") == []
@@ -70,22 +71,25 @@ def test_a_symlinked_destination_resolves_inside_the_root(tree: Path) -> None:
     # are followed as the container would, inside the root
     os.symlink(str(tree / "outside"), tree / "root" / "data")
     os.symlink("/../../etc", tree / "vol" / "sub")
-    view = View(tree / "root", str(tree / "vol"), "/data", "rw", str(tree / "vol"), "/data/sub", "ro")
+    held = View(tree / "root", (str(tree / "vol"), "/data", True), (str(tree / "vol"), "/data/sub", False))
     try:
-        assert view.ready, view.close()
-        assert (view.root / str(tree / "outside").lstrip("/") / "f").read_text() == "in the volume\n"
+        assert (held.root / str(tree / "outside").lstrip("/") / "f").read_text() == "in the volume\n"
+        assert (held.root / "etc" / "f").read_text() == "in the volume\n"
     finally:
-        view.close()
+        held.close()
     assert os.listdir(tree / "outside") == []
     assert os.path.isdir(tree / "root" / str(tree / "outside").lstrip("/"))
 
 
 def test_a_destination_that_is_the_root_is_refused(tree: Path) -> None:
     os.symlink("/", tree / "root" / "up")
-    view = View(tree / "root", str(tree / "vol"), "/up", "rw")
-    assert not view.ready
-    assert "resolves to the container's root" in view.close()
-    assert view.proc.returncode == 1
+    with pytest.raises(ValueError, match="resolves to the container's root"):
+        View(tree / "root", (str(tree / "vol"), "/up", True))
+
+
+def test_the_main_thread_is_refused(tree: Path) -> None:
+    with pytest.raises(RuntimeError):
+        view.open_view(str(tree / "root"), [(str(tree / "vol"), "/data", True)])
 
 
 def test_opening_a_destination_never_follows_a_symlink(tree: Path) -> None:
