@@ -312,3 +312,24 @@ def test_a_view_that_cannot_be_made_is_an_error_and_leaves_nothing(
         assert not [line for line in f if cid in line or str(tmp_path) in line]
     assert api.get("/_ping").status == 200
     docker.ok("rm", name)
+
+
+@pytest.mark.parametrize("state", ["created", "running"])
+def test_cp_reaches_a_volume_mounted_with_a_subpath(
+        docker: Cli, new_name: Names, new_volume: Callable[[], str], tmp_path: Path, state: str) -> None:
+    vol, name = new_volume(), new_name("cpsub")
+    docker.ok("run", "--rm", "-v", f"{vol}:/d", "busybox", "sh", "-c", "mkdir /d/sub && echo in sub > /d/sub/f")
+    args = ["--mount", f"type=volume,src={vol},dst=/s,volume-subpath=sub"]
+    if state == "created":
+        docker.ok("create", "--name", name, *args, "busybox", "cat", "/s/g")
+    else:
+        _in_state(docker, state, name, args, "true")
+    docker.ok("cp", f"{name}:/s/f", str(tmp_path / "f"))
+    assert (tmp_path / "f").read_text() == "in sub\n"
+    (tmp_path / "g").write_text("copied\n")
+    docker.ok("cp", str(tmp_path / "g"), f"{name}:/s/")
+    mountpoint = Path(docker.ok("volume", "inspect", "-f", "{{.Mountpoint}}", vol).strip())
+    assert (mountpoint / "sub" / "g").read_text() == "copied\n"
+    if state == "created":
+        assert docker.ok("start", "-a", name) == "copied\n"
+    docker.ok("rm", "-f", name)

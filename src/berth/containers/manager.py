@@ -448,7 +448,7 @@ class ContainerManager:
             c.resolv_conf_path = os.path.join(cdir, "resolv.conf")
             # a vfs driver copies the whole image here: not on the event loop
             await asyncio.to_thread(self.layers.create_rw, cid, image.chain_ids)
-            if any(mp.type == "volume" and mp.copy_data for mp in points):
+            if any(mp.type == "volume" and mp.copy_data and not mp.subpath for mp in points):
                 root = self.layers.mount(cid, image.chain_ids)
                 try:
                     await mounting.populate(self.volumes, c, root)

@@ -65,9 +65,10 @@ async def create_volumes(store: VolumeStore, points: list[MountPoint]) -> list[s
 async def populate(store: VolumeStore, c: Container, root: str) -> None:
     """At create, as dockerd does: each volume that takes the image's data (not `nocopy`)
     and is still empty gets what the container's `root` has at its destination, so that
-    `docker cp` into or out of a created container finds it there."""
+    `docker cp` into or out of a created container finds it there. One mounted with a
+    `Subpath` is filled at start only, as before."""
     for mp in c.mounts:
-        if mp.type != "volume" or not mp.copy_data:
+        if mp.type != "volume" or not mp.copy_data or mp.subpath:
             continue
         v = store.get(mp.name)
         mount_id = f"{c.id}-populate"
@@ -165,21 +166,25 @@ async def view(store: VolumeStore, c: Container, root: str) -> AsyncIterator[str
     tmpfs mounts, nor /proc, /dev or what the container mounted itself: Docker's view
     has none of them. Each volume is mounted (and let go after) under an ID of the view's
     own, with the volume events dockerd sends for it."""
-    mount_id = f"{c.id}-cp-{secrets.token_hex(4)}"
+    # not prefixed with the container's ID: its own release at exit must not take the
+    # view's subpath holds with it
+    view_id = f"cp{secrets.token_hex(8)}"
     mounted: list[Volume] = []
     binds: list[archive.Bind] = []
     try:
         hidden = {os.path.normpath(t) for t in c.host_config.tmpfs}
-        for mp in c.mounts:
+        for index, mp in enumerate(c.mounts):
             if mp.type == "tmpfs" or mp.destination in hidden:
                 continue
             if mp.type == "volume":
                 v = store.get(mp.name)
-                source = await store.mount(v, mount_id)
+                source = await store.mount(v, view_id)
                 mounted.append(v)
                 store.on_event("mount", v.name, {
                     "driver": v.driver, "container": c.id, "destination": mp.destination,
                     "read/write": "true" if mp.rw else "false", "propagation": mp.propagation})
+                if mp.subpath:
+                    source = await store.hold_subpath(source, mp.subpath, view_id, index)
             else:
                 await asyncio.to_thread(_bind_source, mp)
                 source = mp.source
@@ -192,8 +197,9 @@ async def view(store: VolumeStore, c: Container, root: str) -> AsyncIterator[str
         async with archive.view(root, binds) as view_root:
             yield view_root
     finally:
+        await store.release_subpaths(view_id)
         for v in mounted:
-            await store.unmount(v, mount_id)
+            await store.unmount(v, view_id)
             store.on_event("unmount", v.name, {"driver": v.driver, "container": c.id})
 
 
