@@ -181,6 +181,8 @@ async def view(root: str, binds: Sequence[Bind]) -> AsyncIterator[str]:
         return
     ready: Future[int] = Future()
     release = threading.Event()
+    # a thread started for the view alone, never one of the loop's executor: the mount
+    # namespace it takes is its own until it ends
     threading.Thread(target=container_view.hold, name="berth-cp-view", daemon=True,
                      args=(root, [(b.source, b.destination, b.writable) for b in binds], ready, release)).start()
     try:
