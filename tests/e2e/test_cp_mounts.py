@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def _mounted_below(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("state", ["running", "stopped"])
 def test_cp_out_reads_the_containers_volumes_and_binds(
-        docker: Cli, berth: Cli, api: ApiClient, new_name: Names, new_volume: Callable[[], str], tmp_path: Path,
+        docker: Cli, berth: Cli, api: ApiClient, docker_client: Any, new_name: Names, new_volume: Callable[[], str], tmp_path: Path,
         state: str) -> None:
     host = tmp_path / "host"
     host.mkdir()
@@ -89,6 +90,11 @@ def test_cp_out_reads_the_containers_volumes_and_binds(
     assert (tmp_path / "d" / "e").read_text() == "deep\n"
     head = api.head(f"/containers/{name}/archive?path=/v/f")
     assert head.status == 200
+    chunks, st = docker_client.containers.get(name).get_archive("/v/f")
+    assert (st["name"], st["size"]) == ("f", len("in the volume\n"))
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        member = tar.extractfile("f")
+        assert member is not None and member.read() == b"in the volume\n"
     resp = api.get(f"/containers/{name}/archive?path=/b")
     assert resp.status == 200
     with tarfile.open(fileobj=io.BytesIO(resp.body)) as tar:
