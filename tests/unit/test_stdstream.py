@@ -8,10 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berth.stdstream import STDERR, STDOUT, FrameDecoder, encode_frame, encode_lines, join_payloads
+from berth.stdstream import (
+    STDERR,
+    STDOUT,
+    DetachKeysError,
+    EscapeScanner,
+    FrameDecoder,
+    encode_frame,
+    encode_lines,
+    join_payloads,
+    parse_detach_keys,
+)
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -76,3 +87,50 @@ def test_it_imports_only_what_the_shim_loads_anyway() -> None:
 
     shim = loaded("import berth.runtime.linux")
     assert loaded("import berth.stdstream") - {"berth.stdstream"} <= shim
+
+
+def test_detach_keys_parse_as_moby_term_does() -> None:
+    assert parse_detach_keys("ctrl-p,ctrl-q") == b"\x10\x11"
+    assert parse_detach_keys("a,ctrl-@,ctrl-[,ctrl-\\,ctrl-_,DEL") == b"a\x00\x1b\x1c\x1f\x7f"
+    assert parse_detach_keys("ctrl-x,x") == b"\x18x"
+    for bad in ("ctrl-P", "ctrl-p, ctrl-q", "ctrl-p,,ctrl-q", "del", "é", "bogus"):
+        with pytest.raises(DetachKeysError):
+            parse_detach_keys(bad)
+    with pytest.raises(DetachKeysError, match="^Unknown character: 'bogus'$"):
+        parse_detach_keys("ctrl-p,bogus")
+
+
+def test_escape_scanner_holds_a_partial_match_back() -> None:
+    m = EscapeScanner(b"\x10\x11")
+    assert m.feed(b"ab\x10") == (b"ab", False)
+    assert m.feed(b"x") == (b"\x10x", False)
+    assert m.feed(b"\x10") == (b"", False)
+    assert m.feed(b"\x11rest") == (b"", True)
+    # as moby/term: the byte that breaks a match does not start a new one
+    m = EscapeScanner(b"\x10\x11")
+    assert m.feed(b"\x10\x10\x11") == (b"\x10\x10\x11", False)
+    assert EscapeScanner(b"").keys == b"\x10\x11"
+
+
+def _scan(keys: bytes, pieces: list[bytes]) -> tuple[bytes, bool]:
+    m = EscapeScanner(keys)
+    out = b""
+    for piece in pieces:
+        passed, detached = m.feed(piece)
+        out += passed
+        if detached:
+            return out, True
+    return out, False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\x10", b"\x11", b"a", b"\x10\x11", b"xyz"]), max_size=30),
+       st.lists(st.integers(0, 1000), max_size=6))
+def test_escape_scanner_is_the_same_however_input_is_cut(parts: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(parts)
+    whole = _scan(b"\x10\x11", [data])
+    assert _scan(b"\x10\x11", _cut(data, cuts)) == whole
+    out, detached = whole
+    assert data.startswith(out)
+    if not detached:  # all of it passed on, but a last ctrl-p still held back
+        assert data in (out, out + b"\x10")

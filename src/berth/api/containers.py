@@ -25,6 +25,7 @@ from aiohttp import web
 from berth.api import hijack, versions
 from berth.api.server import (
     Routes,
+    api_version,
     context,
     filters_param,
     json_body,
@@ -55,7 +56,7 @@ from berth.containers.stats import BlkioEntry, CgroupStats
 from berth.errors import InvalidParameter
 from berth.images.model import Healthcheck
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
-from berth.stdstream import encode_frame
+from berth.stdstream import EscapeScanner, encode_frame
 from berth.units import human_duration
 
 routes = Routes()
@@ -994,6 +995,7 @@ async def resize(request: web.Request) -> web.Response:
 
 @routes.post("/containers/{id}/attach")
 async def attach(request: web.Request) -> web.StreamResponse:
+    keys = hijack.detach_keys(request.query.get("detachKeys", ""), "Invalid detach keys ({}) provided")
     mgr = _mgr(request)
     c = mgr.get(request.match_info["id"])
     want_stdin = query_bool(request, "stdin")
@@ -1013,42 +1015,40 @@ async def attach(request: web.Request) -> web.StreamResponse:
             # start, or for the container's removal, which ends the wait with None.
             streams = await mgr.attach(c.id, want_stdin, want_stdout, want_stderr)
             if streams is not None:
-                await _proxy(reader, writer, *streams)
+                escape = EscapeScanner(keys) if tty and want_stdin and c.config.open_stdin else None
+                if await hijack.pump(*hijack.stream_client(reader, writer), *streams, escape=escape):
+                    mgr.detached(c.id)
     except (ConnectionError, OSError):
         pass
     return await hijack.finish(request, writer)
 
 
-async def _proxy(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
-                 shim_r: asyncio.StreamReader, shim_w: asyncio.StreamWriter) -> None:
-    """Copy stdin to the shim and output to the client until the output ends."""
-
-    async def upstream() -> None:
-        try:
-            while True:
-                data = await client_r.read(65536)
-                if not data:
-                    break
-                shim_w.write(data)
-                await shim_w.drain()
-            if shim_w.can_write_eof():
-                shim_w.write_eof()
-        except (ConnectionError, OSError):
-            pass
-
-    up = asyncio.ensure_future(upstream())
+@routes.get("/containers/{id}/attach/ws")
+async def attach_websocket(request: web.Request) -> web.StreamResponse:
+    keys = hijack.detach_keys(request.query.get("detachKeys", ""), "Invalid detach keys ({}) provided")
+    mgr = _mgr(request)
+    c = mgr.get(request.match_info["id"])
+    version = api_version(request)
+    # before 1.42 dockerd ignored stdin/stdout/stderr here and attached all three
+    wants = [query_bool(request, n) for n in ("stdin", "stdout", "stderr")] if version >= (1, 42) else [True] * 3
+    tty = c.config.tty
+    ws = web.WebSocketResponse(compress=False, decode_text=False, autoclose=True)
+    await ws.prepare(request)
+    client = hijack.WebsocketClient(ws, binary=version >= (1, 28))
     try:
-        while True:
-            data = await shim_r.read(65536)
-            if not data:
-                break
-            client_w.write(data)
-            await client_w.drain()
-    finally:
-        up.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await up
-        shim_w.close()
+        if query_bool(request, "logs") and c.log_path:
+            for _kind, data in container_logs.logged_output(c, wants[1], wants[2]):
+                await client.send(data)
+        if query_bool(request, "stream"):
+            streams = await mgr.attach(c.id, *wants)
+            if streams is not None:
+                escape = EscapeScanner(keys) if tty and wants[0] and c.config.open_stdin else None
+                if await hijack.pump(client.read, client.output_writer(not tty), *streams, escape=escape):
+                    mgr.detached(c.id)
+    except (ConnectionError, OSError):
+        pass
+    await ws.close()
+    return ws
 
 
 @routes.get("/containers/{id}/logs")

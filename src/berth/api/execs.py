@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from typing import Any
 
 from aiohttp import web
 
 from berth.api import hijack
-from berth.api.containers import _proxy
 from berth.api.server import Routes, context, json_body, json_response, query_int
 from berth.containers.execs import Exec, ExecService
 from berth.errors import BerthError, InvalidParameter
-from berth.stdstream import STDOUT, encode_frame
+from berth.stdstream import STDOUT, EscapeScanner, encode_frame, parse_detach_keys
 
 routes = Routes()
 
@@ -31,6 +31,15 @@ def _strings(doc: dict[str, Any], key: str) -> list[str]:
     return list(value)
 
 
+def _any_case(doc: dict[str, Any], key: str) -> Any:
+    """A field named in any case, as Go's JSON decoding finds it (docker-py sends
+    "detachKeys")."""
+    if key in doc:
+        return doc[key]
+    lowered = key.lower()
+    return next((v for k, v in doc.items() if k.lower() == lowered), None)
+
+
 @routes.post("/containers/{id}/exec")
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
@@ -40,7 +49,7 @@ async def create(request: web.Request) -> web.Response:
         attach_stdin=bool(body.get("AttachStdin")), attach_stdout=bool(body.get("AttachStdout")),
         attach_stderr=bool(body.get("AttachStderr")), env=_strings(body, "Env"), user=str(body.get("User") or ""),
         working_dir=str(body.get("WorkingDir") or ""), privileged=bool(body.get("Privileged")),
-        detach_keys=str(body.get("DetachKeys") or ""),
+        detach_keys=str(_any_case(body, "DetachKeys") or ""),
         console_size=(int(size[0] or 0), int(size[1] or 0)) if isinstance(size, list) and len(size) == 2 else (0, 0))
     if e.working_dir and not e.working_dir.startswith("/"):
         raise InvalidParameter(f"the working directory '{e.working_dir}' is invalid, it needs to be an absolute path")
@@ -70,11 +79,15 @@ async def start(request: web.Request) -> web.StreamResponse:
             await writer.drain()
             streams = None
         if streams is not None:
-            await _proxy(reader, writer, *streams)
-            # the output has ended: the exit code is a moment away, and the CLI asks for
-            # it as soon as the stream closes
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(service.wait(e.id), 2.0)
+            keys = parse_detach_keys(e.detach_keys) if e.detach_keys else b""
+            escape = EscapeScanner(keys) if e.tty and e.attach_stdin else None
+            if await hijack.pump(*hijack.stream_client(reader, writer), *streams, escape=escape):
+                service.detached(e.id)
+            else:
+                # the output has ended: the exit code is a moment away, and the CLI asks
+                # for it as soon as the stream closes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(service.wait(e.id), 2.0)
     except (ConnectionError, OSError):
         pass
     return await hijack.finish(request, writer)
@@ -92,7 +105,8 @@ def render(e: Exec) -> dict[str, Any]:
     return {
         "CanRemove": False,
         "ContainerID": e.container_id,
-        "DetachKeys": e.detach_keys,
+        # dockerd keeps the keys as bytes, and Go's JSON writes bytes in base64
+        "DetachKeys": base64.b64encode(parse_detach_keys(e.detach_keys)).decode() if e.detach_keys else "",
         "ExitCode": e.exit_code,
         "ID": e.id,
         "OpenStderr": e.attach_stderr,

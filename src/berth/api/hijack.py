@@ -1,20 +1,32 @@
-"""Taking over an HTTP connection for attach and exec (`Upgrade: tcp`, 101).
+"""Taking over an HTTP connection for attach and exec (`Upgrade: tcp`, 101), and
+pumping a client's stdio to and from a container's process.
 
 After the 101 response the connection carries raw bytes both ways. aiohttp does not
 hand connections over, so we duplicate the socket: our own asyncio streams read and
 write the duplicate while aiohttp's transport is paused; when the stream ends, both
 close. The client's half-close (stdin EOF) reaches us as EOF on the reader.
+
+`pump` copies between a client (a hijacked connection or a websocket) and the shim's
+stream; with a terminal it watches the client's input for the detach keys, as dockerd
+does, and ends the attach, not the process, when they come.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import socket
+import struct
+import termios
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from berth.api import versions
 from berth.api.server import server_header
+from berth.errors import InvalidParameter
+from berth.stdstream import DetachKeysError, EscapeScanner, FrameDecoder, parse_detach_keys
 
 RAW = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
@@ -51,9 +63,28 @@ async def hijack(request: web.Request, content_type: str
         reader.feed_data(tail)
     writer.write(head.encode())
     await writer.drain()
+    if dup.family == socket.AF_UNIX:
+        await _until_read(dup)
     response = web.StreamResponse()
     response.force_close()
     return reader, writer, response
+
+
+async def _until_read(sock: socket.socket, limit: float = 1.0) -> None:
+    """Wait (a moment at most) for the client to read the response's head. A client
+    that reads the head through a buffer and then the socket itself (docker-py) loses
+    whatever came in the same read: the logs of `logs=1`, or a quick exec's output.
+    On a UNIX socket the bytes the peer has not read yet are counted (SIOCOUTQ)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    buf = struct.pack("i", 0)
+    try:
+        while struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, buf))[0] > 0:
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(0.0005)
+    except OSError:
+        return
 
 
 async def finish(request: web.Request, writer: asyncio.StreamWriter) -> web.StreamResponse:
@@ -67,3 +98,119 @@ async def finish(request: web.Request, writer: asyncio.StreamWriter) -> web.Stre
     if transport is not None:
         transport.abort()
     raise asyncio.CancelledError  # aiohttp must not write a response on this connection
+
+
+def detach_keys(spec: str, message: str) -> bytes:
+    """The bytes of a client's detach keys ("" for ctrl-p ctrl-q); `message` (with {}
+    for the keys) is dockerd's error for keys that do not parse."""
+    try:
+        return parse_detach_keys(spec) if spec else b""
+    except DetachKeysError:
+        raise InvalidParameter(message.format(spec)) from None
+
+
+async def pump(read_client: Callable[[], Awaitable[bytes]], write_client: Callable[[bytes], Awaitable[None]],
+               shim_r: asyncio.StreamReader, shim_w: asyncio.StreamWriter,
+               escape: EscapeScanner | None = None) -> bool:
+    """Copy the client's input to the shim and the output back until the output ends;
+    with `escape` (a terminal's attach) also until the client types the detach keys:
+    then the shim's stream is closed (the process goes on) and the answer is True.
+    The client's end of input is passed on as a half-close."""
+
+    async def upstream() -> bool:
+        try:
+            while True:
+                data = await read_client()
+                if not data:
+                    break
+                detach = False
+                if escape is not None:
+                    data, detach = escape.feed(data)
+                if data:
+                    shim_w.write(data)
+                    await shim_w.drain()
+                if detach:
+                    return True
+            if shim_w.can_write_eof():
+                shim_w.write_eof()
+        except (ConnectionError, OSError):
+            pass
+        return False
+
+    async def downstream() -> None:
+        while True:
+            data = await shim_r.read(65536)
+            if not data:
+                break
+            await write_client(data)
+
+    up = asyncio.ensure_future(upstream())
+    down = asyncio.ensure_future(downstream())
+    detached = False
+    try:
+        while not down.done():
+            await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+            if up.done():
+                detached = up.result()
+                if detached:
+                    break
+                await down  # input ended: the output goes on to its end
+        if not detached:
+            down.result()  # a client gone away ends the copy with its error
+    finally:
+        for task in (up, down):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        shim_w.close()
+    return detached
+
+
+def stream_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                  ) -> tuple[Callable[[], Awaitable[bytes]], Callable[[bytes], Awaitable[None]]]:
+    """`pump`'s two ends for a hijacked connection."""
+
+    async def read() -> bytes:
+        return await reader.read(65536)
+
+    async def write(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    return read, write
+
+
+class WebsocketClient:
+    """A websocket client's ends (`/attach/ws`), as dockerd serves it: every message the
+    client sends, text or binary, is input; output goes out unframed (stdout and stderr
+    alike), one message per write, binary (text for API versions before 1.28)."""
+
+    def __init__(self, ws: web.WebSocketResponse, binary: bool) -> None:
+        self.ws = ws
+        self.opcode = web.WSMsgType.BINARY if binary else web.WSMsgType.TEXT
+
+    async def read(self) -> bytes:
+        msg = await self.ws.receive()
+        if msg.type in (web.WSMsgType.BINARY, web.WSMsgType.TEXT):
+            data = msg.data
+            return data if isinstance(data, bytes) else data.encode()
+        return b""  # closed, closing or broken: the end of input
+
+    async def send(self, data: bytes) -> None:
+        if self.ws.closed:
+            raise ConnectionResetError("the websocket is closed")
+        if data:
+            await self.ws.send_frame(data, self.opcode)
+
+    def output_writer(self, framed: bool) -> Callable[[bytes], Awaitable[None]]:
+        """`pump`'s writer of the shim's output; `framed`: it comes in Docker's frames
+        (no terminal), whose payloads are sent."""
+        if not framed:
+            return self.send
+        decoder = FrameDecoder()
+
+        async def write(data: bytes) -> None:
+            for _, payload in decoder.feed(data):
+                await self.send(payload)
+
+        return write

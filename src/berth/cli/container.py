@@ -29,19 +29,17 @@ from berth.cli.runconfig import (
     read_kv_files,
 )
 from berth.cli.streams import (
-    DEFAULT_DETACH_KEYS,
-    DetachKeysError,
     ResizeMonitor,
     SignalProxy,
     Streamer,
     is_terminal,
-    parse_detach_keys,
     terminal_size,
     terminal_width,
 )
 from berth.client import credentials
 from berth.client.engine import APIError, Client, ClientError, Hijacked, filters_json, path_escape
 from berth.images.reference import ReferenceError, parse_normalized
+from berth.stdstream import DEFAULT_DETACH_KEYS, parse_detach_keys
 from berth.template.gotemplate import Template, TemplateError
 
 FORMAT_HELP = """Format output using a custom template:
@@ -238,12 +236,8 @@ def _resizer(cli: CliContext, path: str) -> Callable[[int, int], None]:
 
 
 def _detach_key_bytes(spec: str) -> bytes:
-    if not spec:
-        return DEFAULT_DETACH_KEYS
-    try:
-        return parse_detach_keys(spec)
-    except DetachKeysError:
-        return DEFAULT_DETACH_KEYS
+    """The bytes of keys CliContext.detach_keys has checked; "" is ctrl-p ctrl-q."""
+    return parse_detach_keys(spec) if spec else DEFAULT_DETACH_KEYS
 
 
 @contextmanager
@@ -333,6 +327,7 @@ def run_run(cli: CliContext, flags: ParsedFlags) -> int:
     req = _build(flags, "run")
     config = req.body
     detach = flags["detach"]
+    detach_keys = cli.detach_keys(flags["detach-keys"])
     if not detach:
         if config["Tty"] and config["AttachStdin"] and not cli.stdin_is_tty():
             raise CliExit("the input device is not a TTY", 1)
@@ -354,7 +349,7 @@ def run_run(cli: CliContext, flags: ParsedFlags) -> int:
         return 0
     return start_attached(cli, cid, tty=config["Tty"], stdin=config["AttachStdin"], stdout=config["AttachStdout"],
                           stderr=config["AttachStderr"], auto_remove=req.auto_remove,
-                          detach_keys=flags["detach-keys"], sig_proxy=flags["sig-proxy"])
+                          detach_keys=detach_keys, sig_proxy=flags["sig-proxy"])
 
 
 def start_attached(cli: CliContext, cid: str, *, tty: bool, stdin: bool, stdout: bool = True, stderr: bool = True,
@@ -586,11 +581,12 @@ def _start_attached(cli: CliContext, flags: ParsedFlags, ref: str) -> int:
     stdin = bool(flags["interactive"] and config.get("OpenStdin"))
     if tty and stdin and not cli.stdin_is_tty():
         raise CliExit("the input device is not a TTY", 1)
+    detach_keys = cli.detach_keys(flags["detach-keys"])
     with _signal_proxy(client, cid, not tty):
-        conn = _attach(cli, cid, stdin, True, True, flags["detach-keys"])
+        conn = _attach(cli, cid, stdin, True, True, detach_keys)
         waiter = _wait_and_start(client, cid, conn, bool(host_config.get("AutoRemove")))
         outcome = _stream(
-            cli, conn, _container_resize_path(cli, cid, tty), tty=tty, stdin=stdin, detach_keys=flags["detach-keys"]
+            cli, conn, _container_resize_path(cli, cid, tty), tty=tty, stdin=stdin, detach_keys=detach_keys
         )
         return _exit_status(cli, waiter, outcome)
 
@@ -598,6 +594,7 @@ def _start_attached(cli: CliContext, flags: ParsedFlags, ref: str) -> int:
 def run_attach(cli: CliContext, flags: ParsedFlags) -> int:
     client = cli.client
     ref = flags.args[0]
+    detach_keys = cli.detach_keys(flags["detach-keys"])
     waiter = Waiter(client, ref, "")
     c = _check_attachable(cli, ref)
     cid = str(c.get("Id") or ref)
@@ -607,11 +604,11 @@ def run_attach(cli: CliContext, flags: ParsedFlags) -> int:
         raise CliExit("the input device is not a TTY", 1)
     stdin = not flags["no-stdin"] and bool(config.get("OpenStdin"))
     with _signal_proxy(client, cid, flags["sig-proxy"] and not tty):
-        conn = _attach(cli, cid, stdin, True, True, flags["detach-keys"])
+        conn = _attach(cli, cid, stdin, True, True, detach_keys)
         _check_attachable(cli, cid)
         outcome = _stream(
             cli, conn, _container_resize_path(cli, cid, tty), tty=tty, stdin=stdin,
-            detach_keys=flags["detach-keys"], resize_first=True,
+            detach_keys=detach_keys, resize_first=True,
         )
         if outcome == "detached":
             raise CliExit("read escape sequence", 1)
@@ -720,6 +717,7 @@ def run_exec(cli: CliContext, flags: ParsedFlags) -> int:
     detach = flags["detach"]
     tty = flags["tty"]
     interactive = flags["interactive"]
+    detach_keys = cli.detach_keys(flags["detach-keys"])
     body: dict[str, Any] = {"User": flags["user"], "Privileged": flags["privileged"], "Tty": tty}
     size = terminal_size(1) if tty else None
     if tty:
@@ -730,7 +728,7 @@ def run_exec(cli: CliContext, flags: ParsedFlags) -> int:
             "AttachStderr": not detach,
             "AttachStdout": not detach,
             "Detach": detach,
-            "DetachKeys": flags["detach-keys"],
+            "DetachKeys": detach_keys,
             "Env": env or None,
             "WorkingDir": flags["workdir"],
             "Cmd": cmd,
@@ -752,7 +750,7 @@ def run_exec(cli: CliContext, flags: ParsedFlags) -> int:
     conn = client.hijack(f"/exec/{exec_id}/start", None, start)
     resize_path = f"/exec/{exec_id}/resize" if tty and cli.stdin_is_tty() else None
     outcome = _stream(
-        cli, conn, resize_path, tty=tty, stdin=body["AttachStdin"], detach_keys=flags["detach-keys"]
+        cli, conn, resize_path, tty=tty, stdin=body["AttachStdin"], detach_keys=detach_keys
     )
     if outcome == "detached":
         raise CliExit("read escape sequence", 1)

@@ -12,6 +12,7 @@ from typing import Any
 
 from berth.cli.streams import is_terminal
 from berth.client.engine import Client, choose_host
+from berth.stdstream import DetachKeysError, parse_detach_keys
 
 
 class CliExit(Exception):
@@ -39,6 +40,33 @@ class CliContext:
         if self._client is None:
             self._client = Client(self.host)
         return self._client
+
+    def detach_keys(self, flag: str) -> str:
+        """The detach keys a command uses: its --detach-keys, else the config file's
+        "detachKeys" (what the docker CLI sends too); refused before anything is made
+        when they do not parse."""
+        keys = flag or self._config_string("detachKeys")
+        if keys:
+            try:
+                parse_detach_keys(keys)
+            except DetachKeysError as e:
+                raise CliExit(f"invalid detach keys ({keys}): {e}", 1) from None
+        return keys
+
+    def _config_string(self, key: str) -> str:
+        """A string of the client's config.json; "" when it or the file is missing or
+        unreadable (the docker CLI warns about such a file and goes on without it)."""
+        import json
+
+        from berth.client.credentials import config_path
+
+        try:
+            with open(config_path(self.config), encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            return ""
+        value = doc.get(key) if isinstance(doc, dict) else None
+        return value if isinstance(value, str) else ""
 
     # -- output
     @staticmethod

@@ -5,7 +5,8 @@ Docker's frames unless the container has a TTY), copies stdin to it (and
 half-closes the socket at EOF), puts the terminal in raw mode for ``-it``
 and restores it on every way out, recognises the detach keys (ctrl-p
 ctrl-q by default), and keeps the container's TTY size in step with the
-terminal.  The pure part — the detach-key matcher — is ``EscapeMatcher``.
+terminal.  The pure part — the detach keys' parser and matcher — is
+berth.stdstream's, which berthd uses too.
 """
 
 from __future__ import annotations
@@ -19,74 +20,7 @@ from types import FrameType
 from typing import Any
 
 from berth.client.engine import STDERR, STDOUT, FrameDecoder, Hijacked
-
-DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
-
-
-class DetachKeysError(ValueError):
-    pass
-
-
-def parse_detach_keys(spec: str) -> bytes:
-    """moby/term ToBytes: "ctrl-p,ctrl-q", "a,ctrl-@" … as the bytes to watch for."""
-    out = bytearray()
-    for key in spec.split(","):
-        key = key.strip()
-        if len(key) == 1:
-            out.append(ord(key))
-            continue
-        lowered = key.lower()
-        if not lowered.startswith("ctrl-") or len(key) != 6:
-            raise DetachKeysError(f"Unknown character: '{key}'")
-        ch = lowered[5]
-        if "a" <= ch <= "z":
-            out.append(ord(ch) - ord("a") + 1)
-        elif ch == "@":
-            out.append(0)
-        elif ch == "[":
-            out.append(27)
-        elif ch == "\\":
-            out.append(28)
-        elif ch == "]":
-            out.append(29)
-        elif ch == "^":
-            out.append(30)
-        elif ch == "_":
-            out.append(31)
-        else:
-            raise DetachKeysError(f"Unknown character: '{key}'")
-    return bytes(out)
-
-
-class EscapeMatcher:
-    """Find the detach sequence in keyboard input.
-
-    ``feed`` returns the bytes to forward and whether the sequence completed.
-    A partial match is held back; if the next byte breaks it, the held bytes
-    are forwarded after all (moby/term's escapeProxy).
-    """
-
-    def __init__(self, keys: bytes) -> None:
-        self.keys = keys
-        self.matched = 0
-
-    def feed(self, data: bytes) -> tuple[bytes, bool]:
-        out = bytearray()
-        for byte in data:
-            if self.keys and byte == self.keys[self.matched]:
-                self.matched += 1
-                if self.matched == len(self.keys):
-                    self.matched = 0
-                    return bytes(out), True
-                continue
-            if self.matched:
-                out += self.keys[: self.matched]
-                self.matched = 0
-                if byte == self.keys[0]:
-                    self.matched = 1
-                    continue
-            out.append(byte)
-        return bytes(out), False
+from berth.stdstream import DEFAULT_DETACH_KEYS, EscapeScanner
 
 
 class RawTerminal:
@@ -228,7 +162,7 @@ class Streamer:
             self._done.set()
 
     def _pump_input(self) -> None:
-        matcher = EscapeMatcher(self.detach_keys) if self.tty and self.detach_keys else None
+        matcher = EscapeScanner(self.detach_keys) if self.tty and self.detach_keys else None
         try:
             while True:
                 try:

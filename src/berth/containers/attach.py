@@ -5,7 +5,8 @@ of its output is lost: such an attach is an `Attachment` held on the container u
 its start, which connects every waiting one to the new task (through the task
 service) before the init is let run. An attach to a running container connects at
 once; one to a container that cannot run gets None. Resizing the terminal goes here
-too. This module holds no container records: it works on the manager's.
+too, and the event of a client's detaching (the detach keys are watched for by the API,
+which owns the client's stream). This module holds no container records: it works on the manager's.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ class Attacher:
             c = self.mgr.get(ref)
             live = self.mgr.live[c.id]
             live.pending_attaches = [a for a in live.pending_attaches if a.ready is not attachment_future]
+
+    def detached(self, ref: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.mgr.on_event("detach", self.mgr.get(ref), {})
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         c = self.mgr.get(ref)

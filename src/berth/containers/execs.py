@@ -128,6 +128,12 @@ class ExecService:
 
     def create(self, ref: str, argv: list[str], **kw: Any) -> Exec:
         c = self._check_running(ref)
+        keys = kw.get("detach_keys") or ""
+        if keys:
+            try:
+                stdstream.parse_detach_keys(keys)
+            except stdstream.DetachKeysError:
+                raise SystemError_(f"Invalid escape keys ({keys}) provided") from None  # dockerd's: a 500
         e = new_exec(c.id, argv, **kw)
         self.execs[e.id] = e
         self.mgr.on_event("exec_create: " + " ".join(argv), c, {"execID": e.id})
@@ -194,6 +200,12 @@ class ExecService:
             with contextlib.suppress(TaskError):
                 await tasks.delete(c.id, e.id)
         self.mgr.on_event("exec_die", c, {"execID": e.id, "exitCode": str(e.exit_code)})
+
+    def detached(self, exec_id: str) -> None:
+        """The client typed the detach keys: the exec goes on without it."""
+        e = self.get(exec_id)
+        with contextlib.suppress(NotFound):
+            self.mgr.on_event("exec_detach", self.mgr.get(e.container_id), {"execID": e.id})
 
     async def wait(self, exec_id: str) -> int:
         e = self.get(exec_id)

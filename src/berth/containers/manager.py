@@ -618,6 +618,10 @@ class ContainerManager:
     async def resize(self, ref: str, height: int, width: int) -> None:
         await self.attacher.resize(ref, height, width)
 
+    def detached(self, ref: str) -> None:
+        """An attach's client typed the detach keys: the container goes on."""
+        self.attacher.detached(ref)
+
     def detach_pending(self, ref: str, attachment_future: Awaitable[object]) -> None:
         """Forget an attach whose client went away before the start."""
         self.attacher.detach_pending(ref, attachment_future)

@@ -1,12 +1,11 @@
 """The CLI's pure protocol pieces: HTTP response heads, chunked bodies, stream frames,
-JSON message streams, detach keys, host addresses and image references."""
+JSON message streams, host addresses and image references."""
 
 import io
 
 import pytest
 
 from berth.cli.progress import StreamError, display_stream, progress_string
-from berth.cli.streams import EscapeMatcher, parse_detach_keys
 from berth.client.engine import (
     ChunkedDecoder,
     ClientError,
@@ -75,16 +74,6 @@ def test_parse_host() -> None:
     assert parse_host("tcp://[::1]:2376") == ("tcp", ("::1", 2376))
     with pytest.raises(ClientError):
         parse_host("ssh://x")
-
-
-def test_detach_keys() -> None:
-    assert parse_detach_keys("ctrl-p,ctrl-q") == b"\x10\x11"
-    assert parse_detach_keys("a,ctrl-@") == b"a\x00"
-    m = EscapeMatcher(b"\x10\x11")
-    assert m.feed(b"ab\x10") == (b"ab", False)
-    assert m.feed(b"x") == (b"\x10x", False)
-    assert m.feed(b"\x10") == (b"", False)
-    assert m.feed(b"\x11rest") == (b"", True)
 
 
 def test_references() -> None:
