@@ -94,11 +94,16 @@ def test_tty_is_in_dockers_cooked_mode(docker: Cli, new_name: Callable[[str], st
 
 
 @pytest.mark.timeout(90)
-def test_exec_tty_follows_the_clients_window_size(tmux: Tmux, docker: Cli, new_name: Callable[[str], str]) -> None:
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_tty_follows_the_clients_window_size(how: str, tmux: Tmux, docker: Cli,
+                                             new_name: Callable[[str], str]) -> None:
     name = new_name("winsz")
-    docker.ok("run", "-d", "--name", name, "busybox", "sleep", "300")
     host = shlex.quote(tmux.env["DOCKER_HOST"])
-    tmux.start(f"env DOCKER_HOST={host} docker exec -it {name} sh")
+    if how == "exec":
+        docker.ok("run", "-d", "--name", name, "busybox", "sleep", "300")
+        tmux.start(f"env DOCKER_HOST={host} docker exec -it {name} sh")
+    else:
+        tmux.start(f"env DOCKER_HOST={host} docker run -it --name {name} busybox sh")
     tmux.wait_for_line("/ #")
     tmux.send("stty size", "Enter")
     tmux.wait_for_line("40 120")
