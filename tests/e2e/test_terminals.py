@@ -108,8 +108,16 @@ def test_tty_follows_the_clients_window_size(how: str, tmux: Tmux, docker: Cli,
     tmux.send("stty size", "Enter")
     tmux.wait_for_line("40 120")
     tmux.run("resize-window", "-t", tmux.session, "-x", "90", "-y", "30")
-    tmux.send("clear; stty size", "Enter")
-    tmux.wait_for_line("30 90")
+    # the CLI resizes on SIGWINCH, a moment after: ask until the new size shows
+    deadline = time.monotonic() + 20
+    while True:
+        tmux.send("clear; stty size", "Enter")
+        try:
+            tmux.wait_for_line("30 90", timeout=1)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
     tmux.send("exit", "Enter")
     _wait_gone(tmux)
 
@@ -266,6 +274,38 @@ def test_without_a_terminal_the_detach_keys_are_input(docker: Cli, docker_client
     finally:
         sock.close()
     assert b"61 10 11 62" in out, out
+
+
+def test_an_attach_with_a_terminal_ends_with_its_input(docker: Cli, docker_client: Any,
+                                                      new_name: Callable[[str], str]) -> None:
+    # dockerd ends a terminal's attach when its client's input ends (the docker CLI that
+    # detached by itself closes its connection): the attach is not left waiting for output
+    name = new_name("ttyeof")
+    docker.ok("run", "-dit", "--name", name, "busybox", "sh")
+    sock = docker_client.api.attach_socket(name, params={"stdin": 1, "stdout": 1, "stream": 1})._sock
+    try:
+        sock.sendall(b"echo $((6*7))\n")
+        _recv_until(sock, b"42")
+        sock.shutdown(socket.SHUT_WR)
+        _recv_until_closed(sock)
+    finally:
+        sock.close()
+    assert _state(docker, name) == "running"
+    # without a terminal, and with StdinOnce (run -i, attached), the end of input is the
+    # container's: its output still comes
+    name = new_name("eofonce")
+    # docker-py sets StdinOnce with stdin_open
+    cid = docker_client.api.create_container("busybox", ["sh", "-c", "cat; echo after-eof"], stdin_open=True,
+                                             name=name)["Id"]
+    sock = docker_client.api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stream": 1})._sock
+    try:
+        docker_client.api.start(cid)
+        sock.sendall(b"typed\n")
+        sock.shutdown(socket.SHUT_WR)
+        out = _recv_until_closed(sock)
+    finally:
+        sock.close()
+    assert b"typed\n" in out and b"after-eof\n" in out, out
 
 
 # -- detach keys that do not parse --------------------------------------------------------

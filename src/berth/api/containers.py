@@ -1015,8 +1015,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
             # start, or for the container's removal, which ends the wait with None.
             streams = await mgr.attach(c.id, want_stdin, want_stdout, want_stderr)
             if streams is not None:
-                escape = EscapeScanner(keys) if tty and want_stdin and c.config.open_stdin else None
-                if await hijack.pump(*hijack.stream_client(reader, writer), *streams, escape=escape):
+                stdin = want_stdin and c.config.open_stdin
+                if await hijack.pump(*hijack.stream_client(reader, writer), *streams,
+                                     escape=EscapeScanner(keys) if tty and stdin else None,
+                                     input_end_ends=stdin and (tty or not c.config.stdin_once)):
                     mgr.detached(c.id)
     except (ConnectionError, OSError):
         pass
@@ -1042,8 +1044,10 @@ async def attach_websocket(request: web.Request) -> web.StreamResponse:
         if query_bool(request, "stream"):
             streams = await mgr.attach(c.id, *wants)
             if streams is not None:
-                escape = EscapeScanner(keys) if tty and wants[0] and c.config.open_stdin else None
-                if await hijack.pump(client.read, client.output_writer(not tty), *streams, escape=escape):
+                stdin = wants[0] and c.config.open_stdin
+                if await hijack.pump(client.read, client.output_writer(not tty), *streams,
+                                     escape=EscapeScanner(keys) if tty and stdin else None,
+                                     input_end_ends=stdin and (tty or not c.config.stdin_once)):
                     mgr.detached(c.id)
     except (ConnectionError, OSError):
         pass

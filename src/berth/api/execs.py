@@ -80,8 +80,9 @@ async def start(request: web.Request) -> web.StreamResponse:
             streams = None
         if streams is not None:
             keys = parse_detach_keys(e.detach_keys) if e.detach_keys else b""
-            escape = EscapeScanner(keys) if e.tty and e.attach_stdin else None
-            if await hijack.pump(*hijack.stream_client(reader, writer), *streams, escape=escape):
+            stdin_tty = e.tty and e.attach_stdin
+            if await hijack.pump(*hijack.stream_client(reader, writer), *streams,
+                                 escape=EscapeScanner(keys) if stdin_tty else None, input_end_ends=stdin_tty):
                 service.detached(e.id)
             else:
                 # the output has ended: the exit code is a moment away, and the CLI asks

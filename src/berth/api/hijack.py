@@ -111,11 +111,15 @@ def detach_keys(spec: str, message: str) -> bytes:
 
 async def pump(read_client: Callable[[], Awaitable[bytes]], write_client: Callable[[bytes], Awaitable[None]],
                shim_r: asyncio.StreamReader, shim_w: asyncio.StreamWriter,
-               escape: EscapeScanner | None = None) -> bool:
+               escape: EscapeScanner | None = None, input_end_ends: bool = False) -> bool:
     """Copy the client's input to the shim and the output back until the output ends;
     with `escape` (a terminal's attach) also until the client types the detach keys:
     then the shim's stream is closed (the process goes on) and the answer is True.
-    The client's end of input is passed on as a half-close."""
+
+    The end of the client's input is passed on as a half-close (the shim closes the
+    process's stdin if it is StdinOnce's); with `input_end_ends` it ends the attach as
+    well, as dockerd ends one with a terminal (or without StdinOnce) when its client's
+    input ends: a client that detached by itself (the docker CLI) and went away."""
 
     async def upstream() -> bool:
         try:
@@ -148,14 +152,12 @@ async def pump(read_client: Callable[[], Awaitable[bytes]], write_client: Callab
     down = asyncio.ensure_future(downstream())
     detached = False
     try:
-        while not down.done():
-            await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
-            if up.done():
-                detached = up.result()
-                if detached:
-                    break
+        await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+        if up.done():
+            detached = up.result()
+            if not detached and not input_end_ends:
                 await down  # input ended: the output goes on to its end
-        if not detached:
+        if down.done():
             down.result()  # a client gone away ends the copy with its error
     finally:
         for task in (up, down):
