@@ -338,6 +338,24 @@ def test_detach_keys_that_do_not_parse_are_refused(docker: Cli, docker_client: A
     assert res.returncode == 1 and "invalid detach keys (ctrl-)" in res.stderr, describe(res)
 
 
+def test_attach_to_a_paused_container_is_refused(docker: Cli, docker_client: Any,
+                                                new_name: Callable[[str], str]) -> None:
+    import docker as docker_py
+
+    name = new_name("paused")
+    docker.ok("run", "-dit", "--name", name, "busybox", "sh")
+    docker.ok("pause", name)
+    try:
+        for attach in (lambda: docker_client.api.attach_socket(name, params={"stdout": 1, "stream": 1}),
+                       lambda: docker_client.api.attach(name, logs=True, stream=False)):
+            with pytest.raises(docker_py.errors.APIError) as err:
+                attach()
+            assert (err.value.status_code, err.value.explanation) == (
+                409, f"container {name} is paused, unpause the container before attach")
+    finally:
+        docker.ok("unpause", name)
+
+
 # -- berth ----------------------------------------------------------------------------------
 
 

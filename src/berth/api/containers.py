@@ -39,6 +39,7 @@ from berth.containers import listing, validate
 from berth.containers import logs as container_logs
 from berth.containers import stats as container_stats
 from berth.containers import top as container_top
+from berth.containers.attach import check_attachable
 from berth.containers.manager import ContainerManager, apparmor_profile_of
 from berth.containers.model import (
     Container,
@@ -998,6 +999,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     keys = hijack.detach_keys(request.query.get("detachKeys", ""), "Invalid detach keys ({}) provided")
     mgr = _mgr(request)
     c = mgr.get(request.match_info["id"])
+    check_attachable(c, request.match_info["id"])
     want_stdin = query_bool(request, "stdin")
     want_stdout = query_bool(request, "stdout")
     want_stderr = query_bool(request, "stderr")
@@ -1030,6 +1032,7 @@ async def attach_websocket(request: web.Request) -> web.StreamResponse:
     keys = hijack.detach_keys(request.query.get("detachKeys", ""), "Invalid detach keys ({}) provided")
     mgr = _mgr(request)
     c = mgr.get(request.match_info["id"])
+    check_attachable(c, request.match_info["id"])
     version = api_version(request)
     # before 1.42 dockerd ignored stdin/stdout/stderr here and attached all three
     wants = [query_bool(request, n) for n in ("stdin", "stdout", "stderr")] if version >= (1, 42) else [True] * 3

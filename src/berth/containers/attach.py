@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from berth.containers.manager import ContainerManager
 
 
+def check_attachable(c: Container, ref: str) -> None:
+    """dockerd's refusals of an attach, by the name the client gave (`ref`)."""
+    if c.state.status == Status.PAUSED:
+        raise Conflict(f"container {ref} is paused, unpause the container before attach")
+    if c.state.status == Status.RESTARTING:
+        raise Conflict(f"container {ref} is restarting, wait until the container is running")
+
+
 @dataclass
 class Attachment:
     """An attach request waiting for the container to start."""
