@@ -421,7 +421,9 @@ def test_websocket_attach_logs(docker: Cli, socket_path: str, new_name: Callable
     assert got == [(aiohttp.WSMsgType.BINARY, b"out\n"), (aiohttp.WSMsgType.BINARY, b"err\n")]
     got = _ws(socket_path, f"/v1.51/containers/{name}/attach/ws?logs=1&stream=0&stdout=1", _messages)
     assert got == [(aiohttp.WSMsgType.BINARY, b"out\n")]
-    # before 1.28 text messages, and (before 1.42) every stream whatever was asked
+    # before 1.42 every stream whatever was asked; before 1.28 in text messages
+    got = _ws(socket_path, f"/v1.41/containers/{name}/attach/ws?logs=1&stream=0&stdout=1", _messages)
+    assert got == [(aiohttp.WSMsgType.BINARY, b"out\n"), (aiohttp.WSMsgType.BINARY, b"err\n")]
     got = _ws(socket_path, f"/v1.27/containers/{name}/attach/ws?logs=1&stream=0", _messages)
     assert got == [(aiohttp.WSMsgType.TEXT, "out\n"), (aiohttp.WSMsgType.TEXT, "err\n")]
 

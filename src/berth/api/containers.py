@@ -25,7 +25,6 @@ from aiohttp import web
 from berth.api import hijack, versions
 from berth.api.server import (
     Routes,
-    api_version,
     context,
     filters_param,
     json_body,
@@ -1006,7 +1005,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     with_logs = query_bool(request, "logs")
     stream = query_bool(request, "stream")
     tty = c.config.tty
-    reader, writer, response = await hijack.hijack(request, hijack.stream_type(request, tty))
+    reader, writer, response = await hijack.hijack(request, hijack.stream_type(request, tty),
+                                                   head_read_first=with_logs)
     try:
         if with_logs and c.log_path:
             for kind, data in container_logs.logged_output(c, want_stdout, want_stderr):
@@ -1033,13 +1033,12 @@ async def attach_websocket(request: web.Request) -> web.StreamResponse:
     mgr = _mgr(request)
     c = mgr.get(request.match_info["id"])
     check_attachable(c, request.match_info["id"])
-    version = api_version(request)
-    # before 1.42 dockerd ignored stdin/stdout/stderr here and attached all three
-    wants = [query_bool(request, n) for n in ("stdin", "stdout", "stderr")] if version >= (1, 42) else [True] * 3
+    wants = [query_bool(request, n) for n in ("stdin", "stdout", "stderr")] \
+        if versions.client_at_least(request, versions.WEBSOCKET_CHOSEN_STREAMS) else [True] * 3
     tty = c.config.tty
     ws = web.WebSocketResponse(compress=False, decode_text=False, autoclose=True)
     await ws.prepare(request)
-    client = hijack.WebsocketClient(ws, binary=version >= (1, 28))
+    client = hijack.WebsocketClient(ws, binary=versions.client_at_least(request, versions.WEBSOCKET_BINARY))
     try:
         if query_bool(request, "logs") and c.log_path:
             for _kind, data in container_logs.logged_output(c, wants[1], wants[2]):

@@ -42,8 +42,10 @@ def stream_type(request: web.Request, tty: bool, hijacked: bool = True) -> str:
     return MULTIPLEXED
 
 
-async def hijack(request: web.Request, content_type: str
+async def hijack(request: web.Request, content_type: str, *, head_read_first: bool = False
                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, web.StreamResponse]:
+    """The connection, its head written. `head_read_first`: wait (a moment at most) for
+    the client to have read it, when something follows at once (attach's `logs=1`)."""
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
     transport = request.transport
     assert transport is not None
@@ -63,7 +65,7 @@ async def hijack(request: web.Request, content_type: str
         reader.feed_data(tail)
     writer.write(head.encode())
     await writer.drain()
-    if dup.family == socket.AF_UNIX:
+    if head_read_first and dup.family == socket.AF_UNIX:
         await _until_read(dup)
     response = web.StreamResponse()
     response.force_close()
@@ -73,7 +75,7 @@ async def hijack(request: web.Request, content_type: str
 async def _until_read(sock: socket.socket, limit: float = 1.0) -> None:
     """Wait (a moment at most) for the client to read the response's head. A client
     that reads the head through a buffer and then the socket itself (docker-py) loses
-    whatever came in the same read: the logs of `logs=1`, or a quick exec's output.
+    whatever came in the same read: the logs of `logs=1`.
     On a UNIX socket the bytes the peer has not read yet are counted (SIOCOUTQ)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit

@@ -56,6 +56,8 @@ MOUNT_TYPE_IMAGE = "mounts of type image"
 CREATE_CONSOLE_SIZE = "POST /containers/create takes HostConfig.ConsoleSize"
 HEALTH_START_INTERVAL = "POST /containers/create takes Healthcheck.StartInterval"
 CREATE_WITH_MANY_NETWORKS = "POST /containers/create connects to more than one network"
+WEBSOCKET_BINARY = "GET /containers/{id}/attach/ws sends binary messages"
+WEBSOCKET_CHOSEN_STREAMS = "GET /containers/{id}/attach/ws takes stdin, stdout and stderr"
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,9 @@ CHANGES: tuple[Change, ...] = (
            "ignored"),
     Change((1, 44), CREATE_WITH_MANY_NETWORKS, "a container can be created on several networks; "
            "before, EndpointsConfig with more than one entry is refused"),
+    Change((1, 28), WEBSOCKET_BINARY, "the websocket attach sends binary messages; before, text"),
+    Change((1, 42), WEBSOCKET_CHOSEN_STREAMS, "the websocket attach takes ?stdin, ?stdout and "
+           "?stderr; before, it attaches all three"),
     Change((1, 45), CONTAINER_INSPECT, "Aliases are as sent at create and connect; before, they "
            "also hold the short container ID and the hostname on user-defined networks",
            older=_aliases_hold_short_id_and_hostname),
