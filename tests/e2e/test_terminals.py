@@ -398,6 +398,23 @@ def test_attach_with_logs_and_no_stream_returns_what_was_printed(docker: Cli, do
     assert (out, err) == (b"out\n", b"err\n")
 
 
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_attach_logs_replay_the_rotated_files_as_docker_logs_does(docker: Cli, docker_client: Any, socket_path: str,
+                                                                  new_name: Callable[[str], str],
+                                                                  driver: str) -> None:
+    # dockerd replays attach's logs through the log driver's reader: the rotated (and,
+    # for `local`, compressed) files too, not only the one being written
+    name = new_name("arot")
+    docker.ok("run", "--name", name, "--log-driver", driver, "--log-opt", "max-size=1k", "--log-opt", "max-file=3",
+              "busybox", "sh", "-c", "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line $i; done")
+    logged = docker.ok("logs", name).encode()
+    assert logged.endswith(b"line 100\n") and logged.count(b"\n") > 20, logged
+    assert docker_client.api.attach(name, logs=True, stream=False) == logged
+    got = _ws(socket_path, f"/containers/{name}/attach/ws?logs=1&stream=0&stdout=1&stderr=1", _messages)
+    assert b"".join(data for _, data in got) == logged
+    assert len(got) == logged.count(b"\n")  # a message a line, as dockerd writes them
+
+
 # -- the websocket attach --------------------------------------------------------------------
 
 

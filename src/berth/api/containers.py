@@ -56,7 +56,7 @@ from berth.containers.stats import BlkioEntry, CgroupStats
 from berth.errors import InvalidParameter
 from berth.images.model import Healthcheck
 from berth.network.model import Endpoint, EndpointRequest, PortBinding
-from berth.stdstream import EscapeScanner, encode_frame
+from berth.stdstream import EscapeScanner
 from berth.units import human_duration
 
 routes = Routes()
@@ -1009,9 +1009,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
                                                    head_read_first=with_logs)
     try:
         if with_logs and c.log_path:
-            for kind, data in container_logs.logged_output(c, want_stdout, want_stderr):
-                writer.write(data if tty else encode_frame(kind, data))
-            await writer.drain()
+            async for batch in container_logs.logged_output(mgr, c, want_stdout, want_stderr):
+                writer.write(batch.text() if tty else batch.frames())
+                await writer.drain()
         if stream:
             # A client that half-closes (no stdin) is still listening: wait for the
             # start, or for the container's removal, which ends the wait with None.
@@ -1041,8 +1041,9 @@ async def attach_websocket(request: web.Request) -> web.StreamResponse:
     client = hijack.WebsocketClient(ws, binary=versions.client_at_least(request, versions.WEBSOCKET_BINARY))
     try:
         if query_bool(request, "logs") and c.log_path:
-            for _kind, data in container_logs.logged_output(c, wants[1], wants[2]):
-                await client.send(data)
+            async for batch in container_logs.logged_output(mgr, c, wants[1], wants[2]):
+                for _kind, data in batch.messages():
+                    await client.send(data)
         if query_bool(request, "stream"):
             streams = await mgr.attach(c.id, *wants)
             if streams is not None:

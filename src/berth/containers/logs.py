@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from berth.containers.manager import ContainerManager
@@ -26,7 +26,6 @@ from berth.errors import InvalidParameter
 from berth.logs import drivers as log_drivers
 from berth.logs import jsonfile
 from berth.logs.reader import LogReader
-from berth.stdstream import STDERR, STDOUT
 
 # how often a follower looks for new lines while the container runs
 FOLLOW_INTERVAL = 0.1
@@ -60,6 +59,10 @@ class LogBatch:
     def frames(self) -> bytes:
         """Each selected message in a stdout/stderr frame of its own, as dockerd sends them."""
         return jsonfile.rendered(self.lines, self.selection, framed=True)
+
+    def messages(self) -> list[tuple[int, bytes]]:
+        """The selected messages one by one, as (STDOUT or STDERR, text)."""
+        return jsonfile.render(self.lines, self.selection)
 
 
 class LogStream:
@@ -115,12 +118,16 @@ class LogStream:
         self._reader.close()
 
 
-def logged_output(c: Container, stdout: bool, stderr: bool) -> Iterator[tuple[int, bytes]]:
-    """What the container has logged so far, message by message, as (STDOUT or STDERR,
-    text): attach's `logs=1`, a small read."""
-    if not c.log_path:
+async def logged_output(containers: ContainerManager, c: Container,
+                        stdout: bool, stderr: bool) -> AsyncGenerator[LogBatch, None]:
+    """What the container has logged so far, read as `docker logs` reads it (every file
+    the driver keeps, rotated and compressed ones too): attach's `logs=1`, which dockerd
+    replays through the log driver's reader. Nothing when the driver keeps no file."""
+    if not c.log_path or not (stdout or stderr):
         return
-    for entry, _ in jsonfile.read_entries(c.log_path):
-        kind = STDOUT if entry.stream == "stdout" else STDERR
-        if (kind == STDOUT and stdout) or (kind == STDERR and stderr):
-            yield kind, entry.data
+    stream = await LogStream.open(containers, c, LogOptions(stdout=stdout, stderr=stderr))
+    try:
+        async for batch in stream.batches():
+            yield batch
+    finally:
+        stream.close()

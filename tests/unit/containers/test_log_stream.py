@@ -86,5 +86,14 @@ def test_a_driver_without_a_file_cannot_be_read(tmp_path: Path) -> None:
 
 def test_logged_output_for_attach(tmp_path: Path) -> None:
     c = _container(tmp_path)
-    assert list(logged_output(c, True, False)) == [(STDOUT, b"one\n"), (STDOUT, b"three\n")]
-    assert list(logged_output(c, True, True))[1] == (STDERR, b"two\n")
+
+    def messages(stdout: bool, stderr: bool) -> list[tuple[int, bytes]]:
+        async def run() -> list[tuple[int, bytes]]:
+            return [m async for batch in logged_output(None, c, stdout, stderr)  # type: ignore[arg-type]
+                    for m in batch.messages()]
+
+        return asyncio.run(run())
+
+    assert messages(True, False) == [(STDOUT, b"one\n"), (STDOUT, b"three\n")]
+    assert messages(True, True)[1] == (STDERR, b"two\n")
+    assert messages(False, False) == []
