@@ -854,6 +854,24 @@ def test_network_container_shares_the_other_containers_netns(docker: Cli, new_ne
     docker.ok("rm", "-f", first)
 
 
+def test_network_container_uses_the_other_containers_etc_files(docker: Cli, new_name: Names) -> None:
+    # dockerd points such a container at the other's hostname, hosts and resolv.conf
+    # files: the same paths in inspect, the same content, and what the other adds later
+    first, second = new_name("lender"), new_name("borrower")
+    docker.ok("run", "-d", "--name", first, "--hostname", "lender", "--add-host", "extra.example:10.9.8.7",
+              "--dns", "10.1.1.1", "--dns-search", "lend.example", "busybox", "sleep", "60")
+    docker.ok("run", "-d", "--name", second, "--network", f"container:{first}", "busybox", "sleep", "60")
+    files = "cat /etc/hostname /etc/hosts /etc/resolv.conf"
+    theirs = docker.ok("exec", first, "sh", "-c", files)
+    assert "extra.example" in theirs and "10.1.1.1" in theirs, theirs
+    assert docker.ok("exec", second, "sh", "-c", files) == theirs
+    paths = "{{.HostnamePath}} {{.HostsPath}} {{.ResolvConfPath}}"
+    assert docker.ok("inspect", "-f", paths, second) == docker.ok("inspect", "-f", paths, first)
+    docker.ok("exec", first, "sh", "-c", "echo 10.5.5.5 later.example >> /etc/hosts")
+    assert "later.example" in docker.ok("exec", second, "cat", "/etc/hosts")
+    docker.ok("rm", "-f", second, first)
+
+
 # Hostname, /etc/hosts and /etc/resolv.conf.
 
 

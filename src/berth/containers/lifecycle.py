@@ -215,7 +215,8 @@ class Lifecycle:
         h = c.host_config
         user = resolve_user(root, c.config.user, h.group_add)
         netns = await self.mgr._setup_network(c)
-        etcfiles.write_etc_files(c, self.mgr._link_entries(c), self.mgr._host_gateway())
+        if not h.network_mode.startswith("container:"):  # else the other's files, as they are
+            etcfiles.write_etc_files(c, self.mgr._link_entries(c), self.mgr._host_gateway())
         user_mounts = await mounting.prepare(self.mgr.volumes, c, root)
         state_dir = self.mgr.tasks.bundle(c.id)
         os.makedirs(state_dir, mode=0o700, exist_ok=True)

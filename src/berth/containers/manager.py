@@ -142,6 +142,11 @@ class ContainerManager:
             if not other.state.running:
                 raise Conflict(f"cannot join network namespace of a non running container: container "
                                f"{other.id} is {other.state.status.value}")
+            # and lives by its /etc/hosts, resolv.conf and hostname: dockerd points the
+            # container at the other's files (inspect shows the other's paths)
+            c.hostname_path, c.hosts_path = other.hostname_path, other.hosts_path
+            c.resolv_conf_path = other.resolv_conf_path
+            c.config.hostname, c.config.domainname = other.config.hostname, other.config.domainname
             return other.sandbox_key or f"/proc/{other.state.pid}/ns/net"
         if self.network is None:
             return None
