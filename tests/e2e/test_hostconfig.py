@@ -199,6 +199,33 @@ def test_storage_opt_is_refused(docker: Cli, new_name: Names) -> None:
     assert "--storage-opt is supported only for overlay over xfs with 'pquota' mount option" in res.stderr
 
 
+def _create_warnings(cli: Cli, *args: str) -> list[str]:
+    res = cli("create", *args)
+    assert res.returncode == 0, describe(res)
+    return [line for line in res.stderr.splitlines() if line.startswith("WARNING: ")]
+
+
+@pytest.mark.parametrize("client", ["docker", "berth"])
+def test_create_warns_of_what_it_discards(request: pytest.FixtureRequest, low: Any, new_name: Names,
+                                          client: str) -> None:
+    # dockerd's create answers Warnings for what it drops or cannot honour, and the
+    # CLI prints each as a WARNING line on stderr
+    cli: Cli = request.getfixturevalue(client)
+    want = ["WARNING: OOM killer is disabled for the container, but no memory limit is set, "
+            "this can result in the system running out of resources."]
+    if not os.path.exists(f"{BLKIO}/blkio.weight"):  # cgroup v1 without a proportional I/O scheduler
+        want.append("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. "
+                    "Weight discarded.")
+    got = _create_warnings(cli, "--name", new_name("warn"), "--blkio-weight", "300", "--oom-kill-disable", "busybox")
+    assert got == want
+    got = _create_warnings(cli, "--name", new_name("warn"), "--network", "host", "-p", "18089:80",
+                           "--oom-kill-disable", "busybox")
+    assert got == [want[0], "WARNING: Published ports are discarded when using host network mode"]
+    assert _create_warnings(cli, "--name", new_name("warn"), "-m", "64m", "--oom-kill-disable", "busybox") == []
+    answer = low.create_container("busybox", name=new_name("warn"), host_config={"CpuPercent": 50})
+    assert answer["Warnings"] == ["linux does not support CPU percent. Percent discarded."]
+
+
 # PID namespace.
 
 

@@ -869,8 +869,9 @@ async def create(request: web.Request) -> web.Response:
         host.console_size = (0, 0)
     if config.healthcheck is not None and not versions.client_at_least(request, versions.HEALTH_START_INTERVAL):
         config.healthcheck.start_interval = 0
-    c = await _mgr(request).create(request.query.get("name") or None, config, host, endpoints)
-    return json_response({"Id": c.id, "Warnings": []}, 201)
+    warnings: list[str] = []
+    c = await _mgr(request).create(request.query.get("name") or None, config, host, endpoints, warnings)
+    return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
 
 @routes.get("/containers/json")

@@ -204,15 +204,6 @@ def limits_of(h: HostConfig) -> spec.Limits:
             ("throttleWriteIOPSDevice", h.blkio_device_write_iops))})
 
 
-def blkio_weights_supported() -> tuple[bool, bool]:
-    """Whether the host's kernel takes a block I/O weight, and per-device weights (as
-    dockerd's sysinfo finds them); without, dockerd discards them at create."""
-    if cgroup_version() == "v2":
-        return True, True  # the io controller's weights (not probed further)
-    base = "/sys/fs/cgroup/blkio"
-    return os.path.exists(f"{base}/blkio.weight"), os.path.exists(f"{base}/blkio.weight_device")
-
-
 def security_options(opts: list[str]) -> list[tuple[str, str]]:
     """`--security-opt` values as (key, value): KEY=VALUE, or Docker's older KEY:VALUE."""
     pairs = []

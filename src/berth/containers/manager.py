@@ -43,6 +43,7 @@ from berth.containers.defaults import (  # the names the API and older callers i
 from berth.containers.lifecycle import Lifecycle, Live, task_op
 from berth.containers.model import Container, HostConfig, LogConfig, RunConfig, Status
 from berth.containers.names import random_name
+from berth.containers.resources import discard_unsupported, host_support
 from berth.containers.store import ContainerStore
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, SystemError_
 from berth.images.store import ImageStore
@@ -374,7 +375,7 @@ class ContainerManager:
     def _settle_host_config(self, host: HostConfig, config: RunConfig) -> None:
         """What dockerd fills in, discards and refuses at create: the default IPC and
         cgroup namespace modes, "container:<name>" turned into the other's ID, Docker's
-        masked and read-only paths, what the host's kernel cannot do, storage options."""
+        masked and read-only paths, storage options."""
         if host.uts_mode == "host" and config.hostname:
             raise InvalidParameter("conflicting options: hostname and the UTS mode")
         host.ipc_mode = host.ipc_mode or "private"
@@ -391,18 +392,15 @@ class ContainerManager:
                 host.masked_paths = list(defaults.MASKED_PATHS)
             if host.readonly_paths is None:
                 host.readonly_paths = list(defaults.READONLY_PATHS)
-        # dockerd discards, with a warning, what Linux or this kernel does not do
-        host.cpu_percent = 0  # "linux does not support CPU percent. Percent discarded."
-        weight, weight_device = defaults.blkio_weights_supported()
-        if not weight:
-            host.blkio_weight = 0
-        if not weight_device and host.blkio_weight_device:
-            host.blkio_weight_device = []
         if host.storage_opt:
             raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
 
     async def create(self, name: str | None, config: RunConfig, host: HostConfig,
-                     requests: dict[str, EndpointRequest] | None = None) -> Container:
+                     requests: dict[str, EndpointRequest] | None = None,
+                     warnings: list[str] | None = None) -> Container:
+        """A new container; what dockerd warns about at create (settings it discards)
+        is added to `warnings`."""
+        warned: list[str] = [] if warnings is None else warnings
         if name:
             name = self._check_name(name)
         else:
@@ -411,12 +409,16 @@ class ContainerManager:
         image = self.images.resolve(config.image)
         argv = defaults.apply_image_defaults(config, image.config.config)
         inherited = [(self.get(other), mode) for other, mode in map(mounts.parse_volumes_from, host.volumes_from)]
+        ports_discarded = host.network_mode == "host" and bool(host.port_bindings)
         endpoints = self._plan_network(host, requests or {}, config.hostname)
         points = mounts.plan(host.binds, host.mounts, config.volumes, inherited, host.tmpfs.keys(),
                              host.volume_driver)
         restart.validate_policy(host.restart_policy)
         if host.auto_remove and host.restart_policy.name not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        warned.extend(discard_unsupported(host, host_support()))
+        if ports_discarded:  # after the resources' warnings, as dockerd checks them
+            warned.append("Published ports are discarded when using host network mode")
         if host.memory > 0 and host.memory_swap == 0:  # dockerd's default: as much swap as memory
             host.memory_swap = 2 * host.memory
         self._settle_host_config(host, config)
