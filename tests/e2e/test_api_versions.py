@@ -263,6 +263,34 @@ def test_create_defaults_and_fields_by_version(
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+def test_exec_console_size_by_version(api: ApiClient, docker: Cli, busybox: str, new_name: Names,
+                                      version: str) -> None:
+    """dockerd sizes an exec's tty from ConsoleSize (at create, or at the start with a tty)
+    from API 1.42; before, it is ignored."""
+    name = new_name("execsize")
+    docker.ok("run", "-d", "--name", name, busybox, "sleep", "60")
+
+    def size(create: dict[str, Any], start: dict[str, Any]) -> str:
+        resp = api.post_json(f"/v{version}/containers/{name}/exec",
+                             {"Cmd": ["sh", "-c", "stty size > /tmp/size"], "Tty": True, **create})
+        assert resp.status == 201, resp.body
+        exec_id = resp.json()["Id"]
+        assert api.post_json(f"/v{version}/exec/{exec_id}/start", {"Detach": True, **start}).status == 200
+        deadline = time.monotonic() + 20
+        while api.get(f"/exec/{exec_id}/json").json()["Running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return docker.ok("exec", name, "cat", "/tmp/size").strip()
+
+    unsized = size({}, {"Tty": True})
+    assert unsized != "30 100"
+    old = _v(version) < (1, 42)
+    assert size({"ConsoleSize": [30, 100]}, {"Tty": True}) == (unsized if old else "30 100")
+    assert size({}, {"Tty": True, "ConsoleSize": [40, 120]}) == (unsized if old else "40 120")
+    assert size({}, {"ConsoleSize": [40, 120]}) == unsized  # none without a tty asked at the start
+    docker.ok("rm", "-f", name)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("program", ["docker", "berth"])
 def test_the_clis_pinned_by_docker_api_version(docker: Cli, berth: Cli, busybox: str, program: str,
                                                version: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api import hijack
+from berth.api import hijack, versions
 from berth.api.server import Routes, context, json_body, json_response, query_int
 from berth.containers.execs import Exec, ExecService
 from berth.errors import BerthError, InvalidParameter
@@ -44,6 +44,8 @@ def _any_case(doc: dict[str, Any], key: str) -> Any:
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
     size = body.get("ConsoleSize") or [0, 0]
+    if not versions.client_at_least(request, versions.EXEC_CONSOLE_SIZE):
+        size = [0, 0]
     e = _execs(request).create(
         request.match_info["id"], _strings(body, "Cmd"), tty=bool(body.get("Tty")),
         attach_stdin=bool(body.get("AttachStdin")), attach_stdout=bool(body.get("AttachStdout")),
@@ -64,7 +66,9 @@ async def start(request: web.Request) -> web.StreamResponse:
     if body.get("Tty") is not None:
         e.tty = bool(body["Tty"])
     size = body.get("ConsoleSize")
-    if isinstance(size, list) and len(size) == 2:
+    # as dockerd: only from 1.42, and no console size without a tty asked at the start
+    if (isinstance(size, list) and len(size) == 2 and body.get("Tty")
+            and versions.client_at_least(request, versions.EXEC_CONSOLE_SIZE)):
         e.console_size = (int(size[0] or 0), int(size[1] or 0))
     if body.get("Detach"):
         await service.start(e.id, attach=False)

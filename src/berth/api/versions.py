@@ -54,6 +54,7 @@ MOUNT_READ_ONLY_FORCE_RECURSIVE = "BindOptions.ReadOnlyForceRecursive"
 MOUNT_VOLUME_SUBPATH = "VolumeOptions.Subpath"
 MOUNT_TYPE_IMAGE = "mounts of type image"
 CREATE_CONSOLE_SIZE = "POST /containers/create takes HostConfig.ConsoleSize"
+EXEC_CONSOLE_SIZE = "POST /containers/{id}/exec and /exec/{id}/start take ConsoleSize"
 HEALTH_START_INTERVAL = "POST /containers/create takes Healthcheck.StartInterval"
 CREATE_WITH_MANY_NETWORKS = "POST /containers/create connects to more than one network"
 WEBSOCKET_BINARY = "GET /containers/{id}/attach/ws sends binary messages"
@@ -169,6 +170,8 @@ CHANGES: tuple[Change, ...] = (
     Change((1, 40), IPC_PRIVATE_BY_DEFAULT, "create without an IpcMode takes the daemon's default "
            "(private); before, shareable"),
     Change((1, 42), CREATE_CONSOLE_SIZE, "create sizes the tty from HostConfig.ConsoleSize; "
+           "before, it is ignored"),
+    Change((1, 42), EXEC_CONSOLE_SIZE, "exec create and start size the tty from ConsoleSize; "
            "before, it is ignored"),
     Change((1, 42), MOUNT_OPTIONS_OF_ITS_TYPE, "a mount with options of another type is refused; "
            "before, its VolumeOptions or TmpfsOptions are dropped"),
