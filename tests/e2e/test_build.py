@@ -672,6 +672,39 @@ COPY --from=empty /hello.txt /from-scratch.txt
         assert member is not None and member.read() == b"hello from scratch\n"
 
 
+def test_container_config_is_the_last_steps_as_the_classic_builder_records_it(
+        dbuild: Cli, docker: Cli, workdir: Callable[..., Path]) -> None:
+    # what dockerd's classic builder commits with each step: the step's config, its Cmd the
+    # command a RUN ran, or the shell and a "#(nop)" comment; Image the step's parent;
+    # shown as ContainerConfig (and the RUN's container as Container) before API 1.45
+    ctx = workdir({"f": "x",
+                   "Dockerfile.run": "FROM busybox:latest\nARG V=1\nRUN echo hi > /f\n",
+                   "Dockerfile.env": "FROM busybox:latest\nENV A=b\n",
+                   "Dockerfile.copy": "FROM busybox:latest\nWORKDIR /w\nCOPY f /w/f\n"})
+    old = Cli(docker.program, {**docker.env, "DOCKER_API_VERSION": "1.41"})
+    base = image_id(docker, "busybox:latest")
+    names = {kind: tag() for kind in ("run", "env", "copy")}
+    for kind, name in names.items():
+        build_ok(dbuild, ctx, "-f", str(ctx / f"Dockerfile.{kind}"), "-t", name)
+
+    run = inspect(old, names["run"])
+    assert run["ContainerConfig"]["Cmd"] == ["|1", "V=1", "/bin/sh", "-c", "echo hi > /f"]
+    assert run["ContainerConfig"]["Image"] == run["Parent"] != base  # the ARG step's image
+    assert re.fullmatch(r"[0-9a-f]{64}", run["Container"]), run["Container"]
+    assert run["ContainerConfig"]["Entrypoint"] is None and run["ContainerConfig"]["Hostname"] == ""
+
+    env = inspect(old, names["env"])
+    assert env["ContainerConfig"]["Cmd"] == ["/bin/sh", "-c", "#(nop) ", "ENV A=b"]
+    assert env["ContainerConfig"]["Image"] == base == env["Parent"] and "A=b" in env["ContainerConfig"]["Env"]
+    assert env["ContainerConfig"]["Env"] == env["Config"]["Env"]
+
+    copy = inspect(old, names["copy"])
+    cmd = copy["ContainerConfig"]["Cmd"]
+    assert cmd[:2] == ["/bin/sh", "-c"] and re.fullmatch(r"#\(nop\) COPY file:[0-9a-f]{64} in /w/f ", cmd[2]), cmd
+    assert copy["ContainerConfig"]["WorkingDir"] == "/w" and copy["ContainerConfig"]["Image"] == copy["Parent"]
+    assert "ContainerConfig" not in inspect(docker, names["copy"])  # gone in 1.45
+
+
 def test_run_cmd_label_expose_env_stopsignal_healthcheck_shell(
         dbuild: Cli, docker: Cli, workdir: Callable[..., Path]) -> None:
     ctx = workdir({"Dockerfile": """FROM busybox:latest

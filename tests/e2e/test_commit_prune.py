@@ -55,6 +55,26 @@ def test_commit_of_a_changed_container_adds_one_layer(docker: Cli, new_name: Nam
     docker.ok("rm", name)
 
 
+def test_commit_records_the_container_and_its_config(docker: Cli, new_name: Names,
+                                                     new_image: Callable[[str], str]) -> None:
+    # dockerd keeps the committed container's ID and config in the image: image inspect
+    # shows them as Container and ContainerConfig to clients before API 1.45
+    name = new_name("commit")
+    image = new_image("ccfg") + ":v1"
+    docker.ok("run", "--name", name, "-e", "X=1", "-h", "committer", "-w", "/tmp", "busybox", "sh", "-c",
+              "echo hi > f")
+    docker.ok("commit", "-c", "ENV Y=2", name, image)
+    container = json.loads(docker.ok("inspect", name))[0]
+    old = Cli(docker.program, {**docker.env, "DOCKER_API_VERSION": "1.41"})
+    doc = json.loads(old.ok("image", "inspect", image))[0]
+    assert doc["Container"] == container["Id"]
+    assert doc["ContainerConfig"] == container["Config"]
+    assert doc["ContainerConfig"]["Hostname"] == "committer" and "Y=2" not in doc["ContainerConfig"]["Env"]
+    assert "Y=2" in doc["Config"]["Env"]
+    assert "ContainerConfig" not in json.loads(docker.ok("image", "inspect", image))[0]  # gone in 1.45
+    docker.ok("rm", name)
+
+
 def test_commit_with_changes_sets_the_command(docker: Cli, new_name: Names,
                                               new_image: Callable[[str], str]) -> None:
     name = new_name("commit")

@@ -427,7 +427,8 @@ def _health_doc(h: Health) -> dict[str, Any]:
             "Log": [{"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output} for p in h.log]}
 
 
-def _config_doc(c: Container) -> dict[str, Any]:
+def config_doc(c: Container) -> dict[str, Any]:
+    """The container's Config as inspect (and a commit's ContainerConfig) shows it."""
     cfg = c.config
     doc: dict[str, Any] = {
         "Hostname": cfg.hostname,
@@ -701,7 +702,7 @@ def render_inspect(c: Container, mgr: ContainerManager) -> dict[str, Any]:
         "HostConfig": _host_config_doc(c),
         "GraphDriver": {"Name": graph.name, "Data": graph.data},
         "Mounts": mount_points_doc(c),
-        "Config": _config_doc(c),
+        "Config": config_doc(c),
         "NetworkSettings": _network_settings(c, mgr),
     }
 

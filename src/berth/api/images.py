@@ -13,6 +13,7 @@ from aiohttp import web
 
 from berth import clock
 from berth.api import progress, versions
+from berth.api.containers import config_doc
 from berth.api.server import Routes, context, filters_param, json_response, parse_until, query_bool
 from berth.builder.changes import apply_changes
 from berth.containers.manager import ContainerManager
@@ -22,7 +23,7 @@ from berth.distribution.registry import Credentials
 from berth.errors import BerthError, InvalidParameter
 from berth.images import archive, reference
 from berth.images import filters as image_filters
-from berth.images.model import Image, RunConfig
+from berth.images.model import Image, RunConfig, container_config_doc
 from berth.images.store import ImageStore, merge_run_config
 from berth.layers.store import LayerStore
 
@@ -64,27 +65,6 @@ def graph_driver(img: Image, layers: LayerStore) -> dict[str, Any]:
     return {"Name": graph.name, "Data": graph.data}
 
 
-def _container_config(run: dict[str, Any]) -> dict[str, Any]:
-    """An image's config (OCI JSON) as a container.Config document: what dockerd shows
-    as ContainerConfig for a classic build's last step, the fields a container has and
-    an image has not empty."""
-    doc: dict[str, Any] = {"Hostname": "", "Domainname": "", "User": run.get("User", ""),
-                           "AttachStdin": False, "AttachStdout": False, "AttachStderr": False}
-    if "ExposedPorts" in run:
-        doc["ExposedPorts"] = run["ExposedPorts"]
-    doc.update({"Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": run.get("Env"),
-                "Cmd": run.get("Cmd")})
-    if "Healthcheck" in run:
-        doc["Healthcheck"] = run["Healthcheck"]
-    doc.update({"Image": "", "Volumes": run.get("Volumes"), "WorkingDir": run.get("WorkingDir", ""),
-                "Entrypoint": run.get("Entrypoint"), "OnBuild": run.get("OnBuild"),
-                "Labels": run.get("Labels")})
-    for key in ("StopSignal", "Shell"):
-        if key in run:
-            doc[key] = run[key]
-    return doc
-
-
 def render_inspect(img: Image, layers: LayerStore) -> dict[str, Any]:
     """`docker image inspect` with what every API version may show (the builder's
     container, a Config with container-only fields added before 1.50 by the table);
@@ -107,11 +87,12 @@ def render_inspect(img: Image, layers: LayerStore) -> dict[str, Any]:
     if cfg.container:
         doc["Container"] = cfg.container
     # dockerd shows the builder's (or committed) container's config kept in the image, and
-    # an empty one for images that have none. berth's builder keeps none: its images show
-    # their own config, as a classic build's last step has it, so that Debian's
-    # docker-compose 1.29 (API 1.41) finds the image's VOLUMEs in ContainerConfig.Volumes
-    # and carries their data over when it recreates a container.
-    doc["ContainerConfig"] = cfg.container_config if cfg.container_config is not None else _container_config(run)
+    # an empty one for images that have none. Those here show their own config instead
+    # (pulled, imported, or built before berth kept it), so that Debian's docker-compose
+    # 1.29 (API 1.41) finds the image's VOLUMEs in ContainerConfig.Volumes and carries
+    # their data over when it recreates a container.
+    doc["ContainerConfig"] = (cfg.container_config if cfg.container_config is not None
+                              else container_config_doc(cfg.config))
     doc.update({
         "DockerVersion": cfg.docker_version,
         "Author": cfg.author,
@@ -211,7 +192,7 @@ async def commit(request: web.Request) -> web.Response:
         image_id = await store.commit(
             parent, out.name, run_config, created_by=" ".join(c.config.cmd or []),
             author=request.query.get("author", ""), comment=request.query.get("comment", ""),
-            repo_tag=repo_tag)
+            repo_tag=repo_tag, container=c.id, container_config=config_doc(c))
     mgr.on_event("commit", c, {"comment": request.query.get("comment", ""), "imageID": image_id,
                                "imageRef": reference.parse(repo_tag).familiar() if repo_tag else ""})
     return json_response({"Id": image_id}, status=201)

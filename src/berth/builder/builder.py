@@ -43,7 +43,7 @@ from berth.distribution.registry import Credentials
 from berth.distribution.service import DistributionService, credentials_for
 from berth.errors import BerthError, InvalidParameter
 from berth.images import reference
-from berth.images.model import Healthcheck, History, Image, ImageConfig
+from berth.images.model import Healthcheck, History, Image, ImageConfig, container_config_doc
 from berth.images.model import RunConfig as ImageRunConfig
 from berth.stdstream import FrameDecoder
 
@@ -433,10 +433,15 @@ class _Run:
             await self.say(f" ---> {_short(cached)}\n")
             return cached
         created = now_rfc3339()
+        # the step's container config, as the classic builder commits it (berth makes no
+        # container for such a step, so the image names none)
+        step = container_config_doc(run_config, Cmd=[*(run_config.shell or DEFAULT_SHELL), "#(nop) ", text],
+                                    Image=parent)
         config = replace(base, created=created, config=run_config, author=author or base.author,
                          history=[*base.history, History(created=created,
                                                          created_by=f"/bin/sh -c #(nop)  {text}",
-                                                         empty_layer=True)])
+                                                         empty_layer=True)],
+                         container="", container_config=step)
         size = self.b.images.resolve(parent).size if parent else 0
         image_id = self._add_image(config, size, parent, key)
         if state is not None:
@@ -524,8 +529,12 @@ class _Run:
             try:
                 with os.fdopen(fd, "wb") as out:
                     await mgr.write_changes(c.id, out, pause=False)
+                # dockerd's "saveCmd": the command, after the build args it ran with
+                save_cmd = [f"|{len(build_env)}", *build_env, *argv] if build_env else argv
+                step = container_config_doc(state.config.config, Cmd=save_cmd, Image=state.image_id,
+                                            Entrypoint=None)
                 image_id = await self._commit_layer(state, layer_path, " ".join(argv) if not build_env
-                                                    else marker, key)
+                                                    else marker, key, step, c.id)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(layer_path)
@@ -548,7 +557,10 @@ class _Run:
                 text = payload.decode(errors="replace")
                 await self.say(f"\033[91m{text}\033[0m" if stream == 2 else text)
 
-    async def _commit_layer(self, state: StageState, layer_tar: str, created_by: str, key: str) -> str:
+    async def _commit_layer(self, state: StageState, layer_tar: str, created_by: str, key: str,
+                            step: dict[str, Any], container: str = "") -> str:
+        """One more layer on the stage's image; `step` is the container config the classic
+        builder records for the step, `container` the container the layer came from."""
         from berth.images.store import file_chunks
 
         parent_img = self.b.images.resolve(state.image_id) if state.image_id else None
@@ -559,7 +571,8 @@ class _Run:
             base = state.config
             config = replace(base, created=created, config=_copy_run_config(base.config),
                              diff_ids=[*base.diff_ids, layer.diff_id],
-                             history=[*base.history, History(created=created, created_by=created_by)])
+                             history=[*base.history, History(created=created, created_by=created_by)],
+                             container=container, container_config=step)
             image_id = self._add_image(config, (parent_img.size if parent_img else 0) + layer.size,
                                        state.image_id, key)
         state.config = config
@@ -594,7 +607,8 @@ class _Run:
                         info.mtime = int(time.time())
                         tar.addfile(info)
                 state.config.config.working_dir = path
-                image_id = await self._commit_layer(state, layer_path, f"WORKDIR {path}", key)
+                image_id = await self._commit_layer(state, layer_path, f"WORKDIR {path}", key,
+                                                    _nop_step(state, f"#(nop) WORKDIR {path}"))
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(layer_path)
@@ -686,8 +700,8 @@ class _Run:
                 await asyncio.to_thread(self._write_layer, f, entries, plan, dest_fs)
             what = "multi:" + digest.hexdigest() if len(entries) > 1 else (
                 ("dir:" if entries and entries[0].is_dir else "file:") + digest.hexdigest())
-            image_id = await self._commit_layer(state, layer_path,
-                                                f"/bin/sh -c #(nop) {kw} {what} in {dest} ", key)
+            image_id = await self._commit_layer(state, layer_path, f"/bin/sh -c #(nop) {kw} {what} in {dest} ",
+                                                key, _nop_step(state, f"#(nop) {kw} {what} in {dest} "))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(layer_path)
@@ -970,6 +984,13 @@ def _platform_of(img: Image) -> Platform:
 
 def _short(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
+
+
+def _nop_step(state: StageState, comment: str) -> dict[str, Any]:
+    """The container config the classic builder records for a step that runs nothing:
+    the stage's config, its command the shell and a `#(nop)` comment."""
+    cfg = state.config.config
+    return container_config_doc(cfg, Cmd=[*(cfg.shell or DEFAULT_SHELL), comment], Image=state.image_id)
 
 
 def _copy_run_config(cfg: ImageRunConfig) -> ImageRunConfig:

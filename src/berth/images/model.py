@@ -106,6 +106,29 @@ class RunConfig:
         )
 
 
+def container_config_doc(run: RunConfig, **fields: Any) -> dict[str, Any]:
+    """An image's config as a container.Config document (Docker's JSON, the form of an
+    image config's `container_config`): the fields a container has and an image has not
+    empty, `fields` (Cmd, Image …) put in their places."""
+    oci = run.to_oci()
+    doc: dict[str, Any] = {"Hostname": "", "Domainname": "", "User": oci.get("User", ""),
+                           "AttachStdin": False, "AttachStdout": False, "AttachStderr": False}
+    if "ExposedPorts" in oci:
+        doc["ExposedPorts"] = oci["ExposedPorts"]
+    doc.update({"Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": oci.get("Env"),
+                "Cmd": oci.get("Cmd")})
+    if "Healthcheck" in oci:
+        doc["Healthcheck"] = oci["Healthcheck"]
+    doc.update({"Image": "", "Volumes": oci.get("Volumes"), "WorkingDir": oci.get("WorkingDir", ""),
+                "Entrypoint": oci.get("Entrypoint"), "OnBuild": oci.get("OnBuild"),
+                "Labels": oci.get("Labels")})
+    for key in ("StopSignal", "Shell"):
+        if key in oci:
+            doc[key] = oci[key]
+    doc.update(fields)
+    return doc
+
+
 @dataclass
 class History:
     created: str
@@ -127,9 +150,9 @@ class ImageConfig:
     author: str = ""
     comment: str = ""
     docker_version: str = ""
-    # What Docker's legacy builder and `commit` recorded: the container the image was
-    # made from and that container's config (a container.Config document, kept as read).
-    # Read from documents that have them, never written: API clients before 1.45 see them.
+    # What Docker's classic builder and `commit` record: the container the image was
+    # made from and that container's config (a container.Config document, written and
+    # kept as dockerd's graph-driver store has it). API clients before 1.45 see them.
     container: str = ""
     container_config: dict[str, Any] | None = None
 
@@ -140,6 +163,10 @@ class ImageConfig:
         if self.comment:
             doc["comment"] = self.comment
         doc["config"] = self.config.to_oci()
+        if self.container:
+            doc["container"] = self.container
+        if self.container_config is not None:
+            doc["container_config"] = self.container_config
         doc["created"] = self.created
         if self.docker_version:
             doc["docker_version"] = self.docker_version

@@ -19,6 +19,7 @@ import platform
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from berth.clock import now_rfc3339
 from berth.content import digest
@@ -223,8 +224,10 @@ class ImageStore:
         return image_id
 
     async def commit(self, parent: Image, layer_tar: str, run_config: RunConfig, *, created_by: str,
-                     author: str, comment: str, repo_tag: str | None) -> str:
-        """`docker commit`: a child of `parent` with one more layer, read from `layer_tar`."""
+                     author: str, comment: str, repo_tag: str | None, container: str = "",
+                     container_config: dict[str, Any] | None = None) -> str:
+        """`docker commit`: a child of `parent` with one more layer, read from `layer_tar`;
+        `container` and its config (Docker's container.Config document) recorded in it."""
         if repo_tag:
             reference.parse(repo_tag)  # refuse a bad name before storing the layer
         top = parent.chain_ids[-1] if parent.chain_ids else None
@@ -235,7 +238,7 @@ class ImageStore:
                 created=created, architecture=parent.config.architecture or ARCH, os=parent.config.os or "linux",
                 config=run_config, diff_ids=[*parent.config.diff_ids, layer.diff_id],
                 history=[*parent.config.history, History(created=created, created_by=created_by, comment=comment)],
-                author=author, comment=comment,
+                author=author, comment=comment, container=container, container_config=container_config,
             )
             image_id = self.add(config, parent.size + layer.size)
             self.set_parent(image_id, parent.id)
