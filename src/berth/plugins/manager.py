@@ -1,0 +1,409 @@
+"""The plugin manager: `docker plugin create/ls/inspect/enable/disable/set/rm` (and
+install and push, over the registry client), and the lookup of an enabled plugin's
+interfaces (its volume driver) for the rest of berthd.
+
+An enabled plugin is a task (a container that is no Docker container: `docker ps`
+does not show it), run by the task service from the plugin's rootfs with its config's
+entrypoint, env, mounts, network type and capabilities, and with the host directory
+`<exec-root>/plugins/<id>` bound at /run/docker/plugins, where it makes its socket.
+Enable waits, as Docker does, until the socket answers a connect; a plugin whose
+process dies or never listens is stopped again and stays disabled.
+
+It does not speak the plugin protocols itself (volumes/plugin.py does) and keeps no
+volume records: whether a plugin is in use is asked of the volume store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+from collections.abc import Callable
+from typing import IO
+
+from berth.errors import BerthError, Conflict, InvalidParameter, SystemError_
+from berth.plugins import store as plugin_store
+from berth.plugins.model import (
+    DEFAULT_PATH,
+    FULL_ID,
+    RUNTIME_DIR,
+    VOLUME_DRIVER,
+    Plugin,
+    PluginSettings,
+    apply_settings,
+    lookup_name,
+    normalize_name,
+    not_found,
+    parse_config,
+)
+from berth.runtime import spec
+from berth.tasks.model import CreateTaskRequest, TaskError
+from berth.tasks.service import TaskService
+from berth.volumes.drivers import VolumeDriver
+from berth.volumes.plugin import PluginAddress, PluginDriver
+from berth.volumes.store import VolumeStore
+
+log = logging.getLogger(__name__)
+
+# Docker's pluginPostStart: a first try after half a second, then three more, 3 s apart
+SOCKET_WAIT = 0.5 + 3 * 3.0
+STOP_TIMEOUT = 10.0  # shutdownPlugin: SIGTERM, then SIGKILL after 10 s
+LIST_FILTERS = {"enabled", "capability"}
+
+
+class PluginManager:
+    def __init__(self, data_root: str, exec_root: str, tasks: TaskService, volumes: VolumeStore) -> None:
+        self.store = plugin_store.PluginStore(os.path.join(data_root, "plugins"))
+        self.run_root = os.path.join(exec_root, "plugins")
+        os.makedirs(self.run_root, mode=0o700, exist_ok=True)
+        self.tasks = tasks
+        self.volumes = volumes
+        self.plugins: dict[str, Plugin] = {}
+        self._drivers: dict[str, PluginDriver] = {}
+        self._lock = asyncio.Lock()
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        # (action, plugin ID, name): berthd's event log listens here
+        self.on_event: Callable[[str, str, str], None] = lambda *a: None
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Plugin:
+        """A plugin by full ID, name ("x" is "x:latest") or unique ID prefix: Docker's order."""
+        if FULL_ID.match(ref):
+            p = self.plugins.get(ref)
+            if p is None:
+                raise not_found(ref)
+            return p
+        name = lookup_name(ref)
+        if name is None:
+            raise not_found(ref)
+        for p in self.plugins.values():
+            if p.name == name:
+                return p
+        found = [p for pid, p in self.plugins.items() if pid.startswith(ref)]
+        if len(found) > 1:
+            raise InvalidParameter(f'multiple plugins found for "{ref}"')
+        if not found:
+            raise not_found(ref)
+        return found[0]
+
+    def find(self, filters: dict[str, list[str]]) -> list[Plugin]:
+        out = []
+        for p in self.plugins.values():
+            if "enabled" in filters:
+                wanted = set()
+                for v in filters["enabled"]:
+                    if v not in ("true", "false"):
+                        raise InvalidParameter(f'Unrecognised filter value for status: {v}')
+                    wanted.add(v == "true")
+                if p.enabled not in wanted:
+                    continue
+            if "capability" in filters and not any(p.config.implements(c) for c in filters["capability"]):
+                continue
+            out.append(p)
+        return out
+
+    def in_use(self, p: Plugin) -> bool:
+        """Docker's reference count: volumes made with the plugin's driver hold it."""
+        return any(v.driver == p.name for v in self.volumes.all())
+
+    def volume_driver(self, name: str) -> VolumeDriver | None:
+        """The volume driver of managed plugin `name`; None when there is no such plugin
+        (a legacy plugin may have the name), Docker's errors when it cannot serve."""
+        wanted = lookup_name(name)
+        p = next((p for p in self.plugins.values() if p.name == wanted), None) if wanted else None
+        if p is None:
+            return None
+        if not p.enabled or p.id not in self._drivers:
+            raise Conflict(f"error looking up volume plugin {name}: plugin {p.name} found but disabled")
+        if not p.config.implements(VOLUME_DRIVER):
+            raise InvalidParameter(f'error looking up volume plugin {name}: plugin "{p.name}" '
+                                   f'does not provide "{VOLUME_DRIVER}" capability')
+        return self._drivers[p.id]
+
+    def _check_new_name(self, name: str) -> None:
+        if any(p.name == name for p in self.plugins.values()):
+            raise Conflict(f"plugin {name} already exists")
+
+    # -- create, set, remove ------------------------------------------------------------------
+
+    async def create(self, repo_name: str, context: IO[bytes]) -> Plugin:
+        """`POST /plugins/create?name=…` with the tar of config.json and rootfs/."""
+        if not repo_name:
+            raise InvalidParameter("failed to parse reference : invalid reference format")
+        try:
+            name = normalize_name(repo_name)
+        except InvalidParameter as e:
+            raise InvalidParameter(f"failed to parse reference {repo_name}: {e}") from None
+        async with self._lock:
+            self._check_new_name(name)
+            workdir = self.store.new_workdir()
+            try:
+                raw, layer, _size = await asyncio.to_thread(plugin_store.split_context, context, workdir)
+                try:
+                    doc = json.loads(raw)
+                except ValueError as e:
+                    raise SystemError_(f"failed to parse config: {e}") from None
+                config = parse_config(doc)
+                p = Plugin(id=secrets.token_hex(32), name=name, enabled=False, config=config,
+                           settings=PluginSettings.initial(config), reference=name)
+                self._attach_blobs(p, workdir, layer)
+                await asyncio.to_thread(self.store.commit, workdir, p)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            self.plugins[p.id] = p
+        self.on_event("create", p.id, name)
+        return p
+
+    def _attach_blobs(self, p: Plugin, workdir: str, layer: str) -> None:
+        """The config blob a registry would hold (config.json with its rootfs diff IDs)."""
+        import hashlib
+
+        doc = dict(p.config.doc)
+        doc["rootfs"] = {"type": "layers", "diff_ids": [layer]}
+        data = json.dumps(doc).encode()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        plugin_store.write_atomically(os.path.join(workdir, "blobs", digest.replace(":", "-")), data)
+        p.config_digest = digest
+        p.layer_digests = [layer]
+
+    async def set(self, ref: str, args: list[str]) -> None:
+        async with self._lock:
+            p = self.get(ref)
+            apply_settings(p, args)
+            await asyncio.to_thread(self.store.save, p)
+
+    async def remove(self, ref: str, force: bool) -> None:
+        async with self._lock:
+            p = self.get(ref)
+            if not force:
+                if self.in_use(p):
+                    raise Conflict(f"plugin {p.name} is in use")
+                if p.enabled:
+                    raise Conflict(f"plugin {p.name} is enabled")
+            if p.enabled:
+                try:
+                    await self._stop(p)
+                except BerthError as e:
+                    log.error("failed to disable plugin '%s': %s", p.name, e)
+            await asyncio.to_thread(self.store.remove, p.id)
+            shutil.rmtree(os.path.join(self.run_root, p.id), ignore_errors=True)
+            del self.plugins[p.id]
+        self.on_event("remove", p.id, p.name)
+
+    # -- enable, disable -----------------------------------------------------------------------
+
+    async def enable(self, ref: str, timeout: int = 30) -> None:
+        async with self._lock:
+            p = self.get(ref)
+            if p.enabled:
+                raise Conflict(f"plugin already enabled: plugin {p.name} is enabled")
+            await self._start(p)
+            p.enabled = True
+            try:
+                await asyncio.to_thread(self.store.save, p)
+            except BaseException:
+                p.enabled = False
+                await self._stop(p)
+                raise
+        self.on_event("enable", p.id, ref)
+
+    async def disable(self, ref: str, force: bool) -> None:
+        async with self._lock:
+            p = self.get(ref)
+            if not force and self.in_use(p):
+                raise Conflict(f"plugin {p.name} is in use")
+            if not p.enabled:
+                raise Conflict(f"plugin is already disabled: plugin {p.name} found but disabled")
+            await self._stop(p)
+            p.enabled = False
+            await asyncio.to_thread(self.store.save, p)
+        self.on_event("disable", p.id, ref)
+
+    def socket_path(self, p: Plugin) -> str:
+        return os.path.join(self.run_root, p.id, p.config.socket)
+
+    def _dial_path(self, p: Plugin) -> str:
+        """The socket's path to connect to: when the real one is too long for AF_UNIX
+        (107 bytes; a long exec root), the same socket through a short symlink to its
+        directory, `<exec-root>/p/<id[:16]>`."""
+        path = self.socket_path(p)
+        if len(path.encode()) <= 107:
+            return path
+        link = self._short_link(p)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        os.makedirs(os.path.dirname(link), mode=0o700, exist_ok=True)
+        os.symlink(os.path.join(self.run_root, p.id), link)
+        return os.path.join(link, p.config.socket)
+
+    def _short_link(self, p: Plugin) -> str:
+        return os.path.join(os.path.dirname(self.run_root), "p", p.id[:16])
+
+    async def _start(self, p: Plugin) -> None:
+        """Run the plugin's task and wait for its socket; on any failure nothing is left."""
+        run_dir = os.path.join(self.run_root, p.id)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir, mode=0o700)
+        bundle = self.tasks.bundle(p.id)
+        try:
+            dial = self._dial_path(p)
+            config = await asyncio.to_thread(self._bundle_config, p, run_dir)
+            await asyncio.to_thread(spec.write_bundle, bundle, config)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(bundle, "exit.json"))
+            try:
+                await self.tasks.create(CreateTaskRequest(
+                    container_id=p.id, bundle=bundle, log_path=os.path.join(self.store.dir(p.id), "plugin.log")))
+            except TaskError as e:
+                raise SystemError_(f"failed to create task for plugin {p.name}: OCI runtime create failed: {e}") from None
+            try:
+                await self.tasks.start(p.id)
+                await self._wait_for_socket(p, dial)
+            except BaseException:
+                await self._end_task(p)
+                raise
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(bundle, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._short_link(p))
+            raise
+        self._drivers[p.id] = PluginDriver(p.name, PluginAddress("unix", path=dial),
+                                           base_path=self.store.rootfs(p.id), managed=True)
+        self._watchers[p.id] = asyncio.create_task(self._watch(p))
+
+    async def _wait_for_socket(self, p: Plugin, dial: str) -> None:
+        path = self.socket_path(p)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SOCKET_WAIT
+        reason = "no such file or directory"
+        while True:
+            try:
+                _reader, writer = await asyncio.open_unix_connection(dial)
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                return
+            except OSError as e:
+                reason = (e.strerror or str(e)).lower()
+            try:
+                state = await self.tasks.state(p.id)
+                gone = state.status == "stopped"
+            except TaskError:
+                gone = True
+            if gone or loop.time() >= deadline:
+                raise SystemError_(f"dial unix {path}: connect: {reason}")
+            await asyncio.sleep(0.1)
+
+    async def _watch(self, p: Plugin) -> None:
+        """The plugin's process ended: berthd notes it (its socket no longer answers, so
+        volume calls fail with the dial error) and cleans the task up at disable."""
+        with contextlib.suppress(TaskError, asyncio.CancelledError):
+            status = await self.tasks.wait(p.id)
+            log.warning("plugin %s (%s) exited with status %d", p.name, p.id[:12], status.exit_code)
+
+    async def _end_task(self, p: Plugin) -> None:
+        with contextlib.suppress(TaskError):
+            await self.tasks.kill(p.id, signal.SIGKILL)
+        with contextlib.suppress(TaskError, TimeoutError):
+            await asyncio.wait_for(self.tasks.wait(p.id), STOP_TIMEOUT)
+        with contextlib.suppress(TaskError):
+            await self.tasks.delete(p.id)
+        shutil.rmtree(self.tasks.bundle(p.id), ignore_errors=True)
+
+    async def _stop(self, p: Plugin) -> None:
+        """Docker's shutdownPlugin: SIGTERM, SIGKILL after 10 s, then the task goes."""
+        watcher = self._watchers.pop(p.id, None)
+        if watcher is not None:
+            watcher.cancel()
+        self._drivers.pop(p.id, None)
+        try:
+            await self.tasks.kill(p.id, signal.SIGTERM)
+            await asyncio.wait_for(self.tasks.wait(p.id), STOP_TIMEOUT)
+        except (TimeoutError, TaskError):
+            pass
+        await self._end_task(p)
+        shutil.rmtree(os.path.join(self.run_root, p.id), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._short_link(p))
+
+    def _bundle_config(self, p: Plugin, run_dir: str) -> dict[str, object]:
+        """The OCI config: Docker's InitSpec for plugins."""
+        rootfs = self.store.rootfs(p.id)
+        cfg = p.config
+        mounts: list[dict[str, object]] = []
+        for m in p.settings.mounts:
+            source = m.get("Source")
+            if not source:
+                raise SystemError_("mount source is not specified")
+            mounts.append({"destination": m.get("Destination", ""), "type": m.get("Type") or "bind",
+                           "source": source, "options": list(m.get("Options") or ["rbind"])})
+        mounts.append({"destination": RUNTIME_DIR, "type": "bind", "source": run_dir, "options": ["rbind"]})
+        if cfg.network:
+            for f in ("/etc/hosts", "/etc/resolv.conf"):
+                if os.path.exists(f):
+                    mounts.append({"destination": f, "type": "bind", "source": f, "options": ["rbind", "ro"]})
+        _init_layer(rootfs, [str(m["destination"]) for m in mounts] + ([cfg.propagated_mount] if cfg.propagated_mount else []))
+        env = [DEFAULT_PATH, *p.settings.env]
+        args = [*cfg.entrypoint, *p.settings.args]
+        if not args:
+            raise SystemError_(f"plugin {p.name} has no entrypoint")
+        config = spec.build_config(spec.BundleRequest(
+            root=rootfs, args=args, env=env, cwd=cfg.workdir or "/", uid=0, gid=0, additional_gids=[],
+            hostname="", terminal=False, host_network=cfg.network == "host", cgroups_path=f"/berth/{p.id}",
+            mounts=mounts, security=spec.Security(cap_add=list(cfg.capabilities), seccomp="unconfined")))
+        namespaces = config["linux"]["namespaces"]
+        drop = {"pid"} if cfg.pid_host else set()
+        if cfg.ipc_host:
+            drop.add("ipc")
+        config["linux"]["namespaces"] = [n for n in namespaces if n["type"] not in drop]
+        return config
+
+    # -- berthd's start and end ---------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """berthd starts: read the plugins, and enable again those that were enabled."""
+        for p in await asyncio.to_thread(self.store.load):
+            self.plugins[p.id] = p
+        for p in list(self.plugins.values()):
+            if not p.enabled:
+                continue
+            await self._end_task(p)  # a task a berthd killed without its shutdown left
+            with contextlib.suppress(TaskError):
+                await self.tasks.delete(p.id, lost=True)
+            shutil.rmtree(self.tasks.bundle(p.id), ignore_errors=True)
+            try:
+                await self._start(p)
+                log.info("plugin %s enabled again", p.name)
+            except BerthError as e:
+                log.error("plugin %s could not be enabled again: %s", p.name, e)
+                p.enabled = False
+                await asyncio.to_thread(self.store.save, p)
+
+    async def shutdown(self) -> None:
+        """berthd stops: the plugins' processes stop too (they start again with berthd)."""
+        for p in list(self.plugins.values()):
+            if p.enabled and p.id in self._drivers:
+                await self._stop(p)
+
+
+def _init_layer(rootfs: str, destinations: list[str]) -> None:
+    """Docker's initlayer: the mount points the runtime needs, made in the rootfs."""
+    for d in ("proc", "sys", "dev", "dev/pts", "dev/shm", "dev/mqueue", "etc", "tmp"):
+        os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    for dest in destinations:
+        path = os.path.join(rootfs, dest.lstrip("/"))
+        if dest in ("/etc/hosts", "/etc/resolv.conf"):
+            if not os.path.exists(path):
+                with open(path, "a"):
+                    pass
+        else:
+            os.makedirs(path, exist_ok=True)
+

@@ -1,0 +1,265 @@
+"""Issue 18, managed plugins (course 12.6): `docker plugin create` from a directory
+(rootfs/ + config.json), enable, a volume made and used through the plugin, disable
+refused while the plugin is in use, rm, and the bad input Docker refuses.
+
+The plugin's server is a real program inside its rootfs: tests/helpers/plugin_volumes.c,
+built here with `gcc -static` (scripts/setup installs gcc and libc6-dev), serving
+Docker's volume plugin protocol on /run/docker/plugins/vol.sock inside the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker import errors as docker_errors
+
+from helpers.cli import Cli, describe
+from helpers.daemon import BerthDaemon, private_daemon
+
+SERVER_SOURCE = Path(__file__).resolve().parents[1] / "helpers" / "plugin_volumes.c"
+CONFIG = {
+    "Description": "berth's example volume plugin, a static C server",
+    "Documentation": "tests/helpers/plugin_volumes.c",
+    "Entrypoint": ["/bin/volplugin", "/run/docker/plugins/vol.sock", "/data/volumes"],
+    "Env": [{"Name": "DIE", "Description": "1: exit at start", "Settable": ["value"], "Value": "0"}],
+    "Interface": {"Socket": "vol.sock", "Types": ["docker.volumedriver/1.0"]},
+    "Network": {"Type": ""},
+    "PropagatedMount": "/data",
+    "Linux": {"Capabilities": ["CAP_SYS_ADMIN"]},
+}
+
+
+@pytest.fixture(scope="session")
+def volplugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is missing: run scripts/setup with BERTH_SETUP_PEERS=1 (it installs gcc and libc6-dev)")
+    out = tmp_path_factory.mktemp("volplugin") / "volplugin"
+    res = subprocess.run(["gcc", "-static", "-Os", "-o", str(out), str(SERVER_SOURCE)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def make_plugin_dir(where: Path, server: Path, config: object = CONFIG) -> Path:
+    (where / "rootfs" / "bin").mkdir(parents=True)
+    (where / "rootfs" / "data").mkdir()
+    shutil.copy(server, where / "rootfs" / "bin" / "volplugin")
+    (where / "config.json").write_text(json.dumps(config) if not isinstance(config, str) else config)
+    return where
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path, volplugin: Path) -> Path:
+    return make_plugin_dir(tmp_path / "plugin", volplugin)
+
+
+@pytest.fixture
+def new_plugin(docker: Cli) -> Iterator[Callable[[], str]]:
+    """Unique plugin names; each plugin, and the volumes made with it, removed afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"berthtest-plugin-{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    yield make
+    for name in made:
+        for vol in docker("volume", "ls", "-q", "--filter", f"driver={name}:latest").stdout.split():
+            docker("volume", "rm", "-f", vol)
+        docker("plugin", "rm", "-f", name)
+
+
+def plugin_rows(cli: Cli) -> dict[str, list[str]]:
+    out = cli.ok("plugin", "ls", "--no-trunc", "--format", "{{.ID}}\t{{.Name}}\t{{.Description}}\t{{.Enabled}}")
+    return {row.split("\t")[1]: row.split("\t") for row in out.splitlines()}
+
+
+def test_volume_plugin_made_from_a_directory(docker: Cli, berthd: BerthDaemon, busybox: str, plugin_dir: Path,
+                                             new_plugin: Callable[[], str], new_name: Callable[[str], str]) -> None:
+    name = new_plugin()
+    full = f"{name}:latest"
+    assert docker.ok("plugin", "create", name, str(plugin_dir)) == f"{name}\n"
+    header, *rows = docker.ok("plugin", "ls").splitlines()
+    assert header.split() == ["ID", "NAME", "DESCRIPTION", "ENABLED"]
+    row = next(r for r in rows if full in r)
+    assert row.split()[-1] == "false" and "berth's example volume plugin, a static C se…" in row, row
+    plugin_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", name).strip()
+    assert len(plugin_id) == 64 and row.startswith(plugin_id[:12] + " ")
+    assert (berthd.data_root / "plugins" / plugin_id / "rootfs" / "bin" / "volplugin").is_file()
+
+    assert docker.ok("plugin", "enable", name) == f"{name}\n"
+    assert plugin_rows(docker)[full][3] == "true"
+    # the plugin made its socket in /run/docker/plugins inside; berthd sees it in its exec root
+    assert (berthd.exec_root / "plugins" / plugin_id / "vol.sock").is_socket()
+
+    vol = f"pv-{uuid.uuid4().hex[:8]}"
+    assert docker.ok("volume", "create", "-d", name, vol) == f"{vol}\n"
+    assert docker.ok("volume", "inspect", "-f", "{{.Driver}}", vol).strip() == full
+    out = docker.ok("run", "--rm", "-v", f"{vol}:/v", busybox, "sh", "-c", "echo via the plugin > /v/f; cat /v/f")
+    assert out == "via the plugin\n"
+    data = berthd.data_root / "plugins" / plugin_id / "rootfs" / "data" / "volumes" / vol / "f"
+    assert data.read_text() == "via the plugin\n"
+
+    # in use: a volume holds it (Docker's reference count), so no disable, no rm
+    res = docker("plugin", "disable", name)
+    assert res.returncode == 1 and res.stderr == f"Error response from daemon: plugin {full} is in use\n", describe(res)
+    res = docker("plugin", "rm", name)
+    assert res.returncode == 1 and res.stderr == f"Error response from daemon: plugin {full} is in use\n", describe(res)
+    assert plugin_rows(docker)[full][3] == "true"
+    assert docker.ok("run", "--rm", "-v", f"{vol}:/v", busybox, "cat", "/v/f") == "via the plugin\n"
+
+    docker.ok("volume", "rm", vol)
+    assert not data.parent.exists()  # the plugin removed the volume's directory
+    res = docker("plugin", "rm", name)
+    assert res.returncode == 1 and res.stderr == f"Error response from daemon: plugin {full} is enabled\n", describe(res)
+    assert docker.ok("plugin", "disable", name) == f"{name}\n"
+    assert not (berthd.exec_root / "plugins" / plugin_id).exists()
+    res = docker("volume", "create", "-d", name, "after-disable")
+    assert res.returncode == 1 and f"plugin {full} found but disabled" in res.stderr, describe(res)
+    assert docker.ok("plugin", "rm", name) == f"{name}\n"
+    assert full not in plugin_rows(docker)
+    assert not (berthd.data_root / "plugins" / plugin_id).exists()
+
+
+def test_disable_force_and_rm_force(docker: Cli, berthd: BerthDaemon, plugin_dir: Path,
+                                    new_plugin: Callable[[], str]) -> None:
+    name = new_plugin()
+    docker.ok("plugin", "create", name, str(plugin_dir))
+    docker.ok("plugin", "enable", name)
+    res = docker("plugin", "enable", name)
+    assert res.returncode == 1 and res.stderr == (
+        f"Error response from daemon: plugin already enabled: plugin {name}:latest is enabled\n"), describe(res)
+    vol = f"pf-{uuid.uuid4().hex[:8]}"
+    docker.ok("volume", "create", "-d", name, vol)
+    try:
+        assert docker.ok("plugin", "disable", "-f", name) == f"{name}\n"
+        docker.ok("plugin", "enable", name)
+    finally:
+        docker.ok("volume", "rm", vol)
+    plugin_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", name).strip()
+    assert docker.ok("plugin", "rm", "-f", name) == f"{name}\n"
+    assert not (berthd.data_root / "plugins" / plugin_id).exists()
+    assert not (berthd.exec_root / "plugins" / plugin_id).exists()
+
+
+def test_berth_plugin_grammar(berth: Cli, docker: Cli, busybox: str, plugin_dir: Path,
+                              new_plugin: Callable[[], str]) -> None:
+    name = new_plugin()
+    full = f"{name}:latest"
+    assert berth.ok("plugin", "create", name, str(plugin_dir)) == f"{name}\n"
+    plugin_id = berth.ok("plugin", "inspect", "--format", "{{.Id}}", full).strip()
+    assert berth.ok("plugin", "ls", "-q", "--filter", "enabled=false").split().count(plugin_id[:12]) == 1
+    assert berth.ok("plugin", "ls", "--format", "{{.Name}} {{.Enabled}}").splitlines().count(f"{full} false") == 1
+    row = next(r for r in berth.ok("plugin", "ls").splitlines() if full in r)
+    assert row == next(r for r in docker.ok("plugin", "ls").splitlines() if full in r)  # docker's table, to the space
+    doc = json.loads(berth.ok("plugin", "inspect", name))[0]
+    assert doc["Config"]["Interface"] == {"Socket": "vol.sock", "Types": ["docker.volumedriver/1.0"]}
+    assert doc["Settings"]["Env"] == ["DIE=0"] and doc["Name"] == full and doc["Enabled"] is False
+    # the same record through docker's own CLI
+    assert json.loads(docker.ok("plugin", "inspect", name))[0]["Id"] == plugin_id
+
+    berth.ok("plugin", "set", name, "DIE=0")
+    res = berth("plugin", "set", name, "NOPE=1")
+    assert res.returncode == 1 and res.stderr == (
+        'Error response from daemon: setting "NOPE" not found in the plugin configuration\n'), describe(res)
+    assert berth.ok("plugin", "enable", name) == f"{name}\n"
+    res = berth("plugin", "set", name, "DIE=1")
+    assert res.returncode == 1 and "cannot set on an active plugin" in res.stderr, describe(res)
+    vol = f"pb-{uuid.uuid4().hex[:8]}"
+    berth.ok("volume", "create", "--driver", name, vol)
+    try:
+        out = berth.ok("run", "--rm", "-v", f"{vol}:/v", busybox, "sh", "-c", "echo berth > /v/g; cat /v/g")
+        assert out == "berth\n"
+        res = berth("plugin", "disable", name)
+        assert res.returncode == 1 and res.stderr == (
+            f"Error response from daemon: plugin {full} is in use\n"), describe(res)
+    finally:
+        berth.ok("volume", "rm", vol)
+    assert berth.ok("plugin", "disable", name) == f"{name}\n"
+    assert berth.ok("plugin", "rm", name) == f"{name}\n"
+    res = berth("plugin", "inspect", name)
+    assert res.returncode == 1 and f'plugin "{name}" not found' in res.stderr, describe(res)
+
+
+def test_bad_plugin_input_leaves_nothing(docker: Cli, berth: Cli, docker_client: Any, berthd: BerthDaemon,
+                                         tmp_path: Path,
+                                         volplugin: Path, plugin_dir: Path, new_plugin: Callable[[], str]) -> None:
+    plugins_root = berthd.data_root / "plugins"
+    before = sorted(os.listdir(plugins_root)) if plugins_root.exists() else []
+
+    # no rootfs/: refused by the daemon
+    no_rootfs = tmp_path / "no-rootfs"
+    no_rootfs.mkdir()
+    (no_rootfs / "config.json").write_text(json.dumps(CONFIG))
+    name = new_plugin()
+    for cli in (docker, berth):
+        res = cli("plugin", "create", name, str(no_rootfs))
+        assert res.returncode == 1 and "no rootfs found" in res.stderr, describe(res)
+
+    # a config.json that is not JSON: refused by the client, before any request
+    bad = make_plugin_dir(tmp_path / "bad-json", volplugin, config='{"Description": "x",}')
+    for cli in (docker, berth):
+        res = cli("plugin", "create", name, str(bad))
+        assert res.returncode == 1 and res.stderr == (
+            "invalid character '}' looking for beginning of object key string\n"), describe(res)
+    # JSON, but not a plugin config: the docker CLI refuses it; sent anyway (docker-py
+    # does not look), the daemon refuses it with the same words
+    wrong = make_plugin_dir(tmp_path / "wrong-types", volplugin, config=json.dumps({"Entrypoint": "/bin/volplugin"}))
+    words = "json: cannot unmarshal string into Go struct field PluginConfig.Entrypoint of type []string"
+    res = docker("plugin", "create", name, str(wrong))
+    assert res.returncode == 1 and res.stderr == words + "\n", describe(res)
+    with pytest.raises(docker_errors.APIError) as err:
+        docker_client.api.create_plugin(name, str(wrong))
+    assert (err.value.status_code, err.value.explanation) == (500, f"failed to parse config: {words}")
+    assert name + ":latest" not in plugin_rows(docker)
+    assert (sorted(os.listdir(plugins_root)) if plugins_root.exists() else []) == before
+
+    # a plugin whose process dies at start: enable fails with Docker's dial error,
+    # the plugin stays disabled and no task is left
+    docker.ok("plugin", "create", name, str(plugin_dir))
+    res = docker("plugin", "create", name, str(plugin_dir))
+    assert res.returncode == 1 and res.stderr == (
+        f"Error response from daemon: plugin {name}:latest already exists\n"), describe(res)
+    plugin_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", name).strip()
+    docker.ok("plugin", "set", name, "DIE=1")
+    assert json.loads(docker.ok("plugin", "inspect", name))[0]["Settings"]["Env"] == ["DIE=1"]
+    res = docker("plugin", "enable", name, timeout=60)
+    sock = berthd.exec_root / "plugins" / plugin_id / "vol.sock"
+    assert res.returncode == 1 and res.stderr == (
+        f"Error response from daemon: dial unix {sock}: connect: no such file or directory\n"), describe(res)
+    assert plugin_rows(docker)[f"{name}:latest"][3] == "false"
+    assert not (berthd.exec_root / "containers" / plugin_id).exists()
+    res = docker("volume", "create", "-d", name, "never-made")
+    assert res.returncode == 1 and "found but disabled" in res.stderr, describe(res)
+    # set back, it works
+    docker.ok("plugin", "set", name, "DIE=0")
+    docker.ok("plugin", "enable", name)
+    assert sock.is_socket()
+    res = docker("plugin", "disable", "no-such-plugin")
+    assert res.returncode == 1 and res.stderr == (
+        'Error response from daemon: plugin "no-such-plugin" not found\n'), describe(res)
+
+
+@pytest.mark.timeout(120)
+def test_enabled_plugin_survives_a_daemon_restart(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path,
+                                                  plugin_dir: Path) -> None:
+    with private_daemon(berth_root, berthd, busybox_tar, prefix="pl") as (daemon, docker):
+        docker.ok("plugin", "create", "restartme", str(plugin_dir))
+        docker.ok("plugin", "enable", "restartme")
+        docker.ok("plugin", "create", "staysoff", str(plugin_dir))
+        docker.ok("volume", "create", "-d", "restartme", "kept")
+        docker.ok("run", "--rm", "-v", "kept:/v", "busybox", "sh", "-c", "echo before > /v/f")
+        assert daemon.stop() == 0
+        daemon.start()
+        rows = plugin_rows(docker)
+        assert (rows["restartme:latest"][3], rows["staysoff:latest"][3]) == ("true", "false")
+        assert docker.ok("run", "--rm", "-v", "kept:/v", "busybox", "cat", "/v/f") == "before\n"
+        docker.ok("volume", "rm", "kept")
+        docker.ok("plugin", "rm", "-f", "restartme", "staysoff")

@@ -1,0 +1,200 @@
+/*
+ * An example managed (v2) Docker volume plugin: the server the e2e tests put in a
+ * plugin's rootfs (tests/e2e/test_managed_plugins.py builds it with `gcc -static`).
+ *
+ *     volplugin SOCKET ROOT
+ *
+ * It serves Docker's volume plugin protocol (HTTP/1.1 POSTs of JSON: Plugin.Activate,
+ * VolumeDriver.Create/Remove/Mount/Unmount/Path/Get/List/Capabilities) on the UNIX
+ * socket SOCKET, one connection at a time. Each volume is a directory ROOT/NAME; the
+ * mountpoints it answers are paths inside the plugin's rootfs, as a managed plugin's
+ * are. With DIE=1 in its environment it exits at once (a plugin that fails to start).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static const char *root;
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void answer(int fd, int status, const char *body) {
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/vnd.docker.plugins.v1+json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, status == 200 ? "OK" : (status == 404 ? "Not Found" : "Internal Server Error"),
+                     strlen(body));
+    write_all(fd, head, (size_t)n);
+    write_all(fd, body, strlen(body));
+}
+
+/* The string value of "Name" in a JSON body (whitespace allowed around the colon);
+ * only plain volume names ([A-Za-z0-9_.-], not starting with '.') are accepted. */
+static int volume_name(const char *body, char *out, size_t size) {
+    const char *p = strstr(body, "\"Name\"");
+    if (!p) return -1;
+    p += 6;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p++ != ':') return -1;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p++ != '"') return -1;
+    size_t i = 0;
+    while (*p && *p != '"') {
+        char c = *p++;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-' || c == '.'))
+            return -1;
+        if (i + 1 >= size) return -1;
+        out[i++] = c;
+    }
+    out[i] = 0;
+    return (i == 0 || out[0] == '.') ? -1 : 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static void handle(int fd) {
+    static char buf[65536];
+    size_t len = 0;
+    char *end = NULL;
+    while (!end && len < sizeof buf - 1) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0) return;
+        len += (size_t)n;
+        buf[len] = 0;
+        end = strstr(buf, "\r\n\r\n");
+    }
+    if (!end) return;
+    size_t want = 0;
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    if (cl && cl < end) want = strtoul(cl + 17, NULL, 10);
+    char *body = end + 4;
+    while ((size_t)(buf + len - body) < want && len < sizeof buf - 1) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+        buf[len] = 0;
+    }
+    char method[128] = "", target[256] = "";
+    sscanf(buf, "%127s %255s", method, target);
+
+    char name[256], path[1024], out[8192];
+    if (strcmp(target, "/Plugin.Activate") == 0) {
+        answer(fd, 200, "{\"Implements\":[\"VolumeDriver\"]}");
+        return;
+    }
+    if (strcmp(target, "/VolumeDriver.Capabilities") == 0) {
+        answer(fd, 200, "{\"Capabilities\":{\"Scope\":\"local\"}}");
+        return;
+    }
+    if (strcmp(target, "/VolumeDriver.List") == 0) {
+        size_t n = (size_t)snprintf(out, sizeof out, "{\"Volumes\":[");
+        DIR *d = opendir(root);
+        struct dirent *e;
+        int first = 1;
+        while (d && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            n += (size_t)snprintf(out + n, sizeof out - n, "%s{\"Name\":\"%s\",\"Mountpoint\":\"%s/%s\"}",
+                                  first ? "" : ",", e->d_name, root, e->d_name);
+            first = 0;
+            if (n > sizeof out - 600) break;
+        }
+        if (d) closedir(d);
+        snprintf(out + n, sizeof out - n, "]}");
+        answer(fd, 200, out);
+        return;
+    }
+    if (strncmp(target, "/VolumeDriver.", 14) != 0) {
+        answer(fd, 404, "404 page not found\n");
+        return;
+    }
+    const char *op = target + 14;
+    if (volume_name(body, name, sizeof name) != 0) {
+        answer(fd, 500, "{\"Err\":\"invalid volume name\"}");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    struct stat st;
+    int exists = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (strcmp(op, "Create") == 0) {
+        if (!exists && mkdir(path, 0755) != 0) {
+            snprintf(out, sizeof out, "{\"Err\":\"create %s: %s\"}", name, strerror(errno));
+            answer(fd, 500, out);
+            return;
+        }
+        answer(fd, 200, "{\"Err\":\"\"}");
+    } else if (!exists) {
+        snprintf(out, sizeof out, "{\"Err\":\"%s %s: no such volume\"}", op, name);
+        answer(fd, 500, out);
+    } else if (strcmp(op, "Remove") == 0) {
+        nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        answer(fd, 200, "{\"Err\":\"\"}");
+    } else if (strcmp(op, "Mount") == 0 || strcmp(op, "Path") == 0) {
+        snprintf(out, sizeof out, "{\"Mountpoint\":\"%s\",\"Err\":\"\"}", path);
+        answer(fd, 200, out);
+    } else if (strcmp(op, "Unmount") == 0) {
+        answer(fd, 200, "{\"Err\":\"\"}");
+    } else if (strcmp(op, "Get") == 0) {
+        snprintf(out, sizeof out, "{\"Volume\":{\"Name\":\"%s\",\"Mountpoint\":\"%s\"},\"Err\":\"\"}", name, path);
+        answer(fd, 200, out);
+    } else {
+        answer(fd, 404, "404 page not found\n");
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s SOCKET ROOT\n", argv[0]);
+        return 2;
+    }
+    const char *die = getenv("DIE");
+    if (die && strcmp(die, "1") == 0) {
+        fprintf(stderr, "volplugin: told to die (DIE=1)\n");
+        return 1;
+    }
+    root = argv[2];
+    mkdir(root, 0755);
+    signal(SIGPIPE, SIG_IGN);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", argv[1]);
+    unlink(argv[1]);
+    if (s < 0 || bind(s, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(s, 16) != 0) {
+        perror("volplugin: listen");
+        return 1;
+    }
+    for (;;) {
+        int c = accept(s, NULL, NULL);
+        if (c < 0) {
+            if (errno == EINTR) continue;
+            perror("volplugin: accept");
+            return 1;
+        }
+        handle(c);
+        close(c);
+    }
+}
