@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from docker import errors as docker_errors
 
 from helpers.cli import Cli, describe
 from helpers.daemon import BerthDaemon, private_daemon
+from helpers.registries import DistributionRegistry
 
 SERVER_SOURCE = Path(__file__).resolve().parents[1] / "helpers" / "plugin_volumes.c"
 CONFIG = {
@@ -263,3 +265,56 @@ def test_enabled_plugin_survives_a_daemon_restart(berth_root: Path, berthd: Bert
         assert docker.ok("run", "--rm", "-v", "kept:/v", "busybox", "cat", "/v/f") == "before\n"
         docker.ok("volume", "rm", "kept")
         docker.ok("plugin", "rm", "-f", "restartme", "staysoff")
+
+
+def test_push_and_install_through_a_registry(docker: Cli, berth: Cli, busybox: str, plugin_dir: Path,
+                                             new_plugin: Callable[[], str]) -> None:
+    """`docker plugin push` to Debian's reference registry on loopback, then `docker plugin
+    install` (privileges, pull, settings, enable) of what it holds; `berth plugin install`
+    with an alias and --disable."""
+    with DistributionRegistry() as reg:
+        base = new_plugin()
+        remote = f"{reg.host}/berthtest/{base}:1.0"
+        docker.ok("plugin", "create", remote, str(plugin_dir))
+        out = docker.ok("plugin", "push", remote)
+        assert f"The push refers to repository [{reg.host}/berthtest/{base}]" in out, out
+        manifest = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"{reg.url}/v2/berthtest/{base}/manifests/1.0",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})).read())
+        assert manifest["config"]["mediaType"] == "application/vnd.docker.plugin.v1+json"
+        assert [x["mediaType"] for x in manifest["layers"]] == ["application/vnd.docker.image.rootfs.diff.tar.gzip"]
+        docker.ok("plugin", "rm", remote)
+
+        # the privileges are asked for: without --grant-all-permissions and no "y", refused
+        for cli in (docker, berth):
+            res = cli("plugin", "install", remote)
+            assert res.returncode == 1 and res.stderr == f"permission denied while installing plugin {remote}\n", \
+                describe(res)
+            assert res.stdout == (f'Plugin "{remote}" is requesting the following privileges:\n'
+                                  " - capabilities: [CAP_SYS_ADMIN]\nDo you grant the above permissions? [y/N] "), \
+                describe(res)
+        assert remote not in plugin_rows(docker)
+
+        out = docker.ok("plugin", "install", "--grant-all-permissions", remote, "DIE=0")
+        assert out.endswith(f"Installed plugin {remote}\n"), out
+        doc = json.loads(docker.ok("plugin", "inspect", remote))[0]
+        assert (doc["Enabled"], doc["PluginReference"], doc["Settings"]["Env"]) == (True, remote, ["DIE=0"])
+        vol = f"pi-{uuid.uuid4().hex[:8]}"
+        docker.ok("volume", "create", "-d", remote, vol)
+        try:
+            assert docker.ok("run", "--rm", "-v", f"{vol}:/v", busybox, "sh", "-c",
+                             "echo installed > /v/f; cat /v/f") == "installed\n"
+        finally:
+            docker.ok("volume", "rm", vol)
+        docker.ok("plugin", "rm", "-f", remote)
+
+        alias = new_plugin()
+        out = berth.ok("plugin", "install", "--grant-all-permissions", "--disable", "--alias", alias, remote)
+        assert out.endswith(f"Installed plugin {alias}:latest\n"), out
+        assert plugin_rows(docker)[f"{alias}:latest"][3] == "false"
+        res = berth("plugin", "install", "--grant-all-permissions", "--alias", alias, remote)
+        assert res.returncode == 1 and res.stderr == (
+            f"Error response from daemon: plugin {alias}:latest already exists\n"), describe(res)
+        res = docker("plugin", "install", "--grant-all-permissions", f"{reg.host}/berthtest/nothing-here:1")
+        assert res.returncode == 1 and "Error response from daemon:" in res.stderr, describe(res)
+        assert "nothing-here" not in docker.ok("plugin", "ls")

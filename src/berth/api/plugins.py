@@ -9,10 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
+from berth.api import progress
 from berth.api.server import Routes, context, filters_param, json_response, query_bool
+from berth.distribution.registry import Credentials
 from berth.errors import InvalidParameter
 from berth.plugins.manager import LIST_FILTERS, PluginManager
-from berth.plugins.model import Plugin
+from berth.plugins.model import Plugin, Privilege
 
 routes = Routes()
 
@@ -22,11 +24,8 @@ def _plugins(request: web.Request) -> PluginManager:
 
 
 def render(p: Plugin) -> dict[str, Any]:
-    config = dict(p.config.doc)
-    if p.layer_digests:
-        config["rootfs"] = {"type": "layers", "diff_ids": list(p.layer_digests)}
     return {
-        "Config": config,
+        "Config": p.config.doc,
         "Enabled": p.enabled,
         "Id": p.id,
         "Name": p.name,
@@ -90,3 +89,54 @@ async def set_plugin(request: web.Request) -> web.Response:
 async def remove_plugin(request: web.Request) -> web.Response:
     await _plugins(request).remove(request.match_info["name"], query_bool(request, "force"))
     return web.Response(status=200)
+
+
+def _privileges_doc(privileges: list[Privilege]) -> list[dict[str, Any]]:
+    return [{"Name": p.name, "Description": p.description, "Value": p.value} for p in privileges]
+
+
+def _privileges_of(doc: object) -> list[Privilege]:
+    if doc is None:
+        return []
+    if not isinstance(doc, list):
+        raise InvalidParameter("json: cannot unmarshal the body into types.PluginPrivileges")
+    out = []
+    for item in doc:
+        if not isinstance(item, dict):
+            raise InvalidParameter("json: cannot unmarshal the body into types.PluginPrivileges")
+        value = item.get("Value") or []
+        out.append(Privilege(str(item.get("Name") or ""), str(item.get("Description") or ""),
+                             [str(v) for v in value] if isinstance(value, list) else []))
+    return out
+
+
+@routes.get("/plugins/privileges")
+async def get_privileges(request: web.Request) -> web.Response:
+    creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+    found = await _plugins(request).privileges(request.query.get("remote", ""), creds)
+    return json_response(_privileges_doc(found))
+
+
+@routes.post("/plugins/pull")
+async def pull_plugin(request: web.Request) -> web.StreamResponse:
+    data = await request.read()
+    try:
+        granted = _privileges_of(json.loads(data)) if data.strip() else None
+    except ValueError as e:
+        raise InvalidParameter(f"invalid JSON: {e}") from None
+    creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+    remote = request.query.get("remote", "")
+    name = request.query.get("name", "")
+    plugins = _plugins(request)
+    local = plugins.install_name(remote, name)
+    return await progress.stream(request, lambda emit: plugins.pull(remote, name, granted, creds, emit),
+                                 headers={"Docker-Plugin-Name": local})
+
+
+@routes.post("/plugins/{name:.*}/push")
+async def push_plugin(request: web.Request) -> web.StreamResponse:
+    creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+    name = request.match_info["name"]
+    plugins = _plugins(request)
+    plugins.get(name)  # before the stream: a 404 of its own
+    return await progress.stream(request, lambda emit: plugins.push(name, creds, emit))

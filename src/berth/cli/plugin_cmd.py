@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,11 @@ from berth.cli.flags import Command, ParsedFlags
 from berth.cli.formatting import render_rows, truncate_id
 from berth.cli.inspect import fetch, inspect_objects
 from berth.cli.network import natural_key
-from berth.client.engine import filters_json
+from berth.cli.progress import StreamError, display_stream
+from berth.cli.streams import is_terminal, terminal_width
+from berth.client import credentials
+from berth.client.engine import filters_json, iter_json_stream
+from berth.images.reference import ReferenceError, parse_normalized
 from berth.template.gotemplate import TemplateError
 
 
@@ -182,6 +187,76 @@ def run_rm(cli: CliContext, flags: ParsedFlags) -> int:
     return for_each_ref(cli, flags.args, lambda name: cli.client.delete(f"/plugins/{_path(name)}", params))
 
 
+# -- install, push -------------------------------------------------------------------------
+
+
+def _show_progress(resp: Any) -> None:
+    try:
+        display_stream(iter_json_stream(resp.iter_chunks()), sys.stdout, is_terminal(1), terminal_width())
+    except StreamError as exc:
+        raise CliExit(exc.message, 1) from None
+
+
+def _go_slice(values: list[Any]) -> str:
+    return "[" + " ".join(str(v) for v in values) + "]"
+
+
+def run_install(cli: CliContext, flags: ParsedFlags) -> int:
+    remote, *settings = flags.args
+    try:
+        ref = parse_normalized(remote)
+    except ReferenceError as exc:
+        raise CliExit(str(exc), 1) from None
+    if not ref.digest:
+        ref = ref.with_default_tag()
+    local = ref.familiar_string()
+    if flags["alias"]:
+        try:
+            alias = parse_normalized(flags["alias"])
+        except ReferenceError as exc:
+            raise CliExit(str(exc), 1) from None
+        if alias.digest:
+            raise CliExit(f"invalid name: {flags['alias']}", 1)
+        local = alias.with_default_tag().familiar_string()
+    auth = credentials.registry_auth_header(ref.domain, cli.config)
+    headers = {"X-Registry-Auth": auth}
+    privileges = cli.client.request("GET", "/plugins/privileges", {"remote": str(ref)}, headers=headers).json() or []
+    if privileges and not flags["grant-all-permissions"]:
+        lines = [f'Plugin "{remote}" is requesting the following privileges:']
+        lines += [f" - {p.get('Name')}: {_go_slice(list(p.get('Value') or []))}" for p in privileges]
+        cli.out("\n".join(lines))
+        cli.out("Do you grant the above permissions? [y/N] ", end="")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise CliExit(f"permission denied while installing plugin {remote}", 1)
+    resp = cli.client.request("POST", "/plugins/pull", {"remote": str(ref), "name": local}, body=privileges,
+                              headers=headers)
+    name = resp.header("Docker-Plugin-Name") or local
+    _show_progress(resp)
+    if settings:
+        cli.client.request("POST", f"/plugins/{_path(name)}/set", None, body=settings).read()
+    if not flags["disable"]:
+        cli.client.request("POST", f"/plugins/{_path(name)}/enable", {"timeout": 0}).read()
+    cli.out(f"Installed plugin {local}")
+    return 0
+
+
+def run_push(cli: CliContext, flags: ParsedFlags) -> int:
+    name = flags.args[0]
+    try:
+        ref = parse_normalized(name)
+    except ReferenceError as exc:
+        raise CliExit(str(exc), 1) from None
+    if ref.digest:
+        raise CliExit("invalid name: " + name, 1)
+    ref = ref.with_default_tag()
+    auth = credentials.registry_auth_header(ref.domain, cli.config)
+    resp = cli.client.request("POST", f"/plugins/{_path(ref.familiar_string())}/push", None,
+                              headers={"X-Registry-Auth": auth})
+    _show_progress(resp)
+    return 0
+
+
 def plugin_command() -> Command:
     group = Command("plugin", short="Manage plugins", category="management")
     create = Command("create", use="create [OPTIONS] PLUGIN PLUGIN-DATA-DIR",
@@ -215,5 +290,15 @@ def plugin_command() -> Command:
 
     set_ = Command("set", use="set PLUGIN KEY=VALUE [KEY=VALUE...]", short="Change settings for a plugin",
                    run=run_set, args=("min", 2, 0))
-    group.add(create, disable, enable, inspect, ls, rm, set_)
+    install = Command("install", use="install [OPTIONS] PLUGIN [KEY=VALUE...]", short="Install a plugin",
+                      run=run_install, args=("min", 1, 0))
+    install.flags.add("alias", "", "string", "Local name for plugin")
+    install.flags.add("disable", "", "bool", "Do not enable the plugin on install")
+    install.flags.add("disable-content-trust", "", "bool", "Skip image verification", True)
+    install.flags.add("grant-all-permissions", "", "bool", "Grant all permissions necessary to run the plugin")
+
+    push = Command("push", use="push [OPTIONS] PLUGIN[:TAG]", short="Push a plugin to a registry", run=run_push,
+                   args=("exact", 1, 1))
+    push.flags.add("disable-content-trust", "", "bool", "Skip image signing", True)
+    group.add(create, disable, enable, inspect, install, ls, push, rm, set_)
     return group

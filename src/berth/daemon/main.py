@@ -131,11 +131,12 @@ async def run(config: DaemonConfig) -> None:
     if earlier is not None:
         log.warning("ended the shim zygote (pid %d) that an earlier berthd left running", earlier)
     await containers.launcher.start_zygote()
-    await containers.restore(config.live_restore)
+    # plugins first, as dockerd: a restored container may use a plugin's volume
     plugins = PluginManager(config.data_root, config.exec_root, containers.tasks, volumes)
     plugins.on_event = lambda action, plugin_id, name: events.log("plugin", action, plugin_id, {"name": name})
     volumes.managed_plugin = plugins.volume_driver
     await plugins.restore()
+    await containers.restore(config.live_restore)
     from berth.builder.builder import Builder
     from berth.builder.cache import BuildCache
 
@@ -143,6 +144,7 @@ async def run(config: DaemonConfig) -> None:
         images,
         Registry(RegistryConfig(mirrors=tuple(config.registry_mirrors), insecure=tuple(config.insecure_registries))),
         LayerSources(db), config.max_concurrent_downloads, config.max_concurrent_uploads)
+    plugins.registry = distribution.registry
     builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"), distribution)
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
     os.makedirs(builder.tmp_root, mode=0o700, exist_ok=True)

@@ -26,7 +26,11 @@ import signal
 from collections.abc import Callable
 from typing import IO
 
-from berth.errors import BerthError, Conflict, InvalidParameter, SystemError_
+from berth.distribution.progress import Emit, Progress, short_id
+from berth.distribution.registry import Credentials, Registry
+from berth.errors import BerthError, Conflict, InvalidParameter, SystemError_, Unavailable
+from berth.images import reference
+from berth.plugins import remote as remote_plugins
 from berth.plugins import store as plugin_store
 from berth.plugins.model import (
     DEFAULT_PATH,
@@ -35,11 +39,14 @@ from berth.plugins.model import (
     VOLUME_DRIVER,
     Plugin,
     PluginSettings,
+    Privilege,
     apply_settings,
     lookup_name,
     normalize_name,
     not_found,
     parse_config,
+    privileges_of,
+    same_privileges,
 )
 from berth.runtime import spec
 from berth.tasks.model import CreateTaskRequest, TaskError
@@ -69,6 +76,7 @@ class PluginManager:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         # (action, plugin ID, name): berthd's event log listens here
         self.on_event: Callable[[str, str, str], None] = lambda *a: None
+        self.registry: Registry | None = None  # install and push; daemon/main.py sets it
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -172,6 +180,75 @@ class PluginManager:
         plugin_store.write_atomically(os.path.join(workdir, "blobs", digest.replace(":", "-")), data)
         p.config_digest = digest
         p.layer_digests = [layer]
+        p.config.doc["rootfs"] = doc["rootfs"]
+
+    # -- install and push ------------------------------------------------------------------------
+
+    def _registry(self) -> Registry:
+        if self.registry is None:
+            raise Unavailable("plugin install and push need berthd's registry client")
+        return self.registry
+
+    async def privileges(self, remote: str, creds: Credentials) -> list[Privilege]:
+        """`GET /plugins/privileges?remote=…`: what the plugin there would be granted."""
+        found = await remote_plugins.fetch_config(self._registry(), _remote_ref(remote), creds)
+        return privileges_of(found.config)
+
+    def install_name(self, remote: str, name: str) -> str:
+        """The local name a pull gives: `name` ("x" is "x:latest"), else the remote's."""
+        if name:
+            return normalize_name(name)
+        return _remote_ref(remote).familiar_string()
+
+    async def pull(self, remote: str, name: str, granted: list[Privilege] | None, creds: Credentials,
+                   emit: Emit) -> Plugin:
+        """`POST /plugins/pull?remote=…&name=…` (docker plugin install): the plugin comes
+        in disabled; the client sets and enables it after."""
+        ref = _remote_ref(remote)
+        local = self.install_name(remote, name)
+        if any(p.name == local for p in self.plugins.values()):
+            raise InvalidParameter(f"plugin {local} already exists")
+        emit(Progress(f"Pulling from {ref.familiar_name}", ref.tag or ref.digest))
+        found = await remote_plugins.fetch_config(self._registry(), ref, creds)
+        if granted is not None and not same_privileges(privileges_of(found.config), granted):
+            raise SystemError_("incorrect privileges")
+        workdir = self.store.new_workdir()
+        try:
+            blobs = os.path.join(workdir, "blobs")
+            os.makedirs(blobs, mode=0o700)
+            layers = await remote_plugins.download_layers(found, blobs, emit)
+            for digest in layers:
+                with open(os.path.join(blobs, digest.replace(":", "-")), "rb") as f:
+                    await asyncio.to_thread(plugin_store.unpack_layer, f, os.path.join(workdir, "rootfs"))
+                emit(Progress("Complete", short_id(digest)))
+            config_digest = found.manifest.config.digest
+            plugin_store.write_atomically(os.path.join(blobs, config_digest.replace(":", "-")), found.config_raw)
+            emit(Progress(f"Digest: {found.manifest.digest}"))
+            async with self._lock:
+                if any(p.name == local for p in self.plugins.values()):
+                    raise InvalidParameter(f"plugin {local} already exists")
+                p = Plugin(id=secrets.token_hex(32), name=local, enabled=False, config=found.config,
+                           settings=PluginSettings.initial(found.config), reference=str(ref),
+                           config_digest=config_digest, layer_digests=layers)
+                await asyncio.to_thread(self.store.commit, workdir, p)
+                self.plugins[p.id] = p
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        self.on_event("pull", p.id, local)
+        return p
+
+    async def push(self, ref_text: str, creds: Credentials, emit: Emit) -> None:
+        """`POST /plugins/{name}/push`: its layers, config and manifest, under its name."""
+        p = self.get(ref_text)
+        try:
+            ref = reference.parse(p.name)
+        except InvalidParameter as e:
+            raise InvalidParameter(f"plugin has invalid name {p.name} for push: {e}") from None
+        layers = [(d, self.store.blob(p.id, d)) for d in p.layer_digests]
+        await remote_plugins.push(self._registry(), ref, creds, self.store.blob(p.id, p.config_digest),
+                                  p.config_digest, layers, emit)
+        self.on_event("push", p.id, p.name)
 
     async def set(self, ref: str, args: list[str]) -> None:
         async with self._lock:
@@ -392,6 +469,12 @@ class PluginManager:
         for p in list(self.plugins.values()):
             if p.enabled and p.id in self._drivers:
                 await self._stop(p)
+
+
+def _remote_ref(remote: str) -> reference.Reference:
+    """The `remote` of install and privileges: tagged "latest" when untagged."""
+    ref = reference.parse(remote, default_tag=False)
+    return ref if ref.digest else ref.with_default_tag()
 
 
 def _init_layer(rootfs: str, destinations: list[str]) -> None:

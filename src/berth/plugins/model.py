@@ -345,3 +345,44 @@ def apply_settings(p: Plugin, args: list[str]) -> None:
 
 def not_found(ref: str) -> NotFound:
     return NotFound(f'plugin "{ref}" not found')
+
+
+# -- privileges: what installing a plugin grants it -------------------------------------
+
+
+@dataclass(frozen=True)
+class Privilege:
+    name: str
+    description: str
+    value: list[str]
+
+
+def privileges_of(config: PluginConfig) -> list[Privilege]:
+    """Docker's computePrivileges: what the plugin's config asks of the host."""
+    out: list[Privilege] = []
+    if config.network not in ("", "null", "bridge"):
+        out.append(Privilege("network", "permissions to access a network", [config.network]))
+    if config.ipc_host:
+        out.append(Privilege("host ipc namespace", "allow access to host ipc namespace", ["true"]))
+    if config.pid_host:
+        out.append(Privilege("host pid namespace", "allow access to host pid namespace", ["true"]))
+    for m in config.mounts:
+        if m.source is not None:
+            out.append(Privilege("mount", "host path to mount", [m.source]))
+    linux = config.doc.get("Linux") or {}
+    for d in linux.get("Devices") or []:
+        if isinstance(d, dict) and d.get("Path") is not None:
+            out.append(Privilege("device", "host device to access", [str(d["Path"])]))
+    if linux.get("AllowAllDevices"):
+        out.append(Privilege("allow-all-devices", "allow 'rwm' access to all devices", ["true"]))
+    if config.capabilities:
+        out.append(Privilege("capabilities", "list of additional capabilities required", list(config.capabilities)))
+    return out
+
+
+def same_privileges(required: list[Privilege], granted: list[Privilege]) -> bool:
+    """Docker's validatePrivileges: the same names with the same values, in any order."""
+    def norm(ps: list[Privilege]) -> list[tuple[str, list[str]]]:
+        return sorted((p.name, sorted(p.value)) for p in ps)
+
+    return len(required) == len(granted) and norm(required) == norm(granted)
