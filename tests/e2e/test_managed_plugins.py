@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -318,3 +320,47 @@ def test_push_and_install_through_a_registry(docker: Cli, berth: Cli, busybox: s
         res = docker("plugin", "install", "--grant-all-permissions", f"{reg.host}/berthtest/nothing-here:1")
         assert res.returncode == 1 and "Error response from daemon:" in res.stderr, describe(res)
         assert "nothing-here" not in docker.ok("plugin", "ls")
+
+
+def plugin_pids(plugin_id: str) -> list[int]:
+    """The processes in the plugin's cgroup (/berth/<id>): its server."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cgroup") as f:
+                    if f"/berth/{plugin_id}\n" in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_plugin_whose_process_dies_is_started_again(docker: Cli, berthd: BerthDaemon, busybox: str,
+                                                      plugin_dir: Path, new_plugin: Callable[[], str]) -> None:
+    name = new_plugin()
+    docker.ok("plugin", "create", name, str(plugin_dir))
+    docker.ok("plugin", "enable", name)
+    plugin_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", name).strip()
+    first = plugin_pids(plugin_id)
+    assert len(first) == 1, first
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not ((pids := plugin_pids(plugin_id)) and pids != first):
+        assert time.monotonic() < deadline, "the plugin was not started again"
+        time.sleep(0.2)
+    vol = f"pd-{uuid.uuid4().hex[:8]}"
+    res = docker("volume", "create", "-d", name, vol)
+    while res.returncode != 0 and "connect:" in res.stderr and time.monotonic() < deadline:
+        time.sleep(0.2)  # started, not yet listening: the dial error, one line, nothing made
+        assert vol not in docker.ok("volume", "ls", "-q")
+        res = docker("volume", "create", "-d", name, vol)
+    assert res.returncode == 0, describe(res)
+    try:
+        assert docker.ok("run", "--rm", "-v", f"{vol}:/v", busybox, "sh", "-c", "echo again > /v/f; cat /v/f") \
+            == "again\n"
+        assert plugin_rows(docker)[f"{name}:latest"][3] == "true"
+    finally:
+        docker.ok("volume", "rm", vol)
+    docker.ok("plugin", "rm", "-f", name)
+    assert plugin_pids(plugin_id) == []

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 # Docker's pluginPostStart: a first try after half a second, then three more, 3 s apart
 SOCKET_WAIT = 0.5 + 3 * 3.0
 STOP_TIMEOUT = 10.0  # shutdownPlugin: SIGTERM, then SIGKILL after 10 s
+RESTART_DELAY = 1.0
 LIST_FILTERS = {"enabled", "capability"}
 
 
@@ -380,11 +381,29 @@ class PluginManager:
             await asyncio.sleep(0.1)
 
     async def _watch(self, p: Plugin) -> None:
-        """The plugin's process ended: berthd notes it (its socket no longer answers, so
-        volume calls fail with the dial error) and cleans the task up at disable."""
-        with contextlib.suppress(TaskError, asyncio.CancelledError):
+        """The plugin's process ended while it is enabled: as dockerd's plugin controller,
+        start it again (after a second, so that a plugin that cannot run does not spin).
+        Until it listens again, calls to it fail with the dial error. A restart that
+        fails leaves the plugin disabled, as a failed enable does."""
+        try:
             status = await self.tasks.wait(p.id)
-            log.warning("plugin %s (%s) exited with status %d", p.name, p.id[:12], status.exit_code)
+        except TaskError as e:
+            log.warning("plugin %s (%s): lost its task: %s", p.name, p.id[:12], e)
+            return
+        log.warning("plugin %s (%s) exited with status %d; starting it again", p.name, p.id[:12], status.exit_code)
+        await asyncio.sleep(RESTART_DELAY)
+        async with self._lock:
+            if self._watchers.get(p.id) is not asyncio.current_task() or self.plugins.get(p.id) is not p:
+                return  # disabled or removed meanwhile
+            del self._watchers[p.id]
+            self._drivers.pop(p.id, None)
+            await self._end_task(p)
+            try:
+                await self._start(p)
+            except BerthError as e:
+                log.error("plugin %s could not be started again, disabling it: %s", p.name, e)
+                p.enabled = False
+                await asyncio.to_thread(self.store.save, p)
 
     async def _end_task(self, p: Plugin) -> None:
         with contextlib.suppress(TaskError):
