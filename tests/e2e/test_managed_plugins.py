@@ -364,3 +364,34 @@ def test_a_plugin_whose_process_dies_is_started_again(docker: Cli, berthd: Berth
         docker.ok("volume", "rm", vol)
     docker.ok("plugin", "rm", "-f", name)
     assert plugin_pids(plugin_id) == []
+
+
+def test_log_driver_plugin(docker: Cli, berthd: BerthDaemon, busybox: str, tmp_path: Path, volplugin: Path,
+                           new_plugin: Callable[[], str], new_name: Callable[[str], str]) -> None:
+    """A docker.logdriver/1.0 plugin gets a container's output: `docker run --log-driver
+    PLUGIN`; berthd makes the FIFO, the plugin reads Docker's LogEntry frames from it."""
+    config = {**CONFIG, "Description": "berth's example log driver plugin",
+              "Interface": {"Socket": "vol.sock", "Types": ["docker.logdriver/1.0"]}}
+    name = new_plugin()
+    docker.ok("plugin", "create", name, str(make_plugin_dir(tmp_path / "logplugin", volplugin, config)))
+    res = docker("run", "--rm", "--log-driver", name, busybox, "true")
+    assert res.returncode == 125 and f"no log driver named '{name}' is registered" in res.stderr, describe(res)
+    docker.ok("plugin", "enable", name)
+    plugin_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", name).strip()
+    container = new_name("logp")
+    docker.ok("run", "--name", container, "--log-driver", name, busybox, "sh", "-c",
+              "echo first line; echo second line >&2; printf 'no newline'")
+    cid = docker.ok("inspect", "-f", "{{.Id}}", container).strip()
+    assert docker.ok("inspect", "-f", "{{.HostConfig.LogConfig.Type}}", container).strip() == name
+    log = berthd.data_root / "plugins" / plugin_id / "rootfs" / "data" / "volumes" / "logs" / f"{cid}.log"
+    deadline = time.monotonic() + 10
+    while not (log.exists() and "no newline" in log.read_text()):
+        assert time.monotonic() < deadline, f"the plugin did not get the output: {log}"
+        time.sleep(0.1)
+    assert sorted(log.read_text().splitlines()) == ["first line", "no newline (partial)", "second line"]
+    res = docker("logs", container)
+    assert res.returncode == 1 and "configured logging driver does not support reading" in res.stderr, describe(res)
+    fifos = berthd.data_root / "plugins" / plugin_id / "rootfs" / "run" / "docker" / "logging"
+    assert list(fifos.iterdir()) == []  # the FIFO went with the container's end
+    docker.ok("rm", container)
+    docker.ok("plugin", "rm", "-f", name)

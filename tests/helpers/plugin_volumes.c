@@ -1,18 +1,23 @@
 /*
- * An example managed (v2) Docker volume plugin: the server the e2e tests put in a
- * plugin's rootfs (tests/e2e/test_managed_plugins.py builds it with `gcc -static`).
+ * An example managed (v2) Docker plugin: the server the e2e tests put in a plugin's
+ * rootfs (tests/e2e/test_managed_plugins.py builds it with `gcc -static`).
  *
  *     volplugin SOCKET ROOT
  *
- * It serves Docker's volume plugin protocol (HTTP/1.1 POSTs of JSON: Plugin.Activate,
- * VolumeDriver.Create/Remove/Mount/Unmount/Path/Get/List/Capabilities) on the UNIX
- * socket SOCKET, one connection at a time. Each volume is a directory ROOT/NAME; the
- * mountpoints it answers are paths inside the plugin's rootfs, as a managed plugin's
- * are. With DIE=1 in its environment it exits at once (a plugin that fails to start).
+ * It serves, on the UNIX socket SOCKET and one connection at a time, HTTP/1.1 POSTs
+ * of JSON for two of Docker's plugin protocols:
+ * - volumes (VolumeDriver.Create/Remove/Mount/Unmount/Path/Get/List/Capabilities):
+ *   each volume is a directory ROOT/NAME; the mountpoints it answers are paths inside
+ *   the plugin's rootfs, as a managed plugin's are;
+ * - logs (LogDriver.StartLogging/StopLogging/Capabilities): for each container a child
+ *   process reads the FIFO it is given (LogEntry protocol buffers, each after its
+ *   big-endian uint32 length) and appends every line to ROOT/logs/CONTAINER-ID.log.
+ * With DIE=1 in its environment it exits at once (a plugin that fails to start).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,12 +54,14 @@ static void answer(int fd, int status, const char *body) {
     write_all(fd, body, strlen(body));
 }
 
-/* The string value of "Name" in a JSON body (whitespace allowed around the colon);
- * only plain volume names ([A-Za-z0-9_.-], not starting with '.') are accepted. */
-static int volume_name(const char *body, char *out, size_t size) {
-    const char *p = strstr(body, "\"Name\"");
+/* The string value of "KEY" in a JSON body (whitespace allowed around the colon);
+ * only plain names ([A-Za-z0-9_.-], not starting with '.') are accepted. */
+static int json_name(const char *body, const char *key, char *out, size_t size) {
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    const char *p = strstr(body, quoted);
     if (!p) return -1;
-    p += 6;
+    p += strlen(quoted);
     while (*p == ' ' || *p == '\t') p++;
     if (*p++ != ':') return -1;
     while (*p == ' ' || *p == '\t') p++;
@@ -70,6 +77,68 @@ static int volume_name(const char *body, char *out, size_t size) {
     }
     out[i] = 0;
     return (i == 0 || out[0] == '.') ? -1 : 0;
+}
+
+static int volume_name(const char *body, char *out, size_t size) { return json_name(body, "Name", out, size); }
+
+static int read_full(int fd, unsigned char *buf, size_t len) {
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static unsigned long long varint(const unsigned char **p, const unsigned char *end) {
+    unsigned long long v = 0;
+    int shift = 0;
+    while (*p < end) {
+        unsigned char b = *(*p)++;
+        v |= (unsigned long long)(b & 0x7f) << shift;
+        if (!(b & 0x80)) break;
+        shift += 7;
+    }
+    return v;
+}
+
+/* The child for one container: LogEntry frames from `fifo`, their lines to `out`. */
+static void copy_log(const char *fifo, const char *out_path) {
+    int in = open(fifo, O_RDONLY);
+    FILE *out = fopen(out_path, "a");
+    if (in < 0 || !out) _exit(1);
+    static unsigned char msg[1 << 20];
+    unsigned char head[4];
+    while (read_full(in, head, 4) == 0) {
+        size_t len = ((size_t)head[0] << 24) | ((size_t)head[1] << 16) | ((size_t)head[2] << 8) | head[3];
+        if (len > sizeof msg || read_full(in, msg, len) != 0) break;
+        const unsigned char *p = msg, *end = msg + len;
+        const unsigned char *line = NULL;
+        size_t line_len = 0;
+        int partial = 0;
+        while (p < end) {
+            unsigned long long key = varint(&p, end);
+            int field = (int)(key >> 3), wire = (int)(key & 7);
+            if (wire == 0) {
+                unsigned long long v = varint(&p, end);
+                if (field == 4) partial = v != 0;
+            } else if (wire == 2) {
+                size_t n = (size_t)varint(&p, end);
+                if (n > (size_t)(end - p)) break;
+                if (field == 3) { line = p; line_len = n; }
+                p += n;
+            } else {
+                break;
+            }
+        }
+        if (line) fwrite(line, 1, line_len, out);
+        fputs(partial ? " (partial)\n" : "\n", out); /* streams interleave: one entry a line */
+        fflush(out);
+    }
+    fclose(out);
+    _exit(0);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -128,6 +197,29 @@ static void handle(int fd) {
         answer(fd, 200, out);
         return;
     }
+    if (strcmp(target, "/LogDriver.Capabilities") == 0) {
+        answer(fd, 200, "{\"Cap\":{\"ReadLogs\":false}}");
+        return;
+    }
+    if (strcmp(target, "/LogDriver.StopLogging") == 0) {
+        answer(fd, 200, "{\"Err\":\"\"}");
+        return;
+    }
+    if (strcmp(target, "/LogDriver.StartLogging") == 0) {
+        char cid[128], fifo[512], logs[1024];
+        const char *f = strstr(body, "\"File\"");
+        if (json_name(body, "ContainerID", cid, sizeof cid) != 0 || !f ||
+            sscanf(strchr(f + 6, '"') ? strchr(f + 6, '"') + 1 : "", "%511[^\"]", fifo) != 1) {
+            answer(fd, 500, "{\"Err\":\"StartLogging: no File or ContainerID\"}");
+            return;
+        }
+        snprintf(logs, sizeof logs, "%s/logs", root);
+        mkdir(logs, 0755);
+        snprintf(path, sizeof path, "%s/logs/%s.log", root, cid);
+        if (fork() == 0) copy_log(fifo, path);
+        answer(fd, 200, "{\"Err\":\"\"}");
+        return;
+    }
     if (strncmp(target, "/VolumeDriver.", 14) != 0) {
         answer(fd, 404, "404 page not found\n");
         return;
@@ -179,6 +271,7 @@ int main(int argc, char **argv) {
     root = argv[2];
     mkdir(root, 0755);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_IGN); /* the log copiers are reaped by the kernel */
     int s = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", argv[1]);

@@ -135,6 +135,7 @@ async def run(config: DaemonConfig) -> None:
     plugins = PluginManager(config.data_root, config.exec_root, containers.tasks, volumes)
     plugins.on_event = lambda action, plugin_id, name: events.log("plugin", action, plugin_id, {"name": name})
     volumes.managed_plugin = plugins.volume_driver
+    containers.log_plugins = plugins
     await plugins.restore()
     await containers.restore(config.live_restore)
     from berth.builder.builder import Builder

@@ -30,11 +30,13 @@ from berth.distribution.progress import Emit, Progress, short_id
 from berth.distribution.registry import Credentials, Registry
 from berth.errors import BerthError, Conflict, InvalidParameter, SystemError_, Unavailable
 from berth.images import reference
+from berth.logs.drivers import ContainerInfo
 from berth.plugins import remote as remote_plugins
 from berth.plugins import store as plugin_store
 from berth.plugins.model import (
     DEFAULT_PATH,
     FULL_ID,
+    LOG_DRIVER,
     RUNTIME_DIR,
     VOLUME_DRIVER,
     Plugin,
@@ -53,6 +55,7 @@ from berth.tasks.model import CreateTaskRequest, TaskError
 from berth.tasks.service import TaskService
 from berth.volumes.drivers import VolumeDriver
 from berth.volumes.plugin import PluginAddress, PluginDriver
+from berth.volumes.plugin import call as plugin_call
 from berth.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,8 @@ class PluginManager:
         # (action, plugin ID, name): berthd's event log listens here
         self.on_event: Callable[[str, str, str], None] = lambda *a: None
         self.registry: Registry | None = None  # install and push; daemon/main.py sets it
+        # container ID -> (plugin ID, FIFO path in the plugin, on the host, berthd's fd on it)
+        self._logging: dict[str, tuple[str, str, str, int]] = {}
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -134,6 +139,62 @@ class PluginManager:
             raise InvalidParameter(f'error looking up volume plugin {name}: plugin "{p.name}" '
                                    f'does not provide "{VOLUME_DRIVER}" capability')
         return self._drivers[p.id]
+
+    # -- log drivers (berth.logs.drivers.LogPlugins) ---------------------------------------------
+
+    def _log_plugin(self, name: str) -> Plugin | None:
+        wanted = lookup_name(name)
+        p = next((p for p in self.plugins.values() if p.name == wanted), None) if wanted else None
+        if p is None or not p.enabled or p.id not in self._drivers or not p.config.implements(LOG_DRIVER):
+            return None
+        return p
+
+    def is_plugin(self, driver_name: str) -> bool:
+        return self._log_plugin(driver_name) is not None
+
+    async def start_logging(self, driver_name: str, info: ContainerInfo) -> dict[str, str]:
+        """Docker's plugin log adapter: a FIFO in the plugin's rootfs under
+        /run/docker/logging, LogDriver.StartLogging with its path as the plugin sees it.
+        berthd holds the FIFO open until StopLogging, so neither side's open blocks."""
+        p = self._log_plugin(driver_name)
+        if p is None:
+            raise InvalidParameter(f"failed to create logger: logger: no log driver named '{driver_name}' is registered")
+        fifo_id = secrets.token_hex(32)
+        inside = f"/run/docker/logging/{fifo_id}"
+        host = os.path.join(self.store.rootfs(p.id), inside.lstrip("/"))
+        os.makedirs(os.path.dirname(host), mode=0o700, exist_ok=True)
+        os.mkfifo(host, 0o600)
+        keeper = os.open(host, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self._logging[info.id] = (p.id, inside, host, keeper)
+        doc: dict[str, object] = {"File": inside, "Info": {
+            "Config": {}, "ContainerID": info.id, "ContainerName": "/" + info.name.lstrip("/"),
+            "ContainerEntrypoint": "", "ContainerArgs": [], "ContainerImageID": info.image_id,
+            "ContainerImageName": info.image_name, "ContainerCreated": "0001-01-01T00:00:00Z",
+            "ContainerEnv": list(info.env), "ContainerLabels": dict(info.labels), "LogPath": "",
+            "DaemonName": "docker"}}
+        try:
+            await plugin_call(PluginAddress("unix", path=self._dial_path(p)), "LogDriver.StartLogging", doc)
+        except BerthError as e:
+            await self.stop_logging(driver_name, info.id, tell=False)
+            raise SystemError_(f"failed to create logger: error creating logger: {e}") from None
+        return {"fifo": host}
+
+    async def stop_logging(self, driver_name: str, container_id: str, tell: bool = True) -> None:
+        session = self._logging.pop(container_id, None)
+        if session is None:
+            return
+        plugin_id, inside, host, keeper = session
+        p = self.plugins.get(plugin_id)
+        try:
+            if tell and p is not None and p.id in self._drivers:
+                await plugin_call(PluginAddress("unix", path=self._dial_path(p)), "LogDriver.StopLogging",
+                                  {"File": inside})
+        except BerthError as e:
+            log.warning("plugin %s: LogDriver.StopLogging for %s: %s", driver_name, container_id[:12], e)
+        finally:
+            os.close(keeper)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(host)
 
     def _check_new_name(self, name: str) -> None:
         if any(p.name == name for p in self.plugins.values()):

@@ -265,6 +265,12 @@ async def _post_async(address: PluginAddress, request: PluginRequest) -> tuple[i
     return resp.status, resp.body
 
 
+async def call(address: PluginAddress, method: str, args: dict[str, object] | None) -> dict[str, object]:
+    """One call of any plugin protocol (LogDriver.StartLogging …), from the event loop."""
+    status, body = await _post_async(address, encode_request(method, args))
+    return decode_response(method, status, body)
+
+
 def _blocking(call: Coroutine[Any, Any, _T]) -> _T:
     """Run `call` to its end on an event loop of its own: the driver's methods block
     (the store runs them in a thread), the HTTP client is async. On a thread whose loop
