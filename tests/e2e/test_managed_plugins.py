@@ -395,3 +395,30 @@ def test_log_driver_plugin(docker: Cli, berthd: BerthDaemon, busybox: str, tmp_p
     assert list(fifos.iterdir()) == []  # the FIFO went with the container's end
     docker.ok("rm", container)
     docker.ok("plugin", "rm", "-f", name)
+
+
+def test_docker_py_plugins_and_events(docker_client: Any, plugin_dir: Path,
+                                      new_plugin: Callable[[], str]) -> None:
+    """docker-py's plugin API (create, get, enable, disable, configure, remove) and the
+    plugin events dockerd logs."""
+    name = new_plugin()
+    since = int(time.time()) - 1
+    plugin = docker_client.plugins.create(name, str(plugin_dir))
+    assert (plugin.name, plugin.enabled) == (f"{name}:latest", False)
+    assert plugin.settings["Env"] == ["DIE=0"]
+    plugin.configure({"DIE": "0"})
+    plugin.enable()
+    plugin.reload()
+    assert plugin.enabled is True
+    assert [p.id for p in docker_client.plugins.list() if p.name == f"{name}:latest"] == [plugin.id]
+    with pytest.raises(docker_errors.APIError) as err:
+        plugin.remove()
+    assert (err.value.status_code, err.value.explanation) == (409, f"plugin {name}:latest is enabled")
+    plugin.disable()
+    plugin.remove()
+    with pytest.raises(docker_errors.NotFound):
+        docker_client.plugins.get(name)
+    events = docker_client.api.events(since=since, until=int(time.time()) + 1, decode=True,
+                                      filters={"type": "plugin"})
+    actions = [e["Action"] for e in events if e["Actor"]["ID"] == plugin.id]
+    assert actions == ["create", "enable", "disable", "remove"], actions

@@ -531,6 +531,11 @@ class PluginManager:
             self.plugins[p.id] = p
         for p in list(self.plugins.values()):
             if not p.enabled:
+                if os.path.isdir(self.tasks.bundle(p.id)):  # killed between starting it and saving
+                    await self._end_task(p)
+                    with contextlib.suppress(TaskError):
+                        await self.tasks.delete(p.id, lost=True)
+                    shutil.rmtree(self.tasks.bundle(p.id), ignore_errors=True)
                 continue
             await self._end_task(p)  # a task a berthd killed without its shutdown left
             with contextlib.suppress(TaskError):
