@@ -163,6 +163,12 @@ def test_berth_plugin_grammar(berth: Cli, docker: Cli, busybox: str, plugin_dir:
     assert berth.ok("plugin", "ls", "--format", "{{.Name}} {{.Enabled}}").splitlines().count(f"{full} false") == 1
     row = next(r for r in berth.ok("plugin", "ls").splitlines() if full in r)
     assert row == next(r for r in docker.ok("plugin", "ls").splitlines() if full in r)  # docker's table, to the space
+    for cli in (berth, docker):
+        assert full in cli.ok("plugin", "ls", "--format", "{{.Name}}", "--filter", "capability=volumedriver")
+        assert full not in cli.ok("plugin", "ls", "--format", "{{.Name}}", "--filter", "capability=logdriver")
+        res = cli("plugin", "ls", "--filter", "enabled=maybe")
+        assert res.returncode == 1 and res.stderr == (
+            "Error response from daemon: invalid filter 'enabled=maybe'\n"), describe(res)
     doc = json.loads(berth.ok("plugin", "inspect", name))[0]
     assert doc["Config"]["Interface"] == {"Socket": "vol.sock", "Types": ["docker.volumedriver/1.0"]}
     assert doc["Settings"]["Env"] == ["DIE=0"] and doc["Name"] == full and doc["Enabled"] is False
@@ -391,6 +397,13 @@ def test_log_driver_plugin(docker: Cli, berthd: BerthDaemon, busybox: str, tmp_p
     assert sorted(log.read_text().splitlines()) == ["first line", "no newline (partial)", "second line"]
     res = docker("logs", container)
     assert res.returncode == 1 and "configured logging driver does not support reading" in res.stderr, describe(res)
+    # a container logging through it holds the plugin, as Docker's reference count does
+    running = new_name("logq")
+    docker.ok("run", "-d", "--name", running, "--log-driver", name, busybox, "sleep", "60")
+    res = docker("plugin", "disable", name)
+    assert res.returncode == 1 and res.stderr == (
+        f"Error response from daemon: plugin {name}:latest is in use\n"), describe(res)
+    docker.ok("rm", "-f", running)
     fifos = berthd.data_root / "plugins" / plugin_id / "rootfs" / "run" / "docker" / "logging"
     assert list(fifos.iterdir()) == []  # the FIFO went with the container's end
     docker.ok("rm", container)

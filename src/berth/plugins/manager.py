@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -107,24 +108,32 @@ class PluginManager:
         return found[0]
 
     def find(self, filters: dict[str, list[str]]) -> list[Plugin]:
+        """`GET /plugins`, with dockerd's filters: `enabled` (one boolean) and
+        `capability` (regular expressions every interface of the plugin must match)."""
+        enabled: bool | None = None
+        if "enabled" in filters:
+            values = {v.lower() for v in filters["enabled"]}
+            if len(values) == 1 and values <= {"true", "1"}:
+                enabled = True
+            elif len(values) == 1 and values <= {"false", "0"}:
+                enabled = False
+            else:
+                raise InvalidParameter(f"invalid filter 'enabled={','.join(filters['enabled'])}'")
         out = []
         for p in self.plugins.values():
-            if "enabled" in filters:
-                wanted = set()
-                for v in filters["enabled"]:
-                    if v not in ("true", "false"):
-                        raise InvalidParameter(f'Unrecognised filter value for status: {v}')
-                    wanted.add(v == "true")
-                if p.enabled not in wanted:
-                    continue
-            if "capability" in filters and not any(p.config.implements(c) for c in filters["capability"]):
+            if enabled is not None and p.enabled != enabled:
+                continue
+            if "capability" in filters and not all(_matches_any(filters["capability"], t.capability)
+                                                   for t in p.config.types):
                 continue
             out.append(p)
         return out
 
     def in_use(self, p: Plugin) -> bool:
-        """Docker's reference count: volumes made with the plugin's driver hold it."""
-        return any(v.driver == p.name for v in self.volumes.all())
+        """Docker's reference count: volumes made with the plugin's driver hold it, and
+        so do the containers logging through it."""
+        return any(v.driver == p.name for v in self.volumes.all()) or \
+            any(plugin_id == p.id for plugin_id, *_ in self._logging.values())
 
     def volume_driver(self, name: str) -> VolumeDriver | None:
         """The volume driver of managed plugin `name`; None when there is no such plugin
@@ -554,6 +563,17 @@ class PluginManager:
         for p in list(self.plugins.values()):
             if p.enabled and p.id in self._drivers:
                 await self._stop(p)
+
+
+def _matches_any(patterns: list[str], text: str) -> bool:
+    """filters.Args.Match: any of the values, as a regular expression, found in `text`."""
+    for pattern in patterns:
+        try:
+            if re.search(pattern, text):
+                return True
+        except re.error:
+            continue
+    return False
 
 
 def _remote_ref(remote: str) -> reference.Reference:
