@@ -100,6 +100,7 @@ def test_volume_plugin_made_from_a_directory(docker: Cli, berthd: BerthDaemon, b
 
     assert docker.ok("plugin", "enable", name) == f"{name}\n"
     assert plugin_rows(docker)[full][3] == "true"
+    assert full in json.loads(docker.ok("info", "--format", "{{json .Plugins.Volume}}"))
     # the plugin made its socket in /run/docker/plugins inside; berthd sees it in its exec root
     assert (berthd.exec_root / "plugins" / plugin_id / "vol.sock").is_socket()
 

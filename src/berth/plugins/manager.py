@@ -129,6 +129,10 @@ class PluginManager:
             out.append(p)
         return out
 
+    def names(self, capability: str) -> list[str]:
+        """The enabled plugins serving `capability`, as `docker info` lists them."""
+        return sorted(p.name for p in self.plugins.values() if p.enabled and p.config.implements(capability))
+
     def in_use(self, p: Plugin) -> bool:
         """Docker's reference count: volumes made with the plugin's driver hold it, and
         so do the containers logging through it."""
