@@ -436,3 +436,28 @@ def test_docker_py_plugins_and_events(docker_client: Any, plugin_dir: Path,
                                       filters={"type": "plugin"})
     actions = [e["Action"] for e in events if e["Actor"]["ID"] == plugin.id]
     assert actions == ["create", "enable", "disable", "remove"], actions
+
+
+@pytest.mark.timeout(120)
+def test_live_restore_keeps_an_enabled_plugin_running(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path,
+                                                      plugin_dir: Path) -> None:
+    with private_daemon(berth_root, berthd, busybox_tar, "--live-restore", prefix="pr") as (daemon, docker):
+        try:
+            docker.ok("plugin", "create", "livep", str(plugin_dir))
+            docker.ok("plugin", "enable", "livep")
+            plugin_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", "livep").strip()
+            before = plugin_pids(plugin_id)
+            docker.ok("volume", "create", "-d", "livep", "livevol")
+            docker.ok("run", "-d", "--name", "user", "-v", "livevol:/v", "busybox", "sh", "-c",
+                      "echo kept > /v/f; sleep 60")
+            assert daemon.stop() == 0
+            assert plugin_pids(plugin_id) == before  # still running while berthd is away
+            daemon.start()
+            assert plugin_pids(plugin_id) == before
+            assert plugin_rows(docker)["livep:latest"][3] == "true"
+            assert docker.ok("run", "--rm", "-v", "livevol:/v", "busybox", "cat", "/v/f") == "kept\n"
+        finally:
+            docker("rm", "-f", "user")
+            docker("volume", "rm", "-f", "livevol")
+            docker("plugin", "rm", "-f", "livep")
+        assert plugin_pids(plugin_id) == []

@@ -136,7 +136,7 @@ async def run(config: DaemonConfig) -> None:
     plugins.on_event = lambda action, plugin_id, name: events.log("plugin", action, plugin_id, {"name": name})
     volumes.managed_plugin = plugins.volume_driver
     containers.log_plugins = plugins
-    await plugins.restore()
+    await plugins.restore(config.live_restore)
     await containers.restore(config.live_restore)
     from berth.builder.builder import Builder
     from berth.builder.cache import BuildCache
@@ -177,7 +177,7 @@ async def run(config: DaemonConfig) -> None:
     await stop.wait()
     log.info("shutting down")
     await containers.shutdown(config.live_restore)
-    await plugins.shutdown()
+    await plugins.shutdown(config.live_restore)
     await network.close()
     await runner.cleanup()
     await distribution.close()

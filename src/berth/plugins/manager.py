@@ -427,6 +427,10 @@ class PluginManager:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._short_link(p))
             raise
+        self._adopt(p, dial)
+
+    def _adopt(self, p: Plugin, dial: str) -> None:
+        """The plugin's task runs and listens: its driver is handed out, its exit watched."""
         self._drivers[p.id] = PluginDriver(p.name, PluginAddress("unix", path=dial),
                                            base_path=self.store.rootfs(p.id), managed=True)
         self._watchers[p.id] = asyncio.create_task(self._watch(p))
@@ -538,8 +542,9 @@ class PluginManager:
 
     # -- berthd's start and end ---------------------------------------------------------------
 
-    async def restore(self) -> None:
-        """berthd starts: read the plugins, and enable again those that were enabled."""
+    async def restore(self, live_restore: bool = False) -> None:
+        """berthd starts: read the plugins, and enable again those that were enabled;
+        with live-restore, a plugin whose task kept running is taken back as it is."""
         for p in await asyncio.to_thread(self.store.load):
             self.plugins[p.id] = p
         for p in list(self.plugins.values()):
@@ -549,6 +554,9 @@ class PluginManager:
                     with contextlib.suppress(TaskError):
                         await self.tasks.delete(p.id, lost=True)
                     shutil.rmtree(self.tasks.bundle(p.id), ignore_errors=True)
+                continue
+            if live_restore and await self._readopt(p):
+                log.info("plugin %s still runs; taken back", p.name)
                 continue
             await self._end_task(p)  # a task a berthd killed without its shutdown left
             with contextlib.suppress(TaskError):
@@ -562,11 +570,34 @@ class PluginManager:
                 p.enabled = False
                 await asyncio.to_thread(self.store.save, p)
 
-    async def shutdown(self) -> None:
-        """berthd stops: the plugins' processes stop too (they start again with berthd)."""
+    async def _readopt(self, p: Plugin) -> bool:
+        try:
+            state = await self.tasks.state(p.id)
+        except TaskError:
+            return False
+        if state.status != "running":
+            return False
+        dial = self._dial_path(p)
+        try:
+            await self._wait_for_socket(p, dial)
+        except BerthError:
+            return False
+        self._adopt(p, dial)
+        return True
+
+    async def shutdown(self, live_restore: bool = False) -> None:
+        """berthd stops: the plugins' processes stop too (they start again with berthd),
+        unless live-restore keeps them running, as dockerd's plugin manager does."""
         for p in list(self.plugins.values()):
-            if p.enabled and p.id in self._drivers:
-                await self._stop(p)
+            if not (p.enabled and p.id in self._drivers):
+                continue
+            if live_restore:
+                watcher = self._watchers.pop(p.id, None)
+                if watcher is not None:
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
+                continue
+            await self._stop(p)
 
 
 def _matches_any(patterns: list[str], text: str) -> bool:
