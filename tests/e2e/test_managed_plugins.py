@@ -324,6 +324,32 @@ def test_push_and_install_through_a_registry(docker: Cli, berth: Cli, busybox: s
         res = berth("plugin", "install", "--grant-all-permissions", "--alias", alias, remote)
         assert res.returncode == 1 and res.stderr == (
             f"Error response from daemon: plugin {alias}:latest already exists\n"), describe(res)
+        # upgrade: a second version in the registry replaces the rootfs and config of the
+        # disabled plugin, keeping its ID, name and settings
+        v2 = make_plugin_dir(plugin_dir.parent / "v2", plugin_dir / "rootfs" / "bin" / "volplugin",
+                             {**CONFIG, "Description": "version two"})
+        remote2 = f"{reg.host}/berthtest/{base}:2.0"
+        docker.ok("plugin", "create", remote2, str(v2))
+        docker.ok("plugin", "push", remote2)
+        docker.ok("plugin", "rm", remote2)
+        plugin_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", alias).strip()
+        berth.ok("plugin", "set", alias, "DIE=0")
+        berth.ok("plugin", "enable", alias)
+        for cli in (docker, berth):
+            res = cli("plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", alias, remote2)
+            assert res.returncode == 1 and res.stderr == "the plugin must be disabled before upgrading\n", \
+                describe(res)
+        berth.ok("plugin", "disable", alias)
+        out = docker.ok("plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", alias, remote2)
+        assert out.endswith(f"Upgraded plugin {alias}:latest to {remote2}\n"), out
+        doc = json.loads(berth.ok("plugin", "inspect", alias))[0]
+        assert (doc["Id"], doc["Config"]["Description"], doc["PluginReference"]) == (plugin_id, "version two", remote2)
+        out = berth.ok("plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", alias, remote)
+        assert out.endswith(f"Upgraded plugin {alias}:latest to {remote}\n"), out
+        assert docker.ok("plugin", "inspect", "-f", "{{.Config.Description}}", alias).strip() == CONFIG["Description"]
+        berth.ok("plugin", "enable", alias)
+        assert plugin_rows(docker)[f"{alias}:latest"][3] == "true"
+
         res = docker("plugin", "install", "--grant-all-permissions", f"{reg.host}/berthtest/nothing-here:1")
         assert res.returncode == 1 and "Error response from daemon:" in res.stderr, describe(res)
         assert "nothing-here" not in docker.ok("plugin", "ls")

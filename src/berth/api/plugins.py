@@ -133,6 +133,21 @@ async def pull_plugin(request: web.Request) -> web.StreamResponse:
                                  headers={"Docker-Plugin-Name": local})
 
 
+@routes.post("/plugins/{name:.*}/upgrade")
+async def upgrade_plugin(request: web.Request) -> web.StreamResponse:
+    data = await request.read()
+    try:
+        granted = _privileges_of(json.loads(data)) if data.strip() else None
+    except ValueError as e:
+        raise InvalidParameter(f"invalid JSON: {e}") from None
+    creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+    name = request.match_info["name"]
+    plugins = _plugins(request)
+    plugins.get(name)  # before the stream: a 404 of its own
+    return await progress.stream(
+        request, lambda emit: plugins.upgrade(name, request.query.get("remote", ""), granted, creds, emit))
+
+
 @routes.post("/plugins/{name:.*}/push")
 async def push_plugin(request: web.Request) -> web.StreamResponse:
     creds = Credentials.from_header(request.headers.get("X-Registry-Auth"))

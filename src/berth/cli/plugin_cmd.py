@@ -24,8 +24,8 @@ from berth.cli.network import natural_key
 from berth.cli.progress import StreamError, display_stream
 from berth.cli.streams import is_terminal, terminal_width
 from berth.client import credentials
-from berth.client.engine import filters_json, iter_json_stream
-from berth.images.reference import ReferenceError, parse_normalized
+from berth.client.engine import ClientError, filters_json, iter_json_stream
+from berth.images.reference import Reference, ReferenceError, parse_normalized
 from berth.template.gotemplate import TemplateError
 
 
@@ -201,14 +201,32 @@ def _go_slice(values: list[Any]) -> str:
     return "[" + " ".join(str(v) for v in values) + "]"
 
 
-def run_install(cli: CliContext, flags: ParsedFlags) -> int:
-    remote, *settings = flags.args
+def _granted(cli: CliContext, ref: Reference, shown: str, grant_all: bool, headers: dict[str, str],
+             what: str) -> list[Any]:
+    """The plugin's privileges, asked of the daemon and granted by flag or by the user."""
+    privileges = cli.client.request("GET", "/plugins/privileges", {"remote": str(ref)}, headers=headers).json() or []
+    if privileges and not grant_all:
+        lines = [f'Plugin "{shown}" is requesting the following privileges:']
+        lines += [f" - {p.get('Name')}: {_go_slice(list(p.get('Value') or []))}" for p in privileges]
+        cli.out("\n".join(lines))
+        cli.out("Do you grant the above permissions? [y/N] ", end="")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise CliExit(f"permission denied while {what} {shown}", 1)
+    return list(privileges)
+
+
+def _parse_remote(text: str) -> Reference:
     try:
-        ref = parse_normalized(remote)
+        ref = parse_normalized(text)
     except ReferenceError as exc:
         raise CliExit(str(exc), 1) from None
-    if not ref.digest:
-        ref = ref.with_default_tag()
+    return ref if ref.digest else ref.with_default_tag()
+
+
+def run_install(cli: CliContext, flags: ParsedFlags) -> int:
+    remote, *settings = flags.args
+    ref = _parse_remote(remote)
     local = ref.familiar_string()
     if flags["alias"]:
         try:
@@ -218,17 +236,8 @@ def run_install(cli: CliContext, flags: ParsedFlags) -> int:
         if alias.digest:
             raise CliExit(f"invalid name: {flags['alias']}", 1)
         local = alias.with_default_tag().familiar_string()
-    auth = credentials.registry_auth_header(ref.domain, cli.config)
-    headers = {"X-Registry-Auth": auth}
-    privileges = cli.client.request("GET", "/plugins/privileges", {"remote": str(ref)}, headers=headers).json() or []
-    if privileges and not flags["grant-all-permissions"]:
-        lines = [f'Plugin "{remote}" is requesting the following privileges:']
-        lines += [f" - {p.get('Name')}: {_go_slice(list(p.get('Value') or []))}" for p in privileges]
-        cli.out("\n".join(lines))
-        cli.out("Do you grant the above permissions? [y/N] ", end="")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            raise CliExit(f"permission denied while installing plugin {remote}", 1)
+    headers = {"X-Registry-Auth": credentials.registry_auth_header(ref.domain, cli.config)}
+    privileges = _granted(cli, ref, remote, flags["grant-all-permissions"], headers, "installing plugin")
     resp = cli.client.request("POST", "/plugins/pull", {"remote": str(ref), "name": local}, body=privileges,
                               headers=headers)
     name = resp.header("Docker-Plugin-Name") or local
@@ -238,6 +247,30 @@ def run_install(cli: CliContext, flags: ParsedFlags) -> int:
     if not flags["disable"]:
         cli.client.request("POST", f"/plugins/{_path(name)}/enable", {"timeout": 0}).read()
     cli.out(f"Installed plugin {local}")
+    return 0
+
+
+def run_upgrade(cli: CliContext, flags: ParsedFlags) -> int:
+    local = flags.args[0]
+    try:
+        plugin = cli.client.get_json(f"/plugins/{_path(local)}/json")
+    except ClientError as exc:
+        raise CliExit(f"error reading plugin data: {exc}", 1) from None
+    if plugin.get("Enabled"):
+        raise CliExit("the plugin must be disabled before upgrading", 1)
+    name = str(plugin.get("Name") or local)
+    remote = flags.args[1] if len(flags.args) > 1 else str(plugin.get("PluginReference") or "")
+    ref = _parse_remote(remote)
+    old = _parse_remote(str(plugin.get("PluginReference") or ""))
+    if not flags["skip-remote-check"] and str(ref) != str(old):
+        if not cli.confirm("Remote reference does not match current reference."):
+            raise CliExit("plugin upgrade has been cancelled", 1)
+    headers = {"X-Registry-Auth": credentials.registry_auth_header(ref.domain, cli.config)}
+    privileges = _granted(cli, ref, remote, flags["grant-all-permissions"], headers, "upgrading plugin")
+    resp = cli.client.request("POST", f"/plugins/{_path(name)}/upgrade", {"remote": str(ref)}, body=privileges,
+                              headers=headers)
+    _show_progress(resp)
+    cli.out(f"Upgraded plugin {name} to {remote}")
     return 0
 
 
@@ -297,8 +330,15 @@ def plugin_command() -> Command:
     install.flags.add("disable-content-trust", "", "bool", "Skip image verification", True)
     install.flags.add("grant-all-permissions", "", "bool", "Grant all permissions necessary to run the plugin")
 
+    upgrade = Command("upgrade", use="upgrade [OPTIONS] PLUGIN [REMOTE]", short="Upgrade an existing plugin",
+                      run=run_upgrade, args=("range", 1, 2))
+    upgrade.flags.add("disable-content-trust", "", "bool", "Skip image verification", True)
+    upgrade.flags.add("grant-all-permissions", "", "bool", "Grant all permissions necessary to run the plugin")
+    upgrade.flags.add("skip-remote-check", "", "bool",
+                      "Do not check if specified remote plugin matches existing plugin image")
+
     push = Command("push", use="push [OPTIONS] PLUGIN[:TAG]", short="Push a plugin to a registry", run=run_push,
                    args=("exact", 1, 1))
     push.flags.add("disable-content-trust", "", "bool", "Skip image signing", True)
-    group.add(create, disable, enable, inspect, install, ls, push, rm, set_)
+    group.add(create, disable, enable, inspect, install, ls, push, rm, set_, upgrade)
     return group

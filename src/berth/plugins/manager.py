@@ -283,6 +283,48 @@ class PluginManager:
         local = self.install_name(remote, name)
         if any(p.name == local for p in self.plugins.values()):
             raise InvalidParameter(f"plugin {local} already exists")
+        workdir, found, layers = await self._fetch(ref, granted, creds, emit)
+        try:
+            async with self._lock:
+                if any(p.name == local for p in self.plugins.values()):
+                    raise InvalidParameter(f"plugin {local} already exists")
+                p = Plugin(id=secrets.token_hex(32), name=local, enabled=False, config=found.config,
+                           settings=PluginSettings.initial(found.config), reference=str(ref),
+                           config_digest=found.manifest.config.digest, layer_digests=layers)
+                await asyncio.to_thread(self.store.commit, workdir, p)
+                self.plugins[p.id] = p
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        self.on_event("pull", p.id, local)
+        return p
+
+    async def upgrade(self, ref_text: str, remote: str, granted: list[Privilege] | None, creds: Credentials,
+                      emit: Emit) -> None:
+        """`POST /plugins/{name}/upgrade?remote=…`: a disabled plugin gets the rootfs and
+        config found at `remote`, keeping its ID, name and settings."""
+        p = self.get(ref_text)
+        if p.enabled:
+            raise Conflict(f"plugin must be disabled before upgrading: plugin {p.name} is enabled")
+        ref = _remote_ref(remote)
+        workdir, found, layers = await self._fetch(ref, granted, creds, emit)
+        try:
+            async with self._lock:
+                if self.plugins.get(p.id) is not p or p.enabled:
+                    raise Conflict(f"plugin must be disabled before upgrading: plugin {p.name} is enabled")
+                new = Plugin(id=p.id, name=p.name, enabled=False, config=found.config, settings=p.settings,
+                             reference=str(ref), config_digest=found.manifest.config.digest, layer_digests=layers)
+                await asyncio.to_thread(self.store.replace, workdir, new)
+                self.plugins[p.id] = new
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        self.on_event("pull", p.id, p.name)
+
+    async def _fetch(self, ref: reference.Reference, granted: list[Privilege] | None, creds: Credentials,
+                     emit: Emit) -> tuple[str, remote_plugins.RemotePlugin, list[str]]:
+        """A plugin from a registry, unpacked in a new work directory (the caller commits
+        or removes it): the directory, what the registry holds, the layer digests."""
         emit(Progress(f"Pulling from {ref.familiar_name}", ref.tag or ref.digest))
         found = await remote_plugins.fetch_config(self._registry(), ref, creds)
         if granted is not None and not same_privileges(privileges_of(found.config), granted):
@@ -299,19 +341,10 @@ class PluginManager:
             config_digest = found.manifest.config.digest
             plugin_store.write_atomically(os.path.join(blobs, config_digest.replace(":", "-")), found.config_raw)
             emit(Progress(f"Digest: {found.manifest.digest}"))
-            async with self._lock:
-                if any(p.name == local for p in self.plugins.values()):
-                    raise InvalidParameter(f"plugin {local} already exists")
-                p = Plugin(id=secrets.token_hex(32), name=local, enabled=False, config=found.config,
-                           settings=PluginSettings.initial(found.config), reference=str(ref),
-                           config_digest=config_digest, layer_digests=layers)
-                await asyncio.to_thread(self.store.commit, workdir, p)
-                self.plugins[p.id] = p
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        self.on_event("pull", p.id, local)
-        return p
+        return workdir, found, layers
 
     async def push(self, ref_text: str, creds: Credentials, emit: Emit) -> None:
         """`POST /plugins/{name}/push`: its layers, config and manifest, under its name."""

@@ -57,6 +57,15 @@ class PluginStore:
         plugins = []
         for entry in sorted(os.listdir(self.root)):
             path = os.path.join(self.root, entry)
+            if entry.endswith("-upgrade"):  # an upgrade, whole, that had not replaced the old one
+                target = path[: -len("-upgrade")]
+                if os.path.isdir(target):
+                    log.warning("removing %s, an upgrade that did not finish", path)
+                    shutil.rmtree(path, ignore_errors=True)
+                    continue
+                log.warning("finishing the upgrade of plugin %s", os.path.basename(target))
+                os.rename(path, target)
+                path, entry = target, os.path.basename(target)
             if entry.startswith("tmp-") or entry.endswith("-removing"):
                 log.warning("removing %s, left by a plugin create or remove that did not finish", path)
                 shutil.rmtree(path, ignore_errors=True)
@@ -83,6 +92,15 @@ class PluginStore:
 
     def new_workdir(self) -> str:
         return tempfile.mkdtemp(prefix="tmp-", dir=self.root)
+
+    def replace(self, workdir: str, p: Plugin) -> None:
+        """The assembled `workdir` replaces plugin `p`'s directory (an upgrade): it is
+        renamed beside it first, so that a crash at any point leaves one whole plugin."""
+        write_atomically(os.path.join(workdir, RECORD), json.dumps(_to_doc(p)).encode())
+        staged = self.dir(p.id) + "-upgrade"
+        os.rename(workdir, staged)
+        self.remove(p.id)
+        os.rename(staged, self.dir(p.id))
 
     def commit(self, workdir: str, p: Plugin) -> None:
         """The assembled `workdir` becomes plugin `p`'s directory."""
