@@ -253,6 +253,22 @@ def test_bad_plugin_input_leaves_nothing(docker: Cli, berth: Cli, docker_client:
     docker.ok("plugin", "set", name, "DIE=0")
     docker.ok("plugin", "enable", name)
     assert sock.is_socket()
+    # an entrypoint that is not in the rootfs: the runtime's error, nothing left running
+    broken = new_plugin()
+    docker.ok("plugin", "create", broken, str(make_plugin_dir(tmp_path / "broken", volplugin,
+                                                            {**CONFIG, "Entrypoint": ["/bin/nope"]})))
+    broken_id = docker.ok("plugin", "inspect", "-f", "{{.Id}}", broken).strip()
+    res = docker("plugin", "enable", broken)
+    assert res.returncode == 1 and res.stderr.startswith("Error response from daemon: ") and \
+        "/bin/nope" in res.stderr and len(res.stderr.splitlines()) == 1, describe(res)
+    assert plugin_rows(docker)[f"{broken}:latest"][3] == "false"
+    assert not (berthd.exec_root / "containers" / broken_id).exists()
+    assert plugin_pids(broken_id) == []
+    res = docker("plugin", "create", "Not/Lower", str(plugin_dir))
+    assert res.returncode == 1 and "invalid reference format" in res.stderr, describe(res)
+    res = docker("plugin", "rm", "no-such-plugin")
+    assert res.returncode == 1 and res.stderr == (
+        'Error response from daemon: plugin "no-such-plugin" not found\n'), describe(res)
     res = docker("plugin", "disable", "no-such-plugin")
     assert res.returncode == 1 and res.stderr == (
         'Error response from daemon: plugin "no-such-plugin" not found\n'), describe(res)
