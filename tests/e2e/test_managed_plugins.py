@@ -503,3 +503,28 @@ def test_live_restore_keeps_an_enabled_plugin_running(berth_root: Path, berthd: 
             docker("volume", "rm", "-f", "livevol")
             docker("plugin", "rm", "-f", "livep")
         assert plugin_pids(plugin_id) == []
+
+
+@pytest.mark.timeout(120)
+def test_authorization_plugin(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path, tmp_path: Path,
+                              volplugin: Path) -> None:
+    """A docker.authz/1.0 plugin named by --authorization-plugin is asked about every
+    request, and its refusal is the client's 403; disabling it takes it out of the chain."""
+    config = {**CONFIG, "Description": "berth's example authorization plugin",
+              "Interface": {"Socket": "vol.sock", "Types": ["docker.authz/1.0"]}}
+    directory = make_plugin_dir(tmp_path / "authz", volplugin, config)
+    with private_daemon(berth_root, berthd, busybox_tar, prefix="pa") as (daemon, docker):
+        docker.ok("plugin", "create", "authzp", str(directory))
+        docker.ok("plugin", "enable", "authzp")
+        docker.ok("create", "--name", "before", "busybox", "true")
+        assert daemon.stop() == 0
+        daemon.extra_args += ["--authorization-plugin", "authzp"]
+        daemon.start()
+        res = docker("create", "busybox", "true")
+        assert res.returncode == 1 and res.stderr == (
+            "Error response from daemon: authorization denied by plugin authzp: no containers today\n"), describe(res)
+        assert docker.ok("ps", "-a", "--format", "{{.Names}}").split() == ["before"]  # the rest is allowed
+        docker.ok("plugin", "disable", "authzp")
+        docker.ok("create", "--name", "after", "busybox", "true")
+        docker.ok("rm", "before", "after")
+        docker.ok("plugin", "rm", "authzp")

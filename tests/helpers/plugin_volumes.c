@@ -12,6 +12,8 @@
  * - logs (LogDriver.StartLogging/StopLogging/Capabilities): for each container a child
  *   process reads the FIFO it is given (LogEntry protocol buffers, each after its
  *   big-endian uint32 length) and appends every line to ROOT/logs/CONTAINER-ID.log.
+ * - authorization (AuthZPlugin.AuthZReq/AuthZRes): every request is allowed but
+ *   container creation, refused with the message "no containers today".
  * With DIE=1 in its environment it exits at once (a plugin that fails to start).
  */
 #define _GNU_SOURCE
@@ -195,6 +197,21 @@ static void handle(int fd) {
         if (d) closedir(d);
         snprintf(out + n, sizeof out - n, "]}");
         answer(fd, 200, out);
+        return;
+    }
+    if (strcmp(target, "/AuthZPlugin.AuthZReq") == 0) {
+        const char *uri = strstr(body, "\"RequestUri\"");
+        const char *end_uri = uri ? strchr(strchr(uri + 12, '"') ? strchr(uri + 12, '"') + 1 : uri, '"') : NULL;
+        int deny = 0;
+        if (uri && end_uri) {
+            char *create = strstr(uri, "/containers/create");
+            deny = create != NULL && create < end_uri;
+        }
+        answer(fd, 200, deny ? "{\"Allow\":false,\"Msg\":\"no containers today\"}" : "{\"Allow\":true}");
+        return;
+    }
+    if (strcmp(target, "/AuthZPlugin.AuthZRes") == 0) {
+        answer(fd, 200, "{\"Allow\":true}");
         return;
     }
     if (strcmp(target, "/LogDriver.Capabilities") == 0) {

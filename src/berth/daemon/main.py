@@ -135,6 +135,7 @@ async def run(config: DaemonConfig) -> None:
     plugins = PluginManager(config.data_root, config.exec_root, containers.tasks, volumes)
     plugins.on_event = lambda action, plugin_id, name: events.log("plugin", action, plugin_id, {"name": name})
     volumes.managed_plugin = plugins.volume_driver
+    plugins.authz_chain = list(config.authorization_plugins)
     containers.log_plugins = plugins
     await plugins.restore(config.live_restore)
     await containers.restore(config.live_restore)

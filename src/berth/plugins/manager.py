@@ -16,6 +16,7 @@ volume records: whether a plugin is in use is asked of the volume store.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -29,12 +30,20 @@ from typing import IO
 
 from berth.distribution.progress import Emit, Progress, short_id
 from berth.distribution.registry import Credentials, Registry
-from berth.errors import BerthError, Conflict, InvalidParameter, SystemError_, Unavailable
+from berth.errors import (
+    BerthError,
+    Conflict,
+    Forbidden,
+    InvalidParameter,
+    SystemError_,
+    Unavailable,
+)
 from berth.images import reference
 from berth.logs.drivers import ContainerInfo
 from berth.plugins import remote as remote_plugins
 from berth.plugins import store as plugin_store
 from berth.plugins.model import (
+    AUTHZ,
     DEFAULT_PATH,
     FULL_ID,
     LOG_DRIVER,
@@ -84,6 +93,8 @@ class PluginManager:
         self.registry: Registry | None = None  # install and push; daemon/main.py sets it
         # container ID -> (plugin ID, FIFO path in the plugin, on the host, berthd's fd on it)
         self._logging: dict[str, tuple[str, str, str, int]] = {}
+        # --authorization-plugin names, in order; a plugin's disable takes it out, as dockerd's does
+        self.authz_chain: list[str] = []
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -152,6 +163,30 @@ class PluginManager:
             raise InvalidParameter(f'error looking up volume plugin {name}: plugin "{p.name}" '
                                    f'does not provide "{VOLUME_DRIVER}" capability')
         return self._drivers[p.id]
+
+    # -- authorization (docker.authz/1.0) -----------------------------------------------------------
+
+    @property
+    def authorizing(self) -> bool:
+        return bool(self.authz_chain)
+
+    async def authorize(self, method: str, uri: str, headers: dict[str, str], body: bytes | None) -> None:
+        """dockerd's authorization middleware, request side: each plugin of the chain is
+        asked (AuthZPlugin.AuthZReq) in order; the first that refuses ends the request."""
+        doc: dict[str, object] = {"RequestMethod": method, "RequestUri": uri, "RequestHeaders": headers}
+        if body:
+            doc["RequestBody"] = base64.b64encode(body).decode()
+        for name in list(self.authz_chain):
+            wanted = lookup_name(name)
+            p = next((p for p in self.plugins.values() if p.name == wanted), None) if wanted else None
+            if p is None or p.id not in self._drivers or not p.config.implements(AUTHZ):
+                raise SystemError_(f'plugin {name} failed with error: plugin "{name}" not found')
+            try:
+                answer = await plugin_call(PluginAddress("unix", path=self._dial_path(p)), "AuthZPlugin.AuthZReq", doc)
+            except BerthError as e:
+                raise SystemError_(f"plugin {name} failed with error: {e}") from None
+            if not answer.get("Allow"):
+                raise Forbidden(f"authorization denied by plugin {name}: {answer.get('Msg') or ''}")
 
     # -- log drivers (berth.logs.drivers.LogPlugins) ---------------------------------------------
 
@@ -406,6 +441,8 @@ class PluginManager:
                 raise Conflict(f"plugin {p.name} is in use")
             if not p.enabled:
                 raise Conflict(f"plugin is already disabled: plugin {p.name} found but disabled")
+            if p.config.implements(AUTHZ):
+                self.authz_chain = [n for n in self.authz_chain if lookup_name(n) != p.name]
             await self._stop(p)
             p.enabled = False
             await asyncio.to_thread(self.store.save, p)
