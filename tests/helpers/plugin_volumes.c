@@ -11,7 +11,9 @@
  *   the plugin's rootfs, as a managed plugin's are;
  * - logs (LogDriver.StartLogging/StopLogging/Capabilities): for each container a child
  *   process reads the FIFO it is given (LogEntry protocol buffers, each after its
- *   big-endian uint32 length) and appends every line to ROOT/logs/CONTAINER-ID.log.
+ *   big-endian uint32 length) and appends every line to ROOT/logs/CONTAINER-ID.log,
+ *   and the frames as they came to ROOT/logs/CONTAINER-ID.frames, which it answers to
+ *   LogDriver.ReadLogs (all of them: no tail, since or follow);
  * - authorization (AuthZPlugin.AuthZReq/AuthZRes): every request is allowed but
  *   container creation, refused with the message "no containers today".
  * With DIE=1 in its environment it exits at once (a plugin that fails to start).
@@ -106,16 +108,21 @@ static unsigned long long varint(const unsigned char **p, const unsigned char *e
     return v;
 }
 
-/* The child for one container: LogEntry frames from `fifo`, their lines to `out`. */
-static void copy_log(const char *fifo, const char *out_path) {
+/* The child for one container: LogEntry frames from `fifo`, their lines to `out_path`,
+ * the frames themselves to `frames_path`. */
+static void copy_log(const char *fifo, const char *out_path, const char *frames_path) {
     int in = open(fifo, O_RDONLY);
     FILE *out = fopen(out_path, "a");
-    if (in < 0 || !out) _exit(1);
+    FILE *frames = fopen(frames_path, "a");
+    if (in < 0 || !out || !frames) _exit(1);
     static unsigned char msg[1 << 20];
     unsigned char head[4];
     while (read_full(in, head, 4) == 0) {
         size_t len = ((size_t)head[0] << 24) | ((size_t)head[1] << 16) | ((size_t)head[2] << 8) | head[3];
         if (len > sizeof msg || read_full(in, msg, len) != 0) break;
+        fwrite(head, 1, 4, frames);
+        fwrite(msg, 1, len, frames);
+        fflush(frames);
         const unsigned char *p = msg, *end = msg + len;
         const unsigned char *line = NULL;
         size_t line_len = 0;
@@ -140,6 +147,7 @@ static void copy_log(const char *fifo, const char *out_path) {
         fflush(out);
     }
     fclose(out);
+    fclose(frames);
     _exit(0);
 }
 
@@ -215,7 +223,32 @@ static void handle(int fd) {
         return;
     }
     if (strcmp(target, "/LogDriver.Capabilities") == 0) {
-        answer(fd, 200, "{\"Cap\":{\"ReadLogs\":false}}");
+        answer(fd, 200, "{\"Cap\":{\"ReadLogs\":true}}");
+        return;
+    }
+    if (strcmp(target, "/LogDriver.ReadLogs") == 0) {
+        char cid[128];
+        if (json_name(body, "ContainerID", cid, sizeof cid) != 0) {
+            answer(fd, 500, "{\"Err\":\"ReadLogs: no ContainerID\"}");
+            return;
+        }
+        snprintf(path, sizeof path, "%s/logs/%s.frames", root, cid);
+        int f = open(path, O_RDONLY);
+        struct stat fst;
+        if (f < 0 || fstat(f, &fst) != 0) {
+            answer(fd, 500, "{\"Err\":\"ReadLogs: no logs for that container\"}");
+            if (f >= 0) close(f);
+            return;
+        }
+        char head[256];
+        int n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/x-json-stream\r\n"
+                                            "Content-Length: %lld\r\nConnection: close\r\n\r\n",
+                         (long long)fst.st_size);
+        write_all(fd, head, (size_t)n);
+        char chunk[8192];
+        ssize_t got;
+        while ((got = read(f, chunk, sizeof chunk)) > 0) write_all(fd, chunk, (size_t)got);
+        close(f);
         return;
     }
     if (strcmp(target, "/LogDriver.StopLogging") == 0) {
@@ -232,8 +265,10 @@ static void handle(int fd) {
         }
         snprintf(logs, sizeof logs, "%s/logs", root);
         mkdir(logs, 0755);
+        char frames[1024];
         snprintf(path, sizeof path, "%s/logs/%s.log", root, cid);
-        if (fork() == 0) copy_log(fifo, path);
+        snprintf(frames, sizeof frames, "%s/logs/%s.frames", root, cid);
+        if (fork() == 0) copy_log(fifo, path, frames);
         answer(fd, 200, "{\"Err\":\"\"}");
         return;
     }

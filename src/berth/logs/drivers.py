@@ -139,6 +139,10 @@ class LogPlugins(Protocol):
     async def stop_logging(self, driver_name: str, container_id: str) -> None:
         """The container's output has ended: the plugin stops, the FIFO goes."""
 
+    async def read_logs(self, driver_name: str, info: ContainerInfo) -> bytes | None:
+        """What the plugin kept of the container's output, as json-file lines (LogDriver.
+        ReadLogs); None when the plugin cannot read logs back."""
+
 
 def log_path(driver_name: str, config: dict[str, str], container_dir: str, container_id: str) -> str:
     """The file the shim writes for this container and `docker logs` reads ("" for none)."""

@@ -74,3 +74,68 @@ class FifoWriter:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+# -- the reading side: LogDriver.ReadLogs answers the same frames -------------------------
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("truncated varint")
+
+
+def decode_entries(data: bytes) -> list[tuple[str, int, bytes, bool]]:
+    """(source, time_nano, line, partial) of each whole frame in `data`; a frame cut
+    short at the end is left out. ValueError for bytes that are no LogEntry."""
+    out = []
+    pos = 0
+    while pos + 4 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        if pos + 4 + length > len(data):
+            break
+        body, pos = data[pos + 4:pos + 4 + length], pos + 4 + length
+        source, time_nano, line, partial = "", 0, b"", False
+        i = 0
+        while i < len(body):
+            key, i = _read_varint(body, i)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                value, i = _read_varint(body, i)
+                if field == 2:
+                    time_nano = value - (1 << 64) if value >= 1 << 63 else value
+                elif field == 4:
+                    partial = bool(value)
+            elif wire == 2:
+                n, i = _read_varint(body, i)
+                if i + n > len(body):
+                    raise ValueError("truncated field")
+                if field == 1:
+                    source = body[i:i + n].decode("utf-8", "replace")
+                elif field == 3:
+                    line = body[i:i + n]
+                i += n
+            else:
+                raise ValueError(f"unexpected wire type {wire}")
+        out.append((source, time_nano, line, partial))
+    return out
+
+
+def as_json_file(entries: list[tuple[str, int, bytes, bool]]) -> bytes:
+    """The entries as json-file lines, which berth's `docker logs` reads."""
+    import json
+
+    from berth.clock import format_time
+
+    lines = []
+    for source, time_nano, line, partial in entries:
+        text = line.decode("utf-8", "replace") + ("" if partial else "\n")
+        lines.append(json.dumps({"log": text, "stream": source, "time": format_time(time_nano)},
+                                separators=(",", ":")).encode() + b"\n")
+    return b"".join(lines)

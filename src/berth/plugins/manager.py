@@ -39,6 +39,7 @@ from berth.errors import (
     Unavailable,
 )
 from berth.images import reference
+from berth.logs import pluginlog
 from berth.logs.drivers import ContainerInfo
 from berth.plugins import remote as remote_plugins
 from berth.plugins import store as plugin_store
@@ -66,6 +67,7 @@ from berth.tasks.service import TaskService
 from berth.volumes.drivers import VolumeDriver
 from berth.volumes.plugin import PluginAddress, PluginDriver
 from berth.volumes.plugin import call as plugin_call
+from berth.volumes.plugin import call_raw as plugin_call_raw
 from berth.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
@@ -214,18 +216,35 @@ class PluginManager:
         os.mkfifo(host, 0o600)
         keeper = os.open(host, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         self._logging[info.id] = (p.id, inside, host, keeper)
-        doc: dict[str, object] = {"File": inside, "Info": {
-            "Config": {}, "ContainerID": info.id, "ContainerName": "/" + info.name.lstrip("/"),
-            "ContainerEntrypoint": "", "ContainerArgs": [], "ContainerImageID": info.image_id,
-            "ContainerImageName": info.image_name, "ContainerCreated": "0001-01-01T00:00:00Z",
-            "ContainerEnv": list(info.env), "ContainerLabels": dict(info.labels), "LogPath": "",
-            "DaemonName": "docker"}}
+        doc: dict[str, object] = {"File": inside, "Info": _info_doc(info)}
         try:
             await plugin_call(PluginAddress("unix", path=self._dial_path(p)), "LogDriver.StartLogging", doc)
         except BerthError as e:
             await self.stop_logging(driver_name, info.id, tell=False)
             raise SystemError_(f"failed to create logger: error creating logger: {e}") from None
         return {"fifo": host}
+
+    async def read_logs(self, driver_name: str, info: ContainerInfo) -> bytes | None:
+        """LogDriver.ReadLogs, when the plugin's capabilities say it can: the frames it
+        answers, as json-file lines."""
+        p = self._log_plugin(driver_name)
+        if p is None:
+            return None
+        address = PluginAddress("unix", path=self._dial_path(p))
+        try:
+            caps = await plugin_call(address, "LogDriver.Capabilities", None)
+        except BerthError:
+            return None  # as Docker: a plugin without Capabilities cannot read
+        cap = caps.get("Cap")
+        if not (isinstance(cap, dict) and cap.get("ReadLogs")):
+            return None
+        doc: dict[str, object] = {"Info": _info_doc(info), "Config": {
+            "Since": "0001-01-01T00:00:00Z", "Until": "0001-01-01T00:00:00Z", "Tail": -1, "Follow": False}}
+        try:
+            data = await plugin_call_raw(address, "LogDriver.ReadLogs", doc)
+            return pluginlog.as_json_file(pluginlog.decode_entries(data))
+        except ValueError as e:
+            raise SystemError_(f"error reading logs from plugin {p.name}: {e}") from None
 
     async def stop_logging(self, driver_name: str, container_id: str, tell: bool = True) -> None:
         session = self._logging.pop(container_id, None)
@@ -668,6 +687,15 @@ class PluginManager:
                     await asyncio.gather(watcher, return_exceptions=True)
                 continue
             await self._stop(p)
+
+
+def _info_doc(info: ContainerInfo) -> dict[str, object]:
+    """logger.Info as a log plugin gets it."""
+    return {"Config": {}, "ContainerID": info.id, "ContainerName": "/" + info.name.lstrip("/"),
+            "ContainerEntrypoint": "", "ContainerArgs": [], "ContainerImageID": info.image_id,
+            "ContainerImageName": info.image_name, "ContainerCreated": "0001-01-01T00:00:00Z",
+            "ContainerEnv": list(info.env), "ContainerLabels": dict(info.labels), "LogPath": "",
+            "DaemonName": "docker"}
 
 
 def _matches_any(patterns: list[str], text: str) -> bool:

@@ -271,6 +271,14 @@ async def call(address: PluginAddress, method: str, args: dict[str, object] | No
     return decode_response(method, status, body)
 
 
+async def call_raw(address: PluginAddress, method: str, args: dict[str, object] | None) -> bytes:
+    """A call whose answer is not JSON but a stream (LogDriver.ReadLogs): its bytes."""
+    status, body = await _post_async(address, encode_request(method, args))
+    if status != 200:
+        decode_response(method, status, body)  # raises, with the plugin's words
+    return body
+
+
 def _blocking(call: Coroutine[Any, Any, _T]) -> _T:
     """Run `call` to its end on an event loop of its own: the driver's methods block
     (the store runs them in a thread), the HTTP client is async. On a thread whose loop
