@@ -1,16 +1,20 @@
-"""The plugin manager: `docker plugin create/ls/inspect/enable/disable/set/rm` (and
-install and push, over the registry client), and the lookup of an enabled plugin's
-interfaces (its volume driver) for the rest of berthd.
+"""The plugin manager: `docker plugin create/ls/inspect/enable/disable/set/rm`, install,
+upgrade and push (over the registry client), and an enabled plugin's interfaces for
+the rest of berthd: its volume driver (to the volume store), its log driver (to the
+containers, berth.logs.drivers.LogPlugins) and its authorization (to the API).
 
 An enabled plugin is a task (a container that is no Docker container: `docker ps`
 does not show it), run by the task service from the plugin's rootfs with its config's
 entrypoint, env, mounts, network type and capabilities, and with the host directory
 `<exec-root>/plugins/<id>` bound at /run/docker/plugins, where it makes its socket.
-Enable waits, as Docker does, until the socket answers a connect; a plugin whose
-process dies or never listens is stopped again and stays disabled.
+Enable waits, as Docker does, until the socket answers a connect; a plugin that never
+listens is stopped again and stays disabled; one whose process dies later is started
+again. berthd's stop stops the plugins (unless live-restore) and its start enables
+again those that were enabled.
 
-It does not speak the plugin protocols itself (volumes/plugin.py does) and keeps no
-volume records: whether a plugin is in use is asked of the volume store.
+It speaks no plugin protocol's details itself (volumes/plugin.py has the transport
+and the volume protocol, logs/pluginlog.py the log frames) and keeps no volume
+records: whether a plugin is in use is asked of the volume store.
 """
 
 from __future__ import annotations
