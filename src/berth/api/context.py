@@ -19,6 +19,7 @@ from berth.events import EventLog
 from berth.images.store import ImageStore
 from berth.layers.store import LayerStore
 from berth.network.controller import NetworkController
+from berth.plugins.manager import PluginManager
 from berth.volumes.store import VolumeStore
 
 
@@ -49,3 +50,4 @@ class DaemonContext:
     execs: ExecService
     builder: Builder
     distribution: DistributionService
+    plugins: PluginManager

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -28,14 +28,16 @@ def _line(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode() + b"\r\n"
 
 
-async def stream(request: web.Request, work: Callable[[Emit], Awaitable[Any]]) -> web.StreamResponse:
-    """Run `work(emit)` and stream what it emits; see the module's docstring."""
+async def stream(request: web.Request, work: Callable[[Emit], Awaitable[Any]],
+                 headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """Run `work(emit)` and stream what it emits, with `headers` besides Content-Type;
+    see the module's docstring."""
     response: web.StreamResponse | None = None
 
     async def start() -> web.StreamResponse:
         nonlocal response
         if response is None:
-            response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            response = web.StreamResponse(status=200, headers={**(headers or {}), "Content-Type": "application/json"})
             await response.prepare(request)
         return response
 

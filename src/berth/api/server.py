@@ -96,6 +96,28 @@ def _version_middleware() -> Any:
     return middleware
 
 
+_AUTHZ_MAX_BODY = 1 << 20
+_AUTHZ_HIDDEN_HEADERS = {"authorization", "x-registry-config", "x-registry-auth"}
+_AUTH_ENDPOINT = re.compile(r"^[^/]*/(v\d[\d.]*/)?auth")
+
+
+@web.middleware
+async def authz_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With authorization plugins configured, each request is put to them first
+    (AuthZPlugin.AuthZReq, dockerd's request side; the response side is not asked)."""
+    plugins = context(request).plugins
+    if plugins.authorizing:
+        body = None
+        if request.content_type == "application/json" and not _AUTH_ENDPOINT.match(request.path):
+            if (request.content_length or 0) > _AUTHZ_MAX_BODY:
+                raise InvalidParameter("request body too large for authorization plugin: size exceeds "
+                                       f"{_AUTHZ_MAX_BODY} bytes")
+            body = await request.read()  # kept: the handler reads it again
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _AUTHZ_HIDDEN_HEADERS}
+        await plugins.authorize(request.method, request.raw_path, headers, body)
+    return await handler(request)
+
+
 def server_header() -> str:
     from berth import __version__
 
@@ -123,7 +145,7 @@ class Routes:
 
 
 def make_app(routes: list[Routes], context: DaemonContext) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware, _version_middleware()],
+    app = web.Application(middlewares=[errors_middleware, _version_middleware(), authz_middleware],
                           client_max_size=0, handler_args={"max_field_size": 65536})
     app[CONTEXT] = context
     for group in routes:

@@ -21,6 +21,7 @@ from berth.containers.model import Status
 from berth.distribution.registry import Credentials
 from berth.errors import InvalidParameter
 from berth.images.store import ARCH
+from berth.plugins.model import LOG_DRIVER, VOLUME_DRIVER
 
 routes = Routes()
 
@@ -133,8 +134,8 @@ async def info(request: web.Request) -> web.Response:
         "Images": len(ctx.images.all()),
         "Driver": ctx.layers.driver,
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file", "none"]},
+        "Plugins": {"Volume": ["local", *ctx.plugins.names(VOLUME_DRIVER)], "Network": ["bridge", "host", "null"],
+                    "Authorization": None, "Log": ["json-file", "none", *ctx.plugins.names(LOG_DRIVER)]},
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
         "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
         "Debug": ctx.info.debug,

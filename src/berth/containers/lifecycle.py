@@ -191,6 +191,9 @@ class Lifecycle:
                 mounting.unmount_shm(os.path.join(self.mgr.data_root, c.id))
                 await mounting.release(self.mgr.volumes, c)
                 await self.mgr._release_network(c)
+                if self.mgr.log_plugins is not None:
+                    with contextlib.suppress(Exception):
+                        await self.mgr.log_plugins.stop_logging(c.host_config.log_config.type, c.id)
                 shutil.rmtree(self.mgr.tasks.bundle(c.id), ignore_errors=True)
                 message = str(e)
                 if isinstance(e, TaskError):
@@ -225,11 +228,14 @@ class Lifecycle:
         shared = self.mgr._shared_namespaces(c)
         config = defaults.oci_config(c, root, user, netns, user_mounts, shared, self.mgr.link_env(c))
         spec.write_bundle(state_dir, config)
+        log_driver, log_options = h.log_config.type, log_drivers.shim_options(
+            h.log_config.type, h.log_config.config, c.log_info())
+        if self.mgr.log_plugins is not None and self.mgr.is_log_plugin(log_driver):
+            log_driver, log_options = "plugin", await self.mgr.log_plugins.start_logging(log_driver, c.log_info())
         created = await self.mgr.tasks.create(CreateTaskRequest(
             container_id=c.id, bundle=state_dir, log_path=c.log_path, runtime=self.mgr.runtime_path(h.runtime),
-            stdin=c.config.open_stdin, stdin_once=c.config.stdin_once, log_driver=h.log_config.type,
-            log_options=log_drivers.shim_options(h.log_config.type, h.log_config.config,
-                                                 c.log_info())))
+            stdin=c.config.open_stdin, stdin_once=c.config.stdin_once, log_driver=log_driver,
+            log_options=log_options))
         pid = created.pid
         await self.mgr.attacher.connect_pending(c, live)
         try:
@@ -317,6 +323,9 @@ class Lifecycle:
             ("releasing its volumes", lambda: mounting.release(self.mgr.volumes, c)),
             ("releasing its network", lambda: self.mgr._release_network(c)),
         ]
+        if self.mgr.log_plugins is not None:
+            plugins, driver = self.mgr.log_plugins, c.host_config.log_config.type
+            steps.append(("stopping its log plugin", lambda: plugins.stop_logging(driver, c.id)))
         if lost:
             steps.append(("removing what is left of it", lambda: self._reap_lost(c)))
         for what, step in steps:

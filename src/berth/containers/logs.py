@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -81,16 +83,23 @@ class LogStream:
         """Check the options against the container and open its log files."""
         if not (options.stdout or options.stderr):
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
-        if not c.log_path:
-            raise InvalidParameter("configured logging driver does not support reading")
         lc = c.host_config.log_config
+        path = c.log_path
+        if not path and containers.log_plugins is not None and containers.is_log_plugin(lc.type):
+            path = await _plugin_log_copy(containers, c)
+        if not path:
+            raise InvalidParameter("configured logging driver does not support reading")
         selection = jsonfile.Selection(
             stdout=options.stdout, stderr=options.stderr, timestamps=options.timestamps,
             since=options.since, until=options.until,
             details=(log_drivers.details_prefix(lc.type, lc.config, c.log_info())
                      if options.details else None))
         tail = None if options.tail is not None and options.tail < 0 else options.tail
-        reader = await asyncio.to_thread(LogReader, c.log_path, tail)
+        try:
+            reader = await asyncio.to_thread(LogReader, path, tail)
+        finally:
+            if path != c.log_path:
+                os.unlink(path)  # the copy stays open in the reader
         return cls(containers, c, options, reader, selection)
 
     async def batches(self) -> AsyncGenerator[LogBatch, None]:
@@ -116,6 +125,20 @@ class LogStream:
 
     def close(self) -> None:
         self._reader.close()
+
+
+async def _plugin_log_copy(containers: ContainerManager, c: Container) -> str:
+    """What a log driver plugin kept (LogDriver.ReadLogs), copied into a json-file the
+    reader opens; "" when the plugin cannot read logs back. It is read as it was when
+    asked: following a plugin's log is not done."""
+    assert containers.log_plugins is not None
+    data = await containers.log_plugins.read_logs(c.host_config.log_config.type, c.log_info())
+    if data is None:
+        return ""
+    fd, path = tempfile.mkstemp(prefix="plugin-logs-", dir=os.path.join(containers.data_root, c.id))
+    with os.fdopen(fd, "wb") as f:
+        await asyncio.to_thread(f.write, data)
+    return path
 
 
 async def logged_output(containers: ContainerManager, c: Container,

@@ -91,10 +91,14 @@ class ContainerManager:
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
         self.default_log = LogConfig()  # daemon.json's log-driver and log-opts
+        self.log_plugins: log_drivers.LogPlugins | None = None  # managed plugins' log drivers
         self.lifecycle = Lifecycle(self)
         self.attacher = Attacher(self)
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
+
+    def is_log_plugin(self, driver: str) -> bool:
+        return self.log_plugins is not None and self.log_plugins.is_plugin(driver)
 
     def runtime_path(self, name: str) -> str:
         """'' for berth's own runtime inside the shim; else the OCI runtime binary."""
@@ -425,7 +429,8 @@ class ContainerManager:
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
         defaults.default_log_config(host.log_config, self.default_log)
-        log_drivers.validate(host.log_config.type, host.log_config.config)
+        if not self.is_log_plugin(host.log_config.type):
+            log_drivers.validate(host.log_config.type, host.log_config.config)
         cid = secrets.token_hex(32)
         mode = host.network_mode or ""
         if not config.hostname and (mode == "host" or host.uts_mode == "host"):

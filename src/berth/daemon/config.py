@@ -39,6 +39,7 @@ class DaemonConfig:
     insecure_registries: list[str] = field(default_factory=list)  # "host:port" or CIDRs (loopback always)
     max_concurrent_downloads: int = 3  # layers a pull fetches at once
     max_concurrent_uploads: int = 5  # layers a push sends at once
+    authorization_plugins: list[str] = field(default_factory=list)  # docker.authz/1.0 plugins, in order
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
@@ -71,6 +72,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="layers a pull downloads at once (default 3)")
     p.add_argument("--max-concurrent-uploads", type=int, metavar="N",
                    help="layers a push uploads at once (default 5)")
+    p.add_argument("--authorization-plugin", action="append", dest="authorization_plugins", metavar="PLUGIN",
+                   help="authorization plugin to ask about every request (repeatable)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -97,12 +100,25 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     config.runtimes, config.default_runtime = _runtimes(from_file)
     config.log_opts = _log_opts(from_file, args.log_opts)
     _registry_options(config, from_file, args)
+    config.authorization_plugins = _authorization_plugins(from_file, args.authorization_plugins)
     _check_log_config(config.log_driver, config.log_opts)
     if config.storage_driver not in ("", "overlay2", "vfs"):
         raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
     config.data_root = os.path.abspath(config.data_root)
     config.exec_root = os.path.abspath(config.exec_root)
     return config
+
+
+def _authorization_plugins(doc: dict[str, object], flag: list[str] | None) -> list[str]:
+    """--authorization-plugin or daemon.json's authorization-plugins (not both, as dockerd)."""
+    raw = doc.get("authorization-plugins")
+    if raw is not None and flag:
+        raise ConfigError(f"the following directives are specified both as a flag and in the configuration "
+                          f"file: authorization-plugins: (from flag: {flag}, from file: {raw})")
+    values = flag or raw or []
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise ConfigError("authorization-plugins in daemon.json must be a list of strings")
+    return list(values)
 
 
 def _registry_options(config: DaemonConfig, doc: dict[str, object], args: argparse.Namespace) -> None:

@@ -85,6 +85,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.api import execs as execs_api
     from berth.api import images as images_api
     from berth.api import networks as networks_api
+    from berth.api import plugins as plugins_api
     from berth.api import swarm as swarm_api
     from berth.api import system as system_api
     from berth.api import volumes as volumes_api
@@ -101,6 +102,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.metadata import open_db
     from berth.network.controller import DEFAULT_BRIDGE, NetworkController
     from berth.network.store import SqliteNetworkStore
+    from berth.plugins.manager import PluginManager
     from berth.volumes.store import VolumeStore
 
     lock_fd = _lock_data_root(config)
@@ -129,6 +131,13 @@ async def run(config: DaemonConfig) -> None:
     if earlier is not None:
         log.warning("ended the shim zygote (pid %d) that an earlier berthd left running", earlier)
     await containers.launcher.start_zygote()
+    # plugins first, as dockerd: a restored container may use a plugin's volume
+    plugins = PluginManager(config.data_root, config.exec_root, containers.tasks, volumes)
+    plugins.on_event = lambda action, plugin_id, name: events.log("plugin", action, plugin_id, {"name": name})
+    volumes.managed_plugin = plugins.volume_driver
+    plugins.authz_chain = list(config.authorization_plugins)
+    containers.log_plugins = plugins
+    await plugins.restore(config.live_restore)
     await containers.restore(config.live_restore)
     from berth.builder.builder import Builder
     from berth.builder.cache import BuildCache
@@ -137,6 +146,7 @@ async def run(config: DaemonConfig) -> None:
         images,
         Registry(RegistryConfig(mirrors=tuple(config.registry_mirrors), insecure=tuple(config.insecure_registries))),
         LayerSources(db), config.max_concurrent_downloads, config.max_concurrent_uploads)
+    plugins.registry = distribution.registry
     builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"), distribution)
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in
     os.makedirs(builder.tmp_root, mode=0o700, exist_ok=True)
@@ -146,10 +156,11 @@ async def run(config: DaemonConfig) -> None:
                       insecure_registries=tuple(config.insecure_registries))
     ctx = DaemonContext(info=info, events=events, layers=layers,
                         images=images, volumes=volumes, network=network, containers=containers,
-                        execs=containers.execs, builder=builder, distribution=distribution)
+                        execs=containers.execs, builder=builder, distribution=distribution,
+                        plugins=plugins)
     app = make_app([system_api.routes, containers_api.routes, images_api.routes, volumes_api.routes,
                     networks_api.routes, execs_api.routes, events_api.routes, build_api.routes,
-                    distribution_api.routes, swarm_api.routes], ctx)
+                    distribution_api.routes, swarm_api.routes, plugins_api.routes], ctx)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:
@@ -167,6 +178,7 @@ async def run(config: DaemonConfig) -> None:
     await stop.wait()
     log.info("shutting down")
     await containers.shutdown(config.live_restore)
+    await plugins.shutdown(config.live_restore)
     await network.close()
     await runner.cleanup()
     await distribution.close()

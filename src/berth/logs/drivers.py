@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import quote_plus
 
 from berth.errors import InvalidParameter
@@ -123,6 +124,24 @@ def _check_rotation(max_size: str, max_file: str, compress: str, strict_compress
             raise InvalidParameter("max-file cannot be less than 1")
     if _check_bool("compress", compress) and strict_compress and (count < 2 or size == -1):
         raise InvalidParameter("compress cannot be true when max-file is less than 2 or max-size is not set")
+
+
+class LogPlugins(Protocol):
+    """Log drivers that managed plugins provide (berth.plugins implements it): the
+    shim writes to a FIFO the plugin reads, between StartLogging and StopLogging."""
+
+    def is_plugin(self, driver_name: str) -> bool:
+        """Whether an enabled plugin of that name serves docker.logdriver/1.0."""
+
+    async def start_logging(self, driver_name: str, info: ContainerInfo) -> dict[str, str]:
+        """The plugin starts reading the container's log FIFO; the shim's options for it."""
+
+    async def stop_logging(self, driver_name: str, container_id: str) -> None:
+        """The container's output has ended: the plugin stops, the FIFO goes."""
+
+    async def read_logs(self, driver_name: str, info: ContainerInfo) -> bytes | None:
+        """What the plugin kept of the container's output, as json-file lines (LogDriver.
+        ReadLogs); None when the plugin cannot read logs back."""
 
 
 def log_path(driver_name: str, config: dict[str, str], container_dir: str, container_id: str) -> str:

@@ -8,6 +8,7 @@ completed by berthd (`berth.logs.drivers`), so a bad one here is a bug, not user
   local      the same format and rotation, Docker's defaults for `local` (20m, 5, gzip)
   syslog     one syslog message a line; plus the dual-logging cache at `path`, if any
   none       nothing (no sink)
+  plugin     a log driver plugin's FIFO (`fifo` option), in Docker's LogEntry frames
 
 Stdlib only: the shim imports this at start.
 """
@@ -71,4 +72,8 @@ def open_sink(driver: str, path: str, options: dict[str, str]) -> Sink | None:
         return Tee(remote, cache)
     if driver == "none":
         return None
+    if driver == "plugin":
+        from berth.logs.pluginlog import FifoWriter
+
+        return FifoWriter(options["fifo"])
     raise ValueError(f"logger: no log driver named '{driver}' is registered")

@@ -14,7 +14,9 @@ puts them together: it activates the plugin once, lazily and thread-safely, chec
 that it implements "VolumeDriver", and caches its capabilities (the scope).
 
 It does not keep volume records or reference counts (volumes/store.py does), and it
-does not run or manage plugin processes; managed (v2) plugins are not supported.
+does not run or manage plugin processes: for a managed (v2) plugin, berth/plugins does,
+and hands out a PluginDriver made with its socket and rootfs (the paths such a plugin
+answers are inside its rootfs).
 Calls block, with Docker's timeouts: the store runs them in a thread.
 """
 
@@ -263,6 +265,20 @@ async def _post_async(address: PluginAddress, request: PluginRequest) -> tuple[i
     return resp.status, resp.body
 
 
+async def call(address: PluginAddress, method: str, args: dict[str, object] | None) -> dict[str, object]:
+    """One call of any plugin protocol (LogDriver.StartLogging …), from the event loop."""
+    status, body = await _post_async(address, encode_request(method, args))
+    return decode_response(method, status, body)
+
+
+async def call_raw(address: PluginAddress, method: str, args: dict[str, object] | None) -> bytes:
+    """A call whose answer is not JSON but a stream (LogDriver.ReadLogs): its bytes."""
+    status, body = await _post_async(address, encode_request(method, args))
+    if status != 200:
+        decode_response(method, status, body)  # raises, with the plugin's words
+    return body
+
+
 def _blocking(call: Coroutine[Any, Any, _T]) -> _T:
     """Run `call` to its end on an event loop of its own: the driver's methods block
     (the store runs them in a thread), the HTTP client is async. On a thread whose loop
@@ -288,10 +304,12 @@ class PluginManifest:
 class PluginDriver:
     """A VolumeDriver backed by a legacy Docker volume plugin at `address`."""
 
-    def __init__(self, name: str, address: PluginAddress) -> None:
+    def __init__(self, name: str, address: PluginAddress, *, base_path: str = "", managed: bool = False) -> None:
         self.name = name
         self.address = address
-        self._manifest: PluginManifest | None = None
+        self.base_path = base_path  # a managed plugin's rootfs: its mountpoints are relative to it
+        # a managed plugin declares its interfaces in its config, and is not activated
+        self._manifest: PluginManifest | None = PluginManifest([VOLUME_DRIVER]) if managed else None
         self._scope: str | None = None
         self._lock = threading.Lock()
 
@@ -386,7 +404,12 @@ class PluginDriver:
         if not isinstance(mountpoint, str) or not mountpoint:
             raise SystemError_(f"VolumeDriver.Mount: volume plugin {self.name} returned no "
                                f"mountpoint for volume {name}")
-        return mountpoint
+        return self._host_path(mountpoint)
+
+    def _host_path(self, mountpoint: str) -> str:
+        if not self.base_path or not mountpoint:
+            return mountpoint
+        return os.path.join(self.base_path, os.path.normpath("/" + mountpoint).lstrip("/"))
 
     def unmount(self, name: str, mount_id: str) -> None:
         self._volume_call("VolumeDriver.Unmount", {"Name": name, "ID": mount_id})
@@ -394,7 +417,7 @@ class PluginDriver:
     def path(self, name: str) -> str:
         doc = self._volume_call("VolumeDriver.Path", {"Name": name})
         mountpoint = doc.get("Mountpoint")
-        return mountpoint if isinstance(mountpoint, str) else ""
+        return self._host_path(mountpoint) if isinstance(mountpoint, str) else ""
 
     def get(self, name: str) -> DriverVolume:
         try:

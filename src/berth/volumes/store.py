@@ -86,6 +86,8 @@ class VolumeStore:
         self._release_stale_holds()
         self._plugins: dict[str, VolumeDriver] = {}
         self._plugin_paths: dict[str, str] = {}  # what plugins last said a volume's path is
+        # managed plugins (berth/plugins) by name: their driver, None for no such plugin
+        self.managed_plugin: Callable[[str], VolumeDriver | None] = lambda name: None
         # (action, volume name, attributes): berthd's event log listens here
         self.on_event: Callable[[str, str, dict[str, str]], None] = lambda *a: None
 
@@ -94,6 +96,9 @@ class VolumeStore:
     def driver(self, name: str) -> VolumeDriver:
         if name in ("", "local"):
             return self.local
+        managed = self.managed_plugin(name)
+        if managed is not None:
+            return managed
         plugin = self._plugins.get(name)
         if plugin is None:
             from berth.volumes.plugin import find_plugin
@@ -146,13 +151,14 @@ class VolumeStore:
             anonymous = True
         if driver == "local":
             check_name(name)  # a plugin judges its own names
+        impl = self.driver(driver)
+        driver = impl.name if driver != "local" else driver  # a managed plugin's full name: "x:latest"
         existing = self._row(name)
         if existing is not None:
             if existing.driver != driver:
                 raise Conflict(f'create {name}: a volume with the name {name} already exists with '
                                f'driver "{existing.driver}"')
             return existing
-        impl = self.driver(driver)
         labels = dict(labels or {})
         if anonymous:
             labels.setdefault(ANONYMOUS_LABEL, "")
