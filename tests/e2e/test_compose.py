@@ -458,3 +458,31 @@ def test_a_host_port_in_use_fails_and_down_removes_what_was_made(client: Client,
     finally:
         held.close()
         c("down", "-v", "-t", "1")
+
+
+# -- pid: host and ipc: host (issue 18: the namespace modes are applied, not only echoed) ----
+
+
+def test_pid_and_ipc_host_are_honoured(client: Client, docker: Cli, tmp_path: Path, project_name: str) -> None:
+    d = tmp_path / "hostns"
+    d.mkdir()
+    (d / "compose.yaml").write_text(
+        "services:\n"
+        "  probe:\n"
+        "    image: busybox:latest\n"
+        "    pid: host\n"
+        "    ipc: host\n"
+        "    command: [\"sleep\", \"300\"]\n")
+    c = client(d)
+    try:
+        c.ok("up", "-d")
+        name = f"{project_name}-probe-1"
+        host = _inspect(docker, name)["HostConfig"]
+        assert (host["PidMode"], host["IpcMode"]) == ("host", "host")
+        # the host's init is the container's pid 1, and its ipc namespace is the host's
+        init = docker.ok("exec", name, "cat", "/proc/1/comm").strip()
+        assert init == Path("/proc/1/comm").read_text().strip()
+        ipc = docker.ok("exec", name, "readlink", "/proc/self/ns/ipc").strip()
+        assert ipc == str(Path("/proc/self/ns/ipc").readlink())
+    finally:
+        c("down", "-t", "1")
