@@ -24,6 +24,9 @@ import pytest
 
 from berth.network import dns
 from helpers.cli import Cli, describe
+from helpers.netinspect import answers as _answers
+from helpers.netinspect import container as _inspect
+from helpers.netinspect import endpoint as _endpoint
 
 pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
 
@@ -32,27 +35,8 @@ Names = Callable[[str], str]
 NO_UPSTREAM = ("--dns", "127.0.0.1")
 
 
-def _inspect(docker: Cli, name: str) -> dict[str, Any]:
-    data = json.loads(docker.ok("container", "inspect", name))
-    assert isinstance(data, list) and len(data) == 1, data
-    info: dict[str, Any] = data[0]
-    return info
-
-
-def _endpoint(docker: Cli, container: str, network: str) -> dict[str, Any]:
-    networks = _inspect(docker, container)["NetworkSettings"]["Networks"]
-    assert network in networks, f"{container} is not on {network}: {sorted(networks)}"
-    ep: dict[str, Any] = networks[network]
-    return ep
-
-
 def _nameservers(docker: Cli, container: str) -> list[str]:
     return re.findall(r"^nameserver (\S+)$", docker.ok("exec", container, "cat", "/etc/resolv.conf"), re.M)
-
-
-def _answers(out: str) -> list[str]:
-    """The A records in busybox nslookup's output (the server's own line ends in :53)."""
-    return re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", out, re.M)
 
 
 def _resolve_in(docker: Cli, container: str, name: str) -> list[str]:

@@ -12,7 +12,6 @@ Lookups use busybox `nslookup -type=a NAME`, which asks the server in resolv.con
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import uuid
@@ -22,6 +21,10 @@ from typing import Any
 import pytest
 
 from helpers.cli import Cli, describe
+from helpers.netinspect import answers as _answers
+from helpers.netinspect import container as _inspect
+from helpers.netinspect import endpoint as _endpoint
+from helpers.netinspect import ip as _ip
 
 pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
 
@@ -33,33 +36,8 @@ NO_UPSTREAM = ("--dns", "127.0.0.1")
 # Fixtures and helpers.
 
 
-def _inspect(docker: Cli, name: str) -> dict[str, Any]:
-    data = json.loads(docker.ok("container", "inspect", name))
-    assert isinstance(data, list) and len(data) == 1, data
-    info: dict[str, Any] = data[0]
-    return info
-
-
-def _endpoint(docker: Cli, container: str, network: str) -> dict[str, Any]:
-    networks = _inspect(docker, container)["NetworkSettings"]["Networks"]
-    assert network in networks, f"{container} is not on {network}: {sorted(networks)}"
-    ep: dict[str, Any] = networks[network]
-    return ep
-
-
-def _ip(docker: Cli, container: str, network: str) -> str:
-    ip: str = _endpoint(docker, container, network)["IPAddress"]
-    assert ip, f"{container} has no address on {network}"
-    return ip
-
-
 def _sleeper(docker: Cli, name: str, *args: str) -> None:
     docker.ok("run", "-d", "--name", name, *args, "busybox", "sleep", "300")
-
-
-def _answers(out: str) -> list[str]:
-    """The A records in busybox nslookup's output (the server's own line ends in :53)."""
-    return re.findall(r"^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$", out, re.M)
 
 
 def _lookup(docker: Cli, network: str, *names: str) -> dict[str, tuple[int, list[str], str]]:

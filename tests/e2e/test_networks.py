@@ -30,6 +30,9 @@ import pytest
 
 from helpers.api import ApiClient
 from helpers.cli import Cli, describe
+from helpers.netinspect import container as _inspect
+from helpers.netinspect import endpoint as _endpoint
+from helpers.netinspect import ip as _ip
 
 pytestmark = pytest.mark.usefixtures("busybox", "network_hygiene")
 
@@ -112,26 +115,6 @@ def _net(docker: Cli, name: str) -> dict[str, Any]:
     assert isinstance(data, list) and len(data) == 1, data
     info: dict[str, Any] = data[0]
     return info
-
-
-def _inspect(docker: Cli, name: str) -> dict[str, Any]:
-    data = json.loads(docker.ok("container", "inspect", name))
-    assert isinstance(data, list) and len(data) == 1, data
-    info: dict[str, Any] = data[0]
-    return info
-
-
-def _endpoint(docker: Cli, container: str, network: str) -> dict[str, Any]:
-    networks = _inspect(docker, container)["NetworkSettings"]["Networks"]
-    assert network in networks, f"{container} is not on {network}: {sorted(networks)}"
-    ep: dict[str, Any] = networks[network]
-    return ep
-
-
-def _ip(docker: Cli, container: str, network: str) -> str:
-    ip: str = _endpoint(docker, container, network)["IPAddress"]
-    assert ip, f"{container} has no address on {network}"
-    return ip
 
 
 def _bridge(info: dict[str, Any]) -> str:
