@@ -58,7 +58,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             msg = "page not found" if e.status == 404 else f"method {request.method} not allowed"
             return error_response(msg, e.status)
         raise
-    except (ConnectionResetError, BrokenPipeError) as e:
+    except ConnectionError as e:  # reset, broken pipe, and aiohttp's own 'Connection lost'
         transport = request.transport
         if transport is None or transport.is_closing():
             # the client left in the middle of a streamed answer (logs -f, stats, a build's

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,6 +23,9 @@ SECOND = 1_000_000_000
 T0 = 1767225600 * SECOND  # 2026-01-01T00:00:00Z
 
 
+NO_PLUGINS = SimpleNamespace(log_plugins=None)
+
+
 def _container(tmp_path: Path) -> Container:
     log = tmp_path / "c-json.log"
     log.write_bytes(b"".join(f'{{"log":"{text}\\n","stream":"{stream}","time":"{t}"}}\n'.encode()
@@ -31,7 +35,8 @@ def _container(tmp_path: Path) -> Container:
 
 def _read(c: Container, options: LogOptions, framed: bool = False) -> bytes:
     async def run() -> bytes:
-        stream = await LogStream.open(None, c, options)  # type: ignore[arg-type]  # no follow: no manager
+        # no follow and no log plugins: a manager with nothing but that
+        stream = await LogStream.open(NO_PLUGINS, c, options)  # type: ignore[arg-type]
         try:
             return b"".join([(b.frames() if framed else b.text()) async for b in stream.batches()])
         finally:
