@@ -15,6 +15,11 @@ this order, each scenario removing its containers when done:
   200000'`` and ``docker wait bench-logs`` (untimed; ``docker logs`` is checked once to give
   200,000 lines ending in ``200000``); timed: ``docker logs bench-logs`` with its stdout on
   /dev/null.
+- ``logs-at-exit`` (issue 18): per run, ``docker run -d --network none busybox sh -c 'seq 1
+  2000'`` and ``docker wait`` (untimed), then ``docker logs`` asked again every 20 ms until it
+  holds all 2,000 lines; timed: from ``docker wait``'s return to the end of the first
+  complete ``docker logs``, so an engine whose log is complete at the exit scores one
+  ``docker logs``; the remark counts the runs whose first ``docker logs`` was short.
 - ``ps-500``: 500 ``docker create --network none --name bench-ps-NNN busybox sleep 3600``
   (in parallel), the first 200 of them started with ``docker start`` in batches (untimed);
   timed: ``docker ps`` (row ``ps-500``: the running 200) and ``docker ps -a`` (row
@@ -51,6 +56,8 @@ PS_PREFIX = "bench-ps-"
 EXEC_NAME = "bench-exec"
 LOGS_NAME = "bench-logs"
 LOG_LINES = 200_000
+EXIT_LINES = 2_000
+EXIT_NAME = "bench-exit"
 PARALLEL = 8  # concurrent docker CLI processes for docker create / docker start
 BATCH = 25  # container names per `docker start` / `docker rm -f`
 # `docker rm` sends up to 50 requests at once; 8 CLIs x 25 names overflowed berthd's listen
@@ -62,6 +69,8 @@ SCENARIOS = [
     ("exec-true", "docker exec C true in a running busybox container, ms: berth vs dockerd"),
     ("logs-200k", f"docker logs C > /dev/null of a container that printed {LOG_LINES:,} lines, "
                   "ms: berth vs dockerd"),
+    ("logs-at-exit", f"from docker wait's return to a complete docker logs of {EXIT_LINES:,} lines, "
+                     "ms: berth vs dockerd"),
     ("ps-500", f"docker ps (and docker ps -a) with {PS_TOTAL} containers, {PS_RUNNING} running, "
                "ms: berth vs dockerd"),
 ]  # fmt: skip
@@ -70,6 +79,7 @@ SCENARIOS = [
 ROWS = {
     "exec-true": ["exec", EXEC_NAME, "true"],
     "logs-200k": ["logs", LOGS_NAME],
+    "logs-at-exit": ["logs", EXIT_NAME],  # timed from the exit (logs_at_exit)
     "ps-500": ["ps"],
     "ps-500-all": ["ps", "-a"],
 }
@@ -196,6 +206,44 @@ def logs_200k(engine: bench.Engine, runs: int, warmup: int) -> tuple[bench.Resul
         engine.docker_cmd(["rm", "-f", LOGS_NAME], check=False, timeout=120)
 
 
+def logs_at_exit(engine: bench.Engine, runs: int, warmup: int) -> tuple[bench.Result, str]:
+    """The time from an exit to a complete `docker logs` in the user's hands, and a remark
+    counting the runs whose first `docker logs` after `docker wait` was short."""
+    res = bench.Result()
+    short: list[float] = []  # for each short first read: when the complete one was asked, s
+    try:
+        for i in range(warmup + runs):
+            engine.docker_cmd(["run", "-d", *RUN, "--name", EXIT_NAME, bench.IMAGE,
+                               "sh", "-c", f"seq 1 {EXIT_LINES}"])  # fmt: skip
+            code = engine.docker_cmd(["wait", EXIT_NAME], timeout=120).strip()
+            t_exit = time.perf_counter()
+            if code != "0":
+                raise bench.BenchError(f"`docker wait {EXIT_NAME}` gave exit code {code!r}")
+            reads = 0
+            while True:
+                asked = time.perf_counter()
+                lines = engine.docker_cmd(["logs", EXIT_NAME], timeout=120).splitlines()
+                reads += 1
+                if len(lines) == EXIT_LINES and lines[-1] == str(EXIT_LINES):
+                    break
+                if asked - t_exit > 10:
+                    raise bench.BenchError(f"`docker logs {EXIT_NAME}` short 10 s after the exit")
+                time.sleep(0.02)
+            if i >= warmup:
+                res.times_ms.append((time.perf_counter() - t_exit) * 1000.0)
+                if reads > 1:
+                    short.append(asked - t_exit)
+            engine.docker_cmd(["rm", "-f", EXIT_NAME], timeout=120)
+    except (bench.BenchError, subprocess.TimeoutExpired) as exc:
+        res.error = str(exc)
+    finally:
+        engine.docker_cmd(["rm", "-f", EXIT_NAME], check=False, timeout=120)
+    remark = (f"{engine.name}: logs-at-exit: the first `docker logs` after `docker wait` was short in "
+              f"{len(short)} of {runs} runs"
+              + (f" (complete when asked {max(short):.2f} s after the exit at the latest)" if short else ""))
+    return res, remark
+
+
 def _rows_check(want: int) -> Callable[[str], str]:
     def check(out: str) -> str:
         rows = len(out.splitlines()) - 1  # the header
@@ -273,6 +321,10 @@ def measure_engine(
             bench.log(f"{engine.name}: logs-200k: {warmup} warm-up + {runs} runs")
             results["logs-200k"], remark = logs_200k(engine, runs, warmup)
             remarks += [remark] if remark else []
+        if "logs-at-exit" in names:
+            bench.log(f"{engine.name}: logs-at-exit: {warmup} warm-up + {runs} runs")
+            results["logs-at-exit"], remark = logs_at_exit(engine, runs, warmup)
+            remarks.append(remark)
         if "ps-500" in names:
             per, remark = ps_500(engine, runs, warmup)
             results.update(per)
