@@ -192,15 +192,20 @@ def test_docker_exec_it_detaches_and_the_exec_goes_on(tmux: Tmux, docker: Cli, n
 
 
 @pytest.mark.timeout(90)
-def test_detach_keys_from_the_docker_cli_config(tmux: Tmux, docker: Cli, new_name: Callable[[str], str],
-                                                berth_root: Path) -> None:
+@pytest.mark.parametrize("client", ["docker", "berth"])
+def test_detach_keys_from_the_cli_config(client: str, tmux: Tmux, docker: Cli, new_name: Callable[[str], str],
+                                         berth_root: Path) -> None:
+    """config.json's detachKeys replace ctrl-p ctrl-q for `run -it`, in the docker CLI and in berth."""
+    from helpers.daemon import BERTH
+
+    program = "docker" if client == "docker" else BERTH
     config = berth_root / f"cfg-{uuid.uuid4().hex[:8]}"
     config.mkdir()
     (config / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,y"}))
     name = new_name("cfgdet")
     status = berth_root / f"cfgdet-{uuid.uuid4().hex[:8]}"
     host = shlex.quote(tmux.env["DOCKER_HOST"])
-    tmux.start(f"env DOCKER_HOST={host} DOCKER_CONFIG={config} docker run -it --name {name} busybox sh;"
+    tmux.start(f"env DOCKER_HOST={host} DOCKER_CONFIG={config} {program} run -it --name {name} busybox sh;"
                f" echo $? > {status}; sleep 30")
     tmux.wait_for_line("/ #")
     tmux.send("C-p", "C-q")
@@ -354,35 +359,6 @@ def test_attach_to_a_paused_container_is_refused(docker: Cli, docker_client: Any
                 409, f"container {name} is paused, unpause the container before attach")
     finally:
         docker.ok("unpause", name)
-
-
-# -- berth ----------------------------------------------------------------------------------
-
-
-@pytest.mark.timeout(90)
-def test_berth_takes_its_detach_keys_from_the_config(tmux: Tmux, docker: Cli, new_name: Callable[[str], str],
-                                                     berth_root: Path) -> None:
-    from helpers.daemon import BERTH
-
-    config = berth_root / f"bcfg-{uuid.uuid4().hex[:8]}"
-    config.mkdir()
-    (config / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,y"}))
-    name = new_name("bdet")
-    status = berth_root / f"bdet-{uuid.uuid4().hex[:8]}"
-    host = shlex.quote(tmux.env["DOCKER_HOST"])
-    tmux.start(f"env DOCKER_HOST={host} DOCKER_CONFIG={config} {BERTH} run -it --name {name} busybox sh;"
-               f" echo $? > {status}; sleep 30")
-    tmux.wait_for_line("/ #")
-    tmux.send("C-p", "C-q")
-    tmux.send("echo not-detached", "Enter")
-    tmux.wait_for_line("not-detached")
-    tmux.send("C-x", "y")
-    deadline = time.monotonic() + 15
-    while not status.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert status.exists(), tmux.screen()
-    assert status.read_text().strip() == "0"
-    assert _state(docker, name) == "running"
 
 
 # -- attach's logs --------------------------------------------------------------------------
