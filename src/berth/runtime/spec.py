@@ -126,7 +126,7 @@ class Security:
     privileged: bool = False
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
-    seccomp: str = ""  # "": berth's default; "unconfined"; else a Docker profile (JSON text)
+    seccomp: str = ""  # "" or "builtin": berth's default; "unconfined"; else a Docker profile (JSON text)
     no_new_privileges: bool = False
     readonly_root: bool = False
     masked_paths: list[str] | None = None
@@ -256,7 +256,9 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
             linux["maskedPaths"] = MASKED_PATHS if sec.masked_paths is None else sec.masked_paths
             linux["readonlyPaths"] = READONLY_PATHS if sec.readonly_paths is None else sec.readonly_paths
             if sec.seccomp != "unconfined":
-                linux["seccomp"] = _seccomp_section(sec.seccomp, set(caps))
+                section = _seccomp_section(sec.seccomp, set(caps))
+                if section is not None:
+                    linux["seccomp"] = section
     else:
         linux["maskedPaths"] = MASKED_PATHS
         linux["readonlyPaths"] = READONLY_PATHS
@@ -277,61 +279,21 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
     return doc
 
 
-def _seccomp_section(profile: str, caps: set[str]) -> dict[str, Any]:
+def _seccomp_section(profile: str, caps: set[str]) -> dict[str, Any] | None:
+    """The OCI section for `profile`: "" or "builtin" berth's default (Docker's), else a
+    Docker profile's JSON text resolved for these capabilities on this machine."""
     from berth.runtime import seccomp_default
 
-    if not profile:
-        return seccomp_default.default_profile(capabilities=caps)
+    if profile in ("", "builtin"):
+        return seccomp_default.default_profile(os.uname().machine, caps)
     try:
         doc = json.loads(profile)
     except ValueError as e:
         raise SpecBuildError(f"Decoding seccomp profile failed: {e}") from None
-    return docker_profile_to_oci(doc, caps)
-
-
-_ARCH_NAMES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
-
-
-def docker_profile_to_oci(doc: Any, caps: set[str]) -> dict[str, Any]:
-    """A Docker seccomp profile (archMap, includes/excludes) as an OCI seccomp section."""
-    if not isinstance(doc, dict) or "defaultAction" not in doc:
-        raise SpecBuildError("Decoding seccomp profile failed: defaultAction is required")
-    native = _ARCH_NAMES.get(os.uname().machine, "")
-    arches: list[str] = list(doc.get("architectures") or [])
-    for arch_entry in doc.get("archMap") or []:
-        if isinstance(arch_entry, dict) and arch_entry.get("architecture") == native:
-            arches = [native, *(arch_entry.get("subArchitectures") or [])]
-    section: dict[str, Any] = {"defaultAction": doc["defaultAction"], "architectures": arches}
-    if "defaultErrnoRet" in doc:
-        section["defaultErrnoRet"] = doc["defaultErrnoRet"]
-    if doc.get("flags"):
-        section["flags"] = doc["flags"]
-    syscalls = []
-    for rule in doc.get("syscalls") or []:
-        if not isinstance(rule, dict):
-            raise SpecBuildError("Decoding seccomp profile failed: each syscalls entry must be an object")
-        if not _rule_applies(rule.get("includes") or {}, rule.get("excludes") or {}, caps):
-            continue
-        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
-        entry: dict[str, Any] = {"names": names, "action": rule.get("action")}
-        for key in ("errnoRet", "args"):
-            if rule.get(key) is not None:
-                entry[key] = rule[key]
-        syscalls.append(entry)
-    section["syscalls"] = syscalls
-    return section
-
-
-def _rule_applies(includes: dict[str, Any], excludes: dict[str, Any], caps: set[str]) -> bool:
-    machine = os.uname().machine
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-    if includes.get("caps") and not all(c in caps for c in includes["caps"]):
-        return False
-    if includes.get("arches") and arch not in includes["arches"]:
-        return False
-    if excludes.get("caps") and any(c in caps for c in excludes["caps"]):
-        return False
-    return not (excludes.get("arches") and arch in excludes["arches"])
+    try:
+        return seccomp_default.resolve(doc, os.uname().machine, caps)
+    except seccomp_default.ProfileError as e:
+        raise SpecBuildError(str(e)) from None
 
 
 def _host_devices() -> list[dict[str, Any]]:
