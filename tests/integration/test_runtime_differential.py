@@ -101,6 +101,20 @@ def _seccomp(c: dict[str, Any], lab: Lab) -> None:
     }
 
 
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def _default_seccomp(c: dict[str, Any], lab: Lab) -> None:
+    """What berthd writes for a default container: Docker's capabilities and berth's
+    default profile (Docker's allow-list) for them."""
+    from berth.runtime.seccomp_default import default_profile
+
+    c["process"]["capabilities"] = {s: list(DOCKER_CAPS) for s in ("bounding", "effective", "permitted")}
+    c["linux"]["seccomp"] = default_profile(os.uname().machine, set(DOCKER_CAPS))
+
+
 def _cgroups(c: dict[str, Any], lab: Lab) -> None:
     c["linux"]["cgroupsPath"] = lab.cgroup_path("limits")
     c["linux"]["resources"].update({
@@ -137,6 +151,7 @@ CASES = [
     Case("dropped-caps", _caps),
     Case("userns", _userns, owner=(USERNS_HOST_ID, USERNS_HOST_ID)),
     Case("seccomp", _seccomp),
+    Case("default-seccomp", _default_seccomp),
     Case("cgroup-limits", _cgroups),
     Case("no-new-privileges", _nnp),
     Case("rlimits", _rlimits),
@@ -298,6 +313,9 @@ def test_bundles_do_what_they_say(lab: Lab, base_config: dict[str, Any]) -> None
     assert seen["seccomp"]["chmod"][-1] == "exit 1"
     assert "Operation not permitted" in seen["seccomp"]["chmod"][0]
     assert "Seccomp:\t2" in seen["seccomp"]["status"]
+    assert "Seccomp:\t2" in seen["default-seccomp"]["status"]
+    assert seen["default-seccomp"]["chmod"] == ["exit 0"]
+    assert "CapBnd:\t00000000a80425fb" in seen["default-seccomp"]["status"]
     assert "NoNewPrivs:\t1" in seen["no-new-privileges"]["status"]
     assert "NoNewPrivs:\t0" in seen["plain"]["status"]
     assert seen["cgroup-limits"]["cgroup"] == [
