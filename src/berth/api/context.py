@@ -34,6 +34,7 @@ class DaemonInfo:
     debug: bool
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
+    seccomp_profile: str = "builtin"  # --seccomp-profile: "builtin", "unconfined" or the file's path
 
 
 @dataclass(frozen=True)

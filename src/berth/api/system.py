@@ -169,8 +169,9 @@ async def info(request: web.Request) -> web.Response:
         "LiveRestoreEnabled": ctx.info.live_restore,
         "Isolation": "",
         "InitBinary": "",
-        "SecurityOptions": [],
-        "Warnings": None,
+        "SecurityOptions": [f"name=seccomp,profile={ctx.info.seccomp_profile}"],
+        "Warnings": (None if ctx.info.seccomp_profile == "builtin"
+                     else ["WARNING: daemon is not using the default seccomp profile"]),
     })
 
 

@@ -163,9 +163,10 @@ class SharedNamespaces:
 
 def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
                user_mounts: list[dict[str, Any]], shared: SharedNamespaces | None = None,
-               linked_env: Sequence[str] = ()) -> dict[str, Any]:
+               linked_env: Sequence[str] = (), daemon_seccomp: str = "") -> dict[str, Any]:
     """The bundle's config.json for starting `c` on the mounted `root`; InvalidParameter
-    naming what the runtime cannot do."""
+    naming what the runtime cannot do. `daemon_seccomp` is the daemon's seccomp profile,
+    for a container that names none (see `security_of`)."""
     h = c.host_config
     shared = shared or SharedNamespaces()
     try:
@@ -178,7 +179,7 @@ def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
                    "/etc/hosts": c.hosts_path},
             cgroups_path=cgroups_path(c),
             limits=limits_of(h),
-            security=security_of(h),
+            security=security_of(h, daemon_seccomp),
             rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],
             sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size, mounts=user_mounts,
             oom_score_adj=h.oom_score_adj, init=init_binary() if h.init else "",
@@ -215,10 +216,13 @@ def security_options(opts: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def security_of(h: HostConfig) -> spec.Security:
+def security_of(h: HostConfig, daemon_seccomp: str = "") -> spec.Security:
+    """`h`'s security settings; a container naming no seccomp profile gets the daemon's
+    (`daemon_seccomp`: "" berth's default, "unconfined", or a profile's JSON text), as
+    with dockerd; `--security-opt seccomp=builtin` asks for the default whatever it is."""
     sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
                         readonly_root=h.readonly_rootfs, masked_paths=h.masked_paths,
-                        readonly_paths=h.readonly_paths)
+                        readonly_paths=h.readonly_paths, seccomp=daemon_seccomp)
     for key, value in security_options(h.security_opt):
         if key == "seccomp":
             sec.seccomp = value

@@ -91,6 +91,7 @@ class ContainerManager:
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
         self.default_log = LogConfig()  # daemon.json's log-driver and log-opts
+        self.seccomp_profile = ""  # --seccomp-profile: "" berth's default, "unconfined", else the JSON text
         self.log_plugins: log_drivers.LogPlugins | None = None  # managed plugins' log drivers
         self.lifecycle = Lifecycle(self)
         self.attacher = Attacher(self)

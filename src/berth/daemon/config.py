@@ -40,11 +40,14 @@ class DaemonConfig:
     max_concurrent_downloads: int = 3  # layers a pull fetches at once
     max_concurrent_uploads: int = 5  # layers a push sends at once
     authorization_plugins: list[str] = field(default_factory=list)  # docker.authz/1.0 plugins, in order
+    seccomp_profile: str = "builtin"  # "builtin" (berth's default, Docker's), "unconfined" or a file's path
+    seccomp_profile_text: str = ""  # that file's content, read at start as dockerd reads it
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
-              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver"}
+              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver",
+              "seccomp-profile": "seccomp_profile"}
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -74,6 +77,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="layers a push uploads at once (default 5)")
     p.add_argument("--authorization-plugin", action="append", dest="authorization_plugins", metavar="PLUGIN",
                    help="authorization plugin to ask about every request (repeatable)")
+    p.add_argument("--seccomp-profile", metavar="FILE",
+                   help='path to seccomp profile; "unconfined" disables the default seccomp profile')
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -83,7 +88,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
              "live_restore": args.live_restore, "bridge": args.bridge,
-             "storage_driver": args.storage_driver, "log_driver": args.log_driver}
+             "storage_driver": args.storage_driver, "log_driver": args.log_driver,
+             "seccomp_profile": args.seccomp_profile}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:
@@ -102,6 +108,7 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     _registry_options(config, from_file, args)
     config.authorization_plugins = _authorization_plugins(from_file, args.authorization_plugins)
     _check_log_config(config.log_driver, config.log_opts)
+    _seccomp_profile(config)
     if config.storage_driver not in ("", "overlay2", "vfs"):
         raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
     config.data_root = os.path.abspath(config.data_root)
@@ -153,6 +160,24 @@ def _registry_options(config: DaemonConfig, doc: dict[str, object], args: argpar
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"invalid {key}: {value} (it must be a whole number of at least 1)")
         setattr(config, attr, value)
+
+
+def _seccomp_profile(config: DaemonConfig) -> None:
+    """--seccomp-profile / daemon.json seccomp-profile: "" or "builtin" is berth's default,
+    "unconfined" none; anything else names a file, read now as dockerd reads it (its
+    content is decoded, as dockerd decodes it, when a container starts)."""
+    profile = config.seccomp_profile
+    if not isinstance(profile, str):
+        raise ConfigError("seccomp-profile in daemon.json must be a string")
+    if profile in ("", "builtin", "unconfined"):
+        config.seccomp_profile = profile or "builtin"
+        return
+    try:
+        with open(profile, encoding="utf-8", errors="surrogateescape") as f:
+            config.seccomp_profile_text = f.read()
+    except OSError as e:
+        raise ConfigError(f"opening seccomp profile ({profile}) failed: open {profile}: "
+                          f"{(e.strerror or str(e)).lower()}") from None
 
 
 def _runtimes(doc: dict[str, object]) -> tuple[dict[str, str], str]:

@@ -126,6 +126,8 @@ async def run(config: DaemonConfig) -> None:
     containers.runtimes = dict(config.runtimes)
     containers.default_runtime = config.default_runtime
     containers.default_log = LogConfig(config.log_driver, dict(config.log_opts))
+    containers.seccomp_profile = (config.seccomp_profile_text if config.seccomp_profile not in ("builtin", "unconfined")
+                                  else "" if config.seccomp_profile == "builtin" else "unconfined")
     containers.load()
     earlier = containers.launcher.end_earlier_zygote()
     if earlier is not None:
@@ -153,7 +155,8 @@ async def run(config: DaemonConfig) -> None:
     info = DaemonInfo(daemon_id=_daemon_id(config.data_root), data_root=config.data_root,
                       log_driver=config.log_driver, live_restore=config.live_restore, debug=config.debug,
                       registry_mirrors=tuple(config.registry_mirrors),
-                      insecure_registries=tuple(config.insecure_registries))
+                      insecure_registries=tuple(config.insecure_registries),
+                      seccomp_profile=config.seccomp_profile)
     ctx = DaemonContext(info=info, events=events, layers=layers,
                         images=images, volumes=volumes, network=network, containers=containers,
                         execs=containers.execs, builder=builder, distribution=distribution,
