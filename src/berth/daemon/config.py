@@ -40,11 +40,13 @@ class DaemonConfig:
     max_concurrent_downloads: int = 3  # layers a pull fetches at once
     max_concurrent_uploads: int = 5  # layers a push sends at once
     authorization_plugins: list[str] = field(default_factory=list)  # docker.authz/1.0 plugins, in order
+    signature_policy: str = "/etc/berth/policy.json"  # containers-policy.json for pulls (absent: no check)
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
-              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver"}
+              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver",
+              "signature-policy": "signature_policy"}
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -74,6 +76,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="layers a push uploads at once (default 5)")
     p.add_argument("--authorization-plugin", action="append", dest="authorization_plugins", metavar="PLUGIN",
                    help="authorization plugin to ask about every request (repeatable)")
+    p.add_argument("--signature-policy", metavar="FILE",
+                   help="signature policy for pulls, containers-policy.json format (default /etc/berth/policy.json)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -83,7 +87,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
              "live_restore": args.live_restore, "bridge": args.bridge,
-             "storage_driver": args.storage_driver, "log_driver": args.log_driver}
+             "storage_driver": args.storage_driver, "log_driver": args.log_driver,
+             "signature_policy": args.signature_policy}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:
@@ -104,9 +109,25 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     _check_log_config(config.log_driver, config.log_opts)
     if config.storage_driver not in ("", "overlay2", "vfs"):
         raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
+    _check_signature_policy(config.signature_policy,
+                            required=args.signature_policy is not None or "signature-policy" in from_file)
     config.data_root = os.path.abspath(config.data_root)
     config.exec_root = os.path.abspath(config.exec_root)
     return config
+
+
+def _check_signature_policy(path: object, required: bool) -> None:
+    """A policy named explicitly must exist; any policy must parse (its keys read)."""
+    from berth.trust import policy
+
+    if not isinstance(path, str) or not path:
+        raise ConfigError("signature-policy in daemon.json must be a path")
+    try:
+        loaded = policy.load(path)
+    except policy.PolicyError as e:
+        raise ConfigError(str(e)) from None
+    if loaded is None and required:
+        raise ConfigError(f"unable to configure the daemon: open {path}: no such file or directory")
 
 
 def _authorization_plugins(doc: dict[str, object], flag: list[str] | None) -> list[str]:
