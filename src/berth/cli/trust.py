@@ -1,8 +1,8 @@
 """`berth trust keygen|sign|verify`: cosign-format signatures, made and checked by the
 client, the way `cosign generate-key-pair|sign|verify` make and check them.
 
-- keygen writes PREFIX.key (cosign's encrypted envelope, which skopeo's
-  `--sign-by-sigstore-private-key` reads) and PREFIX.pub (PEM);
+- keygen writes PREFIX.key (cosign's encrypted envelope, the format cosign and
+  containers/image's `--sign-by-sigstore-private-key` read) and PREFIX.pub (PEM);
 - sign resolves IMAGE's manifest digest at its registry, signs a simple-signing payload
   naming IMAGE and that digest, and adds it to the `sha256-<hex>.sig` manifest there;
 - verify reads that manifest and prints the payloads that verify with the key and name

@@ -4,8 +4,9 @@ A public key is a PEM "PUBLIC KEY" (PKIX). A private key is cosign's envelope: a
 "ENCRYPTED SIGSTORE PRIVATE KEY" (or the older "ENCRYPTED COSIGN PRIVATE KEY") whose
 body is go-securesystemslib's `encrypted` JSON: the PKCS#8 key sealed with
 nacl/secretbox (XSalsa20-Poly1305) under a key that scrypt derives from the
-password. That is what `skopeo copy --sign-by-sigstore-private-key` reads, so
-`berth trust keygen` writes it. Plain PKCS#8 PEM private keys are read too.
+password. That is what cosign writes and what containers/image (skopeo's
+`--sign-by-sigstore-private-key`) reads, so `berth trust keygen` writes it. Plain
+PKCS#8 PEM private keys are read too.
 
 XSalsa20 is not in `cryptography`; it is small, and the envelope holds a few hundred
 bytes, so it is written out here (Poly1305 comes from `cryptography`).
