@@ -20,7 +20,7 @@ ROOT_USAGE = f"{PROG} [OPTIONS] COMMAND [ARG...]"
 
 
 def build_root() -> Command:
-    from berth.cli import compose, container, image, network, plugin_cmd, registry, system
+    from berth.cli import compose, container, image, network, plugin_cmd, registry, system, trust
 
     root = Command(PROG, use=ROOT_USAGE, short="A self-sufficient runtime for containers")
     f = root.flags
@@ -48,6 +48,7 @@ def build_root() -> Command:
         network.network_command(),
         plugin_cmd.plugin_command(),
         system.system_command(),
+        trust.trust_command(),
         network.volume_command(),
         *container.top_level_commands(),
         *image.top_level_commands(),

@@ -42,12 +42,14 @@ class DaemonConfig:
     authorization_plugins: list[str] = field(default_factory=list)  # docker.authz/1.0 plugins, in order
     seccomp_profile: str = "builtin"  # "builtin" (berth's default, Docker's), "unconfined" or a file's path
     seccomp_profile_text: str = ""  # that file's content, read at start as dockerd reads it
+    signature_policy: str = "/etc/berth/policy.json"  # containers-policy.json for pulls (absent: no check)
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
               "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver",
-              "seccomp-profile": "seccomp_profile"}
+              "seccomp-profile": "seccomp_profile",
+              "signature-policy": "signature_policy"}
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -79,6 +81,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="authorization plugin to ask about every request (repeatable)")
     p.add_argument("--seccomp-profile", metavar="FILE",
                    help='path to seccomp profile; "unconfined" disables the default seccomp profile')
+    p.add_argument("--signature-policy", metavar="FILE",
+                   help="signature policy for pulls, containers-policy.json format (default /etc/berth/policy.json)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -89,7 +93,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
              "live_restore": args.live_restore, "bridge": args.bridge,
              "storage_driver": args.storage_driver, "log_driver": args.log_driver,
-             "seccomp_profile": args.seccomp_profile}
+             "seccomp_profile": args.seccomp_profile,
+             "signature_policy": args.signature_policy}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:
@@ -111,9 +116,25 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     _seccomp_profile(config)
     if config.storage_driver not in ("", "overlay2", "vfs"):
         raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
+    _check_signature_policy(config.signature_policy,
+                            required=args.signature_policy is not None or "signature-policy" in from_file)
     config.data_root = os.path.abspath(config.data_root)
     config.exec_root = os.path.abspath(config.exec_root)
     return config
+
+
+def _check_signature_policy(path: object, required: bool) -> None:
+    """A policy named explicitly must exist; any policy must parse (its keys read)."""
+    from berth.trust import policy
+
+    if not isinstance(path, str) or not path:
+        raise ConfigError("signature-policy in daemon.json must be a path")
+    try:
+        loaded = policy.load(path)
+    except policy.PolicyError as e:
+        raise ConfigError(str(e)) from None
+    if loaded is None and required:
+        raise ConfigError(f"unable to configure the daemon: open {path}: no such file or directory")
 
 
 def _authorization_plugins(doc: dict[str, object], flag: list[str] | None) -> list[str]:

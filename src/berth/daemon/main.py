@@ -147,7 +147,8 @@ async def run(config: DaemonConfig) -> None:
     distribution = DistributionService(
         images,
         Registry(RegistryConfig(mirrors=tuple(config.registry_mirrors), insecure=tuple(config.insecure_registries))),
-        LayerSources(db), config.max_concurrent_downloads, config.max_concurrent_uploads)
+        LayerSources(db), config.max_concurrent_downloads, config.max_concurrent_uploads,
+        signature_policy=config.signature_policy)
     plugins.registry = distribution.registry
     builder = Builder(images, containers, BuildCache(db), os.path.join(config.data_root, "build"), distribution)
     shutil.rmtree(builder.tmp_root, ignore_errors=True)  # contexts of builds berthd was killed in

@@ -8,6 +8,9 @@ decompressed and hashed again (the diff ID the config names), so a layer is writ
 once and checked twice before anything is extracted. Layers are extracted in order, as
 each has its parent; the image is recorded last, in one transaction.
 
+With a signature policy, the resolved manifest's signatures are checked before
+anything is fetched (`signatures.check`): a refused image leaves nothing.
+
 Everything the pull writes is held by one content lease. A failure at any point
 (a bad digest, a lost registry, a cancelled request) releases the lease and removes
 the layers it made, so no image and no dangling layer is left; a berthd killed half
@@ -30,6 +33,7 @@ from berth.distribution.manifest import Descriptor, ImageIndex, ImageManifest, P
 from berth.distribution.metadata import LayerSource, LayerSources
 from berth.distribution.progress import Emit, Progress, Reporter, short_id
 from berth.distribution.registry import Repository, VerificationError
+from berth.distribution.signatures import check as check_signatures
 from berth.errors import InvalidParameter, NotFound
 from berth.images import reference
 from berth.images.store import ImageStore
@@ -54,8 +58,10 @@ class _Plan:
 
 
 class Puller:
-    def __init__(self, images: ImageStore, sources: LayerSources, max_downloads: int = 3) -> None:
+    def __init__(self, images: ImageStore, sources: LayerSources, max_downloads: int = 3,
+                 signature_policy: str = "") -> None:
         self.images = images
+        self.signature_policy = signature_policy  # policy.json's path; "": no check
         self.layers = images.layers
         self.content = images.layers.content
         self.sources = sources
@@ -65,6 +71,8 @@ class Puller:
                    emit: Emit) -> PullResult:
         """Pull `ref` (a tag or a digest) from `repo`; progress goes to `emit`."""
         plan = await self._resolve(repo, ref, platform)
+        if self.signature_policy:
+            await check_signatures(self.signature_policy, repo, ref, plan.manifest_digest)
         emit(Progress(f"Pulling from {ref.path}", ref.digest or ref.tag))
         have = self.images.lookup(digest.of_bytes(plan.config))
         size = have.size if have is not None else await self._fetch_layers(repo, ref, plan, emit)

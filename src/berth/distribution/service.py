@@ -32,10 +32,10 @@ class DistributionInfo:
 
 class DistributionService:
     def __init__(self, images: ImageStore, registry: Registry, sources: LayerSources,
-                 max_downloads: int = 3, max_uploads: int = 5) -> None:
+                 max_downloads: int = 3, max_uploads: int = 5, signature_policy: str = "") -> None:
         self.images = images
         self.registry = registry
-        self.puller = Puller(images, sources, max_downloads)
+        self.puller = Puller(images, sources, max_downloads, signature_policy)
         self.pusher = Pusher(images, sources, max_uploads)
 
     async def close(self) -> None:
