@@ -525,7 +525,7 @@ def test_authorization_plugin(berth_root: Path, berthd: BerthDaemon, busybox_tar
         daemon.start()
         res = docker("create", "busybox", "true")
         assert res.returncode == 1 and res.stderr == (
-            "Error response from daemon: authorization denied by plugin authzp: no containers today\n"), describe(res)
+            "Error response from daemon: authorization denied by plugin authzp:latest: no containers today\n"), describe(res)
         assert docker.ok("ps", "-a", "--format", "{{.Names}}").split() == ["before"]  # the rest is allowed
         docker.ok("plugin", "disable", "authzp")
         docker.ok("create", "--name", "after", "busybox", "true")

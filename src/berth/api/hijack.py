@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from berth.api import versions
-from berth.api.server import server_header
+from berth.api.server import HIJACKED, server_header
 from berth.errors import InvalidParameter
 from berth.stdstream import DetachKeysError, EscapeScanner, FrameDecoder, parse_detach_keys
 
@@ -52,6 +52,7 @@ async def hijack(request: web.Request, content_type: str, *, head_read_first: bo
     sock = transport.get_extra_info("socket")
     tail = bytes(getattr(request.protocol, "_message_tail", b"") or b"")
     transport.pause_reading()
+    request[HIJACKED] = True
     head = ("HTTP/1.1 101 UPGRADED\r\n" if upgrade else "HTTP/1.1 200 OK\r\n")
     head += f"Content-Type: {content_type}\r\nApi-Version: 1.51\r\nServer: {server_header()}\r\n"
     if upgrade:

@@ -8,18 +8,20 @@ traceback goes to the log, never to the client.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from berth import API_VERSION, MIN_API_VERSION, clock
 from berth.api.context import DaemonContext
-from berth.errors import BerthError, InvalidParameter
+from berth.errors import BerthError, InvalidParameter, SystemError_
+from berth.plugins.model import AuthzRequest
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -96,26 +98,86 @@ def _version_middleware() -> Any:
     return middleware
 
 
-_AUTHZ_MAX_BODY = 1 << 20
+_AUTHZ_MAX_BODY = 4 << 20  # dockerd's limit on a request body put to authorization plugins
 _AUTHZ_HIDDEN_HEADERS = {"authorization", "x-registry-config", "x-registry-auth"}
 _AUTH_ENDPOINT = re.compile(r"^[^/]*/(v\d[\d.]*/)?auth")
+HIJACKED = "berth.hijacked"  # set on a request whose connection a handler took over
 
 
 @web.middleware
 async def authz_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With authorization plugins configured, each request is put to them first
-    (AuthZPlugin.AuthZReq, dockerd's request side; the response side is not asked)."""
+    """With authorization plugins configured, every routed request is put to them
+    (AuthZPlugin.AuthZReq) before its handler runs, and its response after
+    (AuthZPlugin.AuthZRes), as dockerd's middleware does:
+    - a buffered answer goes to the plugins with its status, headers and (JSON) body,
+      and a refusal replaces it with the 403;
+    - a streamed answer or a hijacked connection has gone out already: the plugins are
+      told (a hijack with status 0, as dockerd tells them) and a refusal is only logged;
+    - when the handler failed, they are told with status 0, and the handler's error stands.
+    A plugin that cannot be asked fails the request (500). Unrouted requests (404/405)
+    are not asked, as dockerd's router answers them outside its middlewares."""
     plugins = context(request).plugins
-    if plugins.authorizing:
-        body = None
-        if request.content_type == "application/json" and not _AUTH_ENDPOINT.match(request.path):
-            if (request.content_length or 0) > _AUTHZ_MAX_BODY:
-                raise InvalidParameter("request body too large for authorization plugin: size exceeds "
-                                       f"{_AUTHZ_MAX_BODY} bytes")
-            body = await request.read()  # kept: the handler reads it again
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _AUTHZ_HIDDEN_HEADERS}
-        await plugins.authorize(request.method, request.raw_path, headers, body)
-    return await handler(request)
+    if not plugins.authorizing or request.match_info.http_exception is not None:
+        return await handler(request)
+    body = None
+    if _authz_sends_body(request.path, request.content_type):
+        if (request.content_length or 0) > _AUTHZ_MAX_BODY:
+            raise SystemError_(f"request body too large for authorization plugin: size exceeds {_AUTHZ_MAX_BODY} bytes")
+        body = await request.read()  # kept: the handler reads it again
+        if len(body) > _AUTHZ_MAX_BODY:
+            raise SystemError_(f"request body too large for authorization plugin: size exceeds {_AUTHZ_MAX_BODY} bytes")
+    asked = AuthzRequest(request.method, request.raw_path, _authz_headers(request.headers), body or None)
+    try:
+        await plugins.authorize(asked)
+    except BerthError as e:
+        log.error("AuthZRequest for %s %s returned error: %s", request.method, request.raw_path, e)
+        raise
+    try:
+        response = await handler(request)
+    except asyncio.CancelledError:
+        if request.get(HIJACKED):
+            await _authz_told(request, asked)
+        raise
+    except Exception:
+        await _authz_told(request, asked)
+        raise
+    if not plugins.authorizing:  # the chain emptied meanwhile (a plugin disabled)
+        return response
+    asked.response_status = response.status
+    asked.response_headers = _authz_headers(response.headers)
+    if response.prepared:
+        await _authz_told(request, asked)
+        return response
+    if isinstance(response, web.Response) and isinstance(response.body, bytes) \
+            and _authz_sends_body(request.path, response.content_type):
+        asked.response_body = response.body
+    try:
+        await plugins.authorize_response(asked)
+    except BerthError as e:
+        log.error("AuthZResponse for %s %s returned error: %s", request.method, request.raw_path, e)
+        raise
+    return response
+
+
+async def _authz_told(request: web.Request, asked: AuthzRequest) -> None:
+    """AuthZRes for an answer that cannot be taken back: a refusal or failure is logged."""
+    plugins = context(request).plugins
+    if not plugins.authorizing:
+        return
+    try:
+        await plugins.authorize_response(asked)
+    except BerthError as e:
+        log.error("AuthZResponse for %s %s returned error: %s", request.method, request.raw_path, e)
+
+
+def _authz_sends_body(path: str, content_type: str) -> bool:
+    """dockerd's sendBody: JSON bodies only, and never those of /auth (credentials)."""
+    return content_type == "application/json" and not _AUTH_ENDPOINT.match(path)
+
+
+def _authz_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as the plugins see them: one value per name, credentials left out."""
+    return {k: v for k, v in headers.items() if k.lower() not in _AUTHZ_HIDDEN_HEADERS}
 
 
 def server_header() -> str:

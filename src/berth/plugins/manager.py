@@ -1,7 +1,8 @@
 """The plugin manager: `docker plugin create/ls/inspect/enable/disable/set/rm`, install,
 upgrade and push (over the registry client), and an enabled plugin's interfaces for
 the rest of berthd: its volume driver (to the volume store), its log driver (to the
-containers, berth.logs.drivers.LogPlugins) and its authorization (to the API).
+containers, berth.logs.drivers.LogPlugins) and its authorization (to the API: the
+chain of --authorization-plugin names, managed plugins or legacy ones, asked in order).
 
 An enabled plugin is a task (a container that is no Docker container: `docker ps`
 does not show it), run by the task service from the plugin's rootfs with its config's
@@ -39,6 +40,7 @@ from berth.errors import (
     Conflict,
     Forbidden,
     InvalidParameter,
+    NotFound,
     SystemError_,
     Unavailable,
 )
@@ -49,11 +51,14 @@ from berth.plugins import remote as remote_plugins
 from berth.plugins import store as plugin_store
 from berth.plugins.model import (
     AUTHZ,
+    AUTHZ_REQUEST,
+    AUTHZ_RESPONSE,
     DEFAULT_PATH,
     FULL_ID,
     LOG_DRIVER,
     RUNTIME_DIR,
     VOLUME_DRIVER,
+    AuthzRequest,
     Plugin,
     PluginSettings,
     Privilege,
@@ -69,7 +74,7 @@ from berth.runtime import spec
 from berth.tasks.model import CreateTaskRequest, TaskError
 from berth.tasks.service import TaskService
 from berth.volumes.drivers import VolumeDriver
-from berth.volumes.plugin import PluginAddress, PluginDriver
+from berth.volumes.plugin import PluginAddress, PluginDriver, locate_plugin
 from berth.volumes.plugin import call as plugin_call
 from berth.volumes.plugin import call_raw as plugin_call_raw
 from berth.volumes.store import VolumeStore
@@ -101,6 +106,7 @@ class PluginManager:
         self._logging: dict[str, tuple[str, str, str, int]] = {}
         # --authorization-plugin names, in order; a plugin's disable takes it out, as dockerd's does
         self.authz_chain: list[str] = []
+        self._legacy_authz: dict[str, PluginAddress] = {}  # legacy authz plugins activated, by name
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -176,23 +182,68 @@ class PluginManager:
     def authorizing(self) -> bool:
         return bool(self.authz_chain)
 
-    async def authorize(self, method: str, uri: str, headers: dict[str, str], body: bytes | None) -> None:
+    async def authorize(self, request: AuthzRequest) -> None:
         """dockerd's authorization middleware, request side: each plugin of the chain is
-        asked (AuthZPlugin.AuthZReq) in order; the first that refuses ends the request."""
-        doc: dict[str, object] = {"RequestMethod": method, "RequestUri": uri, "RequestHeaders": headers}
-        if body:
-            doc["RequestBody"] = base64.b64encode(body).decode()
-        for name in list(self.authz_chain):
-            wanted = lookup_name(name)
-            p = next((p for p in self.plugins.values() if p.name == wanted), None) if wanted else None
-            if p is None or p.id not in self._drivers or not p.config.implements(AUTHZ):
-                raise SystemError_(f'plugin {name} failed with error: plugin "{name}" not found')
+        asked (AuthZPlugin.AuthZReq) in order; the first that refuses ends the request
+        (Forbidden), and one that cannot be asked ends it too (SystemError_): fail closed."""
+        await self._ask_chain(AUTHZ_REQUEST, request)
+
+    async def authorize_response(self, request: AuthzRequest) -> None:
+        """The response side (AuthZPlugin.AuthZRes), `request` with its response filled in."""
+        await self._ask_chain(AUTHZ_RESPONSE, request)
+
+    async def _ask_chain(self, method: str, request: AuthzRequest) -> None:
+        doc = _authz_doc(request)
+        for name in list(dict.fromkeys(self.authz_chain)):
+            shown, address = await self._authz_plugin(name)
             try:
-                answer = await plugin_call(PluginAddress("unix", path=self._dial_path(p)), "AuthZPlugin.AuthZReq", doc)
+                answer = json.loads(await plugin_call_raw(address, method, doc))
             except BerthError as e:
-                raise SystemError_(f"plugin {name} failed with error: {e}") from None
-            if not answer.get("Allow"):
-                raise Forbidden(f"authorization denied by plugin {name}: {answer.get('Msg') or ''}")
+                raise SystemError_(f"plugin {shown} failed with error: {e}") from None
+            except ValueError as e:
+                raise SystemError_(f"plugin {shown} failed with error: {method}: invalid answer: {e}") from None
+            allow = answer.get("Allow", False) if isinstance(answer, dict) else None
+            if not isinstance(allow, bool):
+                raise SystemError_(f"plugin {shown} failed with error: {method}: invalid answer: "
+                                   "not an object with a boolean Allow")
+            if not allow:
+                msg = answer.get("Msg")
+                raise Forbidden(f"authorization denied by plugin {shown}: {msg if isinstance(msg, str) else ''}")
+
+    async def _authz_plugin(self, name: str) -> tuple[str, PluginAddress]:
+        """The name dockerd's messages give plugin `name`, and where to call it: an enabled
+        managed plugin of that name, else a legacy plugin found (and activated) as Docker
+        finds one, in /run/docker/plugins, /etc/docker/plugins, /usr/lib/docker/plugins.
+        A legacy plugin's address is kept once it has been activated; a failed lookup is
+        tried again by the next request."""
+        wanted = lookup_name(name)
+        p = next((p for p in self.plugins.values() if p.name == wanted), None) if wanted else None
+        if p is not None:
+            if not p.enabled or p.id not in self._drivers:
+                raise SystemError_(f"plugin {name} failed with error: plugin {p.name} found but disabled")
+            if not p.config.implements(AUTHZ):
+                raise SystemError_(f'plugin {name} failed with error: plugin "{p.name}" '
+                                   f'does not provide "{AUTHZ}" capability')
+            return p.name, PluginAddress("unix", path=self._dial_path(p))
+        address = self._legacy_authz.get(name)
+        if address is not None:
+            return name, address
+        try:
+            address = await asyncio.to_thread(locate_plugin, name)
+        except NotFound:
+            raise SystemError_(f'plugin {name} failed with error: plugin "{name}" not found') from None
+        except BerthError as e:
+            raise SystemError_(f"plugin {name} failed with error: legacy plugin: {e}") from None
+        try:
+            manifest = await plugin_call(address, "Plugin.Activate", None)
+        except BerthError as e:
+            raise SystemError_(f"plugin {name} failed with error: legacy plugin: {e}") from None
+        implements = manifest.get("Implements")
+        if not (isinstance(implements, list) and AUTHZ in implements):
+            raise SystemError_(f"plugin {name} failed with error: legacy plugin: Plugin does not implement the "
+                               f'requested driver: plugin="{name}", requested implementation="{AUTHZ}"')
+        self._legacy_authz[name] = address
+        return name, address
 
     # -- log drivers (berth.logs.drivers.LogPlugins) ---------------------------------------------
 
@@ -691,6 +742,25 @@ class PluginManager:
                     await asyncio.gather(watcher, return_exceptions=True)
                 continue
             await self._stop(p)
+
+
+def _authz_doc(request: AuthzRequest) -> dict[str, object]:
+    """Docker's authorization.Request as JSON: empty fields left out, bodies in base64."""
+    doc: dict[str, object] = {"RequestMethod": request.method, "RequestUri": request.uri}
+    if request.user:
+        doc["User"] = request.user
+        doc["UserAuthNMethod"] = request.authn_method
+    if request.body:
+        doc["RequestBody"] = base64.b64encode(request.body).decode()
+    if request.headers:
+        doc["RequestHeaders"] = request.headers
+    if request.response_status:
+        doc["ResponseStatusCode"] = request.response_status
+    if request.response_body:
+        doc["ResponseBody"] = base64.b64encode(request.response_body).decode()
+    if request.response_headers:
+        doc["ResponseHeaders"] = request.response_headers
+    return {k: v for k, v in doc.items() if v != ""}
 
 
 def _info_doc(info: ContainerInfo) -> dict[str, object]:

@@ -18,6 +18,8 @@ from berth.images import reference
 VOLUME_DRIVER = "volumedriver"
 LOG_DRIVER = "logdriver"
 AUTHZ = "authz"
+AUTHZ_REQUEST = "AuthZPlugin.AuthZReq"
+AUTHZ_RESPONSE = "AuthZPlugin.AuthZRes"
 RUNTIME_DIR = "/run/docker/plugins"  # where a plugin makes its socket, inside its rootfs
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FULL_ID = re.compile(r"^[a-f0-9]{64}$")
@@ -386,3 +388,20 @@ def same_privileges(required: list[Privilege], granted: list[Privilege]) -> bool
         return sorted((p.name, sorted(p.value)) for p in ps)
 
     return len(required) == len(granted) and norm(required) == norm(granted)
+
+
+@dataclass
+class AuthzRequest:
+    """One API request as the authorization plugins are asked about it (Docker's
+    authorization.Request): the request side for AuthZReq, the response side filled in
+    for AuthZRes. Bodies are None when they are not sent (not JSON, an /auth request)."""
+
+    method: str
+    uri: str  # the request target as the client sent it, query included
+    headers: dict[str, str]
+    body: bytes | None = None
+    user: str = ""  # a TLS client certificate's common name
+    authn_method: str = ""  # "TLS" when `user` comes from one
+    response_status: int = 0
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: bytes | None = None
