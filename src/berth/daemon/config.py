@@ -267,7 +267,8 @@ def _load_file(path: str, required: bool) -> dict[str, object]:
     unknown = set(doc) - set(_FILE_KEYS) - {"runtimes", "default-runtime", "log-opts",
                                               "bip", "dns", "registry-mirrors",
                                               "insecure-registries", "max-concurrent-downloads",
-                                              "max-concurrent-uploads", "features", "iptables"}
+                                              "max-concurrent-uploads", "features", "iptables",
+                                              "authorization-plugins"}
     if unknown:
         raise ConfigError(f"the following directives don't match any configuration option: {', '.join(sorted(unknown))}")
     return doc
