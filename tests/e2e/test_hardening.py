@@ -372,3 +372,20 @@ def test_dockerd_configured_the_same_way_has_the_same_warnings(busybox_tar: Path
     ours = EXPECTED_2 | EXPECTED_5
     differences = {k: (ours[k], theirs[k]) for k in ours if ours[k] != theirs[k]}
     assert differences == {"2.2": ("PASS", "WARN"), "2.4": ("PASS", "WARN"), "2.17": ("INFO", "PASS")}
+
+
+def test_icc_is_set_again_at_every_start(berth_root: Path, berthd: BerthDaemon, busybox_tar: Path) -> None:
+    """As dockerd makes its default bridge anew at each start, the option applies to a
+    default bridge that an earlier run made with inter-container traffic on."""
+    with private_daemon(berth_root, berthd, busybox_tar, prefix="hi") as (daemon, docker):
+        icc = "{{index .Options \"com.docker.network.bridge.enable_icc\"}}"
+        assert docker.ok("network", "inspect", "-f", icc, "bridge").strip() == "true"
+        daemon.stop()
+        daemon.extra_args = ["--icc=false"]
+        daemon.start()
+        assert docker.ok("network", "inspect", "-f", icc, "bridge").strip() == "false"
+        server = f"hi-srv-{uuid.uuid4().hex[:6]}"
+        ip = _server(docker, server)
+        assert server in docker.ok("exec", server, "sh", "-c", f"{HTTP_GET} | nc -w 2 127.0.0.1 8080")
+        assert _fetch(docker, ip, 8080) == ""
+        docker("rm", "-f", server)
