@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     p.add_argument("--config-file", help="daemon.json (default /etc/berth/daemon.json)")
     p.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("-D", "--debug", action="store_true", default=None, help="debug mode")
-    p.add_argument("--live-restore", action="store_true", default=None, help="keep containers running while berthd is down")
+    p.add_argument("--live-restore", type=_go_bool, nargs="?", const=True, metavar="BOOL",
+                   help="keep containers running while berthd is down")
     p.add_argument("-b", "--bridge", help='attach containers to a network bridge ("none" to disable)')
     p.add_argument("-s", "--storage-driver", choices=["overlay2", "vfs"],
                    help="storage driver for containers' roots (default overlay2, vfs where overlayfs is unavailable)")

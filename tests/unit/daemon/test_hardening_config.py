@@ -37,6 +37,12 @@ def test_from_flags(tmp_path: Path) -> None:
     assert c.default_ulimits == [("nofile", 100, 200), ("nproc", -1, -1)]
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--live-restore", True), ("--live-restore=true", True),
+                                             ("--live-restore=false", False)])
+def test_live_restore_takes_a_value_as_dockerd(tmp_path: Path, flag: str, value: bool) -> None:
+    assert parse_args(["--config-file", _file(tmp_path, {}), flag]).live_restore is value
+
+
 @pytest.mark.parametrize(("doc", "flags", "message"), [
     ({"icc": "false"}, [], "icc must be true or false"),
     ({"no-new-privileges": True}, ["--no-new-privileges"], "no-new-privileges: (from flag: true, from file: true)"),
