@@ -149,6 +149,26 @@ def cgroups_path(c: Container) -> str:
     return f"/{(c.host_config.cgroup_parent or 'berth').strip('/')}/{c.id}"
 
 
+@dataclass(frozen=True)
+class DaemonDefaults:
+    """What the daemon's configuration adds to every container, as dockerd's
+    `--no-new-privileges`, `--default-ulimit` and `--seccomp-profile` do: the container's
+    own settings win.
+    As dockerd 20.10, the default ulimits are written into HostConfig.Ulimits at create
+    (after the container's own) and merged again at start; no-new-privileges is applied
+    at start only, and inspect's SecurityOpt does not show it."""
+
+    no_new_privileges: bool = False
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard), -1 unlimited
+    seccomp: str = ""  # --seccomp-profile: "" berth's default, "unconfined", else the profile's JSON text
+
+
+def ulimits_of(h: HostConfig, daemon: DaemonDefaults) -> list[tuple[str, int, int]]:
+    """The container's ulimits, then the daemon's defaults for the names it leaves out."""
+    own = {name for name, _, _ in h.ulimits}
+    return list(h.ulimits) + [u for u in daemon.ulimits if u[0] not in own]
+
+
 @dataclass
 class SharedNamespaces:
     """Where `c`'s pid, IPC and UTS namespaces come from, resolved at start: "" a new one,
@@ -163,11 +183,12 @@ class SharedNamespaces:
 
 def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
                user_mounts: list[dict[str, Any]], shared: SharedNamespaces | None = None,
-               linked_env: Sequence[str] = (), daemon_seccomp: str = "") -> dict[str, Any]:
+               linked_env: Sequence[str] = (), daemon: DaemonDefaults | None = None) -> dict[str, Any]:
     """The bundle's config.json for starting `c` on the mounted `root`; InvalidParameter
     naming what the runtime cannot do. `daemon_seccomp` is the daemon's seccomp profile,
     for a container that names none (see `security_of`)."""
     h = c.host_config
+    daemon = daemon or DaemonDefaults()
     shared = shared or SharedNamespaces()
     try:
         return spec.build_config(spec.BundleRequest(
@@ -179,8 +200,8 @@ def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
                    "/etc/hosts": c.hosts_path},
             cgroups_path=cgroups_path(c),
             limits=limits_of(h),
-            security=security_of(h, daemon_seccomp),
-            rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in h.ulimits],
+            security=security_of(h, daemon.seccomp, daemon.no_new_privileges),
+            rlimits=[rlimits.from_docker(n, soft, hard).to_oci() for n, soft, hard in ulimits_of(h, daemon)],
             sysctl=h.sysctls, devices=h.devices, tmpfs=h.tmpfs, shm_size=h.shm_size, mounts=user_mounts,
             oom_score_adj=h.oom_score_adj, init=init_binary() if h.init else "",
             pid_namespace=shared.pid, ipc_namespace=shared.ipc, uts_namespace=shared.uts,
@@ -216,13 +237,16 @@ def security_options(opts: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def security_of(h: HostConfig, daemon_seccomp: str = "") -> spec.Security:
+def security_of(h: HostConfig, daemon_seccomp: str = "", no_new_privileges: bool = False) -> spec.Security:
     """`h`'s security settings; a container naming no seccomp profile gets the daemon's
     (`daemon_seccomp`: "" berth's default, "unconfined", or a profile's JSON text), as
-    with dockerd; `--security-opt seccomp=builtin` asks for the default whatever it is."""
+    with dockerd; `--security-opt seccomp=builtin` asks for the default whatever it is.
+    `no_new_privileges` is the daemon's default, which `--security-opt
+    no-new-privileges=false` turns off as with dockerd."""
     sec = spec.Security(privileged=h.privileged, cap_add=list(h.cap_add), cap_drop=list(h.cap_drop),
                         readonly_root=h.readonly_rootfs, masked_paths=h.masked_paths,
-                        readonly_paths=h.readonly_paths, seccomp=daemon_seccomp)
+                        readonly_paths=h.readonly_paths, seccomp=daemon_seccomp,
+                        no_new_privileges=no_new_privileges)
     for key, value in security_options(h.security_opt):
         if key == "seccomp":
             sec.seccomp = value

@@ -91,7 +91,7 @@ class ContainerManager:
         self.runtimes: dict[str, str] = {}
         self.default_runtime = "berth"
         self.default_log = LogConfig()  # daemon.json's log-driver and log-opts
-        self.seccomp_profile = ""  # --seccomp-profile: "" berth's default, "unconfined", else the JSON text
+        self.daemon_defaults = defaults.DaemonDefaults()  # --no-new-privileges, --default-ulimit, --seccomp-profile
         self.log_plugins: log_drivers.LogPlugins | None = None  # managed plugins' log drivers
         self.lifecycle = Lifecycle(self)
         self.attacher = Attacher(self)
@@ -380,7 +380,7 @@ class ContainerManager:
     def _settle_host_config(self, host: HostConfig, config: RunConfig) -> None:
         """What dockerd fills in, discards and refuses at create: the default IPC and
         cgroup namespace modes, "container:<name>" turned into the other's ID, Docker's
-        masked and read-only paths, storage options."""
+        masked and read-only paths, storage options, the daemon's default ulimits."""
         if host.uts_mode == "host" and config.hostname:
             raise InvalidParameter("conflicting options: hostname and the UTS mode")
         host.ipc_mode = host.ipc_mode or "private"
@@ -399,6 +399,7 @@ class ContainerManager:
                 host.readonly_paths = list(defaults.READONLY_PATHS)
         if host.storage_opt:
             raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+        host.ulimits = defaults.ulimits_of(host, self.daemon_defaults)  # dockerd 20.10 writes them in
 
     async def create(self, name: str | None, config: RunConfig, host: HostConfig,
                      requests: dict[str, EndpointRequest] | None = None,

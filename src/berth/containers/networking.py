@@ -20,7 +20,7 @@ def sandbox_request(c: Container) -> SandboxRequest:
         c.id, c.name, c.config.hostname, h.network_mode or "bridge",
         tuple(EndpointSpec(name, ep.network_id, copy.deepcopy(ep.request)) for name, ep in c.networks.items()),
         PortRequest(copy.deepcopy(h.port_bindings), h.publish_all_ports, tuple(c.config.exposed_ports)),
-        tuple(h.dns))
+        tuple(h.dns), tuple(h.links))
 
 
 def sandbox_of(c: Container) -> Sandbox:

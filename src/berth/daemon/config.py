@@ -43,13 +43,33 @@ class DaemonConfig:
     seccomp_profile: str = "builtin"  # "builtin" (berth's default, Docker's), "unconfined" or a file's path
     seccomp_profile_text: str = ""  # that file's content, read at start as dockerd reads it
     signature_policy: str = "/etc/berth/policy.json"  # containers-policy.json for pulls (absent: no check)
+    icc: bool = True  # traffic between containers on the default bridge
+    userland_proxy: bool = True  # relay [::]:PORT of published ports to IPv4-only containers
+    no_new_privileges: bool = False  # containers' default for --security-opt no-new-privileges
+    default_ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard), -1 unlimited
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
               "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver",
               "seccomp-profile": "seccomp_profile",
-              "signature-policy": "signature_policy"}
+              "signature-policy": "signature_policy",
+              "icc": "icc", "userland-proxy": "userland_proxy", "no-new-privileges": "no_new_privileges"}
+_BOOL_KEYS = ("debug", "live-restore", "icc", "userland-proxy", "no-new-privileges")
+
+
+def _shown(value: object) -> str:
+    """A setting as dockerd prints it in its messages (Go's %v: true, not True)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _go_bool(text: str) -> bool:
+    """A boolean flag's value as Go's strconv.ParseBool reads it (`--icc=false`)."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f'parse error on "{text}": invalid syntax')
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -62,7 +82,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     p.add_argument("--config-file", help="daemon.json (default /etc/berth/daemon.json)")
     p.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("-D", "--debug", action="store_true", default=None, help="debug mode")
-    p.add_argument("--live-restore", action="store_true", default=None, help="keep containers running while berthd is down")
+    p.add_argument("--live-restore", type=_go_bool, nargs="?", const=True, metavar="BOOL",
+                   help="keep containers running while berthd is down")
     p.add_argument("-b", "--bridge", help='attach containers to a network bridge ("none" to disable)')
     p.add_argument("-s", "--storage-driver", choices=["overlay2", "vfs"],
                    help="storage driver for containers' roots (default overlay2, vfs where overlayfs is unavailable)")
@@ -83,6 +104,14 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help='path to seccomp profile; "unconfined" disables the default seccomp profile')
     p.add_argument("--signature-policy", metavar="FILE",
                    help="signature policy for pulls, containers-policy.json format (default /etc/berth/policy.json)")
+    p.add_argument("--icc", type=_go_bool, nargs="?", const=True, metavar="BOOL",
+                   help="allow traffic between containers on the default bridge (default true)")
+    p.add_argument("--userland-proxy", type=_go_bool, nargs="?", const=True, metavar="BOOL",
+                   help="relay IPv6 connections to published ports of IPv4-only containers (default true)")
+    p.add_argument("--no-new-privileges", type=_go_bool, nargs="?", const=True, metavar="BOOL",
+                   help="set no-new-privileges for new containers by default")
+    p.add_argument("--default-ulimit", action="append", dest="default_ulimits", metavar="NAME=SOFT[:HARD]",
+                   help="default ulimit for containers (repeatable)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -94,12 +123,17 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
              "live_restore": args.live_restore, "bridge": args.bridge,
              "storage_driver": args.storage_driver, "log_driver": args.log_driver,
              "seccomp_profile": args.seccomp_profile,
-             "signature_policy": args.signature_policy}
+             "signature_policy": args.signature_policy,
+             "icc": args.icc, "userland_proxy": args.userland_proxy, "no_new_privileges": args.no_new_privileges}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
+            if key in _BOOL_KEYS and not isinstance(from_file[key], bool):
+                raise ConfigError(f"unable to configure the daemon with file {config.config_file}: "
+                                  f"{key} must be true or false, not {json.dumps(from_file[key])}")
             if flags[attr] is not None:
                 raise ConfigError(f"the following directives are specified both as a flag and in the "
-                                  f"configuration file: {key}: (from flag: {flags[attr]}, from file: {from_file[key]})")
+                                  f"configuration file: {key}: (from flag: {_shown(flags[attr])}, "
+                                  f"from file: {_shown(from_file[key])})")
             setattr(config, attr, from_file[key])
     for attr, value in flags.items():
         if value is not None:
@@ -112,6 +146,7 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     config.log_opts = _log_opts(from_file, args.log_opts)
     _registry_options(config, from_file, args)
     config.authorization_plugins = _authorization_plugins(from_file, args.authorization_plugins)
+    config.default_ulimits = _default_ulimits(from_file, args.default_ulimits)
     _check_log_config(config.log_driver, config.log_opts)
     _seccomp_profile(config)
     if config.storage_driver not in ("", "overlay2", "vfs"):
@@ -135,6 +170,43 @@ def _check_signature_policy(path: object, required: bool) -> None:
         raise ConfigError(str(e)) from None
     if loaded is None and required:
         raise ConfigError(f"unable to configure the daemon: open {path}: no such file or directory")
+
+
+def _default_ulimits(doc: dict[str, object], flags: list[str] | None) -> list[tuple[str, int, int]]:
+    """--default-ulimit NAME=SOFT[:HARD] or daemon.json's default-ulimits
+    ({"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}), not both, as dockerd."""
+    from berth.runtime import rlimits
+
+    raw = doc.get("default-ulimits")
+    if raw is not None and flags:
+        raise ConfigError(f"the following directives are specified both as a flag and in the configuration "
+                          f"file: default-ulimits: (from flag: [{' '.join(flags)}], from file: {json.dumps(raw)})")
+    out: dict[str, tuple[str, int, int]] = {}
+    try:
+        for text in flags or []:
+            limit = rlimits.parse_ulimit(text).as_docker()
+            out[limit[0]] = limit
+    except rlimits.UlimitError as e:
+        raise ConfigError(f"invalid argument \"{text}\" for \"--default-ulimit\" flag: {e}") from None
+    if raw is None:
+        return list(out.values())
+    if not isinstance(raw, dict):
+        raise ConfigError("default-ulimits in daemon.json must be an object of {\"Name\", \"Soft\", \"Hard\"}")
+    for name, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"default-ulimits in daemon.json: {name} must be an object of "
+                              "{\"Name\", \"Soft\", \"Hard\"}")
+        soft, hard = entry.get("Soft"), entry.get("Hard")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (soft, hard)):
+            raise ConfigError(f"default-ulimits in daemon.json: {name} needs whole numbers Soft and Hard")
+        assert isinstance(soft, int) and isinstance(hard, int)
+        limit_name = entry.get("Name") or name
+        try:
+            limit = rlimits.parse_ulimit(f"{limit_name}={soft}:{hard}").as_docker()
+        except rlimits.UlimitError as e:
+            raise ConfigError(f"default-ulimits in daemon.json: {e}") from None
+        out[limit[0]] = limit
+    return list(out.values())
 
 
 def _authorization_plugins(doc: dict[str, object], flag: list[str] | None) -> list[str]:
@@ -268,7 +340,8 @@ def _load_file(path: str, required: bool) -> dict[str, object]:
                                               "bip", "dns", "registry-mirrors",
                                               "insecure-registries", "max-concurrent-downloads",
                                               "max-concurrent-uploads", "features", "iptables",
-                                              "authorization-plugins"}
+                                              "authorization-plugins",
+                                              "default-ulimits"}
     if unknown:
         raise ConfigError(f"the following directives don't match any configuration option: {', '.join(sorted(unknown))}")
     return doc

@@ -91,6 +91,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.api import volumes as volumes_api
     from berth.api.context import DaemonContext, DaemonInfo
     from berth.api.server import make_app
+    from berth.containers.defaults import DaemonDefaults
     from berth.containers.manager import ContainerManager
     from berth.containers.model import LogConfig
     from berth.distribution.metadata import LayerSources
@@ -118,7 +119,8 @@ async def run(config: DaemonConfig) -> None:
     volumes = VolumeStore(config.data_root, db)
     volumes.on_event = lambda action, name, attrs: events.log("volume", action, name, attrs)
     volumes.reconcile()
-    network = NetworkController(SqliteNetworkStore(db), config.exec_root, default_bridge=config.bridge or DEFAULT_BRIDGE)
+    network = NetworkController(SqliteNetworkStore(db), config.exec_root, default_bridge=config.bridge or DEFAULT_BRIDGE,
+                                icc=config.icc, userland_proxy=config.userland_proxy)
     network.on_event = events.network
     await network.start()
     containers = ContainerManager(config.data_root, config.exec_root, db, images, layers, volumes, network)
@@ -126,8 +128,9 @@ async def run(config: DaemonConfig) -> None:
     containers.runtimes = dict(config.runtimes)
     containers.default_runtime = config.default_runtime
     containers.default_log = LogConfig(config.log_driver, dict(config.log_opts))
-    containers.seccomp_profile = (config.seccomp_profile_text if config.seccomp_profile not in ("builtin", "unconfined")
-                                  else "" if config.seccomp_profile == "builtin" else "unconfined")
+    seccomp = (config.seccomp_profile_text if config.seccomp_profile not in ("builtin", "unconfined")
+               else "" if config.seccomp_profile == "builtin" else "unconfined")
+    containers.daemon_defaults = DaemonDefaults(config.no_new_privileges, tuple(config.default_ulimits), seccomp)
     containers.load()
     earlier = containers.launcher.end_earlier_zygote()
     if earlier is not None:

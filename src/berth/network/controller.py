@@ -25,7 +25,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
 from berth.network import ipam, netlink
@@ -48,6 +48,9 @@ from berth.network.model import (
 )
 from berth.network.ports import PortMapper
 from berth.network.store import NetworkStore
+
+if TYPE_CHECKING:
+    from berth.network.firewall import LegacyLink
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,12 @@ class LiveSandbox:
 
 class NetworkController:
     def __init__(self, store: NetworkStore, exec_root: str, *, default_bridge: str = DEFAULT_BRIDGE,
-                 firewall: bool = True) -> None:
+                 firewall: bool = True, icc: bool = True, userland_proxy: bool = True) -> None:
         self.store = store
         self.netns_dir = os.path.join(exec_root, "netns")
         self.default_bridge = default_bridge
+        self.icc = icc  # dockerd's --icc: the default bridge's enable_icc, set again at every start
+        self.userland_proxy = userland_proxy
         self.host = HostNetworking()
         self.networks: dict[str, Network] = {}
         self.drivers: Drivers = local_drivers(self.host, lambda: self.networks.values())
@@ -121,7 +126,7 @@ class NetworkController:
             from berth.network.firewall import Firewall
 
             self.host.firewall = Firewall()
-            self.host.ports = PortMapper(self.host.firewall)
+            self.host.ports = PortMapper(self.host.firewall, userland_proxy=self.userland_proxy)
             await asyncio.to_thread(self.host.firewall.setup)
         default = self._by_name("bridge")
         if default is not None and self.default_bridge != "none" and default.interface != self.default_bridge:
@@ -133,6 +138,10 @@ class NetworkController:
             self._save(default)
         if self.default_bridge != "none" and default is None:
             await self._create_default_bridge()
+        elif default is not None and default.options.get(ICC_OPTION) != _flag(self.icc):
+            log.info("inter-container traffic on the default bridge: %s", "on" if self.icc else "off")
+            default.options[ICC_OPTION] = _flag(self.icc)  # restore_network below rewrites its rules
+            self._save(default)
         for name, driver in (("host", "host"), ("none", "null")):
             if self._by_name(name) is None:
                 n = Network(secrets.token_hex(32), name, driver, _now())
@@ -225,7 +234,7 @@ class NetworkController:
         plan = ipam.plan_subnets([SubnetConfig(str(subnet))], self._taken_subnets(), [], False)
         n = Network(secrets.token_hex(32), "bridge", "bridge", _now(),
                     options={BRIDGE_NAME_OPTION: self.default_bridge, DEFAULT_BRIDGE_OPTION: "true",
-                             ICC_OPTION: "true", MASQUERADE_OPTION: "true", MTU_OPTION: "1500"},
+                             ICC_OPTION: _flag(self.icc), MASQUERADE_OPTION: "true", MTU_OPTION: "1500"},
                     subnets=plan, interface=self.default_bridge)
         n.ipam_state = ipam.Allocator(plan, serial=False).to_doc()
         self._save(n)
@@ -286,6 +295,8 @@ class NetworkController:
                 except BerthError as e:
                     log.error("network %s: %s", n.name, e)
             for live in list(self._live.values()):
+                with contextlib.suppress(BerthError):
+                    await self._program_links(live)
                 primary = self._primary(live.sandbox)
                 if primary is not None and live.sandbox.ports:
                     n, ep = primary
@@ -473,7 +484,56 @@ class NetworkController:
             await self.release(sb)
             raise
         self._live[req.container_id] = LiveSandbox(req, sb, list(req.endpoints))
+        try:
+            await self._program_links(self._live[req.container_id])
+        except BaseException:
+            await self.release(sb)
+            raise
         return sb
+
+    def _icc_off(self) -> bool:
+        n = self._by_name("bridge")
+        return n is not None and n.options.get(ICC_OPTION, "true") == "false"
+
+    def _legacy_links(self, live: LiveSandbox) -> list[LegacyLink]:
+        """The rules the sandbox's legacy links need on a default bridge without ICC, as
+        libnetwork's bridge driver programs them at join: to the children it links to, and
+        from the parents that link to it (a child that restarts has a new address)."""
+        from berth.network.firewall import LegacyLink
+
+        n = self._by_name("bridge")
+        if n is None or n.options.get(ICC_OPTION, "true") != "false":
+            return []
+        own = next((ep for ep in live.sandbox.networks.values() if ep.network_id == n.id and ep.ipv4), None)
+        if own is None:
+            return []
+        out = []
+        for other in self._live.values():
+            theirs = next((ep for ep in other.sandbox.networks.values() if ep.network_id == n.id and ep.ipv4), None)
+            if other is live or theirs is None:
+                continue
+            if self._links_to(live, other):
+                out.append(LegacyLink(n.interface, live.id, own.ipv4, other.id, theirs.ipv4,
+                                      _linked_ports(other.request.ports.exposed)))
+            if self._links_to(other, live):
+                out.append(LegacyLink(n.interface, other.id, theirs.ipv4, live.id, own.ipv4,
+                                      _linked_ports(live.request.ports.exposed)))
+        return out
+
+    @staticmethod
+    def _links_to(parent: LiveSandbox, child: LiveSandbox) -> bool:
+        for link in parent.request.links:
+            target = link.partition(":")[0].lstrip("/")
+            if target and (target == child.name.lstrip("/") or child.id.startswith(target)):
+                return True
+        return False
+
+    async def _program_links(self, live: LiveSandbox) -> None:
+        fw = self.host.firewall
+        if fw is None:
+            return
+        for link in self._legacy_links(live):
+            await asyncio.to_thread(fw.add_link, link)
 
     def _user_defined(self, sb: Sandbox) -> bool:
         return any(self.networks[ep.network_id].user_defined for ep in sb.networks.values()
@@ -540,6 +600,9 @@ class NetworkController:
     async def release(self, sb: Sandbox) -> None:
         """After the container exited (or failed to start): everything setup made, undone."""
         self._live.pop(sb.container_id, None)
+        if self.host.firewall is not None and self._icc_off():  # links have rules only then
+            with contextlib.suppress(BerthError):
+                await asyncio.to_thread(self.host.firewall.remove_links, sb.container_id)
         await self._unpublish(sb)
         if self._dns is not None:
             await self._dns.detach(sb.container_id)
@@ -624,6 +687,11 @@ class NetworkController:
                     n.ipam_state = alloc.to_doc()
                     self._save(n)
                     removed.append(f"address{'es' if len(stray) > 1 else ''} {', '.join(stray)} of network {n.name}")
+            if self.host.firewall is not None:
+                fw = self.host.firewall
+                with contextlib.suppress(BerthError):
+                    if count := await asyncio.to_thread(fw.prune_links, bridge, set(self._live)):
+                        removed.append(f"{count} link rule{'s' if count > 1 else ''} on {bridge}")
         return removed
 
     def rename(self, container_id: str, name: str) -> None:
@@ -731,6 +799,22 @@ class NetworkController:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _linked_ports(exposed: tuple[str, ...]) -> tuple[tuple[Literal["tcp", "udp"], int], ...]:
+    """A child's exposed ports ("80/tcp", "53/udp") that a link opens; ranges and other
+    protocols are left out."""
+    out: list[tuple[Literal["tcp", "udp"], int]] = []
+    for text in exposed:
+        number, _, proto = text.partition("/")
+        proto = proto or "tcp"
+        if number.isdigit() and proto in ("tcp", "udp"):
+            out.append(("tcp" if proto == "tcp" else "udp", int(number)))
+    return tuple(out)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _bridge_subnets(ipr: Any, name: str) -> list[Any]:

@@ -20,6 +20,8 @@ own 127.0.0.1:PORT and hairpin traffic reach containers through the kernel.
                         iifname vmap @filter-forward-out-jumps
       nat-ports         one DNAT rule per published port (comment = its key)
       raw-ports         drops remote traffic to ports published on loopback addresses
+      filter-links      legacy links' ports on networks without ICC (comment = their key),
+                        jumped to from those networks' own forward chains
       <chain>__<bridge> the network's own chains, the targets of the maps above
 
 A network is its chains plus one element per map, so removing it removes exactly its
@@ -205,6 +207,7 @@ def setup_script(family: Family) -> str:
     for chain in _network_chains(family):
         lines.append(f"add map {t} {_NETWORK_CHAINS[chain]} {{ type ifname : verdict; }}")
     lines.append(f"add chain {t} nat-ports")
+    lines.append(f"add chain {t} filter-links")
     if family == "ip":
         lines.append(f"add chain {t} raw-ports")
     base = {
@@ -248,6 +251,8 @@ def network_rules(net: BridgeNetwork, family: Family) -> dict[str, list[str]]:
     else:
         fwd_in.append('ct status dnat accept comment "PUBLISHED PORT"')
         fwd_out.append('accept comment "OUTGOING"')
+    if not net.icc:  # what legacy links let through (the jump is here, not in the base
+        fwd_in.append("jump filter-links")  # chain, which every berthd sharing the table refills)
     fwd_in.append(f'iifname {br} {"accept" if net.icc else "drop"} comment "ICC"')
     if not net.internal:
         fwd_in.append('drop comment "UNPUBLISHED PORT DROP"')
@@ -288,6 +293,7 @@ def add_network_script(net: BridgeNetwork, family: Family) -> str:
     t = f"{family} {TABLE}"
     lines: list[str] = []
     rules = network_rules(net, family)
+    lines.append(f"add chain {t} filter-links")
     for base in _network_chains(family):
         chain = network_chain(base, net.bridge)
         lines += [f"add chain {t} {chain}", f"flush chain {t} {chain}"]
@@ -306,7 +312,7 @@ def remove_network_script(bridge: str, family: Family, state: TableState) -> str
         if bridge in state.map_keys.get(_NETWORK_CHAINS[base], set()):
             lines.append(f'delete element {t} {_NETWORK_CHAINS[base]} {{ "{bridge}" }}')
     for rule in state.rules:
-        if rule.comment.startswith(f"{bridge} ") and rule.chain in ("nat-ports", "raw-ports"):
+        if rule.comment.startswith(f"{bridge} ") and rule.chain in ("nat-ports", "raw-ports", "filter-links"):
             lines.append(f"delete rule {t} {rule.chain} handle {rule.handle}")
     for base in _network_chains(family):
         chain = network_chain(base, bridge)
@@ -342,6 +348,52 @@ def add_port_script(port: PublishedPort) -> str:
         for chain, rules in port_rules(port).items()
         for rule in rules
     )
+
+
+@dataclass(frozen=True)
+class LegacyLink:
+    """A legacy link (`--link`) on a bridge without inter-container traffic: the parent
+    may reach the child's exposed ports, and the child answer from them, as dockerd's
+    link rules allow. `parent` and `child` are the two containers' IDs."""
+
+    bridge: str
+    parent: str
+    parent_ip: str
+    child: str
+    child_ip: str
+    ports: tuple[tuple[Proto, int], ...]
+
+    def __post_init__(self) -> None:
+        _check_ifname(self.bridge)
+        for ip in (self.parent_ip, self.child_ip):
+            _parse_ip(ip)
+        for proto, port in self.ports:
+            if proto not in ("tcp", "udp") or not 0 < port < 65536:
+                raise InvalidParameter(f"invalid linked port: {port}/{proto}")
+
+    @property
+    def family(self) -> Family:
+        return "ip" if _parse_ip(self.child_ip).version == 4 else "ip6"
+
+    @property
+    def key(self) -> str:
+        return f"{self.bridge} link {self.parent[:12]} {self.child[:12]}"
+
+
+def link_rules(link: LegacyLink) -> list[str]:
+    """The filter-links rules of one link: parent to each of the child's ports, and back."""
+    br = f'"{link.bridge}"'
+    saddr, daddr = _saddr(link.family), _daddr(link.family)
+    comment = f'comment "{link.key}"'
+    rules = []
+    for proto, port in link.ports:
+        rules += [
+            f"iifname {br} oifname {br} {saddr} {link.parent_ip} {daddr} {link.child_ip} "
+            f"{proto} dport {port} accept {comment}",
+            f"iifname {br} oifname {br} {saddr} {link.child_ip} {daddr} {link.parent_ip} "
+            f"{proto} sport {port} accept {comment}",
+        ]
+    return rules
 
 
 def remove_rules_script(table: str, refs: Iterable[RuleRef]) -> str:
@@ -591,6 +643,49 @@ class Firewall:
         ]
         if refs:
             run_nft(remove_rules_script(f"{port.family} {TABLE}", refs))
+
+    def add_link(self, link: LegacyLink) -> None:
+        """Let the link's traffic through (replacing the rules it had)."""
+        if link.family not in self.families or not link.ports:
+            return
+        state = self._state(link.family)
+        t = f"{link.family} {TABLE}"
+        script = remove_rules_script(t, [r for r in state.rules if r.chain == "filter-links" and r.comment == link.key])
+        script += "".join(f"add rule {t} filter-links {rule}\n" for rule in link_rules(link))
+        run_nft(script)
+
+    def remove_links(self, container_id: str) -> None:
+        """Remove the rules of every link the container is the parent or the child of."""
+        script = ""
+        for family in self.families:
+            doc = _list_json(f"table {family} {TABLE}")
+            if doc is None:
+                continue
+            refs = [r for r in parse_table(doc).rules if r.chain == "filter-links"
+                    and container_id[:12] in r.comment.split(" ")[2:4]]
+            script += remove_rules_script(f"{family} {TABLE}", refs)
+        if script:
+            run_nft(script)
+
+    def prune_links(self, bridge: str, keep: set[str]) -> int:
+        """Remove the bridge's link rules of containers not in `keep` (IDs): what a berthd
+        killed while they ran left. How many rules went."""
+        _check_ifname(bridge)
+        removed = 0
+        for family in self.families:
+            doc = _list_json(f"table {family} {TABLE}")
+            if doc is None:
+                continue
+            refs = []
+            for r in parse_table(doc).rules:
+                words = r.comment.split(" ")
+                if r.chain == "filter-links" and words[:2] == [bridge, "link"] and not all(
+                        any(k.startswith(w) for k in keep) for w in words[2:4]):
+                    refs.append(r)
+            if refs:
+                run_nft(remove_rules_script(f"{family} {TABLE}", refs))
+                removed += len(refs)
+        return removed
 
     def sync_docker_user(self) -> None:
         """Make dockerd's DOCKER-USER chains accept exactly berth's bridges, if they exist.

@@ -188,6 +188,7 @@ class SandboxRequest:
     endpoints: tuple[EndpointSpec, ...] = ()
     ports: PortRequest = field(default_factory=PortRequest)
     dns: tuple[str, ...] = ()  # its own nameservers (--dns): the embedded DNS forwards to them
+    links: tuple[str, ...] = ()  # legacy links ("name:alias") on the default bridge
 
 
 @dataclass

@@ -30,8 +30,11 @@ EPHEMERAL_PORTS = (32768, 60999)
 
 
 class PortMapper:
-    def __init__(self, firewall: Firewall | None = None) -> None:
+    def __init__(self, firewall: Firewall | None = None, *, userland_proxy: bool = True) -> None:
         self.firewall = firewall  # None: berthd runs without its firewall, ports are held only
+        # dockerd's --userland-proxy: without it, nothing relays the IPv6 side of a port
+        # published on all addresses to an IPv4-only container (the kernel cannot NAT it)
+        self.userland_proxy = userland_proxy
         self._held: dict[tuple[str, str, int], socket.socket] = {}  # (proto, ip, port)
         self._proxies: dict[tuple[str, str, int], TcpProxy] = {}  # IPv6 sides of all-address ports
 
@@ -73,7 +76,7 @@ class PortMapper:
                     if self.firewall is not None:
                         await asyncio.to_thread(self.firewall.add_port, _proto(proto), host_ip, number, target,
                                                 container_port, interface)
-                    if not host_ip and proto == "tcp":
+                    if not host_ip and proto == "tcp" and self.userland_proxy:
                         await self._proxy_ipv6(number, target, container_port)
         except BaseException:
             await self.unpublish(out, target, interface)
@@ -99,7 +102,7 @@ class PortMapper:
         for p in ports:
             with contextlib.suppress(BerthError):
                 self._hold(p.proto, p.host_ip, p.host_port)
-            if target and not p.host_ip and p.proto == "tcp":
+            if target and not p.host_ip and p.proto == "tcp" and self.userland_proxy:
                 await self._proxy_ipv6(p.host_port, target, p.container_port)
         await self.restore_rules(ports, target, interface)
 

@@ -76,6 +76,7 @@ def test_network_rules_internal_no_icc_no_masquerade() -> None:
     assert internal["filter-forward-in"] == [
         "ct state established,related accept",
         'iifname != "br2" drop comment "INTERNAL NETWORK INGRESS"',
+        "jump filter-links",
         'iifname "br2" drop comment "ICC"',
     ]
     assert internal["filter-forward-out"][-1] == (
@@ -204,3 +205,33 @@ def test_first_error_is_one_line() -> None:
         "Could not process rule: No such file or directory (in: delete chain ip berth nope)"
     )
     assert _first_error("") == "unknown error"
+
+
+def test_legacy_link_rules_open_the_childs_ports_both_ways() -> None:
+    from berth.network.firewall import LegacyLink, link_rules
+
+    link = LegacyLink("berth0", "a" * 64, "172.17.0.2", "b" * 64, "172.17.0.3", (("tcp", 8080), ("udp", 53)))
+    assert link.key == f"berth0 link {'a' * 12} {'b' * 12}"
+    rules = link_rules(link)
+    assert rules[0] == ('iifname "berth0" oifname "berth0" ip saddr 172.17.0.2 ip daddr 172.17.0.3 '
+                        f'tcp dport 8080 accept comment "{link.key}"')
+    assert rules[1].startswith('iifname "berth0" oifname "berth0" ip saddr 172.17.0.3 ip daddr 172.17.0.2 '
+                               "tcp sport 8080 accept")
+    assert "udp dport 53" in rules[2] and "udp sport 53" in rules[3]
+    with pytest.raises(InvalidParameter):
+        LegacyLink("berth0", "a", "172.17.0.2", "b", "172.17.0.3", (("tcp", 0),))
+    script = setup_script("ip")
+    assert "add chain ip berth filter-links\n" in script
+    assert "flush chain ip berth filter-links" not in script  # links survive a re-setup
+    rules = network_rules(net("br-x", "172.17.0.0/16", icc=False), "ip")["filter-forward-in"]
+    assert rules.index("jump filter-links") == rules.index('iifname "br-x" drop comment "ICC"') - 1
+    assert "jump filter-links" not in network_rules(net("br-y", "172.18.0.0/16"), "ip")["filter-forward-in"]
+    assert "add chain ip berth filter-links\n" in add_network_script(net("br-x", icc=False), "ip")
+
+
+def test_removing_a_network_removes_its_link_rules() -> None:
+    state = TableState(rules=[RuleRef("filter-links", 7, "br-x link aaaaaaaaaaaa bbbbbbbbbbbb"),
+                              RuleRef("filter-links", 8, "br-y link cccccccccccc dddddddddddd")])
+    script = remove_network_script("br-x", "ip", state)
+    assert "delete rule ip berth filter-links handle 7" in script
+    assert "handle 8" not in script
