@@ -34,6 +34,7 @@ class DaemonInfo:
     debug: bool
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
+    security_options: tuple[str, ...] = ()  # `docker info`'s, e.g. "name=userns"
 
 
 @dataclass(frozen=True)

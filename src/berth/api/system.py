@@ -169,7 +169,7 @@ async def info(request: web.Request) -> web.Response:
         "LiveRestoreEnabled": ctx.info.live_restore,
         "Isolation": "",
         "InitBinary": "",
-        "SecurityOptions": [],
+        "SecurityOptions": list(ctx.info.security_options),
         "Warnings": None,
     })
 

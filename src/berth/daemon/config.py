@@ -40,11 +40,13 @@ class DaemonConfig:
     max_concurrent_downloads: int = 3  # layers a pull fetches at once
     max_concurrent_uploads: int = 5  # layers a push sends at once
     authorization_plugins: list[str] = field(default_factory=list)  # docker.authz/1.0 plugins, in order
+    userns_remap: str = ""  # "default" or USER[:GROUP]: containers' ids from their /etc/subuid ranges
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
-              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver"}
+              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver",
+              "userns-remap": "userns_remap"}
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -74,6 +76,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="layers a push uploads at once (default 5)")
     p.add_argument("--authorization-plugin", action="append", dest="authorization_plugins", metavar="PLUGIN",
                    help="authorization plugin to ask about every request (repeatable)")
+    p.add_argument("--userns-remap", metavar="USER[:GROUP]",
+                   help='user/group for user namespaces ("default": the user dockremap, made if need be)')
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -83,7 +87,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
              "live_restore": args.live_restore, "bridge": args.bridge,
-             "storage_driver": args.storage_driver, "log_driver": args.log_driver}
+             "storage_driver": args.storage_driver, "log_driver": args.log_driver,
+             "userns_remap": args.userns_remap}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:
