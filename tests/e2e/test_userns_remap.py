@@ -296,6 +296,22 @@ def test_cp_out_and_in_speak_container_ids(remapped: Remapped, tmp_path: Path) -
         docker.ok("rm", name)
 
 
+def test_a_restarted_daemon_keeps_the_user_and_its_containers(remapped: Remapped) -> None:
+    docker, name = remapped.docker, _name()
+    subuid = Path("/etc/subuid").read_text()
+    docker.ok("run", "--name", name, "busybox", "sh", "-c", "echo kept > /state")
+    try:
+        remapped.daemon.stop()
+        remapped.daemon.start()
+        assert Path("/etc/subuid").read_text() == subuid  # the user and its range, made once
+        assert docker.ok("start", "-a", name) == ""
+        assert docker.ok("run", "--rm", "busybox", "cat", "/proc/self/uid_map").split()[:2] == ["0", str(remapped.uid)]
+        out = docker.ok("cp", f"{name}:/state", "-")
+        assert "kept" in out
+    finally:
+        docker.ok("rm", name)
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 
