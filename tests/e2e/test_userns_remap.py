@@ -159,6 +159,7 @@ def test_info_shows_userns_and_the_mapping_data_root(remapped: Remapped) -> None
     assert "name=userns" in info["SecurityOptions"]
     assert info["DockerRootDir"] == f"{remapped.daemon.data_root}/{remapped.uid}.{remapped.gid}"
     assert "  userns\n" in remapped.docker.ok("info")
+    assert "  userns\n" in remapped.berth.ok("info")
     root = Path(info["DockerRootDir"]).stat()
     assert (root.st_uid, root.st_gid, root.st_mode & 0o777) == (0, remapped.gid, 0o710)
 
