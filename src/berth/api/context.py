@@ -35,6 +35,7 @@ class DaemonInfo:
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     seccomp_profile: str = "builtin"  # --seccomp-profile: "builtin", "unconfined" or the file's path
+    security_options: tuple[str, ...] = ()  # `docker info`'s, e.g. "name=userns"
 
 
 @dataclass(frozen=True)

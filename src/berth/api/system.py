@@ -169,7 +169,7 @@ async def info(request: web.Request) -> web.Response:
         "LiveRestoreEnabled": ctx.info.live_restore,
         "Isolation": "",
         "InitBinary": "",
-        "SecurityOptions": [f"name=seccomp,profile={ctx.info.seccomp_profile}"],
+        "SecurityOptions": [f"name=seccomp,profile={ctx.info.seccomp_profile}", *ctx.info.security_options],
         "Warnings": (None if ctx.info.seccomp_profile == "builtin"
                      else ["WARNING: daemon is not using the default seccomp profile"]),
     })

@@ -830,8 +830,9 @@ class _Run:
                     info = tarfile.TarInfo(d.lstrip("/"))
                     info.type = tarfile.DIRTYPE
                     if st is not None and stat.S_ISDIR(st.st_mode):
-                        info.mode, info.uid, info.gid, info.mtime = (stat.S_IMODE(st.st_mode), st.st_uid,
-                                                                     st.st_gid, int(st.st_mtime))
+                        uid, gid = self.b.containers.container_owner(st.st_uid, st.st_gid)
+                        info.mode, info.uid, info.gid, info.mtime = (stat.S_IMODE(st.st_mode), uid, gid,
+                                                                     int(st.st_mtime))
                     else:  # made by this COPY: it belongs to the --chown user, as dockerd's
                         info.mode, info.uid, info.gid, info.mtime = 0o755, plan.uid, plan.gid, int(time.time())
                     tar.addfile(info)

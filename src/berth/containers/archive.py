@@ -44,7 +44,7 @@ async def read_path(containers: ContainerManager, ref: str,
         st = archive.stat_path(resolved, ref)
         name = "." if resolved.path.endswith("/.") else st.name
         containers.on_event("archive-path", c, {})
-        yield st, archive.pack(root, resolved.inside, name)
+        yield st, archive.pack(root, resolved.inside, name, containers.layers.id_maps_arg())
 
 
 async def extract(containers: ContainerManager, ref: str, path: str, chunks: AsyncIterator[bytes], *,
@@ -69,7 +69,7 @@ async def extract(containers: ContainerManager, ref: str, path: str, chunks: Asy
             user = resolve_user(root, c.config.user)
             owner = (user.uid, user.gid)
         await archive.unpack(root, resolved.inside, chunks, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
-                             owner=owner)
+                             owner=owner, id_maps=containers.layers.id_maps_arg())
     containers.on_event("extract-to-dir", c, {})
 
 
@@ -91,5 +91,5 @@ async def export(containers: ContainerManager, ref: str) -> AsyncIterator[AsyncG
     """A tar of the container's whole root (`docker export`); the event goes out once
     the block ends without an error."""
     async with containers.root_of(ref) as (c, root):
-        yield archive.pack(root, "/", "")
+        yield archive.pack(root, "/", "", containers.layers.id_maps_arg())
     containers.on_event("export", c, {})

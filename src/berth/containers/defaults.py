@@ -26,6 +26,7 @@ from berth.containers.users import ResolvedUser
 from berth.errors import InvalidParameter
 from berth.images.model import RunConfig as ImageRunConfig
 from berth.runtime import rlimits, spec
+from berth.runtime.userns import IdMappings
 
 DEFAULT_SHM_SIZE = spec.DEFAULT_SHM_SIZE
 MASKED_PATHS = spec.MASKED_PATHS
@@ -183,10 +184,11 @@ class SharedNamespaces:
 
 def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
                user_mounts: list[dict[str, Any]], shared: SharedNamespaces | None = None,
-               linked_env: Sequence[str] = (), daemon: DaemonDefaults | None = None) -> dict[str, Any]:
-    """The bundle's config.json for starting `c` on the mounted `root`; InvalidParameter
-    naming what the runtime cannot do. `daemon_seccomp` is the daemon's seccomp profile,
-    for a container that names none (see `security_of`)."""
+               linked_env: Sequence[str] = (), daemon: DaemonDefaults | None = None,
+               id_maps: IdMappings | None = None) -> dict[str, Any]:
+    """The bundle's config.json for starting `c` on the mounted `root` (in a user
+    namespace of `id_maps`, when given); InvalidParameter naming what the runtime cannot
+    do. `daemon` holds what the daemon's configuration adds (see DaemonDefaults)."""
     h = c.host_config
     daemon = daemon or DaemonDefaults()
     shared = shared or SharedNamespaces()
@@ -206,7 +208,7 @@ def oci_config(c: Container, root: str, user: ResolvedUser, netns: str | None,
             oom_score_adj=h.oom_score_adj, init=init_binary() if h.init else "",
             pid_namespace=shared.pid, ipc_namespace=shared.ipc, uts_namespace=shared.uts,
             cgroup_namespace="" if h.cgroupns_mode == "private" else "host", shm_source=shared.shm_source,
-            device_cgroup_rules=list(h.device_cgroup_rules),
+            device_cgroup_rules=list(h.device_cgroup_rules), id_maps=id_maps,
         ))
     except (spec.SpecBuildError, rlimits.UlimitError) as e:
         raise InvalidParameter(str(e)) from None

@@ -227,7 +227,7 @@ class Lifecycle:
             os.unlink(os.path.join(state_dir, "exit.json"))
         shared = self.mgr._shared_namespaces(c)
         config = defaults.oci_config(c, root, user, netns, user_mounts, shared, self.mgr.link_env(c),
-                                     self.mgr.daemon_defaults)
+                                     self.mgr.daemon_defaults, self.mgr.id_maps_of(c))
         spec.write_bundle(state_dir, config)
         log_driver, log_options = h.log_config.type, log_drivers.shim_options(
             h.log_config.type, h.log_config.config, c.log_info())

@@ -52,6 +52,8 @@ from berth.layers.store import LayerStore
 from berth.logs import drivers as log_drivers
 from berth.network.controller import NetworkController
 from berth.network.model import EndpointRequest
+from berth.runtime import userns
+from berth.runtime.userns import IdMappings
 from berth.tasks.model import Streams, TaskError
 from berth.tasks.service import TaskService
 from berth.tasks.shimtasks import ShimTaskService
@@ -93,10 +95,42 @@ class ContainerManager:
         self.default_log = LogConfig()  # daemon.json's log-driver and log-opts
         self.daemon_defaults = defaults.DaemonDefaults()  # --no-new-privileges, --default-ulimit, --seccomp-profile
         self.log_plugins: log_drivers.LogPlugins | None = None  # managed plugins' log drivers
+        self.id_maps: IdMappings | None = None  # berthd --userns-remap: containers' user namespace (`remap`)
+        self._root_gid = 0
         self.lifecycle = Lifecycle(self)
         self.attacher = Attacher(self)
         os.makedirs(self.data_root, mode=0o710, exist_ok=True)
         os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
+
+    def remap(self, maps: IdMappings, root_gid: int) -> None:
+        """Run containers in a user namespace of `maps` (berthd --userns-remap), unless they
+        ask for the host's; their directories let the remapped root's group through."""
+        self.id_maps = maps
+        self._root_gid = root_gid
+        os.chown(self.data_root, os.getuid(), root_gid)
+
+    def id_maps_of(self, c: Container) -> IdMappings | None:
+        """The user namespace `c` runs in: the remapped one, or None for the host's."""
+        return None if c.host_config.userns_mode == "host" else self.id_maps
+
+    def container_owner(self, uid: int, gid: int) -> tuple[int, int]:
+        """A file's host owner as the remapped containers see it (0 for an unmapped id,
+        as the image's own files always map); the ids themselves without remapping."""
+        if self.id_maps is None:
+            return uid, gid
+        return (userns.container_id(self.id_maps.uid, uid) or 0, userns.container_id(self.id_maps.gid, gid) or 0)
+
+    def _check_userns(self, host: HostConfig) -> None:
+        """What dockerd refuses in a container of the remapped user namespace."""
+        if self.id_maps is None or host.userns_mode == "host":
+            return
+        if host.privileged:
+            raise InvalidParameter("privileged mode is incompatible with user namespaces.  You must run the "
+                                   "container in the host namespace when running privileged mode")
+        if host.network_mode == "host":
+            raise InvalidParameter("cannot share the host's network namespace when user namespaces are enabled")
+        if host.pid_mode == "host":
+            raise InvalidParameter("cannot share the host PID namespace when user namespaces are enabled")
 
     def is_log_plugin(self, driver: str) -> bool:
         return self.log_plugins is not None and self.log_plugins.is_plugin(driver)
@@ -428,6 +462,7 @@ class ContainerManager:
         if host.memory > 0 and host.memory_swap == 0:  # dockerd's default: as much swap as memory
             host.memory_swap = 2 * host.memory
         self._settle_host_config(host, config)
+        self._check_userns(host)
         host.runtime = host.runtime or self.default_runtime
         self.runtime_path(host.runtime)  # refuse an unknown runtime at create, as Docker does
         defaults.default_log_config(host.log_config, self.default_log)
@@ -454,6 +489,8 @@ class ContainerManager:
         try:
             new_volumes = await mounting.create_volumes(self.volumes, points)
             os.makedirs(cdir, mode=0o710)
+            if self.id_maps is not None:
+                os.chown(cdir, os.getuid(), self._root_gid)
             c.log_path = log_drivers.log_path(host.log_config.type, host.log_config.config, cdir, cid)
             if c.log_path:
                 os.makedirs(os.path.dirname(c.log_path), mode=0o710, exist_ok=True)
@@ -693,7 +730,7 @@ class ContainerManager:
         if paused_here:
             await self.pause(c.id)
         try:
-            await asyncio.to_thread(changeset.write_changes, upper, lowers, out)
+            await asyncio.to_thread(changeset.write_changes, upper, lowers, out, self.layers.id_maps)
         finally:
             if paused_here and c.state.status == Status.PAUSED:
                 await self.unpause(c.id)

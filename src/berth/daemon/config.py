@@ -47,6 +47,7 @@ class DaemonConfig:
     userland_proxy: bool = True  # relay [::]:PORT of published ports to IPv4-only containers
     no_new_privileges: bool = False  # containers' default for --security-opt no-new-privileges
     default_ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard), -1 unlimited
+    userns_remap: str = ""  # "default" or USER[:GROUP]: containers' ids from their /etc/subuid ranges
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
@@ -54,7 +55,8 @@ _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver",
               "seccomp-profile": "seccomp_profile",
               "signature-policy": "signature_policy",
-              "icc": "icc", "userland-proxy": "userland_proxy", "no-new-privileges": "no_new_privileges"}
+              "icc": "icc", "userland-proxy": "userland_proxy", "no-new-privileges": "no_new_privileges",
+              "userns-remap": "userns_remap"}
 _BOOL_KEYS = ("debug", "live-restore", "icc", "userland-proxy", "no-new-privileges")
 
 
@@ -112,6 +114,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="set no-new-privileges for new containers by default")
     p.add_argument("--default-ulimit", action="append", dest="default_ulimits", metavar="NAME=SOFT[:HARD]",
                    help="default ulimit for containers (repeatable)")
+    p.add_argument("--userns-remap", metavar="USER[:GROUP]",
+                   help='user/group for user namespaces ("default": the user dockremap, made if need be)')
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -124,7 +128,8 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
              "storage_driver": args.storage_driver, "log_driver": args.log_driver,
              "seccomp_profile": args.seccomp_profile,
              "signature_policy": args.signature_policy,
-             "icc": args.icc, "userland_proxy": args.userland_proxy, "no_new_privileges": args.no_new_privileges}
+             "icc": args.icc, "userland_proxy": args.userland_proxy, "no_new_privileges": args.no_new_privileges,
+             "userns_remap": args.userns_remap}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if key in _BOOL_KEYS and not isinstance(from_file[key], bool):

@@ -94,6 +94,7 @@ async def run(config: DaemonConfig) -> None:
     from berth.containers.defaults import DaemonDefaults
     from berth.containers.manager import ContainerManager
     from berth.containers.model import LogConfig
+    from berth.daemon import remap as remapping
     from berth.distribution.metadata import LayerSources
     from berth.distribution.registry import Registry, RegistryConfig
     from berth.distribution.service import DistributionService
@@ -106,17 +107,21 @@ async def run(config: DaemonConfig) -> None:
     from berth.plugins.manager import PluginManager
     from berth.volumes.store import VolumeStore
 
+    remap = remapping.setup(config.userns_remap)
+    if remap is not None:
+        config.data_root = remapping.prepare_data_root(config.data_root, remap)
     lock_fd = _lock_data_root(config)
     os.makedirs(config.exec_root, mode=0o700, exist_ok=True)
     db = open_db(os.path.join(config.data_root, "berth.db"))
-    layers = LayerStore(config.data_root, db, storage_driver=config.storage_driver)
+    layers = LayerStore(config.data_root, db, storage_driver=config.storage_driver,
+                        id_maps=remap.maps if remap else None)
     log.info("storage driver: %s", layers.driver)
     events = EventLog()
     images = ImageStore(db, layers)
     images.collect_unused_layers()  # before the content store's collection: their tars go too
     layers.reconcile()
     images.on_event = lambda action, image_id, attrs: events.log("image", action, image_id, attrs)
-    volumes = VolumeStore(config.data_root, db)
+    volumes = VolumeStore(config.data_root, db, owner=remap.root_pair if remap else None)
     volumes.on_event = lambda action, name, attrs: events.log("volume", action, name, attrs)
     volumes.reconcile()
     network = NetworkController(SqliteNetworkStore(db), config.exec_root, default_bridge=config.bridge or DEFAULT_BRIDGE,
@@ -131,6 +136,8 @@ async def run(config: DaemonConfig) -> None:
     seccomp = (config.seccomp_profile_text if config.seccomp_profile not in ("builtin", "unconfined")
                else "" if config.seccomp_profile == "builtin" else "unconfined")
     containers.daemon_defaults = DaemonDefaults(config.no_new_privileges, tuple(config.default_ulimits), seccomp)
+    if remap is not None:
+        containers.remap(remap.maps, remap.root_pair[1])
     containers.load()
     earlier = containers.launcher.end_earlier_zygote()
     if earlier is not None:
@@ -160,7 +167,8 @@ async def run(config: DaemonConfig) -> None:
                       log_driver=config.log_driver, live_restore=config.live_restore, debug=config.debug,
                       registry_mirrors=tuple(config.registry_mirrors),
                       insecure_registries=tuple(config.insecure_registries),
-                      seccomp_profile=config.seccomp_profile)
+                      seccomp_profile=config.seccomp_profile,
+                      security_options=("name=userns",) if remap else ())
     ctx = DaemonContext(info=info, events=events, layers=layers,
                         images=images, volumes=volumes, network=network, containers=containers,
                         execs=containers.execs, builder=builder, distribution=distribution,

@@ -7,7 +7,9 @@ root. Reading and writing the tar happens in a child process,
 container's root: inside it "/" *is* that root, so no name, `..`, symlink or hard link
 in a hostile archive (or planted in the container while we work) can reach the host.
 The child resolves no user names (that would load the container's NSS libraries):
-owners are numeric both ways.
+owners are numeric both ways. For a remapped daemon (`--userns-remap`) they are the ids
+the container sees (`id_maps`, encode_id_maps's text): host ids when extracting, container
+ids when packing (a host id outside the container's ranges shows as 65534, as inside).
 
 `view(root, binds)` is dockerd's view of a container for `docker cp`, held by a thread
 of its own (berth.runtime.view) that binds the container's volumes into its root in a
@@ -34,7 +36,9 @@ from typing import IO
 from berth.errors import InvalidParameter, NotFound, SystemError_
 from berth.layers.extract import (
     DECODE_ERRORS,
+    Owners,
     child_env,
+    decode_id_maps,
     decompressed,
     hard_link,
     lstat_or_none,
@@ -198,11 +202,11 @@ async def view(root: str, binds: Sequence[Bind]) -> AsyncIterator[str]:
 # -- the chrooted child ---------------------------------------------------------------------
 
 
-async def pack(root: str, inside: str, name: str) -> AsyncGenerator[bytes, None]:
+async def pack(root: str, inside: str, name: str, id_maps: str = "") -> AsyncGenerator[bytes, None]:
     """Stream a tar of `inside` (a path in the container) with its top entry named `name`;
     `name` "" packs the directory's contents with no prefix (what `docker export` sends)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-S", "-m", "berth.layers.archive", "pack", root, inside, name,
+        sys.executable, "-S", "-m", "berth.layers.archive", "pack", root, inside, name, id_maps,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -219,10 +223,11 @@ async def pack(root: str, inside: str, name: str) -> AsyncGenerator[bytes, None]
 
 
 async def unpack(root: str, inside: str, chunks: AsyncIterator[bytes], *,
-                 no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None) -> None:
+                 no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None,
+                 id_maps: str = "") -> None:
     """Extract a tar (maybe compressed) into the directory `inside` of the container's root."""
     args = ["unpack", root, inside, "1" if no_overwrite_dir_non_dir else "0",
-            f"{owner[0]}:{owner[1]}" if owner else ""]
+            f"{owner[0]}:{owner[1]}" if owner else "", id_maps]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-S", "-m", "berth.layers.archive", *args,
         stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env())
@@ -268,7 +273,7 @@ def _in_archive_dir(name: str) -> str:
 
 
 def extract_members(stream: IO[bytes], no_overwrite_dir_non_dir: bool,
-                    owner: tuple[int, int] | None) -> None:
+                    owner: tuple[int, int] | None, owners: Owners | None = None) -> None:
     """Extract into the current directory (the caller has chrooted and changed into it)."""
     with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
         for member in tar:
@@ -291,19 +296,27 @@ def extract_members(stream: IO[bytes], no_overwrite_dir_non_dir: bool,
                 continue
             if owner is not None:
                 member.uid, member.gid = owner
+            if owners is not None:
+                member.uid, member.gid = owners.host(member.uid, member.gid)
             tar.extract(member, ".", set_attrs=True, numeric_owner=True, filter="fully_trusted")
 
 
-def write_archive(out: IO[bytes], source: str, name: str) -> None:
+def write_archive(out: IO[bytes], source: str, name: str, owners: Owners | None = None) -> None:
     """Tar `source` (a path in the current root) to `out`, numeric owners only."""
     tarfile.pwd = None  # type: ignore[attr-defined]
     tarfile.grp = None  # type: ignore[attr-defined]
+
+    def as_inside(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        if owners is not None:
+            info.uid, info.gid = owners.container(info.uid, info.gid)
+        return info
+
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         if name:
-            tar.add(source, arcname=name)
+            tar.add(source, arcname=name, filter=as_inside)
             return
         for child in sorted(os.listdir(source)):
-            tar.add(os.path.join(source, child), arcname=child)
+            tar.add(os.path.join(source, child), arcname=child, filter=as_inside)
 
 
 def main() -> None:
@@ -312,7 +325,7 @@ def main() -> None:
         os.chroot(root)
         os.chdir("/")
         if command == "pack":
-            write_archive(sys.stdout.buffer, inside, sys.argv[4])
+            write_archive(sys.stdout.buffer, inside, sys.argv[4], decode_id_maps(sys.argv[5] if len(sys.argv) > 5 else ""))
             sys.stdout.flush()
         else:
             os.umask(0)
@@ -325,7 +338,8 @@ def main() -> None:
             if owner_text:
                 uid, gid = owner_text.split(":")
                 owner = (int(uid), int(gid))
-            extract_members(decompressed(sys.stdin.buffer), no_overwrite == "1", owner)
+            extract_members(decompressed(sys.stdin.buffer), no_overwrite == "1", owner,
+                            decode_id_maps(sys.argv[6] if len(sys.argv) > 6 else ""))
     except DECODE_ERRORS as e:
         sys.stderr.write(f"{e}\n")
         sys.exit(1)

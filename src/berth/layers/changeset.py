@@ -10,6 +10,10 @@ them, as Docker keeps them in a separate init layer. The archive ends with Go's 
 zero blocks and no record padding, so an empty change set has Docker's empty-layer
 digest.
 
+For a remapped daemon (`--userns-remap`) owners are written as the ids they are in the
+container (`id_maps`), as Docker's tar does; whiteouts, which overlayfs makes as the
+mounter (the host's root), belong to the container's root.
+
 It only reads. Every directory is opened relative to its parent's descriptor with
 O_NOFOLLOW, so a running container that swaps a directory for a symlink while we
 walk cannot make us read outside its upperdir.
@@ -22,7 +26,9 @@ import stat
 import tarfile
 from typing import IO
 
+from berth.errors import SystemError_
 from berth.layers.diff import INIT_PATHS, OPAQUE_XATTR, exists_below, is_whiteout
+from berth.runtime.userns import IdMappings, container_id
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -49,13 +55,28 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
 
 
 class _Writer:
-    def __init__(self, out: IO[bytes], lowers: list[str]) -> None:
+    def __init__(self, out: IO[bytes], lowers: list[str], id_maps: IdMappings | None = None) -> None:
         self.out = out
         self.lowers = lowers
         self.links: dict[tuple[int, int], str] = {}
+        self.id_maps = id_maps
+
+    def _info(self, name: str, st: os.stat_result) -> tarfile.TarInfo:
+        info = _info(name, st)
+        if self.id_maps is not None:
+            uid, gid = container_id(self.id_maps.uid, st.st_uid), container_id(self.id_maps.gid, st.st_gid)
+            for host, inside in ((st.st_uid, uid), (st.st_gid, gid)):
+                if inside is None:
+                    raise SystemError_(f"Host ID {host} cannot be mapped to a container ID")
+            info.uid, info.gid = uid, gid  # type: ignore[assignment]
+        return info
 
     def empty_file(self, name: str, st: os.stat_result, mode: int | None = None) -> None:
-        info = _info(name, st)
+        if mode is not None and self.id_maps is not None:  # a whiteout
+            info = _info(name, st)
+            info.uid = info.gid = 0
+        else:
+            info = self._info(name, st)
         if mode is not None:
             info.mode = mode
         info.type = tarfile.REGTYPE
@@ -63,7 +84,7 @@ class _Writer:
         self.out.write(_header(info))
 
     def entry(self, dir_fd: int, entry: str, name: str, st: os.stat_result) -> None:
-        info = _info(name, st)
+        info = self._info(name, st)
         kind = stat.S_IFMT(st.st_mode)
         if kind != stat.S_IFDIR and st.st_nlink > 1:
             first = self.links.get((st.st_dev, st.st_ino))
@@ -173,11 +194,12 @@ def _capability_fd(fd: int) -> str | None:
     return value.decode("utf-8", "surrogateescape")
 
 
-def write_changes(upper: str, lowers: list[str], out: IO[bytes]) -> None:
-    """Write the layer tar of the changes in `upper` over `lowers` (top layer first)."""
+def write_changes(upper: str, lowers: list[str], out: IO[bytes], id_maps: IdMappings | None = None) -> None:
+    """Write the layer tar of the changes in `upper` over `lowers` (top layer first);
+    with `id_maps`, owners as the container sees them."""
     fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        _Writer(out, lowers).walk(fd, "")
+        _Writer(out, lowers, id_maps).walk(fd, "")
     finally:
         os.close(fd)
     out.write(END)

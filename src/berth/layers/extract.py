@@ -9,6 +9,10 @@ bytes of its regular files, which is what Docker calls a layer's size), or
 overlayfs whiteouts (a 0/0 character device, the trusted.overlay.opaque xattr).
 When the caller passes the DIGEST of a plain tar it already verified (a content-store
 blob, immutable once published), the tar is not hashed again and DIGEST is echoed.
+For a daemon with remapped user namespaces (`--userns-remap`) a third argument, ID
+MAPS (`encode_id_maps`), translates every owner in the archive to the host id it is in
+the containers' user namespace, and directories the archive leaves out (DEST itself
+too) belong to the containers' root: what the layer holds is then what a container sees.
 gzip goes through isal (the stdlib when isal is missing), zstd through zstandard; both
 are imported before the chroot, which would hide them.
 """
@@ -45,6 +49,7 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 COPY_CHUNK = 8 << 20  # reads, copies and hashing go by this much at a time
+OVERFLOW_ID = 65534  # what the kernel shows for an id a user namespace does not map
 
 
 class _Tar(tarfile.TarFile):
@@ -115,14 +120,62 @@ def child_env() -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(paths)}
 
 
-async def run_child(source: IO[bytes], dest: str, digest: str) -> dict[str, Any]:
+IdRange = tuple[int, int, int]  # container id, host id, size
+
+
+class Owners:
+    """Container ids to host ids, for an archive extracted into a remapped daemon's store."""
+
+    def __init__(self, uids: list[IdRange], gids: list[IdRange]) -> None:
+        self.uids, self.gids = uids, gids
+        self.root = self.host(0, 0)
+
+    def host(self, uid: int, gid: int) -> tuple[int, int]:
+        return _to_host(self.uids, uid), _to_host(self.gids, gid)
+
+    def container(self, uid: int, gid: int) -> tuple[int, int]:
+        """Host ids as the container sees them: 65534 (the overflow id) when unmapped."""
+        return _to_container(self.uids, uid), _to_container(self.gids, gid)
+
+
+def _to_host(ranges: list[IdRange], value: int) -> int:
+    for inside, host, size in ranges:
+        if inside <= value < inside + size:
+            return host + value - inside
+    raise ValueError(f"Container ID {value} cannot be mapped to a host ID")
+
+
+def _to_container(ranges: list[IdRange], value: int) -> int:
+    for inside, host, size in ranges:
+        if host <= value < host + size:
+            return inside + value - host
+    return OVERFLOW_ID
+
+
+def encode_id_maps(uids: list[IdRange], gids: list[IdRange]) -> str:
+    """The ID MAPS argument: "u:0:100000:65536,g:0:100000:65536"."""
+    return ",".join([f"u:{a}:{b}:{c}" for a, b, c in uids] + [f"g:{a}:{b}:{c}" for a, b, c in gids])
+
+
+def decode_id_maps(text: str) -> Owners | None:
+    if not text:
+        return None
+    uids: list[IdRange] = []
+    gids: list[IdRange] = []
+    for item in text.split(","):
+        kind, a, b, c = item.split(":")
+        (uids if kind == "u" else gids).append((int(a), int(b), int(c)))
+    return Owners(uids, gids)
+
+
+async def run_child(source: IO[bytes], dest: str, digest: str, id_maps: str = "") -> dict[str, Any]:
     """The parent's side: extract `source` into the directory `dest` in a child of this
     module, and return its answer ({"diff_id", "size"} or {"error"}). A cancelled caller
-    takes the child down with it."""
+    takes the child down with it. `id_maps` (`encode_id_maps`): owners are translated."""
     import asyncio
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-S", "-m", "berth.layers.extract", dest, digest,
+        sys.executable, "-S", "-m", "berth.layers.extract", dest, digest, *([id_maps] if id_maps else []),
         stdin=source, stdout=asyncio.subprocess.PIPE, env=child_env())
     assert proc.stdout is not None
     try:
@@ -165,32 +218,50 @@ def _clean(name: str) -> str:
     return "/" + "/".join(parts)
 
 
-def apply(stream: IO[bytes]) -> int:
+def apply(stream: IO[bytes], owners: Owners | None = None) -> int:
     """Extract a tar stream into the current root (the caller has chrooted)."""
     with _Tar.open(fileobj=stream, mode="r|", bufsize=COPY_CHUNK) as tar:  # type: ignore[call-overload]
-        return apply_tar(tar)
+        return apply_tar(tar, owners)
 
 
-def apply_tar(tar: _Tar) -> int:
+def _make_parents(path: str, owners: Owners | None) -> None:
+    """The directories above a member that the archive left out (0755; the containers'
+    root owns them when `owners` remaps ids)."""
+    if owners is None:
+        os.makedirs(path, exist_ok=True)
+        return
+    if lstat_or_none(path) is not None:
+        return
+    _make_parents(os.path.dirname(path), owners)
+    os.mkdir(path, 0o755)
+    os.chown(path, *owners.root)
+
+
+def apply_tar(tar: _Tar, owners: Owners | None = None) -> int:
     """Extract an open tar into the current root (the caller has chrooted); returns the
-    layer's size as Docker counts it: the bytes of its regular files."""
+    layer's size as Docker counts it: the bytes of its regular files. With `owners`, each
+    member's owner is the host id its container id is."""
     tar.copybufsize = COPY_CHUNK
     content = 0
     for member in tar:
         if member.isreg():
             content += member.size
+        if owners is not None:
+            member.uid, member.gid = owners.host(member.uid, member.gid)
         path = _clean(member.name)
         base = os.path.basename(path)
         parent = os.path.dirname(path)
         if base == OPAQUE:
-            os.makedirs(parent, exist_ok=True)
+            _make_parents(parent, owners)
             os.setxattr(parent, "trusted.overlay.opaque", b"y")
             continue
         if base.startswith(WHITEOUT):
             target = os.path.join(parent, base[len(WHITEOUT):])
-            os.makedirs(parent, exist_ok=True)
+            _make_parents(parent, owners)
             remove_path(target)
             os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+            if owners is not None:
+                os.chown(target, member.uid, member.gid)
             continue
         if path == "/":
             continue
@@ -200,6 +271,8 @@ def apply_tar(tar: _Tar) -> int:
         existing = lstat_or_none(path)
         if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
             remove_path(path)
+        if owners is not None:
+            _make_parents(parent, owners)
         if member.islnk():
             hard_link(member.linkname, path)
             continue
@@ -243,16 +316,19 @@ def main() -> None:
     dest = sys.argv[1]
     known = sys.argv[2] if len(sys.argv) > 2 else None
     try:
+        owners = decode_id_maps(sys.argv[3] if len(sys.argv) > 3 else "")
         os.chroot(dest)
         os.chdir("/")
+        if owners is not None:
+            os.chown("/", *owners.root)
         # members get their own modes (set after creation); a parent the archive leaves
         # out is made 0755, as Docker's unpacking makes it
         os.umask(0o022)
         if _is_plain_file(0):
-            digest, size = extract_file(0, known)
+            digest, size = extract_file(0, known, owners)
         else:
             stream = _Hashing(decompressed(sys.stdin.buffer))
-            size = apply(stream)  # type: ignore[arg-type]
+            size = apply(stream, owners)  # type: ignore[arg-type]
             while stream.read(COPY_CHUNK):
                 pass  # the tar's end padding counts in its digest
             digest = "sha256:" + stream.hash.hexdigest()
@@ -270,7 +346,7 @@ def _is_plain_file(fd: int) -> bool:
     return not (head.startswith((b"\x1f\x8b", ZSTD_MAGIC, b"BZh", b"\xfd7zXZ\x00")))
 
 
-def extract_file(fd: int, known: str | None = None) -> tuple[str, int]:
+def extract_file(fd: int, known: str | None = None, owners: Owners | None = None) -> tuple[str, int]:
     """Extract the plain tar in regular file `fd`, hashing it in a second thread
     meanwhile (unless its digest is `known`); member bytes go file to file by
     copy_file_range. The digest covers the whole file, end padding included, as the
@@ -284,7 +360,7 @@ def extract_file(fd: int, known: str | None = None) -> tuple[str, int]:
                 _Tar.open(fileobj=raw, mode="r:") as tar:
             assert isinstance(tar, _Tar)
             tar.source_fd = fd
-            size = apply_tar(tar)
+            size = apply_tar(tar, owners)
     finally:
         hashing.join()
     return known or "sha256:" + hasher.hexdigest(), size

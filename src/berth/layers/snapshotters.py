@@ -45,8 +45,9 @@ class Snapshotter(Protocol):
     name: str
     root: str
 
-    def prepare(self, container_id: str, lowers: list[str]) -> None:
-        """Create the container's writable layer on top of `lowers`."""
+    def prepare(self, container_id: str, lowers: list[str], owner: tuple[int, int] | None = None) -> None:
+        """Create the container's writable layer on top of `lowers`; its root directory
+        belongs to `owner` (the remapped containers' root), else to root."""
 
     def mount(self, container_id: str, lowers: list[str]) -> str:
         """Make the container's root available and return its path."""
@@ -125,10 +126,12 @@ class Overlay:
     def _dir(self, container_id: str) -> str:
         return os.path.join(self.root, container_id)
 
-    def prepare(self, container_id: str, lowers: list[str]) -> None:
+    def prepare(self, container_id: str, lowers: list[str], owner: tuple[int, int] | None = None) -> None:
         d = self._dir(container_id)
         for sub in ("upper", "work", "merged"):
             os.makedirs(os.path.join(d, sub), mode=0o755, exist_ok=True)
+        if owner is not None:
+            os.chown(os.path.join(d, "upper"), *owner)
 
     def mount(self, container_id: str, lowers: list[str]) -> str:
         d = self._dir(container_id)
@@ -195,12 +198,14 @@ class Vfs:
     def _dir(self, container_id: str) -> str:
         return os.path.join(self.root, container_id)
 
-    def prepare(self, container_id: str, lowers: list[str]) -> None:
+    def prepare(self, container_id: str, lowers: list[str], owner: tuple[int, int] | None = None) -> None:
         d = self._dir(container_id)
-        os.makedirs(d, mode=0o700, exist_ok=True)
+        os.makedirs(d, mode=0o711 if owner else 0o700, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix="merged-", dir=d)
         try:
             os.chmod(tmp, 0o755)
+            if owner is not None:
+                os.chown(tmp, *owner)
             for layer in reversed(lowers):
                 copy_layer(layer, tmp)
             os.rename(tmp, os.path.join(d, "merged"))

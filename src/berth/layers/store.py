@@ -31,10 +31,11 @@ from berth.content.leases import Lease
 from berth.content.store import Blob, ContentStore
 from berth.errors import InvalidParameter
 from berth.layers import snapshotters
-from berth.layers.extract import run_child
+from berth.layers.extract import encode_id_maps, run_child
 from berth.layers.snapshotters import Snapshotter
 from berth.metadata import Step, migrate
 from berth.runtime import linux
+from berth.runtime.userns import IdMappings, host_id
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,18 @@ def chain_id_of(parent: str | None, diff_id: str) -> str:
 
 class LayerStore:
     def __init__(self, root: str, db: sqlite3.Connection, content: ContentStore | None = None,
-                 storage_driver: str = "overlay2") -> None:
+                 storage_driver: str = "overlay2", id_maps: IdMappings | None = None) -> None:
+        """`id_maps`: the remapped daemon's (--userns-remap) container ids; every layer is
+        then extracted with its owners as the host ids they are in a container (this
+        store holds only that mapping's copy: a remapped daemon has a data root of its own)."""
         self.root = os.path.join(root, "overlay")
+        self.id_maps = id_maps
+        self.root_pair: tuple[int, int] | None = None
+        if id_maps is not None:
+            uid, gid = host_id(id_maps.uid, 0), host_id(id_maps.gid, 0)
+            if uid is None or gid is None:
+                raise InvalidParameter("the user-namespace maps leave the containers' root unmapped")
+            self.root_pair = (uid, gid)
         self.db = db
         migrate(db, "layers", MIGRATIONS)
         self.content = content or ContentStore(root, db)
@@ -207,7 +218,7 @@ class LayerStore:
             diff = os.path.join(tmp, "diff")
             os.mkdir(diff, 0o755)
             with open(source_path, "rb") if source_path else self.content.open(diff_id) as source:
-                result = await run_child(source, diff, diff_id)
+                result = await run_child(source, diff, diff_id, self.id_maps_arg())
             if "error" in result:
                 raise InvalidParameter(result["error"])
             if sync:
@@ -224,6 +235,13 @@ class LayerStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return int(result["size"])
+
+    def id_maps_arg(self) -> str:
+        """The remapped ids as the tar children (extract, archive) take them; "" for none."""
+        if self.id_maps is None:
+            return ""
+        return encode_id_maps([(m.container_id, m.host_id, m.size) for m in self.id_maps.uid],
+                              [(m.container_id, m.host_id, m.size) for m in self.id_maps.gid])
 
     def total_size(self) -> int:
         """What all stored layers take, each counted once."""
@@ -244,7 +262,7 @@ class LayerStore:
     # -- container layers: delegated to the snapshotter picked at start-up ---------------
 
     def create_rw(self, container_id: str, chain_ids: list[str]) -> None:
-        self.snapshotter.prepare(container_id, self._lowers(chain_ids))
+        self.snapshotter.prepare(container_id, self._lowers(chain_ids), owner=self.root_pair)
 
     def mount(self, container_id: str, chain_ids: list[str]) -> str:
         """Make the container's root (layers `chain_ids`, bottom first) and return its path."""

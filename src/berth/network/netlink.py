@@ -72,6 +72,9 @@ def run_in_thread(fn: Callable[[], T]) -> T:
 # -- namespaces -----------------------------------------------------------------------------
 
 
+CONTAINER_SYSCTLS = {"net/ipv4/ip_unprivileged_port_start": "0", "net/ipv4/ping_group_range": "0 2147483647"}
+
+
 def create_netns(path: str) -> None:
     """A new network namespace, kept alive by a bind mount on the file `path`, with lo up."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -85,6 +88,12 @@ def create_netns(path: str) -> None:
             try:
                 linux.mount("/proc/thread-self/ns/net", path, None, linux.MS_BIND)
                 linux.interface_up("lo")
+                # the sysctls dockerd puts in every container's spec with a network of its
+                # own (ports below 1024 and ICMP echo sockets without capabilities), set
+                # here, by the namespace's owner: a container in a user namespace of its
+                # own (--userns-remap) has no capability over this namespace
+                for key, value in CONTAINER_SYSCTLS.items():
+                    set_sysctl(key, value)
             finally:
                 linux.setns(home, linux.CLONE_NEWNET)
         finally:

@@ -292,6 +292,15 @@ def _setup_process(spec: Spec, stdio: Stdio, chan: _socket.socket, fifo: str | N
     try:
         try:
             user = spec.namespace("user")
+            joined: set[str] = set()
+            if user is not None and not user.path:
+                # as runc: the namespaces given by path are joined before the new user
+                # namespace is made, while this process still has the host's capabilities
+                # over them (a network namespace that berthd made is owned by the host's)
+                for ns in spec.namespaces:
+                    if ns.path and ns.type not in ("user", "cgroup"):
+                        _join(ns.path, ns.type)
+                        joined.add(ns.type)
             if user is not None:
                 if user.path:
                     _join(user.path, "user")
@@ -304,7 +313,7 @@ def _setup_process(spec: Spec, stdio: Stdio, chan: _socket.socket, fifo: str | N
                 userns.become_root()
             flags = 0
             for ns in spec.namespaces:
-                if ns.type in ("user", "cgroup"):
+                if ns.type in ("user", "cgroup") or ns.type in joined:
                     continue  # user: done; cgroup: the init, once it is in its cgroup
                 if ns.path:
                     _join(ns.path, ns.type)
@@ -634,10 +643,24 @@ def exec_setup(init_pid: int, spec: Spec, proc: Process, stdio: Stdio, chan: _so
                 except FileNotFoundError:
                     if kind in ("pid", "mount"):
                         raise CreateError(f"container init {init_pid} is not running") from None
+            # as runc's nsexec: the other namespaces first, while this process has the
+            # host's capabilities (a network namespace berthd made is the host user
+            # namespace's, out of reach from the container's), then the user namespace,
+            # then again those that only the container's root may join
+            later = []
             for kind in _JOIN_ORDER:
-                if kind in fds:
-                    linux.setns(fds[kind], NAMESPACE_FLAGS[kind])
+                if kind in fds and kind != "user":
+                    try:
+                        linux.setns(fds[kind], NAMESPACE_FLAGS[kind])
+                    except PermissionError:
+                        if "user" not in fds:
+                            raise
+                        later.append(kind)
+                        continue
                     os.close(fds[kind])
+            for kind in ["user", *later] if "user" in fds else later:
+                linux.setns(fds[kind], NAMESPACE_FLAGS[kind])
+                os.close(fds[kind])
         except (OSError, CreateError) as e:
             _send(chan, {"error": f"unable to join the container's namespaces: {e}"})
             os._exit(1)

@@ -121,8 +121,9 @@ def _make_mountpoint(target: str, source_is_dir: bool) -> None:
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
 
 
-def _cgroup_mounts() -> dict[str, str]:
-    """This process's cgroup v1 hierarchies: mount point -> path of its own cgroup there."""
+def _cgroup_mounts(root: str = "") -> dict[str, str]:
+    """This process's cgroup v1 hierarchies: mount point -> path of its own cgroup there
+    (mount points inside the container's `root` left out: a /sys bound there has them)."""
     own: dict[frozenset[str], str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -137,6 +138,8 @@ def _cgroup_mounts() -> dict[str, str]:
             if fstype != "cgroup":
                 continue
             mount_point = left.split()[4]
+            if root and mount_point.startswith(root.rstrip("/") + "/"):
+                continue
             names = frozenset(o for o in options.split(",") if o not in ("rw", "ro") and
                               (o.startswith("name=") or "=" not in o))
             for wanted, own_path in own.items():
@@ -145,14 +148,14 @@ def _cgroup_mounts() -> dict[str, str]:
     return out
 
 
-def _mount_cgroup(target: str, flags: int) -> None:
+def _mount_cgroup(target: str, flags: int, root: str = "") -> None:
     """runc's `cgroup` mount: the container's own cgroups at /sys/fs/cgroup."""
     _make_mountpoint(target, True)
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
         linux.mount("cgroup2", target, "cgroup2", flags)
         return
     linux.mount("tmpfs", target, "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
-    for mount_point, path in sorted(_cgroup_mounts().items()):
+    for mount_point, path in sorted(_cgroup_mounts(root).items()):
         dest = os.path.join(target, os.path.basename(mount_point))
         os.makedirs(dest, exist_ok=True)
         linux.mount(mount_point + path, dest, None, linux.MS_BIND)
@@ -164,7 +167,7 @@ def _mount_one(root: str, m: Mount) -> None:
     target = secure_join(root, m.destination)
     flags, propagation, data = parse_mount_options(m.options)
     if m.type == "cgroup":
-        _mount_cgroup(target, flags)
+        _mount_cgroup(target, flags, root)
         return
     is_bind = bool(flags & linux.MS_BIND) or m.type == "bind"
     if is_bind:
@@ -178,12 +181,37 @@ def _mount_one(root: str, m: Mount) -> None:
         # A bind mount ignores other flags until it is remounted with them.
         extra = flags & ~(linux.MS_BIND | linux.MS_REC)
         if extra:
-            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | extra)
+            _remount_bind(target, extra)
     else:
         _make_mountpoint(target, True)
-        linux.mount(m.source or m.type, target, m.type, flags, data or None)
+        try:
+            linux.mount(m.source or m.type, target, m.type, flags, data or None)
+        except PermissionError:
+            if m.type != "sysfs":
+                raise
+            # as runc: in a user namespace that does not own the network namespace
+            # (one the container joined) sysfs cannot be mounted; the host's /sys is bound
+            linux.mount("/sys", target, None, linux.MS_BIND | linux.MS_REC)
+            _remount_bind(target, flags)
     if propagation:
         linux.mount(None, target, None, propagation)
+
+
+# the flags a mount made in a more privileged namespace keeps in a user namespace's copy
+# of it: statvfs's ST_* bits, which are the MS_* bits of the same names
+_LOCKED_FLAGS = linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+
+
+def _remount_bind(target: str, flags: int) -> None:
+    """Remount the bind at `target` with `flags`; in a user namespace the source's locked
+    flags are kept (the kernel refuses to clear them), as runc keeps them."""
+    try:
+        linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | flags)
+    except PermissionError:
+        locked = os.statvfs(target).f_flag & _LOCKED_FLAGS
+        if not locked & ~flags:
+            raise
+        linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | flags | locked)
 
 
 def _make_devices(root: str, devices: list[Device], bind: bool) -> None:

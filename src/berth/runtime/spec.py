@@ -13,7 +13,10 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from berth.runtime.userns import IdMappings
 
 MASKED_PATHS = [
     "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -168,6 +171,8 @@ class BundleRequest:
     cgroup_namespace: str = "host"
     shm_source: str = ""  # a directory to bind on /dev/shm (IPC shared); "none": no /dev/shm
     device_cgroup_rules: list[str] = field(default_factory=list)  # docker --device-cgroup-rule
+    # a new user namespace with these maps (berthd --userns-remap); None: the host's
+    id_maps: IdMappings | None = None
 
 
 def build_config(req: BundleRequest) -> dict[str, Any]:
@@ -216,6 +221,8 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
     if not req.host_network:
         namespaces.append({"type": "network", "path": req.network_namespace} if req.network_namespace
                           else {"type": "network"})
+    if req.id_maps is not None:
+        namespaces.insert(0, {"type": "user"})
     process: dict[str, Any] = {
         "terminal": req.terminal,
         "user": {"uid": req.uid, "gid": req.gid, "additionalGids": req.additional_gids},
@@ -230,6 +237,9 @@ def build_config(req: BundleRequest) -> dict[str, Any]:
     if req.oom_score_adj:
         process["oomScoreAdj"] = req.oom_score_adj
     linux: dict[str, Any] = {"namespaces": namespaces}
+    if req.id_maps is not None:
+        linux["uidMappings"] = [m.to_oci() for m in req.id_maps.uid]
+        linux["gidMappings"] = [m.to_oci() for m in req.id_maps.gid]
     if req.cgroups_path:
         linux["cgroupsPath"] = req.cgroups_path
     resources = req.limits.to_oci()

@@ -80,8 +80,9 @@ class LocalDriver:
     name = "local"
     scope = "local"
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, owner: tuple[int, int] | None = None) -> None:
         self.root = root
+        self.owner = owner  # a remapped daemon's containers' root: it owns each volume's _data
         os.makedirs(root, mode=0o701, exist_ok=True)
         self._users: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -120,6 +121,8 @@ class LocalDriver:
         tmp = data + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         os.mkdir(tmp, 0o755)
+        if self.owner is not None:
+            os.chown(tmp, *self.owner)
         os.rename(tmp, data)
         _fsync_dir(self._dir(name))
 

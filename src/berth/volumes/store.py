@@ -78,10 +78,11 @@ def _now() -> str:
 
 
 class VolumeStore:
-    def __init__(self, data_root: str, db: sqlite3.Connection) -> None:
+    def __init__(self, data_root: str, db: sqlite3.Connection, owner: tuple[int, int] | None = None) -> None:
+        """`owner`: the host uid and gid of a remapped daemon's containers' root."""
         self.db = db
         migrate(db, "volumes", MIGRATIONS)
-        self.local = LocalDriver(os.path.join(data_root, "volumes"))
+        self.local = LocalDriver(os.path.join(data_root, "volumes"), owner)
         self.subpath_root = os.path.join(data_root, "volume-subpaths")  # safepath.hold's mount points
         self._release_stale_holds()
         self._plugins: dict[str, VolumeDriver] = {}

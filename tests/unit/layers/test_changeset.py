@@ -68,3 +68,29 @@ def test_a_symlinked_directory_is_not_followed(tmp_path: Path) -> None:
     os.symlink(outside, upper / "escape")
     with tarfile.open(fileobj=io.BytesIO(_tar(upper, []))) as tar:
         assert tar.getnames() == ["escape"]
+
+
+def test_remapped_owners_are_written_as_the_container_sees_them(tmp_path: Path) -> None:
+    """--userns-remap: host 100000+N is container N; overlayfs's whiteouts (made as the
+    host's root) belong to the container's root; an id outside the ranges is refused."""
+    if os.geteuid() != 0:
+        pytest.skip("chown and whiteouts need root")
+    from berth.errors import SystemError_
+    from berth.runtime.userns import IdMap, IdMappings
+
+    maps = IdMappings((IdMap(0, 100000, 65536),), (IdMap(0, 200000, 65536),))
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    lower.mkdir()
+    (lower / "gone").write_text("")
+    upper.mkdir()
+    (upper / "made").write_text("x")
+    os.chown(upper / "made", 100007, 200008)
+    os.mknod(upper / "gone", stat.S_IFCHR | 0o600, os.makedev(0, 0))
+    out = io.BytesIO()
+    write_changes(str(upper), [str(lower)], out, maps)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+    assert owners == {"made": (7, 8), ".wh.gone": (0, 0)}
+    os.chown(upper / "made", 5, 200008)
+    with pytest.raises(SystemError_, match="Host ID 5 cannot be mapped to a container ID"):
+        write_changes(str(upper), [str(lower)], io.BytesIO(), maps)

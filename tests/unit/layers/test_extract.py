@@ -99,3 +99,52 @@ def test_decompressor_truncated_zstd_is_an_error() -> None:
     d.feed(data[: len(data) // 2])
     with pytest.raises(InvalidParameter, match="zstd"):
         d.finish()
+
+
+def _owned_layer() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, uid, gid, kind in (("srv/app", 1000, 50, tarfile.REGTYPE), ("srv/run", 0, 0, tarfile.SYMTYPE),
+                                     ("srv/.wh.gone", 0, 0, tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.uid, info.gid, info.mode = kind, uid, gid, 0o4755
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "app"
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="extraction chroots: needs root")
+@pytest.mark.parametrize(("file", "mode"), [(True, "plain file"), (False, "stream")])
+def test_extract_with_id_maps_owns_files_as_the_container_sees_them(tmp_path: Path, file: bool, mode: str) -> None:
+    """--userns-remap: container id N is host id 100000+N; the implied /srv and the
+    layer's root belong to the container's root; setuid bits survive the chown."""
+    from berth.layers.extract import encode_id_maps
+
+    maps = encode_id_maps([(0, 100000, 65536)], [(0, 200000, 65536)])
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(_owned_layer())
+    dest = tmp_path / "diff"
+    dest.mkdir()
+    with open(layer, "rb") as f:
+        proc = subprocess.run([sys.executable, "-S", "-m", "berth.layers.extract", str(dest), "", maps],
+                              stdin=f if file else None, input=None if file else layer.read_bytes(),
+                              capture_output=True, env=child_env(), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    owner = {p: (st.st_uid, st.st_gid) for p in ("", "srv", "srv/app", "srv/run", "srv/gone")
+             for st in [os.lstat(dest / p)]}
+    assert owner == {"": (100000, 200000), "srv": (100000, 200000), "srv/app": (101000, 200050),
+                     "srv/run": (100000, 200000), "srv/gone": (100000, 200000)}
+    assert os.lstat(dest / "srv/app").st_mode & 0o7777 == 0o4755
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="extraction chroots: needs root")
+def test_extract_with_id_maps_refuses_an_unmapped_owner(tmp_path: Path) -> None:
+    from berth.layers.extract import encode_id_maps
+
+    proc = subprocess.run([sys.executable, "-S", "-m", "berth.layers.extract", str(tmp_path), "",
+                           encode_id_maps([(0, 100000, 100)], [(0, 100000, 65536)])],
+                          input=_owned_layer(), capture_output=True, env=child_env(), timeout=60)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout.splitlines()[-1]) == {
+        "error": "invalid tar archive: Container ID 1000 cannot be mapped to a host ID"}

@@ -244,3 +244,25 @@ def test_a_map_written_twice_is_refused_with_the_path() -> None:
 
     in_new_userns(write, lambda: None)
     assert len(errors) == 1 and "writing /proc/" in errors[0] and "/uid_map: Operation not permitted" in errors[0]
+
+
+def test_a_remapped_bundle_has_a_new_user_namespace_and_the_maps() -> None:
+    """berthd --userns-remap: the user namespace first (the runtime makes it before the
+    others, after joining the network namespace berthd made), the maps as OCI's."""
+    from berth.runtime import spec
+    from berth.runtime.userns import IdMap, IdMappings, parse_mappings
+
+    maps = IdMappings((IdMap(0, 100000, 65536),), (IdMap(0, 200000, 65536),))
+    config = spec.build_config(spec.BundleRequest(
+        root="rootfs", args=["true"], env=[], cwd="/", uid=0, gid=0, additional_gids=[], hostname="h",
+        terminal=False, network_namespace="/run/berth/netns/x", id_maps=maps))
+    linux = config["linux"]
+    assert linux["namespaces"][0] == {"type": "user"}
+    assert {"type": "network", "path": "/run/berth/netns/x"} in linux["namespaces"]
+    assert linux["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert parse_mappings(linux, user_namespace=True) == maps
+    plain = spec.build_config(spec.BundleRequest(
+        root="rootfs", args=["true"], env=[], cwd="/", uid=0, gid=0, additional_gids=[], hostname="h",
+        terminal=False))
+    assert all(ns["type"] != "user" for ns in plain["linux"]["namespaces"])
+    assert "uidMappings" not in plain["linux"]
