@@ -34,6 +34,7 @@ class DaemonInfo:
     debug: bool
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # `docker info`'s (an API on TCP without client verification)
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ async def info(request: web.Request) -> web.Response:
         "Isolation": "",
         "InitBinary": "",
         "SecurityOptions": [],
-        "Warnings": None,
+        "Warnings": list(ctx.info.warnings) or None,
     })
 
 

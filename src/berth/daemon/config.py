@@ -40,11 +40,37 @@ class DaemonConfig:
     max_concurrent_downloads: int = 3  # layers a pull fetches at once
     max_concurrent_uploads: int = 5  # layers a push sends at once
     authorization_plugins: list[str] = field(default_factory=list)  # docker.authz/1.0 plugins, in order
+    # the API over TCP: None = not said (neither flag nor daemon.json), which a listener
+    # off loopback refuses, as dockerd's "explicit intent" check
+    tls: bool | None = None
+    tlsverify: bool | None = None
+    tlscacert: str = ""  # defaults: ca.pem, cert.pem, key.pem in $DOCKER_CERT_PATH or ~/.docker
+    tlscert: str = ""
+    tlskey: str = ""
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
               "log-level": "log_level", "debug": "debug", "live-restore": "live_restore",
-              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver"}
+              "bridge": "bridge", "storage-driver": "storage_driver", "log-driver": "log_driver",
+              "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
+              "tlskey": "tlskey"}
+_TLS_DEFAULT_HOST = "tcp://localhost:2376"  # dockerd's with --tls and no -H
+
+
+def _go_bool(text: str) -> bool:
+    """A boolean flag's value as Go's strconv.ParseBool reads it (`--tls=false`)."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
+def default_cert_dir() -> str:
+    """Where dockerd looks for ca.pem, cert.pem and key.pem when no --tls* path is
+    given: $DOCKER_CERT_PATH, else $DOCKER_CONFIG, else ~/.docker."""
+    return (os.environ.get("DOCKER_CERT_PATH") or os.environ.get("DOCKER_CONFIG")
+            or os.path.join(os.path.expanduser("~"), ".docker"))
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -74,6 +100,13 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="layers a push uploads at once (default 5)")
     p.add_argument("--authorization-plugin", action="append", dest="authorization_plugins", metavar="PLUGIN",
                    help="authorization plugin to ask about every request (repeatable)")
+    p.add_argument("--tls", nargs="?", const=True, type=_go_bool, metavar="BOOL",
+                   help="use TLS; implied by --tlsverify (--tls=false: plain TCP, on purpose)")
+    p.add_argument("--tlsverify", nargs="?", const=True, type=_go_bool, metavar="BOOL",
+                   help="use TLS and verify the remote (clients need a certificate from --tlscacert)")
+    p.add_argument("--tlscacert", metavar="FILE", help="trust certs signed only by this CA (default ca.pem)")
+    p.add_argument("--tlscert", metavar="FILE", help="path to TLS certificate file (default cert.pem)")
+    p.add_argument("--tlskey", metavar="FILE", help="path to TLS key file (default key.pem)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -83,7 +116,9 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     flags = {"hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
              "pidfile": args.pidfile, "log_level": args.log_level, "debug": args.debug,
              "live_restore": args.live_restore, "bridge": args.bridge,
-             "storage_driver": args.storage_driver, "log_driver": args.log_driver}
+             "storage_driver": args.storage_driver, "log_driver": args.log_driver,
+             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert,
+             "tlscert": args.tlscert, "tlskey": args.tlskey}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if flags[attr] is not None:
@@ -101,12 +136,35 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     config.log_opts = _log_opts(from_file, args.log_opts)
     _registry_options(config, from_file, args)
     config.authorization_plugins = _authorization_plugins(from_file, args.authorization_plugins)
+    _tls_options(config, hosts_given=args.hosts is not None or "hosts" in from_file)
     _check_log_config(config.log_driver, config.log_opts)
     if config.storage_driver not in ("", "overlay2", "vfs"):
         raise ConfigError(f"error initializing graphdriver: driver not supported: {config.storage_driver}")
     config.data_root = os.path.abspath(config.data_root)
     config.exec_root = os.path.abspath(config.exec_root)
     return config
+
+
+def _tls_options(config: DaemonConfig, hosts_given: bool) -> None:
+    """dockerd's rules: --tlsverify (true or false) turns TLS on; --tls alone also
+    verifies clients unless --tlsverify=false; with TLS and no -H the daemon listens
+    on tcp://localhost:2376."""
+    for key in ("tls", "tlsverify"):
+        if getattr(config, key) is not None and not isinstance(getattr(config, key), bool):
+            raise ConfigError(f"{key} in daemon.json must be a boolean")
+    for key in ("tlscacert", "tlscert", "tlskey"):
+        if not isinstance(getattr(config, key), str):
+            raise ConfigError(f"{key} in daemon.json must be a string")
+    if config.tlsverify is not None:
+        config.tls = True
+    elif config.tls is not None:
+        config.tlsverify = config.tls
+    cert_dir = default_cert_dir()
+    config.tlscacert = config.tlscacert or os.path.join(cert_dir, "ca.pem")
+    config.tlscert = config.tlscert or os.path.join(cert_dir, "cert.pem")
+    config.tlskey = config.tlskey or os.path.join(cert_dir, "key.pem")
+    if config.tls and not hosts_given:
+        config.hosts = [_TLS_DEFAULT_HOST]
 
 
 def _authorization_plugins(doc: dict[str, object], flag: list[str] | None) -> list[str]:
