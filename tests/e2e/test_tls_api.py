@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from helpers.cli import Cli, describe
-from helpers.daemon import BERTH, REPO, BerthDaemon, private_daemon
+from helpers.daemon import BERTH, REPO, BerthDaemon, docker_environment, private_daemon
 
 MAKE_CERTS = REPO / "scripts" / "make-certs"
 
@@ -97,7 +97,8 @@ def test_a_client_certificate_from_another_ca_is_refused(tls_daemon: TLSDaemon, 
                                           DOCKER_CERT_PATH=str(mixed)))
     res = docker("create", "--name", name, "busybox")
     assert res.returncode != 0, describe(res)
-    assert "error during connect" in res.stderr, describe(res)
+    # the handshake's alert reaches the client, as from dockerd
+    assert "remote error: tls: unknown certificate authority" in res.stderr, describe(res)
     # and with no client certificate at all
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -105,6 +106,7 @@ def test_a_client_certificate_from_another_ca_is_refused(tls_daemon: TLSDaemon, 
     res = Cli("docker", tls_daemon.env(DOCKER_HOST=tls_daemon.tcp, DOCKER_TLS_VERIFY="1",
                                        DOCKER_CERT_PATH=str(bare)))("create", "--name", name, "busybox")
     assert res.returncode != 0, describe(res)
+    assert "remote error: tls: certificate required" in res.stderr, describe(res)
     # nothing was made
     trusted = Cli("docker", tls_daemon.env(DOCKER_HOST=tls_daemon.tcp, DOCKER_TLS_VERIFY="1",
                                            DOCKER_CERT_PATH=str(tls_daemon.certs)))
@@ -169,7 +171,8 @@ def test_berth_speaks_tls_as_the_docker_cli(tls_daemon: TLSDaemon) -> None:
         "--tlsverify", "--tlscacert", str(c / "ca.pem"), "--tlscert", str(tls_daemon.other / "cert.pem"),
         "--tlskey", str(tls_daemon.other / "key.pem"), "ps")
     assert other.returncode != 0
-    assert "check your TLS client certification settings" in other.stderr, describe(other)
+    assert "check your TLS client certification settings: remote error: tls: unknown certificate authority" in other.stderr, \
+        describe(other)
     # the daemon's certificate is checked too: against another CA it does not verify
     wrong_ca = Cli(str(BERTH), tls_daemon.env(DOCKER_HOST=tls_daemon.tcp))(
         "--tlsverify", "--tlscacert", str(tls_daemon.other / "ca.pem"), "ps")
@@ -206,3 +209,16 @@ def test_a_key_that_is_not_the_certificates_is_refused_at_start(berth_root: Path
     assert "invalid TLS configuration: error reading X509 key pair" in log
     assert "tls: private key does not match public key" in log
 
+
+
+def test_plain_tcp_said_on_purpose_starts_with_warnings(berth_root: Path, berthd: BerthDaemon,
+                                                         busybox_tar: Path) -> None:
+    tcp = f"tcp://127.0.0.1:{_free_port()}"
+    with private_daemon(berth_root, berthd, busybox_tar, "-H", tcp, "--tls=false", prefix="tlsoff") as (daemon, _):
+        docker = Cli("docker", {**docker_environment(daemon, berth_root / f"{daemon.name}-docker-config"),
+                                "DOCKER_HOST": tcp})
+        warnings = docker.ok("info", "-f", "{{json .Warnings}}")
+        assert f"API is accessible on http://{tcp[len('tcp://'):]} without encryption." in warnings
+        log = daemon.log_tail()
+        assert "Binding to IP address without --tlsverify is insecure" in log
+        assert "TLS client verification is off on purpose (--tls=false)" in log

@@ -292,6 +292,11 @@ def client_tls_context(opts: TLSOptions) -> ssl.SSLContext:
     return ctx
 
 
+# OpenSSL's alert names where Go's differ
+_GO_ALERTS = {"unknown ca": "unknown certificate authority", "certificate expired": "expired certificate",
+              "certificate revoked": "revoked certificate", "protocol version": "protocol version not supported"}
+
+
 def _tls_reason(e: OSError) -> str:
     """A TLS failure as Go words it."""
     if isinstance(e, ssl.SSLCertVerificationError):
@@ -301,8 +306,10 @@ def _tls_reason(e: OSError) -> str:
         return "http: server gave HTTP response to HTTPS client"
     if reason.startswith(("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")):
         alert = reason.split("_ALERT_", 1)[1].lower().replace("_", " ")
+        alert = _GO_ALERTS.get(alert, alert)
         text = f"remote error: tls: {alert}"
-        if alert in ("bad certificate", "handshake failure", "unknown ca", "certificate required"):
+        if alert in ("bad certificate", "handshake failure", "unknown certificate authority",
+                     "certificate required"):
             text = ("the server probably has client authentication (--tlsverify) enabled; check your "
                     f"TLS client certification settings: {text}")
         return text
