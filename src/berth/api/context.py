@@ -36,6 +36,7 @@ class DaemonInfo:
     insecure_registries: tuple[str, ...] = ()
     seccomp_profile: str = "builtin"  # --seccomp-profile: "builtin", "unconfined" or the file's path
     security_options: tuple[str, ...] = ()  # `docker info`'s, e.g. "name=userns"
+    warnings: tuple[str, ...] = ()  # `docker info`'s (an API on TCP without client verification)
 
 
 @dataclass(frozen=True)

@@ -170,8 +170,9 @@ async def info(request: web.Request) -> web.Response:
         "Isolation": "",
         "InitBinary": "",
         "SecurityOptions": [f"name=seccomp,profile={ctx.info.seccomp_profile}", *ctx.info.security_options],
-        "Warnings": (None if ctx.info.seccomp_profile == "builtin"
-                     else ["WARNING: daemon is not using the default seccomp profile"]),
+        "Warnings": ([*([] if ctx.info.seccomp_profile == "builtin"
+                        else ["WARNING: daemon is not using the default seccomp profile"]),
+                     *ctx.info.warnings] or None),
     })
 
 

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from berth.cli.streams import is_terminal
-from berth.client.engine import Client, choose_host
+from berth.client.engine import Client, TLSOptions, choose_host
 from berth.stdstream import DetachKeysError, parse_detach_keys
 
 
@@ -25,8 +25,10 @@ class CliExit(Exception):
 
 
 class CliContext:
-    def __init__(self, hosts: list[str] | None = None, debug: bool = False, config: str = "") -> None:
+    def __init__(self, hosts: list[str] | None = None, debug: bool = False, config: str = "",
+                 tls: TLSOptions | None = None) -> None:
         self._hosts = hosts
+        self.tls = tls  # --tls/--tlsverify and their files, for a tcp:// daemon
         self.config = config  # --config: the client's config directory ("" = $DOCKER_CONFIG or ~/.docker)
         self._client: Client | None = None
         self.debug = debug
@@ -38,7 +40,7 @@ class CliContext:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.host)
+            self._client = Client(self.host, self.tls)
         return self._client
 
     def detach_keys(self, flag: str) -> str:

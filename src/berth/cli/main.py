@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from berth.cli.context import CliContext, CliExit
 from berth.cli.flags import PROG, Command, HelpRequested, UsageError, parse_flags, resolve
-from berth.client.engine import CLIENT_VERSION, ClientError
+from berth.client.engine import CLIENT_VERSION, ClientError, tls_options
 
 ROOT_USAGE = f"{PROG} [OPTIONS] COMMAND [ARG...]"
 
@@ -97,7 +97,9 @@ def run(argv: Sequence[str]) -> int:
     except HelpRequested as req:
         _print_help(req)
         return 0
-    cli = CliContext(hosts=glob["host"] or None, debug=glob["debug"], config=glob["config"] or "")
+    tls = tls_options(glob["tls"], glob["tlsverify"] if "tlsverify" in glob.changed else None,
+                      glob["tlscacert"] or "", glob["tlscert"] or "", glob["tlskey"] or "", glob["config"] or "")
+    cli = CliContext(hosts=glob["host"] or None, debug=glob["debug"], config=glob["config"] or "", tls=tls)
     assert cmd.run is not None
     status = cmd.run(cli, flags)
     return int(status or 0)

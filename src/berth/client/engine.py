@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -234,6 +236,87 @@ def parse_host(host: str) -> tuple[str, str | tuple[str, int]]:
 
 
 # --------------------------------------------------------------------------
+# TLS, as the docker CLI sets it up
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """TLS to a tcp:// daemon. `verify`: check the daemon's certificate against `ca`
+    (and its name against the host); `cert`/`key`: the client certificate ("" = none)."""
+
+    verify: bool
+    ca: str
+    cert: str
+    key: str
+
+
+def tls_options(tls: bool, tlsverify: bool | None, ca: str, cert: str, key: str,
+                config_dir: str = "") -> TLSOptions | None:
+    """The docker CLI's rules: --tlsverify (or DOCKER_TLS_VERIFY) implies --tls (as does
+    DOCKER_TLS); the files default to ca.pem, cert.pem and key.pem in $DOCKER_CERT_PATH
+    (else the config directory), and a default client certificate or key that does not
+    exist is left out. `tlsverify` None: not given as a flag."""
+    verify = tlsverify if tlsverify is not None else bool(os.environ.get("DOCKER_TLS_VERIFY"))
+    if not (tls or verify or tlsverify is not None or os.environ.get("DOCKER_TLS")):
+        return None
+    cert_dir = os.environ.get("DOCKER_CERT_PATH") or config_dir or os.environ.get("DOCKER_CONFIG") \
+        or os.path.join(os.path.expanduser("~"), ".docker")
+    if not cert:
+        cert = os.path.join(cert_dir, "cert.pem")
+        cert = cert if os.path.exists(cert) else ""
+    if not key:
+        key = os.path.join(cert_dir, "key.pem")
+        key = key if os.path.exists(key) else ""
+    return TLSOptions(verify, ca or os.path.join(cert_dir, "ca.pem"), cert, key)
+
+
+def client_tls_context(opts: TLSOptions) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if opts.verify:
+        try:
+            ctx.load_verify_locations(cafile=opts.ca)
+        except OSError as e:
+            raise ClientError(f'could not read CA certificate "{opts.ca}": '
+                              f"{(e.strerror or str(e)).lower()}") from None
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if opts.cert or opts.key:
+        try:
+            ctx.load_cert_chain(opts.cert, opts.key)
+        except OSError as e:
+            detail = "private key does not match public key" if getattr(e, "reason", "") == "KEY_VALUES_MISMATCH" \
+                else (e.strerror or str(e)).lower()
+            raise ClientError(f"could not load X509 key pair: {detail}") from None
+    return ctx
+
+
+# OpenSSL's alert names where Go's differ
+_GO_ALERTS = {"unknown ca": "unknown certificate authority", "certificate expired": "expired certificate",
+              "certificate revoked": "revoked certificate", "protocol version": "protocol version not supported"}
+
+
+def _tls_reason(e: OSError) -> str:
+    """A TLS failure as Go words it."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"tls: failed to verify certificate: x509: {e.verify_message}"
+    reason = getattr(e, "reason", None) or ""
+    if reason == "WRONG_VERSION_NUMBER":
+        return "http: server gave HTTP response to HTTPS client"
+    if reason.startswith(("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")):
+        alert = reason.split("_ALERT_", 1)[1].lower().replace("_", " ")
+        alert = _GO_ALERTS.get(alert, alert)
+        text = f"remote error: tls: {alert}"
+        if alert in ("bad certificate", "handshake failure", "unknown certificate authority",
+                     "certificate required"):
+            text = ("the server probably has client authentication (--tlsverify) enabled; check your "
+                    f"TLS client certification settings: {text}")
+        return text
+    return (reason or e.strerror or str(e)).lower().replace("_", " ")
+
+
+# --------------------------------------------------------------------------
 # Sockets
 
 
@@ -258,7 +341,7 @@ class _Conn:
         while b"\r\n\r\n" not in self.buf:
             data = self.sock.recv(65536)
             if not data:
-                raise ClientError("unexpected EOF reading the response from the daemon")
+                raise _EOFBeforeAnswer("unexpected EOF reading the response from the daemon")
             self.buf += data
         head, _, rest = self.buf.partition(b"\r\n\r\n")
         self.buf = rest
@@ -271,6 +354,10 @@ class _Conn:
                 self.sock.close()
             except OSError:
                 pass
+
+
+class _EOFBeforeAnswer(ClientError):
+    """The daemon closed the connection before answering."""
 
 
 class Response:
@@ -341,6 +428,17 @@ class Hijacked:
         self.sock.sendall(data)
 
     def close_write(self) -> None:
+        if isinstance(self.sock, ssl.SSLSocket):
+            # TLS's half close would be its close_notify, but the ssl module sends that
+            # only with unwrap(), which then reads on for the daemon's own and throws away
+            # the output it meets. The TCP half close underneath says the same to berthd
+            # (and to dockerd, whose reader ends at an EOF too); SSLSocket.shutdown would
+            # drop the TLS layer under our reader, so the socket's own is called.
+            try:
+                socket.socket.shutdown(self.sock, socket.SHUT_WR)
+            except OSError:
+                pass
+            return
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -353,9 +451,11 @@ class Hijacked:
 class Client:
     """Engine API client; the API version is negotiated on first use."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, tls: TLSOptions | None = None) -> None:
         self.host = host
         self.proto, self.addr = parse_host(host)
+        self.tls = tls if self.proto == "tcp" else None
+        self._tls_context: ssl.SSLContext | None = None
         self._version: str | None = os.environ.get("DOCKER_API_VERSION") or None
         self.server_os = ""
 
@@ -370,14 +470,33 @@ class Client:
                 assert isinstance(self.addr, tuple)
                 sock = socket.create_connection(self.addr)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.tls is not None:
+                    return self._wrap_tls(sock)
             return sock
         except PermissionError as exc:
             raise DaemonUnreachable(
                 f"permission denied while trying to connect to the berth daemon socket at {self.host}: "
                 f"{exc.strerror.lower() if exc.strerror else exc}"
             ) from None
+        except ssl.SSLError:
+            raise
         except OSError:
             raise DaemonUnreachable(self.unreachable_message()) from None
+
+    def _wrap_tls(self, sock: socket.socket) -> socket.socket:
+        if self._tls_context is None:
+            assert self.tls is not None
+            self._tls_context = client_tls_context(self.tls)
+        assert isinstance(self.addr, tuple)
+        try:
+            return self._tls_context.wrap_socket(sock, server_hostname=self.addr[0])
+        except BaseException:
+            sock.close()
+            raise
+
+    def _url(self, path: str) -> str:
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.addr[0]}:{self.addr[1]}{path}" if self.proto == "tcp" else self.host
 
     def unreachable_message(self) -> str:
         return f"Cannot connect to the berth daemon at {self.host}. Is berthd running?"
@@ -414,7 +533,10 @@ class Client:
     ) -> Response:
         if versioned:
             path = f"/v{self.version}{path}"
-        sock = self._connect()
+        try:
+            sock = self._connect()
+        except ssl.SSLError as exc:  # the TLS handshake
+            raise ClientError(f'error during connect: {method} "{self._url(path)}": {_tls_reason(exc)}') from None
         conn = _Conn(sock)
         host = DUMMY_HOST if self.proto == "unix" else f"{self.addr[0]}:{self.addr[1]}"
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"User-Agent: berth-cli/{CLIENT_VERSION}"]
@@ -442,9 +564,19 @@ class Client:
         except BrokenPipeError:
             # the daemon may have answered early (e.g. an error) and closed
             resp_head = conn.read_head()
+        except _EOFBeforeAnswer:
+            conn.close()
+            if self.tls is None:
+                raise
+            # under TLS 1.3 a refused client certificate shows only now, and asyncio's
+            # server ends the connection without its alert
+            raise ClientError(f'error during connect: {method} "{self._url(path)}": the server probably has '
+                              "client authentication (--tlsverify) enabled; check your TLS client "
+                              "certification settings: EOF") from None
         except OSError as exc:
             conn.close()
-            raise ClientError(f"error during connect: {exc}") from None
+            reason = _tls_reason(exc) if isinstance(exc, ssl.SSLError) else str(exc)
+            raise ClientError(f'error during connect: {method} "{self._url(path)}": {reason}') from None
         return Response(conn, resp_head, method)
 
     # -- requests

@@ -48,6 +48,13 @@ class DaemonConfig:
     no_new_privileges: bool = False  # containers' default for --security-opt no-new-privileges
     default_ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard), -1 unlimited
     userns_remap: str = ""  # "default" or USER[:GROUP]: containers' ids from their /etc/subuid ranges
+    # the API over TCP: None = not said (neither flag nor daemon.json), which a listener
+    # off loopback refuses, as dockerd's "explicit intent" check
+    tls: bool | None = None
+    tlsverify: bool | None = None
+    tlscacert: str = ""  # defaults: ca.pem, cert.pem, key.pem in $DOCKER_CERT_PATH or ~/.docker
+    tlscert: str = ""
+    tlskey: str = ""
 
 
 _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
@@ -56,7 +63,9 @@ _FILE_KEYS = {"hosts": "hosts", "data-root": "data_root", "exec-root": "exec_roo
               "seccomp-profile": "seccomp_profile",
               "signature-policy": "signature_policy",
               "icc": "icc", "userland-proxy": "userland_proxy", "no-new-privileges": "no_new_privileges",
-              "userns-remap": "userns_remap"}
+              "userns-remap": "userns_remap",
+              "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
+              "tlskey": "tlskey"}
 _BOOL_KEYS = ("debug", "live-restore", "icc", "userland-proxy", "no-new-privileges")
 
 
@@ -72,6 +81,16 @@ def _go_bool(text: str) -> bool:
     if text in ("0", "f", "F", "FALSE", "false", "False"):
         return False
     raise argparse.ArgumentTypeError(f'parse error on "{text}": invalid syntax')
+
+
+_TLS_DEFAULT_HOST = "tcp://localhost:2376"  # dockerd's with --tls and no -H
+
+
+def default_cert_dir() -> str:
+    """Where dockerd looks for ca.pem, cert.pem and key.pem when no --tls* path is
+    given: $DOCKER_CERT_PATH, else $DOCKER_CONFIG, else ~/.docker."""
+    return (os.environ.get("DOCKER_CERT_PATH") or os.environ.get("DOCKER_CONFIG")
+            or os.path.join(os.path.expanduser("~"), ".docker"))
 
 
 def parse_args(argv: list[str] | None) -> DaemonConfig:
@@ -116,6 +135,13 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
                    help="default ulimit for containers (repeatable)")
     p.add_argument("--userns-remap", metavar="USER[:GROUP]",
                    help='user/group for user namespaces ("default": the user dockremap, made if need be)')
+    p.add_argument("--tls", nargs="?", const=True, type=_go_bool, metavar="BOOL",
+                   help="use TLS; implied by --tlsverify (--tls=false: plain TCP, on purpose)")
+    p.add_argument("--tlsverify", nargs="?", const=True, type=_go_bool, metavar="BOOL",
+                   help="use TLS and verify the remote (clients need a certificate from --tlscacert)")
+    p.add_argument("--tlscacert", metavar="FILE", help="trust certs signed only by this CA (default ca.pem)")
+    p.add_argument("--tlscert", metavar="FILE", help="path to TLS certificate file (default cert.pem)")
+    p.add_argument("--tlskey", metavar="FILE", help="path to TLS key file (default key.pem)")
     p.add_argument("-v", "--version", action="version", version=f"berthd version {__version__}")
     args = p.parse_args(argv)
     config = DaemonConfig()
@@ -129,7 +155,9 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
              "seccomp_profile": args.seccomp_profile,
              "signature_policy": args.signature_policy,
              "icc": args.icc, "userland_proxy": args.userland_proxy, "no_new_privileges": args.no_new_privileges,
-             "userns_remap": args.userns_remap}
+             "userns_remap": args.userns_remap,
+             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert,
+             "tlscert": args.tlscert, "tlskey": args.tlskey}
     for key, attr in _FILE_KEYS.items():
         if key in from_file:
             if key in _BOOL_KEYS and not isinstance(from_file[key], bool):
@@ -152,6 +180,7 @@ def parse_args(argv: list[str] | None) -> DaemonConfig:
     _registry_options(config, from_file, args)
     config.authorization_plugins = _authorization_plugins(from_file, args.authorization_plugins)
     config.default_ulimits = _default_ulimits(from_file, args.default_ulimits)
+    _tls_options(config, hosts_given=args.hosts is not None or "hosts" in from_file)
     _check_log_config(config.log_driver, config.log_opts)
     _seccomp_profile(config)
     if config.storage_driver not in ("", "overlay2", "vfs"):
@@ -212,6 +241,28 @@ def _default_ulimits(doc: dict[str, object], flags: list[str] | None) -> list[tu
             raise ConfigError(f"default-ulimits in daemon.json: {e}") from None
         out[limit[0]] = limit
     return list(out.values())
+
+
+def _tls_options(config: DaemonConfig, hosts_given: bool) -> None:
+    """dockerd's rules: --tlsverify (true or false) turns TLS on; --tls alone also
+    verifies clients unless --tlsverify=false; with TLS and no -H the daemon listens
+    on tcp://localhost:2376."""
+    for key in ("tls", "tlsverify"):
+        if getattr(config, key) is not None and not isinstance(getattr(config, key), bool):
+            raise ConfigError(f"{key} in daemon.json must be a boolean")
+    for key in ("tlscacert", "tlscert", "tlskey"):
+        if not isinstance(getattr(config, key), str):
+            raise ConfigError(f"{key} in daemon.json must be a string")
+    if config.tlsverify is not None:
+        config.tls = True
+    elif config.tls is not None:
+        config.tlsverify = config.tls
+    cert_dir = default_cert_dir()
+    config.tlscacert = config.tlscacert or os.path.join(cert_dir, "ca.pem")
+    config.tlscert = config.tlscert or os.path.join(cert_dir, "cert.pem")
+    config.tlskey = config.tlskey or os.path.join(cert_dir, "key.pem")
+    if config.tls and not hosts_given:
+        config.hosts = [_TLS_DEFAULT_HOST]
 
 
 def _authorization_plugins(doc: dict[str, object], flag: list[str] | None) -> list[str]:

@@ -14,10 +14,12 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import sys
 
 from aiohttp import web
 
+from berth.daemon import listeners
 from berth.daemon.config import ConfigError, DaemonConfig, parse_args
 
 log = logging.getLogger("berthd")
@@ -54,7 +56,8 @@ def _daemon_id(data_root: str) -> str:
         return value
 
 
-async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
+async def _listen(runner: web.AppRunner, host: str,
+                  tls: ssl.SSLContext | None) -> web.BaseSite:
     if host.startswith("unix://"):
         path = host[len("unix://"):]
         os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
@@ -67,12 +70,14 @@ async def _listen(runner: web.AppRunner, host: str) -> web.BaseSite:
         os.chmod(path, 0o660)
         return site
     if host.startswith("tcp://"):
-        addr = host[len("tcp://"):]
-        h, _, p = addr.rpartition(":")
-        site = web.TCPSite(runner, h.strip("[]") or "127.0.0.1", int(p or 2375), backlog=4096)
-        await site.start()
-        if h not in ("127.0.0.1", "localhost", "[::1]"):
-            log.warning("listening on %s without TLS: anyone who can reach it controls this host", host)
+        addr, port = listeners.split_tcp_host(host)
+        site = (listeners.TLSSite(runner, addr, port, tls, backlog=4096) if tls is not None
+                else web.TCPSite(runner, addr, port, backlog=4096))
+        try:
+            await site.start()
+        except OSError as e:
+            raise ConfigError(f"failed to load listeners: listen tcp {addr}:{port}: bind: "
+                              f"{(e.strerror or str(e)).lower()}") from None
         return site
     raise ConfigError(f"invalid daemon host {host!r}: use unix:///path or tcp://addr:port")
 
@@ -107,6 +112,11 @@ async def run(config: DaemonConfig) -> None:
     from berth.plugins.manager import PluginManager
     from berth.volumes.store import VolumeStore
 
+    # the listeners' configuration is checked before anything is opened or restored
+    tls = listeners.server_tls_context(config)
+    for host in config.hosts:
+        if host.startswith("tcp://"):
+            listeners.check_tcp_host(config, host)
     remap = remapping.setup(config.userns_remap)
     if remap is not None:
         config.data_root = remapping.prepare_data_root(config.data_root, remap)
@@ -168,7 +178,8 @@ async def run(config: DaemonConfig) -> None:
                       registry_mirrors=tuple(config.registry_mirrors),
                       insecure_registries=tuple(config.insecure_registries),
                       seccomp_profile=config.seccomp_profile,
-                      security_options=("name=userns",) if remap else ())
+                      security_options=("name=userns",) if remap else (),
+                      warnings=listeners.api_warnings(config))
     ctx = DaemonContext(info=info, events=events, layers=layers,
                         images=images, volumes=volumes, network=network, containers=containers,
                         execs=containers.execs, builder=builder, distribution=distribution,
@@ -179,7 +190,7 @@ async def run(config: DaemonConfig) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     for host in config.hosts:
-        await _listen(runner, host)
+        await _listen(runner, host, tls)
     os.makedirs(os.path.dirname(config.pidfile) or ".", exist_ok=True)
     with open(config.pidfile + ".tmp", "w") as f:
         f.write(f"{os.getpid()}\n")
