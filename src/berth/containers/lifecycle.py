@@ -287,6 +287,9 @@ class Lifecycle:
         delay = None if self.shutting_down else live.restarts.after_exit(
             c.host_config.restart_policy, exit_code, c.manually_stopped, seconds_since(c.state.started_at))
         async with live.lock:
+            # the waiters of this exit are those already waiting: one that comes while the
+            # exit is handled (a next-exit after a not-running wait saw it exited) waits on
+            waiting, live.exit_waiters = live.exit_waiters, []
             states.move(c, Op.EXIT if delay is None else Op.EXIT_TO_RESTART,
                         State(exit_code=exit_code, started_at=c.state.started_at,
                               finished_at=ended.finished_at or now_rfc3339(), oom_killed=ended.oom_killed))
@@ -303,7 +306,9 @@ class Lifecycle:
             self.mgr.on_event("die", c, {"exitCode": str(exit_code), "execDuration": str(seconds_since(c.state.started_at))})
             # those waiting for the exit hear of it even when the restart policy brings the
             # container back: dockerd's not-running and next-exit conditions end here too
-            self._resolve_exit_waiters(live, exit_code)
+            for f in waiting:
+                if not f.done():
+                    f.set_result(exit_code)
             if delay is not None:
                 live.restarter = self._keep(self._restart_after(c, live, delay))
         if c.host_config.auto_remove and c.id in self.mgr.containers:
